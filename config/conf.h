@@ -1,0 +1,111 @@
+/*
+ * conf.h - the configuration, as plain validated C structs (SPEC §3).
+ *
+ * config/ is the only libconfuse user.  conf_load() parses a file, applies
+ * top-level defaults to every account, expands `~`, validates every rule of
+ * SPEC §3, copies everything into the structs below and frees the parser's
+ * state before it returns.  Nothing here knows about sockets or Maildir.
+ */
+#ifndef POPFETCH_CONF_H
+#define POPFETCH_CONF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "error.h"
+
+enum conf_tls {
+	CONF_TLS_IMPLICIT = 0,
+	CONF_TLS_STARTTLS,
+	CONF_TLS_NONE,
+};
+
+enum conf_auth {
+	CONF_AUTH_AUTO = 0,
+	CONF_AUTH_USER,
+	CONF_AUTH_APOP,
+	CONF_AUTH_PLAIN,
+	CONF_AUTH_SCRAM_SHA_256,
+	CONF_AUTH_XOAUTH2,
+};
+
+struct conf_account {
+	char		*name;
+	char		*host;
+	unsigned	 port;			/* 1..65535; default 995 implicit, else 110 */
+	enum conf_tls	 tls;
+	bool		 tls_verify;
+	char		*tls_ca_file;		/* NULL: system store; `~` expanded */
+	bool		 has_fingerprint;
+	unsigned char	 tls_fingerprint[32];	/* SHA-256 of the DER leaf cert */
+	char		*user;
+	char		*password;		/* secret; NULL when not set */
+	char		*password_command;	/* NULL when not set */
+	enum conf_auth	 auth;
+	bool		 allow_plaintext_password;
+	char		*maildir;		/* `~` expanded */
+	bool		 delete;
+	unsigned	 delete_after_days;
+	uint64_t	 max_size;		/* bytes, 0 = no limit */
+	unsigned	 max_messages;		/* 0 = no limit */
+	bool		 received_header;
+	bool		 enabled;
+	unsigned	 timeout;		/* seconds, connect and each read */
+};
+
+struct conf {
+	char			*path;		/* the file that was read */
+	char			*state_dir;	/* `~` expanded */
+	unsigned		 timeout;
+	size_t			 naccounts;
+	struct conf_account	*accounts;	/* in config order */
+};
+
+/*
+ * Find the configuration file (SPEC §2, §7): `explicit_path` (from -c) if
+ * not NULL, else $POPFETCH_CONFIG, else $XDG_CONFIG_HOME/popfetch/config
+ * (an empty XDG_CONFIG_HOME counts as unset; default ~/.config), else
+ * /etc/popfetch.conf.  A file named by -c or $POPFETCH_CONFIG must exist.
+ * On success *path_r is a newly allocated path (caller frees) and 0 is
+ * returned; otherwise -1 with err set to PF_FAIL_CONFIG.
+ */
+int	conf_locate(const char *explicit_path, char **path_r,
+	    struct pf_error *err);
+
+/*
+ * Parse and validate `path`.  On success *conf_r is a new struct conf (free
+ * with conf_free) and 0 is returned.  On any error -1 is returned with err
+ * set to PF_FAIL_CONFIG and a message of the form "FILE:LINE: ..." (the line
+ * wherever libconfuse knows it), naming the account and the option.
+ * Also refuses (PF_FAIL_CONFIG) a file holding a `password` that is group-
+ * or world-readable ("run: chmod 600 FILE") or owned by another user
+ * ("run: chown USER FILE").
+ */
+int	conf_load(const char *path, struct conf **conf_r, struct pf_error *err);
+
+/* Free a configuration (wiping passwords) and set *conf to NULL. */
+void	conf_free(struct conf **conf);
+
+/* The account named `name`, or NULL.  Borrowed pointer into conf. */
+const struct conf_account *conf_account_find(const struct conf *conf,
+	    const char *name);
+
+/* "implicit", "starttls", "none". */
+const char *conf_tls_name(enum conf_tls tls);
+/* "auto", "user", "apop", "plain", "scram-sha-256", "xoauth2". */
+const char *conf_auth_name(enum conf_auth auth);
+
+/*
+ * Parse a fingerprint in the form `tls_fingerprint` accepts: SHA-256 in hex,
+ * colons optional, any case, optional "sha256:" prefix.  Returns 0 and fills
+ * out[32], or -1 if malformed.
+ */
+int	conf_parse_fingerprint(const char *text, unsigned char out[32]);
+
+/*
+ * Expand a leading "~" or "~/" to $HOME (or the passwd entry).  Returns a
+ * newly allocated string (caller frees).
+ */
+char	*conf_expand_tilde(const char *path);
+
+#endif
