@@ -108,4 +108,7 @@ int	conf_parse_fingerprint(const char *text, unsigned char out[32]);
  */
 char	*conf_expand_tilde(const char *path);
 
+/* The libconfuse version in use, for --version ("3.3"). */
+const char *conf_library_version(void);
+
 #endif

@@ -1,0 +1,497 @@
+/*
+ * cli.c - the command line (SPEC §2).
+ *
+ *   popfetch [GLOBAL OPTIONS] [fetch] [-a NAME]... [-n] [-j N] [--progress|--no-progress]
+ *   popfetch [GLOBAL OPTIONS] check  [-a NAME]...
+ *   popfetch [GLOBAL OPTIONS] status [-a NAME]... [--json]
+ *   popfetch [GLOBAL OPTIONS] accounts
+ *   popfetch --help | --version
+ *
+ * Options may stand anywhere (GNU getopt permutes), so `popfetch -a work
+ * fetch -v` and `popfetch fetch -v -a work` mean the same.  The command is
+ * the first operand.  Usage errors are 64 with a one-line hint; a bad or
+ * missing configuration, or an unknown account, is 78.
+ *
+ * With several accounts, every one is attempted; the exit code is that of
+ * the first failed account in config order (SPEC §4).  `-j N` runs up to N
+ * accounts at once, each in its own process, so each keeps its own lock and
+ * its own protocol state; log lines are single write(2)s and never
+ * interleave.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "conf.h"
+#include "crypto.h"
+#include "error.h"
+#include "log.h"
+#include "run.h"
+#include "seen.h"
+#include "xmalloc.h"
+
+enum command {
+	CMD_FETCH,
+	CMD_CHECK,
+	CMD_STATUS,
+	CMD_ACCOUNTS,
+};
+
+static const char *const command_names[] = {
+	[CMD_FETCH] = "fetch",
+	[CMD_CHECK] = "check",
+	[CMD_STATUS] = "status",
+	[CMD_ACCOUNTS] = "accounts",
+};
+
+/* Long-only options. */
+enum {
+	OPT_SYSLOG = 256,
+	OPT_PROGRESS,
+	OPT_NO_PROGRESS,
+	OPT_JSON,
+};
+
+struct cli {
+	enum command	 command;
+	const char	*config_path;
+	int		 verbose;
+	bool		 quiet;
+	bool		 use_syslog;
+	char		**accounts;	/* -a NAME, in the order given */
+	size_t		 naccounts;
+	bool		 dry_run;
+	long		 jobs;
+	int		 progress;	/* -1 auto, 0 off, 1 on */
+	bool		 json;
+	/* which command-specific options were given, for the usage check */
+	bool		 seen_account, seen_dry_run, seen_jobs, seen_progress,
+			 seen_json;
+};
+
+static void
+usage_hint(void)
+{
+	fprintf(stderr, "Try 'popfetch --help' for more information.\n");
+}
+
+/* A usage error: one line saying what is wrong, one line of hint; 64. */
+static int __attribute__((format(printf, 1, 2)))
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("popfetch: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage_hint();
+	return 64;
+}
+
+static void
+print_help(void)
+{
+	fputs(
+"Usage: popfetch [OPTIONS] [COMMAND] [COMMAND OPTIONS]\n"
+"Fetch mail from POP3 mailboxes into Maildir folders.\n"
+"\n"
+"Commands:\n"
+"  fetch            fetch new mail from every enabled account (the default)\n"
+"  check            connect, verify TLS, log in; show capabilities and STAT\n"
+"  status           show the seen-list and last run of each account\n"
+"  accounts         list the configured accounts\n"
+"\n"
+"Global options:\n"
+"  -c, --config FILE   read FILE instead of the default configuration\n"
+"  -v, --verbose       per-message lines; twice: protocol trace (secrets masked)\n"
+"  -q, --quiet         print errors only\n"
+"      --syslog        log to syslog (facility mail) instead of stderr\n"
+"  -h, --help          show this help and exit\n"
+"  -V, --version       show the version and library versions and exit\n"
+"\n"
+"Command options:\n"
+"  -a, --account NAME  only this account (may be repeated; fetch, check, status)\n"
+"  -n, --dry-run       fetch: list what would be fetched, skipped or deleted;\n"
+"                      write nothing\n"
+"  -j, --jobs N        fetch: fetch up to N accounts at the same time\n"
+"      --progress      fetch: draw a progress line even without a terminal\n"
+"      --no-progress   fetch: never draw a progress line\n"
+"      --json          status: print a JSON array\n"
+"\n"
+"Configuration: -c FILE, else $POPFETCH_CONFIG, else\n"
+"$XDG_CONFIG_HOME/popfetch/config (~/.config/popfetch/config), else\n"
+"/etc/popfetch.conf.  See popfetch(1) and popfetch.conf(5).\n"
+"\n"
+"Exit codes: 0 ok, 64 usage, 69 TLS, 70 internal, 74 local I/O,\n"
+"75 temporary, 76 protocol, 77 authentication, 78 configuration.\n",
+	    stdout);
+}
+
+static void
+print_version(void)
+{
+	printf("popfetch %s\n", PACKAGE_VERSION);
+	printf("%s\n", crypto_library_version());
+	printf("SQLite %s\n", seen_library_version());
+	printf("libConfuse %s\n", conf_library_version());
+}
+
+static int
+parse_command(const char *word, enum command *cmd_r)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(command_names) / sizeof(command_names[0]); i++) {
+		if (strcmp(word, command_names[i]) == 0) {
+			*cmd_r = (enum command)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Parse argv into *cli.  Returns -1 on success, or an exit code to return
+ * at once (0 after --help/--version, 64 on a usage error).
+ */
+static int
+parse_args(int argc, char *argv[], struct cli *cli)
+{
+	static const struct option longopts[] = {
+		{ "config",	required_argument,	NULL, 'c' },
+		{ "verbose",	no_argument,		NULL, 'v' },
+		{ "quiet",	no_argument,		NULL, 'q' },
+		{ "syslog",	no_argument,		NULL, OPT_SYSLOG },
+		{ "account",	required_argument,	NULL, 'a' },
+		{ "dry-run",	no_argument,		NULL, 'n' },
+		{ "jobs",	required_argument,	NULL, 'j' },
+		{ "progress",	no_argument,		NULL, OPT_PROGRESS },
+		{ "no-progress", no_argument,		NULL, OPT_NO_PROGRESS },
+		{ "json",	no_argument,		NULL, OPT_JSON },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ "version",	no_argument,		NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	bool help = false, version = false;
+	char *end;
+	int ch;
+
+	opterr = 0;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, ":c:vqa:nj:hV", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			cli->config_path = optarg;
+			break;
+		case 'v':
+			cli->verbose++;
+			break;
+		case 'q':
+			cli->quiet = true;
+			break;
+		case OPT_SYSLOG:
+			cli->use_syslog = true;
+			break;
+		case 'a':
+			cli->accounts = xreallocarray(cli->accounts,
+			    cli->naccounts + 1, sizeof(*cli->accounts));
+			cli->accounts[cli->naccounts++] = optarg;
+			cli->seen_account = true;
+			break;
+		case 'n':
+			cli->dry_run = true;
+			cli->seen_dry_run = true;
+			break;
+		case 'j':
+			errno = 0;
+			cli->jobs = strtol(optarg, &end, 10);
+			if (errno != 0 || *optarg == '\0' || *end != '\0' ||
+			    cli->jobs < 1 || cli->jobs > 1024)
+				return usage_error("invalid number of jobs '%s' "
+				    "(expected 1 to 1024)", optarg);
+			cli->seen_jobs = true;
+			break;
+		case OPT_PROGRESS:
+			cli->progress = 1;
+			cli->seen_progress = true;
+			break;
+		case OPT_NO_PROGRESS:
+			cli->progress = 0;
+			cli->seen_progress = true;
+			break;
+		case OPT_JSON:
+			cli->json = true;
+			cli->seen_json = true;
+			break;
+		case 'h':
+			help = true;
+			break;
+		case 'V':
+			version = true;
+			break;
+		case ':':
+			if (optopt != 0)
+				return usage_error("option '-%c' needs an "
+				    "argument", optopt);
+			return usage_error("option '%s' needs an argument",
+			    argv[optind - 1]);
+		case '?':
+		default:
+			if (optopt != 0)
+				return usage_error("unknown option '-%c'",
+				    optopt);
+			return usage_error("unknown option '%s'",
+			    argv[optind - 1]);
+		}
+	}
+	if (help) {
+		print_help();
+		return 0;
+	}
+	if (version) {
+		print_version();
+		return 0;
+	}
+	if (optind < argc) {
+		if (parse_command(argv[optind], &cli->command) == -1)
+			return usage_error("unknown command '%s' (expected "
+			    "fetch, check, status or accounts)", argv[optind]);
+		optind++;
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (cli->verbose > 0 && cli->quiet)
+		return usage_error("--verbose and --quiet exclude each other");
+
+	/* Command options that make no sense for the chosen command. */
+	if (cli->seen_account && cli->command == CMD_ACCOUNTS)
+		return usage_error("--account does not apply to 'accounts'");
+	if ((cli->seen_dry_run || cli->seen_jobs || cli->seen_progress) &&
+	    cli->command != CMD_FETCH)
+		return usage_error("--dry-run, --jobs and --progress apply "
+		    "only to 'fetch'");
+	if (cli->seen_json && cli->command != CMD_STATUS)
+		return usage_error("--json applies only to 'status'");
+	return -1;
+}
+
+/*
+ * The accounts to work on, in config order: those named with -a (each must
+ * exist), else, for fetch and check, every enabled account, and for status
+ * every account.  Returns 0 and a new array of borrowed pointers, or 78.
+ */
+static int
+select_accounts(const struct cli *cli, const struct conf *conf,
+    const struct conf_account ***sel_r, size_t *n_r)
+{
+	const struct conf_account **sel;
+	size_t i, j, n = 0;
+
+	for (i = 0; i < cli->naccounts; i++) {
+		if (conf_account_find(conf, cli->accounts[i]) == NULL) {
+			log_errx("%s: no account named '%s'", conf->path,
+			    cli->accounts[i]);
+			return 78;
+		}
+	}
+	sel = xcalloc(conf->naccounts + 1, sizeof(*sel));
+	for (i = 0; i < conf->naccounts; i++) {
+		const struct conf_account *a = &conf->accounts[i];
+		bool want;
+
+		if (cli->naccounts > 0) {
+			want = false;
+			for (j = 0; j < cli->naccounts; j++)
+				if (strcmp(cli->accounts[j], a->name) == 0)
+					want = true;
+		} else
+			want = a->enabled || cli->command == CMD_STATUS;
+		if (want)
+			sel[n++] = a;
+	}
+	*sel_r = sel;
+	*n_r = n;
+	return 0;
+}
+
+/* The SPEC §4 rule: the code of the first failed account in config order. */
+static int
+first_failure(const int *codes, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (codes[i] != 0)
+			return codes[i];
+	return 0;
+}
+
+/*
+ * Fetch the selected accounts, up to `jobs` at once.  Each parallel account
+ * runs in a child process; its exit status is its account's exit code.
+ */
+static int
+fetch_accounts(const struct conf *conf, const struct conf_account **sel,
+    size_t n, long jobs, const struct run_options *opts)
+{
+	pid_t *pids;
+	int *codes, code, status;
+	size_t i, next = 0, running = 0;
+
+	codes = xcalloc(n + 1, sizeof(*codes));
+	if (jobs <= 1 || n <= 1) {
+		for (i = 0; i < n; i++)
+			codes[i] = run_fetch(conf, sel[i], opts);
+		code = first_failure(codes, n);
+		free(codes);
+		return code;
+	}
+
+	pids = xcalloc(n, sizeof(*pids));
+	while (next < n || running > 0) {
+		if (next < n && running < (size_t)jobs) {
+			pid_t pid;
+
+			fflush(NULL);
+			if ((pid = fork()) == -1) {
+				log_warn("fork");
+				codes[next++] = 70;
+				continue;
+			}
+			if (pid == 0)
+				_exit(run_fetch(conf, sel[next], opts));
+			pids[next++] = pid;
+			running++;
+			continue;
+		}
+		pid_t done = waitpid(-1, &status, 0);
+		if (done == -1) {
+			if (errno == EINTR)
+				continue;
+			log_warn("waitpid");
+			break;
+		}
+		for (i = 0; i < next; i++) {
+			if (pids[i] != done)
+				continue;
+			if (WIFEXITED(status))
+				codes[i] = WEXITSTATUS(status);
+			else {
+				log_errx("%s: killed by signal %d",
+				    sel[i]->name, WTERMSIG(status));
+				codes[i] = 70;
+			}
+			pids[i] = 0;
+			running--;
+		}
+	}
+	code = first_failure(codes, n);
+	free(pids);
+	free(codes);
+	return code;
+}
+
+static int
+cmd_accounts(const struct conf *conf)
+{
+	size_t i;
+
+	for (i = 0; i < conf->naccounts; i++) {
+		const struct conf_account *a = &conf->accounts[i];
+
+		printf("%s %s@%s:%u %s %s\n", a->name, a->user, a->host,
+		    a->port, conf_tls_name(a->tls), a->maildir);
+	}
+	return fflush(stdout) == 0 ? 0 : 74;
+}
+
+int
+cli_main(int argc, char *argv[])
+{
+	struct cli cli = { .command = CMD_FETCH, .jobs = 1, .progress = -1 };
+	const struct conf_account **sel = NULL;
+	struct conf *conf = NULL;
+	struct pf_error err;
+	char *path = NULL;
+	size_t i, n = 0;
+	int code, *codes = NULL;
+
+	pf_error_clear(&err);
+	signal(SIGPIPE, SIG_IGN);
+	if ((code = parse_args(argc, argv, &cli)) != -1)
+		goto done;
+	log_init(cli.quiet ? -1 : cli.verbose, cli.use_syslog);
+
+	if (conf_locate(cli.config_path, &path, &err) == -1 ||
+	    conf_load(path, &conf, &err) == -1) {
+		char buf[PF_ERROR_WHAT_MAX + PF_ERROR_SERVER_MAX];
+
+		log_errx("%s", pf_error_format(&err, buf, sizeof(buf)));
+		code = pf_exit_code(err.category);
+		goto done;
+	}
+	if (cli.command == CMD_ACCOUNTS) {
+		code = cmd_accounts(conf);
+		goto done;
+	}
+	if ((code = select_accounts(&cli, conf, &sel, &n)) != 0)
+		goto done;
+
+	switch (cli.command) {
+	case CMD_FETCH: {
+		struct run_options opts = {
+			.dry_run = cli.dry_run,
+			.progress = cli.progress == -1 ?
+			    (!cli.use_syslog && !cli.quiet &&
+			     isatty(STDERR_FILENO)) : cli.progress == 1,
+		};
+		code = fetch_accounts(conf, sel, n, cli.jobs, &opts);
+		break;
+	}
+	case CMD_CHECK:
+		codes = xcalloc(n + 1, sizeof(*codes));
+		for (i = 0; i < n; i++) {
+			if (i > 0)
+				putchar('\n');
+			codes[i] = run_check(conf, sel[i], stdout);
+		}
+		code = first_failure(codes, n);
+		break;
+	case CMD_STATUS:
+		codes = xcalloc(n + 1, sizeof(*codes));
+		if (cli.json)
+			fputs("[", stdout);
+		for (i = 0; i < n; i++)
+			codes[i] = run_status(conf, sel[i], cli.json, i == 0,
+			    stdout);
+		if (cli.json)
+			fputs(n > 0 ? "\n]\n" : "]\n", stdout);
+		code = first_failure(codes, n);
+		break;
+	case CMD_ACCOUNTS:
+		break;
+	}
+	if (fflush(stdout) != 0 && code == 0)
+		code = 74;
+done:
+	free(codes);
+	free(sel);
+	free(cli.accounts);
+	free(path);
+	conf_free(&conf);
+	return code;
+}

@@ -1,0 +1,12 @@
+/*
+ * cli.h - the command line (SPEC §2): parse arguments, load the
+ * configuration, pick the accounts and run the command, and turn the
+ * outcome into one exit code (SPEC §4).
+ */
+#ifndef POPFETCH_CLI_H
+#define POPFETCH_CLI_H
+
+/* Run popfetch with these arguments; returns the process exit code. */
+int	cli_main(int argc, char *argv[]);
+
+#endif

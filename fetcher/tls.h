@@ -1,0 +1,89 @@
+/*
+ * tls.h - the TLS client layer under net.c (RFC 8446, RFC 5246; RFC 8314 for
+ * implicit TLS, RFC 2595 for STLS).  tls.c is the only OpenSSL user for TLS;
+ * this header shows none of it (struct tls is opaque, as in mpop's mtls.h).
+ *
+ * The layer never waits: it works on a non-blocking socket, and every call
+ * that would block returns TLS_WANT_READ or TLS_WANT_WRITE.  The caller
+ * (net.c) then polls the socket with its deadline and repeats the same call.
+ * So every timeout and every poll(2) lives in net.c.
+ *
+ * Writes go through a private socket BIO that uses send(2) with
+ * MSG_NOSIGNAL, so a peer that has gone away gives EPIPE, never SIGPIPE, and
+ * the process-wide SIGPIPE disposition is left alone.
+ */
+#ifndef POPFETCH_TLS_H
+#define POPFETCH_TLS_H
+
+#include <sys/types.h>
+
+#include "error.h"
+#include "net.h"	/* struct tls_settings, struct tls_info */
+
+struct tls;
+
+/* Results of tls_handshake, tls_read and tls_write besides success. */
+#define TLS_ERROR	(-1)	/* failed; err is set */
+#define TLS_WANT_READ	(-2)	/* wait until the socket is readable, then call again */
+#define TLS_WANT_WRITE	(-3)	/* wait until the socket is writable, then call again */
+
+/*
+ * Prepare a TLS client session on the connected, non-blocking socket fd,
+ * with its own SSL_CTX built from *ts: TLS 1.2 minimum, SNI = ts->host
+ * (not for IP literals), chain and host-name verification with OpenSSL's own
+ * checks (CA file ts->ca_file, else the system store) unless ts->verify is
+ * false; with ts->has_fingerprint, no chain or name check but a SHA-256 pin
+ * of the leaf, checked in tls_handshake.  The fd stays owned by the caller
+ * (tls_free does not close it); *ts is copied, nothing of it is kept.
+ * Returns the new session (free with tls_free), or NULL with err set:
+ * PF_FAIL_CONFIG if ts->ca_file cannot be loaded, PF_FAIL_TLS otherwise.
+ */
+struct tls	*tls_new(int fd, const struct tls_settings *ts,
+		    struct pf_error *err);
+
+/*
+ * Drive the client handshake.  Returns 0 once it is complete and the peer
+ * accepted (certificate chain and name verified, or fingerprint matched),
+ * TLS_WANT_READ / TLS_WANT_WRITE to be called again, or TLS_ERROR with err
+ * set: PF_FAIL_TLS with the reason in words ("certificate verify failed:
+ * certificate has expired", "host name mismatch: certificate is for
+ * localhost, 127.0.0.1", "certificate fingerprint mismatch: server presented
+ * sha256:..."), PF_FAIL_TEMP if the connection dropped during the handshake.
+ */
+int		 tls_handshake(struct tls *t, struct pf_error *err);
+
+/*
+ * Read up to len bytes of application data.  Returns > 0 bytes, 0 at end of
+ * stream (close_notify, and also a TCP close without close_notify: the POP3
+ * layer, which knows where messages end, decides whether that was early),
+ * TLS_WANT_READ / TLS_WANT_WRITE, or TLS_ERROR with err set: PF_FAIL_TEMP
+ * for a socket error such as a reset, PF_FAIL_TLS for a TLS protocol error.
+ */
+ssize_t		 tls_read(struct tls *t, void *buf, size_t len,
+		    struct pf_error *err);
+
+/*
+ * Write up to len (> 0) bytes; may write fewer (partial writes are enabled,
+ * and the buffer may move between calls).  Returns the count written (> 0),
+ * TLS_WANT_READ / TLS_WANT_WRITE, or TLS_ERROR with err set (PF_FAIL_TEMP
+ * for a socket error, PF_FAIL_TLS for a TLS protocol error).
+ */
+ssize_t		 tls_write(struct tls *t, const void *buf, size_t len,
+		    struct pf_error *err);
+
+/*
+ * Describe the established session: protocol version, cipher and the
+ * "sha256:AA:BB:..." fingerprint of the peer's leaf certificate (the form
+ * `openssl x509 -fingerprint -sha256` prints, with our prefix).  Fields are
+ * "" if the handshake has not completed.
+ */
+void		 tls_describe(const struct tls *t, struct tls_info *info);
+
+/*
+ * Send close_notify once, without waiting for anything (best effort), free
+ * the session and its SSL_CTX, and set *t to NULL.  Does not close the fd.
+ * NULL and *t == NULL are accepted.
+ */
+void		 tls_free(struct tls **t);
+
+#endif
