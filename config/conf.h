@@ -75,11 +75,13 @@ int	conf_locate(const char *explicit_path, char **path_r,
 /*
  * Parse and validate `path`.  On success *conf_r is a new struct conf (free
  * with conf_free) and 0 is returned.  On any error -1 is returned with err
- * set to PF_FAIL_CONFIG and a message of the form "FILE:LINE: ..." (the line
- * wherever libconfuse knows it), naming the account and the option.
+ * set to PF_FAIL_CONFIG and a message of the form
+ *     "FILE:LINE: account NAME: option OPT: problem"
+ * (the line wherever it is known, the account and option where they apply).
  * Also refuses (PF_FAIL_CONFIG) a file holding a `password` that is group-
- * or world-readable ("run: chmod 600 FILE") or owned by another user
- * ("run: chown USER FILE").
+ * or world-accessible ("run: chmod 600 FILE") or owned by another user
+ * ("run: chown USER FILE"), checked on the opened file.  A file without
+ * any account is valid.  Not reentrant: libconfuse's lexer is global.
  */
 int	conf_load(const char *path, struct conf **conf_r, struct pf_error *err);
 
@@ -103,8 +105,10 @@ const char *conf_auth_name(enum conf_auth auth);
 int	conf_parse_fingerprint(const char *text, unsigned char out[32]);
 
 /*
- * Expand a leading "~" or "~/" to $HOME (or the passwd entry).  Returns a
- * newly allocated string (caller frees).
+ * Expand a leading "~" or "~/" to $HOME (or, if HOME is unset or empty, the
+ * passwd entry of the effective uid) and "~user" to that user's home.
+ * Returns a newly allocated string (caller frees); when there is nothing to
+ * expand to (unknown user, no home), the copy still starts with "~".
  */
 char	*conf_expand_tilde(const char *path);
 

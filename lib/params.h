@@ -46,7 +46,66 @@
 /* SQLite busy timeout in milliseconds. */
 #define SEEN_BUSY_TIMEOUT_MS	5000
 
+/* ---- store/ (Maildir, seen-list, lock) ---- */
+
+/* Runs kept per mailbox in the state database: `status` shows the last one;
+ * a few more help debugging without letting the table grow forever. */
+#define SEEN_RUN_HISTORY	10
+
+/* Maildir write buffer: message data reaches write(2) in chunks this large,
+ * so a big message costs few system calls. */
+#define MAILDIR_WRITE_BUF	(64 * 1024)
+
+/* A file in a Maildir's tmp/ that no live popfetch owns is removed once it
+ * is this old (seconds): the Maildir spec (cr.yp.to/proto/maildir.html)
+ * says tmp/ files untouched for 36 hours are garbage. */
+#define MAILDIR_TMP_STALE	(36 * 60 * 60)
+
+/* Longest escaped host name we put in a Maildir file name, so that the whole
+ * name stays far below NAME_MAX (255) on every file system. */
+#define MAILDIR_HOST_MAX	100
+
 /* Largest config value for `timeout`, seconds (one day). */
 #define CONF_TIMEOUT_MAX	86400
+
+/* Largest configuration file we read: a real one is a few KB, so anything
+ * near this is a mistake (or /dev/zero), refused rather than slurped. */
+#define CONF_FILE_MAX		(1024 * 1024)
+
+/* Longest account name: it ends up in log lines, lock and state names. */
+#define CONF_ACCOUNT_NAME_MAX	64
+
+/* Largest `delete_after_days` (100 years): keeps N * 86400 seconds far
+ * inside a 64-bit time_t and any 32-bit unsigned day count. */
+#define CONF_DELETE_AFTER_DAYS_MAX	36500
+
+/* Most of password_command's output we keep (SPEC §7: its first line is the
+ * secret).  Passwords and OAuth2 access tokens are far smaller; the rest of
+ * the output is read and thrown away so the command can finish. */
+#define SECRET_OUTPUT_MAX	(64 * 1024)
+
+/* ---- POP3 session (fetcher/pop3.c) ---- */
+
+/* Longest command line we send, CRLF included.  RFC 2449 §4 limits commands
+ * to 255 octets, but SASL client responses (RFC 5034 §4) are not commands
+ * and carry OAuth2 bearer tokens of a few KiB (Microsoft's JWTs). */
+#define POP3_SEND_MAX		16384
+
+/* RFC 2449 §4: a command line is at most 255 octets with CRLF; RFC 5034 §4
+ * forbids an AUTH initial response that would exceed it. */
+#define POP3_CMD_LINE_MAX	255
+
+/* Most capability lines we keep from CAPA (RFC 2449 §5).  Real servers send
+ * about a dozen; a never-ending list is a protocol error (76). */
+#define POP3_CAPA_LINES_MAX	256
+
+/* Highest message number and most lines in a UIDL or LIST reply.  A million
+ * messages is far beyond any real POP3 maildrop, and the cap bounds the
+ * memory a hostile server can make the listing take. */
+#define POP3_MESSAGES_MAX	1000000
+
+/* Longest APOP timestamp we keep from the greeting (RFC 1939 §7: an RFC 822
+ * msg-id, e.g. <1896.697170952@dbc.mtview.ca.us>). */
+#define POP3_APOP_TIMESTAMP_MAX	256
 
 #endif

@@ -1,0 +1,1468 @@
+/*
+ * conf.c - the configuration file (SPEC §3): libconfuse in, plain structs out.
+ *
+ * This is the only libconfuse user.  How it is put together:
+ *
+ *  - Every scalar option is a libconfuse string with CFGF_NODEFAULT, both at
+ *    the top level and inside `account NAME { }`.  "Set in this scope" is
+ *    then simply cfg_size() > 0, and typing, ranges, defaults and top-level
+ *    inheritance all live in our own table (opt_table) instead of being
+ *    split between libconfuse's macros and our code.
+ *  - One parse callback (opt_parse_cb) checks each value while libconfuse
+ *    still knows its line, and records that line, so that the checks that
+ *    need the whole file (a top-level default may follow the accounts) can
+ *    cite it later.
+ *  - Every libconfuse message goes through conf_errfunc, so all errors read
+ *    "FILE:LINE: account NAME: option OPT: problem" (parts left out where
+ *    they do not apply).  The first error wins.
+ *  - Before libconfuse sees the text, conf_scan() looks for what its lexer
+ *    would silently mangle: a NUL byte, raw or from a "\0"/"\x00" escape,
+ *    cuts a string short (a password must not be silently truncated), and
+ *    an unterminated string is reported at the line where it starts.
+ *
+ * libconfuse gives callbacks no user pointer and its lexer is a global flex
+ * scanner, so the parse in progress lives in the file-level `parse`:
+ * conf_load() is not reentrant (it runs once, before any -j fork).
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <confuse.h>
+
+#include "conf.h"
+#include "error.h"
+#include "params.h"
+#include "xmalloc.h"
+
+#define CONF_SYSTEM_PATH	"/etc/popfetch.conf"
+#define CONF_DEFAULT_TIMEOUT	60
+#define CONF_PORT_POP3S		995
+#define CONF_PORT_POP3		110
+
+/* How an option's text is checked and converted. */
+enum opt_kind {
+	KIND_TEXT,		/* printable text: host, user */
+	KIND_PATH,		/* printable text, `~` expanded */
+	KIND_COMMAND,		/* password_command: also tab and newline */
+	KIND_SECRET,		/* password: anything but CR, LF (and NUL) */
+	KIND_NUMBER,		/* decimal, def->min..def->max */
+	KIND_BOOL,
+	KIND_TLS,
+	KIND_AUTH,
+	KIND_FINGERPRINT,
+};
+
+#define SCOPE_TOP	0x1	/* may stand at the top level */
+#define SCOPE_ACCOUNT	0x2	/* may stand inside account { } */
+
+enum opt_id {
+	OPT_STATE_DIR,
+	OPT_TIMEOUT,
+	OPT_HOST,
+	OPT_PORT,
+	OPT_TLS,
+	OPT_TLS_VERIFY,
+	OPT_TLS_CA_FILE,
+	OPT_TLS_FINGERPRINT,
+	OPT_USER,
+	OPT_PASSWORD,
+	OPT_PASSWORD_COMMAND,
+	OPT_AUTH,
+	OPT_ALLOW_PLAINTEXT,
+	OPT_MAILDIR,
+	OPT_DELETE,
+	OPT_DELETE_AFTER_DAYS,
+	OPT_MAX_SIZE,
+	OPT_MAX_MESSAGES,
+	OPT_RECEIVED_HEADER,
+	OPT_ENABLED,
+	OPT_COUNT
+};
+
+struct opt_def {
+	const char	*name;
+	enum opt_kind	 kind;
+	unsigned	 scope;
+	uint64_t	 min, max;	/* KIND_NUMBER only */
+};
+
+#define BOTH	(SCOPE_TOP | SCOPE_ACCOUNT)
+
+/* SPEC §3: every key, where it may stand, and its range. */
+static const struct opt_def opt_table[OPT_COUNT] = {
+	[OPT_STATE_DIR] =	{ "state_dir", KIND_PATH, SCOPE_TOP, 0, 0 },
+	[OPT_TIMEOUT] =		{ "timeout", KIND_NUMBER, BOTH, 1, CONF_TIMEOUT_MAX },
+	[OPT_HOST] =		{ "host", KIND_TEXT, SCOPE_ACCOUNT, 0, 0 },
+	[OPT_PORT] =		{ "port", KIND_NUMBER, BOTH, 1, 65535 },
+	[OPT_TLS] =		{ "tls", KIND_TLS, BOTH, 0, 0 },
+	[OPT_TLS_VERIFY] =	{ "tls_verify", KIND_BOOL, BOTH, 0, 0 },
+	[OPT_TLS_CA_FILE] =	{ "tls_ca_file", KIND_PATH, BOTH, 0, 0 },
+	[OPT_TLS_FINGERPRINT] =	{ "tls_fingerprint", KIND_FINGERPRINT, BOTH, 0, 0 },
+	[OPT_USER] =		{ "user", KIND_TEXT, SCOPE_ACCOUNT, 0, 0 },
+	[OPT_PASSWORD] =	{ "password", KIND_SECRET, BOTH, 0, 0 },
+	[OPT_PASSWORD_COMMAND] = { "password_command", KIND_COMMAND, BOTH, 0, 0 },
+	[OPT_AUTH] =		{ "auth", KIND_AUTH, BOTH, 0, 0 },
+	[OPT_ALLOW_PLAINTEXT] =	{ "allow_plaintext_password", KIND_BOOL, BOTH, 0, 0 },
+	[OPT_MAILDIR] =		{ "maildir", KIND_PATH, BOTH, 0, 0 },
+	[OPT_DELETE] =		{ "delete", KIND_BOOL, BOTH, 0, 0 },
+	[OPT_DELETE_AFTER_DAYS] = { "delete_after_days", KIND_NUMBER, BOTH, 0,
+				    CONF_DELETE_AFTER_DAYS_MAX },
+	[OPT_MAX_SIZE] =	{ "max_size", KIND_NUMBER, BOTH, 0, INT64_MAX },
+	[OPT_MAX_MESSAGES] =	{ "max_messages", KIND_NUMBER, BOTH, 0, UINT_MAX },
+	[OPT_RECEIVED_HEADER] =	{ "received_header", KIND_BOOL, BOTH, 0, 0 },
+	[OPT_ENABLED] =		{ "enabled", KIND_BOOL, BOTH, 0, 0 },
+};
+
+static const char *const tls_names[] = {
+	[CONF_TLS_IMPLICIT] = "implicit",
+	[CONF_TLS_STARTTLS] = "starttls",
+	[CONF_TLS_NONE] = "none",
+};
+#define TLS_ALLOWED	"implicit, starttls, none"
+
+static const char *const auth_names[] = {
+	[CONF_AUTH_AUTO] = "auto",
+	[CONF_AUTH_USER] = "user",
+	[CONF_AUTH_APOP] = "apop",
+	[CONF_AUTH_PLAIN] = "plain",
+	[CONF_AUTH_SCRAM_SHA_256] = "scram-sha-256",
+	[CONF_AUTH_XOAUTH2] = "xoauth2",
+};
+#define AUTH_ALLOWED	"auto, user, apop, plain, scram-sha-256, xoauth2"
+
+#define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* What we know about one `account` section while and after parsing. */
+struct sec_info {
+	cfg_t	*sec;
+	char	*title;			/* our copy: see account_done_cb */
+	bool	 closed;
+	int	 start_line;		/* the line of `account NAME {` */
+	int	 lines[OPT_COUNT];	/* where each option was set; 0: not */
+};
+
+/* The parse in progress (see the note at the top). */
+struct parse_state {
+	const char	*path;
+	struct pf_error	*err;
+	bool		 failed;
+	cfg_t		*root;
+	int		 top_lines[OPT_COUNT];
+	struct sec_info	*secs;
+	size_t		 nsecs;
+	size_t		 nclosed;	/* account sections read so far */
+};
+
+static struct parse_state *parse;
+
+/* Printable rendering of untrusted text for a message, cut at 64 bytes. */
+static const char *
+shown(const char *s, char *buf, size_t size)
+{
+	size_t i, o = 0;
+
+	if (s == NULL)
+		s = "";
+	for (i = 0; s[i] != '\0' && o + 4 < size && i < 64; i++) {
+		unsigned char c = (unsigned char)s[i];
+		buf[o++] = c >= 0x20 && c != 0x7f ? (char)c : '?';
+	}
+	if (s[i] != '\0') {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/*
+ * Record the first error of this load: "PATH[:LINE]: [account A: ][option
+ * O: ]MESSAGE"; later ones are dropped.  Returns -1.
+ */
+static int __attribute__((format(printf, 4, 5)))
+fail_at(int line, const char *account, const char *option, const char *fmt,
+    ...)
+{
+	char msg[PF_ERROR_WHAT_MAX], where[32], acct[96], acctbuf[80];
+	va_list ap;
+
+	if (parse->failed)
+		return -1;
+	parse->failed = true;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	where[0] = '\0';
+	if (line > 0)
+		snprintf(where, sizeof(where), ":%d", line);
+	acct[0] = '\0';
+	if (account != NULL)
+		snprintf(acct, sizeof(acct), "account %s: ",
+		    shown(account, acctbuf, sizeof(acctbuf)));
+	pf_error_set(parse->err, PF_FAIL_CONFIG, "%s%s: %s%s%s%s%s",
+	    parse->path, where, acct, option != NULL ? "option " : "",
+	    option != NULL ? option : "", option != NULL ? ": " : "", msg);
+	return -1;
+}
+
+/* The account a libconfuse section stands for, or NULL at the top level. */
+static const char *
+section_account(cfg_t *cfg)
+{
+	if (cfg == NULL || cfg == parse->root)
+		return NULL;
+	return cfg_title(cfg);
+}
+
+/*
+ * The sec_info of the section being read, created (starting at
+ * `start_line`) if new.  Sections do not nest, so only the last record can
+ * be open; a closed one never matches again, even if libconfuse reuses its
+ * address.
+ */
+static struct sec_info *
+sec_info_get(cfg_t *sec, int start_line)
+{
+	struct sec_info *si;
+
+	if (parse->nsecs > 0) {
+		si = &parse->secs[parse->nsecs - 1];
+		if (!si->closed && si->sec == sec)
+			return si;
+	}
+	parse->secs = xreallocarray(parse->secs, parse->nsecs + 1,
+	    sizeof(*parse->secs));
+	si = &parse->secs[parse->nsecs++];
+	memset(si, 0, sizeof(*si));
+	si->sec = sec;
+	si->title = xstrdup(cfg_title(sec) != NULL ? cfg_title(sec) : "");
+	si->start_line = start_line;
+	return si;
+}
+
+/* The record of a finished section (the latest, should one be stale). */
+static const struct sec_info *
+sec_info_find(cfg_t *sec)
+{
+	size_t i;
+
+	for (i = parse->nsecs; i > 0; i--)
+		if (parse->secs[i - 1].sec == sec)
+			return &parse->secs[i - 1];
+	return NULL;
+}
+
+/* Where an account of that name was first defined, or 0. */
+static int
+first_defined(const char *title)
+{
+	size_t i;
+
+	for (i = 0; i < parse->nsecs; i++)
+		if (strcmp(parse->secs[i].title, title) == 0)
+			return parse->secs[i].start_line;
+	return 0;
+}
+
+static void
+sec_info_free_all(void)
+{
+	size_t i;
+
+	for (i = 0; i < parse->nsecs; i++)
+		free(parse->secs[i].title);
+	free(parse->secs);
+	parse->secs = NULL;
+	parse->nsecs = 0;
+}
+
+/* The line of the password set in `cfg` (top level or the open section). */
+static int
+password_line(cfg_t *cfg)
+{
+	const struct sec_info *si;
+
+	if (cfg == NULL)
+		return 0;
+	if (cfg == parse->root)
+		return parse->top_lines[OPT_PASSWORD];
+	if (parse->nsecs == 0)
+		return 0;
+	si = &parse->secs[parse->nsecs - 1];
+	return !si->closed && si->sec == cfg ? si->lines[OPT_PASSWORD] : 0;
+}
+
+/*
+ * libconfuse's own messages.  The two a user meets most are reworded into
+ * our vocabulary; the rest keep libconfuse's words behind our prefix.
+ */
+static void __attribute__((format(printf, 2, 0)))
+conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
+{
+	char msg[512], buf[80];
+	const char *account, *arg;
+	va_list aq;
+	int line, first;
+
+	if (parse == NULL || parse->failed)
+		return;
+	account = section_account(cfg);
+	line = cfg != NULL ? cfg->line : 0;
+	/*
+	 * "password = correct horse" reads as password "correct" and an
+	 * unknown option "horse": libconfuse's words would show part of the
+	 * secret.
+	 */
+	if (line > 0 && password_line(cfg) == line) {
+		fail_at(line, account, "password", "syntax error after the "
+		    "value (quote a password that holds a space or any of "
+		    "# = { } ( ) + , *)");
+		return;
+	}
+	if (strcmp(fmt, "no such option '%s'") == 0) {
+		va_copy(aq, ap);
+		arg = va_arg(aq, const char *);
+		va_end(aq);
+		fail_at(line, account, NULL, "unknown option '%s'",
+		    shown(arg, buf, sizeof(buf)));
+	} else if (strcmp(fmt, "found duplicate title '%s'") == 0) {
+		va_copy(aq, ap);
+		arg = va_arg(aq, const char *);
+		va_end(aq);
+		if ((first = first_defined(arg)) > 0)
+			fail_at(line, arg, NULL, "duplicate account name "
+			    "(first defined on line %d)", first);
+		else
+			fail_at(line, arg, NULL, "duplicate account name");
+	} else {
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		fail_at(line, account, NULL, "%s", msg);
+	}
+}
+
+/* Decimal only (no octal or hex surprises), within min..max. */
+static int
+parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *out,
+    char *why, size_t whysize)
+{
+	char buf[80];
+	uint64_t n = 0;
+	size_t i;
+
+	if (s[0] == '-') {
+		snprintf(why, whysize, "%s is negative (allowed: %llu..%llu)",
+		    shown(s, buf, sizeof(buf)), (unsigned long long)min,
+		    (unsigned long long)max);
+		return -1;
+	}
+	for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
+		unsigned d = (unsigned)(s[i] - '0');
+
+		if (n > (UINT64_MAX - d) / 10) {
+			n = UINT64_MAX;
+			while (s[i + 1] >= '0' && s[i + 1] <= '9')
+				i++;
+			continue;
+		}
+		n = n * 10 + d;
+	}
+	if (i == 0 || s[i] != '\0') {
+		snprintf(why, whysize, "'%s' is not a number",
+		    shown(s, buf, sizeof(buf)));
+		return -1;
+	}
+	if (n < min || n > max) {
+		snprintf(why, whysize, "%s is out of range (allowed: %llu..%llu)",
+		    shown(s, buf, sizeof(buf)), (unsigned long long)min,
+		    (unsigned long long)max);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+/* true/false, also yes/no and on/off, as libconfuse's own booleans. */
+static int
+parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on" };
+	static const char *const no[] = { "false", "no", "off" };
+	size_t i;
+
+	for (i = 0; i < NELEM(yes); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int
+parse_name(const char *s, const char *const *names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Control characters other than those in `allowed`. */
+static bool
+has_control(const char *s, const char *allowed)
+{
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c < 0x20 || c == 0x7f) && strchr(allowed, c) == NULL)
+			return true;
+	}
+	return false;
+}
+
+/* Check one value against its option's kind; on error fill `why`. */
+static int
+check_value(const struct opt_def *def, const char *value, char *why,
+    size_t whysize)
+{
+	unsigned char fpr[32];
+	char buf[80];
+	uint64_t n;
+	bool b;
+
+	if (value[0] == '\0') {
+		snprintf(why, whysize, "is empty");
+		return -1;
+	}
+	switch (def->kind) {
+	case KIND_TEXT:
+	case KIND_PATH:
+		if (has_control(value, "")) {
+			snprintf(why, whysize, "contains a control character");
+			return -1;
+		}
+		return 0;
+	case KIND_COMMAND:
+		if (has_control(value, "\t\n")) {
+			snprintf(why, whysize, "contains a control character");
+			return -1;
+		}
+		return 0;
+	case KIND_SECRET:
+		/* Never show the value itself. */
+		if (strpbrk(value, "\r\n") != NULL) {
+			snprintf(why, whysize, "contains a CR or LF character, "
+			    "which would inject protocol commands");
+			return -1;
+		}
+		return 0;
+	case KIND_NUMBER:
+		return parse_number(value, def->min, def->max, &n, why,
+		    whysize);
+	case KIND_BOOL:
+		if (parse_bool(value, &b) == -1) {
+			snprintf(why, whysize, "invalid value '%s' "
+			    "(allowed: true, false)", shown(value, buf,
+			    sizeof(buf)));
+			return -1;
+		}
+		return 0;
+	case KIND_TLS:
+		if (parse_name(value, tls_names, NELEM(tls_names)) == -1) {
+			snprintf(why, whysize, "invalid value '%s' (allowed: "
+			    TLS_ALLOWED ")", shown(value, buf, sizeof(buf)));
+			return -1;
+		}
+		return 0;
+	case KIND_AUTH:
+		if (parse_name(value, auth_names, NELEM(auth_names)) == -1) {
+			snprintf(why, whysize, "invalid value '%s' (allowed: "
+			    AUTH_ALLOWED ")", shown(value, buf, sizeof(buf)));
+			return -1;
+		}
+		return 0;
+	case KIND_FINGERPRINT:
+		if (conf_parse_fingerprint(value, fpr) == -1) {
+			snprintf(why, whysize, "'%s' is not a SHA-256 "
+			    "fingerprint (64 hex digits, colons optional, "
+			    "optional sha256: prefix)", shown(value, buf,
+			    sizeof(buf)));
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(why, whysize, "internal error: unknown option kind");
+	return -1;
+}
+
+static int
+opt_lookup(const char *name)
+{
+	int i;
+
+	for (i = 0; i < OPT_COUNT; i++)
+		if (strcmp(opt_table[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * libconfuse's value callback for every scalar option: where it may stand,
+ * set once per scope, and a valid value.  Records the line.
+ */
+static int
+opt_parse_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	const struct opt_def *def;
+	const char *account = section_account(cfg);
+	char why[PF_ERROR_WHAT_MAX];
+	struct sec_info *si;
+	int id, *lines;
+
+	id = opt_lookup(cfg_opt_name(opt));
+	/*
+	 * libconfuse also accepts "account=NAME|port" as an option name and
+	 * sets the option of another section from here: not our syntax.
+	 */
+	if (id == -1 || value == NULL || cfg_getopt(cfg, opt->name) != opt)
+		return fail_at(cfg->line, account, NULL, "unknown option '%s'",
+		    shown(cfg_opt_name(opt), why, 80));
+	def = &opt_table[id];
+	if (account == NULL) {
+		lines = parse->top_lines;
+		if ((def->scope & SCOPE_TOP) == 0)
+			return fail_at(cfg->line, NULL, def->name, "only "
+			    "allowed inside an account section");
+	} else {
+		/* While a section is read, the root's line is its start. */
+		si = sec_info_get(cfg, parse->root->line);
+		lines = si->lines;
+		if ((def->scope & SCOPE_ACCOUNT) == 0)
+			return fail_at(cfg->line, account, def->name, "only "
+			    "allowed at the top level, not inside an account");
+	}
+	if (lines[id] != 0)
+		return fail_at(cfg->line, account, def->name, "set twice "
+		    "(first on line %d)", lines[id]);
+	lines[id] = cfg->line;
+	if (check_value(def, value, why, sizeof(why)) == -1)
+		return fail_at(cfg->line, account, def->name, "%s", why);
+	*(const char **)result = value;
+	return 0;
+}
+
+/*
+ * Account names end up in log lines, lock and state file names and on the
+ * command line: keep them to a safe, unambiguous alphabet.
+ */
+static bool
+account_name_ok(const char *name)
+{
+	size_t i;
+
+	if (name == NULL || name[0] == '\0' || name[0] == '.' ||
+	    name[0] == '-' || strlen(name) > CONF_ACCOUNT_NAME_MAX)
+		return false;
+	for (i = 0; name[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || strchr("._-@+", c) != NULL))
+			return false;
+	}
+	return true;
+}
+
+/* libconfuse's validation callback for a finished `account` section. */
+static int
+account_done_cb(cfg_t *cfg, cfg_opt_t *opt)
+{
+	struct sec_info *si = NULL;
+
+	if (cfg_opt_size(opt) == 0)
+		return 0;
+	/*
+	 * The section just read is the open record (its options made it);
+	 * an empty section made none: it is the last one, and we note its
+	 * end as its start.
+	 */
+	if (parse->nsecs > 0 && !parse->secs[parse->nsecs - 1].closed)
+		si = &parse->secs[parse->nsecs - 1];
+	else
+		si = sec_info_get(cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1),
+		    cfg->line);
+	si->closed = true;
+	/*
+	 * CFGF_NO_TITLE_DUPES makes libconfuse refuse a second `account
+	 * work` (conf_errfunc words it).  Without it libconfuse would quietly
+	 * replace the first section with the second: count them ourselves.
+	 */
+	if (++parse->nclosed != cfg_opt_size(opt))
+		return fail_at(si->start_line, si->title, NULL, "duplicate "
+		    "account name (first defined on line %d)",
+		    first_defined(si->title));
+	if (!account_name_ok(si->title))
+		return fail_at(si->start_line, si->title, NULL, "invalid "
+		    "account name (use 1 to %d letters, digits and . _ - @ +, "
+		    "not starting with . or -)", CONF_ACCOUNT_NAME_MAX);
+	return 0;
+}
+
+/*
+ * Look at the raw text for what libconfuse would mangle silently: NUL bytes,
+ * raw or written as an escape in a "double-quoted" string (its lexer ends
+ * the string there), and a section left open at the end of the file (it
+ * takes EOF for the closing brace).  Unterminated strings are reported at
+ * the line where they start.  A small model of libconfuse's lexer:
+ * comments (#, //, / * * /), 'single' and "double" quoted strings, ${VAR}.
+ */
+static int
+conf_scan(const char *buf, size_t len)
+{
+	const char *tokchars_not = " #\"'\t\n\r={}()+,*";
+	int open_lines[8];	/* where each open brace is; we nest one deep */
+	size_t depth = 0;
+	const char *nul;
+	size_t i = 0, j;
+	int line = 1, start;
+	unsigned v;
+
+	if ((nul = memchr(buf, '\0', len)) != NULL) {
+		for (i = 0; buf + i < nul; i++)
+			if (buf[i] == '\n')
+				line++;
+		return fail_at(line, NULL, NULL, "NUL byte in the file");
+	}
+	while (i < len) {
+		char c = buf[i];
+
+		if (c == '\n') {
+			line++;
+			i++;
+		} else if (c == '#') {
+			while (i < len && buf[i] != '\n')
+				i++;
+		} else if (c == '/' && i + 1 < len && buf[i + 1] == '*') {
+			start = line;
+			for (i += 2; i < len; i++) {
+				if (buf[i] == '\n')
+					line++;
+				else if (buf[i] == '*' && i + 1 < len &&
+				    buf[i + 1] == '/')
+					break;
+			}
+			if (i >= len)
+				return fail_at(start, NULL, NULL,
+				    "unterminated comment");
+			i += 2;
+		} else if (c == '$' && i + 1 < len && buf[i + 1] == '{' &&
+		    memchr(buf + i, '}', len - i) != NULL) {
+			i = (size_t)((const char *)memchr(buf + i, '}',
+			    len - i) - buf) + 1;
+		} else if (c == '"') {
+			start = line;
+			for (i++; i < len && buf[i] != '"'; i++) {
+				if (buf[i] == '\n')
+					line++;
+				if (buf[i] != '\\' || i + 1 >= len)
+					continue;
+				i++;
+				if (buf[i] == '\n') {
+					line++;
+				} else if (buf[i] >= '0' && buf[i] <= '7') {
+					for (v = 0, j = 0; j < 3 && i < len &&
+					    buf[i] >= '0' && buf[i] <= '7'; j++)
+						v = v * 8 + (unsigned)(buf[i++] - '0');
+					i--;
+					if (v == 0)
+						return fail_at(line, NULL, NULL,
+						    "string holds a NUL byte "
+						    "(\\0 escape)");
+				} else if (buf[i] == 'x' && i + 1 < len &&
+				    isxdigit((unsigned char)buf[i + 1])) {
+					char hex[3] = { buf[i + 1], '\0', '\0' };
+
+					if (i + 2 < len &&
+					    isxdigit((unsigned char)buf[i + 2]))
+						hex[1] = buf[i + 2];
+					if (strtoul(hex, NULL, 16) == 0)
+						return fail_at(line, NULL, NULL,
+						    "string holds a NUL byte "
+						    "(\\x00 escape)");
+				}
+			}
+			if (i >= len)
+				return fail_at(start, NULL, NULL,
+				    "unterminated string");
+			i++;
+		} else if (c == '\'') {
+			start = line;
+			for (i++; i < len && buf[i] != '\''; i++) {
+				if (buf[i] == '\n')
+					line++;
+				else if (buf[i] == '\\' && i + 1 < len &&
+				    (buf[i + 1] == '\\' || buf[i + 1] == '\''))
+					i++;
+			}
+			if (i >= len)
+				return fail_at(start, NULL, NULL,
+				    "unterminated string");
+			i++;
+		} else if (strchr(tokchars_not, c) == NULL) {
+			/*
+			 * An unquoted word.  As in libconfuse (flex takes the
+			 * longest match), "//" starts a comment only when the
+			 * word is nothing but slashes.
+			 */
+			bool slashes = true;
+
+			for (j = i; j < len &&
+			    strchr(tokchars_not, buf[j]) == NULL; j++)
+				if (buf[j] != '/')
+					slashes = false;
+			if (slashes && j - i >= 2) {
+				while (i < len && buf[i] != '\n')
+					i++;
+			} else {
+				i = j;
+			}
+		} else {
+			if (c == '{') {
+				if (depth < NELEM(open_lines))
+					open_lines[depth] = line;
+				depth++;
+			} else if (c == '}' && depth > 0) {
+				depth--;
+			}
+			i++;
+		}
+	}
+	if (depth > 0)
+		return fail_at(open_lines[depth > NELEM(open_lines) ?
+		    NELEM(open_lines) - 1 : depth - 1], NULL, NULL, "the "
+		    "section opened here is never closed (missing '}')");
+	return 0;
+}
+
+/* Read the whole (regular, bounded) file behind `fd`. */
+static int
+read_all(int fd, const struct stat *st, char **buf_r, size_t *len_r)
+{
+	size_t len = 0, cap;
+	ssize_t n;
+	char *buf;
+
+	if (st->st_size > CONF_FILE_MAX)
+		return fail_at(0, NULL, NULL, "file too large (over %d bytes)",
+		    CONF_FILE_MAX);
+	cap = (size_t)st->st_size + 1;
+	buf = xmalloc(cap + 1);
+	for (;;) {
+		if (len == cap) {
+			if (cap > CONF_FILE_MAX)
+				break;
+			buf = xreallocarray(buf, 1, cap * 2 + 1);
+			cap *= 2;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			explicit_bzero(buf, len);
+			free(buf);
+			pf_error_set_errno(parse->err, PF_FAIL_CONFIG,
+			    "read(%s)", parse->path);
+			parse->failed = true;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > CONF_FILE_MAX) {
+		explicit_bzero(buf, len);
+		free(buf);
+		return fail_at(0, NULL, NULL, "file too large (over %d bytes)",
+		    CONF_FILE_MAX);
+	}
+	buf[len] = '\0';
+	*buf_r = buf;
+	*len_r = len;
+	return 0;
+}
+
+/* Quote a path for a shell command shown to the user, only if needed. */
+static const char *
+shell_word(const char *s, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	if (s[0] != '\0' && strspn(s, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+@:,%=") == strlen(s))
+		return s;
+	buf[o++] = '\'';
+	for (; *s != '\0' && o + 6 < size; s++) {
+		if (*s == '\'') {
+			memcpy(buf + o, "'\\''", 4);
+			o += 4;
+		} else {
+			buf[o++] = *s;
+		}
+	}
+	buf[o++] = '\'';
+	buf[o] = '\0';
+	return buf;
+}
+
+/*
+ * SPEC §3: a file holding a password must belong to us and be closed to
+ * everyone else (mpop refuses the same; OpenSMTPD checks the open fd too).
+ */
+static int
+check_secure(const struct stat *st)
+{
+	char me[64], owner[64], qpath[PATH_MAX + 16];
+	struct passwd *pw;
+	uid_t euid = geteuid();
+	bool bad_owner, bad_mode;
+	const char *q;
+
+	bad_owner = st->st_uid != euid;
+	bad_mode = (st->st_mode & (S_IRWXG | S_IRWXO)) != 0;
+	if (!bad_owner && !bad_mode)
+		return 0;
+	if ((pw = getpwuid(euid)) != NULL)
+		snprintf(me, sizeof(me), "%s", pw->pw_name);
+	else
+		snprintf(me, sizeof(me), "%lu", (unsigned long)euid);
+	if ((pw = getpwuid(st->st_uid)) != NULL)
+		snprintf(owner, sizeof(owner), "%s", pw->pw_name);
+	else
+		snprintf(owner, sizeof(owner), "%lu", (unsigned long)st->st_uid);
+	q = shell_word(parse->path, qpath, sizeof(qpath));
+	if (bad_owner && bad_mode)
+		return fail_at(0, NULL, NULL, "holds a password but belongs "
+		    "to %s and is accessible by others (mode %04o); run: "
+		    "chown %s %s && chmod 600 %s", owner,
+		    (unsigned)(st->st_mode & 07777), me, q, q);
+	if (bad_owner)
+		return fail_at(0, NULL, NULL, "holds a password but belongs "
+		    "to %s, not %s; run: chown %s %s", owner, me, me, q);
+	return fail_at(0, NULL, NULL, "holds a password but is readable or "
+	    "writable by group or others (mode %04o); run: chmod 600 %s",
+	    (unsigned)(st->st_mode & 07777), q);
+}
+
+/* The value an account sees for an option: its own, else the top level's. */
+struct eff {
+	const char	*value;		/* NULL: not set anywhere */
+	int		 line;
+};
+
+static struct eff
+effective(cfg_t *sec, const struct sec_info *si, enum opt_id id)
+{
+	struct eff e = { NULL, 0 };
+	const char *name = opt_table[id].name;
+
+	if (cfg_size(sec, name) > 0) {
+		e.value = cfg_getstr(sec, name);
+		e.line = si->lines[id];
+	} else if (cfg_size(parse->root, name) > 0) {
+		e.value = cfg_getstr(parse->root, name);
+		e.line = parse->top_lines[id];
+	}
+	return e;
+}
+
+static uint64_t
+eff_number(struct eff e, enum opt_id id, uint64_t def)
+{
+	char why[8];
+	uint64_t n;
+
+	if (e.value == NULL || parse_number(e.value, opt_table[id].min,
+	    opt_table[id].max, &n, why, sizeof(why)) == -1)
+		return def;
+	return n;
+}
+
+static bool
+eff_bool(struct eff e, bool def)
+{
+	bool b;
+
+	if (e.value == NULL || parse_bool(e.value, &b) == -1)
+		return def;
+	return b;
+}
+
+/* Expand `~` in a path option; "~nosuchuser" is an error. */
+static int
+expand_path(struct eff e, const char *account, enum opt_id id, char **out)
+{
+	char buf[80];
+
+	*out = conf_expand_tilde(e.value);
+	if ((*out)[0] == '~') {
+		free(*out);
+		*out = NULL;
+		return fail_at(e.line, account, opt_table[id].name, "cannot "
+		    "expand '%s' (unknown user or no home directory)",
+		    shown(e.value, buf, sizeof(buf)));
+	}
+	return 0;
+}
+
+/* Copy and check one account (SPEC §3). */
+static int
+build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
+{
+	struct eff e, pw, cmd, tls;
+	const char *name = cfg_title(sec);
+	cfg_t *cred;
+	const int *cred_lines;
+
+	a->name = xstrdup(name);
+
+	if ((e = effective(sec, si, OPT_HOST)).value == NULL)
+		return fail_at(si->start_line, name, "host", "missing "
+		    "(required)");
+	a->host = xstrdup(e.value);
+
+	tls = effective(sec, si, OPT_TLS);
+	a->tls = tls.value != NULL ? (enum conf_tls)parse_name(tls.value,
+	    tls_names, NELEM(tls_names)) : CONF_TLS_IMPLICIT;
+	a->port = (unsigned)eff_number(effective(sec, si, OPT_PORT), OPT_PORT,
+	    a->tls == CONF_TLS_IMPLICIT ? CONF_PORT_POP3S : CONF_PORT_POP3);
+	a->tls_verify = eff_bool(effective(sec, si, OPT_TLS_VERIFY), true);
+	if ((e = effective(sec, si, OPT_TLS_CA_FILE)).value != NULL &&
+	    expand_path(e, name, OPT_TLS_CA_FILE, &a->tls_ca_file) == -1)
+		return -1;
+	if ((e = effective(sec, si, OPT_TLS_FINGERPRINT)).value != NULL)
+		a->has_fingerprint = conf_parse_fingerprint(e.value,
+		    a->tls_fingerprint) == 0;
+
+	if ((e = effective(sec, si, OPT_USER)).value == NULL)
+		return fail_at(si->start_line, name, "user", "missing "
+		    "(required)");
+	a->user = xstrdup(e.value);
+
+	e = effective(sec, si, OPT_AUTH);
+	a->auth = e.value != NULL ? (enum conf_auth)parse_name(e.value,
+	    auth_names, NELEM(auth_names)) : CONF_AUTH_AUTO;
+	a->allow_plaintext_password = eff_bool(effective(sec, si,
+	    OPT_ALLOW_PLAINTEXT), false);
+
+	/*
+	 * password and password_command are one setting, "where the secret
+	 * comes from": an account that names either ignores both top-level
+	 * ones, so a top-level password_command can be overridden by an
+	 * account's password and vice versa.
+	 */
+	if (cfg_size(sec, "password") > 0 ||
+	    cfg_size(sec, "password_command") > 0) {
+		cred = sec;
+		cred_lines = si->lines;
+	} else {
+		cred = parse->root;
+		cred_lines = parse->top_lines;
+	}
+	pw.value = cfg_size(cred, "password") > 0 ?
+	    cfg_getstr(cred, "password") : NULL;
+	pw.line = cred_lines[OPT_PASSWORD];
+	cmd.value = cfg_size(cred, "password_command") > 0 ?
+	    cfg_getstr(cred, "password_command") : NULL;
+	cmd.line = cred_lines[OPT_PASSWORD_COMMAND];
+	if (pw.value != NULL && cmd.value != NULL)
+		return fail_at(cmd.line, name, "password_command", "set "
+		    "together with password (line %d); use one of them",
+		    pw.line);
+	if (pw.value == NULL && cmd.value == NULL) {
+		if (a->auth == CONF_AUTH_XOAUTH2)
+			return fail_at(si->start_line, name, "password",
+			    "missing: with auth = xoauth2 set password_command "
+			    "(prints the access token) or password (a static "
+			    "token)");
+		return fail_at(si->start_line, name, "password", "missing: "
+		    "set password or password_command");
+	}
+	if (pw.value != NULL)
+		a->password = xstrdup(pw.value);
+	if (cmd.value != NULL)
+		a->password_command = xstrdup(cmd.value);
+
+	/*
+	 * SPEC §3: no clear-text secret over tls = none unless the account
+	 * says so.  APOP and SCRAM never send the password itself.  auth =
+	 * auto is refused too: it is the user's intent we check, and "auto"
+	 * over a plain connection states none.
+	 */
+	if (a->tls == CONF_TLS_NONE && !a->allow_plaintext_password) {
+		switch (a->auth) {
+		case CONF_AUTH_APOP:
+		case CONF_AUTH_SCRAM_SHA_256:
+			break;
+		case CONF_AUTH_AUTO:
+			return fail_at(tls.line, name, "tls", "tls = none with "
+			    "auth = auto may send the password in clear text; "
+			    "set allow_plaintext_password = true, or auth = "
+			    "apop (or scram-sha-256)");
+		case CONF_AUTH_XOAUTH2:
+			return fail_at(tls.line, name, "tls", "tls = none with "
+			    "auth = xoauth2 sends the access token in clear "
+			    "text; set allow_plaintext_password = true, or use "
+			    "tls = implicit or starttls");
+		default:
+			return fail_at(tls.line, name, "tls", "tls = none with "
+			    "auth = %s sends the password in clear text; set "
+			    "allow_plaintext_password = true, or use tls = "
+			    "implicit or starttls", auth_names[a->auth]);
+		}
+	}
+
+	if ((e = effective(sec, si, OPT_MAILDIR)).value == NULL)
+		return fail_at(si->start_line, name, "maildir", "missing "
+		    "(required)");
+	if (expand_path(e, name, OPT_MAILDIR, &a->maildir) == -1)
+		return -1;
+
+	a->delete = eff_bool(effective(sec, si, OPT_DELETE), false);
+	a->delete_after_days = (unsigned)eff_number(effective(sec, si,
+	    OPT_DELETE_AFTER_DAYS), OPT_DELETE_AFTER_DAYS, 0);
+	a->max_size = eff_number(effective(sec, si, OPT_MAX_SIZE),
+	    OPT_MAX_SIZE, 0);
+	a->max_messages = (unsigned)eff_number(effective(sec, si,
+	    OPT_MAX_MESSAGES), OPT_MAX_MESSAGES, 0);
+	a->received_header = eff_bool(effective(sec, si, OPT_RECEIVED_HEADER),
+	    true);
+	a->enabled = eff_bool(effective(sec, si, OPT_ENABLED), true);
+	a->timeout = (unsigned)eff_number(effective(sec, si, OPT_TIMEOUT),
+	    OPT_TIMEOUT, CONF_DEFAULT_TIMEOUT);
+	return 0;
+}
+
+/* "DIR/name", without doubling a trailing slash of DIR. */
+static char *
+path_join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return xasprintf("%.*s/%s", (int)n, dir, name);
+}
+
+/* The top-level settings and every account, in config order. */
+static int
+build_conf(struct conf *conf)
+{
+	cfg_t *root = parse->root;
+	const struct sec_info *si;
+	const char *xdg;
+	struct eff e;
+	size_t i;
+	cfg_t *sec;
+
+	e.value = cfg_size(root, "state_dir") > 0 ?
+	    cfg_getstr(root, "state_dir") : NULL;
+	e.line = parse->top_lines[OPT_STATE_DIR];
+	if (e.value != NULL) {
+		if (expand_path(e, NULL, OPT_STATE_DIR, &conf->state_dir) == -1)
+			return -1;
+	} else if ((xdg = getenv("XDG_STATE_HOME")) != NULL && xdg[0] != '\0') {
+		conf->state_dir = path_join(xdg, "popfetch");
+	} else {
+		conf->state_dir = conf_expand_tilde("~/.local/state/popfetch");
+		if (conf->state_dir[0] == '~')
+			return fail_at(0, NULL, "state_dir", "no home "
+			    "directory for the default; set state_dir");
+	}
+	conf->timeout = CONF_DEFAULT_TIMEOUT;
+	if (cfg_size(root, "timeout") > 0)
+		conf->timeout = (unsigned)eff_number((struct eff){
+		    cfg_getstr(root, "timeout"), 0 }, OPT_TIMEOUT,
+		    CONF_DEFAULT_TIMEOUT);
+
+	/* Top-level both: wrong even if every account overrides it. */
+	if (cfg_size(root, "password") > 0 &&
+	    cfg_size(root, "password_command") > 0)
+		return fail_at(parse->top_lines[OPT_PASSWORD_COMMAND], NULL,
+		    "password_command", "set together with password (line "
+		    "%d); use one of them", parse->top_lines[OPT_PASSWORD]);
+
+	conf->naccounts = cfg_size(root, "account");
+	conf->accounts = xcalloc(conf->naccounts, sizeof(*conf->accounts));
+	for (i = 0; i < conf->naccounts; i++) {
+		sec = cfg_getnsec(root, "account", (unsigned)i);
+		if ((si = sec_info_find(sec)) == NULL)
+			return fail_at(0, cfg_title(sec), NULL, "internal "
+			    "error: section not seen while parsing");
+		if (build_account(&conf->accounts[i], sec, si) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Wipe the secrets libconfuse holds before it frees them. */
+static void
+wipe_cfg_secrets(cfg_t *cfg)
+{
+	static const char *const names[] = { "password", "password_command" };
+	size_t i;
+	char *s;
+
+	for (i = 0; i < NELEM(names); i++) {
+		if (cfg_size(cfg, names[i]) == 0)
+			continue;
+		if ((s = cfg_getstr(cfg, names[i])) != NULL)
+			explicit_bzero(s, strlen(s));
+	}
+}
+
+static bool
+holds_password(cfg_t *root)
+{
+	unsigned i;
+
+	if (cfg_size(root, "password") > 0)
+		return true;
+	for (i = 0; i < cfg_size(root, "account"); i++)
+		if (cfg_size(cfg_getnsec(root, "account", i), "password") > 0)
+			return true;
+	return false;
+}
+
+int
+conf_load(const char *path, struct conf **conf_r, struct pf_error *err)
+{
+	struct parse_state state;
+	cfg_opt_t top_opts[OPT_COUNT + 2], acct_opts[OPT_COUNT + 1];
+	struct conf *conf = NULL;
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0, i;
+	FILE *fp = NULL;
+	cfg_t *root = NULL;
+	int fd = -1, rc;
+
+	*conf_r = NULL;
+	memset(&state, 0, sizeof(state));
+	state.path = path;
+	state.err = err;
+	parse = &state;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) == -1) {
+		pf_error_set_errno(err, PF_FAIL_CONFIG, "%s", path);
+		state.failed = true;
+		goto fail;
+	}
+	if (fstat(fd, &st) == -1) {
+		pf_error_set_errno(err, PF_FAIL_CONFIG, "fstat(%s)", path);
+		state.failed = true;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fail_at(0, NULL, NULL, "not a regular file");
+		goto fail;
+	}
+	if (read_all(fd, &st, &buf, &len) == -1 || conf_scan(buf, len) == -1)
+		goto fail;
+
+	/* Every scalar option is a string we check ourselves (see top). */
+	for (i = 0; i < OPT_COUNT; i++) {
+		top_opts[i] = (cfg_opt_t)CFG_STR_CB(opt_table[i].name, NULL,
+		    CFGF_NODEFAULT, opt_parse_cb);
+		acct_opts[i] = top_opts[i];
+	}
+	acct_opts[OPT_COUNT] = (cfg_opt_t)CFG_END();
+	top_opts[OPT_COUNT] = (cfg_opt_t)CFG_SEC("account", acct_opts,
+	    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES);
+	top_opts[OPT_COUNT].validcb = account_done_cb;
+	top_opts[OPT_COUNT + 1] = (cfg_opt_t)CFG_END();
+
+	if ((root = cfg_init(top_opts, CFGF_NONE)) == NULL) {
+		pf_error_set_errno(err, PF_FAIL_INTERNAL, "cfg_init");
+		state.failed = true;
+		goto fail;
+	}
+	cfg_set_error_function(root, conf_errfunc);
+	state.root = root;
+	if (len > 0) {
+		if ((fp = fmemopen(buf, len, "r")) == NULL) {
+			pf_error_set_errno(err, PF_FAIL_INTERNAL, "fmemopen");
+			state.failed = true;
+			goto fail;
+		}
+		rc = cfg_parse_fp(root, fp);
+		fclose(fp);
+		fp = NULL;
+		if (rc != CFG_SUCCESS) {
+			fail_at(0, NULL, NULL, "syntax error");
+			goto fail;
+		}
+	}
+	if (holds_password(root) && check_secure(&st) == -1)
+		goto fail;
+
+	conf = xcalloc(1, sizeof(*conf));
+	conf->path = xstrdup(path);
+	if (build_conf(conf) == -1)
+		goto fail;
+
+	for (i = 0; i < cfg_size(root, "account"); i++)
+		wipe_cfg_secrets(cfg_getnsec(root, "account", (unsigned)i));
+	wipe_cfg_secrets(root);
+	cfg_free(root);
+	explicit_bzero(buf, len);
+	free(buf);
+	sec_info_free_all();
+	close(fd);
+	parse = NULL;
+	*conf_r = conf;
+	return 0;
+
+fail:
+	if (root != NULL) {
+		for (i = 0; i < cfg_size(root, "account"); i++)
+			wipe_cfg_secrets(cfg_getnsec(root, "account",
+			    (unsigned)i));
+		wipe_cfg_secrets(root);
+		cfg_free(root);
+	}
+	if (buf != NULL) {
+		explicit_bzero(buf, len);
+		free(buf);
+	}
+	sec_info_free_all();
+	if (fd != -1)
+		close(fd);
+	conf_free(&conf);
+	if (!state.failed)
+		pf_error_set(err, PF_FAIL_CONFIG, "%s: invalid configuration",
+		    path);
+	parse = NULL;
+	return -1;
+}
+
+void
+conf_free(struct conf **confp)
+{
+	struct conf *conf = *confp;
+	struct conf_account *a;
+	size_t i;
+
+	if (conf == NULL)
+		return;
+	for (i = 0; i < conf->naccounts; i++) {
+		a = &conf->accounts[i];
+		free(a->name);
+		free(a->host);
+		free(a->tls_ca_file);
+		free(a->user);
+		secret_free(&a->password);
+		secret_free(&a->password_command);
+		free(a->maildir);
+		explicit_bzero(a, sizeof(*a));
+	}
+	free(conf->accounts);
+	free(conf->path);
+	free(conf->state_dir);
+	free(conf);
+	*confp = NULL;
+}
+
+/* Does `path` exist?  1 yes, 0 no, -1 error (err set). */
+static int
+exists(const char *path, struct pf_error *err)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0)
+		return 1;
+	if (errno == ENOENT || errno == ENOTDIR)
+		return 0;
+	return pf_error_set_errno(err, PF_FAIL_CONFIG, "%s", path);
+}
+
+int
+conf_locate(const char *explicit_path, char **path_r, struct pf_error *err)
+{
+	const char *named = explicit_path, *xdg;
+	char *user_path = NULL;
+	int r;
+
+	*path_r = NULL;
+	if (named == NULL && (named = getenv("POPFETCH_CONFIG")) != NULL &&
+	    named[0] == '\0')
+		named = NULL;
+	if (named != NULL) {
+		/* Named by -c or POPFETCH_CONFIG: it must exist. */
+		if (named[0] == '\0')
+			return pf_error_set(err, PF_FAIL_CONFIG,
+			    "empty configuration file name");
+		if ((r = exists(named, err)) == -1)
+			return -1;
+		if (r == 0) {
+			errno = ENOENT;
+			return pf_error_set_errno(err, PF_FAIL_CONFIG, "%s",
+			    named);
+		}
+		*path_r = xstrdup(named);
+		return 0;
+	}
+
+	if ((xdg = getenv("XDG_CONFIG_HOME")) != NULL && xdg[0] != '\0')
+		user_path = path_join(xdg, "popfetch/config");
+	else
+		user_path = conf_expand_tilde("~/.config/popfetch/config");
+	if (user_path[0] != '~') {
+		if ((r = exists(user_path, err)) == -1)
+			goto fail;
+		if (r == 1) {
+			*path_r = user_path;
+			return 0;
+		}
+	}
+	if ((r = exists(CONF_SYSTEM_PATH, err)) == -1)
+		goto fail;
+	if (r == 1) {
+		free(user_path);
+		*path_r = xstrdup(CONF_SYSTEM_PATH);
+		return 0;
+	}
+	pf_error_set(err, PF_FAIL_CONFIG, "no configuration file: looked for "
+	    "%s and " CONF_SYSTEM_PATH " (use -c FILE or set POPFETCH_CONFIG)",
+	    user_path);
+fail:
+	free(user_path);
+	return -1;
+}
+
+const struct conf_account *
+conf_account_find(const struct conf *conf, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < conf->naccounts; i++)
+		if (strcmp(conf->accounts[i].name, name) == 0)
+			return &conf->accounts[i];
+	return NULL;
+}
+
+const char *
+conf_tls_name(enum conf_tls tls)
+{
+	if ((size_t)tls < NELEM(tls_names))
+		return tls_names[tls];
+	return "?";
+}
+
+const char *
+conf_auth_name(enum conf_auth auth)
+{
+	if ((size_t)auth < NELEM(auth_names))
+		return auth_names[auth];
+	return "?";
+}
+
+const char *
+conf_library_version(void)
+{
+	return confuse_version;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+conf_parse_fingerprint(const char *text, unsigned char out[32])
+{
+	unsigned char fpr[32];
+	const char *p = text;
+	size_t n = 0;
+	int hi, lo;
+
+	if (strncasecmp(p, "sha256:", 7) == 0)
+		p += 7;
+	while (*p != '\0') {
+		if (n == sizeof(fpr))
+			return -1;
+		if ((hi = hexval(p[0])) == -1 || (lo = hexval(p[1])) == -1)
+			return -1;
+		fpr[n++] = (unsigned char)(hi << 4 | lo);
+		p += 2;
+		/* A colon may follow any byte but the last. */
+		if (*p == ':') {
+			if (n == sizeof(fpr) || p[1] == '\0')
+				return -1;
+			p++;
+		}
+	}
+	if (n != sizeof(fpr))
+		return -1;
+	memcpy(out, fpr, sizeof(fpr));
+	return 0;
+}
+
+char *
+conf_expand_tilde(const char *path)
+{
+	const char *rest, *home = NULL;
+	struct passwd *pw;
+	char *user;
+	size_t n;
+
+	if (path[0] != '~')
+		return xstrdup(path);
+	rest = path + 1 + strcspn(path + 1, "/");
+	if (rest == path + 1) {
+		if ((home = getenv("HOME")) == NULL || home[0] == '\0') {
+			pw = getpwuid(geteuid());
+			home = pw != NULL ? pw->pw_dir : NULL;
+		}
+	} else {
+		user = xstrndup(path + 1, (size_t)(rest - path - 1));
+		pw = getpwnam(user);
+		free(user);
+		home = pw != NULL ? pw->pw_dir : NULL;
+	}
+	if (home == NULL || home[0] == '\0')
+		return xstrdup(path);
+	n = strlen(home);
+	/* "/" + "/x" is "/x", not "//x". */
+	if (n > 0 && home[n - 1] == '/' && rest[0] == '/')
+		n--;
+	return xasprintf("%.*s%s", (int)n, home, rest);
+}

@@ -1,0 +1,1222 @@
+/*
+ * test_conf.c - the configuration file (SPEC §3, §7 "Config search").
+ *
+ * Each case writes a config snippet to a temporary file (mode 0600 unless
+ * the case is about modes) and checks what conf_load or conf_locate make of
+ * it.  The error rules run from one table, each row its own named cmocka
+ * case with the expected line and message fragments, so dropping a rule
+ * fails its row.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "conf.h"
+#include "error.h"
+#include "params.h"
+
+static char tmpdir[PATH_MAX];
+static char home[PATH_MAX];
+static unsigned nfiles;
+
+/* Write `text` to a new file under tmpdir with `mode`; returns its path. */
+static char *
+write_file(const char *text, mode_t mode)
+{
+	char *path;
+	size_t len = strlen(text);
+	int fd;
+
+	assert_true(asprintf(&path, "%s/conf.%u.XXXXXX", tmpdir, nfiles++) > 0);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	assert_int_equal(fchmod(fd, mode), 0);
+	assert_int_equal(close(fd), 0);
+	return path;
+}
+
+/* Load `text` (mode 0600) and expect success. */
+static struct conf *
+load_ok(const char *text)
+{
+	struct pf_error err;
+	struct conf *conf = NULL;
+	char *path = write_file(text, 0600);
+
+	pf_error_clear(&err);
+	if (conf_load(path, &conf, &err) != 0)
+		fail_msg("conf_load failed: %s", err.what);
+	assert_non_null(conf);
+	assert_string_equal(conf->path, path);
+	unlink(path);
+	free(path);
+	return conf;
+}
+
+/*
+ * Load `text` written with `mode`, expect a configuration error whose message
+ * starts with "PATH:LINE: " (or "PATH: " for line 0) and contains every
+ * non-NULL needle.  Returns nothing; frees everything.
+ */
+static void
+load_err_mode(const char *text, mode_t mode, int line, const char *const *needles)
+{
+	struct pf_error err;
+	struct conf *conf = (struct conf *)1;
+	char *path = write_file(text, mode), *prefix;
+	size_t i;
+
+	pf_error_clear(&err);
+	assert_int_equal(conf_load(path, &conf, &err), -1);
+	assert_null(conf);
+	assert_int_equal(err.category, PF_FAIL_CONFIG);
+	assert_int_equal(pf_exit_code(err.category), 78);
+	if (line > 0)
+		assert_true(asprintf(&prefix, "%s:%d: ", path, line) > 0);
+	else
+		assert_true(asprintf(&prefix, "%s: ", path) > 0);
+	if (strncmp(err.what, prefix, strlen(prefix)) != 0)
+		fail_msg("message '%s' does not start with '%s'", err.what,
+		    prefix);
+	for (i = 0; needles[i] != NULL; i++)
+		if (strstr(err.what, needles[i]) == NULL)
+			fail_msg("message '%s' lacks '%s'", err.what, needles[i]);
+	/* Passwords never show, not even a bad one. */
+	if (strstr(err.what, "secret") != NULL ||
+	    strstr(err.what, "DELE") != NULL)
+		fail_msg("message '%s' shows a secret", err.what);
+	free(prefix);
+	unlink(path);
+	free(path);
+}
+
+#define ACCOUNT_BODY \
+	"  host = \"pop.example.com\"\n" \
+	"  user = \"alice\"\n" \
+	"  password = \"secret\"\n" \
+	"  maildir = \"/tmp/Mail/work\"\n"
+
+#define MINIMAL "account work {\n" ACCOUNT_BODY "}\n"
+
+/* ---- the error table: one named case per rule ---- */
+
+struct err_case {
+	const char	*name;
+	const char	*text;
+	int		 line;		/* 0: no line expected */
+	const char	*needles[5];
+};
+
+static const struct err_case err_cases[] = {
+	{ "unknown_key_in_account",
+	  "account work {\n" ACCOUNT_BODY "  hots = \"x\"\n}\n", 6,
+	  { "account work: ", "unknown option 'hots'", NULL } },
+	{ "unknown_key_top_level",
+	  "timeout = 30\nfrobnicate = yes\n" MINIMAL, 2,
+	  { "unknown option 'frobnicate'", NULL } },
+	{ "host_only_in_account",
+	  "host = \"x\"\n" MINIMAL, 1,
+	  { "option host: ", "only allowed inside an account", NULL } },
+	{ "user_only_in_account",
+	  "\n\nuser = \"x\"\n" MINIMAL, 3,
+	  { "option user: ", "only allowed inside an account", NULL } },
+	{ "state_dir_only_top_level",
+	  "account work {\n" ACCOUNT_BODY "  state_dir = \"/x\"\n}\n", 6,
+	  { "account work: option state_dir: ", "top level", NULL } },
+	{ "wrong_type_number",
+	  "account work {\n" ACCOUNT_BODY "  port = abc\n}\n", 6,
+	  { "account work: option port: ", "'abc' is not a number", NULL } },
+	{ "wrong_type_number_trailing_junk",
+	  "timeout = 10s\n", 1,
+	  { "option timeout: ", "not a number", NULL } },
+	{ "wrong_type_bool",
+	  "account work {\n" ACCOUNT_BODY "  delete = maybe\n}\n", 6,
+	  { "account work: option delete: ", "invalid value 'maybe'",
+	    "true, false", NULL } },
+	{ "wrong_type_section_for_scalar",
+	  "account work {\n" ACCOUNT_BODY "  port { }\n}\n", 6,
+	  { "account work: ", "port", NULL } },
+	{ "syntax_unexpected_brace",
+	  MINIMAL "}\n", 7,
+	  { "unexpected closing brace", NULL } },
+	{ "syntax_missing_title",
+	  "\naccount {\n" ACCOUNT_BODY "}\n", 2,
+	  { "missing title", "account", NULL } },
+	{ "syntax_missing_closing_brace",
+	  "timeout = 5\naccount work {\n" ACCOUNT_BODY, 2,
+	  { "never closed", "missing '}'", NULL } },
+	{ "syntax_premature_eof",
+	  MINIMAL "port =", 7,
+	  { "premature end of file", NULL } },
+	/* host's string runs on to the quote before alice; alice's closing
+	 * quote then opens a string on line 3 that never ends. */
+	{ "syntax_unterminated_string",
+	  "account work {\n  host = \"pop.example.com\n  user = \"alice\"\n}\n",
+	  3, { "unterminated string", NULL } },
+	{ "syntax_unterminated_comment",
+	  MINIMAL "\n/* never closed\n", 8,
+	  { "unterminated comment", NULL } },
+	{ "tls_bad_enum",
+	  "account work {\n" ACCOUNT_BODY "  tls = tsl\n}\n", 6,
+	  { "account work: option tls: ", "invalid value 'tsl'",
+	    "implicit, starttls, none", NULL } },
+	{ "tls_bad_enum_top_level",
+	  "tls = ssl\n" MINIMAL, 1,
+	  { "option tls: ", "implicit, starttls, none", NULL } },
+	{ "auth_bad_enum",
+	  "account work {\n" ACCOUNT_BODY "  auth = cram-md5\n}\n", 6,
+	  { "account work: option auth: ", "invalid value 'cram-md5'",
+	    "auto, user, apop, plain, scram-sha-256, xoauth2", NULL } },
+	{ "missing_host",
+	  "\naccount work {\n  user = \"a\"\n  password = \"p\"\n"
+	  "  maildir = \"/m\"\n}\n", 2,
+	  { "account work: option host: missing", NULL } },
+	{ "missing_user",
+	  "account work {\n  host = \"h\"\n  password = \"p\"\n"
+	  "  maildir = \"/m\"\n}\n", 1,
+	  { "account work: option user: missing", NULL } },
+	{ "missing_maildir",
+	  "account other {\n" ACCOUNT_BODY "}\n\naccount work {\n"
+	  "  host = \"h\"\n  user = \"u\"\n  password = \"p\"\n}\n", 8,
+	  { "account work: option maildir: missing", NULL } },
+	{ "missing_maildir_empty_section",
+	  "account work { }\n", 1,
+	  { "account work: option host: missing", NULL } },
+	{ "password_and_command_both",
+	  "account work {\n" ACCOUNT_BODY "  password_command = \"pass x\"\n}\n",
+	  6, { "account work: option password_command: ",
+	       "together with password (line 4)", NULL } },
+	{ "password_and_command_both_top_level",
+	  "password = \"a\"\npassword_command = \"b\"\n", 2,
+	  { "option password_command: ", "together with password", NULL } },
+	{ "password_and_command_neither",
+	  "\naccount work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  maildir = \"/m\"\n}\n", 2,
+	  { "account work: option password: missing",
+	    "password_command", NULL } },
+	{ "xoauth2_neither",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  maildir = \"/m\"\n  auth = xoauth2\n}\n", 1,
+	  { "account work: option password: missing",
+	    "access token", NULL } },
+	{ "xoauth2_both",
+	  "account work {\n" ACCOUNT_BODY "  auth = xoauth2\n"
+	  "  password_command = \"oauth2 token\"\n}\n", 7,
+	  { "account work: option password_command: ", "together with",
+	    NULL } },
+	{ "duplicate_account",
+	  MINIMAL "\naccount work {\n" ACCOUNT_BODY "}\n", 8,
+	  { "account work: duplicate account name",
+	    "first defined on line 1", NULL } },
+	{ "duplicate_key",
+	  "account work {\n" ACCOUNT_BODY "  port = 1\n  port = 2\n}\n", 7,
+	  { "account work: option port: set twice (first on line 6)",
+	    NULL } },
+	{ "bad_account_name",
+	  "account \"my work\" {\n" ACCOUNT_BODY "}\n", 1,
+	  { "account my work: invalid account name", NULL } },
+	{ "port_zero",
+	  "account work {\n" ACCOUNT_BODY "  port = 0\n}\n", 6,
+	  { "account work: option port: ", "0 is out of range",
+	    "1..65535", NULL } },
+	{ "port_too_big",
+	  "account work {\n" ACCOUNT_BODY "  port = 65536\n}\n", 6,
+	  { "account work: option port: ", "65536 is out of range", NULL } },
+	{ "port_huge",
+	  "port = 99999999999999999999999\n", 1,
+	  { "option port: ", "out of range", NULL } },
+	{ "port_negative",
+	  "account work {\n" ACCOUNT_BODY "  port = -5\n}\n", 6,
+	  { "option port: ", "-5 is negative", NULL } },
+	{ "max_size_negative",
+	  "account work {\n" ACCOUNT_BODY "  max_size = -1\n}\n", 6,
+	  { "account work: option max_size: ", "negative", NULL } },
+	{ "max_size_over_int64",
+	  "max_size = 9223372036854775808\n", 1,
+	  { "option max_size: ", "out of range", NULL } },
+	{ "max_messages_negative",
+	  "max_messages = -3\n", 1,
+	  { "option max_messages: ", "negative", NULL } },
+	{ "delete_after_days_negative",
+	  "account work {\n" ACCOUNT_BODY "  delete_after_days = -1\n}\n", 6,
+	  { "account work: option delete_after_days: ", "negative", NULL } },
+	{ "timeout_zero",
+	  "timeout = 0\n", 1,
+	  { "option timeout: ", "out of range", NULL } },
+	{ "timeout_too_big",
+	  "account work {\n" ACCOUNT_BODY "  timeout = 86401\n}\n", 6,
+	  { "account work: option timeout: ", "86401 is out of range",
+	    NULL } },
+	{ "number_hex_not_accepted",
+	  "port = 0x6e\n", 1,
+	  { "option port: ", "not a number", NULL } },
+	{ "plaintext_none_user",
+	  "account work {\n" ACCOUNT_BODY "  tls = none\n  auth = user\n}\n",
+	  6, { "account work: option tls: ", "clear text",
+	       "allow_plaintext_password = true", NULL } },
+	{ "plaintext_none_plain",
+	  "account work {\n" ACCOUNT_BODY "  tls = none\n  auth = plain\n}\n",
+	  6, { "account work: option tls: ", "clear text",
+	       "allow_plaintext_password = true", NULL } },
+	{ "plaintext_none_xoauth2",
+	  "account work {\n" ACCOUNT_BODY "  tls = none\n  auth = xoauth2\n}\n",
+	  6, { "account work: option tls: ", "access token",
+	       "allow_plaintext_password = true", NULL } },
+	{ "plaintext_none_auto",
+	  "account work {\n" ACCOUNT_BODY "  tls = none\n}\n", 6,
+	  { "account work: option tls: ", "auth = auto",
+	    "allow_plaintext_password = true", "auth = apop", NULL } },
+	{ "plaintext_none_top_level_tls",
+	  "tls = none\n" MINIMAL, 1,
+	  { "account work: option tls: ", "allow_plaintext_password", NULL } },
+	{ "plaintext_none_allow_false",
+	  "account work {\n" ACCOUNT_BODY "  tls = none\n  auth = user\n"
+	  "  allow_plaintext_password = false\n}\n", 6,
+	  { "account work: option tls: ", "clear text", NULL } },
+	{ "password_lf",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  password = \"abc\\r\\nDELE 1\"\n  maildir = \"/m\"\n}\n", 4,
+	  { "account work: option password: ", "CR or LF", NULL } },
+	{ "password_multiline_literal",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  password = \"abc\nDELE 1\"\n  maildir = \"/m\"\n}\n", 5,
+	  { "account work: option password: ", "CR or LF", NULL } },
+	{ "password_nul_octal",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  password = \"abc\\0def\"\n  maildir = \"/m\"\n}\n", 4,
+	  { "NUL", NULL } },
+	{ "password_nul_hex",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  password = \"abc\\x00def\"\n  maildir = \"/m\"\n}\n", 4,
+	  { "NUL", NULL } },
+	{ "password_unquoted_words_not_shown",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  password = correct secret staple\n  maildir = \"/m\"\n}\n", 4,
+	  { "account work: option password: ", "quote a password", NULL } },
+	{ "password_empty",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  password = \"\"\n  maildir = \"/m\"\n}\n", 4,
+	  { "account work: option password: is empty", NULL } },
+	{ "user_control_character",
+	  "account work {\n  host = \"h\"\n  user = \"u\\r\\nDELE 1\"\n"
+	  "  password = \"p\"\n  maildir = \"/m\"\n}\n", 3,
+	  { "account work: option user: ", "control character", NULL } },
+	{ "fingerprint_bad",
+	  "account work {\n" ACCOUNT_BODY "  tls_fingerprint = \"sha256:5A:0F\"\n"
+	  "}\n", 6,
+	  { "account work: option tls_fingerprint: ", "SHA-256", NULL } },
+	{ "tilde_unknown_user",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n  password = \"p\"\n"
+	  "  maildir = \"~no-such-user-popfetch/Mail\"\n}\n", 5,
+	  { "account work: option maildir: ", "cannot expand", NULL } },
+	{ "option_path_syntax",
+	  MINIMAL "\"account=work|port\" = 5\n", 7,
+	  { "unknown option", NULL } },
+};
+
+static void
+run_err_case(void **state)
+{
+	const struct err_case *c = *state;
+
+	load_err_mode(c->text, 0600, c->line, c->needles);
+}
+
+/* ---- defaults and values ---- */
+
+static void
+test_defaults(void **state)
+{
+	const struct conf_account *a;
+	struct conf *conf;
+
+	(void)state;
+	setenv("XDG_STATE_HOME", "/xdg/state", 1);
+	conf = load_ok(MINIMAL);
+	assert_string_equal(conf->state_dir, "/xdg/state/popfetch");
+	unsetenv("XDG_STATE_HOME");
+	assert_int_equal(conf->timeout, 60);
+	assert_int_equal(conf->naccounts, 1);
+	a = &conf->accounts[0];
+	assert_string_equal(a->name, "work");
+	assert_string_equal(a->host, "pop.example.com");
+	assert_int_equal(a->port, 995);
+	assert_int_equal(a->tls, CONF_TLS_IMPLICIT);
+	assert_true(a->tls_verify);
+	assert_null(a->tls_ca_file);
+	assert_false(a->has_fingerprint);
+	assert_string_equal(a->user, "alice");
+	assert_string_equal(a->password, "secret");
+	assert_null(a->password_command);
+	assert_int_equal(a->auth, CONF_AUTH_AUTO);
+	assert_false(a->allow_plaintext_password);
+	assert_string_equal(a->maildir, "/tmp/Mail/work");
+	assert_false(a->delete);
+	assert_int_equal(a->delete_after_days, 0);
+	assert_int_equal(a->max_size, 0);
+	assert_int_equal(a->max_messages, 0);
+	assert_true(a->received_header);
+	assert_true(a->enabled);
+	assert_int_equal(a->timeout, 60);
+	conf_free(&conf);
+	assert_null(conf);
+}
+
+static void
+test_state_dir_default_without_xdg(void **state)
+{
+	struct conf *conf;
+	char *want;
+
+	(void)state;
+	assert_true(asprintf(&want, "%s/.local/state/popfetch", home) > 0);
+	unsetenv("XDG_STATE_HOME");
+	conf = load_ok(MINIMAL);
+	assert_string_equal(conf->state_dir, want);
+	conf_free(&conf);
+	/* An empty XDG_STATE_HOME counts as unset. */
+	setenv("XDG_STATE_HOME", "", 1);
+	conf = load_ok(MINIMAL);
+	assert_string_equal(conf->state_dir, want);
+	conf_free(&conf);
+	free(want);
+}
+
+static void
+test_port_default_follows_tls(void **state)
+{
+	struct conf *conf;
+
+	(void)state;
+	conf = load_ok("account a {\n" ACCOUNT_BODY "  tls = starttls\n}\n"
+	    "account b {\n" ACCOUNT_BODY "  tls = none\n"
+	    "  allow_plaintext_password = true\n}\n"
+	    "account c {\n" ACCOUNT_BODY "  tls = starttls\n  port = 1110\n}\n"
+	    "account d {\n" ACCOUNT_BODY "  tls = implicit\n}\n"
+	    "account e {\n" ACCOUNT_BODY "  port = 0995\n}\n");
+	assert_int_equal(conf->naccounts, 5);
+	assert_int_equal(conf->accounts[4].port, 995);	/* decimal, not octal */
+	assert_int_equal(conf->accounts[0].port, 110);
+	assert_int_equal(conf->accounts[0].tls, CONF_TLS_STARTTLS);
+	assert_int_equal(conf->accounts[1].port, 110);
+	assert_int_equal(conf->accounts[1].tls, CONF_TLS_NONE);
+	assert_int_equal(conf->accounts[2].port, 1110);
+	assert_int_equal(conf->accounts[3].port, 995);
+	conf_free(&conf);
+}
+
+static void
+test_every_value(void **state)
+{
+	static const unsigned char fpr[32] = {
+		0x5a, 0x0f, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55,
+		0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+		0xee, 0xff, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+		0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54,
+	};
+	const struct conf_account *a;
+	struct conf *conf;
+
+	(void)state;
+	conf = load_ok(
+	    "state_dir = \"/var/lib/pf\"\n"
+	    "timeout = 30\n"
+	    "account work {\n"
+	    "  host = \"pop.example.org\"\n"
+	    "  port = 10995\n"
+	    "  tls = starttls\n"
+	    "  tls_verify = false\n"
+	    "  tls_ca_file = \"/etc/ssl/ca.pem\"\n"
+	    "  tls_fingerprint = \"sha256:5A:0F:00:11:22:33:44:55:66:77:88:99:"
+	    "AA:BB:CC:DD:EE:FF:01:23:45:67:89:AB:CD:EF:FE:DC:BA:98:76:54\"\n"
+	    "  user = \"bob@example.org\"\n"
+	    "  password_command = \"pass show mail/work\"\n"
+	    "  auth = scram-sha-256\n"
+	    "  allow_plaintext_password = true\n"
+	    "  maildir = \"/srv/Mail\"\n"
+	    "  delete = yes\n"
+	    "  delete_after_days = 30\n"
+	    "  max_size = 9223372036854775807\n"
+	    "  max_messages = 500\n"
+	    "  received_header = off\n"
+	    "  enabled = false\n"
+	    "  timeout = 120\n"
+	    "}\n");
+	assert_string_equal(conf->state_dir, "/var/lib/pf");
+	assert_int_equal(conf->timeout, 30);
+	a = conf_account_find(conf, "work");
+	assert_non_null(a);
+	assert_string_equal(a->host, "pop.example.org");
+	assert_int_equal(a->port, 10995);
+	assert_int_equal(a->tls, CONF_TLS_STARTTLS);
+	assert_false(a->tls_verify);
+	assert_string_equal(a->tls_ca_file, "/etc/ssl/ca.pem");
+	assert_true(a->has_fingerprint);
+	assert_memory_equal(a->tls_fingerprint, fpr, 32);
+	assert_string_equal(a->user, "bob@example.org");
+	assert_null(a->password);
+	assert_string_equal(a->password_command, "pass show mail/work");
+	assert_int_equal(a->auth, CONF_AUTH_SCRAM_SHA_256);
+	assert_true(a->allow_plaintext_password);
+	assert_string_equal(a->maildir, "/srv/Mail");
+	assert_true(a->delete);
+	assert_int_equal(a->delete_after_days, 30);
+	assert_true(a->max_size == UINT64_C(9223372036854775807));
+	assert_int_equal(a->max_messages, 500);
+	assert_false(a->received_header);
+	assert_false(a->enabled);
+	assert_int_equal(a->timeout, 120);
+	conf_free(&conf);
+}
+
+static void
+test_auth_values(void **state)
+{
+	static const struct { const char *word; enum conf_auth auth; } t[] = {
+		{ "auto", CONF_AUTH_AUTO }, { "user", CONF_AUTH_USER },
+		{ "apop", CONF_AUTH_APOP }, { "plain", CONF_AUTH_PLAIN },
+		{ "scram-sha-256", CONF_AUTH_SCRAM_SHA_256 },
+		{ "xoauth2", CONF_AUTH_XOAUTH2 },
+	};
+	struct conf *conf;
+	char *text;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		assert_true(asprintf(&text, "account work {\n" ACCOUNT_BODY
+		    "  auth = %s\n}\n", t[i].word) > 0);
+		conf = load_ok(text);
+		assert_int_equal(conf->accounts[0].auth, t[i].auth);
+		assert_string_equal(conf_auth_name(t[i].auth), t[i].word);
+		conf_free(&conf);
+		free(text);
+	}
+	assert_string_equal(conf_tls_name(CONF_TLS_IMPLICIT), "implicit");
+	assert_string_equal(conf_tls_name(CONF_TLS_STARTTLS), "starttls");
+	assert_string_equal(conf_tls_name(CONF_TLS_NONE), "none");
+}
+
+static void
+test_top_level_defaults(void **state)
+{
+	const struct conf_account *a, *b;
+	struct conf *conf;
+
+	(void)state;
+	conf = load_ok(
+	    "port = 1995\n"
+	    "tls_verify = false\n"
+	    "auth = plain\n"
+	    "password_command = \"pass show mail\"\n"
+	    "maildir = \"/srv/Mail/shared\"\n"
+	    "delete = true\n"
+	    "max_messages = 10\n"
+	    "received_header = false\n"
+	    "timeout = 15\n"
+	    "account a {\n  host = \"ha\"\n  user = \"ua\"\n}\n"
+	    "account b {\n  host = \"hb\"\n  user = \"ub\"\n"
+	    "  port = 2995\n  tls_verify = true\n  auth = user\n"
+	    "  maildir = \"/srv/Mail/b\"\n  delete = false\n"
+	    "  max_messages = 0\n  received_header = true\n"
+	    "  timeout = 5\n}\n");
+	a = conf_account_find(conf, "a");
+	b = conf_account_find(conf, "b");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(conf->timeout, 15);
+	/* a inherits every top-level value */
+	assert_int_equal(a->port, 1995);
+	assert_false(a->tls_verify);
+	assert_int_equal(a->auth, CONF_AUTH_PLAIN);
+	assert_string_equal(a->password_command, "pass show mail");
+	assert_string_equal(a->maildir, "/srv/Mail/shared");
+	assert_true(a->delete);
+	assert_int_equal(a->max_messages, 10);
+	assert_false(a->received_header);
+	assert_int_equal(a->timeout, 15);
+	/* b's own values win, also "false" and "0" over a top-level value */
+	assert_int_equal(b->port, 2995);
+	assert_true(b->tls_verify);
+	assert_int_equal(b->auth, CONF_AUTH_USER);
+	assert_string_equal(b->maildir, "/srv/Mail/b");
+	assert_false(b->delete);
+	assert_int_equal(b->max_messages, 0);
+	assert_true(b->received_header);
+	assert_int_equal(b->timeout, 5);
+	conf_free(&conf);
+}
+
+static void
+test_top_level_default_after_account(void **state)
+{
+	struct conf *conf;
+
+	(void)state;
+	conf = load_ok("account work {\n  host = \"h\"\n  user = \"u\"\n}\n"
+	    "maildir = \"/m\"\npassword = \"p\"\nenabled = false\n"
+	    "tls = starttls\n");
+	assert_string_equal(conf->accounts[0].maildir, "/m");
+	assert_string_equal(conf->accounts[0].password, "p");
+	assert_false(conf->accounts[0].enabled);
+	assert_int_equal(conf->accounts[0].port, 110);
+	conf_free(&conf);
+}
+
+static void
+test_credentials_override_as_a_pair(void **state)
+{
+	struct conf *conf;
+
+	(void)state;
+	/* An account's password replaces a top-level password_command. */
+	conf = load_ok("password_command = \"pass show mail\"\n"
+	    "account a {\n" ACCOUNT_BODY "}\n"
+	    "account b {\n  host = \"h\"\n  user = \"u\"\n  maildir = \"/m\"\n}\n");
+	assert_string_equal(conf->accounts[0].password, "secret");
+	assert_null(conf->accounts[0].password_command);
+	assert_null(conf->accounts[1].password);
+	assert_string_equal(conf->accounts[1].password_command,
+	    "pass show mail");
+	conf_free(&conf);
+}
+
+static void
+test_xoauth2_sources(void **state)
+{
+	struct conf *conf;
+
+	(void)state;
+	conf = load_ok("account a {\n  host = \"h\"\n  user = \"u\"\n"
+	    "  maildir = \"/m\"\n  auth = xoauth2\n"
+	    "  password_command = \"oauth2-token\"\n}\n"
+	    "account b {\n  host = \"h\"\n  user = \"u\"\n  maildir = \"/m\"\n"
+	    "  auth = xoauth2\n  password = \"static-token\"\n}\n");
+	assert_int_equal(conf->accounts[0].auth, CONF_AUTH_XOAUTH2);
+	assert_string_equal(conf->accounts[0].password_command, "oauth2-token");
+	assert_null(conf->accounts[0].password);
+	assert_string_equal(conf->accounts[1].password, "static-token");
+	conf_free(&conf);
+}
+
+static void
+test_plaintext_allowed_cases(void **state)
+{
+	struct conf *conf;
+
+	(void)state;
+	conf = load_ok(
+	    "account apop {\n" ACCOUNT_BODY "  tls = none\n  auth = apop\n}\n"
+	    "account scram {\n" ACCOUNT_BODY "  tls = none\n"
+	    "  auth = scram-sha-256\n}\n"
+	    "account user {\n" ACCOUNT_BODY "  tls = none\n  auth = user\n"
+	    "  allow_plaintext_password = true\n}\n"
+	    "account auto {\n" ACCOUNT_BODY "  tls = none\n"
+	    "  allow_plaintext_password = true\n}\n"
+	    "account stls {\n" ACCOUNT_BODY "  tls = starttls\n  auth = user\n}\n");
+	assert_int_equal(conf->naccounts, 5);
+	assert_int_equal(conf->accounts[0].auth, CONF_AUTH_APOP);
+	assert_int_equal(conf->accounts[2].tls, CONF_TLS_NONE);
+	assert_true(conf->accounts[3].allow_plaintext_password);
+	conf_free(&conf);
+}
+
+static void
+test_password_kept_verbatim(void **state)
+{
+	struct conf *conf;
+
+	(void)state;
+	/* Tabs, quotes, '#' and escapes that are not CR/LF/NUL are fine. */
+	conf = load_ok("account work {\n  host = \"h\"\n  user = \"u\"\n"
+	    "  password = \"a\\tb\\\"c#d'e\\\\f\"\n  maildir = \"/m\"\n}\n");
+	assert_string_equal(conf->accounts[0].password, "a\tb\"c#d'e\\f");
+	conf_free(&conf);
+}
+
+static void
+test_comments_and_quotes(void **state)
+{
+	struct conf *conf;
+
+	(void)state;
+	conf = load_ok("# a comment with \"quote\n"
+	    "// another, with \\0 in it\n"
+	    "/* a block\n   comment \" */\n"
+	    "account 'work' {\n"
+	    "  host = pop.example.com  # unquoted\n"
+	    "  user = 'alice'\n"
+	    "  password = 'it\\'s'\n"
+	    "  maildir = /srv/Mail/work\n"
+	    "}\n");
+	assert_string_equal(conf->accounts[0].host, "pop.example.com");
+	assert_string_equal(conf->accounts[0].user, "alice");
+	assert_string_equal(conf->accounts[0].maildir, "/srv/Mail/work");
+	assert_string_equal(conf->accounts[0].password, "it's");
+	conf_free(&conf);
+}
+
+static void
+test_tilde_expansion(void **state)
+{
+	const struct conf_account *a;
+	struct conf *conf;
+	char *want;
+
+	(void)state;
+	conf = load_ok("state_dir = \"~/state\"\n"
+	    "account work {\n  host = \"h\"\n  user = \"u\"\n  password = \"p\"\n"
+	    "  maildir = \"~/Mail/work\"\n  tls_ca_file = \"~/ca.pem\"\n}\n");
+	a = &conf->accounts[0];
+	assert_true(asprintf(&want, "%s/state", home) > 0);
+	assert_string_equal(conf->state_dir, want);
+	free(want);
+	assert_true(asprintf(&want, "%s/Mail/work", home) > 0);
+	assert_string_equal(a->maildir, want);
+	free(want);
+	assert_true(asprintf(&want, "%s/ca.pem", home) > 0);
+	assert_string_equal(a->tls_ca_file, want);
+	free(want);
+	conf_free(&conf);
+}
+
+static void
+test_expand_tilde_function(void **state)
+{
+	struct passwd *pw;
+	char *s, *want;
+
+	(void)state;
+	s = conf_expand_tilde("~");
+	assert_string_equal(s, home);
+	free(s);
+	s = conf_expand_tilde("~/a/b");
+	assert_true(asprintf(&want, "%s/a/b", home) > 0);
+	assert_string_equal(s, want);
+	free(s);
+	free(want);
+	s = conf_expand_tilde("/x/~/y");
+	assert_string_equal(s, "/x/~/y");
+	free(s);
+	s = conf_expand_tilde("rel/~");
+	assert_string_equal(s, "rel/~");
+	free(s);
+	s = conf_expand_tilde("~no-such-user-popfetch/x");
+	assert_string_equal(s, "~no-such-user-popfetch/x");
+	free(s);
+
+	pw = getpwuid(geteuid());
+	assert_non_null(pw);
+	want = strdup(pw->pw_dir);
+	assert_non_null(want);
+	/* HOME unset or empty: the passwd entry */
+	unsetenv("HOME");
+	s = conf_expand_tilde("~");
+	assert_string_equal(s, want);
+	free(s);
+	setenv("HOME", "", 1);
+	s = conf_expand_tilde("~");
+	assert_string_equal(s, want);
+	free(s);
+	setenv("HOME", home, 1);
+	free(want);
+
+	pw = getpwnam("root");
+	if (pw != NULL) {
+		want = NULL;
+		assert_true(asprintf(&want, "%s/x", strcmp(pw->pw_dir, "/") == 0 ?
+		    "" : pw->pw_dir) > 0);
+		s = conf_expand_tilde("~root/x");
+		assert_string_equal(s, want);
+		free(s);
+		free(want);
+	}
+	setenv("HOME", "/", 1);
+	s = conf_expand_tilde("~/x");
+	assert_string_equal(s, "/x");
+	free(s);
+	setenv("HOME", home, 1);
+}
+
+/* ---- fingerprints ---- */
+
+static void
+test_fingerprint_forms(void **state)
+{
+	static const char *const good[] = {
+		"5a0f00112233445566778899aabbccddeeff0123456789abcdeffedcba987654",
+		"5A0F00112233445566778899AABBCCDDEEFF0123456789ABCDEFFEDCBA987654",
+		"5A:0F:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:01:23:45:"
+		"67:89:AB:CD:EF:FE:DC:BA:98:76:54",
+		"sha256:5a:0f:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:01:"
+		"23:45:67:89:ab:cd:ef:fe:dc:ba:98:76:54",
+		"SHA256:5A0F00112233445566778899aabbccddeeff0123456789abcdeffedcba987654",
+	};
+	static const unsigned char want[32] = {
+		0x5a, 0x0f, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55,
+		0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+		0xee, 0xff, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+		0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54,
+	};
+	unsigned char out[32];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		memset(out, 0, sizeof(out));
+		if (conf_parse_fingerprint(good[i], out) != 0)
+			fail_msg("rejected %s", good[i]);
+		assert_memory_equal(out, want, 32);
+	}
+}
+
+static void
+test_fingerprint_rejects(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"sha256:",
+		/* 63 and 66 digits */
+		"5a0f00112233445566778899aabbccddeeff0123456789abcdeffedcba98765",
+		"5a0f00112233445566778899aabbccddeeff0123456789abcdeffedcba98765400",
+		/* a non-hex digit */
+		"5g0f00112233445566778899aabbccddeeff0123456789abcdeffedcba987654",
+		/* colons doubled, leading, trailing, or splitting a byte */
+		"5A::0F:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:01:23:45:"
+		"67:89:AB:CD:EF:FE:DC:BA:98:76:54",
+		":5A0F00112233445566778899AABBCCDDEEFF0123456789ABCDEFFEDCBA987654",
+		"5A0F00112233445566778899AABBCCDDEEFF0123456789ABCDEFFEDCBA987654:",
+		"5:A0F00112233445566778899AABBCCDDEEFF0123456789ABCDEFFEDCBA987654",
+		/* spaces, another hash's prefix */
+		" 5A0F00112233445566778899AABBCCDDEEFF0123456789ABCDEFFEDCBA987654",
+		"sha1:5A0F00112233445566778899AABBCCDDEEFF0123456789ABCDEFFEDCBA987654",
+	};
+	unsigned char out[32];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(out, 0xa5, sizeof(out));
+		if (conf_parse_fingerprint(bad[i], out) != -1)
+			fail_msg("accepted '%s'", bad[i]);
+	}
+}
+
+/* ---- permissions ---- */
+
+static void
+expect_perm_refusal(const char *text, mode_t mode)
+{
+	struct pf_error err;
+	struct conf *conf = NULL;
+	char *path = write_file(text, mode), *fix;
+
+	assert_int_equal(conf_load(path, &conf, &err), -1);
+	assert_null(conf);
+	assert_int_equal(err.category, PF_FAIL_CONFIG);
+	assert_true(asprintf(&fix, "chmod 600 %s", path) > 0);
+	if (strstr(err.what, fix) == NULL)
+		fail_msg("message '%s' lacks '%s'", err.what, fix);
+	assert_true(strncmp(err.what, path, strlen(path)) == 0);
+	/* The secret itself never shows. */
+	assert_null(strstr(err.what, "secret"));
+	free(fix);
+	unlink(path);
+	free(path);
+}
+
+static void
+test_perm_world_readable_refused(void **state)
+{
+	(void)state;
+	expect_perm_refusal(MINIMAL, 0644);
+}
+
+static void
+test_perm_group_readable_refused(void **state)
+{
+	(void)state;
+	expect_perm_refusal(MINIMAL, 0640);
+}
+
+static void
+test_perm_top_level_password_refused(void **state)
+{
+	(void)state;
+	expect_perm_refusal("password = \"secret\"\n", 0604);
+}
+
+static void
+test_perm_no_password_accepted(void **state)
+{
+	struct pf_error err;
+	struct conf *conf = NULL;
+	char *path = write_file("account work {\n  host = \"h\"\n  user = \"u\"\n"
+	    "  password_command = \"pass show x\"\n  maildir = \"/m\"\n}\n", 0644);
+
+	(void)state;
+	if (conf_load(path, &conf, &err) != 0)
+		fail_msg("refused: %s", err.what);
+	assert_int_equal(conf->naccounts, 1);
+	conf_free(&conf);
+	unlink(path);
+	free(path);
+}
+
+static void
+test_perm_owner_refused(void **state)
+{
+	struct pf_error err;
+	struct conf *conf = NULL;
+	struct passwd *pw;
+	char *path, *fix;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();	/* only root can give a file away */
+	pw = getpwuid(geteuid());
+	assert_non_null(pw);
+	assert_true(asprintf(&fix, "chown %s ", pw->pw_name) > 0);
+	path = write_file(MINIMAL, 0600);
+	assert_int_equal(chown(path, 65534, (gid_t)-1), 0);
+	assert_int_equal(conf_load(path, &conf, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_CONFIG);
+	if (strstr(err.what, fix) == NULL || strstr(err.what, path) == NULL)
+		fail_msg("message '%s' lacks '%s%s'", err.what, fix, path);
+	free(fix);
+	unlink(path);
+	free(path);
+}
+
+/* ---- loading odd files ---- */
+
+static void
+test_load_missing_file(void **state)
+{
+	struct pf_error err;
+	struct conf *conf = NULL;
+	char *path;
+
+	(void)state;
+	assert_true(asprintf(&path, "%s/does-not-exist", tmpdir) > 0);
+	assert_int_equal(conf_load(path, &conf, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_CONFIG);
+	assert_true(strncmp(err.what, path, strlen(path)) == 0);
+	assert_non_null(strstr(err.what, "No such file or directory"));
+	free(path);
+}
+
+static void
+test_load_directory(void **state)
+{
+	struct pf_error err;
+	struct conf *conf = NULL;
+
+	(void)state;
+	assert_int_equal(conf_load(tmpdir, &conf, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_CONFIG);
+	assert_non_null(strstr(err.what, "not a regular file"));
+}
+
+static void
+test_load_raw_nul(void **state)
+{
+	struct pf_error err;
+	struct conf *conf = NULL;
+	char *path, *want;
+	int fd;
+
+	(void)state;
+	path = write_file("timeout = 5\n", 0600);
+	fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "# x\0y\n", 6), 6);
+	close(fd);
+	assert_int_equal(conf_load(path, &conf, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_CONFIG);
+	assert_true(asprintf(&want, "%s:2: NUL byte", path) > 0);
+	if (strncmp(err.what, want, strlen(want)) != 0)
+		fail_msg("message '%s' is not '%s...'", err.what, want);
+	free(want);
+	unlink(path);
+	free(path);
+}
+
+static void
+test_empty_and_accountless(void **state)
+{
+	struct conf *conf;
+
+	(void)state;
+	conf = load_ok("");
+	assert_int_equal(conf->naccounts, 0);
+	assert_int_equal(conf->timeout, 60);
+	assert_null(conf_account_find(conf, "work"));
+	conf_free(&conf);
+	conf = load_ok("# only a comment\ntimeout = 7\n");
+	assert_int_equal(conf->naccounts, 0);
+	assert_int_equal(conf->timeout, 7);
+	conf_free(&conf);
+	conf_free(&conf);	/* freeing NULL is fine */
+}
+
+static void
+test_account_order_and_find(void **state)
+{
+	struct conf *conf;
+
+	(void)state;
+	conf = load_ok("account zeta {\n" ACCOUNT_BODY "}\n"
+	    "account alpha {\n" ACCOUNT_BODY "}\n"
+	    "account \"mid.dle_-@+1\" {\n" ACCOUNT_BODY "}\n");
+	assert_int_equal(conf->naccounts, 3);
+	assert_string_equal(conf->accounts[0].name, "zeta");
+	assert_string_equal(conf->accounts[1].name, "alpha");
+	assert_ptr_equal(conf_account_find(conf, "alpha"), &conf->accounts[1]);
+	assert_non_null(conf_account_find(conf, "mid.dle_-@+1"));
+	assert_null(conf_account_find(conf, "Alpha"));
+	conf_free(&conf);
+}
+
+/* ---- conf_locate ---- */
+
+static char *
+make_config_at(const char *path)
+{
+	FILE *fp;
+	char *dir = strdup(path), *slash;
+
+	/* mkdir -p dirname(path) */
+	for (slash = strchr(dir + 1, '/'); slash != NULL;
+	    slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		if (mkdir(dir, 0700) == -1 && errno != EEXIST)
+			fail_msg("mkdir %s: %s", dir, strerror(errno));
+		*slash = '/';
+	}
+	free(dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs("timeout = 5\n", fp);
+	fclose(fp);
+	return strdup(path);
+}
+
+static void
+locate_expect(const char *c, const char *want)
+{
+	struct pf_error err;
+	char *path = NULL;
+
+	pf_error_clear(&err);
+	if (conf_locate(c, &path, &err) != 0)
+		fail_msg("conf_locate: %s", err.what);
+	assert_string_equal(path, want);
+	free(path);
+}
+
+static void
+locate_expect_error(const char *c, const char *needle)
+{
+	struct pf_error err;
+	char *path = (char *)1;
+
+	assert_int_equal(conf_locate(c, &path, &err), -1);
+	assert_null(path);
+	assert_int_equal(err.category, PF_FAIL_CONFIG);
+	if (strstr(err.what, needle) == NULL)
+		fail_msg("message '%s' lacks '%s'", err.what, needle);
+}
+
+static void
+test_locate_order(void **state)
+{
+	char *xdgdir, *xdgfile, *homefile, *envfile, *cfile;
+
+	(void)state;
+	assert_true(asprintf(&xdgdir, "%s/xdg", tmpdir) > 0);
+	assert_true(asprintf(&xdgfile, "%s/xdg/popfetch/config", tmpdir) > 0);
+	assert_true(asprintf(&homefile, "%s/.config/popfetch/config", home) > 0);
+	free(make_config_at(xdgfile));
+	free(make_config_at(homefile));
+	envfile = write_file("timeout = 1\n", 0600);
+	cfile = write_file("timeout = 2\n", 0600);
+
+	setenv("POPFETCH_CONFIG", envfile, 1);
+	setenv("XDG_CONFIG_HOME", xdgdir, 1);
+	locate_expect(cfile, cfile);		/* -c first */
+	locate_expect(NULL, envfile);		/* then POPFETCH_CONFIG */
+	unsetenv("POPFETCH_CONFIG");
+	locate_expect(NULL, xdgfile);		/* then XDG_CONFIG_HOME */
+	setenv("POPFETCH_CONFIG", "", 1);	/* empty: unset */
+	locate_expect(NULL, xdgfile);
+	setenv("XDG_CONFIG_HOME", "", 1);	/* empty: ~/.config */
+	locate_expect(NULL, homefile);
+	unsetenv("XDG_CONFIG_HOME");
+	locate_expect(NULL, homefile);
+	unsetenv("POPFETCH_CONFIG");
+
+	unlink(xdgfile);
+	unlink(homefile);
+	unlink(envfile);
+	unlink(cfile);
+	free(xdgdir);
+	free(xdgfile);
+	free(homefile);
+	free(envfile);
+	free(cfile);
+}
+
+static void
+test_locate_named_must_exist(void **state)
+{
+	char *missing, *msg, *homefile;
+
+	(void)state;
+	assert_true(asprintf(&missing, "%s/missing.conf", tmpdir) > 0);
+	assert_true(asprintf(&msg, "%s: No such file or directory", missing) > 0);
+	/* Even though a user config exists, a named file must exist. */
+	assert_true(asprintf(&homefile, "%s/.config/popfetch/config", home) > 0);
+	free(make_config_at(homefile));
+	unsetenv("XDG_CONFIG_HOME");
+	unsetenv("POPFETCH_CONFIG");
+	locate_expect_error(missing, msg);
+	setenv("POPFETCH_CONFIG", missing, 1);
+	locate_expect_error(NULL, msg);
+	unsetenv("POPFETCH_CONFIG");
+	unlink(homefile);
+	free(homefile);
+	free(missing);
+	free(msg);
+}
+
+static void
+test_locate_nothing_found(void **state)
+{
+	char *want;
+	struct stat st;
+
+	(void)state;
+	if (stat("/etc/popfetch.conf", &st) == 0)
+		skip();	/* a system config exists: nothing to miss */
+	unsetenv("POPFETCH_CONFIG");
+	setenv("XDG_CONFIG_HOME", "/nonexistent-popfetch-xdg", 1);
+	locate_expect_error(NULL, "/nonexistent-popfetch-xdg/popfetch/config");
+	locate_expect_error(NULL, "/etc/popfetch.conf");
+	unsetenv("XDG_CONFIG_HOME");
+	assert_true(asprintf(&want, "%s/.config/popfetch/config", home) > 0);
+	locate_expect_error(NULL, want);
+	free(want);
+}
+
+/* ---- fixtures ---- */
+
+static int
+group_setup(void **state)
+{
+	char *t;
+
+	(void)state;
+	t = getenv("TMPDIR");
+	if ((size_t)snprintf(tmpdir, sizeof(tmpdir) - 16, "%s/test_conf.XXXXXX",
+	    t != NULL && t[0] != '\0' ? t : "/tmp") >= sizeof(tmpdir) - 16 ||
+	    mkdtemp(tmpdir) == NULL)
+		return -1;
+	if ((size_t)snprintf(home, sizeof(home), "%s/home", tmpdir) >=
+	    sizeof(home) || mkdir(home, 0700) == -1)
+		return -1;
+	setenv("HOME", home, 1);
+	unsetenv("XDG_STATE_HOME");
+	unsetenv("XDG_CONFIG_HOME");
+	unsetenv("POPFETCH_CONFIG");
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	char *cmd;
+
+	(void)state;
+	if (asprintf(&cmd, "rm -rf '%s'", tmpdir) > 0) {
+		if (system(cmd) != 0)
+			fprintf(stderr, "# could not remove %s\n", tmpdir);
+		free(cmd);
+	}
+	return 0;
+}
+
+#define T(f)	cmocka_unit_test(f)
+
+int
+main(void)
+{
+	static const struct CMUnitTest fixed[] = {
+		T(test_defaults),
+		T(test_state_dir_default_without_xdg),
+		T(test_port_default_follows_tls),
+		T(test_every_value),
+		T(test_auth_values),
+		T(test_top_level_defaults),
+		T(test_top_level_default_after_account),
+		T(test_credentials_override_as_a_pair),
+		T(test_xoauth2_sources),
+		T(test_plaintext_allowed_cases),
+		T(test_password_kept_verbatim),
+		T(test_comments_and_quotes),
+		T(test_tilde_expansion),
+		T(test_expand_tilde_function),
+		T(test_fingerprint_forms),
+		T(test_fingerprint_rejects),
+		T(test_perm_world_readable_refused),
+		T(test_perm_group_readable_refused),
+		T(test_perm_top_level_password_refused),
+		T(test_perm_no_password_accepted),
+		T(test_perm_owner_refused),
+		T(test_load_missing_file),
+		T(test_load_directory),
+		T(test_load_raw_nul),
+		T(test_empty_and_accountless),
+		T(test_account_order_and_find),
+		T(test_locate_order),
+		T(test_locate_named_must_exist),
+		T(test_locate_nothing_found),
+	};
+	const size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
+	const size_t nerr = sizeof(err_cases) / sizeof(err_cases[0]);
+	struct CMUnitTest *tests;
+	size_t i;
+	int rc;
+
+	tests = calloc(nfixed + nerr, sizeof(*tests));
+	if (tests == NULL)
+		return 1;
+	for (i = 0; i < nfixed; i++)
+		tests[i] = fixed[i];
+	for (i = 0; i < nerr; i++) {
+		tests[nfixed + i].name = err_cases[i].name;
+		tests[nfixed + i].test_func = run_err_case;
+		tests[nfixed + i].initial_state = (void *)&err_cases[i];
+	}
+	rc = _cmocka_run_group_tests("conf", tests, nfixed + nerr,
+	    group_setup, group_teardown);
+	free(tests);
+	return rc;
+}
