@@ -51,7 +51,10 @@ struct conn *conn_from_fd(int fd, unsigned timeout_s);
  * fingerprint is checked.  Errors: PF_FAIL_TLS with the reason in words
  * ("certificate has expired", "host name mismatch: certificate is for X",
  * "fingerprint mismatch: server presented sha256:..."); PF_FAIL_TEMP when the
- * connection times out or drops during the handshake.
+ * connection times out or drops during the handshake; PF_FAIL_CONFIG when
+ * ts->ca_file cannot be read or holds no certificate.  The whole handshake
+ * is bounded by one timeout.  On failure the connection stays plain (only
+ * conn_close is useful then).
  */
 int	conn_starttls(struct conn *c, const struct tls_settings *ts,
 	    struct pf_error *err);

@@ -43,6 +43,16 @@
 /* Messages delivered between two seen-list commits (group commit). */
 #define SEEN_BATCH		64
 
+/* Bytes delivered between two seen-list commits: a batch is also closed
+ * when it holds this much, so a killed run refetches at most this. */
+#define SEEN_BATCH_BYTES	((uint64_t)32 * 1024 * 1024)
+
+/* Bytes of a message's header kept for --dry-run's From/Subject/Date. */
+#define DRYRUN_HEADER_MAX	(32 * 1024)
+
+/* Seconds between two redraws of the progress line. */
+#define PROGRESS_INTERVAL	0.2
+
 /* SQLite busy timeout in milliseconds. */
 #define SEEN_BUSY_TIMEOUT_MS	5000
 

@@ -1,0 +1,647 @@
+/*
+ * tls.c - the TLS client, the only OpenSSL user for TLS (RFC 8446/5246;
+ * RFC 8314 implicit TLS, RFC 2595 STLS; RFC 6066 §3 for SNI; RFC 6125 host
+ * names, checked by OpenSSL itself).
+ *
+ * One SSL_CTX per connection, built from the account's settings, so that no
+ * account's CA file or pin leaks into another's.  The socket is
+ * non-blocking and reached through a tiny private BIO (send with
+ * MSG_NOSIGNAL: no SIGPIPE); every call that would block reports
+ * TLS_WANT_READ/TLS_WANT_WRITE and net.c waits with its deadline.
+ *
+ * OpenSSL's thread-local error queue is cleared before each call and drained
+ * into our error object after each failure, so no stale error is blamed on
+ * the next operation.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "error.h"
+#include "net.h"
+#include "tls.h"
+#include "xmalloc.h"
+
+/* Room for "what the certificate is for" in a host name mismatch. */
+#define TLS_NAMES_MAX	256
+
+struct tls {
+	SSL_CTX		*ctx;
+	SSL		*ssl;
+	BIO_METHOD	*bio_method;
+	int		 fd;		/* borrowed */
+	bool		 eof;		/* the socket BIO read end of stream */
+	bool		 fatal;		/* a fatal error: no close_notify */
+	bool		 established;
+	char		*host;		/* for messages */
+	bool		 has_fingerprint;
+	unsigned char	 fingerprint[32];
+	/* The first verification failure, recorded by verify_cb. */
+	int		 verify_error;
+	int		 verify_depth;
+	char		 names[TLS_NAMES_MAX];	/* leaf's SANs or CN (untrusted, sanitised) */
+};
+
+/* --- the socket BIO: recv/send on a non-blocking fd, no SIGPIPE --- */
+
+static int
+bio_sock_write(BIO *b, const char *buf, int len)
+{
+	struct tls *t = BIO_get_data(b);
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	if (len <= 0)
+		return 0;
+	do
+		n = send(t->fd, buf, (size_t)len, MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			BIO_set_retry_write(b);
+		return -1;
+	}
+	return (int)n;
+}
+
+static int
+bio_sock_read(BIO *b, char *buf, int len)
+{
+	struct tls *t = BIO_get_data(b);
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	if (len <= 0)
+		return 0;
+	do
+		n = recv(t->fd, buf, (size_t)len, 0);
+	while (n == -1 && errno == EINTR);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			BIO_set_retry_read(b);
+		return -1;
+	}
+	if (n == 0)
+		t->eof = true;
+	return (int)n;
+}
+
+static long
+bio_sock_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct tls *t = BIO_get_data(b);
+
+	(void)num;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1;
+	case BIO_CTRL_EOF:
+		/* ssl3_read_n asks this to tell an EOF from an error. */
+		return t->eof ? 1 : 0;
+	case BIO_C_GET_FD:
+		if (ptr != NULL)
+			*(int *)ptr = t->fd;
+		return t->fd;
+	default:
+		return 0;
+	}
+}
+
+static int
+bio_sock_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static int
+bio_sock_destroy(BIO *b)
+{
+	BIO_set_data(b, NULL);
+	return 1;
+}
+
+static BIO_METHOD *
+bio_sock_method(void)
+{
+	BIO_METHOD *m;
+
+	if ((m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+	    "popfetch socket")) == NULL)
+		return NULL;
+	if (BIO_meth_set_write(m, bio_sock_write) != 1 ||
+	    BIO_meth_set_read(m, bio_sock_read) != 1 ||
+	    BIO_meth_set_ctrl(m, bio_sock_ctrl) != 1 ||
+	    BIO_meth_set_create(m, bio_sock_create) != 1 ||
+	    BIO_meth_set_destroy(m, bio_sock_destroy) != 1) {
+		BIO_meth_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* --- messages --- */
+
+/* Append "; reason" for each entry of OpenSSL's error queue, emptying it. */
+static void
+drain_errors(char *buf, size_t size)
+{
+	unsigned long e;
+	size_t len;
+
+	if (size == 0)
+		return;
+	buf[0] = '\0';
+	while ((e = ERR_get_error()) != 0) {
+		const char *reason;
+		char tmp[256];
+
+		if (ERR_SYSTEM_ERROR(e))
+			reason = strerror(ERR_GET_REASON(e));
+		else if ((reason = ERR_reason_error_string(e)) == NULL) {
+			ERR_error_string_n(e, tmp, sizeof(tmp));
+			reason = tmp;
+		}
+		len = strlen(buf);
+		if (len + 1 < size)
+			snprintf(buf + len, size - len, "%s%s",
+			    len > 0 ? "; " : "", reason);
+	}
+	if (buf[0] == '\0')
+		snprintf(buf, size, "unknown error");
+}
+
+/* Copy untrusted certificate text, replacing what is not printable. */
+static void
+append_name(char *out, size_t size, const unsigned char *s, size_t n)
+{
+	size_t len = strlen(out), i;
+
+	if (len > 0 && len + 2 < size) {
+		memcpy(out + len, ", ", 3);
+		len += 2;
+	}
+	for (i = 0; i < n && len + 1 < size; i++)
+		out[len++] = s[i] >= 0x20 && s[i] < 0x7f ? (char)s[i] : '?';
+	out[len] = '\0';
+	if (i < n && size > 4)
+		memcpy(out + size - 4, "...", 4);
+}
+
+/* What a certificate is for: its DNS and IP subjectAltNames, else its CN. */
+static void
+describe_names(X509 *cert, char *out, size_t size)
+{
+	GENERAL_NAMES *sans;
+	X509_NAME *subject;
+	int i, idx;
+
+	out[0] = '\0';
+	if (cert == NULL)
+		goto done;
+	sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	for (i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+		char ip[INET6_ADDRSTRLEN];
+		const unsigned char *d;
+		int n;
+
+		if (gn->type == GEN_DNS) {
+			d = ASN1_STRING_get0_data(gn->d.dNSName);
+			n = ASN1_STRING_length(gn->d.dNSName);
+			append_name(out, size, d, (size_t)n);
+		} else if (gn->type == GEN_IPADD) {
+			d = ASN1_STRING_get0_data(gn->d.iPAddress);
+			n = ASN1_STRING_length(gn->d.iPAddress);
+			if ((n == 4 && inet_ntop(AF_INET, d, ip, sizeof(ip))) ||
+			    (n == 16 && inet_ntop(AF_INET6, d, ip, sizeof(ip))))
+				append_name(out, size, (const unsigned char *)ip,
+				    strlen(ip));
+		}
+	}
+	GENERAL_NAMES_free(sans);
+	if (out[0] != '\0')
+		return;
+	/* No usable subjectAltName: name the subject's CN. */
+	subject = X509_get_subject_name(cert);
+	idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+	if (idx >= 0) {
+		ASN1_STRING *cn = X509_NAME_ENTRY_get_data(
+		    X509_NAME_get_entry(subject, idx));
+
+		append_name(out, size, ASN1_STRING_get0_data(cn),
+		    (size_t)ASN1_STRING_length(cn));
+	}
+done:
+	if (out[0] == '\0')
+		snprintf(out, size, "no host name at all");
+}
+
+/* "sha256:AA:BB:..." from a 32-byte digest. */
+static void
+format_fingerprint(const unsigned char md[32], char *out, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i, o;
+
+	if (size < 7 + 32 * 3) {
+		if (size > 0)
+			out[0] = '\0';
+		return;
+	}
+	memcpy(out, "sha256:", 7);
+	o = 7;
+	for (i = 0; i < 32; i++) {
+		if (i > 0)
+			out[o++] = ':';
+		out[o++] = hex[md[i] >> 4];
+		out[o++] = hex[md[i] & 0x0f];
+	}
+	out[o] = '\0';
+}
+
+static bool
+is_host_mismatch(int verify_error)
+{
+	return verify_error == X509_V_ERR_HOSTNAME_MISMATCH ||
+	    verify_error == X509_V_ERR_IP_ADDRESS_MISMATCH;
+}
+
+/*
+ * Keep the first verification failure (and, for a name mismatch, what the
+ * leaf is for) so the message names the real reason; OpenSSL stops at it.
+ */
+static int
+verify_cb(int ok, X509_STORE_CTX *sctx)
+{
+	SSL *ssl;
+	struct tls *t;
+
+	if (ok)
+		return ok;
+	ssl = X509_STORE_CTX_get_ex_data(sctx,
+	    SSL_get_ex_data_X509_STORE_CTX_idx());
+	if (ssl == NULL || (t = SSL_get_app_data(ssl)) == NULL)
+		return ok;
+	if (t->verify_error == X509_V_OK) {
+		t->verify_error = X509_STORE_CTX_get_error(sctx);
+		t->verify_depth = X509_STORE_CTX_get_error_depth(sctx);
+		if (is_host_mismatch(t->verify_error))
+			describe_names(X509_STORE_CTX_get0_cert(sctx), t->names,
+			    sizeof(t->names));
+	}
+	return ok;
+}
+
+static bool
+is_ip_literal(const char *host)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, addr) == 1 ||
+	    inet_pton(AF_INET6, host, addr) == 1;
+}
+
+/* --- the session --- */
+
+struct tls *
+tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
+{
+	struct tls *t;
+	BIO *bio = NULL;
+	bool check_chain, ip;
+	char why[512];
+
+	t = xcalloc(1, sizeof(*t));
+	t->fd = fd;
+	t->verify_error = X509_V_OK;
+	if (ts->host == NULL || ts->host[0] == '\0') {
+		pf_error_set(err, PF_FAIL_INTERNAL, "TLS: no server name given");
+		goto fail;
+	}
+	t->host = xstrdup(ts->host);
+	t->has_fingerprint = ts->has_fingerprint;
+	memcpy(t->fingerprint, ts->fingerprint, sizeof(t->fingerprint));
+	check_chain = ts->verify && !ts->has_fingerprint;
+	ip = is_ip_literal(ts->host);
+
+	ERR_clear_error();
+	if ((t->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION) != 1)
+		goto ssl_fail;
+	if (check_chain) {
+		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, verify_cb);
+		if (ts->ca_file != NULL) {
+			/* errno says it best when the file cannot be read */
+			if (access(ts->ca_file, R_OK) == -1) {
+				pf_error_set_errno(err, PF_FAIL_CONFIG,
+				    "tls_ca_file %s", ts->ca_file);
+				goto fail;
+			}
+			if (SSL_CTX_load_verify_locations(t->ctx, ts->ca_file,
+			    NULL) != 1) {
+				drain_errors(why, sizeof(why));
+				pf_error_set(err, PF_FAIL_CONFIG,
+				    "tls_ca_file %s: cannot load: %s",
+				    ts->ca_file, why);
+				goto fail;
+			}
+		} else if (SSL_CTX_set_default_verify_paths(t->ctx) != 1)
+			goto ssl_fail;
+	} else
+		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_NONE, NULL);
+
+	if ((t->ssl = SSL_new(t->ctx)) == NULL)
+		goto ssl_fail;
+	SSL_set_app_data(t->ssl, t);
+	SSL_set_mode(t->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* RFC 6066 §3: no SNI for an IP literal. */
+	if (!ip && SSL_set_tlsext_host_name(t->ssl, ts->host) != 1)
+		goto ssl_fail;
+	if (check_chain) {
+		if (ip) {
+			if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl),
+			    ts->host) != 1)
+				goto ssl_fail;
+		} else {
+			SSL_set_hostflags(t->ssl,
+			    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			if (SSL_set1_host(t->ssl, ts->host) != 1)
+				goto ssl_fail;
+		}
+	}
+
+	if ((t->bio_method = bio_sock_method()) == NULL ||
+	    (bio = BIO_new(t->bio_method)) == NULL)
+		goto ssl_fail;
+	BIO_set_data(bio, t);
+	SSL_set_bio(t->ssl, bio, bio);	/* the SSL owns the BIO now */
+	SSL_set_connect_state(t->ssl);
+	return t;
+
+ssl_fail:
+	drain_errors(why, sizeof(why));
+	pf_error_set(err, PF_FAIL_TLS, "TLS setup for %s failed: %s",
+	    ts->host != NULL ? ts->host : "?", why);
+fail:
+	t->fatal = true;
+	tls_free(&t);
+	return NULL;
+}
+
+/*
+ * Turn a failed SSL_* call into TLS_WANT_* or TLS_ERROR with err set.
+ * `what` names the operation for the message; saved_errno is errno right
+ * after the call.  *eof_r (if not NULL) is set when the failure is an end of
+ * stream rather than an error.
+ */
+static int
+classify(struct tls *t, int ret, int saved_errno, const char *what,
+    bool *eof_r, struct pf_error *err)
+{
+	unsigned long e;
+	const char *hint;
+	char why[512];
+
+	if (eof_r != NULL)
+		*eof_r = false;
+	switch (SSL_get_error(t->ssl, ret)) {
+	case SSL_ERROR_WANT_READ:
+		return TLS_WANT_READ;
+	case SSL_ERROR_WANT_WRITE:
+		return TLS_WANT_WRITE;
+	case SSL_ERROR_ZERO_RETURN:
+		/* close_notify: a clean end. */
+		if (eof_r != NULL) {
+			*eof_r = true;
+			return TLS_ERROR;
+		}
+		ERR_clear_error();
+		return pf_error_set(err, PF_FAIL_TEMP,
+		    "%s %s: connection closed by the server", what, t->host);
+	case SSL_ERROR_SYSCALL:
+		t->fatal = true;
+		ERR_clear_error();
+		if (saved_errno == 0 || t->eof) {
+			if (eof_r != NULL) {
+				*eof_r = true;
+				return TLS_ERROR;
+			}
+			return pf_error_set(err, PF_FAIL_TEMP,
+			    "%s %s: connection closed by the server", what,
+			    t->host);
+		}
+		return pf_error_set(err, PF_FAIL_TEMP, "%s %s: %s", what,
+		    t->host, strerror(saved_errno));
+	case SSL_ERROR_SSL:
+		t->fatal = true;
+		e = ERR_peek_error();
+		if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+		    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			/*
+			 * A TCP close without close_notify.  For reads, an
+			 * end of stream: POP3 knows whether data was missing.
+			 */
+			ERR_clear_error();
+			if (eof_r != NULL) {
+				*eof_r = true;
+				return TLS_ERROR;
+			}
+			return pf_error_set(err, PF_FAIL_TEMP,
+			    "%s %s: connection closed by the server", what,
+			    t->host);
+		}
+		/* A plain-text server answering our hello: say so. */
+		hint = ERR_GET_LIB(e) == ERR_LIB_SSL &&
+		    ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER ?
+		    " (does the server speak TLS on this port?)" : "";
+		drain_errors(why, sizeof(why));
+		return pf_error_set(err, PF_FAIL_TLS, "%s %s failed: %s%s", what,
+		    t->host, why, hint);
+	default:
+		t->fatal = true;
+		drain_errors(why, sizeof(why));
+		return pf_error_set(err, PF_FAIL_TLS, "%s %s failed: %s", what,
+		    t->host, why);
+	}
+}
+
+/* After the handshake: the pin, or a belt-and-braces look at the result. */
+static int
+check_peer(struct tls *t, struct pf_error *err)
+{
+	const X509 *peer = SSL_get0_peer_certificate(t->ssl);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char fp[128];
+
+	if (peer == NULL)
+		return pf_error_set(err, PF_FAIL_TLS,
+		    "TLS handshake with %s: the server presented no certificate",
+		    t->host);
+	if (t->has_fingerprint) {
+		if (X509_digest(peer, EVP_sha256(), md, &mdlen) != 1 ||
+		    mdlen != 32) {
+			char why[256];
+
+			drain_errors(why, sizeof(why));
+			return pf_error_set(err, PF_FAIL_TLS,
+			    "TLS handshake with %s: cannot hash the certificate: %s",
+			    t->host, why);
+		}
+		if (CRYPTO_memcmp(md, t->fingerprint, 32) != 0) {
+			format_fingerprint(md, fp, sizeof(fp));
+			return pf_error_set(err, PF_FAIL_TLS,
+			    "TLS handshake with %s: certificate fingerprint mismatch: server presented %s",
+			    t->host, fp);
+		}
+		return 0;
+	}
+	if (SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE &&
+	    SSL_get_verify_result(t->ssl) != X509_V_OK)
+		return pf_error_set(err, PF_FAIL_TLS,
+		    "TLS handshake with %s: certificate verify failed: %s",
+		    t->host, X509_verify_cert_error_string(
+		    SSL_get_verify_result(t->ssl)));
+	return 0;
+}
+
+int
+tls_handshake(struct tls *t, struct pf_error *err)
+{
+	int ret, saved_errno;
+	long verr;
+
+	ERR_clear_error();
+	errno = 0;
+	ret = SSL_do_handshake(t->ssl);
+	saved_errno = errno;
+	if (ret == 1) {
+		if (check_peer(t, err) == -1)
+			return TLS_ERROR;
+		t->established = true;
+		return 0;
+	}
+
+	/*
+	 * A failed verification: say why in words, not as a queue dump.
+	 * (Without SSL_VERIFY_PEER a verify result is recorded but moot.)
+	 */
+	verr = t->verify_error != X509_V_OK ? t->verify_error :
+	    SSL_get_verify_result(t->ssl);
+	if (SSL_get_error(t->ssl, ret) == SSL_ERROR_SSL && verr != X509_V_OK &&
+	    SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE) {
+		t->fatal = true;
+		ERR_clear_error();
+		if (is_host_mismatch((int)verr)) {
+			if (t->names[0] == '\0')
+				describe_names(SSL_get0_peer_certificate(t->ssl),
+				    t->names, sizeof(t->names));
+			return pf_error_set(err, PF_FAIL_TLS,
+			    "TLS handshake with %s: host name mismatch: certificate is for %s",
+			    t->host, t->names);
+		}
+		return pf_error_set(err, PF_FAIL_TLS,
+		    "TLS handshake with %s: certificate verify failed: %s%s",
+		    t->host, X509_verify_cert_error_string(verr),
+		    t->verify_depth > 0 ? " (in the chain above the server's certificate)" : "");
+	}
+	return classify(t, ret, saved_errno, "TLS handshake with", NULL, err);
+}
+
+ssize_t
+tls_read(struct tls *t, void *buf, size_t len, struct pf_error *err)
+{
+	size_t n = 0;
+	int ret, saved_errno, r;
+	bool eof;
+
+	ERR_clear_error();
+	errno = 0;
+	ret = SSL_read_ex(t->ssl, buf, len, &n);
+	saved_errno = errno;
+	if (ret == 1)
+		return (ssize_t)n;
+	r = classify(t, ret, saved_errno, "TLS read from", &eof, err);
+	if (r == TLS_ERROR && eof)
+		return 0;
+	return r;
+}
+
+ssize_t
+tls_write(struct tls *t, const void *buf, size_t len, struct pf_error *err)
+{
+	size_t n = 0;
+	int ret, saved_errno;
+
+	ERR_clear_error();
+	errno = 0;
+	ret = SSL_write_ex(t->ssl, buf, len, &n);
+	saved_errno = errno;
+	if (ret == 1)
+		return (ssize_t)n;
+	return classify(t, ret, saved_errno, "TLS write to", NULL, err);
+}
+
+void
+tls_describe(const struct tls *t, struct tls_info *info)
+{
+	const X509 *peer;
+	const char *s;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	memset(info, 0, sizeof(*info));
+	if (t == NULL || !t->established)
+		return;
+	if ((s = SSL_get_version(t->ssl)) != NULL)
+		snprintf(info->version, sizeof(info->version), "%s", s);
+	if ((s = SSL_CIPHER_get_name(SSL_get_current_cipher(t->ssl))) != NULL)
+		snprintf(info->cipher, sizeof(info->cipher), "%s", s);
+	if ((peer = SSL_get0_peer_certificate(t->ssl)) != NULL &&
+	    X509_digest(peer, EVP_sha256(), md, &mdlen) == 1 && mdlen == 32)
+		format_fingerprint(md, info->fingerprint,
+		    sizeof(info->fingerprint));
+	ERR_clear_error();
+}
+
+void
+tls_free(struct tls **tp)
+{
+	struct tls *t;
+
+	if (tp == NULL || (t = *tp) == NULL)
+		return;
+	*tp = NULL;
+	if (t->ssl != NULL) {
+		/* One close_notify, no wait for the peer's (RFC 8446 §6.1). */
+		if (t->established && !t->fatal) {
+			ERR_clear_error();
+			(void)SSL_shutdown(t->ssl);
+		}
+		SSL_free(t->ssl);	/* frees the BIO too */
+	}
+	SSL_CTX_free(t->ctx);
+	BIO_meth_free(t->bio_method);
+	ERR_clear_error();
+	free(t->host);
+	free(t);
+}

@@ -1,0 +1,771 @@
+/*
+ * test_net.c - connections, deadlines and TLS verification against servers
+ * run by the test itself on 127.0.0.1 (a thread per server; the TLS side is
+ * plain OpenSSL, with certificates made here at start-up).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "error.h"
+#include "net.h"
+
+/* --- fixtures: a temp dir with a good and an expired self-signed cert --- */
+
+struct pki {
+	char		 dir[64];
+	char		 cert_file[128];	/* CN=localhost, SAN DNS:localhost, IP:127.0.0.1 */
+	char		 expired_file[128];	/* same names, expired yesterday */
+	X509		*cert;
+	X509		*expired;
+	EVP_PKEY	*key;
+	unsigned char	 fp[32];		/* SHA-256 of cert's DER */
+};
+
+static struct pki pki;
+
+static X509 *
+make_cert(EVP_PKEY *key, long not_before, long not_after, long serial)
+{
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+	X509_NAME *name;
+	X509 *x;
+
+	if ((x = X509_new()) == NULL)
+		return NULL;
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+	X509_gmtime_adj(X509_getm_notBefore(x), not_before);
+	X509_gmtime_adj(X509_getm_notAfter(x), not_after);
+	X509_set_pubkey(x, key);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+	    (const unsigned char *)"localhost", -1, -1, 0);
+	X509_set_issuer_name(x, name);
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_nconf_nid(NULL, &v3, NID_subject_alt_name,
+	    "DNS:localhost,IP:127.0.0.1");
+	if (ext == NULL || X509_add_ext(x, ext, -1) != 1 ||
+	    X509_sign(x, key, EVP_sha256()) == 0) {
+		X509_EXTENSION_free(ext);
+		X509_free(x);
+		return NULL;
+	}
+	X509_EXTENSION_free(ext);
+	return x;
+}
+
+static int
+write_pem(const char *path, X509 *x)
+{
+	FILE *f;
+	int ok;
+
+	if ((f = fopen(path, "w")) == NULL)
+		return -1;
+	ok = PEM_write_X509(f, x);
+	return fclose(f) == 0 && ok == 1 ? 0 : -1;
+}
+
+static int
+setup_pki(void **state)
+{
+	unsigned int len = 0;
+
+	(void)state;
+	snprintf(pki.dir, sizeof(pki.dir), "/tmp/test_net.XXXXXX");
+	if (mkdtemp(pki.dir) == NULL)
+		return -1;
+	snprintf(pki.cert_file, sizeof(pki.cert_file), "%s/cert.pem", pki.dir);
+	snprintf(pki.expired_file, sizeof(pki.expired_file), "%s/expired.pem",
+	    pki.dir);
+	if ((pki.key = EVP_EC_gen("P-256")) == NULL)
+		return -1;
+	pki.cert = make_cert(pki.key, -3600, 86400, 1);
+	pki.expired = make_cert(pki.key, -2 * 86400, -86400, 2);
+	if (pki.cert == NULL || pki.expired == NULL ||
+	    write_pem(pki.cert_file, pki.cert) == -1 ||
+	    write_pem(pki.expired_file, pki.expired) == -1)
+		return -1;
+	if (X509_digest(pki.cert, EVP_sha256(), pki.fp, &len) != 1 || len != 32)
+		return -1;
+	return 0;
+}
+
+static int
+teardown_pki(void **state)
+{
+	(void)state;
+	unlink(pki.cert_file);
+	unlink(pki.expired_file);
+	rmdir(pki.dir);
+	X509_free(pki.cert);
+	X509_free(pki.expired);
+	EVP_PKEY_free(pki.key);
+	return 0;
+}
+
+/* --- helpers --- */
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A listening socket on 127.0.0.1, some free port. */
+static int
+listen_local(unsigned *port_r)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	int fd, one = 1;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	*port_r = ntohs(sin.sin_port);
+	return fd;
+}
+
+enum srv_mode {
+	SRV_GREET_ECHO,		/* "hello\r\n", echo one line, close_notify, close */
+	SRV_GREET_ABRUPT,	/* "hello\r\n", then close the TCP connection only */
+	SRV_HANDSHAKE_CLOSE,	/* handshake, then close at once */
+};
+
+struct server {
+	int		 lfd;
+	SSL_CTX		*ctx;		/* NULL: plain TCP */
+	enum srv_mode	 mode;
+	pthread_t	 thread;
+	bool		 handshake_ok;	/* set by the thread */
+};
+
+static void *
+server_main(void *arg)
+{
+	struct server *s = arg;
+	struct pollfd pfd = { s->lfd, POLLIN, 0 };
+	struct timeval tv = { 5, 0 };
+	char line[256], out[300];
+	size_t used = 0;
+	SSL *ssl = NULL;
+	sigset_t pipe_set;
+	int fd, n;
+
+	/*
+	 * OpenSSL's own socket BIO uses write(2): keep SIGPIPE off this thread
+	 * (it is thread-directed), so that only the client under test could
+	 * ever raise one in the process.
+	 */
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
+
+	/* never hang the test: give up after 5 s without a client */
+	if (poll(&pfd, 1, 5000) != 1 || (fd = accept(s->lfd, NULL, NULL)) == -1)
+		return NULL;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (s->ctx != NULL) {
+		if ((ssl = SSL_new(s->ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
+		    SSL_accept(ssl) != 1)
+			goto done;
+		s->handshake_ok = true;
+		if (s->mode == SRV_HANDSHAKE_CLOSE)
+			goto done;
+	}
+#define SRV_WRITE(p, l) (ssl ? SSL_write(ssl, p, (int)(l)) : (int)send(fd, p, l, MSG_NOSIGNAL))
+#define SRV_READ(p, l) (ssl ? SSL_read(ssl, p, (int)(l)) : (int)recv(fd, p, l, 0))
+	if (SRV_WRITE("hello\r\n", 7) != 7)
+		goto done;
+	if (s->mode == SRV_GREET_ABRUPT)
+		goto done;
+	while (used < sizeof(line) - 1 && memchr(line, '\n', used) == NULL) {
+		if ((n = SRV_READ(line + used, sizeof(line) - 1 - used)) <= 0)
+			goto done;
+		used += (size_t)n;
+	}
+	n = snprintf(out, sizeof(out), "echo %.*s", (int)used, line);
+	SRV_WRITE(out, (size_t)n);
+	if (ssl != NULL)
+		SSL_shutdown(ssl);
+done:
+	SSL_free(ssl);
+	close(fd);
+	ERR_clear_error();
+	return NULL;
+}
+
+static SSL_CTX *
+server_ctx(X509 *cert)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	assert_non_null(ctx);
+	assert_int_equal(SSL_CTX_use_certificate(ctx, cert), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(ctx, pki.key), 1);
+	return ctx;
+}
+
+static void
+server_start(struct server *s, X509 *cert, enum srv_mode mode, unsigned *port_r)
+{
+	memset(s, 0, sizeof(*s));
+	s->lfd = listen_local(port_r);
+	s->ctx = cert != NULL ? server_ctx(cert) : NULL;
+	s->mode = mode;
+	assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
+}
+
+static void
+server_stop(struct server *s)
+{
+	pthread_join(s->thread, NULL);
+	close(s->lfd);
+	SSL_CTX_free(s->ctx);
+}
+
+/* Read until a LF (or EOF) into buf; returns the length. */
+static size_t
+read_line(struct conn *c, char *buf, size_t size)
+{
+	struct pf_error err;
+	size_t used = 0;
+	ssize_t n;
+
+	while (used < size - 1 && memchr(buf, '\n', used) == NULL) {
+		n = conn_read(c, buf + used, size - 1 - used, &err);
+		assert_true(n >= 0);
+		if (n == 0)
+			break;
+		used += (size_t)n;
+	}
+	buf[used] = '\0';
+	return used;
+}
+
+/* Settings for host, verification and CA file, without a pin. */
+static struct tls_settings
+settings(const char *host, bool verify, const char *ca_file)
+{
+	struct tls_settings ts;
+
+	memset(&ts, 0, sizeof(ts));
+	ts.host = host;
+	ts.verify = verify;
+	ts.ca_file = ca_file;
+	return ts;
+}
+
+/* "sha256:AA:BB:..." computed here, independently of tls.c. */
+static void
+expected_fingerprint(char *out, size_t size)
+{
+	size_t i, o;
+
+	o = (size_t)snprintf(out, size, "sha256:");
+	for (i = 0; i < 32; i++)
+		o += (size_t)snprintf(out + o, size - o, "%s%02X",
+		    i > 0 ? ":" : "", pki.fp[i]);
+}
+
+/*
+ * Connect to a TLS server with cert and settings ts; returns the result of
+ * conn_starttls with *err filled.  The connection is closed afterwards.
+ */
+static int
+tls_attempt(X509 *cert, const struct tls_settings *ts, struct pf_error *err)
+{
+	struct server s;
+	struct conn *c = NULL;
+	unsigned port;
+	int rc;
+
+	server_start(&s, cert, SRV_GREET_ECHO, &port);
+	assert_int_equal(conn_open("127.0.0.1", port, 5, &c, err), 0);
+	pf_error_clear(err);
+	rc = conn_starttls(c, ts, err);
+	if (rc == -1) {
+		assert_false(conn_is_tls(c));
+		fprintf(stderr, "# %s -> %d: %s\n", ts->host,
+		    pf_exit_code(err->category), err->what);
+	}
+	conn_close(&c);
+	server_stop(&s);
+	return rc;
+}
+
+/* Show an error's text in the TAP log (a diagnostic line). */
+static void
+show(const struct pf_error *err)
+{
+	fprintf(stderr, "# -> %d: %s\n", pf_exit_code(err->category), err->what);
+}
+
+/* --- plain TCP --- */
+
+static void
+test_plain_roundtrip(void **state)
+{
+	struct server s;
+	struct pf_error err;
+	struct tls_info info;
+	struct conn *c = NULL;
+	char buf[256];
+	unsigned port;
+
+	(void)state;
+	server_start(&s, NULL, SRV_GREET_ECHO, &port);
+	/* "localhost" may give ::1 first; the next address must be tried */
+	assert_int_equal(conn_open("localhost", port, 5, &c, &err), 0);
+	assert_non_null(c);
+	assert_string_equal(conn_peer_addr(c), "127.0.0.1");
+	assert_false(conn_is_tls(c));
+	assert_int_equal(conn_tls_info(c, &info), -1);
+	read_line(c, buf, sizeof(buf));
+	assert_string_equal(buf, "hello\r\n");
+	assert_int_equal(conn_write(c, "ping\r\n", 6, &err), 0);
+	read_line(c, buf, sizeof(buf));
+	assert_string_equal(buf, "echo ping\r\n");
+	/* the server closed: a clean end of stream */
+	assert_int_equal(conn_read(c, buf, sizeof(buf), &err), 0);
+	conn_close(&c);
+	assert_null(c);
+	conn_close(&c);		/* harmless twice */
+	server_stop(&s);
+}
+
+static void
+test_refused(void **state)
+{
+	struct pf_error err;
+	struct conn *c = NULL;
+	unsigned port;
+	int fd;
+
+	(void)state;
+	/* a port that was free a moment ago and has no listener */
+	fd = listen_local(&port);
+	close(fd);
+	assert_int_equal(conn_open("127.0.0.1", port, 5, &c, &err), -1);
+	assert_null(c);
+	show(&err);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_non_null(strstr(err.what, "Connection refused"));
+	assert_non_null(strstr(err.what, "127.0.0.1"));
+}
+
+static void
+test_unresolvable(void **state)
+{
+	struct pf_error err;
+	struct conn *c = NULL;
+
+	(void)state;
+	assert_int_equal(conn_open("nonexistent.invalid", 110, 5, &c, &err), -1);
+	assert_null(c);
+	show(&err);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_non_null(strstr(err.what, "nonexistent.invalid"));
+}
+
+static void
+test_read_timeout(void **state)
+{
+	struct pf_error err;
+	struct conn *c = NULL;
+	char buf[16];
+	unsigned port;
+	double t0, t;
+	int lfd;
+
+	(void)state;
+	/* the kernel completes the connection; nobody ever sends */
+	lfd = listen_local(&port);
+	assert_int_equal(conn_open("127.0.0.1", port, 1, &c, &err), 0);
+	t0 = now();
+	assert_int_equal(conn_read(c, buf, sizeof(buf), &err), -1);
+	t = now() - t0;
+	show(&err);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_non_null(strstr(err.what, "timed out after 1 s"));
+	assert_true(t >= 0.9 && t < 2.5);
+	conn_close(&c);
+	close(lfd);
+}
+
+static void
+test_fd_write_timeout_and_epipe(void **state)
+{
+	struct pf_error err;
+	struct conn *c;
+	size_t big = 16 * 1024 * 1024;
+	char *data;
+	double t0, t;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	c = conn_from_fd(sv[0], 1);
+	assert_string_equal(conn_peer_addr(c), "unknown");
+	/* the peer never reads: the write stalls and times out */
+	data = calloc(1, big);
+	assert_non_null(data);
+	t0 = now();
+	assert_int_equal(conn_write(c, data, big, &err), -1);
+	t = now() - t0;
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_non_null(strstr(err.what, "timed out"));
+	assert_true(t >= 0.9 && t < 2.5);
+	/* the peer is gone: EPIPE, not a SIGPIPE that kills the test */
+	close(sv[1]);
+	assert_int_equal(conn_write(c, "x", 1, &err), -1);
+	show(&err);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	free(data);
+	conn_close(&c);
+}
+
+/* --- TLS --- */
+
+static void
+test_tls_verified(void **state)
+{
+	struct tls_settings ts = settings("localhost", true, pki.cert_file);
+	struct server s;
+	struct pf_error err;
+	struct tls_info info;
+	struct conn *c = NULL;
+	char buf[256], fp[128], cli[256];
+	unsigned port;
+	FILE *p;
+
+	(void)state;
+	server_start(&s, pki.cert, SRV_GREET_ECHO, &port);
+	assert_int_equal(conn_open("127.0.0.1", port, 5, &c, &err), 0);
+	pf_error_clear(&err);
+	assert_int_equal(conn_starttls(c, &ts, &err), 0);
+	assert_true(conn_is_tls(c));
+	assert_int_equal(conn_tls_info(c, &info), 0);
+	assert_string_equal(info.version, "TLSv1.3");
+	assert_true(strlen(info.cipher) > 0);
+	expected_fingerprint(fp, sizeof(fp));
+	assert_string_equal(info.fingerprint, fp);
+
+	/* the same text that `openssl x509 -fingerprint -sha256` prints */
+	snprintf(cli, sizeof(cli),
+	    "openssl x509 -noout -fingerprint -sha256 -in %s 2>/dev/null",
+	    pki.cert_file);
+	if ((p = popen(cli, "r")) != NULL) {
+		if (fgets(cli, sizeof(cli), p) != NULL && strchr(cli, '=')) {
+			cli[strcspn(cli, "\n")] = '\0';
+			assert_string_equal(info.fingerprint + 7,
+			    strchr(cli, '=') + 1);
+		}
+		pclose(p);
+	}
+
+	read_line(c, buf, sizeof(buf));
+	assert_string_equal(buf, "hello\r\n");
+	assert_int_equal(conn_write(c, "over tls\r\n", 10, &err), 0);
+	read_line(c, buf, sizeof(buf));
+	assert_string_equal(buf, "echo over tls\r\n");
+	/* close_notify: end of stream */
+	assert_int_equal(conn_read(c, buf, sizeof(buf), &err), 0);
+	conn_close(&c);
+	server_stop(&s);
+}
+
+static void
+test_tls_abrupt_close_is_eof(void **state)
+{
+	struct tls_settings ts = settings("localhost", true, pki.cert_file);
+	struct server s;
+	struct pf_error err;
+	struct conn *c = NULL;
+	char buf[256];
+	unsigned port;
+
+	(void)state;
+	server_start(&s, pki.cert, SRV_GREET_ABRUPT, &port);
+	assert_int_equal(conn_open("127.0.0.1", port, 5, &c, &err), 0);
+	assert_int_equal(conn_starttls(c, &ts, &err), 0);
+	read_line(c, buf, sizeof(buf));
+	assert_string_equal(buf, "hello\r\n");
+	/* no close_notify: still 0; POP3 knows if something was missing */
+	assert_int_equal(conn_read(c, buf, sizeof(buf), &err), 0);
+	conn_close(&c);
+	server_stop(&s);
+}
+
+static void
+test_tls_write_to_closed_peer(void **state)
+{
+	struct tls_settings ts = settings("localhost", true, pki.cert_file);
+	struct server s;
+	struct pf_error err;
+	struct conn *c = NULL;
+	char block[1024];
+	unsigned port;
+	int i, rc = 0;
+
+	(void)state;
+	memset(block, 'x', sizeof(block));
+	server_start(&s, pki.cert, SRV_HANDSHAKE_CLOSE, &port);
+	assert_int_equal(conn_open("127.0.0.1", port, 5, &c, &err), 0);
+	assert_int_equal(conn_starttls(c, &ts, &err), 0);
+	server_stop(&s);
+	/* SIGPIPE is not ignored here: a plain write(2) would kill us */
+	for (i = 0; i < 100 && rc == 0; i++) {
+		rc = conn_write(c, block, sizeof(block), &err);
+		usleep(10 * 1000);
+	}
+	assert_int_equal(rc, -1);
+	show(&err);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	conn_close(&c);
+}
+
+static void
+test_tls_ip_literal(void **state)
+{
+	struct tls_settings ts = settings("127.0.0.1", true, pki.cert_file);
+	struct pf_error err;
+
+	(void)state;
+	/* IP SAN matches; no SNI is sent for an address */
+	assert_int_equal(tls_attempt(pki.cert, &ts, &err), 0);
+	ts.host = "127.0.0.2";
+	assert_int_equal(tls_attempt(pki.cert, &ts, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TLS);
+	assert_non_null(strstr(err.what, "host name mismatch"));
+}
+
+static void
+test_tls_untrusted(void **state)
+{
+	struct tls_settings ts = settings("localhost", true, NULL);
+	struct pf_error err;
+
+	(void)state;
+	/* the system store does not know our self-signed certificate */
+	assert_int_equal(tls_attempt(pki.cert, &ts, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TLS);
+	assert_true(strstr(err.what, "self-signed") != NULL ||
+	    strstr(err.what, "self signed") != NULL ||
+	    strstr(err.what, "unable to get local issuer") != NULL);
+	assert_non_null(strstr(err.what, "certificate verify failed"));
+}
+
+static void
+test_tls_no_verify(void **state)
+{
+	struct tls_settings ts = settings("example.org", false, NULL);
+	struct pf_error err;
+
+	(void)state;
+	assert_int_equal(tls_attempt(pki.cert, &ts, &err), 0);
+}
+
+static void
+test_tls_host_mismatch(void **state)
+{
+	struct tls_settings ts = settings("example.org", true, pki.cert_file);
+	struct pf_error err;
+
+	(void)state;
+	assert_int_equal(tls_attempt(pki.cert, &ts, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TLS);
+	assert_non_null(strstr(err.what, "host name mismatch"));
+	assert_non_null(strstr(err.what, "certificate is for localhost, 127.0.0.1"));
+	assert_non_null(strstr(err.what, "example.org"));
+}
+
+static void
+test_tls_fingerprint_match(void **state)
+{
+	struct tls_settings ts = settings("example.org", true, NULL);
+	struct pf_error err;
+
+	(void)state;
+	/* the pin replaces CA and name checks: self-signed, wrong name, OK */
+	ts.has_fingerprint = true;
+	memcpy(ts.fingerprint, pki.fp, 32);
+	assert_int_equal(tls_attempt(pki.cert, &ts, &err), 0);
+}
+
+static void
+test_tls_fingerprint_mismatch(void **state)
+{
+	struct tls_settings ts = settings("localhost", true, pki.cert_file);
+	struct pf_error err;
+	char fp[128];
+
+	(void)state;
+	/* refused even though the chain and the name would verify */
+	ts.has_fingerprint = true;
+	memcpy(ts.fingerprint, pki.fp, 32);
+	ts.fingerprint[31] ^= 0x01;
+	assert_int_equal(tls_attempt(pki.cert, &ts, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TLS);
+	assert_non_null(strstr(err.what, "fingerprint mismatch"));
+	expected_fingerprint(fp, sizeof(fp));
+	assert_non_null(strstr(err.what, fp));
+}
+
+static void
+test_tls_expired(void **state)
+{
+	struct tls_settings ts = settings("localhost", true, pki.expired_file);
+	struct pf_error err;
+
+	(void)state;
+	assert_int_equal(tls_attempt(pki.expired, &ts, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TLS);
+	assert_non_null(strstr(err.what, "certificate has expired"));
+}
+
+static void
+test_tls_bad_ca_file(void **state)
+{
+	struct tls_settings ts = settings("localhost", true,
+	    "/nonexistent/popfetch-ca.pem");
+	struct pf_error err;
+	struct conn *c;
+	char garbage[160];
+	FILE *f;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	c = conn_from_fd(sv[0], 1);
+	assert_int_equal(conn_starttls(c, &ts, &err), -1);
+	show(&err);
+	assert_int_equal(err.category, PF_FAIL_CONFIG);
+	assert_non_null(strstr(err.what, "/nonexistent/popfetch-ca.pem"));
+	conn_close(&c);
+	close(sv[1]);
+
+	/* a file that holds no certificate */
+	snprintf(garbage, sizeof(garbage), "%s/garbage.pem", pki.dir);
+	f = fopen(garbage, "w");
+	assert_non_null(f);
+	fputs("not a certificate\n", f);
+	fclose(f);
+	ts.ca_file = garbage;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	c = conn_from_fd(sv[0], 1);
+	assert_int_equal(conn_starttls(c, &ts, &err), -1);
+	show(&err);
+	assert_int_equal(err.category, PF_FAIL_CONFIG);
+	assert_non_null(strstr(err.what, garbage));
+	conn_close(&c);
+	close(sv[1]);
+	unlink(garbage);
+}
+
+static void
+test_tls_not_a_tls_server(void **state)
+{
+	struct tls_settings ts = settings("localhost", true, pki.cert_file);
+	struct pf_error err;
+
+	(void)state;
+	/* a plain server answers the ClientHello with "hello\r\n" */
+	assert_int_equal(tls_attempt(NULL, &ts, &err), -1);
+	assert_true(err.category == PF_FAIL_TLS ||
+	    err.category == PF_FAIL_TEMP);
+}
+
+static void
+test_tls_handshake_stall(void **state)
+{
+	struct tls_settings ts = settings("localhost", true, pki.cert_file);
+	struct pf_error err;
+	struct conn *c = NULL;
+	unsigned port;
+	double t0, t;
+	int lfd;
+
+	(void)state;
+	/* connected by the kernel, but no server ever answers the hello */
+	lfd = listen_local(&port);
+	assert_int_equal(conn_open("127.0.0.1", port, 1, &c, &err), 0);
+	t0 = now();
+	assert_int_equal(conn_starttls(c, &ts, &err), -1);
+	t = now() - t0;
+	show(&err);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_non_null(strstr(err.what, "timed out after 1 s"));
+	assert_true(t >= 0.9 && t < 2.5);
+	assert_false(conn_is_tls(c));
+	conn_close(&c);
+	close(lfd);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_plain_roundtrip),
+		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_unresolvable),
+		cmocka_unit_test(test_read_timeout),
+		cmocka_unit_test(test_fd_write_timeout_and_epipe),
+		cmocka_unit_test(test_tls_verified),
+		cmocka_unit_test(test_tls_abrupt_close_is_eof),
+		cmocka_unit_test(test_tls_write_to_closed_peer),
+		cmocka_unit_test(test_tls_ip_literal),
+		cmocka_unit_test(test_tls_untrusted),
+		cmocka_unit_test(test_tls_no_verify),
+		cmocka_unit_test(test_tls_host_mismatch),
+		cmocka_unit_test(test_tls_fingerprint_match),
+		cmocka_unit_test(test_tls_fingerprint_mismatch),
+		cmocka_unit_test(test_tls_expired),
+		cmocka_unit_test(test_tls_bad_ca_file),
+		cmocka_unit_test(test_tls_not_a_tls_server),
+		cmocka_unit_test(test_tls_handshake_stall),
+	};
+
+	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
+}

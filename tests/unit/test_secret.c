@@ -1,0 +1,245 @@
+/* test_secret.c - password and password_command (SPEC §7). */
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "error.h"
+#include "secret.h"
+#include "xmalloc.h"
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Is a process whose command line contains `word` still alive? */
+static int
+process_alive(const char *word)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd),
+	    "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' 2>/dev/null < $f; echo; done"
+	    " | grep -v grep | grep -q -- '%s'", word);
+	return system(cmd) == 0;
+}
+
+/* Run a command that must succeed and give `expect`. */
+static void
+expect_secret(const char *command, const char *expect)
+{
+	struct pf_error err;
+	char *s = NULL;
+
+	pf_error_clear(&err);
+	assert_int_equal(secret_get(NULL, command, 5, &s, &err), 0);
+	assert_int_equal(err.category, PF_OK);
+	assert_non_null(s);
+	assert_string_equal(s, expect);
+	secret_free(&s);
+	assert_null(s);
+}
+
+/* Run a command that must fail with `category`; returns the message. */
+static const char *
+expect_failure(const char *password, const char *command, unsigned timeout_s,
+    enum pf_fail category)
+{
+	static struct pf_error err;
+	char *s = (char *)"untouched";
+
+	pf_error_clear(&err);
+	assert_int_equal(secret_get(password, command, timeout_s, &s, &err), -1);
+	assert_null(s);
+	assert_int_equal(err.category, category);
+	return err.what;
+}
+
+static void
+test_first_line(void **state)
+{
+	(void)state;
+	expect_secret("printf 's3cret\\nsecond\\n'", "s3cret");
+	expect_secret("echo s3cret", "s3cret");
+	expect_secret("printf 'no newline at all'", "no newline at all");
+	/* spaces and punctuation are part of the secret */
+	expect_secret("printf ' p@ss w\"rd \\n'", " p@ss w\"rd ");
+}
+
+static void
+test_crlf_stripped(void **state)
+{
+	(void)state;
+	expect_secret("printf 'tok3n\\r\\nmore\\r\\n'", "tok3n");
+	expect_secret("printf 'tok3n\\r'", "tok3n");
+}
+
+static void
+test_long_output_drained(void **state)
+{
+	(void)state;
+	/* 1 MiB after the first line: read and discarded, no SIGPIPE */
+	expect_secret("echo first; head -c 1048576 /dev/zero | tr '\\0' x; echo",
+	    "first");
+	/* output beyond the cap without a newline is a configuration error */
+	expect_failure(NULL, "head -c 200000 /dev/zero | tr '\\0' x", 5,
+	    PF_FAIL_CONFIG);
+}
+
+static void
+test_exit_status(void **state)
+{
+	const char *what;
+
+	(void)state;
+	what = expect_failure(NULL, "echo visible-secret; exit 1", 5,
+	    PF_FAIL_CONFIG);
+	assert_non_null(strstr(what, "status 1"));
+	/* the output is never quoted */
+	assert_null(strstr(what, "visible-secret"));
+	what = expect_failure(NULL, "exit 3", 5, PF_FAIL_CONFIG);
+	assert_non_null(strstr(what, "status 3"));
+}
+
+static void
+test_killed_by_signal(void **state)
+{
+	const char *what;
+
+	(void)state;
+	what = expect_failure(NULL, "echo x; kill -TERM $$", 5, PF_FAIL_CONFIG);
+	assert_non_null(strstr(what, "signal 15"));
+}
+
+static void
+test_empty_output(void **state)
+{
+	(void)state;
+	expect_failure(NULL, "true", 5, PF_FAIL_AUTH);
+	expect_failure(NULL, "printf '\\n'", 5, PF_FAIL_AUTH);
+	expect_failure(NULL, "printf '\\r\\nsecond\\n'", 5, PF_FAIL_AUTH);
+	/* an empty output with a failing status is the failure (78) */
+	expect_failure(NULL, "exit 2", 5, PF_FAIL_CONFIG);
+}
+
+static void
+test_timeout(void **state)
+{
+	char cmd[128], pattern[64];
+	const char *what;
+	double t0, t;
+	pid_t leftover;
+
+	(void)state;
+	t0 = now();
+	what = expect_failure(NULL, "sleep 10", 1, PF_FAIL_CONFIG);
+	t = now() - t0;
+	assert_non_null(strstr(what, "timed out after 1 s"));
+	assert_true(t >= 0.9 && t < 2.5);
+
+	/* A pipeline: the whole process group goes, and nothing is left. */
+	/* (our pid in the sleep times tells our sleeps from anyone's) */
+	snprintf(cmd, sizeof(cmd), "sleep 7.%d1 | sleep 7.%d2", (int)getpid(),
+	    (int)getpid());
+	snprintf(pattern, sizeof(pattern), "sleep 7\\.%d[12]", (int)getpid());
+	t0 = now();
+	expect_failure(NULL, cmd, 1, PF_FAIL_CONFIG);
+	t = now() - t0;
+	assert_true(t >= 0.9 && t < 2.5);
+	usleep(100 * 1000);
+	assert_false(process_alive(pattern));
+	/* no zombie or child of ours remains */
+	leftover = waitpid(-1, NULL, WNOHANG);
+	assert_int_equal(leftover, -1);
+	assert_int_equal(errno, ECHILD);
+
+	/* stdout closed early but the command keeps running */
+	t0 = now();
+	expect_failure(NULL, "echo s; exec >&-; sleep 10", 1, PF_FAIL_CONFIG);
+	t = now() - t0;
+	assert_true(t >= 0.9 && t < 2.5);
+}
+
+static void
+test_nul_cr_in_secret(void **state)
+{
+	(void)state;
+	expect_failure(NULL, "printf 'ab\\000cd\\n'", 5, PF_FAIL_CONFIG);
+	expect_failure(NULL, "printf 'ab\\rcd\\n'", 5, PF_FAIL_CONFIG);
+	expect_failure(NULL, "printf 'abcd\\r\\r\\n'", 5, PF_FAIL_CONFIG);
+}
+
+static void
+test_command_not_found(void **state)
+{
+	const char *what;
+
+	(void)state;
+	what = expect_failure(NULL, "/nonexistent/popfetch-no-such-command", 5,
+	    PF_FAIL_CONFIG);
+	assert_non_null(strstr(what, "127"));
+}
+
+static void
+test_stdin_is_dev_null(void **state)
+{
+	(void)state;
+	/* reading stdin gets EOF at once instead of hanging on ours */
+	expect_secret("cat; echo after-stdin", "after-stdin");
+}
+
+static void
+test_static_password(void **state)
+{
+	struct pf_error err;
+	char *s = NULL;
+
+	(void)state;
+	pf_error_clear(&err);
+	/* the password wins over the command, which is never run */
+	assert_int_equal(secret_get("hunter2", "exit 1", 5, &s, &err), 0);
+	assert_string_equal(s, "hunter2");
+	secret_free(&s);
+	expect_failure("hunter2\nDELE 1", NULL, 5, PF_FAIL_CONFIG);
+	expect_failure("hunter2\r", NULL, 5, PF_FAIL_CONFIG);
+	expect_failure(NULL, NULL, 5, PF_FAIL_CONFIG);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_first_line),
+		cmocka_unit_test(test_crlf_stripped),
+		cmocka_unit_test(test_long_output_drained),
+		cmocka_unit_test(test_exit_status),
+		cmocka_unit_test(test_killed_by_signal),
+		cmocka_unit_test(test_empty_output),
+		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_nul_cr_in_secret),
+		cmocka_unit_test(test_command_not_found),
+		cmocka_unit_test(test_stdin_is_dev_null),
+		cmocka_unit_test(test_static_password),
+	};
+
+	/* cmocka may run us with SIGPIPE ignored; the child must not care */
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
