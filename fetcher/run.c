@@ -1,0 +1,944 @@
+/*
+ * run.c - one account's run (SPEC §2, §5, §6), `check` and `status`.
+ *
+ * Design note: the order of operations of a fetch, and what a SIGKILL (or a
+ * lost connection, or a power cut) at each step leaves behind.
+ *
+ *  1. Lock the mailbox (flock in state_dir).  Dies with the process.
+ *  2. Open the seen-list; recover: every delivery a killed run left
+ *     "pending" is looked up in new/ and cur/ and either marked seen (the
+ *     file got there) or dropped (it did not: the message is fetched
+ *     again); then popfetch's leftovers in tmp/ are removed.
+ *  3. Get the secret, connect, TLS, CAPA, [STLS, TLS, CAPA], authenticate.
+ *     Nothing local has changed yet.
+ *  4. UIDL + LIST; prune the seen-list of UIDLs the server no longer lists
+ *     (one transaction; a kill leaves it pruned or not, both fine).
+ *  5. RETR the new messages (pipelined when offered), each streamed into
+ *     its own file in tmp/, fsynced and closed.  A kill here leaves files
+ *     in tmp/ only: invisible to readers, removed at step 2 of the next run.
+ *  6. Group commit, per batch of up to SEEN_BATCH messages or
+ *     SEEN_BATCH_BYTES:
+ *       a. record the batch as pending (one transaction);
+ *       b. rename each file tmp/ -> new/, then fsync new/ once;
+ *       c. mark the batch seen (one transaction).
+ *     Killed before (a): the files are in tmp/, the UIDLs not seen: fetched
+ *     again, once.  Between (a) and (c): step 2 finds each file in new/ (or
+ *     cur/) or not and decides exactly once.  After (c): seen.
+ *  7. DELE (delete = true: every listed message that is seen, fetched now or
+ *     before; delete_after_days: those first fetched long enough ago), only
+ *     for messages that are seen, so durably delivered.  Then QUIT: the
+ *     server removes them only on QUIT, and we count them only on its +OK.
+ *     A kill before QUIT's +OK deletes nothing; the next run DELEs again.
+ *
+ * A failed account prints its error line instead of its summary; whatever
+ * was fully received before the failure is still committed (steps 6a-c), so
+ * a connection lost in message 200 does not cost messages 1-199.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "error.h"
+#include "lock.h"
+#include "log.h"
+#include "maildir.h"
+#include "net.h"
+#include "params.h"
+#include "pop3.h"
+#include "run.h"
+#include "secret.h"
+#include "seen.h"
+#include "xmalloc.h"
+
+struct run {
+	const struct conf		*conf;
+	const struct conf_account	*acct;
+	const struct run_options	*opts;
+	const char			*name;
+
+	struct pf_lock		*lock;
+	struct seen		*seen;
+	struct maildir		*md;
+	struct conn		*conn;
+	struct pop3		*pop3;
+	char			*secret;
+	struct pop3_listing	*listing;
+
+	/* the message being received, and the batch awaiting commit */
+	struct maildir_delivery	*cur;
+	struct maildir_delivery	**batch;
+	const struct pop3_msg	**batch_msgs;
+	size_t			 nbatch;
+	uint64_t		 batch_bytes;
+
+	/* Received: header parts fixed for the run */
+	char			 localhost[256];
+	const char		*with;
+
+	/* numbers to DELE */
+	unsigned		*dele;
+	size_t			 ndele;
+
+	/* counters */
+	struct seen_run_stats	 stats;
+	size_t			 to_fetch;
+	double			 t0;
+	double			 last_draw;
+	uint64_t		 cur_bytes;
+	bool			 progress_drawn;
+};
+
+static double
+now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* "0 B", "512 B", "1.2 kB", "3.4 MB", "5.6 GB" (SI units). */
+static const char *
+human_bytes(uint64_t n, char *buf, size_t size)
+{
+	if (n < 1000)
+		snprintf(buf, size, "%" PRIu64 " B", n);
+	else if (n < 1000 * 1000)
+		snprintf(buf, size, "%.1f kB", (double)n / 1e3);
+	else if (n < (uint64_t)1000 * 1000 * 1000)
+		snprintf(buf, size, "%.1f MB", (double)n / 1e6);
+	else
+		snprintf(buf, size, "%.1f GB", (double)n / 1e9);
+	return buf;
+}
+
+/* Print the account's error line: "popfetch: NAME: what: server's words". */
+static int
+report(const char *name, const struct pf_error *err)
+{
+	char buf[PF_ERROR_WHAT_MAX + PF_ERROR_SERVER_MAX + 8];
+
+	log_errx("%s: %s", name, pf_error_format(err, buf, sizeof(buf)));
+	return pf_exit_code(err->category);
+}
+
+/* ---- progress line (terminal) ---- */
+
+static void
+progress_erase(struct run *r)
+{
+	if (r->progress_drawn)
+		log_raw("\r\033[K");
+	r->progress_drawn = false;
+}
+
+static void
+progress_draw(struct run *r, bool force)
+{
+	char line[512], b1[32], b2[32];
+	double t = now_mono(), el = t - r->t0;
+	uint64_t bytes = r->stats.bytes + r->cur_bytes;
+
+	if (!r->opts->progress || (!force && t - r->last_draw < PROGRESS_INTERVAL))
+		return;
+	r->last_draw = t;
+	snprintf(line, sizeof(line), "\r\033[K%s: %lu/%zu messages, %s, %s/s, "
+	    "%.1f s", r->name, r->stats.fetched, r->to_fetch,
+	    human_bytes(bytes, b1, sizeof(b1)),
+	    human_bytes(el > 0 ? (uint64_t)((double)bytes / el) : 0, b2,
+	    sizeof(b2)), el);
+	log_raw(line);
+	r->progress_drawn = true;
+}
+
+/* ---- connection and login ---- */
+
+/* Connect, TLS as configured, greeting, CAPA, STLS, login. */
+static int
+connect_and_login(struct run *r, bool need_secret, struct pf_error *err)
+{
+	const struct conf_account *a = r->acct;
+	struct tls_settings ts = {
+		.host = a->host,
+		.verify = a->tls_verify,
+		.ca_file = a->tls_ca_file,
+		.has_fingerprint = a->has_fingerprint,
+	};
+	struct pop3_auth_params ap;
+
+	memcpy(ts.fingerprint, a->tls_fingerprint, sizeof(ts.fingerprint));
+	/* The secret first: a failing password_command costs no connection. */
+	if (need_secret && secret_get(a->password, a->password_command,
+	    a->timeout, &r->secret, err) == -1)
+		return -1;
+	if (conn_open(a->host, a->port, a->timeout, &r->conn, err) == -1)
+		return -1;
+	if (a->tls == CONF_TLS_IMPLICIT &&
+	    conn_starttls(r->conn, &ts, err) == -1)
+		return -1;
+	r->pop3 = pop3_new(r->name, conn_read, conn_write, r->conn);
+	if (pop3_greeting(r->pop3, err) == -1 ||
+	    pop3_capa(r->pop3, NULL, err) == -1)
+		return -1;
+	if (a->tls == CONF_TLS_STARTTLS) {
+		if (pop3_stls(r->pop3, err) == -1 ||
+		    conn_starttls(r->conn, &ts, err) == -1 ||
+		    pop3_capa(r->pop3, NULL, err) == -1)
+			return -1;
+	}
+	switch (a->tls) {
+	case CONF_TLS_IMPLICIT:	r->with = "POP3S"; break;
+	case CONF_TLS_STARTTLS:	r->with = "POP3 + STARTTLS"; break;
+	case CONF_TLS_NONE:	r->with = "POP3"; break;
+	}
+	if (!need_secret)
+		return 0;
+	ap = (struct pop3_auth_params){
+		.mode = a->auth,
+		.user = a->user,
+		.secret = r->secret,
+		.tls_active = conn_is_tls(r->conn),
+		.allow_plaintext = a->allow_plaintext_password,
+	};
+	if (pop3_auth(r->pop3, &ap, err) == -1)
+		return -1;
+	secret_free(&r->secret);
+	return 0;
+}
+
+/* Drop the connection: QUIT politely only when asked and still in step. */
+static void
+disconnect(struct run *r, bool quit)
+{
+	struct pf_error ignored;
+
+	if (quit && r->pop3 != NULL && pop3_is_synchronised(r->pop3))
+		(void)pop3_quit(r->pop3, &ignored);
+	pop3_free(&r->pop3);
+	conn_close(&r->conn);
+}
+
+/* ---- delivery: the sink pop3_retr_each streams into ---- */
+
+/* Write the Received: trace field (SPEC §7) at the top of the message. */
+static int
+write_received(struct run *r, const struct pop3_msg *m, struct pf_error *err)
+{
+	char date[64], line[1024 + POP3_UIDL_MAX];
+	time_t t = time(NULL);
+	struct tm tm;
+	int n;
+
+	localtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (m->uidl != NULL)
+		n = snprintf(line, sizeof(line), "Received: from %s ([%s]) by "
+		    "%s (popfetch %s) with %s id %s; %s\n", r->acct->host,
+		    conn_peer_addr(r->conn), r->localhost, PACKAGE_VERSION,
+		    r->with, m->uidl, date);
+	else
+		n = snprintf(line, sizeof(line), "Received: from %s ([%s]) by "
+		    "%s (popfetch %s) with %s; %s\n", r->acct->host,
+		    conn_peer_addr(r->conn), r->localhost, PACKAGE_VERSION,
+		    r->with, date);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return pf_error_set(err, PF_FAIL_INTERNAL,
+		    "Received: header too long");
+	return maildir_deliver_write(r->cur, line, (size_t)n, err);
+}
+
+static int
+sink_begin(void *ctx, const struct pop3_msg *m, struct pf_error *err)
+{
+	struct run *r = ctx;
+
+	if (maildir_deliver_begin(r->md, &r->cur, err) == -1)
+		return -1;
+	r->cur_bytes = 0;
+	if (r->acct->received_header && write_received(r, m, err) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+sink_data(void *ctx, const char *buf, size_t len, struct pf_error *err)
+{
+	struct run *r = ctx;
+
+	r->cur_bytes += len;
+	if (maildir_deliver_write(r->cur, buf, len, err) == -1)
+		return -1;
+	progress_draw(r, false);
+	return 0;
+}
+
+/*
+ * Group commit of the finished deliveries in r->batch (design note, step
+ * 6).  On failure the deliveries are freed (so their tmp files go) and the
+ * seen-list's pending rows let the next run decide.
+ */
+static int
+commit_batch(struct run *r, struct pf_error *err)
+{
+	struct seen_entry *entries = NULL;
+	const char **uidls = NULL;
+	time_t now = time(NULL);
+	size_t i, n = r->nbatch;
+	int rc = -1;
+
+	if (n == 0)
+		return 0;
+	if (r->seen != NULL) {
+		entries = xcalloc(n, sizeof(*entries));
+		uidls = xcalloc(n, sizeof(*uidls));
+		for (i = 0; i < n; i++) {
+			entries[i].uidl = r->batch_msgs[i]->uidl;
+			entries[i].name = maildir_delivery_name(r->batch[i]);
+			entries[i].size = maildir_delivery_size(r->batch[i]);
+			entries[i].fetched = now;
+			uidls[i] = r->batch_msgs[i]->uidl;
+		}
+		if (seen_pending_add(r->seen, entries, n, err) == -1)
+			goto done;
+	}
+	if (maildir_commit(r->md, r->batch, n, err) == -1)
+		goto done;
+	if (r->seen != NULL && seen_done(r->seen, uidls, n, err) == -1)
+		goto done;
+	for (i = 0; i < n; i++) {
+		uint64_t size = maildir_delivery_size(r->batch[i]);
+
+		log_debug("%s: message %u (UIDL %s, %" PRIu64 " bytes) -> %s",
+		    r->name, r->batch_msgs[i]->number,
+		    r->batch_msgs[i]->uidl != NULL ? r->batch_msgs[i]->uidl :
+		    "none", size, maildir_delivery_name(r->batch[i]));
+		r->stats.fetched++;
+		r->stats.bytes += size;
+		/* Without UIDL (delete = true): delete what was delivered. */
+		if (r->seen == NULL)
+			r->dele[r->ndele++] = r->batch_msgs[i]->number;
+	}
+	rc = 0;
+done:
+	for (i = 0; i < n; i++)
+		maildir_delivery_free(&r->batch[i]);
+	r->nbatch = 0;
+	r->batch_bytes = 0;
+	free(entries);
+	free(uidls);
+	progress_draw(r, true);
+	return rc;
+}
+
+static int
+sink_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
+    struct pf_error *err)
+{
+	struct run *r = ctx;
+
+	(void)octets;
+	if (maildir_deliver_finish(r->cur, err) == -1)
+		return -1;
+	r->batch[r->nbatch] = r->cur;
+	r->batch_msgs[r->nbatch] = m;
+	r->nbatch++;
+	r->batch_bytes += maildir_delivery_size(r->cur);
+	r->cur = NULL;
+	r->cur_bytes = 0;
+	if (r->nbatch >= SEEN_BATCH || r->batch_bytes >= SEEN_BATCH_BYTES)
+		return commit_batch(r, err);
+	return 0;
+}
+
+/* ---- the steps of a fetch ---- */
+
+/* Design note step 2: decide every pending delivery, clean tmp/. */
+static int
+recover(struct run *r, struct pf_error *err)
+{
+	struct seen_entry *entries = NULL;
+	const char **names = NULL;
+	bool *found = NULL;
+	size_t i, n = 0, removed = 0;
+	int rc = -1;
+
+	if (seen_pending_load(r->seen, &entries, &n, err) == -1)
+		return -1;
+	if (n > 0) {
+		names = xcalloc(n, sizeof(*names));
+		found = xcalloc(n, sizeof(*found));
+		for (i = 0; i < n; i++)
+			names[i] = entries[i].name;
+		if (maildir_find_delivered(r->md, names, n, found, err) == -1 ||
+		    seen_pending_resolve(r->seen, entries, n, found, err) == -1)
+			goto done;
+		for (i = 0; i < n; i++)
+			log_debug("%s: recovered an interrupted delivery of "
+			    "UIDL %s: %s", r->name, entries[i].uidl, found[i] ?
+			    "it reached the Maildir" : "it will be fetched again");
+	}
+	if (maildir_clean_tmp(r->md, &removed, err) == -1)
+		goto done;
+	if (removed > 0)
+		log_debug("%s: removed %zu leftover file(s) from tmp/", r->name,
+		    removed);
+	rc = 0;
+done:
+	seen_entries_free(&entries, n);
+	free(names);
+	free(found);
+	return rc;
+}
+
+/* Should message m be deleted (design note, step 7)?  m is seen. */
+static bool
+want_delete(const struct run *r, const struct pop3_msg *m, time_t now)
+{
+	time_t fetched;
+
+	if (r->acct->delete)
+		return true;
+	if (r->acct->delete_after_days == 0 || r->seen == NULL)
+		return false;
+	if (!seen_lookup(r->seen, m->uidl, &fetched))
+		return false;
+	return (int64_t)now - (int64_t)fetched >=
+	    (int64_t)r->acct->delete_after_days * 86400;
+}
+
+/*
+ * Choose what to fetch: listed and not seen, within max_size (others are
+ * skipped and counted), at most max_messages, in server order.  Returns a
+ * new array of borrowed pointers into r->listing.
+ */
+static const struct pop3_msg **
+select_new(struct run *r, size_t *n_r, bool verbose_skips)
+{
+	const struct pop3_msg **sel;
+	const struct conf_account *a = r->acct;
+	size_t i, n = 0;
+
+	sel = xcalloc(r->listing->count + 1, sizeof(*sel));
+	for (i = 0; i < r->listing->count; i++) {
+		const struct pop3_msg *m = &r->listing->msgs[i];
+
+		if (m->uidl != NULL && r->seen != NULL &&
+		    seen_contains(r->seen, m->uidl))
+			continue;
+		if (a->max_size > 0 && m->size > a->max_size) {
+			r->stats.skipped++;
+			if (verbose_skips)
+				log_debug("%s: skipping message %u (UIDL %s): "
+				    "%" PRIu64 " bytes is over max_size", r->name,
+				    m->number, m->uidl ? m->uidl : "none", m->size);
+			continue;
+		}
+		if (a->max_messages > 0 && n >= a->max_messages) {
+			r->stats.skipped++;
+			continue;
+		}
+		sel[n++] = m;
+	}
+	*n_r = n;
+	return sel;
+}
+
+/* ---- --dry-run ---- */
+
+struct header_buf {
+	char	 buf[DRYRUN_HEADER_MAX];
+	size_t	 len;
+};
+
+static int
+hdr_begin(void *ctx, const struct pop3_msg *m, struct pf_error *err)
+{
+	(void)m;
+	(void)err;
+	((struct header_buf *)ctx)->len = 0;
+	return 0;
+}
+
+static int
+hdr_data(void *ctx, const char *buf, size_t len, struct pf_error *err)
+{
+	struct header_buf *h = ctx;
+	size_t room = sizeof(h->buf) - 1 - h->len;
+
+	(void)err;
+	if (len > room)
+		len = room;
+	memcpy(h->buf + h->len, buf, len);
+	h->len += len;
+	return 0;
+}
+
+static int
+hdr_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
+    struct pf_error *err)
+{
+	(void)ctx;
+	(void)m;
+	(void)octets;
+	(void)err;
+	return 0;
+}
+
+/*
+ * Copy header field `field` (e.g. "Subject") of the header in h, unfolded,
+ * control characters replaced, into out; "" when absent.  Untrusted data.
+ */
+static void
+header_field(const struct header_buf *h, const char *field, char *out,
+    size_t outsz)
+{
+	size_t flen = strlen(field), i = 0, o = 0;
+	const char *p = h->buf, *end = h->buf + h->len;
+
+	out[0] = '\0';
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+
+		if (eol == NULL)
+			eol = end;
+		if (eol == p)	/* empty line: end of the header */
+			return;
+		if ((size_t)(eol - p) > flen && p[flen] == ':' &&
+		    strncasecmp(p, field, flen) == 0) {
+			const char *v = p + flen + 1;
+
+			for (;;) {
+				for (i = 0; v + i < eol && o + 1 < outsz; i++) {
+					unsigned char c = (unsigned char)v[i];
+
+					if (c == '\r')
+						continue;
+					out[o++] = (c < 0x20 || c == 0x7f) ?
+					    ' ' : (char)c;
+				}
+				/* folded continuation lines */
+				if (eol < end && eol + 1 < end &&
+				    (eol[1] == ' ' || eol[1] == '\t')) {
+					v = eol + 1;
+					eol = memchr(v, '\n', (size_t)(end - v));
+					if (eol == NULL)
+						eol = end;
+					continue;
+				}
+				break;
+			}
+			out[o] = '\0';
+			/* trim leading blanks */
+			for (i = 0; out[i] == ' ' || out[i] == '\t'; i++)
+				;
+			memmove(out, out + i, o - i + 1);
+			return;
+		}
+		p = eol + 1;
+	}
+}
+
+static void
+dry_show(struct run *r, const char *what, const struct pop3_msg *m,
+    const char *note, bool with_headers)
+{
+	struct header_buf *h;
+	struct pop3_sink sink = { hdr_begin, hdr_data, hdr_end, NULL };
+	struct pf_error err;
+	char from[256], subject[256], date[128];
+
+	if (!with_headers || !pop3_capabilities(r->pop3)->top) {
+		printf("%s: would %s message %u, UIDL %s, %" PRIu64 " bytes%s\n",
+		    r->name, what, m->number, m->uidl ? m->uidl : "-", m->size,
+		    note);
+		return;
+	}
+	h = xcalloc(1, sizeof(*h));
+	sink.ctx = h;
+	if (pop3_top(r->pop3, m, 0, &sink, &err) == -1)
+		h->len = 0;
+	header_field(h, "From", from, sizeof(from));
+	header_field(h, "Subject", subject, sizeof(subject));
+	header_field(h, "Date", date, sizeof(date));
+	printf("%s: would %s message %u, UIDL %s, %" PRIu64 " bytes%s\n"
+	    "    From: %s\n    Subject: %s\n    Date: %s\n",
+	    r->name, what, m->number, m->uidl ? m->uidl : "-", m->size, note,
+	    from, subject, date);
+	free(h);
+}
+
+/* List what a fetch would do, change nothing (SPEC §2 --dry-run). */
+static int
+dry_run(struct run *r, struct pf_error *err)
+{
+	const struct pop3_msg **sel;
+	const struct conf_account *a = r->acct;
+	time_t now = time(NULL);
+	size_t i, j, n;
+	unsigned long would_delete = 0;
+
+	if (!r->listing->has_uidl && !a->delete)
+		return pf_error_set(err, PF_FAIL_PROTO, "the server does not "
+		    "support UIDL, so popfetch cannot tell new messages from "
+		    "old; set delete = true to fetch and delete every message");
+	sel = select_new(r, &n, false);
+	for (i = 0; i < n; i++)
+		dry_show(r, a->delete ? "fetch and delete" : "fetch", sel[i],
+		    "", true);
+	for (i = 0; i < r->listing->count; i++) {
+		const struct pop3_msg *m = &r->listing->msgs[i];
+		bool selected = false, seen;
+
+		for (j = 0; j < n; j++)
+			if (sel[j] == m)
+				selected = true;
+		if (selected) {
+			if (a->delete)
+				would_delete++;
+			continue;
+		}
+		seen = m->uidl != NULL && r->seen != NULL &&
+		    seen_contains(r->seen, m->uidl);
+		if (seen) {
+			if (want_delete(r, m, now)) {
+				dry_show(r, "delete", m, " (fetched before)",
+				    false);
+				would_delete++;
+			}
+			continue;
+		}
+		dry_show(r, "skip", m, a->max_size > 0 && m->size > a->max_size ?
+		    " (over max_size)" : " (over max_messages)", true);
+	}
+	free(sel);
+	fflush(stdout);
+	log_info("%s: %zu new, %lu skipped, %lu deleted, 0 B in %.1f s "
+	    "(dry run: nothing fetched, written or deleted)", r->name, n,
+	    r->stats.skipped, would_delete, now_mono() - r->t0);
+	return 0;
+}
+
+/* ---- fetch ---- */
+
+/* Steps 4-7 of the design note, on a logged-in session. */
+static int
+fetch_mail(struct run *r, struct pf_error *err)
+{
+	const struct pop3_msg **sel = NULL;
+	const struct conf_account *a = r->acct;
+	struct pop3_sink sink = { sink_begin, sink_data, sink_end, r };
+	time_t now = time(NULL);
+	size_t i, n = 0;
+	int rc = -1;
+
+	if (!r->listing->has_uidl) {
+		if (!a->delete)
+			return pf_error_set(err, PF_FAIL_PROTO, "the server "
+			    "does not support UIDL, so popfetch cannot tell "
+			    "new messages from old; set delete = true to fetch "
+			    "and delete every message");
+		/* SPEC §6: fetch and delete every message, no seen-list. */
+		seen_close(&r->seen);
+	}
+	if (r->seen != NULL) {
+		const char **listed = xcalloc(r->listing->count + 1,
+		    sizeof(*listed));
+		size_t pruned = 0;
+
+		for (i = 0; i < r->listing->count; i++)
+			listed[i] = r->listing->msgs[i].uidl;
+		rc = seen_prune(r->seen, listed, r->listing->count, &pruned,
+		    err);
+		free(listed);
+		if (rc == -1)
+			return -1;
+		rc = -1;
+		if (pruned > 0)
+			log_debug("%s: forgot %zu UIDL(s) the server no longer "
+			    "lists", r->name, pruned);
+	}
+
+	sel = select_new(r, &n, true);
+	r->to_fetch = n;
+	r->batch = xcalloc(SEEN_BATCH + 1, sizeof(*r->batch));
+	r->batch_msgs = xcalloc(SEEN_BATCH + 1, sizeof(*r->batch_msgs));
+	r->dele = xcalloc(r->listing->count + 1, sizeof(*r->dele));
+	progress_draw(r, true);
+
+	if (n > 0 && pop3_retr_each(r->pop3, sel, n, &sink, err) == -1) {
+		struct pf_error cerr;
+
+		/* Keep what arrived whole; drop the message in progress. */
+		maildir_delivery_free(&r->cur);
+		if (commit_batch(r, &cerr) == -1)
+			log_warnx("%s: %s", r->name, cerr.what);
+		goto done;
+	}
+	if (commit_batch(r, err) == -1)
+		goto done;
+
+	/* Step 7: DELE what is safely delivered and due. */
+	if (r->seen != NULL) {
+		for (i = 0; i < r->listing->count; i++) {
+			const struct pop3_msg *m = &r->listing->msgs[i];
+
+			if (seen_contains(r->seen, m->uidl) &&
+			    want_delete(r, m, now))
+				r->dele[r->ndele++] = m->number;
+		}
+	}
+	if (r->ndele > 0 &&
+	    pop3_dele_each(r->pop3, r->dele, r->ndele, err) == -1)
+		goto done;
+	if (pop3_quit(r->pop3, err) == -1) {
+		if (r->ndele > 0)
+			goto done;	/* deletions not confirmed */
+		log_debug("%s: QUIT: %s", r->name, err->what);
+	} else
+		r->stats.deleted = r->ndele;
+	rc = 0;
+done:
+	free(sel);
+	return rc;
+}
+
+/* Free everything a run holds; the lock last. */
+static void
+run_cleanup(struct run *r)
+{
+	size_t i;
+
+	maildir_delivery_free(&r->cur);
+	for (i = 0; i < r->nbatch; i++)
+		maildir_delivery_free(&r->batch[i]);
+	free(r->batch);
+	free(r->batch_msgs);
+	free(r->dele);
+	pop3_listing_free(&r->listing);
+	disconnect(r, false);
+	secret_free(&r->secret);
+	maildir_close(&r->md);
+	seen_close(&r->seen);
+	lock_release(&r->lock);
+}
+
+int
+run_fetch(const struct conf *conf, const struct conf_account *acct,
+    const struct run_options *opts)
+{
+	struct run r = {
+		.conf = conf, .acct = acct, .opts = opts, .name = acct->name,
+		.with = "POP3",
+	};
+	struct pf_error err;
+	time_t start = time(NULL);
+	bool run_begun = false;
+	char b1[32];
+	int code;
+
+	pf_error_clear(&err);
+	r.t0 = now_mono();
+	if (gethostname(r.localhost, sizeof(r.localhost)) == -1)
+		strcpy(r.localhost, "localhost");
+	r.localhost[sizeof(r.localhost) - 1] = '\0';
+
+	if (lock_acquire(conf->state_dir, acct->user, acct->host, &r.lock,
+	    &err) == -1)
+		goto fail;
+	if (opts->dry_run) {
+		if (seen_open(conf->state_dir, acct->user, acct->host,
+		    SEEN_READ_ONLY, &r.seen, &err) == -1)
+			goto fail;
+	} else {
+		if (seen_open(conf->state_dir, acct->user, acct->host,
+		    SEEN_READ_WRITE, &r.seen, &err) == -1)
+			goto fail;
+		if (seen_run_begin(r.seen, start, &err) == -1)
+			goto fail;
+		run_begun = true;
+		if (maildir_create(acct->maildir, &err) == -1 ||
+		    maildir_open(acct->maildir, &r.md, &err) == -1 ||
+		    recover(&r, &err) == -1)
+			goto fail;
+	}
+	if (connect_and_login(&r, true, &err) == -1 ||
+	    pop3_list_messages(r.pop3, &r.listing, &err) == -1)
+		goto fail;
+	if (opts->dry_run) {
+		if (dry_run(&r, &err) == -1)
+			goto fail;
+		disconnect(&r, true);
+		run_cleanup(&r);
+		return 0;
+	}
+	if (fetch_mail(&r, &err) == -1)
+		goto fail;
+
+	progress_erase(&r);
+	if (seen_run_end(r.seen != NULL ? r.seen : NULL, time(NULL), &r.stats,
+	    0, &err) == -1 && r.seen != NULL)
+		goto fail;
+	log_info("%s: %lu new, %lu skipped, %lu deleted, %s in %.1f s",
+	    r.name, r.stats.fetched, r.stats.skipped, r.stats.deleted,
+	    human_bytes(r.stats.bytes, b1, sizeof(b1)), now_mono() - r.t0);
+	run_cleanup(&r);
+	return 0;
+
+fail:
+	progress_erase(&r);
+	code = report(r.name, &err);
+	if (run_begun && r.seen != NULL) {
+		struct pf_error ignored;
+
+		(void)seen_run_end(r.seen, time(NULL), &r.stats, code,
+		    &ignored);
+	}
+	run_cleanup(&r);
+	return code;
+}
+
+/* ---- check ---- */
+
+int
+run_check(const struct conf *conf, const struct conf_account *acct, FILE *out)
+{
+	struct run r = {
+		.conf = conf, .acct = acct, .name = acct->name, .with = "POP3",
+	};
+	const struct pop3_capa *capa;
+	struct pf_error err;
+	struct tls_info ti;
+	unsigned count = 0;
+	uint64_t size = 0;
+	char b1[32];
+	size_t i;
+
+	pf_error_clear(&err);
+	fprintf(out, "%s: %s@%s:%u, tls %s\n", acct->name, acct->user,
+	    acct->host, acct->port, conf_tls_name(acct->tls));
+	if (connect_and_login(&r, true, &err) == -1)
+		goto fail;
+	if (conn_tls_info(r.conn, &ti) == 0) {
+		fprintf(out, "  TLS: %s, %s\n", ti.version, ti.cipher);
+		fprintf(out, "  certificate: %s\n", ti.fingerprint);
+	} else
+		fprintf(out, "  TLS: none\n");
+	capa = pop3_capabilities(r.pop3);
+	fprintf(out, "  capabilities:%s\n", capa->known && capa->nlines > 0 ?
+	    "" : " (none: the server does not answer CAPA)");
+	for (i = 0; i < capa->nlines; i++)
+		fprintf(out, "    %s\n", capa->lines[i]);
+	fprintf(out, "  logged in with: %s\n", pop3_auth_mechanism(r.pop3));
+	if (pop3_stat(r.pop3, &count, &size, &err) == -1)
+		goto fail;
+	fprintf(out, "  mailbox: %u messages, %s (%" PRIu64 " bytes)\n", count,
+	    human_bytes(size, b1, sizeof(b1)), size);
+	fflush(out);
+	disconnect(&r, true);
+	run_cleanup(&r);
+	return 0;
+fail:
+	fflush(out);
+	run_cleanup(&r);
+	return report(acct->name, &err);
+}
+
+/* ---- status ---- */
+
+/* Append a JSON string literal of s (escaped) to out. */
+static void
+json_string(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(out, "\\u%04x", c);
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+}
+
+static void
+json_time(FILE *out, time_t t)
+{
+	char buf[32];
+	struct tm tm;
+
+	if (t == 0) {
+		fputs("null", out);
+		return;
+	}
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(out, "\"%s\"", buf);
+}
+
+int
+run_status(const struct conf *conf, const struct conf_account *acct,
+    bool json, bool first, FILE *out)
+{
+	struct seen_status st;
+	struct pf_error err;
+	char b1[32], when[64];
+	struct tm tm;
+	bool finished;
+
+	pf_error_clear(&err);
+	memset(&st, 0, sizeof(st));
+	if (seen_status_read(conf->state_dir, acct->user, acct->host, &st,
+	    &err) == -1) {
+		if (json)
+			fputs(first ? "\n" : ",\n", out);
+		if (json) {
+			fputs("  {\"account\": ", out);
+			json_string(out, acct->name);
+			fputs(", \"seen\": 0, \"bytes\": 0, \"last_run_start\": "
+			    "null, \"last_run_end\": null, \"last_exit\": null, "
+			    "\"pending\": 0}", out);
+		}
+		return report(acct->name, &err);
+	}
+	finished = st.ever_run && st.last_end != 0 && st.last_exit >= 0;
+	if (json) {
+		fputs(first ? "\n  {" : ",\n  {", out);
+		fputs("\"account\": ", out);
+		json_string(out, acct->name);
+		fprintf(out, ", \"seen\": %" PRIu64 ", \"bytes\": %" PRIu64
+		    ", \"last_run_start\": ", st.seen, st.bytes);
+		json_time(out, st.ever_run ? st.last_start : 0);
+		fputs(", \"last_run_end\": ", out);
+		json_time(out, finished ? st.last_end : 0);
+		if (finished)
+			fprintf(out, ", \"last_exit\": %d", st.last_exit);
+		else
+			fputs(", \"last_exit\": null", out);
+		fprintf(out, ", \"pending\": %" PRIu64 "}", st.pending);
+		return 0;
+	}
+	if (!st.ever_run) {
+		fprintf(out, "%s: %" PRIu64 " seen, %s fetched, never run, %"
+		    PRIu64 " pending\n", acct->name, st.seen,
+		    human_bytes(st.bytes, b1, sizeof(b1)), st.pending);
+		return 0;
+	}
+	localtime_r(&st.last_start, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	fprintf(out, "%s: %" PRIu64 " seen, %s fetched, last run %s %s, %"
+	    PRIu64 " pending\n", acct->name, st.seen,
+	    human_bytes(st.bytes, b1, sizeof(b1)), when,
+	    finished ? pf_exit_meaning(st.last_exit) : "interrupted",
+	    st.pending);
+	return 0;
+}

@@ -1,0 +1,173 @@
+/*
+ * seen.h - the seen-list: which messages of a mailbox were delivered, the
+ * deliveries an interrupted run left undecided, and a short history of runs.
+ * A domain API over the state database (state_dir/popfetch.db); SQL,
+ * schema and pragmas stay inside seen.c, the only SQLite user.  The design
+ * note at the head of seen.c gives the order of operations and what
+ * survives a crash at each step.
+ *
+ * A mailbox is identified by "user@host" with the host lower-cased (see
+ * seen_mailbox_key), not by the account's name, so renaming an account
+ * does not fetch everything again.  No password or token ever reaches
+ * this API.
+ *
+ * Used error categories: PF_FAIL_IO (74) for every database failure
+ * (message: the file, what we were doing, SQLite's words), PF_FAIL_TEMP
+ * (75) when the database stayed locked by another process beyond
+ * SEEN_BUSY_TIMEOUT_MS, PF_FAIL_INTERNAL (70) for calls in the wrong order,
+ * and for write calls on a read-only or NULL seen-list.
+ */
+#ifndef POPFETCH_SEEN_H
+#define POPFETCH_SEEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "error.h"
+
+struct seen;
+
+enum seen_mode {
+	SEEN_READ_WRITE,	/* fetch: creates state_dir and the database */
+	SEEN_READ_ONLY,		/* --dry-run: creates nothing, changes nothing */
+};
+
+/* One delivery: what the group commit records and recovery returns. */
+struct seen_entry {
+	const char	*uidl;		/* the server's unique id (untrusted data!) */
+	const char	*name;		/* final Maildir file name, no directory */
+	uint64_t	 size;		/* bytes as delivered */
+	time_t		 fetched;	/* when it was fetched */
+};
+
+/* Counters of one run, for seen_run_end. */
+struct seen_run_stats {
+	unsigned long	 fetched;	/* new messages delivered */
+	unsigned long	 skipped;	/* left on the server (max_size, max_messages) */
+	unsigned long	 deleted;	/* DELEs acknowledged by QUIT */
+	uint64_t	 bytes;		/* bytes delivered in this run */
+};
+
+/* What `status` shows for one mailbox (SPEC §2, §7). */
+struct seen_status {
+	bool		 ever_run;	/* false: "never run" (no database, or
+					 * no run for this mailbox); all else
+					 * is then zero, last_exit -1 */
+	uint64_t	 seen;		/* UIDLs in the seen-list now */
+	uint64_t	 bytes;		/* bytes ever delivered; pruning keeps it */
+	uint64_t	 pending;	/* deliveries left undecided */
+	time_t		 last_start;	/* start of the last run; 0 if none */
+	time_t		 last_end;	/* its end; 0 if it did not finish */
+	int		 last_exit;	/* its exit code; -1 if it did not finish */
+};
+
+/*
+ * The mailbox key "user@host", host lower-cased (ASCII).  Caller frees.
+ * seen_* and lock_* compute it themselves; this is for messages and tests.
+ */
+char	*seen_mailbox_key(const char *user, const char *host);
+
+/*
+ * Open the seen-list of mailbox user@host in state_dir/popfetch.db and load
+ * its known UIDLs into memory (one query; 20,000 take milliseconds).
+ *
+ * SEEN_READ_WRITE creates state_dir (0700, with parents) and the database
+ * (0600) when missing, sets WAL mode and synchronous=FULL, and migrates an
+ * older schema forward in one transaction.  SEEN_READ_ONLY creates nothing:
+ * with no database the seen-list is simply empty, and every write call
+ * fails with PF_FAIL_INTERNAL.
+ *
+ * On success *s_r is set (free with seen_close) and 0 is returned;
+ * otherwise -1 with err set: PF_FAIL_IO (not writable, not a database, a
+ * schema newer than this popfetch), PF_FAIL_TEMP (locked).
+ */
+int	seen_open(const char *state_dir, const char *user, const char *host,
+	    enum seen_mode mode, struct seen **s_r, struct pf_error *err);
+
+/* Close the database and free everything; clears *s_r.  NULL is fine. */
+void	seen_close(struct seen **s_r);
+
+/* The database's path (valid until seen_close). */
+const char *seen_path(const struct seen *s);
+
+/*
+ * Is `uidl` in the seen-list?  O(log n) over the set loaded by seen_open
+ * and kept equal to the database by seen_done, seen_pending_resolve and
+ * seen_prune.  When known and fetched_r is not NULL, *fetched_r gets the
+ * time it was first fetched (for delete_after_days).
+ */
+bool	seen_contains(const struct seen *s, const char *uidl);
+bool	seen_lookup(const struct seen *s, const char *uidl, time_t *fetched_r);
+
+/* Number of UIDLs in the in-memory set. */
+size_t	seen_count(const struct seen *s);
+
+/*
+ * Recovery: the deliveries of this mailbox that a killed run left pending.
+ * *entries_r (caller frees with seen_entries_free; NULL when *n_r is 0)
+ * gets them, strings owned by the array.
+ */
+int	seen_pending_load(struct seen *s, struct seen_entry **entries_r,
+	    size_t *n_r, struct pf_error *err);
+void	seen_entries_free(struct seen_entry **entries_r, size_t n);
+
+/*
+ * Recovery: decide every pending delivery in one transaction.  Where
+ * delivered[i] is true (maildir_find_delivered found the file), the UIDL
+ * becomes seen, as seen_done does; otherwise the pending row is dropped and
+ * the message will be fetched again.
+ */
+int	seen_pending_resolve(struct seen *s, const struct seen_entry *entries,
+	    size_t n, const bool *delivered, struct pf_error *err);
+
+/*
+ * Group commit, step a: record `n` finished deliveries (still in tmp/) as
+ * pending, in one durable transaction.  Must precede maildir_commit.
+ */
+int	seen_pending_add(struct seen *s, const struct seen_entry *entries,
+	    size_t n, struct pf_error *err);
+
+/*
+ * Group commit, step c, after maildir_commit returned 0: mark the batch
+ * delivered in one durable transaction (pending -> seen; the mailbox's
+ * byte total grows by their sizes).  Only after this may the run DELE
+ * them.  A UIDL without a pending row is PF_FAIL_INTERNAL (wrong order),
+ * and nothing is changed.
+ */
+int	seen_done(struct seen *s, const char *const *uidls, size_t n,
+	    struct pf_error *err);
+
+/*
+ * After a successful listing: forget the UIDLs of this mailbox that are not
+ * among the `n` listed ones, in one transaction (SPEC §5.7).  *pruned_r
+ * (may be NULL) gets the number removed.  The byte total is kept.
+ */
+int	seen_prune(struct seen *s, const char *const *listed, size_t n,
+	    size_t *pruned_r, struct pf_error *err);
+
+/*
+ * Record the start of a run (kept until seen_run_end fills it in; the last
+ * SEEN_RUN_HISTORY runs of a mailbox are kept), and its end.  A run that is
+ * killed stays without an end.  seen_run_end without seen_run_begin is
+ * PF_FAIL_INTERNAL.
+ */
+int	seen_run_begin(struct seen *s, time_t start, struct pf_error *err);
+int	seen_run_end(struct seen *s, time_t end,
+	    const struct seen_run_stats *stats, int exit_code,
+	    struct pf_error *err);
+
+/*
+ * For `status`: read mailbox user@host's figures from state_dir/popfetch.db,
+ * read-only.  With no database (or no row for this mailbox) *out says
+ * "never run" (ever_run false, zeros) and 0 is returned; nothing is
+ * created.  Errors as for seen_open.
+ */
+int	seen_status_read(const char *state_dir, const char *user,
+	    const char *host, struct seen_status *out, struct pf_error *err);
+
+/* The SQLite version in use, for --version ("3.40.1"). */
+const char *seen_library_version(void);
+
+#endif
