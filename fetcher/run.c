@@ -70,6 +70,7 @@ struct run {
 	struct pop3		*pop3;
 	char			*secret;
 	struct pop3_listing	*listing;
+	bool			 no_uidl;	/* SPEC §6: fetch and delete all */
 
 	/* the message being received, and the batch awaiting commit */
 	struct maildir_delivery	*cur;
@@ -295,7 +296,7 @@ commit_batch(struct run *r, struct pf_error *err)
 
 	if (n == 0)
 		return 0;
-	if (r->seen != NULL) {
+	if (!r->no_uidl) {
 		entries = xcalloc(n, sizeof(*entries));
 		uidls = xcalloc(n, sizeof(*uidls));
 		for (i = 0; i < n; i++) {
@@ -310,7 +311,7 @@ commit_batch(struct run *r, struct pf_error *err)
 	}
 	if (maildir_commit(r->md, r->batch, n, err) == -1)
 		goto done;
-	if (r->seen != NULL && seen_done(r->seen, uidls, n, err) == -1)
+	if (!r->no_uidl && seen_done(r->seen, uidls, n, err) == -1)
 		goto done;
 	for (i = 0; i < n; i++) {
 		uint64_t size = maildir_delivery_size(r->batch[i]);
@@ -322,7 +323,7 @@ commit_batch(struct run *r, struct pf_error *err)
 		r->stats.fetched++;
 		r->stats.bytes += size;
 		/* Without UIDL (delete = true): delete what was delivered. */
-		if (r->seen == NULL)
+		if (r->no_uidl)
 			r->dele[r->ndele++] = r->batch_msgs[i]->number;
 	}
 	rc = 0;
@@ -644,10 +645,10 @@ fetch_mail(struct run *r, struct pf_error *err)
 			    "does not support UIDL, so popfetch cannot tell "
 			    "new messages from old; set delete = true to fetch "
 			    "and delete every message");
-		/* SPEC §6: fetch and delete every message, no seen-list. */
-		seen_close(&r->seen);
+		/* SPEC §6: fetch and delete every message; no UIDL to record. */
+		r->no_uidl = true;
 	}
-	if (r->seen != NULL) {
+	if (!r->no_uidl) {
 		const char **listed = xcalloc(r->listing->count + 1,
 		    sizeof(*listed));
 		size_t pruned = 0;
@@ -685,7 +686,7 @@ fetch_mail(struct run *r, struct pf_error *err)
 		goto done;
 
 	/* Step 7: DELE what is safely delivered and due. */
-	if (r->seen != NULL) {
+	if (!r->no_uidl) {
 		for (i = 0; i < r->listing->count; i++) {
 			const struct pop3_msg *m = &r->listing->msgs[i];
 
@@ -782,8 +783,7 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 		goto fail;
 
 	progress_erase(&r);
-	if (seen_run_end(r.seen != NULL ? r.seen : NULL, time(NULL), &r.stats,
-	    0, &err) == -1 && r.seen != NULL)
+	if (seen_run_end(r.seen, time(NULL), &r.stats, 0, &err) == -1)
 		goto fail;
 	log_info("%s: %lu new, %lu skipped, %lu deleted, %s in %.1f s",
 	    r.name, r.stats.fetched, r.stats.skipped, r.stats.deleted,

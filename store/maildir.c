@@ -1,0 +1,749 @@
+/*
+ * maildir.c - Maildir delivery (cr.yp.to/proto/maildir.html) and recovery.
+ *
+ * Design note: exactly-once delivery, and what survives a SIGKILL or a
+ * power loss at each step.  The account run drives maildir.c and seen.c in
+ * this order (seen.c carries the same note from the database's side):
+ *
+ *  0. maildir_create + maildir_open; seen_open.
+ *  1. Recovery.  seen_pending_load lists the deliveries a killed run left
+ *     undecided; maildir_find_delivered looks for each final name in new/
+ *     and cur/ (a reader may have moved it and added ":2,FLAGS"), fsyncing
+ *     new/ and cur/ if anything was found; seen_pending_resolve marks the
+ *     found ones done and forgets the others (they are fetched again).
+ *     maildir_clean_tmp then removes what dead popfetch processes left in
+ *     tmp/.
+ *  2. Per message: maildir_deliver_begin creates tmp/<unique>,popfetch
+ *     (O_EXCL, 0600); maildir_deliver_write streams the data;
+ *     maildir_deliver_finish flushes, fsyncs and closes it.
+ *     Killed here: the file is in tmp/ only and nothing refers to it; the
+ *     UIDL is not in the seen-list, so the next run fetches it again and
+ *     step 1 removes the leftover.  Readers never see it (SPEC §5.3).
+ *  3. Per batch (up to SEEN_BATCH messages), the group commit:
+ *     a. seen_pending_add records (UIDL, final name, size, time) for the
+ *        whole batch in one transaction (fsynced, synchronous=FULL).
+ *        Killed before it commits: as in 2.  Killed after: the pending rows
+ *        name files that are still in tmp/; step 1 finds none of them in
+ *        new/ or cur/, drops the rows, removes the tmp files; fetched again.
+ *     b. maildir_commit renames every file tmp/ -> new/, then fsyncs new/
+ *        once.  Killed between renames: those renamed are in new/ (the
+ *        kernel has the renames even if we die), step 1 finds them and
+ *        marks them done; the others are dropped and fetched again.  Power
+ *        lost before the fsync of new/: a rename may be undone, the file is
+ *        then back in tmp/ only, which step 1 treats as "not delivered";
+ *        its content can never be partial, it was fsynced before rename.
+ *     c. seen_done moves the batch from pending to seen in one transaction.
+ *        Killed before it commits: step 1 finds every file in new/ (durable
+ *        since 3b's fsync) and marks it done; nothing is fetched twice.
+ *     d. Only now may the run DELE these messages (SPEC §5.1).  Killed
+ *        after: the UIDLs are in the seen-list, the messages stay on the
+ *        server until a QUIT is acknowledged, and are never fetched again.
+ *  Deliveries that fail (connection lost, disk full) are freed before
+ *  step 3, which unlinks their tmp files: nothing partial is left.
+ *
+ * File names (SPEC §6): the final name is "time.M<usec>P<pid>Q<n>.<host>,
+ * S=<size>"; while in tmp/ the file is "time.M<usec>P<pid>Q<n>.<host>,
+ * popfetch", a marker that tells our leftovers from other programs'.  In
+ * <host>, '/' ':' and ',' become \057 \072 \054 as the Maildir spec asks
+ * for the first two (',' starts the ",S=" field, so it is escaped too).
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+#include "maildir.h"
+#include "params.h"
+#include "xmalloc.h"
+
+/* The suffix that marks a tmp/ file as popfetch's. */
+#define TMP_MARKER	",popfetch"
+
+struct maildir {
+	char	*path;
+	int	 tmp_fd;
+	int	 new_fd;
+	int	 cur_fd;
+	char	 host[MAILDIR_HOST_MAX + 1];	/* escaped */
+};
+
+enum delivery_state {
+	DELIVERY_WRITING,
+	DELIVERY_FINISHED,	/* complete and fsynced, still in tmp/ */
+	DELIVERY_COMMITTED,	/* in new/ */
+	DELIVERY_FAILED,	/* tmp file already removed */
+};
+
+struct maildir_delivery {
+	struct maildir		*md;
+	enum delivery_state	 state;
+	int			 fd;
+	uint64_t		 size;
+	size_t			 buffered;
+	char			*buf;		/* MAILDIR_WRITE_BUF bytes */
+	char			 tmp_name[NAME_MAX + 1];
+	char			 final_name[NAME_MAX + 1];
+};
+
+/* Q<n>: deliveries begun by this process, so names from one microsecond
+ * still differ. */
+static atomic_ulong delivery_seq;
+
+/* Join dir and name into buf; a result that does not fit is an error. */
+static int
+path_join(char *buf, size_t size, const char *dir, const char *name,
+    struct pf_error *err)
+{
+	int n;
+
+	n = snprintf(buf, size, "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= size)
+		return pf_error_set(err, PF_FAIL_IO, "path too long: %s/%s",
+		    dir, name);
+	return 0;
+}
+
+/* fsync the directory at `path`; file systems that cannot sync a directory
+ * (EINVAL) have nothing more to do. */
+static int
+fsync_dir_path(const char *path, struct pf_error *err)
+{
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return pf_error_set_errno(err, PF_FAIL_IO, "open(%s)", path);
+	if (fsync(fd) == -1 && errno != EINVAL) {
+		pf_error_set_errno(err, PF_FAIL_IO, "fsync(%s)", path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* fsync an open directory, naming it `dir`/`sub` in the error. */
+static int
+fsync_dir_fd(int fd, const char *dir, const char *sub, struct pf_error *err)
+{
+	if (fsync(fd) == -1 && errno != EINVAL)
+		return pf_error_set_errno(err, PF_FAIL_IO, "fsync(%s/%s)",
+		    dir, sub);
+	return 0;
+}
+
+/*
+ * mkdir one directory, mode 0700.  If we created it, fsync its parent so
+ * the new entry is durable; if it exists, it must be a directory.
+ */
+static int
+mkdir_one(char *path, struct pf_error *err)
+{
+	struct stat st;
+	char *slash;
+	int rc;
+
+	if (mkdir(path, 0700) == -1) {
+		if (errno != EEXIST)
+			return pf_error_set_errno(err, PF_FAIL_IO, "mkdir(%s)",
+			    path);
+		if (stat(path, &st) == -1)
+			return pf_error_set_errno(err, PF_FAIL_IO, "stat(%s)",
+			    path);
+		if (!S_ISDIR(st.st_mode)) {
+			errno = ENOTDIR;
+			return pf_error_set_errno(err, PF_FAIL_IO, "mkdir(%s)",
+			    path);
+		}
+		return 0;
+	}
+	if ((slash = strrchr(path, '/')) == NULL)
+		return fsync_dir_path(".", err);
+	if (slash == path)
+		return fsync_dir_path("/", err);
+	*slash = '\0';
+	rc = fsync_dir_path(path, err);
+	*slash = '/';
+	return rc;
+}
+
+int
+maildir_mkdirs(const char *path, struct pf_error *err)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+	size_t len;
+	char *p;
+
+	len = strlen(path);
+	if (len == 0)
+		return pf_error_set(err, PF_FAIL_IO, "mkdir(): empty path");
+	if (len >= sizeof(buf))
+		return pf_error_set(err, PF_FAIL_IO, "path too long: %s", path);
+	memcpy(buf, path, len + 1);
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = '\0';
+	if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+
+	for (p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/' || p[-1] == '/')
+			continue;
+		*p = '\0';
+		if (mkdir_one(buf, err) == -1)
+			return -1;
+		*p = '/';
+	}
+	return mkdir_one(buf, err);
+}
+
+int
+maildir_create(const char *path, struct pf_error *err)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	char buf[PATH_MAX];
+	size_t i;
+
+	if (maildir_mkdirs(path, err) == -1)
+		return -1;
+	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		if (path_join(buf, sizeof(buf), path, subs[i], err) == -1 ||
+		    mkdir_one(buf, err) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Our host name as it goes into file names: escaped and bounded. */
+static void
+host_escape(char *out, size_t size)
+{
+	char raw[256];
+	size_t i, o = 0;
+
+	if (gethostname(raw, sizeof(raw)) == -1 || raw[0] == '\0')
+		snprintf(raw, sizeof(raw), "localhost");
+	raw[sizeof(raw) - 1] = '\0';
+	for (i = 0; raw[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)raw[i];
+
+		if (c == '/' || c == ':' || c == ',' || c <= 0x20 || c >= 0x7f) {
+			if (o + 4 >= size)
+				break;
+			snprintf(out + o, size - o, "\\%03o", c);
+			o += 4;
+		} else {
+			if (o + 1 >= size)
+				break;
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+}
+
+/* Open one of the Maildir's subdirectories. */
+static int
+open_sub(const struct maildir *md, const char *sub, int *fd_r,
+    struct pf_error *err)
+{
+	char buf[PATH_MAX];
+
+	if (path_join(buf, sizeof(buf), md->path, sub, err) == -1)
+		return -1;
+	if ((*fd_r = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return pf_error_set_errno(err, PF_FAIL_IO, "open(%s)", buf);
+	return 0;
+}
+
+int
+maildir_open(const char *path, struct maildir **md_r, struct pf_error *err)
+{
+	struct maildir *md;
+
+	*md_r = NULL;
+	md = xcalloc(1, sizeof(*md));
+	md->path = xstrdup(path);
+	md->tmp_fd = md->new_fd = md->cur_fd = -1;
+	if (open_sub(md, "tmp", &md->tmp_fd, err) == -1 ||
+	    open_sub(md, "new", &md->new_fd, err) == -1 ||
+	    open_sub(md, "cur", &md->cur_fd, err) == -1)
+		goto fail;
+	host_escape(md->host, sizeof(md->host));
+	*md_r = md;
+	return 0;
+
+fail:
+	maildir_close(&md);
+	return -1;
+}
+
+void
+maildir_close(struct maildir **md_r)
+{
+	struct maildir *md = *md_r;
+
+	if (md == NULL)
+		return;
+	if (md->tmp_fd != -1)
+		close(md->tmp_fd);
+	if (md->new_fd != -1)
+		close(md->new_fd);
+	if (md->cur_fd != -1)
+		close(md->cur_fd);
+	free(md->path);
+	free(md);
+	*md_r = NULL;
+}
+
+const char *
+maildir_path(const struct maildir *md)
+{
+	return md->path;
+}
+
+int
+maildir_deliver_begin(struct maildir *md, struct maildir_delivery **d_r,
+    struct pf_error *err)
+{
+	struct maildir_delivery *d;
+	struct timespec ts;
+	unsigned long seq;
+	int attempt, n;
+
+	*d_r = NULL;
+	d = xcalloc(1, sizeof(*d));
+	d->md = md;
+	d->fd = -1;
+	d->state = DELIVERY_FAILED;
+	/* O_EXCL makes a clash an error; a fresh Q<n> makes the retry unique. */
+	for (attempt = 0; attempt < 8; attempt++) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		seq = atomic_fetch_add(&delivery_seq, 1) + 1;
+		n = snprintf(d->tmp_name, sizeof(d->tmp_name),
+		    "%lld.M%ldP%ldQ%lu.%s" TMP_MARKER, (long long)ts.tv_sec,
+		    ts.tv_nsec / 1000, (long)getpid(), seq, md->host);
+		if (n < 0 || (size_t)n >= sizeof(d->tmp_name)) {
+			pf_error_set(err, PF_FAIL_INTERNAL,
+			    "Maildir file name too long");
+			goto fail;
+		}
+		d->fd = openat(md->tmp_fd, d->tmp_name,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (d->fd != -1 || errno != EEXIST)
+			break;
+	}
+	if (d->fd == -1) {
+		pf_error_set_errno(err, PF_FAIL_IO, "open(%s/tmp/%s)",
+		    md->path, d->tmp_name);
+		goto fail;
+	}
+	d->buf = xmalloc(MAILDIR_WRITE_BUF);
+	d->state = DELIVERY_WRITING;
+	*d_r = d;
+	return 0;
+
+fail:
+	maildir_delivery_free(&d);
+	return -1;
+}
+
+/* A delivery failed: remove its tmp file at once so nothing is left. */
+static void
+delivery_fail(struct maildir_delivery *d)
+{
+	int saved = errno;
+
+	if (d->fd != -1) {
+		close(d->fd);
+		d->fd = -1;
+	}
+	if (unlinkat(d->md->tmp_fd, d->tmp_name, 0) == -1 && errno != ENOENT)
+		log_warn("unlink(%s/tmp/%s)", d->md->path, d->tmp_name);
+	d->state = DELIVERY_FAILED;
+	errno = saved;
+}
+
+/* write(2) all of buf, retrying short writes and EINTR. */
+static int
+write_all(struct maildir_delivery *d, const char *buf, size_t len,
+    struct pf_error *err)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(d->fd, buf, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			pf_error_set_errno(err, PF_FAIL_IO, "write(%s/tmp/%s)",
+			    d->md->path, d->tmp_name);
+			delivery_fail(d);
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Refuse calls on a delivery that is no longer being written. */
+static int
+check_writing(const struct maildir_delivery *d, const char *call,
+    struct pf_error *err)
+{
+	if (d->state == DELIVERY_WRITING)
+		return 0;
+	return pf_error_set(err, PF_FAIL_INTERNAL,
+	    "%s on a delivery that is %s", call,
+	    d->state == DELIVERY_FAILED ? "failed" : "finished");
+}
+
+int
+maildir_deliver_write(struct maildir_delivery *d, const void *buf, size_t len,
+    struct pf_error *err)
+{
+	const char *p = buf;
+	size_t n;
+
+	if (check_writing(d, "maildir_deliver_write", err) == -1)
+		return -1;
+	d->size += len;
+	while (len > 0) {
+		/* Large writes with an empty buffer go straight to the file. */
+		if (d->buffered == 0 && len >= MAILDIR_WRITE_BUF)
+			return write_all(d, p, len, err);
+		n = MAILDIR_WRITE_BUF - d->buffered;
+		if (n > len)
+			n = len;
+		memcpy(d->buf + d->buffered, p, n);
+		d->buffered += n;
+		p += n;
+		len -= n;
+		if (d->buffered == MAILDIR_WRITE_BUF) {
+			d->buffered = 0;
+			if (write_all(d, d->buf, MAILDIR_WRITE_BUF, err) == -1)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+int
+maildir_deliver_finish(struct maildir_delivery *d, struct pf_error *err)
+{
+	size_t pending;
+	int n, fd;
+
+	if (check_writing(d, "maildir_deliver_finish", err) == -1)
+		return -1;
+	pending = d->buffered;
+	d->buffered = 0;
+	if (pending > 0 && write_all(d, d->buf, pending, err) == -1)
+		return -1;
+	if (fsync(d->fd) == -1) {
+		pf_error_set_errno(err, PF_FAIL_IO, "fsync(%s/tmp/%s)",
+		    d->md->path, d->tmp_name);
+		delivery_fail(d);
+		return -1;
+	}
+	/* Quota and NFS errors may surface only at close. */
+	fd = d->fd;
+	d->fd = -1;
+	if (close(fd) == -1) {
+		pf_error_set_errno(err, PF_FAIL_IO, "close(%s/tmp/%s)",
+		    d->md->path, d->tmp_name);
+		delivery_fail(d);
+		return -1;
+	}
+	n = snprintf(d->final_name, sizeof(d->final_name), "%.*s,S=%llu",
+	    (int)(strlen(d->tmp_name) - strlen(TMP_MARKER)), d->tmp_name,
+	    (unsigned long long)d->size);
+	if (n < 0 || (size_t)n >= sizeof(d->final_name)) {
+		pf_error_set(err, PF_FAIL_INTERNAL, "Maildir file name too long");
+		delivery_fail(d);
+		return -1;
+	}
+	free(d->buf);
+	d->buf = NULL;
+	d->state = DELIVERY_FINISHED;
+	return 0;
+}
+
+const char *
+maildir_delivery_name(const struct maildir_delivery *d)
+{
+	if (d->state != DELIVERY_FINISHED && d->state != DELIVERY_COMMITTED)
+		return NULL;
+	return d->final_name;
+}
+
+uint64_t
+maildir_delivery_size(const struct maildir_delivery *d)
+{
+	return d->size;
+}
+
+int
+maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
+    size_t n, struct pf_error *err)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (d[i]->md != md || d[i]->state != DELIVERY_FINISHED)
+			return pf_error_set(err, PF_FAIL_INTERNAL,
+			    "maildir_commit: delivery %zu is not finished", i);
+	}
+	for (i = 0; i < n; i++) {
+		if (renameat(md->tmp_fd, d[i]->tmp_name, md->new_fd,
+		    d[i]->final_name) == -1)
+			return pf_error_set_errno(err, PF_FAIL_IO,
+			    "rename(%s/tmp/%s, %s/new/%s)", md->path,
+			    d[i]->tmp_name, md->path, d[i]->final_name);
+		d[i]->state = DELIVERY_COMMITTED;
+	}
+	if (n == 0)
+		return 0;
+	return fsync_dir_fd(md->new_fd, md->path, "new", err);
+}
+
+void
+maildir_delivery_free(struct maildir_delivery **d_r)
+{
+	struct maildir_delivery *d = *d_r;
+
+	if (d == NULL)
+		return;
+	if (d->state == DELIVERY_WRITING || d->state == DELIVERY_FINISHED)
+		delivery_fail(d);
+	free(d->buf);
+	free(d);
+	*d_r = NULL;
+}
+
+/* A name from the seen-list that could be a file in new/ or cur/. */
+static bool
+name_is_plain(const char *name)
+{
+	return name[0] != '\0' && strchr(name, '/') == NULL &&
+	    strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+/*
+ * Does directory entry `entry` hold the delivery named `name`?  A reader
+ * keeps the name up to ':' and may add ",X=..." fields before it.
+ */
+static bool
+entry_matches(const char *entry, const char *name)
+{
+	size_t base = strcspn(entry, ":"), len = strlen(name);
+
+	return base >= len && memcmp(entry, name, len) == 0 &&
+	    (base == len || entry[len] == ',');
+}
+
+/* Open a fresh directory stream on an open directory. */
+static DIR *
+open_dir_stream(int dirfd, const char *path, const char *sub,
+    struct pf_error *err)
+{
+	DIR *dir;
+	int fd;
+
+	/* openat(".") gives a file offset of our own, unlike dup(). */
+	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		pf_error_set_errno(err, PF_FAIL_IO, "open(%s/%s)", path, sub);
+		return NULL;
+	}
+	if ((dir = fdopendir(fd)) == NULL) {
+		pf_error_set_errno(err, PF_FAIL_IO, "opendir(%s/%s)", path, sub);
+		close(fd);
+	}
+	return dir;
+}
+
+/* Scan new/ or cur/ once for the names not found yet. */
+static int
+scan_for(struct maildir *md, int dirfd, const char *sub,
+    const char *const *names, size_t n, bool *found_r, struct pf_error *err)
+{
+	struct dirent *de;
+	DIR *dir;
+	size_t i;
+
+	if ((dir = open_dir_stream(dirfd, md->path, sub, err)) == NULL)
+		return -1;
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(dir)) == NULL)
+			break;
+		if (de->d_name[0] == '.')
+			continue;
+		for (i = 0; i < n; i++) {
+			if (!found_r[i] && name_is_plain(names[i]) &&
+			    entry_matches(de->d_name, names[i]))
+				found_r[i] = true;
+		}
+	}
+	if (errno != 0) {
+		pf_error_set_errno(err, PF_FAIL_IO, "readdir(%s/%s)", md->path,
+		    sub);
+		closedir(dir);
+		return -1;
+	}
+	closedir(dir);
+	return 0;
+}
+
+int
+maildir_find_delivered(struct maildir *md, const char *const *names,
+    size_t n, bool *found_r, struct pf_error *err)
+{
+	struct stat st;
+	size_t i, missing = 0, found = 0;
+
+	for (i = 0; i < n; i++) {
+		found_r[i] = false;
+		if (!name_is_plain(names[i]))
+			continue;
+		if (fstatat(md->new_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0)
+			found_r[i] = true;
+		else if (errno == ENOENT || errno == ENAMETOOLONG)
+			missing++;
+		else
+			return pf_error_set_errno(err, PF_FAIL_IO,
+			    "stat(%s/new/%s)", md->path, names[i]);
+	}
+	if (missing > 0 &&
+	    (scan_for(md, md->cur_fd, "cur", names, n, found_r, err) == -1 ||
+	    scan_for(md, md->new_fd, "new", names, n, found_r, err) == -1))
+		return -1;
+	for (i = 0; i < n; i++)
+		found += found_r[i];
+	/* What the caller marks done next must be durable first. */
+	if (found > 0 &&
+	    (fsync_dir_fd(md->new_fd, md->path, "new", err) == -1 ||
+	    fsync_dir_fd(md->cur_fd, md->path, "cur", err) == -1))
+		return -1;
+	return 0;
+}
+
+/* Parse the decimal number at *pp, advancing it; false if there is none. */
+static bool
+parse_number(const char **pp, unsigned long long *value_r)
+{
+	const char *p = *pp;
+	unsigned long long v = 0;
+
+	if (*p < '0' || *p > '9')
+		return false;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (ULLONG_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (unsigned long long)(*p - '0');
+	}
+	*pp = p;
+	*value_r = v;
+	return true;
+}
+
+/*
+ * Is tmp/`name` a popfetch file of this host whose process is gone (or is
+ * this process)?  Form: time.M<usec>P<pid>Q<n>.<host>,popfetch.
+ */
+static bool
+tmp_is_orphan(const struct maildir *md, const char *name)
+{
+	size_t len = strlen(name), mlen = strlen(TMP_MARKER), hlen;
+	unsigned long long v, pid;
+	const char *p = name;
+
+	if (len <= mlen || strcmp(name + len - mlen, TMP_MARKER) != 0)
+		return false;
+	if (!parse_number(&p, &v) || strncmp(p, ".M", 2) != 0)
+		return false;
+	p += 2;
+	if (!parse_number(&p, &v) || *p++ != 'P' || !parse_number(&p, &pid) ||
+	    *p++ != 'Q' || !parse_number(&p, &v) || *p++ != '.')
+		return false;
+	hlen = (size_t)(name + len - mlen - p);
+	if (hlen != strlen(md->host) || memcmp(p, md->host, hlen) != 0)
+		return false;
+	if (pid == 0 || pid > INT_MAX)
+		return false;
+	if ((pid_t)pid == getpid())
+		return true;
+	return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
+int
+maildir_clean_tmp(struct maildir *md, size_t *removed_r, struct pf_error *err)
+{
+	struct dirent *de;
+	struct stat st;
+	time_t now;
+	size_t removed = 0;
+	DIR *dir;
+
+	if (removed_r != NULL)
+		*removed_r = 0;
+	if ((dir = open_dir_stream(md->tmp_fd, md->path, "tmp", err)) == NULL)
+		return -1;
+	now = time(NULL);
+	for (;;) {
+		errno = 0;
+		if ((de = readdir(dir)) == NULL)
+			break;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(md->tmp_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+			if (errno == ENOENT)
+				continue;
+			pf_error_set_errno(err, PF_FAIL_IO, "stat(%s/tmp/%s)",
+			    md->path, de->d_name);
+			goto fail;
+		}
+		if (S_ISDIR(st.st_mode))
+			continue;
+		/* mtime: a writer keeps it fresh; the spec's atime is unreliable
+		 * under noatime/relatime. */
+		if (now - st.st_mtime < MAILDIR_TMP_STALE &&
+		    !tmp_is_orphan(md, de->d_name))
+			continue;
+		if (unlinkat(md->tmp_fd, de->d_name, 0) == -1) {
+			if (errno == ENOENT)
+				continue;
+			pf_error_set_errno(err, PF_FAIL_IO, "unlink(%s/tmp/%s)",
+			    md->path, de->d_name);
+			goto fail;
+		}
+		removed++;
+	}
+	if (errno != 0) {
+		pf_error_set_errno(err, PF_FAIL_IO, "readdir(%s/tmp)", md->path);
+		goto fail;
+	}
+	closedir(dir);
+	if (removed_r != NULL)
+		*removed_r = removed;
+	return 0;
+
+fail:
+	closedir(dir);
+	return -1;
+}

@@ -1,0 +1,134 @@
+/*
+ * maildir.h - Maildir delivery (tmp/ -> new/) and recovery of what an
+ * interrupted run left behind.  See the design note at the head of
+ * maildir.c and seen.c for the order of operations that makes a delivery
+ * exactly-once.
+ *
+ * Used error categories: PF_FAIL_IO (74) for every file-system failure,
+ * including a path too long and a disk that is full; PF_FAIL_INTERNAL (70)
+ * for calls made in the wrong order.  Messages name the call and the file:
+ * "write(/home/a/Mail/tmp/1732.M5P7Q1.box,popfetch): No space left on device".
+ *
+ * store/ knows nothing about POP3: a message is a stream of bytes, already
+ * dot-unstuffed and with LF line endings, that the caller writes.
+ */
+#ifndef POPFETCH_MAILDIR_H
+#define POPFETCH_MAILDIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct maildir;
+struct maildir_delivery;
+
+/*
+ * Create the directory `path` and its missing parents, mode 0700, fsyncing
+ * each parent that gained an entry so that the new directory survives a
+ * power loss.  Existing directories are left as they are.  Also used for
+ * the state directory.  Returns 0, or -1 with err set (PF_FAIL_IO).
+ */
+int	maildir_mkdirs(const char *path, struct pf_error *err);
+
+/*
+ * Create the Maildir at `path` with tmp/, new/ and cur/ (and missing
+ * parents), all mode 0700.  An existing Maildir is fine and left as is.
+ * Returns 0, or -1 with err set (PF_FAIL_IO).
+ */
+int	maildir_create(const char *path, struct pf_error *err);
+
+/*
+ * Open an existing Maildir for delivery: its tmp/, new/ and cur/ must exist.
+ * `path` is copied.  On success *md_r is set (free with maildir_close) and 0
+ * is returned; otherwise -1 with err set (PF_FAIL_IO).
+ */
+int	maildir_open(const char *path, struct maildir **md_r,
+	    struct pf_error *err);
+
+/* Close a Maildir and clear *md_r; NULL is fine.  Every delivery begun on it
+ * must have been freed first. */
+void	maildir_close(struct maildir **md_r);
+
+/* The Maildir's path as given to maildir_open (valid until maildir_close). */
+const char *maildir_path(const struct maildir *md);
+
+/*
+ * Start delivering one message: create a new file in tmp/ (O_CREAT|O_EXCL,
+ * mode 0600) under a unique name.  The delivery belongs to the caller, who
+ * ends it with maildir_delivery_free (see there).  md must outlive it.
+ * Returns 0, or -1 with err set (PF_FAIL_IO).
+ */
+int	maildir_deliver_begin(struct maildir *md, struct maildir_delivery **d_r,
+	    struct pf_error *err);
+
+/*
+ * Append `len` bytes of message data.  Data is buffered and written in
+ * chunks of MAILDIR_WRITE_BUF; every write is checked.  On failure (disk
+ * full, quota: PF_FAIL_IO naming write() and the file) the tmp file is
+ * removed at once and every later call on the delivery fails too.
+ */
+int	maildir_deliver_write(struct maildir_delivery *d, const void *buf,
+	    size_t len, struct pf_error *err);
+
+/*
+ * The message is complete: flush, fsync and close the tmp file (close is
+ * checked: NFS and quotas report there) and fix its final name
+ * "time.M<usec>P<pid>Q<n>.<host>,S=<size>".  The file stays in tmp/ until
+ * maildir_commit.  On failure the tmp file is removed (PF_FAIL_IO).
+ */
+int	maildir_deliver_finish(struct maildir_delivery *d,
+	    struct pf_error *err);
+
+/* After a successful maildir_deliver_finish: the final file name (no
+ * directory), valid until the delivery is freed, and the size in bytes as
+ * delivered.  Before finish the name is NULL and the size is what was
+ * written so far. */
+const char *maildir_delivery_name(const struct maildir_delivery *d);
+uint64_t maildir_delivery_size(const struct maildir_delivery *d);
+
+/*
+ * Move a batch of finished deliveries into new/ (one rename each) and then
+ * fsync new/ once, so that all of them are durable.  Only after this has
+ * returned 0 may the caller mark them done in the seen-list.  On failure
+ * (-1, PF_FAIL_IO; PF_FAIL_INTERNAL if a delivery is not finished) some
+ * files may already be in new/: the pending rows in the seen-list let the
+ * next run's recovery decide; the caller just frees the deliveries.
+ */
+int	maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
+	    size_t n, struct pf_error *err);
+
+/*
+ * Free a delivery and clear *d_r; NULL is fine.  A delivery that was not
+ * committed is thereby aborted: its tmp file is unlinked (a failure to do so
+ * is logged; the next run's maildir_clean_tmp removes it).
+ */
+void	maildir_delivery_free(struct maildir_delivery **d_r);
+
+/*
+ * Recovery, step 1: for each of the `n` final names (from the seen-list's
+ * pending deliveries; untrusted, a name with '/' is never found), set
+ * found_r[i] when the file reached the Maildir: in new/ under its exact
+ * name, or in new/ or cur/ renamed by a mail reader that appended
+ * ":2,FLAGS" or more ",X=..." fields (the name up to ':' is compared).
+ * When anything is found, new/ and cur/ are fsynced before returning, so
+ * what the caller then marks done is durable.  Returns 0, or -1 with err
+ * set (PF_FAIL_IO).
+ */
+int	maildir_find_delivered(struct maildir *md, const char *const *names,
+	    size_t n, bool *found_r, struct pf_error *err);
+
+/*
+ * Recovery, step 2: remove leftovers from tmp/.  A popfetch tmp file (name
+ * "time.M<usec>P<pid>Q<n>.<host>,popfetch") of this host is removed when
+ * its process is gone or is this very process; anything else (other
+ * programs' files, a live popfetch's, another host's) only when older than
+ * MAILDIR_TMP_STALE (36 hours).  Must not run while this process has a
+ * delivery open in the same Maildir.  *removed_r (may be NULL) gets the
+ * number of files removed.  Returns 0, or -1 with err set (PF_FAIL_IO).
+ */
+int	maildir_clean_tmp(struct maildir *md, size_t *removed_r,
+	    struct pf_error *err);
+
+#endif

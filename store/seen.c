@@ -1,0 +1,1065 @@
+/*
+ * seen.c - the seen-list in SQLite (state_dir/popfetch.db); the only file
+ * that includes sqlite3.h.
+ *
+ * Design note: exactly-once delivery, and what survives a SIGKILL or a
+ * power loss at each step (maildir.c has the same note from the Maildir's
+ * side).  The database runs in WAL mode with synchronous=FULL: a COMMIT
+ * returns only after the WAL is fsynced, so every transaction below is
+ * durable before the next step starts.  Every write transaction is
+ * BEGIN IMMEDIATE, so parallel popfetch processes (other mailboxes) queue
+ * on the busy timeout instead of failing halfway.
+ *
+ *  1. seen_open creates/migrates the database and loads the mailbox's known
+ *     UIDLs.  Recovery: seen_pending_load returns the pending rows of this
+ *     mailbox; the run asks maildir_find_delivered which files arrived
+ *     (it fsyncs new/ and cur/ when it found any); seen_pending_resolve
+ *     then, in one transaction, moves the found ones to `seen` and drops
+ *     the others.  Killed during recovery: the transaction is atomic, the
+ *     next run does the same again.
+ *  2. The run delivers up to SEEN_BATCH messages to tmp/, each fsynced.
+ *     Killed: no row refers to them; the UIDLs are unknown and will be
+ *     fetched again; maildir_clean_tmp removes the files.
+ *  3. seen_pending_add: one transaction inserts (UIDL, final name, size,
+ *     time) for the batch into `pending`.  Killed before COMMIT is durable:
+ *     as in 2.  After: recovery looks for each name in new/ and cur/.
+ *  4. maildir_commit renames the batch into new/ and fsyncs new/.  Killed
+ *     or power lost in between: each pending row is decided by whether its
+ *     file is in new/ or cur/ at the next start; a file is either complete
+ *     there or absent, never partial.
+ *  5. seen_done: one transaction moves the batch from `pending` to `seen`
+ *     and adds the sizes to the mailbox's byte total.  Killed before the
+ *     COMMIT: recovery finds every file (made durable in 4) and does the
+ *     same move.  After: delivered, recorded, and only now DELEd by the run.
+ *  Net effect: a message is marked seen exactly when its file is durably in
+ *  the Maildir, and is fetched again exactly when it is not.
+ *
+ * Schema (version in PRAGMA user_version, migrated forward by `migrations`):
+ *   mailbox(id, key "user@host", bytes ever delivered)
+ *   seen(mailbox, uidl, size, fetched)           one row per known message
+ *   pending(mailbox, uidl, name, size, fetched)  undecided deliveries
+ *   run(id, mailbox, started, ended, counters, exit_code)  last few runs
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "error.h"
+#include "log.h"
+#include "maildir.h"
+#include "params.h"
+#include "seen.h"
+#include "xmalloc.h"
+
+#define SEEN_DB_NAME	"popfetch.db"
+
+/* Schema migrations: migrations[v] takes a database from version v to v+1.
+ * Append only; never edit a step that has shipped. */
+static const char *const migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE mailbox ("
+	"  id      INTEGER PRIMARY KEY,"
+	"  key     TEXT NOT NULL UNIQUE,"
+	"  bytes   INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE TABLE seen ("
+	"  mailbox INTEGER NOT NULL REFERENCES mailbox(id),"
+	"  uidl    TEXT NOT NULL,"
+	"  size    INTEGER NOT NULL,"
+	"  fetched INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox, uidl)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE pending ("
+	"  mailbox INTEGER NOT NULL REFERENCES mailbox(id),"
+	"  uidl    TEXT NOT NULL,"
+	"  name    TEXT NOT NULL,"
+	"  size    INTEGER NOT NULL,"
+	"  fetched INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox, uidl)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE run ("
+	"  id        INTEGER PRIMARY KEY,"
+	"  mailbox   INTEGER NOT NULL REFERENCES mailbox(id),"
+	"  started   INTEGER NOT NULL,"
+	"  ended     INTEGER,"
+	"  fetched   INTEGER,"
+	"  skipped   INTEGER,"
+	"  deleted   INTEGER,"
+	"  bytes     INTEGER,"
+	"  exit_code INTEGER"
+	");"
+	"CREATE INDEX run_by_mailbox ON run (mailbox, id);",
+};
+#define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+/* One known UIDL, in an array sorted by strcmp (= SQLite's BINARY order). */
+struct known {
+	char		*uidl;
+	time_t		 fetched;
+};
+
+struct seen {
+	sqlite3		*db;		/* NULL: read-only and no database */
+	char		*path;
+	char		*key;
+	enum seen_mode	 mode;
+	sqlite3_int64	 mailbox;	/* 0: no row for this mailbox */
+	sqlite3_int64	 run_id;	/* 0: no run begun */
+	struct known	*known;
+	size_t		 nknown;
+};
+
+const char *
+seen_library_version(void)
+{
+	return sqlite3_libversion();
+}
+
+char *
+seen_mailbox_key(const char *user, const char *host)
+{
+	char *key, *p;
+
+	key = xasprintf("%s@%s", user, host);
+	for (p = key + strlen(user) + 1; *p != '\0'; p++) {
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	}
+	return key;
+}
+
+/* Fill err from the database's last error: 75 if locked, else 74. */
+static int
+db_fail(const struct seen *s, const char *what, struct pf_error *err)
+{
+	int rc = sqlite3_errcode(s->db);
+
+	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		return pf_error_set(err, PF_FAIL_TEMP,
+		    "%s: %s: %s (still locked after %d ms)", s->path, what,
+		    sqlite3_errmsg(s->db), SEEN_BUSY_TIMEOUT_MS);
+	return pf_error_set(err, PF_FAIL_IO, "%s: %s: %s", s->path, what,
+	    sqlite3_errmsg(s->db));
+}
+
+static int
+db_exec(struct seen *s, const char *sql, const char *what,
+    struct pf_error *err)
+{
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(s, what, err);
+	return 0;
+}
+
+static int
+db_prepare(struct seen *s, const char *sql, sqlite3_stmt **st_r,
+    const char *what, struct pf_error *err)
+{
+	if (sqlite3_prepare_v2(s->db, sql, -1, st_r, NULL) != SQLITE_OK) {
+		*st_r = NULL;
+		return db_fail(s, what, err);
+	}
+	return 0;
+}
+
+/* Step a statement that returns no row, and reset it for the next use. */
+static int
+db_step_done(struct seen *s, sqlite3_stmt *st, const char *what,
+    struct pf_error *err)
+{
+	if (sqlite3_step(st) != SQLITE_DONE)
+		return db_fail(s, what, err);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return 0;
+}
+
+static int
+tx_begin(struct seen *s, const char *what, struct pf_error *err)
+{
+	return db_exec(s, "BEGIN IMMEDIATE", what, err);
+}
+
+static int
+tx_commit(struct seen *s, const char *what, struct pf_error *err)
+{
+	return db_exec(s, "COMMIT", what, err);
+}
+
+/* Undo an open transaction after a failure (err is already set). */
+static void
+tx_rollback(struct seen *s)
+{
+	if (s->db != NULL && !sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Calls that change the database need a read-write seen-list. */
+static int
+check_writable(const struct seen *s, const char *call, struct pf_error *err)
+{
+	if (s == NULL)
+		return pf_error_set(err, PF_FAIL_INTERNAL,
+		    "%s on a closed seen-list", call);
+	if (s->mode == SEEN_READ_WRITE && s->db != NULL && s->mailbox != 0)
+		return 0;
+	return pf_error_set(err, PF_FAIL_INTERNAL,
+	    "%s on a read-only seen-list", call);
+}
+
+/* Read PRAGMA user_version. */
+static int
+user_version(struct seen *s, int *version_r, struct pf_error *err)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (db_prepare(s, "PRAGMA user_version", &st, "read schema version",
+	    err) == -1)
+		return -1;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		db_fail(s, "read schema version", err);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	*version_r = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* A schema from a newer popfetch is not ours to touch. */
+static int
+check_version(const struct seen *s, int version, struct pf_error *err)
+{
+	if (version < 0 || version > SCHEMA_VERSION)
+		return pf_error_set(err, PF_FAIL_IO,
+		    "%s: schema version %d is newer than this popfetch's (%d)",
+		    s->path, version, SCHEMA_VERSION);
+	return 0;
+}
+
+/* Bring the schema up to SCHEMA_VERSION in one transaction. */
+static int
+migrate(struct seen *s, struct pf_error *err)
+{
+	char sql[64];
+	int version;
+
+	if (user_version(s, &version, err) == -1 ||
+	    check_version(s, version, err) == -1)
+		return -1;
+	if (version == SCHEMA_VERSION)
+		return 0;
+	if (tx_begin(s, "migrate schema", err) == -1)
+		return -1;
+	/* Another popfetch may have migrated while we waited for the lock. */
+	if (user_version(s, &version, err) == -1 ||
+	    check_version(s, version, err) == -1)
+		goto fail;
+	for (; version < SCHEMA_VERSION; version++) {
+		if (db_exec(s, migrations[version], "migrate schema", err) == -1)
+			goto fail;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
+	if (db_exec(s, sql, "migrate schema", err) == -1 ||
+	    tx_commit(s, "migrate schema", err) == -1)
+		goto fail;
+	return 0;
+
+fail:
+	tx_rollback(s);
+	return -1;
+}
+
+/* Find (or, when `create`, add) this mailbox's row; s->mailbox = its id. */
+static int
+find_mailbox(struct seen *s, bool create, struct pf_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	s->mailbox = 0;
+	if (create) {
+		if (db_prepare(s, "INSERT OR IGNORE INTO mailbox (key) VALUES (?)",
+		    &st, "add mailbox", err) == -1)
+			return -1;
+		sqlite3_bind_text(st, 1, s->key, -1, SQLITE_STATIC);
+		rc = db_step_done(s, st, "add mailbox", err);
+		sqlite3_finalize(st);
+		if (rc == -1)
+			return -1;
+	}
+	if (db_prepare(s, "SELECT id FROM mailbox WHERE key = ?", &st,
+	    "find mailbox", err) == -1)
+		return -1;
+	sqlite3_bind_text(st, 1, s->key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		s->mailbox = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE) {
+		db_fail(s, "find mailbox", err);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Order for the known set and bsearch: SQLite's BINARY collation. */
+static int
+known_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct known *)a)->uidl,
+	    ((const struct known *)b)->uidl);
+}
+
+static void
+known_free(struct known *k, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(k[i].uidl);
+	free(k);
+}
+
+/* Load the mailbox's UIDLs, already sorted by the primary key. */
+static int
+known_load(struct seen *s, struct pf_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int rc;
+
+	if (s->db == NULL || s->mailbox == 0)
+		return 0;
+	if (db_prepare(s, "SELECT uidl, fetched FROM seen WHERE mailbox = ? "
+	    "ORDER BY uidl", &st, "load seen-list", err) == -1)
+		return -1;
+	sqlite3_bind_int64(st, 1, s->mailbox);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *uidl = (const char *)sqlite3_column_text(st, 0);
+
+		if (uidl == NULL)
+			continue;
+		if (s->nknown == cap) {
+			cap = cap == 0 ? 1024 : cap * 2;
+			s->known = xreallocarray(s->known, cap, sizeof(*s->known));
+		}
+		s->known[s->nknown].uidl = xstrdup(uidl);
+		s->known[s->nknown].fetched = (time_t)sqlite3_column_int64(st, 1);
+		s->nknown++;
+	}
+	if (rc != SQLITE_DONE) {
+		db_fail(s, "load seen-list", err);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/*
+ * Merge `n` new entries (their strings move to the set) into the sorted
+ * known set: sort them, then merge from the back, O(known + n).
+ */
+static void
+known_add(struct seen *s, struct known *add, size_t n)
+{
+	size_t i, j, k;
+
+	if (n == 0)
+		return;
+	qsort(add, n, sizeof(*add), known_cmp);
+	s->known = xreallocarray(s->known, s->nknown + n, sizeof(*s->known));
+	i = s->nknown;
+	j = n;
+	k = s->nknown + n;
+	while (j > 0) {
+		if (i > 0 && strcmp(s->known[i - 1].uidl, add[j - 1].uidl) > 0)
+			s->known[--k] = s->known[--i];
+		else
+			s->known[--k] = add[--j];
+	}
+	s->nknown += n;
+}
+
+/* Allocate a seen-list for user@host in state_dir, not yet opened. */
+static struct seen *
+seen_alloc(const char *state_dir, const char *user, const char *host,
+    enum seen_mode mode, struct pf_error *err)
+{
+	struct seen *s;
+
+	if (strlen(state_dir) + 1 + strlen(SEEN_DB_NAME) >= PATH_MAX) {
+		pf_error_set(err, PF_FAIL_IO, "path too long: %s/%s", state_dir,
+		    SEEN_DB_NAME);
+		return NULL;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->mode = mode;
+	s->key = seen_mailbox_key(user, host);
+	s->path = xasprintf("%s/%s", state_dir, SEEN_DB_NAME);
+	return s;
+}
+
+/* sqlite3_open_v2 with the flags we always want; creation is our job. */
+static int
+db_open(struct seen *s, int flags, struct pf_error *err)
+{
+	if (sqlite3_open_v2(s->path, &s->db, flags | SQLITE_OPEN_NOFOLLOW,
+	    NULL) != SQLITE_OK) {
+		if (s->db == NULL)
+			fatalx("sqlite3_open_v2: out of memory");
+		return db_fail(s, "open", err);
+	}
+	sqlite3_busy_timeout(s->db, SEEN_BUSY_TIMEOUT_MS);
+	return 0;
+}
+
+/*
+ * Read-write open: state_dir 0700, the file created by us with mode 0600
+ * (SQLite's own default would be 0644; its -wal and -shm files copy the
+ * database's mode), WAL, synchronous=FULL, schema migrated.
+ */
+static int
+open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int fd;
+
+	if (maildir_mkdirs(state_dir, err) == -1)
+		return -1;
+	fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+	    0600);
+	if (fd == -1 && errno != EEXIST)
+		return pf_error_set_errno(err, PF_FAIL_IO, "open(%s)", s->path);
+	if (fd != -1) {
+		/* An empty file is an empty database; make its entry durable. */
+		close(fd);
+		fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd == -1)
+			return pf_error_set_errno(err, PF_FAIL_IO, "open(%s)",
+			    state_dir);
+		if (fsync(fd) == -1 && errno != EINVAL) {
+			pf_error_set_errno(err, PF_FAIL_IO, "fsync(%s)", state_dir);
+			close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+	if (db_open(s, SQLITE_OPEN_READWRITE, err) == -1)
+		return -1;
+	/* journal_mode answers with the mode in force; WAL is what we want,
+	 * but a file system without shared memory keeps "delete", which is
+	 * just as durable with synchronous=FULL. */
+	if (db_prepare(s, "PRAGMA journal_mode = WAL", &st, "set WAL mode",
+	    err) == -1)
+		return -1;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		db_fail(s, "set WAL mode", err);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	if (db_exec(s, "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY",
+	    "set pragmas", err) == -1)
+		return -1;
+	if (migrate(s, err) == -1)
+		return -1;
+	return find_mailbox(s, true, err);
+}
+
+/*
+ * Read-only open (--dry-run, status): a missing database is an empty one
+ * and is not created; a database never migrated (version 0) is empty too.
+ */
+static int
+open_ro(struct seen *s, struct pf_error *err)
+{
+	struct stat st;
+	int version;
+
+	if (stat(s->path, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		return pf_error_set_errno(err, PF_FAIL_IO, "stat(%s)", s->path);
+	}
+	if (db_open(s, SQLITE_OPEN_READONLY, err) == -1 ||
+	    user_version(s, &version, err) == -1 ||
+	    check_version(s, version, err) == -1)
+		return -1;
+	if (version == 0) {
+		sqlite3_close(s->db);
+		s->db = NULL;
+		return 0;
+	}
+	return find_mailbox(s, false, err);
+}
+
+int
+seen_open(const char *state_dir, const char *user, const char *host,
+    enum seen_mode mode, struct seen **s_r, struct pf_error *err)
+{
+	struct seen *s;
+	int rc;
+
+	*s_r = NULL;
+	if ((s = seen_alloc(state_dir, user, host, mode, err)) == NULL)
+		return -1;
+	if (mode == SEEN_READ_WRITE)
+		rc = open_rw(s, state_dir, err);
+	else
+		rc = open_ro(s, err);
+	if (rc == -1 || known_load(s, err) == -1)
+		goto fail;
+	*s_r = s;
+	return 0;
+
+fail:
+	seen_close(&s);
+	return -1;
+}
+
+void
+seen_close(struct seen **s_r)
+{
+	struct seen *s = *s_r;
+
+	if (s == NULL)
+		return;
+	if (s->db != NULL) {
+		tx_rollback(s);
+		sqlite3_close(s->db);
+	}
+	known_free(s->known, s->nknown);
+	free(s->path);
+	free(s->key);
+	free(s);
+	*s_r = NULL;
+}
+
+const char *
+seen_path(const struct seen *s)
+{
+	return s->path;
+}
+
+bool
+seen_lookup(const struct seen *s, const char *uidl, time_t *fetched_r)
+{
+	struct known key, *k;
+
+	key.uidl = (char *)(uintptr_t)uidl;
+	if (s->nknown == 0)
+		return false;
+	k = bsearch(&key, s->known, s->nknown, sizeof(*s->known), known_cmp);
+	if (k == NULL)
+		return false;
+	if (fetched_r != NULL)
+		*fetched_r = k->fetched;
+	return true;
+}
+
+bool
+seen_contains(const struct seen *s, const char *uidl)
+{
+	return seen_lookup(s, uidl, NULL);
+}
+
+size_t
+seen_count(const struct seen *s)
+{
+	return s->nknown;
+}
+
+int
+seen_pending_load(struct seen *s, struct seen_entry **entries_r, size_t *n_r,
+    struct pf_error *err)
+{
+	struct seen_entry *e = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	*entries_r = NULL;
+	*n_r = 0;
+	if (s->db == NULL || s->mailbox == 0)
+		return 0;
+	if (db_prepare(s, "SELECT uidl, name, size, fetched FROM pending "
+	    "WHERE mailbox = ? ORDER BY uidl", &st, "load pending deliveries",
+	    err) == -1)
+		return -1;
+	sqlite3_bind_int64(st, 1, s->mailbox);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *uidl = (const char *)sqlite3_column_text(st, 0);
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			e = xreallocarray(e, cap, sizeof(*e));
+		}
+		e[n].uidl = xstrdup(uidl != NULL ? uidl : "");
+		e[n].name = xstrdup(name != NULL ? name : "");
+		e[n].size = (uint64_t)sqlite3_column_int64(st, 2);
+		e[n].fetched = (time_t)sqlite3_column_int64(st, 3);
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		db_fail(s, "load pending deliveries", err);
+		sqlite3_finalize(st);
+		seen_entries_free(&e, n);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	*entries_r = e;
+	*n_r = n;
+	return 0;
+}
+
+void
+seen_entries_free(struct seen_entry **entries_r, size_t n)
+{
+	struct seen_entry *e = *entries_r;
+	size_t i;
+
+	if (e == NULL)
+		return;
+	/* The strings were allocated by seen_pending_load. */
+	for (i = 0; i < n; i++) {
+		free((char *)(uintptr_t)e[i].uidl);
+		free((char *)(uintptr_t)e[i].name);
+	}
+	free(e);
+	*entries_r = NULL;
+}
+
+int
+seen_pending_add(struct seen *s, const struct seen_entry *entries, size_t n,
+    struct pf_error *err)
+{
+	const char *what = "record pending deliveries";
+	sqlite3_stmt *st = NULL;
+	size_t i;
+
+	if (check_writable(s, "seen_pending_add", err) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (entries[i].uidl == NULL || entries[i].uidl[0] == '\0' ||
+		    entries[i].name == NULL || entries[i].name[0] == '\0' ||
+		    entries[i].size > INT64_MAX)
+			return pf_error_set(err, PF_FAIL_INTERNAL,
+			    "seen_pending_add: entry %zu is incomplete", i);
+	}
+	if (tx_begin(s, what, err) == -1)
+		return -1;
+	if (db_prepare(s, "INSERT OR REPLACE INTO pending "
+	    "(mailbox, uidl, name, size, fetched) VALUES (?, ?, ?, ?, ?)",
+	    &st, what, err) == -1)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_int64(st, 1, s->mailbox);
+		sqlite3_bind_text(st, 2, entries[i].uidl, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, entries[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, (sqlite3_int64)entries[i].size);
+		sqlite3_bind_int64(st, 5, (sqlite3_int64)entries[i].fetched);
+		if (db_step_done(s, st, what, err) == -1)
+			goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (tx_commit(s, what, err) == -1)
+		goto fail;
+	return 0;
+
+fail:
+	sqlite3_finalize(st);
+	tx_rollback(s);
+	return -1;
+}
+
+/* The statements that decide pending rows, prepared once per transaction. */
+struct decide {
+	sqlite3_stmt	*get;		/* the pending row */
+	sqlite3_stmt	*insert;	/* into seen */
+	sqlite3_stmt	*drop;		/* from pending */
+	sqlite3_int64	 bytes;		/* sizes of the newly seen */
+	struct known	*added;		/* for the in-memory set after COMMIT */
+	size_t		 nadded;
+};
+
+static int
+decide_prepare(struct seen *s, struct decide *dc, size_t n, const char *what,
+    struct pf_error *err)
+{
+	memset(dc, 0, sizeof(*dc));
+	dc->added = xreallocarray(NULL, n == 0 ? 1 : n, sizeof(*dc->added));
+	if (db_prepare(s, "SELECT size, fetched FROM pending "
+	    "WHERE mailbox = ? AND uidl = ?", &dc->get, what, err) == -1 ||
+	    db_prepare(s, "INSERT OR IGNORE INTO seen "
+	    "(mailbox, uidl, size, fetched) VALUES (?, ?, ?, ?)", &dc->insert,
+	    what, err) == -1 ||
+	    db_prepare(s, "DELETE FROM pending WHERE mailbox = ? AND uidl = ?",
+	    &dc->drop, what, err) == -1)
+		return -1;
+	return 0;
+}
+
+static void
+decide_free(struct decide *dc)
+{
+	sqlite3_finalize(dc->get);
+	sqlite3_finalize(dc->insert);
+	sqlite3_finalize(dc->drop);
+	known_free(dc->added, dc->nadded);
+	memset(dc, 0, sizeof(*dc));
+}
+
+/*
+ * Decide one pending row: delivered -> into seen (and count its bytes),
+ * else just drop it.  A missing pending row is the caller's bug.
+ */
+static int
+decide_one(struct seen *s, struct decide *dc, const char *uidl,
+    bool delivered, const char *what, struct pf_error *err)
+{
+	sqlite3_int64 size, fetched;
+	int rc;
+
+	sqlite3_bind_int64(dc->get, 1, s->mailbox);
+	sqlite3_bind_text(dc->get, 2, uidl, -1, SQLITE_STATIC);
+	rc = sqlite3_step(dc->get);
+	if (rc != SQLITE_ROW) {
+		if (rc == SQLITE_DONE)
+			return pf_error_set(err, PF_FAIL_INTERNAL,
+			    "%s: no pending delivery for UIDL %s", what, uidl);
+		return db_fail(s, what, err);
+	}
+	size = sqlite3_column_int64(dc->get, 0);
+	fetched = sqlite3_column_int64(dc->get, 1);
+	sqlite3_reset(dc->get);
+
+	if (delivered) {
+		sqlite3_bind_int64(dc->insert, 1, s->mailbox);
+		sqlite3_bind_text(dc->insert, 2, uidl, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(dc->insert, 3, size);
+		sqlite3_bind_int64(dc->insert, 4, fetched);
+		if (sqlite3_step(dc->insert) != SQLITE_DONE)
+			return db_fail(s, what, err);
+		if (sqlite3_changes(s->db) == 1) {
+			dc->bytes += size;
+			dc->added[dc->nadded].uidl = xstrdup(uidl);
+			dc->added[dc->nadded].fetched = (time_t)fetched;
+			dc->nadded++;
+		}
+		sqlite3_reset(dc->insert);
+	}
+	sqlite3_bind_int64(dc->drop, 1, s->mailbox);
+	sqlite3_bind_text(dc->drop, 2, uidl, -1, SQLITE_STATIC);
+	return db_step_done(s, dc->drop, what, err);
+}
+
+/*
+ * One transaction deciding n pending rows (delivered == NULL: all
+ * delivered); on success the newly seen join the in-memory set.
+ */
+static int
+decide_many(struct seen *s, const char *const *uidls,
+    const struct seen_entry *entries, size_t n, const bool *delivered,
+    const char *what, struct pf_error *err)
+{
+	struct decide dc;
+	sqlite3_stmt *st = NULL;
+	size_t i;
+
+	if (tx_begin(s, what, err) == -1)
+		return -1;
+	if (decide_prepare(s, &dc, n, what, err) == -1)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		if (decide_one(s, &dc, uidls != NULL ? uidls[i] : entries[i].uidl,
+		    delivered == NULL || delivered[i], what, err) == -1)
+			goto fail;
+	}
+	if (dc.bytes > 0) {
+		if (db_prepare(s, "UPDATE mailbox SET bytes = bytes + ? "
+		    "WHERE id = ?", &st, what, err) == -1)
+			goto fail;
+		sqlite3_bind_int64(st, 1, dc.bytes);
+		sqlite3_bind_int64(st, 2, s->mailbox);
+		if (db_step_done(s, st, what, err) == -1)
+			goto fail;
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if (tx_commit(s, what, err) == -1)
+		goto fail;
+	known_add(s, dc.added, dc.nadded);
+	dc.nadded = 0;		/* the strings now belong to the set */
+	decide_free(&dc);
+	return 0;
+
+fail:
+	sqlite3_finalize(st);
+	tx_rollback(s);
+	decide_free(&dc);
+	return -1;
+}
+
+int
+seen_done(struct seen *s, const char *const *uidls, size_t n,
+    struct pf_error *err)
+{
+	if (check_writable(s, "seen_done", err) == -1)
+		return -1;
+	return decide_many(s, uidls, NULL, n, NULL, "record deliveries", err);
+}
+
+int
+seen_pending_resolve(struct seen *s, const struct seen_entry *entries,
+    size_t n, const bool *delivered, struct pf_error *err)
+{
+	if (check_writable(s, "seen_pending_resolve", err) == -1)
+		return -1;
+	return decide_many(s, NULL, entries, n, delivered,
+	    "resolve pending deliveries", err);
+}
+
+static int
+cstr_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Drop from the in-memory set what the server no longer lists. */
+static void
+known_prune(struct seen *s, const char *const *listed, size_t n)
+{
+	const char **sorted;
+	size_t i, o = 0;
+
+	sorted = xreallocarray(NULL, n == 0 ? 1 : n, sizeof(*sorted));
+	if (n > 0) {
+		memcpy(sorted, listed, n * sizeof(*sorted));
+		qsort(sorted, n, sizeof(*sorted), cstr_cmp);
+	}
+	for (i = 0; i < s->nknown; i++) {
+		const char *key = s->known[i].uidl;
+
+		if (n > 0 && bsearch(&key, sorted, n, sizeof(*sorted),
+		    cstr_cmp) != NULL)
+			s->known[o++] = s->known[i];
+		else
+			free(s->known[i].uidl);
+	}
+	s->nknown = o;
+	free(sorted);
+}
+
+int
+seen_prune(struct seen *s, const char *const *listed, size_t n,
+    size_t *pruned_r, struct pf_error *err)
+{
+	const char *what = "prune seen-list";
+	sqlite3_stmt *st = NULL;
+	size_t i, pruned;
+
+	if (pruned_r != NULL)
+		*pruned_r = 0;
+	if (check_writable(s, "seen_prune", err) == -1)
+		return -1;
+	/* The listing goes into a temporary table, then one DELETE: fast for
+	 * tens of thousands of UIDLs. */
+	if (tx_begin(s, what, err) == -1 ||
+	    db_exec(s, "CREATE TEMP TABLE IF NOT EXISTS listed "
+	    "(uidl TEXT PRIMARY KEY) WITHOUT ROWID; DELETE FROM temp.listed",
+	    what, err) == -1 ||
+	    db_prepare(s, "INSERT OR IGNORE INTO temp.listed (uidl) VALUES (?)",
+	    &st, what, err) == -1)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_text(st, 1, listed[i], -1, SQLITE_STATIC);
+		if (db_step_done(s, st, what, err) == -1)
+			goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (db_prepare(s, "DELETE FROM seen WHERE mailbox = ? AND uidl NOT IN "
+	    "(SELECT uidl FROM temp.listed)", &st, what, err) == -1)
+		goto fail;
+	sqlite3_bind_int64(st, 1, s->mailbox);
+	if (db_step_done(s, st, what, err) == -1)
+		goto fail;
+	pruned = (size_t)sqlite3_changes(s->db);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (db_exec(s, "DELETE FROM temp.listed", what, err) == -1 ||
+	    tx_commit(s, what, err) == -1)
+		goto fail;
+	if (pruned > 0)
+		known_prune(s, listed, n);
+	if (pruned_r != NULL)
+		*pruned_r = pruned;
+	return 0;
+
+fail:
+	sqlite3_finalize(st);
+	tx_rollback(s);
+	return -1;
+}
+
+int
+seen_run_begin(struct seen *s, time_t start, struct pf_error *err)
+{
+	const char *what = "record run start";
+	sqlite3_stmt *st = NULL;
+
+	if (check_writable(s, "seen_run_begin", err) == -1)
+		return -1;
+	if (tx_begin(s, what, err) == -1 ||
+	    db_prepare(s, "INSERT INTO run (mailbox, started) VALUES (?, ?)",
+	    &st, what, err) == -1)
+		goto fail;
+	sqlite3_bind_int64(st, 1, s->mailbox);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)start);
+	if (db_step_done(s, st, what, err) == -1)
+		goto fail;
+	s->run_id = sqlite3_last_insert_rowid(s->db);
+	sqlite3_finalize(st);
+	st = NULL;
+	/* Keep the last SEEN_RUN_HISTORY runs of this mailbox. */
+	if (db_prepare(s, "DELETE FROM run WHERE mailbox = ?1 AND id NOT IN "
+	    "(SELECT id FROM run WHERE mailbox = ?1 ORDER BY id DESC LIMIT ?2)",
+	    &st, what, err) == -1)
+		goto fail;
+	sqlite3_bind_int64(st, 1, s->mailbox);
+	sqlite3_bind_int(st, 2, SEEN_RUN_HISTORY);
+	if (db_step_done(s, st, what, err) == -1)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (tx_commit(s, what, err) == -1)
+		goto fail;
+	return 0;
+
+fail:
+	s->run_id = 0;
+	sqlite3_finalize(st);
+	tx_rollback(s);
+	return -1;
+}
+
+int
+seen_run_end(struct seen *s, time_t end, const struct seen_run_stats *stats,
+    int exit_code, struct pf_error *err)
+{
+	const char *what = "record run end";
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (check_writable(s, "seen_run_end", err) == -1)
+		return -1;
+	if (s->run_id == 0)
+		return pf_error_set(err, PF_FAIL_INTERNAL,
+		    "seen_run_end without seen_run_begin");
+	if (db_prepare(s, "UPDATE run SET ended = ?, fetched = ?, skipped = ?, "
+	    "deleted = ?, bytes = ?, exit_code = ? WHERE id = ?", &st, what,
+	    err) == -1)
+		return -1;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)end);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)stats->fetched);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)stats->skipped);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)stats->deleted);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)stats->bytes);
+	sqlite3_bind_int(st, 6, exit_code);
+	sqlite3_bind_int64(st, 7, s->run_id);
+	rc = db_step_done(s, st, what, err);
+	sqlite3_finalize(st);
+	if (rc == 0)
+		s->run_id = 0;
+	return rc;
+}
+
+/* Run a one-row query about this mailbox; column 0.. go to `cols`. */
+static int
+query_row(struct seen *s, const char *sql, sqlite3_int64 *cols, int ncols,
+    bool *null_r, bool *found_r, struct pf_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int i, rc;
+
+	*found_r = false;
+	if (db_prepare(s, sql, &st, "read status", err) == -1)
+		return -1;
+	sqlite3_bind_int64(st, 1, s->mailbox);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*found_r = true;
+		for (i = 0; i < ncols; i++) {
+			null_r[i] = sqlite3_column_type(st, i) == SQLITE_NULL;
+			cols[i] = sqlite3_column_int64(st, i);
+		}
+	} else if (rc != SQLITE_DONE) {
+		db_fail(s, "read status", err);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int
+seen_status_read(const char *state_dir, const char *user, const char *host,
+    struct seen_status *out, struct pf_error *err)
+{
+	sqlite3_int64 v[3];
+	bool null[3], found;
+	struct seen *s;
+
+	memset(out, 0, sizeof(*out));
+	out->last_exit = -1;
+	if ((s = seen_alloc(state_dir, user, host, SEEN_READ_ONLY, err)) == NULL)
+		return -1;
+	if (open_ro(s, err) == -1)
+		goto fail;
+	if (s->db == NULL || s->mailbox == 0)
+		goto done;
+	out->ever_run = true;
+	if (query_row(s, "SELECT bytes FROM mailbox WHERE id = ?", v, 1, null,
+	    &found, err) == -1)
+		goto fail;
+	out->bytes = (uint64_t)v[0];
+	if (query_row(s, "SELECT count(*) FROM seen WHERE mailbox = ?", v, 1,
+	    null, &found, err) == -1)
+		goto fail;
+	out->seen = (uint64_t)v[0];
+	if (query_row(s, "SELECT count(*) FROM pending WHERE mailbox = ?", v, 1,
+	    null, &found, err) == -1)
+		goto fail;
+	out->pending = (uint64_t)v[0];
+	if (query_row(s, "SELECT started, ended, exit_code FROM run "
+	    "WHERE mailbox = ? ORDER BY id DESC LIMIT 1", v, 3, null, &found,
+	    err) == -1)
+		goto fail;
+	if (found) {
+		out->last_start = (time_t)v[0];
+		out->last_end = null[1] ? 0 : (time_t)v[1];
+		out->last_exit = null[2] ? -1 : (int)v[2];
+	}
+done:
+	seen_close(&s);
+	return 0;
+
+fail:
+	seen_close(&s);
+	return -1;
+}

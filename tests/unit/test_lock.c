@@ -1,0 +1,263 @@
+/* test_lock.c - one popfetch per mailbox: the flock in state_dir. */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "error.h"
+#include "lock.h"
+
+#define USER	"alice"
+#define HOST	"pop.example.com"
+
+struct fixture {
+	char	 dir[PATH_MAX];
+	char	 state[PATH_MAX];	/* dir/a/state: does not exist yet */
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	umask(022);
+	strcpy(f->dir, "/tmp/test_lock.XXXXXX");
+	if (mkdtemp(f->dir) == NULL ||
+	    strlen(f->dir) + sizeof("/a/state") > sizeof(f->state))
+		return -1;
+	strcpy(f->state, f->dir);
+	strcat(f->state, "/a/state");
+	*state = f;
+	return 0;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/*
+ * A child that takes the lock, says so on a pipe, then waits until the
+ * parent closes *go_r (it then releases, if asked, and exits 0) or kills it.
+ */
+static pid_t
+spawn_holder(const struct fixture *f, bool release, int *go_r)
+{
+	int ready[2], go[2];
+	pid_t pid;
+	char c;
+
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(go), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct pf_lock *lock = NULL;
+		struct pf_error err;
+
+		close(ready[0]);
+		close(go[1]);
+		if (lock_acquire(f->state, USER, HOST, &lock, &err) == -1)
+			_exit(1);
+		if (write(ready[1], "L", 1) != 1)
+			_exit(2);
+		while (read(go[0], &c, 1) == -1 && errno == EINTR)
+			continue;
+		if (release)
+			lock_release(&lock);
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	*go_r = go[1];
+	return pid;
+}
+
+static void
+test_second_process_fails_at_once(void **state)
+{
+	struct fixture *f = *state;
+	struct pf_lock *lock = NULL;
+	struct pf_error err;
+	char want[256];
+	pid_t pid;
+	int status, go;
+
+	pid = spawn_holder(f, true, &go);
+	assert_int_equal(lock_acquire(f->state, USER, HOST, &lock, &err), -1);
+	assert_null(lock);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	snprintf(want, sizeof(want), "mailbox alice@pop.example.com is being "
+	    "fetched by another popfetch (pid %ld)", (long)pid);
+	assert_string_equal(err.what, want);
+	/* The host's case does not make it another mailbox. */
+	assert_int_equal(lock_acquire(f->state, USER, "POP.Example.com", &lock,
+	    &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	/* Another mailbox is free. */
+	assert_int_equal(lock_acquire(f->state, "bob", HOST, &lock, &err), 0);
+	lock_release(&lock);
+	assert_null(lock);
+
+	/* Let the holder release and exit. */
+	close(go);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(lock_acquire(f->state, USER, HOST, &lock, &err), 0);
+	lock_release(&lock);
+}
+
+static void
+test_killed_holder_releases(void **state)
+{
+	struct fixture *f = *state;
+	struct pf_lock *lock = NULL;
+	struct pf_error err;
+	pid_t pid;
+	int status, go;
+
+	pid = spawn_holder(f, false, &go);
+	assert_int_equal(lock_acquire(f->state, USER, HOST, &lock, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(lock_acquire(f->state, USER, HOST, &lock, &err), 0);
+	lock_release(&lock);
+	close(go);
+}
+
+static void
+test_same_process_and_files(void **state)
+{
+	struct fixture *f = *state;
+	struct pf_lock *a = NULL, *b = NULL;
+	struct pf_error err;
+	struct dirent *de;
+	struct stat st;
+	char path[PATH_MAX + 300], want[128], buf[64];
+	DIR *d;
+	int fd, n = 0;
+	ssize_t len;
+
+	assert_int_equal(lock_acquire(f->state, USER, HOST, &a, &err), 0);
+	assert_non_null(a);
+	/* A second lock in this process (parallel accounts) conflicts too. */
+	assert_int_equal(lock_acquire(f->state, USER, HOST, &b, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	snprintf(want, sizeof(want), "(pid %ld)", (long)getpid());
+	assert_non_null(strstr(err.what, want));
+
+	/* state_dir and parents 0700; the lock file 0600 with our pid. */
+	assert_int_equal(stat(f->state, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	snprintf(path, sizeof(path), "%s/lock.alice@pop.example.com", f->state);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	assert_true(len > 0);
+	buf[len] = '\0';
+	snprintf(want, sizeof(want), "%ld\n", (long)getpid());
+	assert_string_equal(buf, want);
+
+	lock_release(&a);
+	assert_null(a);
+	lock_release(&a);	/* NULL is fine */
+	assert_int_equal(lock_acquire(f->state, USER, HOST, &b, &err), 0);
+	lock_release(&b);
+
+	/* A user name cannot climb out of state_dir. */
+	assert_int_equal(lock_acquire(f->state, "../../x/.y z", HOST, &a, &err),
+	    0);
+	lock_release(&a);
+	d = opendir(f->state);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		assert_int_equal(strncmp(de->d_name, "lock.", 5), 0);
+		n++;
+	}
+	closedir(d);
+	assert_int_equal(n, 2);
+	snprintf(path, sizeof(path), "%s/lock...%%2F..%%2Fx%%2F.y%%20z@%s",
+	    f->state, HOST);
+	assert_int_equal(stat(path, &st), 0);
+}
+
+static void
+test_unwritable_state_dir(void **state)
+{
+	struct fixture *f = *state;
+	struct pf_lock *lock = NULL;
+	struct pf_error err;
+	char path[PATH_MAX + 16];
+	int fd;
+
+	/* state_dir's parent is a file. */
+	snprintf(path, sizeof(path), "%s/file", f->dir);
+	fd = open(path, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/file/state", f->dir);
+	assert_int_equal(lock_acquire(path, USER, HOST, &lock, &err), -1);
+	assert_null(lock);
+	assert_int_equal(err.category, PF_FAIL_IO);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_second_process_fails_at_once,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_killed_holder_releases, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_same_process_and_files, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_unwritable_state_dir, setup,
+		    teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

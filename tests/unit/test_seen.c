@@ -1,0 +1,801 @@
+/* test_seen.c - the seen-list: creation, group commit, crash recovery with a
+ * real Maildir, pruning, 20,000 UIDLs, runs and status, read-only modes. */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "error.h"
+#include "maildir.h"
+#include "params.h"
+#include "seen.h"
+
+#define USER	"alice"
+#define HOST	"pop.example.com"
+
+struct fixture {
+	char	 dir[PATH_MAX];
+	char	 state[PATH_MAX];	/* dir/state/sub: does not exist yet */
+	char	 db[PATH_MAX];		/* state/popfetch.db */
+	char	 md[PATH_MAX];		/* dir/Mail */
+};
+
+/* snprintf that fails the test instead of truncating. */
+static void pathf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+pathf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= size) {
+		fprintf(stderr, "# path too long\n");
+		abort();
+	}
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	umask(022);
+	pathf(f->dir, sizeof(f->dir), "/tmp/test_seen.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	pathf(f->state, sizeof(f->state), "%s/state/sub", f->dir);
+	pathf(f->db, sizeof(f->db), "%s/popfetch.db", f->state);
+	pathf(f->md, sizeof(f->md), "%s/Mail", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static bool
+path_exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+static int
+count_files(const char *dir, const char *sub)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	pathf(path, sizeof(path), "%s/%s", dir, sub);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* One integer from the database, read behind the API's back. */
+static long long
+db_int(const char *db, const char *sql)
+{
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+
+	assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return v;
+}
+
+static struct seen *
+open_rw(const struct fixture *f, const char *user, const char *host)
+{
+	struct seen *s = NULL;
+	struct pf_error err;
+
+	if (seen_open(f->state, user, host, SEEN_READ_WRITE, &s, &err) == -1)
+		fail_msg("seen_open: %s", err.what);
+	return s;
+}
+
+/* Record (uidl, name, size) as pending and then done, as the run would. */
+static void
+add_done(struct seen *s, const char *uidl, uint64_t size, time_t when)
+{
+	struct seen_entry e = { uidl, "some.name,S=1", size, when };
+	struct pf_error err;
+
+	assert_int_equal(seen_pending_add(s, &e, 1, &err), 0);
+	assert_int_equal(seen_done(s, &uidl, 1, &err), 0);
+}
+
+static void
+test_open_creates_private_db(void **state)
+{
+	struct fixture *f = *state;
+	struct seen *s;
+	struct stat st;
+	char path[PATH_MAX];
+
+	s = open_rw(f, USER, HOST);
+	assert_string_equal(seen_path(s), f->db);
+	assert_int_equal(stat(f->state, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	pathf(path, sizeof(path), "%s/state", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	assert_int_equal(stat(f->db, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(seen_count(s), 0);
+	seen_close(&s);
+	assert_null(s);
+	assert_int_equal(db_int(f->db, "PRAGMA user_version"), 1);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE name IN ('mailbox', 'seen', 'pending', 'run')"), 4);
+	/* WAL is a property of the file, visible to any connection. */
+	{
+		sqlite3 *h = NULL;
+		sqlite3_stmt *q = NULL;
+
+		assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1,
+		    &q, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+		sqlite3_finalize(q);
+		sqlite3_close(h);
+	}
+}
+
+static void
+test_pending_done_flow(void **state)
+{
+	struct fixture *f = *state;
+	struct seen_entry e[2] = {
+		{ "uidl-1", "1.M1P1Q1.h,S=100", 100, 1000 },
+		{ "uidl-2", "1.M1P1Q2.h,S=250", 250, 1001 },
+	};
+	const char *uidls[2] = { "uidl-1", "uidl-2" };
+	const char *bad[2] = { "uidl-3", "not-pending" };
+	struct seen_status st;
+	struct pf_error err;
+	struct seen *s;
+	time_t when = 0;
+
+	s = open_rw(f, USER, HOST);
+	assert_int_equal(seen_pending_add(s, e, 2, &err), 0);
+	assert_false(seen_contains(s, "uidl-1"));
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_true(st.ever_run);
+	assert_int_equal(st.pending, 2);
+	assert_int_equal(st.seen, 0);
+	assert_int_equal(st.bytes, 0);
+
+	assert_int_equal(seen_done(s, uidls, 2, &err), 0);
+	assert_true(seen_contains(s, "uidl-1"));
+	assert_true(seen_lookup(s, "uidl-2", &when));
+	assert_int_equal(when, 1001);
+	assert_false(seen_contains(s, "uidl-3"));
+	assert_int_equal(seen_count(s), 2);
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(st.pending, 0);
+	assert_int_equal(st.seen, 2);
+	assert_int_equal(st.bytes, 350);
+
+	/* Done without pending is the caller's bug; the batch is refused whole. */
+	e[0].uidl = "uidl-3";
+	assert_int_equal(seen_pending_add(s, e, 1, &err), 0);
+	assert_int_equal(seen_done(s, bad, 2, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_INTERNAL);
+	assert_non_null(strstr(err.what, "not-pending"));
+	assert_false(seen_contains(s, "uidl-3"));
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(st.pending, 1);
+	assert_int_equal(st.bytes, 350);
+	seen_close(&s);
+
+	/* Reopened: the known set comes from the database. */
+	s = open_rw(f, USER, HOST);
+	assert_int_equal(seen_count(s), 2);
+	assert_true(seen_lookup(s, "uidl-1", &when));
+	assert_int_equal(when, 1000);
+	seen_close(&s);
+}
+
+/*
+ * The crash points of the group commit, for real: a child process goes
+ * through them and is SIGKILLed; the next "run" recovers.
+ *   u1 delivered to tmp/ only, never recorded        -> fetched again
+ *   u2 recorded pending, file still in tmp/          -> fetched again
+ *   u3 pending, renamed into new/, not marked done   -> done
+ *   u4 as u3, then moved to cur/ with ":2,S" by a reader -> done
+ *   u5 fully done                                    -> done (control)
+ */
+static void
+crash_child(const struct fixture *f)
+{
+	struct maildir *md = NULL;
+	struct maildir_delivery *d[5];
+	struct seen_entry e[4];
+	struct pf_error err;
+	struct seen *s = NULL;
+	const char *u5 = "u5";
+	char body[5][16];
+	int i;
+
+	memset(body, 0, sizeof(body));
+	if (maildir_create(f->md, &err) == -1 ||
+	    maildir_open(f->md, &md, &err) == -1 ||
+	    seen_open(f->state, USER, HOST, SEEN_READ_WRITE, &s, &err) == -1)
+		_exit(1);
+	for (i = 0; i < 5; i++) {
+		snprintf(body[i], sizeof(body[i]), "message %d\n", i + 1);
+		if (maildir_deliver_begin(md, &d[i], &err) == -1 ||
+		    maildir_deliver_write(d[i], body[i], strlen(body[i]) + i,
+		    &err) == -1 ||
+		    maildir_deliver_finish(d[i], &err) == -1)
+			_exit(2);
+	}
+	for (i = 0; i < 4; i++) {
+		static const char *const u[] = { "u2", "u3", "u4", "u5" };
+
+		e[i].uidl = u[i];
+		e[i].name = maildir_delivery_name(d[i + 1]);
+		e[i].size = maildir_delivery_size(d[i + 1]);
+		e[i].fetched = 5000;
+	}
+	if (seen_pending_add(s, e, 4, &err) == -1 ||
+	    maildir_commit(md, &d[2], 3, &err) == -1 ||
+	    seen_done(s, &u5, 1, &err) == -1)
+		_exit(3);
+	/* Tell the parent u4's name so it can play the mail reader. */
+	printf("%s\n", maildir_delivery_name(d[3]));
+	fflush(stdout);
+	raise(SIGKILL);
+	_exit(4);
+}
+
+static void
+test_recovery_after_sigkill(void **state)
+{
+	struct fixture *f = *state;
+	struct seen_entry *pending = NULL;
+	struct maildir *md = NULL;
+	struct seen_status st;
+	struct pf_error err;
+	struct seen *s = NULL;
+	char u4name[NAME_MAX + 1], from[PATH_MAX], to[PATH_MAX + 8];
+	const char *names[8];
+	bool found[8];
+	size_t n = 0, i, removed = 0;
+	int pfd[2], status;
+	ssize_t len;
+	pid_t pid;
+
+	assert_int_equal(pipe(pfd), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		dup2(pfd[1], STDOUT_FILENO);
+		crash_child(f);
+	}
+	close(pfd[1]);
+	len = read(pfd[0], u4name, sizeof(u4name) - 1);
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_true(len > 1);
+	u4name[len - 1] = '\0';
+
+	/* The state the kill left. */
+	assert_int_equal(count_files(f->md, "tmp"), 2);
+	assert_int_equal(count_files(f->md, "new"), 3);
+	pathf(from, sizeof(from), "%s/new/%s", f->md, u4name);
+	pathf(to, sizeof(to), "%s/cur/%s:2,S", f->md, u4name);
+	assert_int_equal(rename(from, to), 0);
+
+	/* The next run: open, recover. */
+	assert_int_equal(maildir_open(f->md, &md, &err), 0);
+	s = open_rw(f, USER, HOST);
+	assert_int_equal(seen_count(s), 1);
+	assert_int_equal(seen_pending_load(s, &pending, &n, &err), 0);
+	assert_int_equal(n, 3);
+	for (i = 0; i < n; i++)
+		names[i] = pending[i].name;
+	assert_string_equal(pending[0].uidl, "u2");
+	assert_string_equal(pending[2].uidl, "u4");
+	assert_int_equal(pending[2].fetched, 5000);
+	assert_int_equal(maildir_find_delivered(md, names, n, found, &err), 0);
+	assert_false(found[0]);
+	assert_true(found[1]);
+	assert_true(found[2]);
+	assert_int_equal(seen_pending_resolve(s, pending, n, found, &err), 0);
+	assert_int_equal(maildir_clean_tmp(md, &removed, &err), 0);
+	assert_int_equal(removed, 2);
+	seen_entries_free(&pending, n);
+	assert_null(pending);
+
+	/* Exactly once: u3, u4, u5 are seen; u1 and u2 will be fetched. */
+	assert_false(seen_contains(s, "u1"));
+	assert_false(seen_contains(s, "u2"));
+	assert_true(seen_contains(s, "u3"));
+	assert_true(seen_contains(s, "u4"));
+	assert_true(seen_contains(s, "u5"));
+	assert_int_equal(count_files(f->md, "tmp"), 0);
+	assert_int_equal(count_files(f->md, "new"), 2);
+	assert_int_equal(count_files(f->md, "cur"), 1);
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(st.pending, 0);
+	assert_int_equal(st.seen, 3);
+	/* Message i+1 has 10 + i bytes ("message N\n" and i NULs). */
+	assert_int_equal(st.bytes, (10 + 2) + (10 + 3) + (10 + 4));
+
+	/* Recovering again finds nothing to do. */
+	assert_int_equal(seen_pending_load(s, &pending, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_null(pending);
+	seen_close(&s);
+	maildir_close(&md);
+}
+
+static void
+test_prune(void **state)
+{
+	struct fixture *f = *state;
+	const char *listed[3] = { "b", "d", "zzz-new" };
+	struct seen_status st;
+	struct pf_error err;
+	struct seen *s;
+	size_t pruned = 0;
+
+	s = open_rw(f, USER, HOST);
+	add_done(s, "a", 10, 1);
+	add_done(s, "b", 20, 1);
+	add_done(s, "c", 30, 1);
+	add_done(s, "d", 40, 1);
+	add_done(s, "e", 50, 1);
+	/* Another mailbox's rows are not ours to prune. */
+	{
+		struct seen *o = open_rw(f, "bob", HOST);
+
+		add_done(o, "a", 1, 1);
+		seen_close(&o);
+	}
+	assert_int_equal(seen_prune(s, listed, 3, &pruned, &err), 0);
+	assert_int_equal(pruned, 3);
+	assert_int_equal(seen_count(s), 2);
+	assert_false(seen_contains(s, "a"));
+	assert_true(seen_contains(s, "b"));
+	assert_false(seen_contains(s, "c"));
+	assert_true(seen_contains(s, "d"));
+	assert_false(seen_contains(s, "zzz-new"));
+	seen_close(&s);
+
+	s = open_rw(f, USER, HOST);
+	assert_int_equal(seen_count(s), 2);
+	assert_true(seen_contains(s, "d"));
+	/* An empty listing empties the seen-list; the byte total stays. */
+	assert_int_equal(seen_prune(s, NULL, 0, &pruned, &err), 0);
+	assert_int_equal(pruned, 2);
+	assert_int_equal(seen_count(s), 0);
+	seen_close(&s);
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(st.seen, 0);
+	assert_int_equal(st.bytes, 150);
+	assert_int_equal(seen_status_read(f->state, "bob", HOST, &st, &err), 0);
+	assert_int_equal(st.seen, 1);
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+test_twenty_thousand(void **state)
+{
+	enum { N = 20000 };
+	struct fixture *f = *state;
+	struct seen_entry *e;
+	const char **uidls;
+	char (*names)[32];
+	struct pf_error err;
+	struct seen *s;
+	size_t i, pruned = 0;
+	double t0, t_open, t_prune;
+
+	e = calloc(N, sizeof(*e));
+	uidls = calloc(N, sizeof(*uidls));
+	names = calloc(N, sizeof(*names));
+	assert_non_null(e);
+	assert_non_null(uidls);
+	assert_non_null(names);
+	for (i = 0; i < N; i++) {
+		/* Not in sorted order, to exercise the merge. */
+		snprintf(names[i], sizeof(names[i]), "UID%07zu",
+		    (i * 7919) % N);
+		e[i].uidl = names[i];
+		e[i].name = "x,S=1";
+		e[i].size = 1;
+		e[i].fetched = (time_t)i;
+		uidls[i] = names[i];
+	}
+	s = open_rw(f, USER, HOST);
+	/* In batches, as a run does. */
+	for (i = 0; i < N; i += SEEN_BATCH * 50) {
+		size_t n = N - i < SEEN_BATCH * 50 ? N - i : SEEN_BATCH * 50;
+
+		assert_int_equal(seen_pending_add(s, e + i, n, &err), 0);
+		assert_int_equal(seen_done(s, uidls + i, n, &err), 0);
+	}
+	assert_int_equal(seen_count(s), N);
+	for (i = 0; i < N; i++)
+		assert_true(seen_contains(s, uidls[i]));
+	seen_close(&s);
+
+	t0 = now_s();
+	s = open_rw(f, USER, HOST);
+	t_open = now_s() - t0;
+	assert_int_equal(seen_count(s), N);
+	for (i = 0; i < N; i++) {
+		time_t when = -1;
+
+		assert_true(seen_lookup(s, uidls[i], &when));
+		assert_int_equal(when, (time_t)i);
+	}
+	assert_false(seen_contains(s, "UID"));
+	assert_false(seen_contains(s, "UID00000000"));
+	assert_false(seen_contains(s, "UID0020000"));
+
+	/* The server lists all but ten. */
+	t0 = now_s();
+	assert_int_equal(seen_prune(s, uidls + 10, N - 10, &pruned, &err), 0);
+	t_prune = now_s() - t0;
+	assert_int_equal(pruned, 10);
+	assert_int_equal(seen_count(s), N - 10);
+	assert_false(seen_contains(s, uidls[3]));
+	assert_true(seen_contains(s, uidls[10]));
+	seen_close(&s);
+	/* Generous bounds (valgrind runs this too); a per-row transaction
+	 * or a linear lookup would be far slower. */
+	assert_true(t_open < 5.0);
+	assert_true(t_prune < 5.0);
+	free(e);
+	free(uidls);
+	free(names);
+}
+
+static void
+test_runs_and_status(void **state)
+{
+	struct fixture *f = *state;
+	struct seen_run_stats stats = { 3, 1, 2, 12345 };
+	struct seen_status st;
+	struct pf_error err;
+	struct seen *s;
+	int i;
+
+	s = open_rw(f, USER, HOST);
+	assert_int_equal(seen_run_end(s, 5, &stats, 0, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_INTERNAL);
+
+	assert_int_equal(seen_run_begin(s, 1000, &err), 0);
+	assert_int_equal(seen_run_end(s, 1010, &stats, 75, &err), 0);
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_true(st.ever_run);
+	assert_int_equal(st.last_start, 1000);
+	assert_int_equal(st.last_end, 1010);
+	assert_int_equal(st.last_exit, 75);
+	assert_int_equal(db_int(f->db, "SELECT fetched + skipped + deleted "
+	    "FROM run"), 6);
+	assert_int_equal(db_int(f->db, "SELECT bytes FROM run"), 12345);
+
+	/* A run that was killed has a start and no end. */
+	assert_int_equal(seen_run_begin(s, 2000, &err), 0);
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(st.last_start, 2000);
+	assert_int_equal(st.last_end, 0);
+	assert_int_equal(st.last_exit, -1);
+
+	/* The history is bounded. */
+	for (i = 0; i < 3 * SEEN_RUN_HISTORY; i++) {
+		assert_int_equal(seen_run_begin(s, 3000 + i, &err), 0);
+		assert_int_equal(seen_run_end(s, 3000 + i, &stats, 0, &err), 0);
+	}
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM run"),
+	    SEEN_RUN_HISTORY);
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(st.last_start, 3000 + 3 * SEEN_RUN_HISTORY - 1);
+	assert_int_equal(st.last_exit, 0);
+	seen_close(&s);
+}
+
+static void
+test_status_creates_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct seen_status st;
+	struct pf_error err;
+
+	/* No state directory at all. */
+	memset(&st, 0x55, sizeof(st));
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_false(st.ever_run);
+	assert_int_equal(st.seen, 0);
+	assert_int_equal(st.bytes, 0);
+	assert_int_equal(st.pending, 0);
+	assert_int_equal(st.last_start, 0);
+	assert_int_equal(st.last_end, 0);
+	assert_false(path_exists(f->state));
+
+	/* The directory exists, the database does not. */
+	assert_int_equal(maildir_mkdirs(f->state, &err), 0);
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_false(st.ever_run);
+	assert_false(path_exists(f->db));
+	assert_int_equal(count_files(f->state, "."), 0);
+
+	/* A database without this mailbox: never run either. */
+	{
+		struct seen *s = open_rw(f, "bob", HOST);
+
+		seen_close(&s);
+	}
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_false(st.ever_run);
+}
+
+static void
+test_read_only(void **state)
+{
+	struct fixture *f = *state;
+	struct seen_entry e = { "u", "n,S=1", 1, 1 };
+	const char *u = "u";
+	struct pf_error err;
+	struct seen *s = NULL;
+
+	/* No database: an empty set, nothing created, no writes. */
+	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_ONLY, &s,
+	    &err), 0);
+	assert_int_equal(seen_count(s), 0);
+	assert_false(seen_contains(s, "u"));
+	assert_int_equal(seen_pending_add(s, &e, 1, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_INTERNAL);
+	assert_int_equal(seen_prune(s, NULL, 0, NULL, &err), -1);
+	assert_int_equal(seen_run_begin(s, 1, &err), -1);
+	seen_close(&s);
+	assert_false(path_exists(f->state));
+	/* A closed seen-list is refused, not dereferenced. */
+	assert_int_equal(seen_run_end(NULL, 1, &(struct seen_run_stats){ 0 }, 0,
+	    &err), -1);
+	assert_int_equal(err.category, PF_FAIL_INTERNAL);
+
+	/* With a database: sees it, changes nothing. */
+	s = open_rw(f, USER, HOST);
+	add_done(s, "u", 1, 1);
+	seen_close(&s);
+	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_ONLY, &s,
+	    &err), 0);
+	assert_true(seen_contains(s, "u"));
+	assert_int_equal(seen_done(s, &u, 1, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_INTERNAL);
+	seen_close(&s);
+	/* A mailbox not in it: empty, and no row is added. */
+	assert_int_equal(seen_open(f->state, "carol", HOST, SEEN_READ_ONLY, &s,
+	    &err), 0);
+	assert_int_equal(seen_count(s), 0);
+	seen_close(&s);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM mailbox"), 1);
+}
+
+static void
+test_mailbox_key(void **state)
+{
+	struct fixture *f = *state;
+	struct seen *s;
+	char *key;
+
+	key = seen_mailbox_key("Alice.Smith", "POP.Example.COM");
+	assert_string_equal(key, "Alice.Smith@pop.example.com");
+	free(key);
+	key = seen_mailbox_key("a@b", "X");
+	assert_string_equal(key, "a@b@x");
+	free(key);
+
+	/* The key, not the account name, identifies the mailbox: the host's
+	 * case does not matter, the user's does. */
+	s = open_rw(f, USER, "POP.Example.COM");
+	add_done(s, "u1", 1, 1);
+	seen_close(&s);
+	s = open_rw(f, USER, "pop.example.com");
+	assert_true(seen_contains(s, "u1"));
+	seen_close(&s);
+	s = open_rw(f, "Alice", "pop.example.com");
+	assert_false(seen_contains(s, "u1"));
+	seen_close(&s);
+	s = open_rw(f, USER, "pop2.example.com");
+	assert_false(seen_contains(s, "u1"));
+	seen_close(&s);
+}
+
+static void
+test_not_a_database(void **state)
+{
+	struct fixture *f = *state;
+	struct seen_status st;
+	struct pf_error err;
+	struct seen *s = NULL;
+	char junk[4096];
+	int fd;
+
+	assert_int_equal(maildir_mkdirs(f->state, &err), 0);
+	fd = open(f->db, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	memset(junk, 'j', sizeof(junk));
+	assert_int_equal(write(fd, junk, sizeof(junk)), sizeof(junk));
+	close(fd);
+
+	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_WRITE, &s,
+	    &err), -1);
+	assert_null(s);
+	assert_int_equal(err.category, PF_FAIL_IO);
+	assert_non_null(strstr(err.what, f->db));
+	assert_non_null(strstr(err.what, "not a database"));
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_IO);
+	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_ONLY, &s,
+	    &err), -1);
+	assert_int_equal(err.category, PF_FAIL_IO);
+
+	/* A state directory we cannot create. */
+	pathf(junk, sizeof(junk), "%s/sub", f->db);
+	assert_int_equal(seen_open(junk, USER, HOST, SEEN_READ_WRITE, &s,
+	    &err), -1);
+	assert_int_equal(err.category, PF_FAIL_IO);
+	assert_non_null(strstr(err.what, "Not a directory"));
+}
+
+static void
+test_migrations(void **state)
+{
+	struct fixture *f = *state;
+	struct pf_error err;
+	struct seen *s = NULL;
+	sqlite3 *h = NULL;
+
+	/* A database at user_version 0 with no tables. */
+	assert_int_equal(maildir_mkdirs(f->state, &err), 0);
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "CREATE TABLE t (x); DROP TABLE t",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	assert_int_equal(db_int(f->db, "PRAGMA user_version"), 0);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM sqlite_master"), 0);
+	s = open_rw(f, USER, HOST);
+	add_done(s, "u", 7, 1);
+	seen_close(&s);
+	assert_int_equal(db_int(f->db, "PRAGMA user_version"), 1);
+	assert_int_equal(db_int(f->db, "SELECT bytes FROM mailbox"), 7);
+
+	/* A schema from the future is left alone. */
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL,
+	    NULL), SQLITE_OK);
+	sqlite3_close(h);
+	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_WRITE, &s,
+	    &err), -1);
+	assert_int_equal(err.category, PF_FAIL_IO);
+	assert_non_null(strstr(err.what, "newer"));
+}
+
+static void
+test_busy_is_temporary(void **state)
+{
+	struct fixture *f = *state;
+	struct seen_entry e = { "u", "n,S=1", 1, 1 };
+	struct pf_error err;
+	struct seen *s;
+	sqlite3 *h = NULL;
+
+	s = open_rw(f, USER, HOST);
+	/* Another writer holds the database past the busy timeout. */
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(seen_pending_add(s, &e, 1, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_non_null(strstr(err.what, "locked"));
+	sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(h);
+	/* Once free, the same call works. */
+	assert_int_equal(seen_pending_add(s, &e, 1, &err), 0);
+	seen_close(&s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_open_creates_private_db,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending_done_flow, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_recovery_after_sigkill, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_twenty_thousand, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_runs_and_status, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_status_creates_nothing, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mailbox_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_database, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_is_temporary, setup,
+		    teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
