@@ -1,0 +1,1712 @@
+/*
+ * pop3.c - the POP3 client session (see pop3.h).
+ *
+ * RFC 1939  POP3: greeting, USER/PASS, APOP, STAT, LIST, UIDL, RETR, TOP,
+ *           DELE, RSET, NOOP, QUIT; §3 multi-line replies and byte-stuffing.
+ * RFC 2449  CAPA (§5), PIPELINING (§6.6), response codes (§8) IN-USE,
+ *           LOGIN-DELAY, SYS/TEMP, AUTH; 255-octet command lines (§4).
+ * RFC 2595  STLS (§4): the client discards what it knew before TLS.
+ * RFC 5034  AUTH with SASL, initial response (§4), "*" cancels.
+ *
+ * Shape.  Every command goes out through queue_line() (the only place that
+ * traces commands, masking secrets via pop3_trace_mask()) and flush() (one
+ * write per batch).  Every sent command is pushed on a FIFO of pending
+ * commands; read_reply() classifies the next status line (+OK, -ERR, "+"
+ * continuation, anything else is a protocol error) and matches it to the
+ * head of the FIFO.  Without PIPELINING the FIFO never holds more than one
+ * command (strict lock-step); with it, RETR and DELE keep up to
+ * POP3_PIPELINE_WINDOW in flight (mpop's send/receive indices).
+ *
+ * Why the window cannot deadlock: we only write while the server may be
+ * blocked writing replies we have not read yet, and what we write is at most
+ * POP3_PIPELINE_WINDOW short commands (~1 KiB), far below any socket buffer,
+ * so our write completes even if the server reads nothing meanwhile.
+ *
+ * Everything the server sends is untrusted: status lines are length-capped
+ * and checked for control characters by the linebuf, each datum is
+ * validated once here, and server text reaches error messages only through
+ * pf_error_set_server().
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "crypto.h"
+#include "linebuf.h"
+#include "log.h"
+#include "params.h"
+#include "pop3.h"
+#include "sasl.h"
+#include "xmalloc.h"
+
+/* ---- the protocol table ---- */
+
+enum pop3_cmd {
+	CMD_NONE = 0,		/* the greeting: no command */
+	CMD_USER,
+	CMD_PASS,
+	CMD_APOP,
+	CMD_AUTH,
+	CMD_CAPA,
+	CMD_STLS,
+	CMD_STAT,
+	CMD_LIST,
+	CMD_UIDL,
+	CMD_RETR,
+	CMD_TOP,
+	CMD_DELE,
+	CMD_RSET,
+	CMD_NOOP,
+	CMD_QUIT,
+};
+
+/*
+ * name: the command; multiline: +OK is followed by lines up to "." (for the
+ * forms we send: LIST and UIDL without argument); mask_from: 0 if nothing is
+ * secret, else the index of the first argument hidden in the trace (PASS's
+ * 1st, APOP's and AUTH's 2nd: digest, initial response).
+ */
+static const struct pop3_cmd_info {
+	const char	*name;
+	bool		 multiline;
+	unsigned	 mask_from;
+} pop3_cmds[] = {
+	[CMD_NONE] = { "greeting",	false,	0 },
+	[CMD_USER] = { "USER",		false,	0 },
+	[CMD_PASS] = { "PASS",		false,	1 },
+	[CMD_APOP] = { "APOP",		false,	2 },
+	[CMD_AUTH] = { "AUTH",		false,	2 },
+	[CMD_CAPA] = { "CAPA",		true,	0 },
+	[CMD_STLS] = { "STLS",		false,	0 },
+	[CMD_STAT] = { "STAT",		false,	0 },
+	[CMD_LIST] = { "LIST",		true,	0 },
+	[CMD_UIDL] = { "UIDL",		true,	0 },
+	[CMD_RETR] = { "RETR",		true,	0 },
+	[CMD_TOP]  = { "TOP",		true,	0 },
+	[CMD_DELE] = { "DELE",		false,	0 },
+	[CMD_RSET] = { "RSET",		false,	0 },
+	[CMD_NOOP] = { "NOOP",		false,	0 },
+	[CMD_QUIT] = { "QUIT",		false,	0 },
+};
+#define NCMDS	(sizeof(pop3_cmds) / sizeof(pop3_cmds[0]))
+
+/* A sent command whose reply has not been read yet. */
+struct pending {
+	enum pop3_cmd	 cmd;
+	unsigned	 arg;		/* message number, or 0 */
+};
+
+/* Room for a full window plus UIDL and LIST sent together. */
+#define PENDING_MAX	(POP3_PIPELINE_WINDOW + 2)
+
+enum reply_kind {
+	REPLY_OK,
+	REPLY_ERR,
+	REPLY_CONT,		/* "+ text": SASL continuation (RFC 5034 §4) */
+};
+
+struct pop3 {
+	char		*account;
+	pop3_write_fn	 write;
+	void		*io;
+	struct linebuf	*lb;
+
+	char		*out;		/* commands queued for one write */
+	size_t		 outlen;
+	char		*dbuf;		/* filtered message data for the sink */
+
+	struct pending	 pending[PENDING_MAX];
+	size_t		 phead;
+	size_t		 npending;
+	bool		 body_pending;	/* +OK of a multi-line reply read */
+	bool		 broken;	/* reply half read, or transport failed */
+
+	char		*timestamp;	/* APOP, from the greeting */
+	struct pop3_capa capa;
+	bool		 stat_known;
+	unsigned	 stat_count;
+	const char	*mech_used;
+};
+
+static void	capa_clear(struct pop3_capa *c);
+
+struct pop3 *
+pop3_new(const char *account_name, pop3_read_fn read, pop3_write_fn write,
+    void *io_ctx)
+{
+	struct pop3 *s = xcalloc(1, sizeof(*s));
+
+	s->account = xstrdup(account_name);
+	s->write = write;
+	s->io = io_ctx;
+	s->lb = linebuf_new(NET_READ_BUF, POP3_LINE_MAX, read, io_ctx);
+	s->out = xmalloc(POP3_SEND_MAX);
+	/* The dot filter emits at most one held CR more than it reads. */
+	s->dbuf = xmalloc(NET_READ_BUF + 1);
+	return s;
+}
+
+void
+pop3_free(struct pop3 **sp)
+{
+	struct pop3 *s = *sp;
+
+	if (s == NULL)
+		return;
+	crypto_cleanse(s->out, POP3_SEND_MAX);
+	free(s->out);
+	free(s->dbuf);
+	linebuf_free(&s->lb);
+	capa_clear(&s->capa);
+	free(s->timestamp);
+	free(s->account);
+	free(s);
+	*sp = NULL;
+}
+
+bool
+pop3_is_synchronised(const struct pop3 *s)
+{
+	return s->npending == 0 && !s->body_pending && !s->broken;
+}
+
+const char *
+pop3_apop_timestamp(const struct pop3 *s)
+{
+	return s->timestamp;
+}
+
+const struct pop3_capa *
+pop3_capabilities(const struct pop3 *s)
+{
+	return &s->capa;
+}
+
+const char *
+pop3_auth_mechanism(const struct pop3 *s)
+{
+	return s->mech_used;
+}
+
+/* ---- sending: the single path ---- */
+
+const char *
+pop3_trace_mask(const char *line, bool sasl_continuation, char *out,
+    size_t outsz)
+{
+	const struct pop3_cmd_info *ci = NULL;
+	size_t wlen, keep, i;
+	unsigned words;
+
+	if (outsz == 0)
+		return out;
+	if (sasl_continuation) {
+		snprintf(out, outsz, "****");
+		return out;
+	}
+	wlen = strcspn(line, " ");
+	for (i = 1; i < NCMDS; i++)
+		if (strlen(pop3_cmds[i].name) == wlen &&
+		    strncasecmp(line, pop3_cmds[i].name, wlen) == 0)
+			ci = &pop3_cmds[i];
+	if (ci == NULL || ci->mask_from == 0) {
+		snprintf(out, outsz, "%s", line);
+		return out;
+	}
+	/* Keep the command word and mask_from - 1 arguments; hide the rest. */
+	keep = wlen;
+	for (words = 1; words < ci->mask_from && line[keep] == ' '; words++)
+		keep += 1 + strcspn(line + keep + 1, " ");
+	if (line[keep] == '\0')
+		snprintf(out, outsz, "%s", line);
+	else
+		snprintf(out, outsz, "%.*s ****", (int)keep, line);
+	return out;
+}
+
+/*
+ * Queue one line (without CRLF) for the next flush() and trace it, masked.
+ * Every byte we send passes here.  `line` may hold a secret: the caller
+ * wipes its copy, flush() wipes ours.
+ */
+static int
+queue_line(struct pop3 *s, const char *line, bool sasl_continuation,
+    struct pf_error *err)
+{
+	char masked[512];
+	size_t len = strlen(line);
+
+	if (strpbrk(line, "\r\n") != NULL)
+		return pf_error_set(err, PF_FAIL_INTERNAL,
+		    "command with CR or LF");
+	if (len + 2 > POP3_SEND_MAX - s->outlen)
+		return pf_error_set(err, PF_FAIL_CONFIG,
+		    "command line longer than %d octets (credentials too long?)",
+		    POP3_SEND_MAX);
+	memcpy(s->out + s->outlen, line, len);
+	memcpy(s->out + s->outlen + len, "\r\n", 2);
+	s->outlen += len + 2;
+	if (log_enabled(LOG_LEVEL_TRACE))
+		log_trace("%s: > %s", s->account,
+		    pop3_trace_mask(line, sasl_continuation, masked,
+		    sizeof(masked)));
+	return 0;
+}
+
+/*
+ * Queue a command and record it as pending.  Sending a command while
+ * nothing is pending yet the server has sent bytes is a protocol error:
+ * replies out of order, or data nobody asked for.
+ */
+static int
+queue_cmd(struct pop3 *s, enum pop3_cmd cmd, unsigned arg, const char *line,
+    struct pf_error *err)
+{
+	const char *junk;
+	size_t n;
+
+	if (s->npending == PENDING_MAX)
+		return pf_error_set(err, PF_FAIL_INTERNAL,
+		    "too many pipelined commands");
+	if (s->npending == 0 && !s->body_pending &&
+	    (n = linebuf_buffered(s->lb)) > 0) {
+		junk = linebuf_peek(s->lb, &n);
+		s->broken = true;
+		pf_error_set(err, PF_FAIL_PROTO,
+		    "server sent data nobody asked for (before %s)",
+		    pop3_cmds[cmd].name);
+		/* Untrusted. */
+		pf_error_set_server(err, junk, n);
+		return -1;
+	}
+	if (queue_line(s, line, false, err) == -1)
+		return -1;
+	s->pending[(s->phead + s->npending) % PENDING_MAX] =
+	    (struct pending){ cmd, arg };
+	s->npending++;
+	return 0;
+}
+
+/* queue_cmd with a printf-formatted line (no secrets: these stay in the
+ * heap unwiped). */
+static int
+queue_cmdf(struct pop3 *s, enum pop3_cmd cmd, unsigned arg,
+    struct pf_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int
+queue_cmdf(struct pop3 *s, enum pop3_cmd cmd, unsigned arg,
+    struct pf_error *err, const char *fmt, ...)
+{
+	char line[128];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return pf_error_set(err, PF_FAIL_INTERNAL, "command too long");
+	return queue_cmd(s, cmd, arg, line, err);
+}
+
+/* Write everything queued in one write, then wipe it (PASS, AUTH). */
+static int
+flush(struct pop3 *s, struct pf_error *err)
+{
+	int rc = 0;
+
+	if (s->outlen > 0) {
+		rc = s->write(s->io, s->out, s->outlen, err);
+		crypto_cleanse(s->out, s->outlen);
+		s->outlen = 0;
+	}
+	if (rc == -1)
+		s->broken = true;
+	return rc;
+}
+
+/* ---- reading replies ---- */
+
+static const struct pending *
+pending_head(const struct pop3 *s)
+{
+	static const struct pending none = { CMD_NONE, 0 };
+
+	return s->npending > 0 ? &s->pending[s->phead] : &none;
+}
+
+/* "RETR 5", "LIST", "greeting": names the command a reply belongs to. */
+static const char *
+pending_name(const struct pending *p, char *buf, size_t size)
+{
+	if (p->arg != 0)
+		snprintf(buf, size, "%s %u", pop3_cmds[p->cmd].name, p->arg);
+	else
+		snprintf(buf, size, "%s", pop3_cmds[p->cmd].name);
+	return buf;
+}
+
+/* Does `line` start with `word`, followed by the end or a space? */
+static bool
+starts_word(const char *line, const char *word)
+{
+	size_t n = strlen(word);
+
+	return strncmp(line, word, n) == 0 &&
+	    (line[n] == '\0' || line[n] == ' ');
+}
+
+/*
+ * Read the next status line and classify it once (curl's endofresp).
+ * +OK and -ERR complete the command at the head of the FIFO (a +OK of a
+ * multi-line command leaves its body pending); "+ ..." is accepted only when
+ * allow_cont.  *line_r (untrusted data!) is valid until the next read.
+ * *text_r points past the status word and one space.
+ */
+static int
+read_reply(struct pop3 *s, bool allow_cont, enum reply_kind *kind_r,
+    const char **line_r, const char **text_r, struct pf_error *err)
+{
+	const struct pending *head = pending_head(s);
+	char name[32];
+	const char *line;
+	size_t len;
+
+	if (linebuf_read_line(s->lb, &line, &len, err) == -1) {
+		s->broken = true;
+		if (err != NULL && err->category == PF_FAIL_TEMP &&
+		    strcmp(err->what, "connection lost") == 0)
+			pf_error_set(err, PF_FAIL_TEMP,
+			    "connection lost (waiting for the reply to %s)",
+			    pending_name(head, name, sizeof(name)));
+		return -1;
+	}
+	log_trace("%s: < %s", s->account, line);
+	*line_r = line;
+	if (starts_word(line, "+OK")) {
+		*kind_r = REPLY_OK;
+		*text_r = line + 3 + (line[3] == ' ');
+	} else if (starts_word(line, "-ERR")) {
+		*kind_r = REPLY_ERR;
+		*text_r = line + 4 + (line[4] == ' ');
+	} else if (allow_cont && starts_word(line, "+")) {
+		*kind_r = REPLY_CONT;
+		*text_r = line + 1 + (line[1] == ' ');
+		return 0;
+	} else {
+		s->broken = true;
+		if (head->cmd == CMD_NONE)
+			pf_error_set(err, PF_FAIL_PROTO,
+			    "not a POP3 server greeting");
+		else
+			pf_error_set(err, PF_FAIL_PROTO,
+			    "unexpected reply to %s",
+			    pending_name(head, name, sizeof(name)));
+		pf_error_set_server(err, line, len);
+		return -1;
+	}
+	if (s->npending > 0) {
+		if (*kind_r == REPLY_OK && pop3_cmds[head->cmd].multiline)
+			s->body_pending = true;
+		s->phead = (s->phead + 1) % PENDING_MAX;
+		s->npending--;
+	}
+	return 0;
+}
+
+/*
+ * The category of a -ERR (RFC 2449 §8 response codes, which are
+ * hierarchical: "SYS/TEMP" also covers "SYS/TEMP/whatever").  Codes are
+ * honoured anywhere, advertised or not.
+ */
+static enum pf_fail
+resp_code_category(const char *text, enum pf_fail dflt)
+{
+	static const struct {
+		const char	*code;
+		enum pf_fail	 category;
+	} codes[] = {
+		{ "IN-USE",	 PF_FAIL_TEMP },
+		{ "LOGIN-DELAY", PF_FAIL_TEMP },
+		{ "SYS/TEMP",	 PF_FAIL_TEMP },
+		{ "AUTH",	 PF_FAIL_AUTH },
+	};
+	const char *close;
+	size_t len, i, n;
+
+	if (text[0] != '[' || (close = strchr(text, ']')) == NULL)
+		return dflt;
+	len = (size_t)(close - text - 1);
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		n = strlen(codes[i].code);
+		if (len >= n && strncasecmp(text + 1, codes[i].code, n) == 0 &&
+		    (len == n || text[1 + n] == '/'))
+			return codes[i].category;
+	}
+	return dflt;
+}
+
+/* Fill err for a -ERR: category from its response code or `dflt`, our
+ * words from fmt, the server's line attached. */
+static int
+err_reply(const char *line, const char *text, enum pf_fail dflt,
+    struct pf_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int
+err_reply(const char *line, const char *text, enum pf_fail dflt,
+    struct pf_error *err, const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	pf_error_set(err, resp_code_category(text, dflt), "%s", what);
+	pf_error_set_server(err, line, (size_t)-1);
+	return -1;
+}
+
+/*
+ * Send one command and read its single-line reply.  Returns 0 for +OK,
+ * 1 for -ERR (*line_r, *text_r set, the session still synchronised), -1 on
+ * failure.
+ */
+static int
+simple_cmd(struct pop3 *s, enum pop3_cmd cmd, const char *line,
+    const char **line_r, const char **text_r, struct pf_error *err)
+{
+	enum reply_kind kind;
+
+	if (queue_cmd(s, cmd, 0, line, err) == -1 || flush(s, err) == -1 ||
+	    read_reply(s, false, &kind, line_r, text_r, err) == -1)
+		return -1;
+	return kind == REPLY_OK ? 0 : 1;
+}
+
+/*
+ * One line of a multi-line reply (RFC 1939 §3): *end_r is set at the "."
+ * line; a leading stuffed dot is removed.  Line untrusted, valid until the
+ * next read.
+ */
+static int
+read_body_line(struct pop3 *s, const char **line_r, size_t *len_r,
+    bool *end_r, struct pf_error *err)
+{
+	const char *line;
+	size_t len;
+
+	*end_r = false;
+	if (linebuf_read_line(s->lb, &line, &len, err) == -1) {
+		s->broken = true;
+		return -1;
+	}
+	if (len == 1 && line[0] == '.') {
+		*end_r = true;
+		s->body_pending = false;
+		return 0;
+	}
+	log_trace("%s: < %s", s->account, line);
+	if (line[0] == '.') {
+		line++;
+		len--;
+	}
+	*line_r = line;
+	*len_r = len;
+	return 0;
+}
+
+/* ---- numbers ---- */
+
+/* Parse decimal digits [p, p+len) (untrusted): no sign, no blanks, at
+ * least one digit, value <= max.  0 or -1. */
+static int
+parse_decimal(const char *p, size_t len, uint64_t max, uint64_t *v_r)
+{
+	uint64_t v = 0, d;
+	size_t i;
+
+	if (len == 0)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		d = (uint64_t)(p[i] - '0');
+		/* v * 10 + d <= max, without overflow. */
+		if (v > max / 10 || (v == max / 10 && d > max % 10))
+			return -1;
+		v = v * 10 + d;
+	}
+	*v_r = v;
+	return 0;
+}
+
+/*
+ * "N SIZE[ more]" as in STAT, LIST (RFC 1939 §5: anything may follow the
+ * size after a space).  Returns 0, or -1 with a reason in *why_r.
+ */
+static int
+parse_num_size(const char *line, uint64_t nmax, uint64_t *n_r,
+    uint64_t *size_r, const char **why_r)
+{
+	size_t nlen = strcspn(line, " "), slen;
+	const char *sz;
+
+	if (parse_decimal(line, nlen, nmax, n_r) == -1) {
+		*why_r = "bad message number";
+		return -1;
+	}
+	if (line[nlen] != ' ' || line[nlen + 1] == '\0') {
+		*why_r = "no size";
+		return -1;
+	}
+	sz = line + nlen + 1;
+	slen = strcspn(sz, " ");
+	if (parse_decimal(sz, slen, UINT64_MAX, size_r) == -1) {
+		*why_r = "bad size";
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- greeting, CAPA, STLS ---- */
+
+/* The APOP timestamp in a greeting (untrusted): "<...@...>", printable. */
+static char *
+find_timestamp(const char *text)
+{
+	const char *lt, *gt, *p;
+
+	if ((lt = strchr(text, '<')) == NULL ||
+	    (gt = strchr(lt, '>')) == NULL)
+		return NULL;
+	if ((size_t)(gt - lt + 1) > POP3_APOP_TIMESTAMP_MAX)
+		return NULL;
+	for (p = lt + 1; p < gt; p++)
+		if (*p < 0x21 || *p > 0x7e || *p == '<')
+			return NULL;
+	if (memchr(lt, '@', (size_t)(gt - lt)) == NULL)
+		return NULL;
+	return xstrndup(lt, (size_t)(gt - lt + 1));
+}
+
+int
+pop3_greeting(struct pop3 *s, struct pf_error *err)
+{
+	enum reply_kind kind;
+	const char *line, *text;
+
+	if (read_reply(s, false, &kind, &line, &text, err) == -1)
+		return -1;
+	if (kind == REPLY_ERR)
+		/* RFC 1939 §4 allows no -ERR greeting; servers use it for
+		 * "too many connections": try again later. */
+		return err_reply(line, text, PF_FAIL_TEMP, err,
+		    "server refused the connection");
+	free(s->timestamp);
+	s->timestamp = find_timestamp(text);
+	return 0;
+}
+
+static void
+capa_clear(struct pop3_capa *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nsasl; i++)
+		free(c->sasl[i]);
+	for (i = 0; i < c->nlines; i++)
+		free(c->lines[i]);
+	free(c->sasl);
+	free(c->lines);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Record one capability line (untrusted, validated by the linebuf). */
+static void
+capa_add(struct pop3_capa *c, const char *line)
+{
+	const char *p;
+	size_t wlen = strcspn(line, " ");
+
+	c->lines = xreallocarray(c->lines, c->nlines + 1, sizeof(char *));
+	c->lines[c->nlines++] = xstrdup(line);
+#define IS(w)	(wlen == strlen(w) && strncasecmp(line, w, wlen) == 0)
+	if (IS("TOP"))
+		c->top = true;
+	else if (IS("UIDL"))
+		c->uidl = true;
+	else if (IS("USER"))
+		c->user = true;
+	else if (IS("PIPELINING"))
+		c->pipelining = true;
+	else if (IS("STLS"))
+		c->stls = true;
+	else if (IS("RESP-CODES"))
+		c->resp_codes = true;
+	else if (IS("AUTH-RESP-CODE"))
+		c->auth_resp_code = true;
+	else if (IS("SASL")) {
+		for (p = line + wlen; *p != '\0';) {
+			size_t n;
+
+			p += strspn(p, " ");
+			if ((n = strcspn(p, " ")) == 0)
+				break;
+			c->sasl = xreallocarray(c->sasl, c->nsasl + 1,
+			    sizeof(char *));
+			c->sasl[c->nsasl++] = xstrndup(p, n);
+			p += n;
+		}
+	}
+#undef IS
+}
+
+int
+pop3_capa(struct pop3 *s, const struct pop3_capa **capa_r,
+    struct pf_error *err)
+{
+	const char *line, *text;
+	size_t len;
+	bool end;
+	int rc;
+
+	capa_clear(&s->capa);
+	if (capa_r != NULL)
+		*capa_r = &s->capa;
+	if ((rc = simple_cmd(s, CMD_CAPA, "CAPA", &line, &text, err)) == -1)
+		return -1;
+	if (rc == 1) {
+		enum pf_fail cat = resp_code_category(text, PF_OK);
+
+		/* RFC 2449 §5: a server without CAPA says -ERR; fine. */
+		if (cat != PF_OK)
+			return err_reply(line, text, cat, err, "CAPA failed");
+		return 0;
+	}
+	for (;;) {
+		if (read_body_line(s, &line, &len, &end, err) == -1)
+			return -1;
+		if (end)
+			break;
+		if (s->capa.nlines == POP3_CAPA_LINES_MAX) {
+			s->broken = true;
+			pf_error_set(err, PF_FAIL_PROTO,
+			    "more than %d capability lines",
+			    POP3_CAPA_LINES_MAX);
+			pf_error_set_server(err, line, len);
+			return -1;
+		}
+		capa_add(&s->capa, line);
+	}
+	s->capa.known = true;
+	return 0;
+}
+
+bool
+pop3_has_sasl(const struct pop3 *s, const char *mech)
+{
+	size_t i;
+
+	for (i = 0; i < s->capa.nsasl; i++)
+		if (strcasecmp(s->capa.sasl[i], mech) == 0)
+			return true;
+	return false;
+}
+
+int
+pop3_stls(struct pop3 *s, struct pf_error *err)
+{
+	const char *line, *text;
+	int rc;
+
+	if (s->capa.known && !s->capa.stls)
+		return pf_error_set(err, PF_FAIL_TLS,
+		    "STARTTLS not offered by the server (no STLS in CAPA)");
+	if ((rc = simple_cmd(s, CMD_STLS, "STLS", &line, &text, err)) == -1)
+		return -1;
+	if (rc == 1)
+		return err_reply(line, text, PF_FAIL_TLS, err,
+		    "server refused STLS");
+	/*
+	 * RFC 2595 §4: nothing may follow the +OK in clear text.  Bytes
+	 * already buffered would be read as if they came over TLS: a man in
+	 * the middle injecting commands' replies (CVE-2011-0411's cousin).
+	 */
+	if (linebuf_buffered(s->lb) > 0) {
+		s->broken = true;
+		return pf_error_set(err, PF_FAIL_TLS,
+		    "server sent data after its STLS reply, before TLS "
+		    "(possible injection attack)");
+	}
+	/* RFC 2595 §4: forget what we learnt before TLS. */
+	capa_clear(&s->capa);
+	return 0;
+}
+
+/* ---- authentication ---- */
+
+enum auth_method {
+	AM_SCRAM,
+	AM_PLAIN,
+	AM_XOAUTH2,
+	AM_USER,
+	AM_APOP,
+};
+
+static const char *const auth_method_names[] = {
+	[AM_SCRAM] = "SCRAM-SHA-256",
+	[AM_PLAIN] = "PLAIN",
+	[AM_XOAUTH2] = "XOAUTH2",
+	[AM_USER] = "USER",
+	[AM_APOP] = "APOP",
+};
+
+/* USER/PASS, RFC 1939 §7.  *rejected_r: the server said -ERR. */
+static int
+auth_user(struct pop3 *s, const struct pop3_auth_params *p,
+    bool *rejected_r, struct pf_error *err)
+{
+	const char *line, *text;
+	char *cmd;
+	int rc;
+
+	cmd = xasprintf("USER %s", p->user);
+	rc = simple_cmd(s, CMD_USER, cmd, &line, &text, err);
+	free(cmd);
+	if (rc == 1) {
+		*rejected_r = true;
+		return err_reply(line, text, PF_FAIL_AUTH, err,
+		    "user name rejected");
+	}
+	if (rc == -1)
+		return -1;
+	cmd = xasprintf("PASS %s", p->secret);
+	rc = simple_cmd(s, CMD_PASS, cmd, &line, &text, err);
+	secret_free(&cmd);
+	if (rc == 1) {
+		*rejected_r = true;
+		return err_reply(line, text, PF_FAIL_AUTH, err,
+		    "authentication failed (USER/PASS)");
+	}
+	return rc;
+}
+
+/* APOP, RFC 1939 §7. */
+static int
+auth_apop(struct pop3 *s, const struct pop3_auth_params *p,
+    bool *rejected_r, struct pf_error *err)
+{
+	const char *line, *text;
+	char digest[33], *cmd;
+	int rc;
+
+	sasl_apop_digest(s->timestamp, p->secret, digest);
+	cmd = xasprintf("APOP %s %s", p->user, digest);
+	crypto_cleanse(digest, sizeof(digest));
+	rc = simple_cmd(s, CMD_APOP, cmd, &line, &text, err);
+	secret_free(&cmd);
+	if (rc == 1) {
+		*rejected_r = true;
+		return err_reply(line, text, PF_FAIL_AUTH, err,
+		    "authentication failed (APOP)");
+	}
+	return rc;
+}
+
+/* Cancel a SASL exchange (RFC 5034 §4: "*") and read the server's answer,
+ * so that the session stays usable if it can.  Best effort. */
+static void
+sasl_cancel(struct pop3 *s)
+{
+	struct pf_error e;
+	enum reply_kind kind;
+	const char *line, *text;
+
+	if (queue_line(s, "*", true, &e) == -1 || flush(s, &e) == -1 ||
+	    read_reply(s, false, &kind, &line, &text, &e) == -1)
+		s->broken = true;
+}
+
+/*
+ * AUTH with a SASL mechanism, RFC 5034 §4.  The initial response goes on the
+ * AUTH line when CAPA listed SASL (RFC 5034 servers must accept it) and the
+ * line fits RFC 2449's 255 octets; otherwise it answers the first, empty,
+ * challenge (the form Microsoft's XOAUTH2 requires, and what RFC 1734
+ * servers understand).
+ */
+static int
+auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
+    bool *rejected_r, struct pf_error *err)
+{
+	const char *name = sasl_mech_name(mech), *line, *text;
+	struct sasl *sa = NULL;
+	char *ir = NULL, *cmd = NULL, *resp = NULL;
+	enum reply_kind kind;
+	int steps, rc = -1;
+
+	if ((sa = sasl_new(mech, p->user, p->secret, err)) == NULL)
+		goto out;
+	if ((ir = sasl_initial_response(sa, err)) == NULL)
+		goto out;
+	if (s->capa.known && s->capa.nsasl > 0 &&
+	    strlen("AUTH ") + strlen(name) + 1 + strlen(ir) + 2 <=
+	    POP3_CMD_LINE_MAX) {
+		cmd = xasprintf("AUTH %s %s", name, ir);
+		secret_free(&ir);
+	} else
+		cmd = xasprintf("AUTH %s", name);
+	if (queue_cmd(s, CMD_AUTH, 0, cmd, err) == -1 || flush(s, err) == -1)
+		goto out;
+	secret_free(&cmd);
+	/* PLAIN and XOAUTH2 take 1-2 challenges, SCRAM 2-3; 8 is plenty. */
+	for (steps = 0; steps < 8; steps++) {
+		if (read_reply(s, true, &kind, &line, &text, err) == -1)
+			goto out;
+		switch (kind) {
+		case REPLY_OK:
+			if (ir != NULL || !sasl_is_complete(sa)) {
+				/* Logged in, yet the exchange is not done:
+				 * for SCRAM the server never proved that it
+				 * knows the password.  Refuse. */
+				pf_error_set(err, PF_FAIL_AUTH,
+				    "%s: server accepted the login without "
+				    "completing the exchange", name);
+				pf_error_set_server(err, line, (size_t)-1);
+				goto out;
+			}
+			rc = 0;
+			goto out;
+		case REPLY_ERR:
+			*rejected_r = true;
+			err_reply(line, text, PF_FAIL_AUTH, err,
+			    "authentication failed (%s)", name);
+			goto out;
+		case REPLY_CONT:
+			if (ir != NULL) {
+				/* Two-step form: the first challenge is
+				 * empty and asks for the initial response. */
+				if (text[0] != '\0') {
+					pf_error_set(err, PF_FAIL_PROTO,
+					    "unexpected first %s challenge",
+					    name);
+					pf_error_set_server(err, line,
+					    (size_t)-1);
+					sasl_cancel(s);
+					goto out;
+				}
+				resp = ir;
+				ir = NULL;
+			} else if (sasl_step(sa, text, strlen(text), &resp,
+			    err) == -1) {
+				sasl_cancel(s);
+				goto out;
+			}
+			if (queue_line(s, resp, true, err) == -1 ||
+			    flush(s, err) == -1)
+				goto out;
+			secret_free(&resp);
+			break;
+		}
+	}
+	s->broken = true;
+	pf_error_set(err, PF_FAIL_PROTO, "%s: too many SASL challenges", name);
+out:
+	secret_free(&ir);
+	secret_free(&cmd);
+	secret_free(&resp);
+	sasl_free(&sa);
+	return rc;
+}
+
+static int
+auth_try(struct pop3 *s, enum auth_method m, const struct pop3_auth_params *p,
+    bool *rejected_r, struct pf_error *err)
+{
+	*rejected_r = false;
+	switch (m) {
+	case AM_SCRAM:
+		return auth_sasl(s, SASL_MECH_SCRAM_SHA_256, p, rejected_r, err);
+	case AM_PLAIN:
+		return auth_sasl(s, SASL_MECH_PLAIN, p, rejected_r, err);
+	case AM_XOAUTH2:
+		return auth_sasl(s, SASL_MECH_XOAUTH2, p, rejected_r, err);
+	case AM_USER:
+		return auth_user(s, p, rejected_r, err);
+	case AM_APOP:
+		return auth_apop(s, p, rejected_r, err);
+	}
+	return pf_error_set(err, PF_FAIL_INTERNAL, "unknown auth method %d",
+	    (int)m);
+}
+
+/* May the mechanism be tried: offered by the server, or CAPA unknown? */
+static bool
+sasl_offered(const struct pop3 *s, const char *mech)
+{
+	return !s->capa.known || pop3_has_sasl(s, mech);
+}
+
+int
+pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
+    struct pf_error *err)
+{
+	enum auth_method cand[6];
+	size_t ncand = 0;
+	bool clear_ok = p->tls_active || p->allow_plaintext;
+	bool rejected;
+	int rc;
+
+	if (p->user == NULL || p->secret == NULL)
+		return pf_error_set(err, PF_FAIL_INTERNAL,
+		    "pop3_auth without user or secret");
+	/* SPEC §7: CR or LF in a credential would inject commands. */
+	if (strpbrk(p->user, "\r\n") != NULL ||
+	    strpbrk(p->secret, "\r\n") != NULL)
+		return pf_error_set(err, PF_FAIL_CONFIG,
+		    "user name or secret contains CR or LF");
+
+	switch (p->mode) {
+	case CONF_AUTH_AUTO:
+		/* SPEC §7; SCRAM and APOP never reveal the password. */
+		if (s->capa.known && pop3_has_sasl(s, "SCRAM-SHA-256"))
+			cand[ncand++] = AM_SCRAM;
+		if (clear_ok && s->capa.known && pop3_has_sasl(s, "PLAIN"))
+			cand[ncand++] = AM_PLAIN;
+		if (clear_ok && (!s->capa.known || s->capa.user))
+			cand[ncand++] = AM_USER;
+		if (s->timestamp != NULL)
+			cand[ncand++] = AM_APOP;
+		/* USER not advertised (RFC 2449 §6.5 lets servers omit it):
+		 * still worth a try when nothing else is left. */
+		if (clear_ok && ncand == 0)
+			cand[ncand++] = AM_USER;
+		if (ncand == 0)
+			return pf_error_set(err, PF_FAIL_AUTH,
+			    "no usable authentication mechanism: the server "
+			    "offers neither SCRAM-SHA-256 nor APOP, and a "
+			    "clear-text password needs TLS or "
+			    "allow_plaintext_password");
+		break;
+	case CONF_AUTH_USER:
+		cand[ncand++] = AM_USER;
+		break;
+	case CONF_AUTH_APOP:
+		if (s->timestamp == NULL)
+			return pf_error_set(err, PF_FAIL_AUTH,
+			    "server does not offer APOP (no timestamp in its "
+			    "greeting)");
+		cand[ncand++] = AM_APOP;
+		break;
+	case CONF_AUTH_PLAIN:
+		if (!sasl_offered(s, "PLAIN"))
+			return pf_error_set(err, PF_FAIL_AUTH,
+			    "server does not offer SASL PLAIN");
+		cand[ncand++] = AM_PLAIN;
+		break;
+	case CONF_AUTH_SCRAM_SHA_256:
+		if (!sasl_offered(s, "SCRAM-SHA-256"))
+			return pf_error_set(err, PF_FAIL_AUTH,
+			    "server does not offer SASL SCRAM-SHA-256");
+		cand[ncand++] = AM_SCRAM;
+		break;
+	case CONF_AUTH_XOAUTH2:
+		if (!sasl_offered(s, "XOAUTH2"))
+			return pf_error_set(err, PF_FAIL_AUTH,
+			    "server does not offer SASL XOAUTH2");
+		cand[ncand++] = AM_XOAUTH2;
+		break;
+	default:
+		return pf_error_set(err, PF_FAIL_INTERNAL,
+		    "unknown auth mode %d", (int)p->mode);
+	}
+	/* Guarantee 5: a password or token in clear text only inside TLS or
+	 * when the user allowed it. */
+	if (!clear_ok && (cand[0] == AM_USER || cand[0] == AM_PLAIN ||
+	    cand[0] == AM_XOAUTH2))
+		return pf_error_set(err, PF_FAIL_CONFIG,
+		    "refusing to send a clear-text password without TLS "
+		    "(set allow_plaintext_password to allow it)");
+
+	rc = auth_try(s, cand[0], p, &rejected, err);
+	/*
+	 * SPEC §7: inside TLS, a rejected SCRAM attempt gets one attempt with
+	 * the next mechanism (the server may advertise SCRAM for users whose
+	 * stored password cannot do it).  Not after [IN-USE] and the like,
+	 * and not when the server failed our checks.
+	 */
+	if (rc == -1 && cand[0] == AM_SCRAM && p->tls_active && ncand > 1 &&
+	    rejected && err->category == PF_FAIL_AUTH &&
+	    pop3_is_synchronised(s)) {
+		log_debug("%s: SCRAM-SHA-256 rejected, trying %s", s->account,
+		    auth_method_names[cand[1]]);
+		rc = auth_try(s, cand[1], p, &rejected, err);
+		if (rc == 0)
+			cand[0] = cand[1];
+	}
+	if (rc == 0)
+		s->mech_used = auth_method_names[cand[0]];
+	return rc;
+}
+
+/* ---- transaction state ---- */
+
+int
+pop3_stat(struct pop3 *s, unsigned *count_r, uint64_t *size_r,
+    struct pf_error *err)
+{
+	const char *line, *text, *why;
+	uint64_t count, size;
+	int rc;
+
+	if ((rc = simple_cmd(s, CMD_STAT, "STAT", &line, &text, err)) == -1)
+		return -1;
+	if (rc == 1)
+		return err_reply(line, text, PF_FAIL_PROTO, err, "STAT failed");
+	if (parse_num_size(text, UINT32_MAX, &count, &size, &why) == -1) {
+		pf_error_set(err, PF_FAIL_PROTO, "malformed STAT reply: %s",
+		    why);
+		pf_error_set_server(err, line, (size_t)-1);
+		return -1;
+	}
+	if (count > POP3_MESSAGES_MAX) {
+		pf_error_set(err, PF_FAIL_PROTO,
+		    "STAT announces more than %d messages", POP3_MESSAGES_MAX);
+		pf_error_set_server(err, line, (size_t)-1);
+		return -1;
+	}
+	s->stat_known = true;
+	s->stat_count = (unsigned)count;
+	if (count_r != NULL)
+		*count_r = (unsigned)count;
+	if (size_r != NULL)
+		*size_r = size;
+	return 0;
+}
+
+/* One UIDL entry while parsing. */
+struct uid_entry {
+	unsigned	 number;
+	char		*uid;
+};
+
+static int
+cmp_uid_number(const void *a, const void *b)
+{
+	const struct uid_entry *x = a, *y = b;
+
+	return (x->number > y->number) - (x->number < y->number);
+}
+
+static int
+cmp_uid_string(const void *a, const void *b)
+{
+	const struct uid_entry *const *x = a, *const *y = b;
+	int c = strcmp((*x)->uid, (*y)->uid);
+
+	/* Ties by number, so the later duplicate is reported. */
+	if (c == 0)
+		c = ((*x)->number > (*y)->number) -
+		    ((*x)->number < (*y)->number);
+	return c;
+}
+
+/* Fail on a bad UIDL or LIST line: our words, and the line as the
+ * server's words (trimmed by pf_error_set_server). */
+static int
+bad_line(struct pop3 *s, struct pf_error *err, const char *line,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int
+bad_line(struct pop3 *s, struct pf_error *err, const char *line,
+    const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	(void)s;
+	pf_error_set(err, PF_FAIL_PROTO, "%s", what);
+	pf_error_set_server(err, line, (size_t)-1);
+	return -1;
+}
+
+/* Highest message number we accept: STAT's count once known. */
+static unsigned
+max_number(const struct pop3 *s)
+{
+	return s->stat_known ? s->stat_count : POP3_MESSAGES_MAX;
+}
+
+/* A set of message numbers 1..POP3_MESSAGES_MAX, to catch duplicates. */
+static bool
+bitmap_test_set(unsigned char *bm, unsigned n)
+{
+	bool was = (bm[n / 8] & (1u << (n % 8))) != 0;
+
+	bm[n / 8] |= (unsigned char)(1u << (n % 8));
+	return was;
+}
+
+/* Read a UIDL body (RFC 1939 §7) into *ents_r / *n_r, validating each line
+ * once. */
+static int
+read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
+    struct pf_error *err)
+{
+	struct uid_entry *ents = NULL;
+	unsigned char *seen = NULL;
+	size_t n = 0, alloc = 0, nlen, ulen, i;
+	const char *line, *uid;
+	uint64_t num;
+	bool end;
+
+	seen = xcalloc(POP3_MESSAGES_MAX / 8 + 1, 1);
+	for (;;) {
+		if (read_body_line(s, &line, &ulen, &end, err) == -1)
+			goto fail;
+		if (end)
+			break;
+		nlen = strcspn(line, " ");
+		if (parse_decimal(line, nlen, max_number(s), &num) == -1 ||
+		    num == 0) {
+			bad_line(s, err, line,
+			    "bad message number in UIDL line");
+			goto fail;
+		}
+		if (line[nlen] != ' ' || line[nlen + 1] == '\0') {
+			bad_line(s, err, line, "UIDL line without unique-id");
+			goto fail;
+		}
+		uid = line + nlen + 1;
+		ulen = strlen(uid);
+		/* RFC 1939 §7: 0x21..0x7E; more than 70 tolerated up to
+		 * POP3_UIDL_MAX (params.h). */
+		if (ulen > POP3_UIDL_MAX) {
+			bad_line(s, err, line,
+			    "unique-id longer than %d characters",
+			    POP3_UIDL_MAX);
+			goto fail;
+		}
+		for (i = 0; i < ulen; i++)
+			if (uid[i] < 0x21 || uid[i] > 0x7e)
+				break;
+		if (i < ulen) {
+			bad_line(s, err, line, "unique-id with a space or a "
+			    "character outside 0x21..0x7E");
+			goto fail;
+		}
+		if (bitmap_test_set(seen, (unsigned)num)) {
+			bad_line(s, err, line,
+			    "duplicate message number %u in UIDL",
+			    (unsigned)num);
+			goto fail;
+		}
+		if (n == alloc) {
+			alloc = alloc == 0 ? 64 : alloc * 2;
+			ents = xreallocarray(ents, alloc, sizeof(*ents));
+		}
+		ents[n].number = (unsigned)num;
+		ents[n].uid = xstrdup(uid);
+		n++;
+	}
+	free(seen);
+	*ents_r = ents;
+	*n_r = n;
+	return 0;
+fail:
+	s->broken = true;
+	for (i = 0; i < n; i++)
+		free(ents[i].uid);
+	free(ents);
+	free(seen);
+	return -1;
+}
+
+/* Read a LIST body (RFC 1939 §5) into *msgs_r / *n_r, in server order. */
+static int
+read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
+    struct pf_error *err)
+{
+	struct pop3_msg *msgs = NULL;
+	unsigned char *seen = NULL;
+	size_t n = 0, alloc = 0, len;
+	const char *line, *why;
+	uint64_t num, size;
+	bool end;
+
+	seen = xcalloc(POP3_MESSAGES_MAX / 8 + 1, 1);
+	for (;;) {
+		if (read_body_line(s, &line, &len, &end, err) == -1)
+			goto fail;
+		if (end)
+			break;
+		if (parse_num_size(line, max_number(s), &num, &size,
+		    &why) == -1) {
+			bad_line(s, err, line, "malformed LIST line: %s", why);
+			goto fail;
+		}
+		if (num == 0) {
+			bad_line(s, err, line,
+			    "malformed LIST line: bad message number");
+			goto fail;
+		}
+		if (bitmap_test_set(seen, (unsigned)num)) {
+			bad_line(s, err, line,
+			    "duplicate message number %u in LIST",
+			    (unsigned)num);
+			goto fail;
+		}
+		if (n == alloc) {
+			alloc = alloc == 0 ? 64 : alloc * 2;
+			msgs = xreallocarray(msgs, alloc, sizeof(*msgs));
+		}
+		msgs[n].number = (unsigned)num;
+		msgs[n].size = size;
+		msgs[n].uidl = NULL;
+		n++;
+	}
+	free(seen);
+	*msgs_r = msgs;
+	*n_r = n;
+	return 0;
+fail:
+	s->broken = true;
+	free(msgs);
+	free(seen);
+	return -1;
+}
+
+/* Attach UIDs to the LIST entries; every number must be in both lists and
+ * every UID unique.  Takes the uid strings (ents[i].uid set to NULL). */
+static int
+merge_uidl(struct pop3_msg *msgs, size_t nmsgs, struct uid_entry *ents,
+    size_t nents, struct pf_error *err)
+{
+	struct uid_entry **byuid = NULL, key, *hit;
+	char line[64 + POP3_UIDL_MAX];
+	size_t i, matched = 0;
+	int rc = -1;
+
+	/* Duplicate UIDs: sort pointers by string, compare neighbours. */
+	byuid = xreallocarray(NULL, nents, sizeof(*byuid));
+	for (i = 0; i < nents; i++)
+		byuid[i] = &ents[i];
+	qsort(byuid, nents, sizeof(*byuid), cmp_uid_string);
+	for (i = 1; i < nents; i++)
+		if (strcmp(byuid[i - 1]->uid, byuid[i]->uid) == 0) {
+			snprintf(line, sizeof(line), "%u %s",
+			    byuid[i]->number, byuid[i]->uid);
+			pf_error_set(err, PF_FAIL_PROTO,
+			    "duplicate unique-id in UIDL (messages %u and %u)",
+			    byuid[i - 1]->number, byuid[i]->number);
+			pf_error_set_server(err, line, (size_t)-1);
+			goto out;
+		}
+
+	qsort(ents, nents, sizeof(*ents), cmp_uid_number);
+	for (i = 0; i < nmsgs; i++) {
+		key.number = msgs[i].number;
+		hit = bsearch(&key, ents, nents, sizeof(*ents),
+		    cmp_uid_number);
+		if (hit == NULL) {
+			snprintf(line, sizeof(line), "%u %" PRIu64,
+			    msgs[i].number, msgs[i].size);
+			pf_error_set(err, PF_FAIL_PROTO,
+			    "message %u is in LIST but not in UIDL",
+			    msgs[i].number);
+			pf_error_set_server(err, line, (size_t)-1);
+			goto out;
+		}
+		msgs[i].uidl = hit->uid;
+		hit->uid = NULL;
+		matched++;
+	}
+	if (matched != nents) {
+		for (i = 0; i < nents && ents[i].uid == NULL; i++)
+			;
+		snprintf(line, sizeof(line), "%u %s", ents[i].number,
+		    ents[i].uid);
+		pf_error_set(err, PF_FAIL_PROTO,
+		    "message %u is in UIDL but not in LIST", ents[i].number);
+		pf_error_set_server(err, line, (size_t)-1);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(byuid);
+	return rc;
+}
+
+int
+pop3_list_messages(struct pop3 *s, struct pop3_listing **listing_r,
+    struct pf_error *err)
+{
+	struct pop3_listing *l = NULL;
+	struct uid_entry *ents = NULL;
+	size_t nents = 0, i;
+	enum reply_kind kind;
+	const char *line, *text;
+	bool has_uidl = false;
+	int rc = -1;
+
+	*listing_r = NULL;
+	/* RFC 2449 §6.6: with PIPELINING both go out in one write. */
+	if (queue_cmd(s, CMD_UIDL, 0, "UIDL", err) == -1 ||
+	    (s->capa.pipelining &&
+	    queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1) ||
+	    flush(s, err) == -1)
+		goto out;
+	if (read_reply(s, false, &kind, &line, &text, err) == -1)
+		goto out;
+	if (kind == REPLY_ERR) {
+		enum pf_fail cat = resp_code_category(text, PF_OK);
+
+		if (cat != PF_OK) {
+			err_reply(line, text, cat, err, "UIDL failed");
+			goto out;
+		}
+		/* No UIDL (RFC 1939 lists it as optional). */
+		log_debug("%s: server has no UIDL", s->account);
+	} else {
+		has_uidl = true;
+		if (read_uidl_body(s, &ents, &nents, err) == -1)
+			goto out;
+	}
+	if (!s->capa.pipelining &&
+	    (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1 ||
+	    flush(s, err) == -1))
+		goto out;
+	if (read_reply(s, false, &kind, &line, &text, err) == -1)
+		goto out;
+	if (kind == REPLY_ERR) {
+		err_reply(line, text, PF_FAIL_PROTO, err, "LIST failed");
+		goto out;
+	}
+	l = xcalloc(1, sizeof(*l));
+	l->has_uidl = has_uidl;
+	if (read_list_body(s, &l->msgs, &l->count, err) == -1)
+		goto out;
+	if (has_uidl &&
+	    merge_uidl(l->msgs, l->count, ents, nents, err) == -1)
+		goto out;
+	*listing_r = l;
+	l = NULL;
+	rc = 0;
+out:
+	for (i = 0; i < nents; i++)
+		free(ents[i].uid);
+	free(ents);
+	pop3_listing_free(&l);
+	return rc;
+}
+
+void
+pop3_listing_free(struct pop3_listing **lp)
+{
+	struct pop3_listing *l = *lp;
+	size_t i;
+
+	if (l == NULL)
+		return;
+	for (i = 0; i < l->count; i++)
+		free(l->msgs[i].uidl);
+	free(l->msgs);
+	free(l);
+	*lp = NULL;
+}
+
+/* ---- message data ---- */
+
+/*
+ * The dot filter of RFC 1939 §3 over raw buffered bytes: removes the
+ * stuffed dot at the start of a line, turns CRLF into LF (a bare LF is taken
+ * as a line end; a CR not before LF is data), and stops after the "."
+ * line.  The CRLF before the terminating "." ends the last line and belongs
+ * to the message (curl says the same).  States survive chunk boundaries, so
+ * ".\r\n" split anywhere across reads is found, and a CR at the end of a
+ * chunk is held until the next byte is known.
+ */
+enum dot_state {
+	DOT_BOL,	/* at the start of a line */
+	DOT_DOT,	/* a dot at the start of a line, dropped */
+	DOT_DOT_CR,	/* ".\r" at the start of a line */
+	DOT_TEXT,	/* inside a line */
+	DOT_CR,		/* a CR held inside a line */
+	DOT_END,	/* the terminating line was read */
+};
+
+struct dot_filter {
+	enum dot_state	 st;
+	uint64_t	 crs;	/* CRs dropped (for the size comparison) */
+};
+
+/* Filter in[0..inlen) into out (room for inlen + 1).  Returns the input
+ * octets consumed: all, or up to the terminator's LF. */
+static size_t
+dot_filter_run(struct dot_filter *f, const char *in, size_t inlen, char *out,
+    size_t *outlen_r)
+{
+	size_t i = 0, o = 0, end, seg;
+	const char *nl;
+	bool cr;
+
+	while (i < inlen && f->st != DOT_END) {
+		switch (f->st) {
+		case DOT_BOL:
+			if (in[i] == '.') {
+				f->st = DOT_DOT;
+				i++;
+			} else
+				f->st = DOT_TEXT;
+			break;
+		case DOT_DOT:
+			if (in[i] == '\r') {
+				f->st = DOT_DOT_CR;
+				i++;
+			} else if (in[i] == '\n') {
+				f->st = DOT_END;	/* ".\n", tolerated */
+				i++;
+			} else
+				f->st = DOT_TEXT;	/* "..", ".x": stuffed */
+			break;
+		case DOT_DOT_CR:
+			if (in[i] == '\n') {
+				f->st = DOT_END;
+				i++;
+			} else {
+				out[o++] = '\r';	/* ".\rx": CR is data */
+				f->st = DOT_TEXT;
+			}
+			break;
+		case DOT_TEXT:
+			nl = memchr(in + i, '\n', inlen - i);
+			end = nl != NULL ? (size_t)(nl - in) : inlen;
+			seg = end - i;
+			cr = seg > 0 && in[end - 1] == '\r';
+			memcpy(out + o, in + i, seg - cr);
+			o += seg - cr;
+			i = end;
+			if (nl != NULL) {
+				out[o++] = '\n';
+				i++;
+				f->crs += cr;
+				f->st = DOT_BOL;
+			} else if (cr)
+				f->st = DOT_CR;
+			break;
+		case DOT_CR:
+			if (in[i] == '\n') {
+				out[o++] = '\n';
+				i++;
+				f->crs++;
+				f->st = DOT_BOL;
+			} else {
+				out[o++] = '\r';
+				f->st = DOT_TEXT;
+			}
+			break;
+		case DOT_END:
+			break;
+		}
+	}
+	*outlen_r = o;
+	return i;
+}
+
+/* SPEC §7: more than 2 x the LIST size + RUNAWAY_SLACK is a runaway. */
+static uint64_t
+runaway_limit(uint64_t size)
+{
+	uint64_t slack = (uint64_t)RUNAWAY_SLACK;
+
+	if (size > (UINT64_MAX - slack) / 2)
+		return UINT64_MAX;
+	return 2 * size + slack;
+}
+
+/*
+ * Stream the body of the multi-line reply whose +OK was just read into the
+ * sink: data() per input chunk, end() only at the "." line.
+ */
+static int
+stream_body(struct pop3 *s, const struct pop3_msg *m,
+    const struct pop3_sink *sink, struct pf_error *err)
+{
+	struct dot_filter f = { DOT_BOL, 0 };
+	uint64_t wire = 0, octets = 0, limit = runaway_limit(m->size);
+	const char *in;
+	size_t avail, used, olen;
+	ssize_t n;
+
+	if (sink->begin != NULL && sink->begin(sink->ctx, m, err) == -1)
+		return -1;
+	while (f.st != DOT_END) {
+		in = linebuf_peek(s->lb, &avail);
+		if (avail == 0) {
+			n = linebuf_fill(s->lb, err);
+			if (n == 0)
+				return pf_error_set(err, PF_FAIL_TEMP,
+				    "connection lost in the middle of "
+				    "message %u", m->number);
+			if (n < 0)
+				return -1;
+			continue;
+		}
+		used = dot_filter_run(&f, in, avail, s->dbuf, &olen);
+		linebuf_consume(s->lb, used);
+		wire += used;
+		if (wire > limit)
+			return pf_error_set(err, PF_FAIL_PROTO,
+			    "message %u does not end: more than %" PRIu64
+			    " octets where LIST announced %" PRIu64,
+			    m->number, limit, m->size);
+		if (olen > 0 && sink->data(sink->ctx, s->dbuf, olen, err) == -1)
+			return -1;
+		octets += olen;
+	}
+	s->body_pending = false;
+	log_trace("%s: < [%" PRIu64 " octets of message data]", s->account,
+	    wire);
+	/* SPEC §6: the "." is authoritative; LIST sizes are approximate. */
+	if (octets + f.crs != m->size)
+		log_debug("%s: message %u has %" PRIu64 " octets, LIST said %"
+		    PRIu64, s->account, m->number, octets + f.crs, m->size);
+	if (sink->end != NULL && sink->end(sink->ctx, m, octets, err) == -1)
+		return -1;
+	return 0;
+}
+
+int
+pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
+    const struct pop3_sink *sink, struct pf_error *err)
+{
+	size_t window = s->capa.pipelining ? POP3_PIPELINE_WINDOW : 1;
+	size_t sent = 0, done = 0;
+	enum reply_kind kind;
+	const char *line, *text;
+
+	while (done < n) {
+		/* Refill the window when it is half empty, in one write. */
+		if (sent < n && s->npending <= window / 2) {
+			while (sent < n && s->npending < window) {
+				if (queue_cmdf(s, CMD_RETR, msgs[sent]->number,
+				    err, "RETR %u", msgs[sent]->number) == -1)
+					return -1;
+				sent++;
+			}
+			if (flush(s, err) == -1)
+				return -1;
+		}
+		if (read_reply(s, false, &kind, &line, &text, err) == -1)
+			return -1;
+		if (kind == REPLY_ERR) {
+			s->broken = s->npending > 0;
+			return err_reply(line, text, PF_FAIL_PROTO, err,
+			    "RETR %u failed", msgs[done]->number);
+		}
+		if (stream_body(s, msgs[done], sink, err) == -1) {
+			s->broken = true;
+			return -1;
+		}
+		done++;
+	}
+	return 0;
+}
+
+int
+pop3_top(struct pop3 *s, const struct pop3_msg *m, unsigned lines,
+    const struct pop3_sink *sink, struct pf_error *err)
+{
+	enum reply_kind kind;
+	const char *line, *text;
+
+	if (queue_cmdf(s, CMD_TOP, m->number, err, "TOP %u %u", m->number,
+	    lines) == -1 || flush(s, err) == -1 ||
+	    read_reply(s, false, &kind, &line, &text, err) == -1)
+		return -1;
+	if (kind == REPLY_ERR)
+		return err_reply(line, text, PF_FAIL_PROTO, err,
+		    "TOP %u failed", m->number);
+	if (stream_body(s, m, sink, err) == -1) {
+		s->broken = true;
+		return -1;
+	}
+	return 0;
+}
+
+int
+pop3_dele_each(struct pop3 *s, const unsigned *numbers, size_t n,
+    struct pf_error *err)
+{
+	size_t window = s->capa.pipelining ? POP3_PIPELINE_WINDOW : 1;
+	size_t sent = 0, done = 0;
+	enum reply_kind kind;
+	const char *line, *text;
+
+	while (done < n) {
+		if (sent < n && s->npending <= window / 2) {
+			while (sent < n && s->npending < window) {
+				if (queue_cmdf(s, CMD_DELE, numbers[sent], err,
+				    "DELE %u", numbers[sent]) == -1)
+					return -1;
+				sent++;
+			}
+			if (flush(s, err) == -1)
+				return -1;
+		}
+		if (read_reply(s, false, &kind, &line, &text, err) == -1)
+			return -1;
+		if (kind == REPLY_ERR) {
+			s->broken = s->npending > 0;
+			return err_reply(line, text, PF_FAIL_PROTO, err,
+			    "DELE %u failed", numbers[done]);
+		}
+		done++;
+	}
+	return 0;
+}
+
+int
+pop3_rset(struct pop3 *s, struct pf_error *err)
+{
+	const char *line, *text;
+	int rc;
+
+	if ((rc = simple_cmd(s, CMD_RSET, "RSET", &line, &text, err)) == 1)
+		return err_reply(line, text, PF_FAIL_PROTO, err, "RSET failed");
+	return rc;
+}
+
+int
+pop3_noop(struct pop3 *s, struct pf_error *err)
+{
+	const char *line, *text;
+	int rc;
+
+	if ((rc = simple_cmd(s, CMD_NOOP, "NOOP", &line, &text, err)) == 1)
+		return err_reply(line, text, PF_FAIL_PROTO, err, "NOOP failed");
+	return rc;
+}
+
+int
+pop3_quit(struct pop3 *s, struct pf_error *err)
+{
+	const char *line, *text;
+	int rc;
+
+	/* RFC 1939 §6: -ERR means "some deleted messages not removed". */
+	if ((rc = simple_cmd(s, CMD_QUIT, "QUIT", &line, &text, err)) == 1)
+		return err_reply(line, text, PF_FAIL_TEMP, err,
+		    "QUIT failed: deletions not committed");
+	return rc;
+}

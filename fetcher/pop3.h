@@ -1,0 +1,272 @@
+/*
+ * pop3.h - the POP3 client: one session, sequential blocking commands.
+ *
+ * RFC 1939 (POP3), RFC 2449 (CAPA, PIPELINING, RESP-CODES), RFC 2595 (STLS),
+ * RFC 5034 (AUTH), RFC 5802/7677 (SCRAM-SHA-256), XOAUTH2 (Google/Microsoft).
+ *
+ * Each command function sends, reads, validates and fills a result, so the
+ * account run reads like RFC 1939's session diagram:
+ *
+ *     pop3_greeting -> pop3_capa -> [pop3_stls, handshake, pop3_capa]
+ *       -> pop3_auth -> pop3_stat -> pop3_list_messages
+ *       -> pop3_retr_each -> pop3_dele_each -> pop3_quit
+ *
+ * The session never touches a socket: it reads and writes through the two
+ * function pointers given to pop3_new() (conn_read/conn_write from net.h, or
+ * a test feeder), so STLS is "pop3_stls(), then conn_starttls() on the same
+ * transport, then pop3_capa() again".
+ *
+ * Errors.  Every function returns 0 on success or -1 with `err` filled; the
+ * category is decided here (SPEC §4):
+ *   PF_FAIL_TEMP   end of stream ("connection lost", "connection lost in the
+ *                  middle of message N"), -ERR [IN-USE], -ERR [SYS/TEMP] or
+ *                  -ERR [LOGIN-DELAY] anywhere, -ERR to the greeting, and
+ *                  whatever the transport reports (timeouts);
+ *   PF_FAIL_PROTO  a reply that is neither +OK nor -ERR, a status line past
+ *                  POP3_LINE_MAX or holding control characters, a UIDL/LIST/
+ *                  STAT line that does not parse, a runaway message, -ERR to
+ *                  a command the server must accept (LIST, RETR, DELE, ...);
+ *   PF_FAIL_AUTH   -ERR [AUTH] anywhere, any rejected login, a SCRAM server
+ *                  that fails to prove itself;
+ *   PF_FAIL_TLS    STLS not offered, refused, or followed by injected data;
+ *   PF_FAIL_CONFIG a secret with CR/LF, or a clear-text password without TLS
+ *                  and without allow_plaintext (defence in depth: config/
+ *                  should have refused it already);
+ *   sink errors    passed through unchanged (see struct pop3_sink).
+ * The server's own words (untrusted data!) are always attached with
+ * pf_error_set_server(), sanitised and cut.
+ *
+ * After a failure the session is usually out of step with the server (a
+ * reply half read, pipelined commands outstanding): drop the connection.
+ * pop3_is_synchronised() tells when a polite QUIT is still meaningful (e.g.
+ * after a rejected login).
+ *
+ * Tracing (-vv): every command is traced as "ACCOUNT: > LINE" through one
+ * send path that masks secrets (pop3_trace_mask()), every status/list line
+ * as "ACCOUNT: < LINE"; message data only as "< [N octets of message data]".
+ */
+#ifndef POPFETCH_POP3_H
+#define POPFETCH_POP3_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "conf.h"
+#include "error.h"
+
+struct pop3;
+
+/* The transport; exactly the contracts of conn_read()/conn_write() (net.h). */
+typedef ssize_t (*pop3_read_fn)(void *ctx, void *buf, size_t len,
+    struct pf_error *err);	/* > 0 bytes, 0 end of stream, -1 error */
+typedef int (*pop3_write_fn)(void *ctx, const void *buf, size_t len,
+    struct pf_error *err);	/* 0 (all written) or -1 */
+
+/* What CAPA said (RFC 2449 §6).  All strings: untrusted data! */
+struct pop3_capa {
+	bool	 known;		/* the server answered CAPA with +OK */
+	bool	 top;
+	bool	 uidl;
+	bool	 user;
+	bool	 pipelining;
+	bool	 stls;
+	bool	 resp_codes;
+	bool	 auth_resp_code;
+	char	**sasl;		/* SASL mechanism names as sent (nsasl of them) */
+	size_t	 nsasl;
+	char	**lines;	/* every capability line as sent, for `check` */
+	size_t	 nlines;
+};
+
+/* One message as listed by LIST (and UIDL). */
+struct pop3_msg {
+	unsigned	 number;	/* 1 .. POP3_MESSAGES_MAX */
+	uint64_t	 size;		/* octets, as LIST announced (approximate!) */
+	char		*uidl;		/* 0x21..0x7E, 1..POP3_UIDL_MAX chars;
+					   NULL when the server has no UIDL */
+};
+
+/* The listing: messages in server order (the order LIST sent them). */
+struct pop3_listing {
+	struct pop3_msg	*msgs;
+	size_t		 count;
+	bool		 has_uidl;	/* false: the server said -ERR to UIDL */
+};
+
+/*
+ * Where message data goes (RETR, TOP).  For each message: begin(), then
+ * data() any number of times with dot-unstuffed, LF-terminated bytes in large
+ * chunks (the CRLF before the final "." belongs to the message, as LF), then
+ * end() with the number of octets passed to data().  end() is not called for
+ * a message that did not arrive whole.  A callback returns 0, or -1 with err
+ * filled (any category): the transfer stops at once and the function returns
+ * -1 with that error; the connection must then be dropped without QUIT.
+ * `m` is borrowed (the caller's own pointer).
+ */
+struct pop3_sink {
+	int	(*begin)(void *ctx, const struct pop3_msg *m,
+		    struct pf_error *err);
+	int	(*data)(void *ctx, const char *buf, size_t len,
+		    struct pf_error *err);
+	int	(*end)(void *ctx, const struct pop3_msg *m, uint64_t octets,
+		    struct pf_error *err);
+	void	*ctx;
+};
+
+/* What pop3_auth() needs.  All borrowed. */
+struct pop3_auth_params {
+	enum conf_auth	 mode;
+	const char	*user;
+	const char	*secret;	/* password, or the OAuth2 token (xoauth2) */
+	bool		 tls_active;	/* the transport is TLS (implicit or STLS) */
+	bool		 allow_plaintext; /* allow_plaintext_password */
+};
+
+/*
+ * Start a session.  `account_name` is copied (it prefixes trace lines);
+ * `read`, `write` and `io_ctx` are borrowed and must outlive the session.
+ * Never fails.  Free with pop3_free().
+ */
+struct pop3 *pop3_new(const char *account_name, pop3_read_fn read,
+	    pop3_write_fn write, void *io_ctx);
+
+/* Free the session (the transport is not touched), set *s to NULL. */
+void	pop3_free(struct pop3 **s);
+
+/*
+ * Read the greeting (RFC 1939 §4) and keep its APOP timestamp ("<...@...>",
+ * §7) if any.  Errors: PF_FAIL_TEMP (-ERR greeting, connection lost),
+ * PF_FAIL_PROTO (garbage).
+ */
+int	pop3_greeting(struct pop3 *s, struct pf_error *err);
+
+/* The APOP timestamp of the greeting, or NULL.  Valid until pop3_free(). */
+const char *pop3_apop_timestamp(const struct pop3 *s);
+
+/*
+ * CAPA (RFC 2449 §5).  On success *capa_r (may be NULL) points to the
+ * session's copy, valid until the next pop3_capa()/pop3_stls()/pop3_free().
+ * A server answering -ERR has no capabilities: success, capa->known false.
+ * At most POP3_CAPA_LINES_MAX lines.  Errors: PF_FAIL_PROTO, PF_FAIL_TEMP.
+ */
+int	pop3_capa(struct pop3 *s, const struct pop3_capa **capa_r,
+	    struct pf_error *err);
+
+/* The capabilities of the last pop3_capa() (all false before). */
+const struct pop3_capa *pop3_capabilities(const struct pop3 *s);
+
+/* True if the server listed `mech` in its SASL capability (any case). */
+bool	pop3_has_sasl(const struct pop3 *s, const char *mech);
+
+/*
+ * STLS (RFC 2595 §4).  On success the caller must run the TLS handshake on
+ * its transport before anything else, then call pop3_capa() again: the old
+ * capabilities are forgotten here.  Errors: PF_FAIL_TLS ("STARTTLS not
+ * offered" when CAPA is known and lacks STLS; "server refused STLS" on -ERR;
+ * data sent after the +OK, before the handshake: an injection attempt),
+ * PF_FAIL_TEMP, PF_FAIL_PROTO.
+ */
+int	pop3_stls(struct pop3 *s, struct pf_error *err);
+
+/*
+ * Log in (RFC 1939 §7 USER/PASS and APOP, RFC 5034 AUTH with PLAIN,
+ * SCRAM-SHA-256, XOAUTH2), following SPEC §7 for auth = auto: SCRAM-SHA-256
+ * if offered, then PLAIN, then USER/PASS (these two only with tls_active or
+ * allow_plaintext), then APOP if the greeting had a timestamp.  Inside TLS a
+ * SCRAM attempt the server rejects is followed by one attempt with the next
+ * mechanism; any other rejection is final.  An explicit mode uses only its
+ * mechanism.  Uses SASL-IR (RFC 5034 §4) when CAPA listed SASL and the
+ * command fits 255 octets, the two-step form otherwise.  Call pop3_capa()
+ * first (after STLS) so that the mechanisms are known.
+ * Errors: PF_FAIL_AUTH (rejected; no usable mechanism; the mechanism of an
+ * explicit mode not offered; SCRAM "server signature mismatch"),
+ * PF_FAIL_TEMP ([IN-USE], [SYS/TEMP], [LOGIN-DELAY], connection lost),
+ * PF_FAIL_PROTO (malformed exchange), PF_FAIL_CONFIG (see above).
+ * The secret is wiped from every buffer of ours once sent.
+ */
+int	pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
+	    struct pf_error *err);
+
+/* The mechanism that logged in ("SCRAM-SHA-256", "PLAIN", "XOAUTH2",
+ * "USER", "APOP"), or NULL before. */
+const char *pop3_auth_mechanism(const struct pop3 *s);
+
+/*
+ * STAT (RFC 1939 §5).  Fills *count_r and *size_r (either may be NULL).
+ * Errors: PF_FAIL_PROTO (-ERR, malformed), PF_FAIL_TEMP.
+ */
+int	pop3_stat(struct pop3 *s, unsigned *count_r, uint64_t *size_r,
+	    struct pf_error *err);
+
+/*
+ * UIDL and LIST (RFC 1939 §5, §7), sent together when PIPELINING is
+ * advertised.  Every line is validated once: number (digits only, 1 ..
+ * POP3_MESSAGES_MAX, and <= STAT's count if pop3_stat() ran), size (digits
+ * only; RFC 1939 §5 lets " more text" follow it, ignored), UIDL charset
+ * 0x21..0x7E (so no space or trailing junk) and length <= POP3_UIDL_MAX, no
+ * duplicate numbers or UIDLs, every number in both lists.  -ERR to UIDL is
+ * "no UIDL": success with has_uidl false and uidl NULL.  On success
+ * *listing_r is a new listing (free with pop3_listing_free()).
+ * Errors: PF_FAIL_PROTO with the offending line as the server's words,
+ * PF_FAIL_TEMP.
+ */
+int	pop3_list_messages(struct pop3 *s, struct pop3_listing **listing_r,
+	    struct pf_error *err);
+
+void	pop3_listing_free(struct pop3_listing **l);
+
+/*
+ * RETR each of msgs[0..n) (borrowed), in order, streaming into `sink`; with
+ * PIPELINING at most POP3_PIPELINE_WINDOW RETRs are in flight, otherwise
+ * lock-step.  A message is complete at its "." line, whatever LIST said (a
+ * differing size is a log_debug note).  Errors: PF_FAIL_TEMP ("connection
+ * lost in the middle of message N"; end() not called), PF_FAIL_PROTO (-ERR
+ * to RETR, or a runaway message: more than 2 x size + RUNAWAY_SLACK octets;
+ * end() not called), any sink error.
+ */
+int	pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs,
+	    size_t n, const struct pop3_sink *sink, struct pf_error *err);
+
+/*
+ * TOP m->number `lines` (RFC 1939 §7) into `sink`, as for RETR (`lines` 0:
+ * the header only).  A -ERR leaves the session synchronised (PF_FAIL_PROTO,
+ * the server's words attached).
+ */
+int	pop3_top(struct pop3 *s, const struct pop3_msg *m, unsigned lines,
+	    const struct pop3_sink *sink, struct pf_error *err);
+
+/*
+ * DELE each of numbers[0..n), pipelined in a window when PIPELINING is
+ * advertised.  Deletions take effect only at an acknowledged QUIT.  Errors:
+ * PF_FAIL_PROTO (-ERR to a DELE), PF_FAIL_TEMP.
+ */
+int	pop3_dele_each(struct pop3 *s, const unsigned *numbers, size_t n,
+	    struct pf_error *err);
+
+/* RSET and NOOP (RFC 1939 §5).  Errors: PF_FAIL_PROTO, PF_FAIL_TEMP. */
+int	pop3_rset(struct pop3 *s, struct pf_error *err);
+int	pop3_noop(struct pop3 *s, struct pf_error *err);
+
+/*
+ * QUIT (RFC 1939 §6).  Returns 0 only on +OK: only then have the DELEs of
+ * this session been committed.  Errors: PF_FAIL_TEMP (-ERR "some deleted
+ * messages not removed", connection lost), PF_FAIL_PROTO.
+ */
+int	pop3_quit(struct pop3 *s, struct pf_error *err);
+
+/* True when no command is in flight and no reply is half read. */
+bool	pop3_is_synchronised(const struct pop3 *s);
+
+/*
+ * The text a command line is traced as: `line` (without CRLF) with its
+ * secrets replaced by "****": "PASS ****", "APOP alice ****", "AUTH PLAIN
+ * ****" (the initial response; "AUTH PLAIN" alone stays), and, when
+ * `sasl_continuation` is true, the whole line ("****").  Pure; always
+ * NUL-terminates `out` (outsz > 0) and returns it.
+ */
+const char *pop3_trace_mask(const char *line, bool sasl_continuation,
+	    char *out, size_t outsz);
+
+#endif

@@ -1,0 +1,2031 @@
+/*
+ * test_pop3.c - the POP3 session against a scripted in-memory server.
+ *
+ * The fake server holds a script of (expected client line, reply) steps.  A
+ * reply becomes readable only once the client has written the command it
+ * answers, so the fake also measures causality: how many commands were in
+ * flight (written, reply not yet fully read) and how many went out per
+ * write.  Reads come in chunks of chosen or random sizes, optionally cut at
+ * given stream offsets.  A client that waits for a reply it never asked for
+ * fails the test at once instead of hanging.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "crypto.h"
+#include "error.h"
+#include "log.h"
+#include "params.h"
+#include "pop3.h"
+#include "sasl.h"
+#include "xmalloc.h"
+
+/* ---- the fake server ---- */
+
+struct step {
+	char	*expect;	/* client line; NULL: none (greeting); "*": any */
+	char	*reply;
+	size_t	 reply_len;
+};
+
+struct fake {
+	struct step	*steps;
+	size_t		 nsteps, next, stepcap;
+	/* server -> client */
+	char		*rx;
+	size_t		 rxlen, rxcap, rxpos;
+	size_t		*rend;		/* end offset of each reply made readable */
+	size_t		 nrend, rendcap, replies_read;
+	size_t		 max_chunk;	/* 0: as much as asked */
+	bool		 random;
+	unsigned	 seed;
+	size_t		 cuts[2];	/* absolute stream offsets reads stop at */
+	size_t		 ncuts;
+	bool		 endless;	/* after the script: 'x' lines forever */
+	uint64_t	 endless_served;
+	/* client -> server */
+	char		*tx;
+	size_t		 txlen, txcap, linestart;
+	size_t		 ncmds, writes, max_per_write, max_outstanding;
+};
+
+static void
+fake_add_len(struct fake *f, const char *expect, const char *reply,
+    size_t len)
+{
+	if (f->nsteps == f->stepcap) {
+		f->stepcap = f->stepcap ? 2 * f->stepcap : 16;
+		f->steps = xreallocarray(f->steps, f->stepcap, sizeof(*f->steps));
+	}
+	f->steps[f->nsteps].expect = expect ? xstrdup(expect) : NULL;
+	f->steps[f->nsteps].reply = xmalloc(len + 1);
+	memcpy(f->steps[f->nsteps].reply, reply, len);
+	f->steps[f->nsteps].reply_len = len;
+	f->nsteps++;
+}
+
+static void
+fake_add(struct fake *f, const char *expect, const char *reply)
+{
+	fake_add_len(f, expect, reply, strlen(reply));
+}
+
+/* Make the reply of the next step readable. */
+static void
+fake_release(struct fake *f)
+{
+	struct step *st = &f->steps[f->next++];
+
+	if (f->rx == NULL || f->rxlen + st->reply_len > f->rxcap) {
+		f->rxcap = 2 * (f->rxlen + st->reply_len) + 1024;
+		f->rx = xreallocarray(f->rx, f->rxcap, 1);
+	}
+	memcpy(f->rx + f->rxlen, st->reply, st->reply_len);
+	f->rxlen += st->reply_len;
+	if (f->nrend == f->rendcap) {
+		f->rendcap = f->rendcap ? 2 * f->rendcap : 64;
+		f->rend = xreallocarray(f->rend, f->rendcap, sizeof(size_t));
+	}
+	f->rend[f->nrend++] = f->rxlen;
+}
+
+static void
+fake_init(struct fake *f)
+{
+	memset(f, 0, sizeof(*f));
+}
+
+/* Start serving: the leading steps without an expected line (greeting). */
+static void
+fake_start(struct fake *f)
+{
+	while (f->next < f->nsteps && f->steps[f->next].expect == NULL)
+		fake_release(f);
+}
+
+static void
+fake_free(struct fake *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->nsteps; i++) {
+		free(f->steps[i].expect);
+		free(f->steps[i].reply);
+	}
+	free(f->steps);
+	free(f->rx);
+	free(f->rend);
+	free(f->tx);
+	memset(f, 0, sizeof(*f));
+}
+
+static ssize_t
+fake_read(void *ctx, void *buf, size_t len, struct pf_error *err)
+{
+	struct fake *f = ctx;
+	size_t n, avail = f->rxlen - f->rxpos, i;
+
+	(void)err;
+	if (avail == 0) {
+		if (f->endless) {
+			static const char pat[] = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n";	/* 64 */
+			char *p = buf;
+
+			n = len > 65536 ? 65536 : len;
+			for (i = 0; i < n; i++)
+				p[i] = pat[(f->endless_served + i) % 64];
+			f->endless_served += n;
+			return (ssize_t)n;
+		}
+		if (f->next < f->nsteps)
+			fail_msg("client waits for a reply, server waits for "
+			    "\"%s\"", f->steps[f->next].expect);
+		return 0;
+	}
+	n = avail < len ? avail : len;
+	if (f->max_chunk != 0) {
+		size_t c = f->random ?
+		    1 + (size_t)rand_r(&f->seed) % f->max_chunk : f->max_chunk;
+		if (n > c)
+			n = c;
+	}
+	for (i = 0; i < f->ncuts; i++)
+		if (f->cuts[i] > f->rxpos && f->cuts[i] - f->rxpos < n)
+			n = f->cuts[i] - f->rxpos;
+	memcpy(buf, f->rx + f->rxpos, n);
+	f->rxpos += n;
+	while (f->replies_read < f->nrend &&
+	    f->rend[f->replies_read] <= f->rxpos)
+		f->replies_read++;
+	return (ssize_t)n;
+}
+
+static int
+fake_write(void *ctx, const void *buf, size_t len, struct pf_error *err)
+{
+	struct fake *f = ctx;
+	size_t per_write = 0, out;
+	char *nl, *line;
+
+	(void)err;
+	if (f->txlen + len + 1 > f->txcap) {
+		f->txcap = 2 * (f->txlen + len) + 1024;
+		f->tx = xreallocarray(f->tx, f->txcap, 1);
+	}
+	memcpy(f->tx + f->txlen, buf, len);
+	f->txlen += len;
+	f->tx[f->txlen] = '\0';
+	f->writes++;
+	while ((nl = memchr(f->tx + f->linestart, '\n',
+	    f->txlen - f->linestart)) != NULL) {
+		assert_true(nl > f->tx + f->linestart && nl[-1] == '\r');
+		line = xstrndup(f->tx + f->linestart,
+		    (size_t)(nl - 1 - (f->tx + f->linestart)));
+		f->linestart = (size_t)(nl + 1 - f->tx);
+		per_write++;
+		f->ncmds++;
+		if (f->next >= f->nsteps)
+			fail_msg("unexpected command \"%s\"", line);
+		if (f->steps[f->next].expect == NULL ||
+		    (strcmp(f->steps[f->next].expect, "*") != 0 &&
+		    strcmp(f->steps[f->next].expect, line) != 0))
+			fail_msg("expected \"%s\", client sent \"%s\"",
+			    f->steps[f->next].expect ? f->steps[f->next].expect
+			    : "(nothing)", line);
+		free(line);
+		fake_release(f);
+		out = f->nrend - f->replies_read;
+		if (out > f->max_outstanding)
+			f->max_outstanding = out;
+	}
+	if (per_write > f->max_per_write)
+		f->max_per_write = per_write;
+	return 0;
+}
+
+static struct pop3 *
+session(struct fake *f)
+{
+	fake_start(f);
+	return pop3_new("acct", fake_read, fake_write, f);
+}
+
+/* A session past the greeting, and past CAPA when `capa` is not NULL (the
+ * script() call put the CAPA step in). */
+static struct pop3 *
+started(struct fake *f, const char *capa)
+{
+	struct pf_error err;
+	struct pop3 *s;
+
+	s = session(f);
+	assert_int_equal(pop3_greeting(s, &err), 0);
+	if (capa != NULL)
+		assert_int_equal(pop3_capa(s, NULL, &err), 0);
+	return s;
+}
+
+/* Begin a script: greeting and optionally a CAPA step. */
+static void
+script(struct fake *f, const char *capa_reply)
+{
+	fake_init(f);
+	fake_add(f, NULL, "+OK ready\r\n");
+	if (capa_reply != NULL)
+		fake_add(f, "CAPA", capa_reply);
+}
+
+/* Everything the client wrote, as one string. */
+static const char *
+sent(const struct fake *f)
+{
+	return f->tx != NULL ? f->tx : "";
+}
+
+/* ---- the sink ---- */
+
+struct coll {
+	char		*buf;
+	size_t		 len, cap;
+	size_t		 begins, ends, datas;
+	char		**got;		/* completed messages */
+	size_t		*gotlen;
+	size_t		 ngot;
+	uint64_t	 total;
+	bool		 discard;	/* do not keep the data */
+	int		 fail_data_at;	/* data() call that fails; 0: none */
+	uint64_t	 last_octets;
+};
+
+static int
+coll_begin(void *ctx, const struct pop3_msg *m, struct pf_error *err)
+{
+	struct coll *c = ctx;
+
+	(void)m;
+	(void)err;
+	c->begins++;
+	c->len = 0;
+	return 0;
+}
+
+static int
+coll_data(void *ctx, const char *buf, size_t len, struct pf_error *err)
+{
+	struct coll *c = ctx;
+
+	c->datas++;
+	if (c->fail_data_at != 0 && (int)c->datas == c->fail_data_at)
+		return pf_error_set(err, PF_FAIL_IO, "write(tmp/x): disk full");
+	assert_true(len > 0);
+	c->total += len;
+	if (c->discard)
+		return 0;
+	if (c->len + len > c->cap) {
+		c->cap = 2 * (c->len + len);
+		c->buf = xreallocarray(c->buf, c->cap, 1);
+	}
+	memcpy(c->buf + c->len, buf, len);
+	c->len += len;
+	return 0;
+}
+
+static int
+coll_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
+    struct pf_error *err)
+{
+	struct coll *c = ctx;
+
+	(void)m;
+	(void)err;
+	c->ends++;
+	c->last_octets = octets;
+	if (!c->discard)
+		assert_int_equal(octets, c->len);
+	c->got = xreallocarray(c->got, c->ngot + 1, sizeof(char *));
+	c->gotlen = xreallocarray(c->gotlen, c->ngot + 1, sizeof(size_t));
+	c->got[c->ngot] = xmalloc(c->len + 1);
+	if (c->len > 0)
+		memcpy(c->got[c->ngot], c->buf, c->len);
+	c->gotlen[c->ngot++] = c->len;
+	return 0;
+}
+
+static void
+coll_free(struct coll *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->ngot; i++)
+		free(c->got[i]);
+	free(c->got);
+	free(c->gotlen);
+	free(c->buf);
+	memset(c, 0, sizeof(*c));
+}
+
+static struct pop3_sink
+sink_for(struct coll *c)
+{
+	return (struct pop3_sink){ coll_begin, coll_data, coll_end, c };
+}
+
+/* RFC 1939 §3 on the wire: LF lines to CRLF, dot-stuffed, plus ".". */
+static char *
+wire_encode(const char *msg, size_t len, size_t *wlen_r)
+{
+	char *w = xmalloc(2 * len + 8);
+	size_t i, o = 0;
+	bool bol = true;
+
+	for (i = 0; i < len; i++) {
+		if (bol && msg[i] == '.')
+			w[o++] = '.';
+		if (msg[i] == '\n') {
+			w[o++] = '\r';
+			w[o++] = '\n';
+			bol = true;
+		} else {
+			w[o++] = msg[i];
+			bol = false;
+		}
+	}
+	memcpy(w + o, ".\r\n", 3);
+	*wlen_r = o + 3;
+	return w;
+}
+
+/* Add "RETR n" with +OK and the encoded message. */
+static void
+add_retr(struct fake *f, unsigned n, const char *msg, size_t len)
+{
+	char cmd[32], *w, *reply;
+	size_t wlen;
+
+	snprintf(cmd, sizeof(cmd), "RETR %u", n);
+	w = wire_encode(msg, len, &wlen);
+	reply = xmalloc(wlen + 16);
+	memcpy(reply, "+OK message\r\n", 13);
+	memcpy(reply + 13, w, wlen);
+	fake_add_len(f, cmd, reply, 13 + wlen);
+	free(reply);
+	free(w);
+}
+
+/* ---- greeting, CAPA, STLS ---- */
+
+static void
+test_greeting(void **state)
+{
+	static const struct {
+		const char	*greeting;
+		int		 rc;
+		enum pf_fail	 cat;
+		const char	*timestamp;
+	} cases[] = {
+		{ "+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n",
+		  0, PF_OK, "<1896.697170952@dbc.mtview.ca.us>" },
+		{ "+OK ready\r\n", 0, PF_OK, NULL },
+		{ "+OK\r\n", 0, PF_OK, NULL },
+		{ "+OK <no-at-sign>\r\n", 0, PF_OK, NULL },
+		{ "+OK <a b@c>\r\n", 0, PF_OK, NULL },
+		{ "-ERR too many connections\r\n", -1, PF_FAIL_TEMP, NULL },
+		{ "-ERR [IN-USE] busy\r\n", -1, PF_FAIL_TEMP, NULL },
+		{ "* OK IMAP4rev1\r\n", -1, PF_FAIL_PROTO, NULL },
+		{ "+OKAY\r\n", -1, PF_FAIL_PROTO, NULL },
+		{ "+OK ready", -1, PF_FAIL_TEMP, NULL },
+		{ "", -1, PF_FAIL_TEMP, NULL },
+	};
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fake_init(&f);
+		fake_add(&f, NULL, cases[i].greeting);
+		f.max_chunk = 3;
+		s = session(&f);
+		assert_int_equal(pop3_greeting(s, &err), cases[i].rc);
+		if (cases[i].rc == -1)
+			assert_int_equal(err.category, cases[i].cat);
+		if (cases[i].timestamp == NULL)
+			assert_null(pop3_apop_timestamp(s));
+		else
+			assert_string_equal(pop3_apop_timestamp(s),
+			    cases[i].timestamp);
+		pop3_free(&s);
+		assert_null(s);
+		fake_free(&f);
+	}
+}
+
+static void
+test_greeting_too_long(void **state)
+{
+	char *g = xmalloc(1024 * 1024 + 3);
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	memset(g, 'x', 1024 * 1024);
+	memcpy(g, "+OK ", 4);
+	memcpy(g + 1024 * 1024, "\r\n", 3);
+	fake_init(&f);
+	fake_add(&f, NULL, g);
+	s = session(&f);
+	assert_int_equal(pop3_greeting(s, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_PROTO);
+	/* Refused after one buffer, not after reading the whole line. */
+	assert_true(f.rxpos <= NET_READ_BUF);
+	pop3_free(&s);
+	fake_free(&f);
+	free(g);
+}
+
+static void
+test_capa(void **state)
+{
+	const struct pop3_capa *c;
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	fake_init(&f);
+	fake_add(&f, NULL, "+OK hi\r\n");
+	fake_add(&f, "CAPA", "+OK Capability list follows\r\n"
+	    "TOP\r\nUSER\r\nSASL SCRAM-SHA-256 PLAIN xoauth2\r\n"
+	    "RESP-CODES\r\nPIPELINING\r\nUIDL\r\nSTLS\r\n"
+	    "IMPLEMENTATION Dovecot\r\n..odd\r\n.\r\n");
+	f.max_chunk = 1;
+	s = session(&f);
+	assert_int_equal(pop3_greeting(s, &err), 0);
+	assert_int_equal(pop3_capa(s, &c, &err), 0);
+	assert_true(c->known);
+	assert_true(c->top && c->user && c->resp_codes && c->pipelining &&
+	    c->uidl && c->stls);
+	assert_false(c->auth_resp_code);
+	assert_int_equal(c->nsasl, 3);
+	assert_string_equal(c->sasl[0], "SCRAM-SHA-256");
+	assert_string_equal(c->sasl[2], "xoauth2");
+	assert_true(pop3_has_sasl(s, "XOAUTH2"));
+	assert_true(pop3_has_sasl(s, "plain"));
+	assert_false(pop3_has_sasl(s, "CRAM-MD5"));
+	assert_int_equal(c->nlines, 9);
+	assert_string_equal(c->lines[7], "IMPLEMENTATION Dovecot");
+	assert_string_equal(c->lines[8], ".odd");	/* unstuffed */
+	assert_ptr_equal(pop3_capabilities(s), c);
+	assert_true(pop3_is_synchronised(s));
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* -ERR: legal, no capabilities. */
+	script(&f, NULL);
+	fake_add(&f, "CAPA", "-ERR unknown command\r\n");
+	s = started(&f, NULL);
+	assert_int_equal(pop3_capa(s, &c, &err), 0);
+	assert_false(c->known);
+	assert_int_equal(c->nlines, 0);
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* -ERR [SYS/TEMP]: a temporary failure, not "no CAPA". */
+	script(&f, NULL);
+	fake_add(&f, "CAPA", "-ERR [SYS/TEMP] try later\r\n");
+	s = started(&f, NULL);
+	assert_int_equal(pop3_capa(s, &c, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+static void
+test_capa_endless(void **state)
+{
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	char *reply;
+	size_t i, o;
+
+	(void)state;
+	reply = xmalloc(20 * (POP3_CAPA_LINES_MAX + 10) + 32);
+	o = (size_t)sprintf(reply, "+OK\r\n");
+	for (i = 0; i < POP3_CAPA_LINES_MAX + 5; i++)
+		o += (size_t)sprintf(reply + o, "X-CAP-%zu\r\n", i);
+	sprintf(reply + o, ".\r\n");
+	script(&f, NULL);
+	fake_add(&f, "CAPA", reply);
+	s = started(&f, NULL);
+	assert_int_equal(pop3_capa(s, NULL, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_PROTO);
+	assert_false(pop3_is_synchronised(s));
+	pop3_free(&s);
+	fake_free(&f);
+	free(reply);
+}
+
+static void
+test_stls(void **state)
+{
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	/* Normal: +OK, capabilities forgotten. */
+	script(&f, "+OK\r\nSTLS\r\nUSER\r\n.\r\n");
+	fake_add(&f, "STLS", "+OK Begin TLS negotiation\r\n");
+	s = started(&f, "");
+	assert_true(pop3_capabilities(s)->stls);
+	assert_int_equal(pop3_stls(s, &err), 0);
+	assert_false(pop3_capabilities(s)->known);
+	assert_false(pop3_capabilities(s)->user);
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* Data after the +OK in the same read: injection. */
+	script(&f, "+OK\r\nSTLS\r\n.\r\n");
+	fake_add(&f, "STLS", "+OK Begin TLS\r\n+OK injected\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_stls(s, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TLS);
+	assert_false(pop3_is_synchronised(s));
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* Refused. */
+	script(&f, "+OK\r\nSTLS\r\n.\r\n");
+	fake_add(&f, "STLS", "-ERR not now\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_stls(s, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TLS);
+	assert_string_equal(err.what, "server refused STLS");
+	assert_string_equal(err.server, "-ERR not now");
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* Not offered: nothing is sent. */
+	script(&f, "+OK\r\nUSER\r\n.\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_stls(s, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TLS);
+	assert_null(strstr(sent(&f), "STLS"));
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+/* Bytes the server sends unasked are caught before the next command. */
+static void
+test_unsolicited(void **state)
+{
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	fake_init(&f);
+	fake_add(&f, NULL, "+OK ready\r\n+OK I answer in advance\r\n");
+	s = session(&f);
+	assert_int_equal(pop3_greeting(s, &err), 0);
+	assert_int_equal(pop3_stat(s, NULL, NULL, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_PROTO);
+	assert_string_equal(err.server, "+OK I answer in advance");
+	assert_int_equal(f.txlen, 0);
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+/* ---- replies and categories ---- */
+
+static void
+test_reply_categories(void **state)
+{
+	static const struct {
+		const char	*reply;
+		enum pf_fail	 cat;
+	} cases[] = {
+		{ "-ERR [SYS/TEMP] disk trouble\r\n",	PF_FAIL_TEMP },
+		{ "-ERR [SYS/TEMP/ABC] sub-code\r\n",	PF_FAIL_TEMP },
+		{ "-ERR [IN-USE] locked\r\n",		PF_FAIL_TEMP },
+		{ "-ERR [SYS/PERM] broken\r\n",		PF_FAIL_PROTO },
+		{ "-ERR [AUTH] go away\r\n",		PF_FAIL_AUTH },
+		{ "-ERR\r\n",				PF_FAIL_PROTO },
+		{ "garbage\r\n",			PF_FAIL_PROTO },
+		{ "+ continue\r\n",			PF_FAIL_PROTO },
+		{ "+OK\r\n",				PF_FAIL_PROTO },
+		{ "+OK 2\r\n",				PF_FAIL_PROTO },
+		{ "+OK 2 x\r\n",			PF_FAIL_PROTO },
+		{ "+OK -2 100\r\n",			PF_FAIL_PROTO },
+		{ "+OK 2 100x\r\n",			PF_FAIL_PROTO },
+		{ "+OK 2000000 100\r\n",		PF_FAIL_PROTO },
+		{ "+OK 2 99999999999999999999999\r\n",	PF_FAIL_PROTO },
+		{ "+OK 2 100\r",			PF_FAIL_TEMP },
+		{ "+OK 2\0 100\r\n",			PF_FAIL_PROTO },
+	};
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		script(&f, NULL);
+		fake_add_len(&f, "STAT", cases[i].reply,
+		    i == sizeof(cases) / sizeof(cases[0]) - 1 ? 12 :
+		    strlen(cases[i].reply));
+		s = started(&f, NULL);
+		assert_int_equal(pop3_stat(s, NULL, NULL, &err), -1);
+		if (err.category != cases[i].cat)
+			fail_msg("reply %zu \"%s\": category %d, want %d (%s)",
+			    i, cases[i].reply, err.category, cases[i].cat,
+			    err.what);
+		pop3_free(&s);
+		fake_free(&f);
+	}
+}
+
+static void
+test_stat(void **state)
+{
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	uint64_t size;
+	unsigned count;
+
+	(void)state;
+	script(&f, NULL);
+	fake_add(&f, "STAT", "+OK 2 320 and more\r\n");
+	fake_add(&f, "NOOP", "+OK\r\n");
+	fake_add(&f, "RSET", "+OK\r\n");
+	fake_add(&f, "RSET", "-ERR no\r\n");
+	s = started(&f, NULL);
+	assert_int_equal(pop3_stat(s, &count, &size, &err), 0);
+	assert_int_equal(count, 2);
+	assert_int_equal(size, 320);
+	assert_int_equal(pop3_noop(s, &err), 0);
+	assert_int_equal(pop3_rset(s, &err), 0);
+	assert_int_equal(pop3_rset(s, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_PROTO);
+	assert_true(pop3_is_synchronised(s));
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+static void
+test_quit(void **state)
+{
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	script(&f, NULL);
+	fake_add(&f, "QUIT", "+OK bye\r\n");
+	s = started(&f, NULL);
+	assert_int_equal(pop3_quit(s, &err), 0);
+	pop3_free(&s);
+	fake_free(&f);
+
+	script(&f, NULL);
+	fake_add(&f, "QUIT", "-ERR some deleted messages not removed\r\n");
+	s = started(&f, NULL);
+	assert_int_equal(pop3_quit(s, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_string_equal(err.server, "-ERR some deleted messages not removed");
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* Connection dropped instead of +OK: not committed. */
+	script(&f, NULL);
+	fake_add(&f, "QUIT", "");
+	s = started(&f, NULL);
+	assert_int_equal(pop3_quit(s, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+/* ---- UIDL and LIST ---- */
+
+static void
+test_listing(void **state)
+{
+	struct pop3_listing *l;
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	char *reply, uid512[POP3_UIDL_MAX + 1];
+
+	(void)state;
+	memset(uid512, 'U', POP3_UIDL_MAX);
+	uid512[POP3_UIDL_MAX] = '\0';
+	reply = xasprintf("+OK\r\n1 whqtswO00WBw418f9t5JxYwZ\r\n"
+	    "3 %s\r\n2 QhdPYR:00WBw1Ph7x7~!\"#$%%&'()*+,-./\r\n.\r\n", uid512);
+	script(&f, NULL);
+	fake_add(&f, "UIDL", reply);
+	fake_add(&f, "LIST", "+OK 3 messages\r\n1 120\r\n2 200 extra info\r\n"
+	    "3 0\r\n.\r\n");
+	f.max_chunk = 7;
+	f.random = true;
+	f.seed = 7;
+	s = started(&f, NULL);
+	assert_int_equal(pop3_list_messages(s, &l, &err), 0);
+	assert_true(l->has_uidl);
+	assert_int_equal(l->count, 3);
+	assert_int_equal(l->msgs[0].number, 1);
+	assert_int_equal(l->msgs[0].size, 120);
+	assert_string_equal(l->msgs[0].uidl, "whqtswO00WBw418f9t5JxYwZ");
+	assert_int_equal(l->msgs[1].number, 2);
+	assert_int_equal(l->msgs[1].size, 200);
+	assert_string_equal(l->msgs[1].uidl,
+	    "QhdPYR:00WBw1Ph7x7~!\"#$%&'()*+,-./");
+	assert_int_equal(l->msgs[2].number, 3);
+	assert_string_equal(l->msgs[2].uidl, uid512);
+	/* Lock-step without PIPELINING. */
+	assert_int_equal(f.max_per_write, 1);
+	assert_true(pop3_is_synchronised(s));
+	pop3_listing_free(&l);
+	assert_null(l);
+	pop3_free(&s);
+	fake_free(&f);
+	free(reply);
+}
+
+static void
+test_listing_no_uidl(void **state)
+{
+	struct pop3_listing *l;
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	script(&f, NULL);
+	fake_add(&f, "UIDL", "-ERR unknown command\r\n");
+	fake_add(&f, "LIST", "+OK\r\n1 120\r\n2 200\r\n.\r\n");
+	s = started(&f, NULL);
+	assert_int_equal(pop3_list_messages(s, &l, &err), 0);
+	assert_false(l->has_uidl);
+	assert_int_equal(l->count, 2);
+	assert_null(l->msgs[0].uidl);
+	assert_null(l->msgs[1].uidl);
+	pop3_listing_free(&l);
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* -ERR [SYS/TEMP] to UIDL is not "no UIDL". */
+	script(&f, NULL);
+	fake_add(&f, "UIDL", "-ERR [SYS/TEMP] later\r\n");
+	s = started(&f, NULL);
+	assert_int_equal(pop3_list_messages(s, &l, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_null(l);
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* -ERR to LIST is an error. */
+	script(&f, NULL);
+	fake_add(&f, "UIDL", "+OK\r\n.\r\n");
+	fake_add(&f, "LIST", "-ERR no\r\n");
+	s = started(&f, NULL);
+	assert_int_equal(pop3_list_messages(s, &l, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_PROTO);
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+static void
+test_listing_pipelined(void **state)
+{
+	struct pop3_listing *l;
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	script(&f, "+OK\r\nPIPELINING\r\nUIDL\r\n.\r\n");
+	fake_add(&f, "UIDL", "+OK\r\n1 a\r\n.\r\n");
+	fake_add(&f, "LIST", "+OK\r\n1 10\r\n.\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_list_messages(s, &l, &err), 0);
+	assert_non_null(strstr(sent(&f), "CAPA\r\nUIDL\r\nLIST\r\n"));
+	assert_int_equal(f.max_per_write, 2);
+	assert_int_equal(f.max_outstanding, 2);
+	assert_string_equal(l->msgs[0].uidl, "a");
+	pop3_listing_free(&l);
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+static void
+test_listing_errors(void **state)
+{
+	char longuid[POP3_UIDL_MAX + 32];
+	const struct {
+		const char	*uidl;	/* UIDL body (NULL: -ERR) */
+		const char	*list;	/* LIST body (NULL: not reached) */
+		const char	*what;	/* substring of err.what */
+		const char	*server; /* err.server */
+	} cases[] = {
+		{ "x 1\r\n", NULL, "bad message number", "x 1" },
+		{ "1a abc\r\n", NULL, "bad message number", "1a abc" },
+		{ "-1 abc\r\n", NULL, "bad message number", "-1 abc" },
+		{ "+1 abc\r\n", NULL, "bad message number", "+1 abc" },
+		{ "0 abc\r\n", NULL, "bad message number", "0 abc" },
+		{ " 1 abc\r\n", NULL, "bad message number", " 1 abc" },
+		{ "99999999999999999999 abc\r\n", NULL, "bad message number",
+		  "99999999999999999999 abc" },
+		{ "1000001 abc\r\n", NULL, "bad message number",
+		  "1000001 abc" },
+		{ "1\r\n", NULL, "without unique-id", "1" },
+		{ "1 \r\n", NULL, "without unique-id", "1 " },
+		{ "1 ab c\r\n", NULL, "space", "1 ab c" },
+		{ "1 abc \r\n", NULL, "space", "1 abc " },
+		{ "1 ab\tc\r\n", NULL, "space", "1 ab?c" },
+		{ "1 ab\xe9\r\n", NULL, "space", "1 ab\xe9" },
+		{ "1 ab\x01\r\n", NULL, "control character", "1 ab?" },
+		{ longuid, NULL, "longer than", NULL },
+		{ "1 a\r\n2 b\r\n1 c\r\n", NULL, "duplicate message number 1",
+		  "1 c" },
+		{ "1 a\r\n2 b\r\n3 a\r\n", "1 1\r\n2 2\r\n3 3\r\n",
+		  "duplicate unique-id", "3 a" },
+		{ "1 a\r\n", "x 1\r\n", "bad message number", "x 1" },
+		{ "1 a\r\n", "1\r\n", "no size", "1" },
+		{ "1 a\r\n", "1 \r\n", "no size", "1 " },
+		{ "1 a\r\n", "1 12x\r\n", "bad size", "1 12x" },
+		{ "1 a\r\n", "1 -5\r\n", "bad size", "1 -5" },
+		{ "1 a\r\n", "1 99999999999999999999\r\n", "bad size",
+		  "1 99999999999999999999" },
+		{ "1 a\r\n", "0 5\r\n", "bad message number", "0 5" },
+		{ "1 a\r\n", "1 5\r\n1 5\r\n", "duplicate message number 1",
+		  "1 5" },
+		{ "1 a\r\n2 b\r\n", "1 5\r\n", "2 is in UIDL but not in LIST",
+		  "2 b" },
+		{ "1 a\r\n", "1 5\r\n3 7\r\n", "3 is in LIST but not in UIDL",
+		  "3 7" },
+	};
+	struct pop3_listing *l;
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	char *r;
+	size_t i;
+
+	(void)state;
+	memcpy(longuid, "1 ", 2);
+	memset(longuid + 2, 'u', POP3_UIDL_MAX + 1);
+	memcpy(longuid + 2 + POP3_UIDL_MAX + 1, "\r\n", 3);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		script(&f, NULL);
+		r = xasprintf("+OK\r\n%s.\r\n", cases[i].uidl);
+		fake_add(&f, "UIDL", r);
+		free(r);
+		if (cases[i].list != NULL) {
+			r = xasprintf("+OK\r\n%s.\r\n", cases[i].list);
+			fake_add(&f, "LIST", r);
+			free(r);
+		}
+		f.max_chunk = 5;
+		s = started(&f, NULL);
+		l = (struct pop3_listing *)&f;	/* must be reset */
+		assert_int_equal(pop3_list_messages(s, &l, &err), -1);
+		assert_null(l);
+		if (err.category != PF_FAIL_PROTO ||
+		    strstr(err.what, cases[i].what) == NULL ||
+		    (cases[i].server != NULL &&
+		    strcmp(err.server, cases[i].server) != 0))
+			fail_msg("case %zu: got %d \"%s\" / \"%s\"", i,
+			    err.category, err.what, err.server);
+		pop3_free(&s);
+		fake_free(&f);
+	}
+}
+
+/* After STAT, numbers above its count are refused. */
+static void
+test_listing_stat_bound(void **state)
+{
+	struct pop3_listing *l;
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	script(&f, NULL);
+	fake_add(&f, "STAT", "+OK 2 30\r\n");
+	fake_add(&f, "UIDL", "+OK\r\n1 a\r\n3 c\r\n.\r\n");
+	s = started(&f, NULL);
+	assert_int_equal(pop3_stat(s, NULL, NULL, &err), 0);
+	assert_int_equal(pop3_list_messages(s, &l, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_PROTO);
+	assert_string_equal(err.server, "3 c");
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+/* ---- RETR ---- */
+
+/* Build a message exercising every dot and line-ending rule. */
+static char *
+tricky_message(size_t *len_r)
+{
+	static const char head[] =
+	    "From: a@example.org\n"
+	    "Subject: dots\n"
+	    "\n"
+	    ".\n"
+	    "..\n"
+	    ".x\n"
+	    "....\n"
+	    "end.\n"
+	    "8bit: \xe9\xe8\xff\x80 nul:\0: ctl:\x01\x1b\n"
+	    "\n";
+	size_t len = sizeof(head) - 1 + 100000 + 1 + 6;
+	char *m = xmalloc(len + 1);
+
+	memcpy(m, head, sizeof(head) - 1);
+	memset(m + sizeof(head) - 1, 'L', 100000);
+	memcpy(m + sizeof(head) - 1 + 100000, "\n.last\n", 7);
+	*len_r = len;
+	return m;
+}
+
+static void
+run_retr(size_t max_chunk, bool random, const char *msg, size_t len)
+{
+	static const struct pop3_msg m1 = { 1, 1000, NULL };
+	static const struct pop3_msg m2 = { 2, 10, NULL };
+	const struct pop3_msg *msgs[] = { &m1, &m2 };
+	struct pf_error err;
+	struct coll c = { 0 };
+	struct pop3_sink sink = sink_for(&c);
+	struct fake f;
+	struct pop3 *s;
+
+	script(&f, NULL);
+	add_retr(&f, 1, msg, len);
+	add_retr(&f, 2, "second\n", 7);
+	f.max_chunk = max_chunk;
+	f.random = random;
+	f.seed = 99;
+	s = started(&f, NULL);
+	assert_int_equal(pop3_retr_each(s, msgs, 2, &sink, &err), 0);
+	assert_int_equal(c.begins, 2);
+	assert_int_equal(c.ends, 2);
+	assert_int_equal(c.gotlen[0], len);
+	assert_memory_equal(c.got[0], msg, len);
+	assert_int_equal(c.gotlen[1], 7);
+	assert_memory_equal(c.got[1], "second\n", 7);
+	assert_true(pop3_is_synchronised(s));
+	/* Data came in chunks, not per line (unlimited reads). */
+	if (max_chunk == 0)
+		assert_true(c.datas <= 4);
+	pop3_free(&s);
+	fake_free(&f);
+	coll_free(&c);
+}
+
+static void
+test_retr_unstuffing(void **state)
+{
+	size_t len;
+	char *msg = tricky_message(&len);
+
+	(void)state;
+	run_retr(0, false, msg, len);
+	run_retr(1, false, msg, len);
+	run_retr(2, false, msg, len);
+	run_retr(7, true, msg, len);
+	run_retr(5000, true, msg, len);
+	run_retr(NET_READ_BUF, true, msg, len);
+	free(msg);
+}
+
+/* Wire forms the encoder above never makes: bare CR, bare LF, unstuffed
+ * dot lines, an empty message. */
+static void
+test_retr_raw_forms(void **state)
+{
+	static const struct pop3_msg m1 = { 1, 40, NULL };
+	static const struct pop3_msg m2 = { 2, 0, NULL };
+	const struct pop3_msg *msgs[] = { &m1, &m2 };
+	static const char want[] = ".\nx\n..\na\rb\nbare\nlf\nc\r\n\r\n";
+	struct pf_error err;
+	struct coll c = { 0 };
+	struct pop3_sink sink = sink_for(&c);
+	struct fake f;
+	struct pop3 *s;
+	size_t chunk;
+
+	(void)state;
+	for (chunk = 0; chunk <= 3; chunk++) {
+		script(&f, NULL);
+		fake_add(&f, "RETR 1", "+OK\r\n..\r\n.x\r\n...\r\na\rb\r\n"
+		    "bare\nlf\r\nc\r\r\n\r\r\n.\r\n");
+		fake_add(&f, "RETR 2", "+OK\r\n.\r\n");
+		f.max_chunk = chunk;
+		s = started(&f, NULL);
+		assert_int_equal(pop3_retr_each(s, msgs, 2, &sink, &err), 0);
+		assert_int_equal(c.gotlen[0], sizeof(want) - 1);
+		assert_memory_equal(c.got[0], want, sizeof(want) - 1);
+		assert_int_equal(c.gotlen[1], 0);
+		assert_int_equal(c.last_octets, 0);
+		assert_int_equal(c.ends, 2);
+		pop3_free(&s);
+		fake_free(&f);
+		coll_free(&c);
+		sink = sink_for(&c);
+	}
+}
+
+/* The terminator (and every CR) split at every pair of positions. */
+static void
+test_retr_split_everywhere(void **state)
+{
+	static const char r1[] = "+OK\r\nab\r\n..\r\n\r\nc\r\r\n.\r\n";
+	static const char r2[] = "+OK\r\nnext\r\n.\r\n";
+	static const struct pop3_msg m1 = { 1, 20, NULL };
+	static const struct pop3_msg m2 = { 2, 6, NULL };
+	const struct pop3_msg *msgs[] = { &m1, &m2 };
+	const size_t glen = strlen("+OK ready\r\n");
+	const size_t total = sizeof(r1) - 1 + sizeof(r2) - 1;
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	size_t i, j;
+
+	(void)state;
+	for (i = 1; i < total; i++)
+		for (j = i; j < total; j++) {
+			struct coll c = { 0 };
+			struct pop3_sink sink = sink_for(&c);
+
+			script(&f, NULL);
+			fake_add(&f, "RETR 1", r1);
+			fake_add(&f, "RETR 2", r2);
+			f.cuts[0] = glen + i;
+			f.cuts[1] = glen + j;
+			f.ncuts = 2;
+			s = started(&f, NULL);
+			assert_int_equal(pop3_retr_each(s, msgs, 2, &sink,
+			    &err), 0);
+			assert_int_equal(c.ends, 2);
+			if (c.gotlen[0] != 9 ||
+			    memcmp(c.got[0], "ab\n.\n\nc\r\n", 9) != 0)
+				fail_msg("cuts at %zu, %zu: got %zu octets",
+				    i, j, c.gotlen[0]);
+			assert_int_equal(c.gotlen[1], 5);
+			assert_memory_equal(c.got[1], "next\n", 5);
+			pop3_free(&s);
+			fake_free(&f);
+			coll_free(&c);
+		}
+}
+
+static void
+test_retr_eof(void **state)
+{
+	static const char *const replies[] = {
+		"+OK\r\nline\r\n",
+		"+OK\r\nline\r\n.",
+		"+OK\r\nline\r\n.\r",
+		"+OK\r\nline\r",
+		"+OK\r\n",
+	};
+	static const struct pop3_msg m1 = { 1, 10, NULL };
+	const struct pop3_msg *msgs[] = { &m1 };
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+		struct coll c = { 0 };
+		struct pop3_sink sink = sink_for(&c);
+
+		script(&f, NULL);
+		fake_add(&f, "RETR 1", replies[i]);
+		f.max_chunk = 2;
+		s = started(&f, NULL);
+		assert_int_equal(pop3_retr_each(s, msgs, 1, &sink, &err), -1);
+		assert_int_equal(err.category, PF_FAIL_TEMP);
+		assert_string_equal(err.what,
+		    "connection lost in the middle of message 1");
+		assert_int_equal(c.begins, 1);
+		assert_int_equal(c.ends, 0);
+		assert_false(pop3_is_synchronised(s));
+		pop3_free(&s);
+		fake_free(&f);
+		coll_free(&c);
+	}
+	/* EOF before the +OK. */
+	script(&f, NULL);
+	fake_add(&f, "RETR 1", "");
+	s = started(&f, NULL);
+	{
+		struct coll c = { 0 };
+		struct pop3_sink sink = sink_for(&c);
+
+		assert_int_equal(pop3_retr_each(s, msgs, 1, &sink, &err), -1);
+		assert_int_equal(err.category, PF_FAIL_TEMP);
+		assert_int_equal(c.begins, 0);
+		coll_free(&c);
+	}
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+static void
+test_retr_runaway(void **state)
+{
+	static const struct pop3_msg m1 = { 1, 100, NULL };
+	const struct pop3_msg *msgs[] = { &m1 };
+	struct pf_error err;
+	struct coll c = { 0 };
+	struct pop3_sink sink = sink_for(&c);
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	c.discard = true;
+	script(&f, NULL);
+	fake_add(&f, "RETR 1", "+OK\r\n");
+	f.endless = true;
+	s = started(&f, NULL);
+	assert_int_equal(pop3_retr_each(s, msgs, 1, &sink, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_PROTO);
+	assert_non_null(strstr(err.what, "message 1 does not end"));
+	assert_int_equal(c.ends, 0);
+	/* Stopped at the limit, not before and not much later. */
+	assert_true(f.endless_served >= (uint64_t)RUNAWAY_SLACK);
+	assert_true(c.total <= 2 * 100 + (uint64_t)RUNAWAY_SLACK);
+	assert_true(f.endless_served <= 2 * 100 + (uint64_t)RUNAWAY_SLACK +
+	    NET_READ_BUF);
+	pop3_free(&s);
+	fake_free(&f);
+	coll_free(&c);
+}
+
+static void
+test_retr_err_and_sink_error(void **state)
+{
+	static const struct pop3_msg m1 = { 1, 10, NULL };
+	static const struct pop3_msg m2 = { 2, 10, NULL };
+	const struct pop3_msg *msgs[] = { &m1, &m2 };
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	{
+		struct coll c = { 0 };
+		struct pop3_sink sink = sink_for(&c);
+
+		script(&f, NULL);
+		fake_add(&f, "RETR 1", "-ERR no such message\r\n");
+		s = started(&f, NULL);
+		assert_int_equal(pop3_retr_each(s, msgs, 2, &sink, &err), -1);
+		assert_int_equal(err.category, PF_FAIL_PROTO);
+		assert_string_equal(err.what, "RETR 1 failed");
+		assert_string_equal(err.server, "-ERR no such message");
+		assert_int_equal(c.begins, 0);
+		assert_true(pop3_is_synchronised(s));
+		pop3_free(&s);
+		fake_free(&f);
+		coll_free(&c);
+	}
+	{
+		struct coll c = { 0 };
+		struct pop3_sink sink = sink_for(&c);
+
+		script(&f, NULL);
+		add_retr(&f, 1, "ok\n", 3);
+		fake_add(&f, "RETR 2", "-ERR [SYS/TEMP] storage offline\r\n");
+		s = started(&f, NULL);
+		assert_int_equal(pop3_retr_each(s, msgs, 2, &sink, &err), -1);
+		assert_int_equal(err.category, PF_FAIL_TEMP);
+		assert_int_equal(c.ends, 1);
+		pop3_free(&s);
+		fake_free(&f);
+		coll_free(&c);
+	}
+	{
+		/* The sink fails: stop at once with its error. */
+		struct coll c = { 0 };
+		struct pop3_sink sink = sink_for(&c);
+
+		c.fail_data_at = 1;
+		script(&f, "+OK\r\nPIPELINING\r\n.\r\n");
+		add_retr(&f, 1, "one\n", 4);
+		add_retr(&f, 2, "two\n", 4);
+		s = started(&f, "");
+		assert_int_equal(pop3_retr_each(s, msgs, 2, &sink, &err), -1);
+		assert_int_equal(err.category, PF_FAIL_IO);
+		assert_string_equal(err.what, "write(tmp/x): disk full");
+		assert_int_equal(c.datas, 1);
+		assert_int_equal(c.ends, 0);
+		assert_int_equal(c.begins, 1);
+		assert_false(pop3_is_synchronised(s));
+		pop3_free(&s);
+		fake_free(&f);
+		coll_free(&c);
+	}
+}
+
+/* 200 messages with PIPELINING: windows of commands, all in order. */
+static void
+test_retr_pipelined(void **state)
+{
+	struct pop3_msg m[200];
+	const struct pop3_msg *msgs[200];
+	struct pf_error err;
+	struct coll c = { 0 };
+	struct pop3_sink sink = sink_for(&c);
+	struct fake f;
+	struct pop3 *s;
+	char body[64];
+	size_t i, len;
+
+	(void)state;
+	script(&f, "+OK\r\nPIPELINING\r\n.\r\n");
+	for (i = 0; i < 200; i++) {
+		m[i] = (struct pop3_msg){ (unsigned)i + 1, 20, NULL };
+		msgs[i] = &m[i];
+		len = (size_t)snprintf(body, sizeof(body),
+		    "Subject: %zu\n\n.body %zu\n", i + 1, i + 1);
+		add_retr(&f, (unsigned)i + 1, body, len);
+	}
+	f.max_chunk = 100;	/* little read-ahead: sharper counts */
+	s = started(&f, "");
+	assert_int_equal(pop3_retr_each(s, msgs, 200, &sink, &err), 0);
+	assert_int_equal(c.ends, 200);
+	for (i = 0; i < 200; i++) {
+		len = (size_t)snprintf(body, sizeof(body),
+		    "Subject: %zu\n\n.body %zu\n", i + 1, i + 1);
+		assert_int_equal(c.gotlen[i], len);
+		assert_memory_equal(c.got[i], body, len);
+	}
+	/* Many commands per write, never more than the window in flight. */
+	assert_int_equal(f.max_per_write, POP3_PIPELINE_WINDOW);
+	assert_true(f.max_outstanding > 1);
+	assert_true(f.max_outstanding <= POP3_PIPELINE_WINDOW);
+	assert_true(f.writes < 1 + 200 / 2);
+	assert_true(pop3_is_synchronised(s));
+	pop3_free(&s);
+	fake_free(&f);
+	coll_free(&c);
+}
+
+/* Without PIPELINING: strict lock-step. */
+static void
+test_retr_lockstep(void **state)
+{
+	struct pop3_msg m[20];
+	const struct pop3_msg *msgs[20];
+	struct pf_error err;
+	struct coll c = { 0 };
+	struct pop3_sink sink = sink_for(&c);
+	struct fake f;
+	struct pop3 *s;
+	size_t i;
+
+	(void)state;
+	script(&f, "+OK\r\nUIDL\r\n.\r\n");
+	for (i = 0; i < 20; i++) {
+		m[i] = (struct pop3_msg){ (unsigned)i + 1, 5, NULL };
+		msgs[i] = &m[i];
+		add_retr(&f, (unsigned)i + 1, "body\n", 5);
+	}
+	s = started(&f, "");
+	assert_int_equal(pop3_retr_each(s, msgs, 20, &sink, &err), 0);
+	assert_int_equal(c.ends, 20);
+	assert_int_equal(f.max_per_write, 1);
+	assert_int_equal(f.max_outstanding, 1);
+	pop3_free(&s);
+	fake_free(&f);
+	coll_free(&c);
+}
+
+static void
+test_top(void **state)
+{
+	static const struct pop3_msg m1 = { 1, 500, NULL };
+	struct pf_error err;
+	struct coll c = { 0 };
+	struct pop3_sink sink = sink_for(&c);
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	script(&f, NULL);
+	fake_add(&f, "TOP 1 0", "+OK\r\nFrom: a\r\nSubject: b\r\n\r\n.\r\n");
+	fake_add(&f, "TOP 1 0", "-ERR no TOP here\r\n");
+	s = started(&f, NULL);
+	assert_int_equal(pop3_top(s, &m1, 0, &sink, &err), 0);
+	assert_int_equal(c.ends, 1);
+	assert_memory_equal(c.got[0], "From: a\nSubject: b\n\n", 20);
+	assert_int_equal(pop3_top(s, &m1, 0, &sink, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_PROTO);
+	assert_true(pop3_is_synchronised(s));
+	pop3_free(&s);
+	fake_free(&f);
+	coll_free(&c);
+}
+
+/* ---- DELE ---- */
+
+static void
+test_dele(void **state)
+{
+	unsigned nums[150];
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	char cmd[32];
+	size_t i;
+
+	(void)state;
+	script(&f, "+OK\r\nPIPELINING\r\n.\r\n");
+	for (i = 0; i < 150; i++) {
+		nums[i] = (unsigned)(i * 2 + 1);
+		snprintf(cmd, sizeof(cmd), "DELE %u", nums[i]);
+		fake_add(&f, cmd, "+OK message deleted\r\n");
+	}
+	fake_add(&f, "QUIT", "+OK\r\n");
+	f.max_chunk = 50;
+	s = started(&f, "");
+	assert_int_equal(pop3_dele_each(s, nums, 150, &err), 0);
+	assert_int_equal(f.max_per_write, POP3_PIPELINE_WINDOW);
+	assert_true(f.max_outstanding <= POP3_PIPELINE_WINDOW);
+	assert_int_equal(pop3_quit(s, &err), 0);
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* Lock-step, and -ERR on one DELE is an error. */
+	script(&f, NULL);
+	fake_add(&f, "DELE 1", "+OK\r\n");
+	fake_add(&f, "DELE 2", "-ERR message 2 already deleted\r\n");
+	s = started(&f, NULL);
+	nums[0] = 1;
+	nums[1] = 2;
+	nums[2] = 3;
+	assert_int_equal(pop3_dele_each(s, nums, 3, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_PROTO);
+	assert_string_equal(err.what, "DELE 2 failed");
+	assert_int_equal(f.max_per_write, 1);
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+/* ---- authentication ---- */
+
+static struct pop3_auth_params
+params(enum conf_auth mode, const char *user, const char *secret, bool tls,
+    bool allow)
+{
+	return (struct pop3_auth_params){ mode, user, secret, tls, allow };
+}
+
+static char *
+b64(const char *s)
+{
+	return crypto_base64_encode(s, strlen(s));
+}
+
+static void
+test_auth_user_pass(void **state)
+{
+	struct pop3_auth_params p = params(CONF_AUTH_AUTO, "alice", "pw 1",
+	    true, false);
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	script(&f, "+OK\r\nUSER\r\n.\r\n");
+	fake_add(&f, "USER alice", "+OK\r\n");
+	fake_add(&f, "PASS pw 1", "+OK logged in\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), 0);
+	assert_string_equal(pop3_auth_mechanism(s), "USER");
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* Rejections and their categories. */
+	{
+		static const struct {
+			const char	*reply;
+			enum pf_fail	 cat;
+		} cases[] = {
+			{ "-ERR invalid password\r\n",	PF_FAIL_AUTH },
+			{ "-ERR [AUTH] nope\r\n",	PF_FAIL_AUTH },
+			{ "-ERR [IN-USE] mailbox locked\r\n", PF_FAIL_TEMP },
+			{ "-ERR [SYS/TEMP] later\r\n",	PF_FAIL_TEMP },
+			{ "-ERR [LOGIN-DELAY] wait\r\n", PF_FAIL_TEMP },
+			{ "what?\r\n",			PF_FAIL_PROTO },
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			script(&f, NULL);
+			fake_add(&f, "USER alice", "+OK\r\n");
+			fake_add(&f, "PASS pw 1", cases[i].reply);
+			s = started(&f, NULL);
+			assert_int_equal(pop3_auth(s, &p, &err), -1);
+			assert_int_equal(err.category, cases[i].cat);
+			assert_null(pop3_auth_mechanism(s));
+			pop3_free(&s);
+			fake_free(&f);
+		}
+	}
+}
+
+static void
+test_auth_plaintext_refused(void **state)
+{
+	struct pop3_auth_params p;
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	/* Explicit user without TLS: 78, nothing sent. */
+	p = params(CONF_AUTH_USER, "alice", "pw", false, false);
+	script(&f, "+OK\r\nUSER\r\nSASL PLAIN\r\n.\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_CONFIG);
+	p.mode = CONF_AUTH_PLAIN;
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_CONFIG);
+	/* auto without TLS, without APOP or SCRAM: no usable mechanism. */
+	p.mode = CONF_AUTH_AUTO;
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_AUTH);
+	assert_string_equal(sent(&f), "CAPA\r\n");
+	/* CR/LF in a secret. */
+	p = params(CONF_AUTH_AUTO, "alice", "pw\r\nDELE 1", true, false);
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_CONFIG);
+	assert_string_equal(sent(&f), "CAPA\r\n");
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* allow_plaintext lets it through. */
+	p = params(CONF_AUTH_AUTO, "alice", "pw", false, true);
+	script(&f, "+OK\r\nUSER\r\n.\r\n");
+	fake_add(&f, "USER alice", "+OK\r\n");
+	fake_add(&f, "PASS pw", "+OK\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), 0);
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+static void
+test_auth_apop(void **state)
+{
+	struct pop3_auth_params p = params(CONF_AUTH_AUTO, "mrose", "tanstaaf",
+	    false, false);
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	/* RFC 1939 §7's example, chosen by auto over plain text. */
+	fake_init(&f);
+	fake_add(&f, NULL, "+OK POP3 server ready "
+	    "<1896.697170952@dbc.mtview.ca.us>\r\n");
+	fake_add(&f, "CAPA", "-ERR\r\n");
+	fake_add(&f, "APOP mrose c4c9334bac560ecc979e58001b3e22fb",
+	    "+OK maildrop has 1 message (369 octets)\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), 0);
+	assert_string_equal(pop3_auth_mechanism(s), "APOP");
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* Explicit apop without a timestamp. */
+	p.mode = CONF_AUTH_APOP;
+	script(&f, NULL);
+	s = started(&f, NULL);
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_AUTH);
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+static void
+test_auth_plain(void **state)
+{
+	struct pop3_auth_params p = params(CONF_AUTH_AUTO, "alice", "secret",
+	    true, false);
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	/* Initial-response form. */
+	script(&f, "+OK\r\nSASL PLAIN\r\nUSER\r\n.\r\n");
+	fake_add(&f, "AUTH PLAIN AGFsaWNlAHNlY3JldA==", "+OK\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), 0);
+	assert_string_equal(pop3_auth_mechanism(s), "PLAIN");
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* No CAPA: explicit plain, two-step form. */
+	p.mode = CONF_AUTH_PLAIN;
+	script(&f, "-ERR\r\n");
+	fake_add(&f, "AUTH PLAIN", "+ \r\n");
+	fake_add(&f, "AGFsaWNlAHNlY3JldA==", "+OK\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), 0);
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* Rejected. */
+	script(&f, "+OK\r\nSASL PLAIN\r\n.\r\n");
+	fake_add(&f, "AUTH PLAIN AGFsaWNlAHNlY3JldA==",
+	    "-ERR [AUTH] Authentication failed\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_AUTH);
+	assert_string_equal(err.server, "-ERR [AUTH] Authentication failed");
+	assert_true(pop3_is_synchronised(s));
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* Explicit plain, server offers only others. */
+	script(&f, "+OK\r\nSASL SCRAM-SHA-256\r\n.\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_AUTH);
+	assert_string_equal(sent(&f), "CAPA\r\n");
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+#define R_CNONCE	"rOprNGfwEbeRWgbNEkqO"
+#define R_SFIRST	"r=" R_CNONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0," \
+			"s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
+#define R_CFINAL	"c=biws,r=" R_CNONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0," \
+			"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+#define R_SFINAL	"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+
+/* Add the RFC 7677 exchange up to the server-final challenge. */
+static void
+add_scram(struct fake *f, const char *sfinal, const char *after_empty)
+{
+	char *a = b64("n,,n=user,r=" R_CNONCE), *b = b64(R_SFIRST);
+	char *c = b64(R_CFINAL), *d = b64(sfinal), *cmd, *rep;
+
+	cmd = xasprintf("AUTH SCRAM-SHA-256 %s", a);
+	rep = xasprintf("+ %s\r\n", b);
+	fake_add(f, cmd, rep);
+	free(cmd);
+	free(rep);
+	rep = xasprintf("+ %s\r\n", d);
+	fake_add(f, c, rep);
+	free(rep);
+	if (after_empty != NULL)
+		fake_add(f, "", after_empty);
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+}
+
+static void
+test_auth_scram(void **state)
+{
+	struct pop3_auth_params p = params(CONF_AUTH_AUTO, "user", "pencil",
+	    false, false);
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	sasl_set_test_nonce(R_CNONCE);
+	/* RFC 7677 §3, over plain text too (SCRAM reveals nothing). */
+	script(&f, "+OK\r\nSASL SCRAM-SHA-256 PLAIN\r\nUSER\r\n.\r\n");
+	add_scram(&f, R_SFINAL, "+OK logged in\r\n");
+	f.max_chunk = 3;
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), 0);
+	assert_string_equal(pop3_auth_mechanism(s), "SCRAM-SHA-256");
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* A forged server signature: cancelled with "*", 77, no fallback. */
+	p.tls_active = true;
+	script(&f, "+OK\r\nSASL SCRAM-SHA-256 PLAIN\r\n.\r\n");
+	add_scram(&f, "v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=", NULL);
+	fake_add(&f, "*", "-ERR cancelled\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_AUTH);
+	assert_string_equal(err.what, "server signature mismatch");
+	assert_true(pop3_is_synchronised(s));
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* +OK without the server-final: the server proved nothing. */
+	script(&f, "+OK\r\nSASL SCRAM-SHA-256\r\n.\r\n");
+	{
+		char *a = b64("n,,n=user,r=" R_CNONCE), *b = b64(R_SFIRST);
+		char *c = b64(R_CFINAL), *cmd, *rep;
+
+		cmd = xasprintf("AUTH SCRAM-SHA-256 %s", a);
+		rep = xasprintf("+ %s\r\n", b);
+		fake_add(&f, cmd, rep);
+		fake_add(&f, c, "+OK\r\n");
+		free(cmd);
+		free(rep);
+		free(a);
+		free(b);
+		free(c);
+	}
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_AUTH);
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+/* SPEC §7: inside TLS a rejected SCRAM gets one more try; outside, not. */
+static void
+test_auth_scram_fallback(void **state)
+{
+	struct pop3_auth_params p = params(CONF_AUTH_AUTO, "user", "pencil",
+	    true, false);
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	char *a = b64("n,,n=user,r=" R_CNONCE), *cmd, *plain;
+
+	(void)state;
+	sasl_set_test_nonce(R_CNONCE);
+	cmd = xasprintf("AUTH SCRAM-SHA-256 %s", a);
+	plain = sasl_plain_blob("user", "pencil");
+
+	script(&f, "+OK\r\nSASL SCRAM-SHA-256 PLAIN\r\n.\r\n");
+	fake_add(&f, cmd, "-ERR [AUTH] no SCRAM secret stored\r\n");
+	{
+		char *pl = xasprintf("AUTH PLAIN %s", plain);
+
+		fake_add(&f, pl, "+OK\r\n");
+		free(pl);
+	}
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), 0);
+	assert_string_equal(pop3_auth_mechanism(s), "PLAIN");
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* The second attempt failing too is final. */
+	script(&f, "+OK\r\nSASL SCRAM-SHA-256\r\nUSER\r\n.\r\n");
+	fake_add(&f, cmd, "-ERR no\r\n");
+	fake_add(&f, "USER user", "+OK\r\n");
+	fake_add(&f, "PASS pencil", "-ERR bad\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_AUTH);
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* Outside TLS (APOP would be next): final. */
+	p.tls_active = false;
+	fake_init(&f);
+	fake_add(&f, NULL, "+OK <1.2@host>\r\n");
+	fake_add(&f, "CAPA", "+OK\r\nSASL SCRAM-SHA-256\r\n.\r\n");
+	fake_add(&f, cmd, "-ERR no\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_AUTH);
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* [IN-USE] to SCRAM inside TLS: temporary, no second attempt. */
+	p.tls_active = true;
+	script(&f, "+OK\r\nSASL SCRAM-SHA-256 PLAIN\r\n.\r\n");
+	fake_add(&f, cmd, "-ERR [IN-USE] locked\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	pop3_free(&s);
+	fake_free(&f);
+
+	secret_free(&plain);
+	free(cmd);
+	free(a);
+}
+
+static void
+test_auth_xoauth2(void **state)
+{
+	struct pop3_auth_params p;
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	char token[2048], *blob, *cmd, *json;
+
+	(void)state;
+	/* Short token: initial response. */
+	p = params(CONF_AUTH_XOAUTH2, "u@example.com", "ya29.short", true,
+	    false);
+	blob = sasl_xoauth2_blob("u@example.com", "ya29.short");
+	cmd = xasprintf("AUTH XOAUTH2 %s", blob);
+	script(&f, "+OK\r\nSASL XOAUTH2 PLAIN\r\n.\r\n");
+	fake_add(&f, cmd, "+OK\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), 0);
+	assert_string_equal(pop3_auth_mechanism(s), "XOAUTH2");
+	pop3_free(&s);
+	fake_free(&f);
+	free(cmd);
+	secret_free(&blob);
+
+	/* A long token (Microsoft): two-step, then an error challenge
+	 * answered with an empty line, then -ERR: 77. */
+	memset(token, 'T', sizeof(token) - 1);
+	token[sizeof(token) - 1] = '\0';
+	p.secret = token;
+	blob = sasl_xoauth2_blob("u@example.com", token);
+	json = b64("{\"status\":\"401\",\"schemes\":\"bearer\"}");
+	cmd = xasprintf("+ %s\r\n", json);
+	script(&f, "+OK\r\nSASL XOAUTH2\r\n.\r\n");
+	fake_add(&f, "AUTH XOAUTH2", "+ \r\n");
+	fake_add(&f, blob, cmd);
+	fake_add(&f, "", "-ERR Authentication failure\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_AUTH);
+	assert_true(pop3_is_synchronised(s));
+	pop3_free(&s);
+	fake_free(&f);
+	free(cmd);
+	free(json);
+
+	/* Same, accepted ("+" without a space as the empty challenge). */
+	script(&f, "+OK\r\nSASL XOAUTH2\r\n.\r\n");
+	fake_add(&f, "AUTH XOAUTH2", "+\r\n");
+	fake_add(&f, blob, "+OK\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), 0);
+	pop3_free(&s);
+	fake_free(&f);
+	secret_free(&blob);
+
+	/* Not offered. */
+	script(&f, "+OK\r\nSASL PLAIN\r\n.\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_AUTH);
+	pop3_free(&s);
+	fake_free(&f);
+}
+
+/* ---- secrets in the trace ---- */
+
+static void
+test_trace_mask(void **state)
+{
+	static const struct {
+		const char	*line;
+		bool		 sasl;
+		const char	*masked;
+	} cases[] = {
+		{ "PASS secret", false, "PASS ****" },
+		{ "pass secret", false, "pass ****" },
+		{ "PASS with spaces in it", false, "PASS ****" },
+		{ "PASS", false, "PASS" },
+		{ "AUTH PLAIN AGFsaWNlAHNlY3JldA==", false, "AUTH PLAIN ****" },
+		{ "AUTH PLAIN", false, "AUTH PLAIN" },
+		{ "AUTH XOAUTH2 dXNlcj1", false, "AUTH XOAUTH2 ****" },
+		{ "APOP mrose c4c9334bac560ecc979e58001b3e22fb", false,
+		  "APOP mrose ****" },
+		{ "USER alice", false, "USER alice" },
+		{ "RETR 17", false, "RETR 17" },
+		{ "PASSWORD x", false, "PASSWORD x" },
+		{ "AGFsaWNlAHNlY3JldA==", true, "****" },
+		{ "", true, "****" },
+		{ "*", true, "****" },
+	};
+	char out[128];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_string_equal(pop3_trace_mask(cases[i].line,
+		    cases[i].sasl, out, sizeof(out)), cases[i].masked);
+	/* Truncation never reveals the hidden part. */
+	assert_string_equal(pop3_trace_mask("PASS secret", false, out, 6),
+	    "PASS ");
+}
+
+/* Run logins with -vv and stderr captured: no secret may appear. */
+static void
+test_trace_capture(void **state)
+{
+	static const char pw[] = "Sup3r-S3cret!";
+	char path[] = "/tmp/test_pop3_traceXXXXXX", *blob, *blob2, *cmd;
+	char *buf, *final;
+	struct pop3_auth_params p;
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	int fd, saved;
+	ssize_t n;
+
+	(void)state;
+	sasl_set_test_nonce(R_CNONCE);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	saved = dup(STDERR_FILENO);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	log_init(2, false);
+
+	p = params(CONF_AUTH_USER, "alice", pw, true, false);
+	script(&f, NULL);
+	fake_add(&f, "USER alice", "+OK\r\n");
+	cmd = xasprintf("PASS %s", pw);
+	fake_add(&f, cmd, "+OK\r\n");
+	free(cmd);
+	s = started(&f, NULL);
+	assert_int_equal(pop3_auth(s, &p, &err), 0);
+	pop3_free(&s);
+	fake_free(&f);
+
+	p.mode = CONF_AUTH_PLAIN;
+	blob = sasl_plain_blob("alice", pw);
+	cmd = xasprintf("AUTH PLAIN %s", blob);
+	script(&f, "+OK\r\nSASL PLAIN\r\n.\r\n");
+	fake_add(&f, cmd, "+OK\r\n");
+	free(cmd);
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), 0);
+	pop3_free(&s);
+	fake_free(&f);
+
+	/* Two-step XOAUTH2 with a long token: the continuation line. */
+	p.mode = CONF_AUTH_XOAUTH2;
+	{
+		char tok[400];
+
+		memset(tok, 'k', sizeof(tok) - 1);
+		tok[sizeof(tok) - 1] = '\0';
+		memcpy(tok, pw, strlen(pw));
+		p.secret = tok;
+		blob2 = sasl_xoauth2_blob("alice", tok);
+		script(&f, "+OK\r\nSASL XOAUTH2\r\n.\r\n");
+		fake_add(&f, "AUTH XOAUTH2", "+ \r\n");
+		fake_add(&f, blob2, "+OK\r\n");
+		s = started(&f, "");
+		assert_int_equal(pop3_auth(s, &p, &err), 0);
+		pop3_free(&s);
+		fake_free(&f);
+	}
+
+	/* SCRAM with the secret as password: the proof line is masked. */
+	p = params(CONF_AUTH_SCRAM_SHA_256, "user", "pencil", true, false);
+	script(&f, "+OK\r\nSASL SCRAM-SHA-256\r\n.\r\n");
+	add_scram(&f, R_SFINAL, "+OK\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), 0);
+	pop3_free(&s);
+	fake_free(&f);
+
+	log_init(0, false);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+
+	buf = xcalloc(1, 65536);
+	n = pread(fd, buf, 65535, 0);
+	assert_true(n > 0);
+	close(fd);
+	unlink(path);
+	/* The negative space: neither the password nor any encoding of it. */
+	assert_null(strstr(buf, pw));
+	assert_null(strstr(buf, blob));
+	assert_null(strstr(buf, blob2));
+	assert_null(strstr(buf, "pencil"));
+	final = b64(R_CFINAL);
+	assert_null(strstr(buf, final));
+	/* What should be there. */
+	assert_non_null(strstr(buf, "acct: > USER alice\n"));
+	assert_non_null(strstr(buf, "acct: > PASS ****\n"));
+	assert_non_null(strstr(buf, "acct: > AUTH PLAIN ****\n"));
+	assert_non_null(strstr(buf, "acct: > AUTH XOAUTH2\n"));
+	assert_non_null(strstr(buf, "acct: > ****\n"));
+	assert_non_null(strstr(buf, "acct: > AUTH SCRAM-SHA-256 ****\n"));
+	assert_non_null(strstr(buf, "acct: < +OK\n"));
+	free(final);
+	free(buf);
+	secret_free(&blob);
+	secret_free(&blob2);
+}
+
+/* Message data is traced once per message, not line by line. */
+static void
+test_trace_message_data(void **state)
+{
+	static const struct pop3_msg m1 = { 1, 30, NULL };
+	const struct pop3_msg *msgs[] = { &m1 };
+	char path[] = "/tmp/test_pop3_traceXXXXXX", buf[4096];
+	struct pf_error err;
+	struct coll c = { 0 };
+	struct pop3_sink sink = sink_for(&c);
+	struct fake f;
+	struct pop3 *s;
+	int fd, saved;
+	ssize_t n;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	saved = dup(STDERR_FILENO);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	log_init(2, false);
+	script(&f, NULL);
+	add_retr(&f, 1, "Subject: private\n\nbody text\n", 28);
+	s = started(&f, NULL);
+	assert_int_equal(pop3_retr_each(s, msgs, 1, &sink, &err), 0);
+	pop3_free(&s);
+	fake_free(&f);
+	log_init(0, false);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	memset(buf, 0, sizeof(buf));
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	assert_true(n > 0);
+	close(fd);
+	unlink(path);
+	assert_null(strstr(buf, "private"));
+	assert_null(strstr(buf, "body text"));
+	assert_non_null(strstr(buf, "acct: > RETR 1\n"));
+	assert_non_null(strstr(buf, "acct: < [34 octets of message data]\n"));
+	coll_free(&c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_greeting),
+		cmocka_unit_test(test_greeting_too_long),
+		cmocka_unit_test(test_capa),
+		cmocka_unit_test(test_capa_endless),
+		cmocka_unit_test(test_stls),
+		cmocka_unit_test(test_unsolicited),
+		cmocka_unit_test(test_reply_categories),
+		cmocka_unit_test(test_stat),
+		cmocka_unit_test(test_quit),
+		cmocka_unit_test(test_listing),
+		cmocka_unit_test(test_listing_no_uidl),
+		cmocka_unit_test(test_listing_pipelined),
+		cmocka_unit_test(test_listing_errors),
+		cmocka_unit_test(test_listing_stat_bound),
+		cmocka_unit_test(test_retr_unstuffing),
+		cmocka_unit_test(test_retr_raw_forms),
+		cmocka_unit_test(test_retr_split_everywhere),
+		cmocka_unit_test(test_retr_eof),
+		cmocka_unit_test(test_retr_runaway),
+		cmocka_unit_test(test_retr_err_and_sink_error),
+		cmocka_unit_test(test_retr_pipelined),
+		cmocka_unit_test(test_retr_lockstep),
+		cmocka_unit_test(test_top),
+		cmocka_unit_test(test_dele),
+		cmocka_unit_test(test_auth_user_pass),
+		cmocka_unit_test(test_auth_plaintext_refused),
+		cmocka_unit_test(test_auth_apop),
+		cmocka_unit_test(test_auth_plain),
+		cmocka_unit_test(test_auth_scram),
+		cmocka_unit_test(test_auth_scram_fallback),
+		cmocka_unit_test(test_auth_xoauth2),
+		cmocka_unit_test(test_trace_mask),
+		cmocka_unit_test(test_trace_capture),
+		cmocka_unit_test(test_trace_message_data),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
