@@ -840,7 +840,8 @@ sasl_cancel(struct pop3 *s)
  * AUTH line when CAPA listed SASL (RFC 5034 servers must accept it) and the
  * line fits RFC 2449's 255 octets; otherwise it answers the first, empty,
  * challenge (the form Microsoft's XOAUTH2 requires, and what RFC 1734
- * servers understand).
+ * servers understand).  A server with AUTH-RESP-CODE that refuses the
+ * initial response with a bare -ERR gets the two-step form once (SPEC §7).
  */
 static int
 auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
@@ -848,7 +849,7 @@ auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
 {
 	const char *name = sasl_mech_name(mech), *line, *text;
 	struct sasl *sa = NULL;
-	char *ir = NULL, *cmd = NULL, *resp = NULL;
+	char *ir = NULL, *cmd = NULL, *resp = NULL, *ir_retry = NULL;
 	enum reply_kind kind;
 	int steps, rc = -1;
 
@@ -860,7 +861,8 @@ auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
 	    strlen("AUTH ") + strlen(name) + 1 + strlen(ir) + 2 <=
 	    POP3_CMD_LINE_MAX) {
 		cmd = xasprintf("AUTH %s %s", name, ir);
-		secret_free(&ir);
+		ir_retry = ir;		/* for the two-step form, see REPLY_ERR */
+		ir = NULL;
 	} else
 		cmd = xasprintf("AUTH %s", name);
 	if (queue_cmd(s, CMD_AUTH, 0, cmd, err) == -1 || flush(s, err) == -1)
@@ -885,6 +887,29 @@ auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
 			rc = 0;
 			goto out;
 		case REPLY_ERR:
+			/*
+			 * SPEC §7: the two-step form when the server does not
+			 * accept the initial response.  A server with
+			 * AUTH-RESP-CODE (RFC 3206) marks every credential
+			 * problem [AUTH], so its bare -ERR as the very first
+			 * reply means the form, not the secret (e.g. "-ERR
+			 * Initial response not supported"): one more AUTH
+			 * without it.  Anything else is final.
+			 */
+			if (ir_retry != NULL && steps == 0 &&
+			    s->capa.auth_resp_code && text[0] != '[') {
+				log_debug("%s: AUTH %s with an initial response "
+				    "refused; trying the two-step form",
+				    s->account, name);
+				ir = ir_retry;
+				ir_retry = NULL;
+				cmd = xasprintf("AUTH %s", name);
+				if (queue_cmd(s, CMD_AUTH, 0, cmd, err) == -1 ||
+				    flush(s, err) == -1)
+					goto out;
+				secret_free(&cmd);
+				break;
+			}
 			*rejected_r = true;
 			err_reply(line, text, PF_FAIL_AUTH, err,
 			    "authentication failed (%s)", name);
@@ -920,6 +945,7 @@ auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
 	pf_error_set(err, PF_FAIL_PROTO, "%s: too many SASL challenges", name);
 out:
 	secret_free(&ir);
+	secret_free(&ir_retry);
 	secret_free(&cmd);
 	secret_free(&resp);
 	sasl_free(&sa);
@@ -1313,11 +1339,14 @@ merge_uidl(struct pop3_msg *msgs, size_t nmsgs, struct uid_entry *ents,
 			goto out;
 		}
 
-	qsort(ents, nents, sizeof(*ents), cmp_uid_number);
+	/* An empty UIDL listing has ents == NULL: qsort and bsearch take
+	 * no NULL base, even with no elements (UBSan). */
+	if (nents > 1)
+		qsort(ents, nents, sizeof(*ents), cmp_uid_number);
 	for (i = 0; i < nmsgs; i++) {
 		key.number = msgs[i].number;
-		hit = bsearch(&key, ents, nents, sizeof(*ents),
-		    cmp_uid_number);
+		hit = nents == 0 ? NULL : bsearch(&key, ents, nents,
+		    sizeof(*ents), cmp_uid_number);
 		if (hit == NULL) {
 			snprintf(line, sizeof(line), "%u %" PRIu64,
 			    msgs[i].number, msgs[i].size);

@@ -178,7 +178,9 @@ int	pop3_stls(struct pop3 *s, struct pf_error *err);
  * SCRAM attempt the server rejects is followed by one attempt with the next
  * mechanism; any other rejection is final.  An explicit mode uses only its
  * mechanism.  Uses SASL-IR (RFC 5034 §4) when CAPA listed SASL and the
- * command fits 255 octets, the two-step form otherwise.  Call pop3_capa()
+ * command fits 255 octets, the two-step form otherwise (and once more in
+ * the two-step form when a server with AUTH-RESP-CODE refuses the initial
+ * response with a -ERR that has no response code).  Call pop3_capa()
  * first (after STLS) so that the mechanisms are known.
  * Errors: PF_FAIL_AUTH (rejected; no usable mechanism; the mechanism of an
  * explicit mode not offered; SCRAM "server signature mismatch"),
