@@ -372,8 +372,16 @@ fetch_accounts(const struct conf *conf, const struct conf_account **sel,
 				codes[next++] = 70;
 				continue;
 			}
-			if (pid == 0)
-				_exit(run_fetch(conf, sel[next], opts));
+			if (pid == 0) {
+				/* The child never returns: free the tables
+				 * (its copies; valgrind would call them
+				 * leaked at _exit). */
+				code = run_fetch(conf, sel[next], opts);
+				free(pids);
+				free(codes);
+				free(sel);
+				_exit(code);
+			}
 			pids[next++] = pid;
 			running++;
 			continue;
@@ -453,12 +461,25 @@ cli_main(int argc, char *argv[])
 
 	switch (cli.command) {
 	case CMD_FETCH: {
+		/*
+		 * The progress line, by default, only on a terminal and only
+		 * when one account is fetched at a time: one line cannot show
+		 * N parallel accounts.  --progress forces it; with -j the
+		 * accounts then share the line (whichever drew last).
+		 */
+		bool parallel = cli.jobs > 1 && n > 1;
 		struct run_options opts = {
 			.dry_run = cli.dry_run,
 			.progress = cli.progress == -1 ?
-			    (!cli.use_syslog && !cli.quiet &&
+			    (!cli.use_syslog && !cli.quiet && !parallel &&
 			     isatty(STDERR_FILENO)) : cli.progress == 1,
 		};
+
+		log_progress_mode(opts.progress);
+		/* Parallel --dry-run listings reach stdout whole lines at a
+		 * time (nothing was written to stdout yet). */
+		if (parallel)
+			setvbuf(stdout, NULL, _IOLBF, 0);
 		code = fetch_accounts(conf, sel, n, cli.jobs, &opts);
 		break;
 	}

@@ -136,7 +136,7 @@ static void
 progress_erase(struct run *r)
 {
 	if (r->progress_drawn)
-		log_raw("\r\033[K");
+		log_progress_clear();
 	r->progress_drawn = false;
 }
 
@@ -150,12 +150,12 @@ progress_draw(struct run *r, bool force)
 	if (!r->opts->progress || (!force && t - r->last_draw < PROGRESS_INTERVAL))
 		return;
 	r->last_draw = t;
-	snprintf(line, sizeof(line), "\r\033[K%s: %lu/%zu messages, %s, %s/s, "
+	snprintf(line, sizeof(line), "%s: %lu/%zu messages, %s, %s/s, "
 	    "%.1f s", r->name, r->stats.fetched, r->to_fetch,
 	    human_bytes(bytes, b1, sizeof(b1)),
 	    human_bytes(el > 0 ? (uint64_t)((double)bytes / el) : 0, b2,
 	    sizeof(b2)), el);
-	log_raw(line);
+	log_progress(line);
 	r->progress_drawn = true;
 }
 
@@ -782,18 +782,20 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	if (fetch_mail(&r, &err) == -1)
 		goto fail;
 
-	progress_erase(&r);
 	if (seen_run_end(r.seen, time(NULL), &r.stats, 0, &err) == -1)
 		goto fail;
+	/* The summary replaces the progress line (log.c erases it in the
+	 * same write); the erase after it is for -q, which hides it. */
 	log_info("%s: %lu new, %lu skipped, %lu deleted, %s in %.1f s",
 	    r.name, r.stats.fetched, r.stats.skipped, r.stats.deleted,
 	    human_bytes(r.stats.bytes, b1, sizeof(b1)), now_mono() - r.t0);
+	progress_erase(&r);
 	run_cleanup(&r);
 	return 0;
 
 fail:
-	progress_erase(&r);
 	code = report(r.name, &err);
+	progress_erase(&r);
 	if (run_begun && r.seen != NULL) {
 		struct pf_error ignored;
 

@@ -1,6 +1,13 @@
 /*
  * log.c - lines to stderr (or syslog), each in a single write(2) so that
  * parallel accounts never interleave mid-line.
+ *
+ * The progress line shares stderr with these lines.  It is drawn as
+ * "\r\033[K" + text, without a newline, clipped to the terminal's width so
+ * that "\r" always returns to its start.  In progress mode every ordinary
+ * line starts with the same erase sequence, in the same write, so a line
+ * replaces whatever progress line is on screen (this process's or, with
+ * -j --progress, a sibling's) instead of being glued to its end.
  */
 #include "config.h"
 
@@ -9,13 +16,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <syslog.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "params.h"
+
+#define LOG_ERASE	"\r\033[K"	/* to column 0, clear to end of line */
 
 static int	 verbosity;
 static bool	 use_syslog;
+static bool	 progress_mode;		/* progress lines may be on stderr */
+static bool	 progress_shown;	/* ours is on screen now */
 
 void
 log_init(int v, bool sys)
@@ -68,10 +82,13 @@ vlog(enum log_level level, const char *prefix, int errnum, const char *fmt,
 	char line[4096];
 	size_t len;
 	int n, prio;
+	bool erase;
 
 	if (!log_enabled(level))
 		return;
-	n = snprintf(line, sizeof(line), "%s", use_syslog ? "" : prefix);
+	erase = !use_syslog && (progress_mode || progress_shown);
+	n = snprintf(line, sizeof(line), "%s%s", erase ? LOG_ERASE : "",
+	    use_syslog ? "" : prefix);
 	len = n < 0 ? 0 : (size_t)n;
 	n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
 	if (n > 0)
@@ -99,6 +116,8 @@ vlog(enum log_level level, const char *prefix, int errnum, const char *fmt,
 	}
 	line[len++] = '\n';
 	write_all(line, len);
+	if (erase)
+		progress_shown = false;
 }
 
 void
@@ -164,9 +183,40 @@ log_trace(const char *fmt, ...)
 }
 
 void
-log_raw(const char *text)
+log_progress_mode(bool on)
 {
-	write_all(text, strlen(text));
+	progress_mode = on;
+}
+
+void
+log_progress(const char *text)
+{
+	char line[LOG_PROGRESS_MAX];
+	struct winsize ws;
+	size_t len, cols = 0;
+	int n;
+
+	if (isatty(STDERR_FILENO) &&
+	    ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0)
+		cols = ws.ws_col;
+	n = snprintf(line, sizeof(line), LOG_ERASE "%s", text);
+	if (n < 0)
+		return;
+	len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+	/* Stay off the last column: a full row would wrap the cursor. */
+	if (cols > 1 && len > strlen(LOG_ERASE) + cols - 1)
+		len = strlen(LOG_ERASE) + cols - 1;
+	write_all(line, len);
+	progress_shown = true;
+}
+
+void
+log_progress_clear(void)
+{
+	if (!progress_shown)
+		return;
+	write_all(LOG_ERASE, strlen(LOG_ERASE));
+	progress_shown = false;
 }
 
 void

@@ -40,10 +40,19 @@ void	log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	log_trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
- * Write a raw line to stderr as is (no prefix, no syslog), in one write.
- * Used for the progress line; `text` need not end in a newline.
+ * The live progress line (always on stderr, never syslog).
+ *
+ * log_progress_mode(true): progress lines may be drawn on stderr, by this
+ * process or by a sibling (-j); every ordinary line then starts with an
+ * erase of the current terminal line, in the same write(2).
+ * log_progress(text): draw `text` (no newline) over the current line, in
+ * one write, clipped to the terminal width.  The next ordinary line or
+ * log_progress_clear() erases it.
+ * log_progress_clear(): erase our progress line if one is shown.
  */
-void	log_raw(const char *text);
+void	log_progress_mode(bool on);
+void	log_progress(const char *text);
+void	log_progress_clear(void);
 
 /* Our own bug or nothing can continue: print and exit 70. */
 void	fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

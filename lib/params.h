@@ -53,6 +53,11 @@
 /* Seconds between two redraws of the progress line. */
 #define PROGRESS_INTERVAL	0.2
 
+/* Bytes of one progress line, escape sequence included: it is clipped to
+ * the terminal width anyway, and "NAME: n/N messages, B, R/s, T s" with a
+ * long account name fits easily. */
+#define LOG_PROGRESS_MAX	512
+
 /* SQLite busy timeout in milliseconds. */
 #define SEEN_BUSY_TIMEOUT_MS	5000
 
