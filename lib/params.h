@@ -61,6 +61,10 @@
 /* SQLite busy timeout in milliseconds. */
 #define SEEN_BUSY_TIMEOUT_MS	5000
 
+/* Milliseconds between two attempts to switch a new database to WAL while
+ * another popfetch (-j) holds it: SQLite does not wait itself there. */
+#define SEEN_WAL_RETRY_MS	10
+
 /* ---- store/ (Maildir, seen-list, lock) ---- */
 
 /* Runs kept per mailbox in the state database: `status` shows the last one;

@@ -50,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -427,6 +428,40 @@ db_open(struct seen *s, int flags, struct pf_error *err)
 }
 
 /*
+ * PRAGMA journal_mode = WAL.  Switching to WAL takes an exclusive lock, and
+ * SQLite answers SQLITE_BUSY at once, without calling the busy handler,
+ * when another connection holds a shared lock meanwhile (it avoids a
+ * deadlock): parallel first runs (-j) on a new database would fail with
+ * 75.  So retry every SEEN_WAL_RETRY_MS, up to SEEN_BUSY_TIMEOUT_MS.
+ */
+static int
+set_wal(struct seen *s, struct pf_error *err)
+{
+	const struct timespec pause = { 0, SEEN_WAL_RETRY_MS * 1000000L };
+	sqlite3_stmt *st = NULL;
+	int rc, waited;
+
+	for (waited = 0;; waited += SEEN_WAL_RETRY_MS) {
+		if (db_prepare(s, "PRAGMA journal_mode = WAL", &st,
+		    "set WAL mode", err) == -1)
+			return -1;
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			break;
+		if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) ||
+		    waited >= SEEN_BUSY_TIMEOUT_MS) {
+			db_fail(s, "set WAL mode", err);
+			sqlite3_finalize(st);
+			return -1;
+		}
+		sqlite3_finalize(st);
+		nanosleep(&pause, NULL);
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/*
  * Read-write open: state_dir 0700, the file created by us with mode 0600
  * (SQLite's own default would be 0644; its -wal and -shm files copy the
  * database's mode), WAL, synchronous=FULL, schema migrated.
@@ -434,7 +469,6 @@ db_open(struct seen *s, int flags, struct pf_error *err)
 static int
 open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
 {
-	sqlite3_stmt *st = NULL;
 	int fd;
 
 	if (maildir_mkdirs(state_dir, err) == -1)
@@ -462,15 +496,8 @@ open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
 	/* journal_mode answers with the mode in force; WAL is what we want,
 	 * but a file system without shared memory keeps "delete", which is
 	 * just as durable with synchronous=FULL. */
-	if (db_prepare(s, "PRAGMA journal_mode = WAL", &st, "set WAL mode",
-	    err) == -1)
+	if (set_wal(s, err) == -1)
 		return -1;
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		db_fail(s, "set WAL mode", err);
-		sqlite3_finalize(st);
-		return -1;
-	}
-	sqlite3_finalize(st);
 	if (db_exec(s, "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY",
 	    "set pragmas", err) == -1)
 		return -1;
