@@ -660,6 +660,10 @@ capa_add(struct pop3_capa *c, const char *line)
 			p += strspn(p, " ");
 			if ((n = strcspn(p, " ")) == 0)
 				break;
+			/* A hostile server could list a million; we know
+			 * four.  The rest are ignored, memory stays bounded. */
+			if (c->nsasl >= POP3_SASL_MECHS_MAX)
+				break;
 			c->sasl = xreallocarray(c->sasl, c->nsasl + 1,
 			    sizeof(char *));
 			c->sasl[c->nsasl++] = xstrndup(p, n);

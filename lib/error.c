@@ -16,7 +16,7 @@ pf_error_clear(struct pf_error *err)
 	err->server[0] = '\0';
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 set_what(struct pf_error *err, enum pf_fail category, const char *fmt,
     va_list ap)
 {

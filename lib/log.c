@@ -75,7 +75,7 @@ write_all(const char *buf, size_t len)
 	}
 }
 
-static void
+static void __attribute__((format(printf, 4, 0)))
 vlog(enum log_level level, const char *prefix, int errnum, const char *fmt,
     va_list ap)
 {

@@ -118,6 +118,11 @@
  * about a dozen; a never-ending list is a protocol error (76). */
 #define POP3_CAPA_LINES_MAX	256
 
+/* SASL mechanism names kept from CAPA (RFC 2449 §6.3): real servers list a
+ * handful; past this they are ignored, so a hostile CAPA cannot make the
+ * list grow without bound. */
+#define POP3_SASL_MECHS_MAX	64
+
 /* Highest message number and most lines in a UIDL or LIST reply.  A million
  * messages is far beyond any real POP3 maildrop, and the cap bounds the
  * memory a hostile server can make the listing take. */
