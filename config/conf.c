@@ -167,6 +167,7 @@ struct parse_state {
 	struct sec_info	*secs;
 	size_t		 nsecs;
 	size_t		 nclosed;	/* account sections read so far */
+	const char	*text;		/* the file's text, NUL-terminated */
 };
 
 static struct parse_state *parse;
@@ -309,6 +310,44 @@ password_line(cfg_t *cfg)
 }
 
 /*
+ * Is every `password = VALUE` on line `line` of the text a quoted value?
+ * Then libconfuse's complaint about what follows on that line ("account w
+ * { password = "p" colour = 1 }") cannot hold part of the secret.  False
+ * when in doubt.
+ */
+static bool
+password_quoted(int line)
+{
+	const char *p = parse->text, *eol, *v;
+	int n = 1;
+	bool found = false;
+
+	if (p == NULL)
+		return false;
+	for (; n < line && (p = strchr(p, '\n')) != NULL; n++)
+		p++;
+	if (p == NULL)
+		return false;
+	if ((eol = strchr(p, '\n')) == NULL)
+		eol = p + strlen(p);
+	for (v = p; (v = strstr(v, "password")) != NULL && v < eol; v++) {
+		const char *q = v + strlen("password");
+
+		if (v > p && (isalnum((unsigned char)v[-1]) || v[-1] == '_'))
+			continue;
+		q += strspn(q, " \t");
+		if (*q != '=')
+			continue;
+		q++;
+		q += strspn(q, " \t");
+		if (*q != '"' && *q != '\'')
+			return false;
+		found = true;
+	}
+	return found;
+}
+
+/*
  * libconfuse's own messages.  The two a user meets most are reworded into
  * our vocabulary; the rest keep libconfuse's words behind our prefix.
  */
@@ -327,9 +366,9 @@ conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 	/*
 	 * "password = correct horse" reads as password "correct" and an
 	 * unknown option "horse": libconfuse's words would show part of the
-	 * secret.
+	 * secret.  A quoted password cannot spill into what follows it.
 	 */
-	if (line > 0 && password_line(cfg) == line) {
+	if (line > 0 && password_line(cfg) == line && !password_quoted(line)) {
 		fail_at(line, account, "password", "syntax error after the "
 		    "value (quote a password that holds a space or any of "
 		    "# = { } ( ) + , *)");
@@ -1188,7 +1227,10 @@ conf_load(const char *path, struct conf **conf_r, struct pf_error *err)
 		fail_at(0, NULL, NULL, "not a regular file");
 		goto fail;
 	}
-	if (read_all(fd, &st, &buf, &len) == -1 || conf_scan(buf, len) == -1)
+	if (read_all(fd, &st, &buf, &len) == -1)
+		goto fail;
+	state.text = buf;
+	if (conf_scan(buf, len) == -1)
 		goto fail;
 
 	/* Every scalar option is a string we check ourselves (see top). */

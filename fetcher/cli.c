@@ -186,14 +186,27 @@ parse_args(int argc, char *argv[], struct cli *cli)
 		{ NULL, 0, NULL, 0 }
 	};
 	bool help = false, version = false;
+	const char *word = NULL, *extra = NULL;
 	char *end;
 	int ch;
+	size_t i;
 
 	opterr = 0;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, ":c:vqa:nj:hV", longopts,
+	/*
+	 * The leading '-' hands operands over in place (as 1) instead of
+	 * letting getopt stop at the first one when POSIXLY_CORRECT is set:
+	 * options may stand anywhere, whatever the environment says.
+	 */
+	while ((ch = getopt_long(argc, argv, "-:c:vqa:nj:hV", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
+		case 1:
+			if (word == NULL)
+				word = optarg;
+			else if (extra == NULL)
+				extra = optarg;
+			break;
 		case 'c':
 			cli->config_path = optarg;
 			break;
@@ -244,18 +257,29 @@ parse_args(int argc, char *argv[], struct cli *cli)
 			version = true;
 			break;
 		case ':':
-			if (optopt != 0)
-				return usage_error("option '-%c' needs an "
-				    "argument", optopt);
-			return usage_error("option '%s' needs an argument",
-			    argv[optind - 1]);
+			/* Only the last word can lack its argument. */
+			if (strncmp(argv[optind - 1], "--", 2) == 0 ||
+			    optopt <= 0 || optopt > 127)
+				return usage_error("option '%s' needs an "
+				    "argument", argv[optind - 1]);
+			return usage_error("option '-%c' needs an argument",
+			    optopt);
 		case '?':
 		default:
-			if (optopt != 0)
+			if (optopt == 0)
+				return usage_error("unknown option '%s'",
+				    argv[optind - 1]);
+			/* A known option: a long one given "=ARG". */
+			for (i = 0; longopts[i].name != NULL; i++)
+				if (longopts[i].val == optopt &&
+				    longopts[i].has_arg == no_argument)
+					return usage_error("option '--%s' "
+					    "takes no argument",
+					    longopts[i].name);
+			if (optopt > 0x20 && optopt < 0x7f)
 				return usage_error("unknown option '-%c'",
 				    optopt);
-			return usage_error("unknown option '%s'",
-			    argv[optind - 1]);
+			return usage_error("unknown option");
 		}
 	}
 	if (help) {
@@ -266,14 +290,18 @@ parse_args(int argc, char *argv[], struct cli *cli)
 		print_version();
 		return 0;
 	}
-	if (optind < argc) {
-		if (parse_command(argv[optind], &cli->command) == -1)
-			return usage_error("unknown command '%s' (expected "
-			    "fetch, check, status or accounts)", argv[optind]);
-		optind++;
+	/* Operands after "--" are left at argv[optind...]. */
+	for (; optind < argc; optind++) {
+		if (word == NULL)
+			word = argv[optind];
+		else if (extra == NULL)
+			extra = argv[optind];
 	}
-	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (word != NULL && parse_command(word, &cli->command) == -1)
+		return usage_error("unknown command '%s' (expected fetch, check, "
+		    "status or accounts)", word);
+	if (extra != NULL)
+		return usage_error("unexpected argument '%s'", extra);
 	if (cli->verbose > 0 && cli->quiet)
 		return usage_error("--verbose and --quiet exclude each other");
 

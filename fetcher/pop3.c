@@ -1611,8 +1611,9 @@ stream_body(struct pop3 *s, const struct pop3_msg *m,
 	log_trace("%s: < [%" PRIu64 " octets of message data]", s->account,
 	    wire);
 	/* SPEC §6: the "." is authoritative; LIST sizes are approximate. */
-	if (octets + f.crs != m->size)
-		log_debug("%s: message %u has %" PRIu64 " octets, LIST said %"
+	/* SPEC §6: a warning shown with -v (LOG_WARNING with --syslog). */
+	if (octets + f.crs != m->size && log_verbosity() >= 1)
+		log_warnx("%s: message %u has %" PRIu64 " octets, LIST said %"
 		    PRIu64, s->account, m->number, octets + f.crs, m->size);
 	if (sink->end != NULL && sink->end(sink->ctx, m, octets, err) == -1)
 		return -1;

@@ -360,6 +360,16 @@ sink_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
 
 /* ---- the steps of a fetch ---- */
 
+/* qsort order of a listing: by message number. */
+static int
+msg_number_cmp(const void *a, const void *b)
+{
+	unsigned x = ((const struct pop3_msg *)a)->number;
+	unsigned y = ((const struct pop3_msg *)b)->number;
+
+	return (x > y) - (x < y);
+}
+
 /* Design note step 2: decide every pending delivery, clean tmp/. */
 static int
 recover(struct run *r, struct pf_error *err)
@@ -609,8 +619,10 @@ dry_run(struct run *r, struct pf_error *err)
 		    seen_contains(r->seen, m->uidl);
 		if (seen) {
 			if (want_delete(r, m, now)) {
+				/* SPEC §2: From, Subject and Date for every
+				 * message listed, deleted ones too. */
 				dry_show(r, "delete", m, " (fetched before)",
-				    false);
+				    true);
 				would_delete++;
 			}
 			continue;
@@ -772,6 +784,11 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	if (connect_and_login(&r, true, &err) == -1 ||
 	    pop3_list_messages(r.pop3, &r.listing, &err) == -1)
 		goto fail;
+	/* SPEC §7: max_messages takes the lowest message numbers first,
+	 * whatever order the server listed them in. */
+	if (r.listing->count > 1)
+		qsort(r.listing->msgs, r.listing->count,
+		    sizeof(*r.listing->msgs), msg_number_cmp);
 	if (opts->dry_run) {
 		if (dry_run(&r, &err) == -1)
 			goto fail;

@@ -8,7 +8,10 @@
  * returns only after the WAL is fsynced, so every transaction below is
  * durable before the next step starts.  Every write transaction is
  * BEGIN IMMEDIATE, so parallel popfetch processes (other mailboxes) queue
- * on the busy timeout instead of failing halfway.
+ * on the busy timeout instead of failing halfway.  The last read-write
+ * connection to close switches the file back to rollback-journal mode
+ * (leave_wal), so that between runs it is a lone file that read-only
+ * readers (--dry-run, status) open without creating -wal and -shm files.
  *
  *  1. seen_open creates/migrates the database and loads the mailbox's known
  *     UIDLs.  Recovery: seen_pending_load returns the pending rows of this
@@ -557,6 +560,31 @@ fail:
 	return -1;
 }
 
+/*
+ * Before a read-write connection closes: leave WAL mode if this is the last
+ * connection to the database.  A read-only connection to a WAL database
+ * creates popfetch.db-wal and -shm and, unable to write, leaves them behind;
+ * SPEC §2 lets --dry-run create nothing but the state directory and a lock
+ * file.  In rollback-journal mode a reader creates nothing.
+ *
+ * The switch checkpoints the WAL into the database (fsynced, as
+ * synchronous = FULL) before it deletes it and rewrites the header in a
+ * journaled transaction, so nothing committed is at risk.  It needs an
+ * exclusive lock, which SQLite does not wait for, and which it cannot get
+ * while any other connection (another popfetch, -j) has the database open:
+ * then the switch fails at once, harmlessly, and the last one out does it.
+ * The next read-write open switches back to WAL (set_wal).
+ */
+static void
+leave_wal(struct seen *s)
+{
+	if (s->mode != SEEN_READ_WRITE)
+		return;
+	sqlite3_busy_timeout(s->db, 0);
+	(void)sqlite3_exec(s->db, "PRAGMA main.journal_mode = DELETE", NULL,
+	    NULL, NULL);
+}
+
 void
 seen_close(struct seen **s_r)
 {
@@ -566,6 +594,7 @@ seen_close(struct seen **s_r)
 		return;
 	if (s->db != NULL) {
 		tx_rollback(s);
+		leave_wal(s);
 		sqlite3_close(s->db);
 	}
 	known_free(s->known, s->nknown);

@@ -86,7 +86,12 @@ char	*seen_mailbox_key(const char *user, const char *host);
 int	seen_open(const char *state_dir, const char *user, const char *host,
 	    enum seen_mode mode, struct seen **s_r, struct pf_error *err);
 
-/* Close the database and free everything; clears *s_r.  NULL is fine. */
+/*
+ * Close the database and free everything; clears *s_r.  NULL is fine.  The
+ * last read-write connection to close takes the database out of WAL mode,
+ * so that between runs it is a lone file, and SEEN_READ_ONLY opens and
+ * seen_status_read create no -wal or -shm file next to it.
+ */
 void	seen_close(struct seen **s_r);
 
 /* The database's path (valid until seen_close). */

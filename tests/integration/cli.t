@@ -606,6 +606,51 @@ def _(tmp):
         like(r.stderr, r"^popfetch: ", "error line of %s" % args)
 
 
+@T.test("global options in any position, also with POSIXLY_CORRECT set; usage "
+        "errors name the option as typed")
+def _(tmp):
+    pf = pftest.Popfetch(tmp)
+    pf.write_config(pftest.account_conf("work", host="127.0.0.1", user="u",
+                                        password_command="echo x",
+                                        maildir=pf.path("Mail/work")) +
+                    pftest.account_conf("two", host="127.0.0.1", user="v",
+                                        password_command="echo x",
+                                        maildir=pf.path("Mail/two")))
+    never = "work: 0 seen, 0 B fetched, never run, 0 pending\n"
+    for env in (None, {"POSIXLY_CORRECT": "1"}):
+        for args in (["-c", pf.config_path, "-q", "status", "-a", "work"],
+                     ["status", "-c", pf.config_path, "-a", "work", "-q"],
+                     ["-a", "work", "status", "--config", pf.config_path],
+                     ["status", "-a", "work", "--syslog", "-c", pf.config_path]):
+            r = pf.run(*args, config=False, env=env)
+            eq((r.rc, r.stdout, r.stderr), (0, never, ""), "%s %s" % (env, args))
+        r = pf.run("accounts", "-q", env=env).expect(0)
+        eq(len(r.stdout.splitlines()), 2, "accounts -q")
+    for args, msg in ((["status", "--json=1"], "option '--json' takes no argument"),
+                      (["--verbose=2"], "option '--verbose' takes no argument"),
+                      (["status", "--config"], "option '--config' needs an argument"),
+                      (["status", "-c"], "option '-c' needs an argument"),
+                      (["-qZ"], "unknown option '-Z'"),
+                      (["--frob=1"], "unknown option '--frob=1'"),
+                      (["status", "--", "-q"], "unexpected argument '-q'")):
+        r = pf.run(*args, config=False)
+        eq((r.rc, r.stdout), (64, ""), str(r))
+        eq(r.stderr.splitlines()[0], "popfetch: " + msg, "first line for %s" % args)
+
+
+@T.test("config error on a one-line account: an unknown key after a quoted "
+        "password is named (78), the password is not shown")
+def _(tmp):
+    pf = pftest.Popfetch(tmp)
+    pf.write_config('account work { host = "127.0.0.1" user = "u" password = "%s" '
+                    'maildir = "%s" colour = 1 }\n' % (SECRET, pf.path("Mail/work")))
+    r = pf.run("accounts")
+    eq(r.rc, 78, str(r))
+    eq(r.stderr, "popfetch: %s:1: account work: unknown option 'colour'\n"
+       % pf.config_path, "the error line")
+    no_secret(r.stderr, "config error")
+
+
 @T.test("config errors: missing -c file 78; $POPFETCH_CONFIG missing 78; "
         "0644 with a password 78 with 'chmod 600 FILE'")
 def _(tmp):

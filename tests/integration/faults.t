@@ -591,7 +591,7 @@ def list_size_test(tmp, delta):
     r = box.run("-v")
     eq(r.rc, 0, str(r))
     delivered(box, msgs)
-    m = re.search(r"^%s: message 2 has (\d+) octets, LIST said (\d+)$" % NAME,
+    m = re.search(r"^popfetch: %s: message 2 has (\d+) octets, LIST said (\d+)$" % NAME,
                   r.stderr, re.M)
     ok(m, "-v mentions the size difference", r.stderr)
     eq((int(m.group(1)), int(m.group(2))), (real, real + delta), "sizes in the note")

@@ -467,6 +467,32 @@ def _(tmp):
     eq(box.dc.server_message_count(box.user), 5, "all still on the server")
 
 
+@T.test("max_messages: lowest message numbers first even when the server "
+        "lists them in another order")
+def _(tmp):
+    msgs = [pftest.MailGen(73).message(size=800, subject="Order %d" % i)
+            for i in range(1, 5)]
+    uidls = ["ord-%d" % i for i in range(1, 5)]
+    sizes = [len(pftest.pop3_expected(m).replace(b"\n", b"\r\n")) for m in msgs]
+    listing = ["+OK"] + ["%d %d" % (n, sizes[n - 1]) for n in (4, 2, 3, 1)] + ["."]
+    uidl = ["+OK"] + ["%d %s" % (n, uidls[n - 1]) for n in (3, 1, 4, 2)] + ["."]
+    srv = pftest.PopServer(tmp, messages=msgs, uidls=uidls, tls="implicit",
+                           cert=T.certs().server,
+                           override={"LIST": listing, "UIDL": uidl}).start()
+    T.add_cleanup(srv.stop)
+    pf = pftest.Popfetch(tmp)
+    md = pf.path("Mail/work")
+    pf.write_config(pftest.account_conf(
+        "work", host="127.0.0.1", port=srv.port, user="alice", password="secret",
+        tls_ca_file=T.certs().ca.cert, maildir=md, max_messages=2))
+    summary(pf.run("fetch").expect(0), "work", 2, 2, 0)
+    got = [RECEIVED.match(m).group("uidl").decode()
+           for m in pftest.read_maildir(md).messages()]
+    eq(sorted(got), ["ord-1", "ord-2"], "messages 1 and 2, not the first listed")
+    eq([ln for ln in srv.client_lines() if ln.startswith(b"RETR")],
+       [b"RETR 1", b"RETR 2"], "RETRs in message-number order")
+
+
 # ------------------------------------------------------------------ dry run
 
 @T.test("--dry-run: UIDL, size, From, Subject, Date per message; writes "
@@ -515,19 +541,29 @@ def _(tmp):
     snap = {f: open(os.path.join(box.pf.state_dir, f), "rb").read() for f in db
             if not f.startswith("lock")}
     before = box.maildir()
+    eq([f for f in db if not f.startswith("lock")], ["popfetch.db"],
+       "after a real run: the database alone (no -wal or -shm)")
     box.configure(delete=True)
     r = box.run("fetch", "-n").expect(0)
-    eq(len(re.findall(r"(?m)^\S.*delete", r.stdout)), 3,
-       "three fetched messages would be deleted:\n" + r.stdout)
+    blocks = [b for b in re.split(r"(?m)^(?=\S)", r.stdout) if b]
+    dele = [b for b in blocks if re.match(r"\S.*delete", b)]
+    eq(len(dele), 3, "three fetched messages would be deleted:\n" + r.stdout)
+    # Every message listed shows its From, Subject and Date (SPEC §2),
+    # also those that would only be deleted.
+    for i, b in enumerate(dele):
+        hdr = msgs[i].split(b"\n\n", 1)[0].decode()
+        contains(b, uidls[i], "UIDL of deleted message %d" % (i + 1))
+        for field in ("From", "Subject", "Date"):
+            v = re.search(r"(?m)^%s: (.*)$" % field, hdr).group(1)
+            like(b, r"(?m)^\s*%s:\s*%s\s*$" % (field, re.escape(v)),
+                 "%s of deleted message %d" % (field, i + 1))
     eq(box.uidls(), uidls, "server unchanged by the second dry run")
     eq(box.maildir().new, before.new, "Maildir unchanged")
-    # A read-only SQLite connection to a WAL database may leave its
-    # (empty) -wal and -shm side files; no other file, and no data.
-    after = sorted(os.listdir(box.pf.state_dir))
-    eq([f for f in after if not f.endswith(("-wal", "-shm"))], db, "no new state files")
-    for f in after:
-        if f.endswith("-wal"):
-            eq(os.path.getsize(os.path.join(box.pf.state_dir, f)), 0, f + " is empty")
+    # "The state directory and a lock file in it may be created; nothing
+    # else": not even SQLite's -wal and -shm side files.  status neither.
+    box.run("status").expect(0)
+    box.run("status", "--json").expect(0)
+    eq(sorted(os.listdir(box.pf.state_dir)), db, "no new state files")
     for f, data in snap.items():
         eq(open(os.path.join(box.pf.state_dir, f), "rb").read(), data, f + " unchanged")
 
