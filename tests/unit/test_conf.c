@@ -30,6 +30,7 @@
 #include "conf.h"
 #include "error.h"
 #include "params.h"
+#include "testutil.h"
 
 static char tmpdir[PATH_MAX];
 static char home[PATH_MAX];
@@ -37,7 +38,7 @@ static unsigned nfiles;
 
 /* Write `text` to a new file under tmpdir with `mode`; returns its path. */
 static char *
-write_file(const char *text, mode_t mode)
+write_conf(const char *text, mode_t mode)
 {
 	char *path;
 	size_t len = strlen(text);
@@ -58,7 +59,7 @@ load_ok(const char *text)
 {
 	struct pf_error err;
 	struct conf *conf = NULL;
-	char *path = write_file(text, 0600);
+	char *path = write_conf(text, 0600);
 
 	pf_error_clear(&err);
 	if (conf_load(path, &conf, &err) != 0)
@@ -80,7 +81,7 @@ load_err_mode(const char *text, mode_t mode, int line, const char *const *needle
 {
 	struct pf_error err;
 	struct conf *conf = (struct conf *)1;
-	char *path = write_file(text, mode), *prefix;
+	char *path = write_conf(text, mode), *prefix;
 	size_t i;
 
 	pf_error_clear(&err);
@@ -114,6 +115,17 @@ load_err_mode(const char *text, mode_t mode, int line, const char *const *needle
 	"  maildir = \"/tmp/Mail/work\"\n"
 
 #define MINIMAL "account work {\n" ACCOUNT_BODY "}\n"
+
+/* `got` must be the test's $HOME followed by `suffix`. */
+static void
+assert_home_path(const char *got, const char *suffix)
+{
+	char *want;
+
+	assert_true(asprintf(&want, "%s%s", home, suffix) > 0);
+	assert_string_equal(got, want);
+	free(want);
+}
 
 /* ---- the error table: one named case per rule ---- */
 
@@ -310,6 +322,20 @@ static const struct err_case err_cases[] = {
 	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
 	  "  password = correct secret staple\n  maildir = \"/m\"\n}\n", 4,
 	  { "account work: option password: ", "quote a password", NULL } },
+	/* On one line with a quoted password, an unknown key is named as
+	 * such: the quotes bound the secret. */
+	{ "unknown_key_same_line_as_quoted_password",
+	  "account work { host = \"h\" user = \"u\" password = \"secret\" "
+	  "maildir = \"/m\" colour = 1 }\n", 1,
+	  { "account work: ", "unknown option 'colour'", NULL } },
+	{ "unknown_key_same_line_as_single_quoted_password",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  password='se cret' maildir = \"/m\" colour = 1\n}\n", 4,
+	  { "account work: ", "unknown option 'colour'", NULL } },
+	{ "password_unquoted_then_unknown_key_not_shown",
+	  "account work { host = \"h\" user = \"u\" password = secret "
+	  "maildir = \"/m\" colour = 1 }\n", 1,
+	  { "account work: option password: ", "quote a password", NULL } },
 	{ "password_empty",
 	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
 	  "  password = \"\"\n  maildir = \"/m\"\n}\n", 4,
@@ -383,20 +409,17 @@ static void
 test_state_dir_default_without_xdg(void **state)
 {
 	struct conf *conf;
-	char *want;
 
 	(void)state;
-	assert_true(asprintf(&want, "%s/.local/state/popfetch", home) > 0);
 	unsetenv("XDG_STATE_HOME");
 	conf = load_ok(MINIMAL);
-	assert_string_equal(conf->state_dir, want);
+	assert_home_path(conf->state_dir, "/.local/state/popfetch");
 	conf_free(&conf);
 	/* An empty XDG_STATE_HOME counts as unset. */
 	setenv("XDG_STATE_HOME", "", 1);
 	conf = load_ok(MINIMAL);
-	assert_string_equal(conf->state_dir, want);
+	assert_home_path(conf->state_dir, "/.local/state/popfetch");
 	conf_free(&conf);
-	free(want);
 }
 
 static void
@@ -678,23 +701,26 @@ test_tilde_expansion(void **state)
 {
 	const struct conf_account *a;
 	struct conf *conf;
-	char *want;
 
 	(void)state;
 	conf = load_ok("state_dir = \"~/state\"\n"
 	    "account work {\n  host = \"h\"\n  user = \"u\"\n  password = \"p\"\n"
 	    "  maildir = \"~/Mail/work\"\n  tls_ca_file = \"~/ca.pem\"\n}\n");
 	a = &conf->accounts[0];
-	assert_true(asprintf(&want, "%s/state", home) > 0);
-	assert_string_equal(conf->state_dir, want);
-	free(want);
-	assert_true(asprintf(&want, "%s/Mail/work", home) > 0);
-	assert_string_equal(a->maildir, want);
-	free(want);
-	assert_true(asprintf(&want, "%s/ca.pem", home) > 0);
-	assert_string_equal(a->tls_ca_file, want);
-	free(want);
+	assert_home_path(conf->state_dir, "/state");
+	assert_home_path(a->maildir, "/Mail/work");
+	assert_home_path(a->tls_ca_file, "/ca.pem");
 	conf_free(&conf);
+}
+
+/* conf_expand_tilde(in) must give `want`. */
+static void
+expect_tilde(const char *in, const char *want)
+{
+	char *s = conf_expand_tilde(in);
+
+	assert_string_equal(s, want);
+	free(s);
 }
 
 static void
@@ -704,23 +730,13 @@ test_expand_tilde_function(void **state)
 	char *s, *want;
 
 	(void)state;
-	s = conf_expand_tilde("~");
-	assert_string_equal(s, home);
-	free(s);
+	expect_tilde("~", home);
 	s = conf_expand_tilde("~/a/b");
-	assert_true(asprintf(&want, "%s/a/b", home) > 0);
-	assert_string_equal(s, want);
+	assert_home_path(s, "/a/b");
 	free(s);
-	free(want);
-	s = conf_expand_tilde("/x/~/y");
-	assert_string_equal(s, "/x/~/y");
-	free(s);
-	s = conf_expand_tilde("rel/~");
-	assert_string_equal(s, "rel/~");
-	free(s);
-	s = conf_expand_tilde("~no-such-user-popfetch/x");
-	assert_string_equal(s, "~no-such-user-popfetch/x");
-	free(s);
+	expect_tilde("/x/~/y", "/x/~/y");
+	expect_tilde("rel/~", "rel/~");
+	expect_tilde("~no-such-user-popfetch/x", "~no-such-user-popfetch/x");
 
 	pw = getpwuid(geteuid());
 	assert_non_null(pw);
@@ -728,13 +744,9 @@ test_expand_tilde_function(void **state)
 	assert_non_null(want);
 	/* HOME unset or empty: the passwd entry */
 	unsetenv("HOME");
-	s = conf_expand_tilde("~");
-	assert_string_equal(s, want);
-	free(s);
+	expect_tilde("~", want);
 	setenv("HOME", "", 1);
-	s = conf_expand_tilde("~");
-	assert_string_equal(s, want);
-	free(s);
+	expect_tilde("~", want);
 	setenv("HOME", home, 1);
 	free(want);
 
@@ -743,15 +755,11 @@ test_expand_tilde_function(void **state)
 		want = NULL;
 		assert_true(asprintf(&want, "%s/x", strcmp(pw->pw_dir, "/") == 0 ?
 		    "" : pw->pw_dir) > 0);
-		s = conf_expand_tilde("~root/x");
-		assert_string_equal(s, want);
-		free(s);
+		expect_tilde("~root/x", want);
 		free(want);
 	}
 	setenv("HOME", "/", 1);
-	s = conf_expand_tilde("~/x");
-	assert_string_equal(s, "/x");
-	free(s);
+	expect_tilde("~/x", "/x");
 	setenv("HOME", home, 1);
 }
 
@@ -826,7 +834,7 @@ expect_perm_refusal(const char *text, mode_t mode)
 {
 	struct pf_error err;
 	struct conf *conf = NULL;
-	char *path = write_file(text, mode), *fix;
+	char *path = write_conf(text, mode), *fix;
 
 	assert_int_equal(conf_load(path, &conf, &err), -1);
 	assert_null(conf);
@@ -868,7 +876,7 @@ test_perm_no_password_accepted(void **state)
 {
 	struct pf_error err;
 	struct conf *conf = NULL;
-	char *path = write_file("account work {\n  host = \"h\"\n  user = \"u\"\n"
+	char *path = write_conf("account work {\n  host = \"h\"\n  user = \"u\"\n"
 	    "  password_command = \"pass show x\"\n  maildir = \"/m\"\n}\n", 0644);
 
 	(void)state;
@@ -894,7 +902,7 @@ test_perm_owner_refused(void **state)
 	pw = getpwuid(geteuid());
 	assert_non_null(pw);
 	assert_true(asprintf(&fix, "chown %s ", pw->pw_name) > 0);
-	path = write_file(MINIMAL, 0600);
+	path = write_conf(MINIMAL, 0600);
 	assert_int_equal(chown(path, 65534, (gid_t)-1), 0);
 	assert_int_equal(conf_load(path, &conf, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_CONFIG);
@@ -941,14 +949,10 @@ test_load_raw_nul(void **state)
 	struct pf_error err;
 	struct conf *conf = NULL;
 	char *path, *want;
-	int fd;
 
 	(void)state;
-	path = write_file("timeout = 5\n", 0600);
-	fd = open(path, O_WRONLY | O_APPEND);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "# x\0y\n", 6), 6);
-	close(fd);
+	path = write_conf("timeout = 5\n", 0600);
+	assert_int_equal(test_write_file(path, O_APPEND, "# x\0y\n", 6), 0);
 	assert_int_equal(conf_load(path, &conf, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_CONFIG);
 	assert_true(asprintf(&want, "%s:2: NUL byte", path) > 0);
@@ -1000,7 +1004,7 @@ test_account_order_and_find(void **state)
 static char *
 make_config_at(const char *path)
 {
-	FILE *fp;
+	static const char text[] = "timeout = 5\n";
 	char *dir = strdup(path), *slash;
 
 	/* mkdir -p dirname(path) */
@@ -1012,10 +1016,8 @@ make_config_at(const char *path)
 		*slash = '/';
 	}
 	free(dir);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	fputs("timeout = 5\n", fp);
-	fclose(fp);
+	assert_int_equal(test_write_file(path, O_CREAT | O_TRUNC, text,
+	    sizeof(text) - 1), 0);
 	return strdup(path);
 }
 
@@ -1056,8 +1058,8 @@ test_locate_order(void **state)
 	assert_true(asprintf(&homefile, "%s/.config/popfetch/config", home) > 0);
 	free(make_config_at(xdgfile));
 	free(make_config_at(homefile));
-	envfile = write_file("timeout = 1\n", 0600);
-	cfile = write_file("timeout = 2\n", 0600);
+	envfile = write_conf("timeout = 1\n", 0600);
+	cfile = write_conf("timeout = 2\n", 0600);
 
 	setenv("POPFETCH_CONFIG", envfile, 1);
 	setenv("XDG_CONFIG_HOME", xdgdir, 1);
@@ -1131,16 +1133,11 @@ test_locate_nothing_found(void **state)
 static int
 group_setup(void **state)
 {
-	char *t;
-
 	(void)state;
-	t = getenv("TMPDIR");
-	if ((size_t)snprintf(tmpdir, sizeof(tmpdir) - 16, "%s/test_conf.XXXXXX",
-	    t != NULL && t[0] != '\0' ? t : "/tmp") >= sizeof(tmpdir) - 16 ||
-	    mkdtemp(tmpdir) == NULL)
+	if (test_mkdtemp(tmpdir, sizeof(tmpdir), "test_conf") == -1)
 		return -1;
-	if ((size_t)snprintf(home, sizeof(home), "%s/home", tmpdir) >=
-	    sizeof(home) || mkdir(home, 0700) == -1)
+	test_pathf(home, sizeof(home), "%s/home", tmpdir);
+	if (mkdir(home, 0700) == -1)
 		return -1;
 	setenv("HOME", home, 1);
 	unsetenv("XDG_STATE_HOME");
@@ -1152,14 +1149,8 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
-	char *cmd;
-
 	(void)state;
-	if (asprintf(&cmd, "rm -rf '%s'", tmpdir) > 0) {
-		if (system(cmd) != 0)
-			fprintf(stderr, "# could not remove %s\n", tmpdir);
-		free(cmd);
-	}
+	test_rmtree(tmpdir);
 	return 0;
 }
 

@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -25,49 +24,25 @@
 
 #include "error.h"
 #include "lock.h"
+#include "testutil.h"
 
 #define USER	"alice"
 #define HOST	"pop.example.com"
 
 struct fixture {
-	char	 dir[PATH_MAX];
+	char	 dir[PATH_MAX];		/* first (test_fixture_new) */
 	char	 state[PATH_MAX];	/* dir/a/state: does not exist yet */
 };
 
 static int
 setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
+	struct fixture *f = test_fixture_new(sizeof(*f), "test_lock");
 
 	if (f == NULL)
 		return -1;
-	umask(022);
-	strcpy(f->dir, "/tmp/test_lock.XXXXXX");
-	if (mkdtemp(f->dir) == NULL ||
-	    strlen(f->dir) + sizeof("/a/state") > sizeof(f->state))
-		return -1;
-	strcpy(f->state, f->dir);
-	strcat(f->state, "/a/state");
+	test_pathf(f->state, sizeof(f->state), "%s/a/state", f->dir);
 	*state = f;
-	return 0;
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
 	return 0;
 }
 
@@ -84,9 +59,7 @@ spawn_holder(const struct fixture *f, bool release, int *go_r)
 
 	assert_int_equal(pipe(ready), 0);
 	assert_int_equal(pipe(go), 0);
-	fflush(NULL);
-	pid = fork();
-	assert_true(pid >= 0);
+	pid = test_fork();
 	if (pid == 0) {
 		struct pf_lock *lock = NULL;
 		struct pf_error err;
@@ -119,7 +92,7 @@ test_second_process_fails_at_once(void **state)
 	struct pf_error err;
 	char want[256];
 	pid_t pid;
-	int status, go;
+	int go;
 
 	pid = spawn_holder(f, true, &go);
 	assert_int_equal(lock_acquire(f->state, USER, HOST, &lock, &err), -1);
@@ -139,8 +112,7 @@ test_second_process_fails_at_once(void **state)
 
 	/* Let the holder release and exit. */
 	close(go);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	test_wait_exit(pid, 0);
 	assert_int_equal(lock_acquire(f->state, USER, HOST, &lock, &err), 0);
 	lock_release(&lock);
 }
@@ -152,14 +124,13 @@ test_killed_holder_releases(void **state)
 	struct pf_lock *lock = NULL;
 	struct pf_error err;
 	pid_t pid;
-	int status, go;
+	int go;
 
 	pid = spawn_holder(f, false, &go);
 	assert_int_equal(lock_acquire(f->state, USER, HOST, &lock, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_TEMP);
 	assert_int_equal(kill(pid, SIGKILL), 0);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFSIGNALED(status));
+	test_wait_signal(pid, SIGKILL);
 	assert_int_equal(lock_acquire(f->state, USER, HOST, &lock, &err), 0);
 	lock_release(&lock);
 	close(go);
@@ -187,11 +158,10 @@ test_same_process_and_files(void **state)
 	assert_non_null(strstr(err.what, want));
 
 	/* state_dir and parents 0700; the lock file 0600 with our pid. */
-	assert_int_equal(stat(f->state, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0700);
-	snprintf(path, sizeof(path), "%s/lock.alice@pop.example.com", f->state);
-	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(test_mode_of(f->state), 0700);
+	test_pathf(path, sizeof(path), "%s/lock.alice@pop.example.com",
+	    f->state);
+	assert_int_equal(test_mode_of(path), 0600);
 	fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
 	len = read(fd, buf, sizeof(buf) - 1);
@@ -221,7 +191,7 @@ test_same_process_and_files(void **state)
 	}
 	closedir(d);
 	assert_int_equal(n, 2);
-	snprintf(path, sizeof(path), "%s/lock...%%2F..%%2Fx%%2F.y%%20z@%s",
+	test_pathf(path, sizeof(path), "%s/lock...%%2F..%%2Fx%%2F.y%%20z@%s",
 	    f->state, HOST);
 	assert_int_equal(stat(path, &st), 0);
 }
@@ -233,31 +203,28 @@ test_unwritable_state_dir(void **state)
 	struct pf_lock *lock = NULL;
 	struct pf_error err;
 	char path[PATH_MAX + 16];
-	int fd;
 
 	/* state_dir's parent is a file. */
-	snprintf(path, sizeof(path), "%s/file", f->dir);
-	fd = open(path, O_CREAT | O_WRONLY, 0600);
-	assert_true(fd >= 0);
-	close(fd);
-	snprintf(path, sizeof(path), "%s/file/state", f->dir);
+	test_pathf(path, sizeof(path), "%s/file", f->dir);
+	assert_int_equal(test_write_file(path, O_CREAT, "", 0), 0);
+	test_pathf(path, sizeof(path), "%s/file/state", f->dir);
 	assert_int_equal(lock_acquire(path, USER, HOST, &lock, &err), -1);
 	assert_null(lock);
 	assert_int_equal(err.category, PF_FAIL_IO);
 }
 
+/* Each case runs in a fresh directory. */
+#define T(fn)	\
+	cmocka_unit_test_setup_teardown(fn, setup, test_fixture_teardown)
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_second_process_fails_at_once,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_killed_holder_releases, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_same_process_and_files, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_unwritable_state_dir, setup,
-		    teardown),
+		T(test_second_process_fails_at_once),
+		T(test_killed_holder_releases),
+		T(test_same_process_and_files),
+		T(test_unwritable_state_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,10 +6,8 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <regex.h>
 #include <sched.h>
@@ -28,105 +26,45 @@
 #include "error.h"
 #include "maildir.h"
 #include "params.h"
-
-/* snprintf that fails the test instead of truncating. */
-static void pathf(char *buf, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-pathf(char *buf, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= size) {
-		fprintf(stderr, "# path too long\n");
-		abort();
-	}
-}
+#include "testutil.h"
 
 /* Each test runs in a fresh directory of its own. */
 struct fixture {
-	char	 dir[PATH_MAX];
+	char	 dir[PATH_MAX];		/* first (test_fixture_new) */
 	char	 md[PATH_MAX];		/* dir/Mail */
 };
 
 static int
 setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
+	struct fixture *f = test_fixture_new(sizeof(*f), "test_maildir");
 
 	if (f == NULL)
 		return -1;
-	umask(022);
-	pathf(f->dir, sizeof(f->dir), "/tmp/test_maildir.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	pathf(f->md, sizeof(f->md), "%s/Mail", f->dir);
+	test_pathf(f->md, sizeof(f->md), "%s/Mail", f->dir);
 	*state = f;
 	return 0;
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
-}
-
-/* Number of entries (besides . and ..) in dir/sub. */
-static int
-count_files(const char *dir, const char *sub)
-{
-	char path[PATH_MAX];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
-
-	pathf(path, sizeof(path), "%s/%s", dir, sub);
-	if ((d = opendir(path)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			n++;
-	}
-	closedir(d);
-	return n;
 }
 
 static bool
 file_exists(const char *dir, const char *sub, const char *name)
 {
 	char path[PATH_MAX];
-	struct stat st;
 
-	pathf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
-	return lstat(path, &st) == 0;
+	test_pathf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+	return test_path_exists(path);
 }
 
-static mode_t
-mode_of(const char *path)
+/* A new Maildir at f->md, opened. */
+static struct maildir *
+new_maildir(const struct fixture *f)
 {
-	struct stat st;
+	struct maildir *md = NULL;
+	struct pf_error err;
 
-	if (stat(path, &st) == -1)
-		return (mode_t)-1;
-	return st.st_mode & 07777;
+	assert_int_equal(maildir_create(f->md, &err), 0);
+	assert_int_equal(maildir_open(f->md, &md, &err), 0);
+	return md;
 }
 
 /* Deliver `len` bytes of `data` in chunks of `chunk`, finish; name out. */
@@ -150,22 +88,23 @@ static void
 test_create_modes(void **state)
 {
 	struct fixture *f = *state;
+	static const char *const dirs[] = {
+		"a/b/Mail", "a", "a/b/Mail/tmp", "a/b/Mail/new", "a/b/Mail/cur",
+	};
 	struct pf_error err;
 	char path[PATH_MAX];
+	size_t i;
 
-	pathf(path, sizeof(path), "%s/a/b/Mail", f->dir);
+	test_pathf(path, sizeof(path), "%s/a/b/Mail", f->dir);
 	assert_int_equal(maildir_create(path, &err), 0);
-	assert_int_equal(mode_of(path), 0700);
-	pathf(path, sizeof(path), "%s/a", f->dir);
-	assert_int_equal(mode_of(path), 0700);
-	pathf(path, sizeof(path), "%s/a/b/Mail/tmp", f->dir);
-	assert_int_equal(mode_of(path), 0700);
-	pathf(path, sizeof(path), "%s/a/b/Mail/new", f->dir);
-	assert_int_equal(mode_of(path), 0700);
-	pathf(path, sizeof(path), "%s/a/b/Mail/cur", f->dir);
-	assert_int_equal(mode_of(path), 0700);
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		test_pathf(path, sizeof(path), "%s/%s", f->dir, dirs[i]);
+		if (test_mode_of(path) != 0700)
+			fail_msg("%s: mode %o, want 700", dirs[i],
+			    (unsigned)test_mode_of(path));
+	}
 	/* Creating it again is fine. */
-	pathf(path, sizeof(path), "%s/a/b/Mail/", f->dir);
+	test_pathf(path, sizeof(path), "%s/a/b/Mail/", f->dir);
 	assert_int_equal(maildir_create(path, &err), 0);
 }
 
@@ -176,14 +115,11 @@ test_create_errors(void **state)
 	struct maildir *md = NULL;
 	struct pf_error err;
 	char path[PATH_MAX + 100];
-	int fd;
 
 	/* A file in the way. */
-	pathf(path, sizeof(path), "%s/file", f->dir);
-	fd = open(path, O_CREAT | O_WRONLY, 0600);
-	assert_true(fd >= 0);
-	close(fd);
-	pathf(path, sizeof(path), "%s/file/Mail", f->dir);
+	test_pathf(path, sizeof(path), "%s/file", f->dir);
+	assert_int_equal(test_write_file(path, O_CREAT, "", 0), 0);
+	test_pathf(path, sizeof(path), "%s/file/Mail", f->dir);
 	assert_int_equal(maildir_create(path, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_IO);
 	assert_non_null(strstr(err.what, "/file"));
@@ -222,8 +158,7 @@ test_deliver_name_content_mode(void **state)
 	for (i = 0; i < len; i++)
 		data[i] = (char)(i * 7 + i / 251);
 
-	assert_int_equal(maildir_create(f->md, &err), 0);
-	assert_int_equal(maildir_open(f->md, &md, &err), 0);
+	md = new_maildir(f);
 	assert_string_equal(maildir_path(md), f->md);
 
 	/* Odd chunks, then one chunk larger than the buffer. */
@@ -238,7 +173,7 @@ test_deliver_name_content_mode(void **state)
 	assert_int_equal(maildir_deliver_finish(d, &err), 0);
 	assert_int_equal(maildir_delivery_size(d), len);
 
-	pathf(pattern, sizeof(pattern),
+	test_pathf(pattern, sizeof(pattern),
 	    "^[0-9]{9,}\\.M[0-9]{1,6}P%ldQ[0-9]+\\.[^/:,]+,S=%zu$",
 	    (long)getpid(), len);
 	assert_int_equal(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB), 0);
@@ -246,8 +181,8 @@ test_deliver_name_content_mode(void **state)
 	regfree(&re);
 
 	/* Finished: still only in tmp/, mode 0600. */
-	assert_int_equal(count_files(f->md, "tmp"), 1);
-	assert_int_equal(count_files(f->md, "new"), 0);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 1);
+	assert_int_equal(test_count_entries(f->md, "new"), 0);
 
 	/* A second delivery gets another name. */
 	d2 = deliver(md, "x\n", 2, 2);
@@ -255,10 +190,11 @@ test_deliver_name_content_mode(void **state)
 
 	assert_int_equal(maildir_commit(md, (struct maildir_delivery *[]){ d, d2 },
 	    2, &err), 0);
-	assert_int_equal(count_files(f->md, "tmp"), 0);
-	assert_int_equal(count_files(f->md, "new"), 2);
-	pathf(path, sizeof(path), "%s/new/%s", f->md, maildir_delivery_name(d));
-	assert_int_equal(mode_of(path), 0600);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
+	assert_int_equal(test_count_entries(f->md, "new"), 2);
+	test_pathf(path, sizeof(path), "%s/new/%s", f->md,
+	    maildir_delivery_name(d));
+	assert_int_equal(test_mode_of(path), 0600);
 	fp = fopen(path, "rb");
 	assert_non_null(fp);
 	assert_int_equal(fread(back, 1, len + 1, fp), len);
@@ -269,7 +205,7 @@ test_deliver_name_content_mode(void **state)
 	maildir_delivery_free(&d);
 	maildir_delivery_free(&d2);
 	assert_null(d);
-	assert_int_equal(count_files(f->md, "new"), 2);
+	assert_int_equal(test_count_entries(f->md, "new"), 2);
 	maildir_close(&md);
 	assert_null(md);
 	free(data);
@@ -280,36 +216,33 @@ static void
 test_abort_leaves_nothing(void **state)
 {
 	struct fixture *f = *state;
-	struct maildir *md = NULL;
+	struct maildir *md = new_maildir(f);
 	struct maildir_delivery *d = NULL;
 	struct pf_error err;
-
-	assert_int_equal(maildir_create(f->md, &err), 0);
-	assert_int_equal(maildir_open(f->md, &md, &err), 0);
 
 	/* Aborted while writing. */
 	assert_int_equal(maildir_deliver_begin(md, &d, &err), 0);
 	assert_int_equal(maildir_deliver_write(d, "Subject: x\n", 11, &err), 0);
-	assert_int_equal(count_files(f->md, "tmp"), 1);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 1);
 	maildir_delivery_free(&d);
 	assert_null(d);
-	assert_int_equal(count_files(f->md, "tmp"), 0);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
 
 	/* Aborted after finish, before commit. */
 	d = deliver(md, "a\n", 2, 1);
-	assert_int_equal(count_files(f->md, "tmp"), 1);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 1);
 	maildir_delivery_free(&d);
-	assert_int_equal(count_files(f->md, "tmp"), 0);
-	assert_int_equal(count_files(f->md, "new"), 0);
-	assert_int_equal(count_files(f->md, "cur"), 0);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
+	assert_int_equal(test_count_entries(f->md, "new"), 0);
+	assert_int_equal(test_count_entries(f->md, "cur"), 0);
 
 	/* Committing an unfinished delivery is our bug, and moves nothing. */
 	assert_int_equal(maildir_deliver_begin(md, &d, &err), 0);
 	assert_int_equal(maildir_commit(md, &d, 1, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_INTERNAL);
-	assert_int_equal(count_files(f->md, "new"), 0);
+	assert_int_equal(test_count_entries(f->md, "new"), 0);
 	maildir_delivery_free(&d);
-	assert_int_equal(count_files(f->md, "tmp"), 0);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
 	maildir_close(&md);
 }
 
@@ -319,13 +252,9 @@ make_tmp(const char *md, const char *name, time_t age)
 {
 	char path[PATH_MAX];
 	struct timespec ts[2];
-	int fd;
 
-	pathf(path, sizeof(path), "%s/tmp/%s", md, name);
-	fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0600);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, "junk", 4), 4);
-	close(fd);
+	test_pathf(path, sizeof(path), "%s/tmp/%s", md, name);
+	assert_int_equal(test_write_file(path, O_CREAT | O_EXCL, "junk", 4), 0);
 	if (age > 0) {
 		ts[0].tv_sec = ts[1].tv_sec = time(NULL) - age;
 		ts[0].tv_nsec = ts[1].tv_nsec = 0;
@@ -340,31 +269,27 @@ host_of(const char *name, char *host, size_t size)
 	const char *p = strchr(strchr(name, 'Q'), '.') + 1;
 	const char *e = strstr(p, ",S=");
 
-	pathf(host, size, "%.*s", (int)(e - p), p);
+	test_pathf(host, size, "%.*s", (int)(e - p), p);
 }
 
 static void
 test_clean_tmp(void **state)
 {
 	struct fixture *f = *state;
-	struct maildir *md = NULL;
+	struct maildir *md = new_maildir(f);
 	struct maildir_delivery *d = NULL;
 	struct pf_error err;
 	char host[256], name[512];
 	size_t removed = 99;
 	pid_t pid;
-	int status;
 
-	assert_int_equal(maildir_create(f->md, &err), 0);
-	assert_int_equal(maildir_open(f->md, &md, &err), 0);
 	d = deliver(md, "x", 1, 1);
 	host_of(maildir_delivery_name(d), host, sizeof(host));
 	maildir_delivery_free(&d);
-	assert_int_equal(count_files(f->md, "tmp"), 0);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
 
 	/* A popfetch killed in mid-delivery: its process is gone. */
-	pid = fork();
-	assert_true(pid >= 0);
+	pid = test_fork();
 	if (pid == 0) {
 		struct maildir *cmd = NULL;
 		struct maildir_delivery *cd = NULL;
@@ -375,16 +300,15 @@ test_clean_tmp(void **state)
 			_exit(1);
 		_exit(0);	/* no free: the file stays, as after SIGKILL */
 	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	assert_int_equal(count_files(f->md, "tmp"), 1);
+	test_wait_exit(pid, 0);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 1);
 
 	/* An earlier process that had our pid. */
-	pathf(name, sizeof(name), "1700000000.M1P%ldQ7.%s,popfetch",
+	test_pathf(name, sizeof(name), "1700000000.M1P%ldQ7.%s,popfetch",
 	    (long)getpid(), host);
 	make_tmp(f->md, name, 0);
 	/* A live popfetch (pid 1 is alive and not us): kept. */
-	pathf(name, sizeof(name), "1700000000.M1P1Q7.%s,popfetch", host);
+	test_pathf(name, sizeof(name), "1700000000.M1P1Q7.%s,popfetch", host);
 	make_tmp(f->md, name, 0);
 	/* Another host's popfetch (shared Maildir): kept. */
 	make_tmp(f->md, "1700000000.M1P999999Q7.otherhost,popfetch", 0);
@@ -393,11 +317,11 @@ test_clean_tmp(void **state)
 	make_tmp(f->md, "1700000000.M1P999999Q1.otherhost", 0);
 	/* Another program's file untouched for 37 hours: removed. */
 	make_tmp(f->md, "1500000000.M1P999999.mda", 37 * 3600);
-	assert_int_equal(count_files(f->md, "tmp"), 7);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 7);
 
 	assert_int_equal(maildir_clean_tmp(md, &removed, &err), 0);
 	assert_int_equal(removed, 3);
-	assert_int_equal(count_files(f->md, "tmp"), 4);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 4);
 	assert_true(file_exists(f->md, "tmp", name));
 	assert_true(file_exists(f->md, "tmp",
 	    "1700000000.M1P999999Q7.otherhost,popfetch"));
@@ -411,16 +335,14 @@ static void
 test_find_delivered(void **state)
 {
 	struct fixture *f = *state;
-	struct maildir *md = NULL;
+	struct maildir *md = new_maildir(f);
 	struct maildir_delivery *d[3] = { NULL, NULL, NULL };
 	struct pf_error err;
-	char from[PATH_MAX], to[PATH_MAX + 64], prefix[256];
+	char prefix[256];
 	const char *names[7];
 	bool found[7];
 	int i;
 
-	assert_int_equal(maildir_create(f->md, &err), 0);
-	assert_int_equal(maildir_open(f->md, &md, &err), 0);
 	d[0] = deliver(md, "one\n", 4, 4);
 	d[1] = deliver(md, "two\n", 4, 4);
 	d[2] = deliver(md, "three\n", 6, 6);
@@ -428,19 +350,11 @@ test_find_delivered(void **state)
 
 	/* A reader moved the second to cur/ with flags, the third with
 	 * another field too. */
-	pathf(from, sizeof(from), "%s/new/%s", f->md,
-	    maildir_delivery_name(d[1]));
-	pathf(to, sizeof(to), "%s/cur/%s:2,S", f->md,
-	    maildir_delivery_name(d[1]));
-	assert_int_equal(rename(from, to), 0);
-	pathf(from, sizeof(from), "%s/new/%s", f->md,
-	    maildir_delivery_name(d[2]));
-	pathf(to, sizeof(to), "%s/cur/%s,W=7:2,RS", f->md,
-	    maildir_delivery_name(d[2]));
-	assert_int_equal(rename(from, to), 0);
+	test_mail_read(f->md, maildir_delivery_name(d[1]), ":2,S");
+	test_mail_read(f->md, maildir_delivery_name(d[2]), ",W=7:2,RS");
 
 	/* A name that is a prefix of a delivered one is not it. */
-	pathf(prefix, sizeof(prefix), "%s", maildir_delivery_name(d[2]));
+	test_pathf(prefix, sizeof(prefix), "%s", maildir_delivery_name(d[2]));
 	prefix[strlen(prefix) - 1] = '\0';
 
 	names[0] = maildir_delivery_name(d[0]);
@@ -479,18 +393,6 @@ test_find_delivered(void **state)
 } while (0)
 
 static int
-write_file(const char *path, const char *text)
-{
-	int fd, ok;
-
-	if ((fd = open(path, O_WRONLY)) == -1)
-		return -1;
-	ok = write(fd, text, strlen(text)) == (ssize_t)strlen(text);
-	close(fd);
-	return ok ? 0 : -1;
-}
-
-static int
 private_tmpfs(const char *dir)
 {
 	char map[64];
@@ -503,12 +405,14 @@ private_tmpfs(const char *dir)
 	} else {
 		if (unshare(CLONE_NEWUSER | CLONE_NEWNS) == -1)
 			return -1;
-		pathf(map, sizeof(map), "0 %ld 1", (long)uid);
-		if (write_file("/proc/self/setgroups", "deny") == -1 ||
-		    write_file("/proc/self/uid_map", map) == -1)
+		test_pathf(map, sizeof(map), "0 %ld 1", (long)uid);
+		if (test_write_file("/proc/self/setgroups", 0, "deny",
+		    4) == -1 || test_write_file("/proc/self/uid_map", 0, map,
+		    strlen(map)) == -1)
 			return -1;
-		pathf(map, sizeof(map), "0 %ld 1", (long)gid);
-		if (write_file("/proc/self/gid_map", map) == -1)
+		test_pathf(map, sizeof(map), "0 %ld 1", (long)gid);
+		if (test_write_file("/proc/self/gid_map", 0, map,
+		    strlen(map)) == -1)
 			return -1;
 	}
 	/* The kernel ignores source and type here; valgrind wants them set. */
@@ -532,7 +436,7 @@ disk_full_child(const char *dir)
 		    "or user namespaces)\n", dir, strerror(errno));
 		_exit(20);
 	}
-	pathf(mdpath, sizeof(mdpath), "%s/Mail", dir);
+	test_pathf(mdpath, sizeof(mdpath), "%s/Mail", dir);
 	CHILD_CHECK(maildir_create(mdpath, &err) == 0);
 	CHILD_CHECK(maildir_open(mdpath, &md, &err) == 0);
 	CHILD_CHECK(maildir_deliver_begin(md, &d, &err) == 0);
@@ -544,21 +448,21 @@ disk_full_child(const char *dir)
 		rc = maildir_deliver_finish(d, &err);
 	CHILD_CHECK(rc == -1);
 	CHILD_CHECK(err.category == PF_FAIL_IO);
-	pathf(prefix, sizeof(prefix), "write(%s/tmp/", mdpath);
+	test_pathf(prefix, sizeof(prefix), "write(%s/tmp/", mdpath);
 	CHILD_CHECK(strncmp(err.what, prefix, strlen(prefix)) == 0);
 	CHILD_CHECK(strstr(err.what, ",popfetch): No space left on device")
 	    != NULL);
 	/* The failing call already removed the file. */
-	CHILD_CHECK(count_files(mdpath, "tmp") == 0);
-	CHILD_CHECK(count_files(mdpath, "new") == 0);
+	CHILD_CHECK(test_count_entries(mdpath, "tmp") == 0);
+	CHILD_CHECK(test_count_entries(mdpath, "new") == 0);
 	/* The delivery is dead: further calls are refused. */
 	CHILD_CHECK(maildir_deliver_write(d, "x", 1, &err) == -1);
 	CHILD_CHECK(err.category == PF_FAIL_INTERNAL);
 	CHILD_CHECK(maildir_deliver_finish(d, &err) == -1);
 	maildir_delivery_free(&d);
-	CHILD_CHECK(count_files(mdpath, "tmp") == 0);
-	CHILD_CHECK(count_files(mdpath, "new") == 0);
-	CHILD_CHECK(count_files(mdpath, "cur") == 0);
+	CHILD_CHECK(test_count_entries(mdpath, "tmp") == 0);
+	CHILD_CHECK(test_count_entries(mdpath, "new") == 0);
+	CHILD_CHECK(test_count_entries(mdpath, "cur") == 0);
 	maildir_close(&md);
 	CHILD_CHECK(umount(dir) == 0);
 	_exit(0);
@@ -570,34 +474,30 @@ test_disk_full(void **state)
 	struct fixture *f = *state;
 	char dir[PATH_MAX];
 	pid_t pid;
-	int status;
 
-	pathf(dir, sizeof(dir), "%s/full", f->dir);
+	test_pathf(dir, sizeof(dir), "%s/full", f->dir);
 	assert_int_equal(mkdir(dir, 0700), 0);
-	fflush(NULL);
-	pid = fork();
-	assert_true(pid >= 0);
+	pid = test_fork();
 	if (pid == 0)
 		disk_full_child(dir);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	test_wait_exit(pid, 0);
 }
+
+/* Each case runs in a fresh directory. */
+#define T(fn)	\
+	cmocka_unit_test_setup_teardown(fn, setup, test_fixture_teardown)
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_create_modes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_create_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_deliver_name_content_mode,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_clean_tmp, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_find_delivered, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+		T(test_create_modes),
+		T(test_create_errors),
+		T(test_deliver_name_content_mode),
+		T(test_abort_leaves_nothing),
+		T(test_clean_tmp),
+		T(test_find_delivered),
+		T(test_disk_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -239,6 +239,14 @@ started(struct fake *f, const char *capa)
 	return s;
 }
 
+/* End a session: free it and the fake server. */
+static void
+session_end(struct pop3 **s, struct fake *f)
+{
+	pop3_free(s);
+	fake_free(f);
+}
+
 /* Begin a script: greeting and optionally a CAPA step. */
 static void
 script(struct fake *f, const char *capa_reply)
@@ -386,6 +394,41 @@ add_retr(struct fake *f, unsigned n, const char *msg, size_t len)
 	free(w);
 }
 
+/* stderr, where the -vv trace goes, captured in a temporary file. */
+struct capture {
+	char	 path[64];
+	int	 fd;
+	int	 saved;		/* the real stderr */
+};
+
+static void
+capture_begin(struct capture *cap)
+{
+	snprintf(cap->path, sizeof(cap->path), "/tmp/test_pop3_traceXXXXXX");
+	cap->fd = mkstemp(cap->path);
+	assert_true(cap->fd >= 0);
+	cap->saved = dup(STDERR_FILENO);
+	assert_int_equal(dup2(cap->fd, STDERR_FILENO), STDERR_FILENO);
+	log_init(2, false);
+}
+
+/* Stop capturing; returns what was written (not empty), to free. */
+static char *
+capture_end(struct capture *cap)
+{
+	char *buf = xcalloc(1, 65536);
+	ssize_t n;
+
+	log_init(0, false);
+	assert_int_equal(dup2(cap->saved, STDERR_FILENO), STDERR_FILENO);
+	close(cap->saved);
+	n = pread(cap->fd, buf, 65535, 0);
+	assert_true(n > 0);
+	close(cap->fd);
+	unlink(cap->path);
+	return buf;
+}
+
 /* ---- greeting, CAPA, STLS ---- */
 
 static void
@@ -454,8 +497,7 @@ test_greeting_too_long(void **state)
 	assert_int_equal(err.category, PF_FAIL_PROTO);
 	/* Refused after one buffer, not after reading the whole line. */
 	assert_true(f.rxpos <= NET_READ_BUF);
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 	free(g);
 }
 
@@ -493,8 +535,7 @@ test_capa(void **state)
 	assert_string_equal(c->lines[8], ".odd");	/* unstuffed */
 	assert_ptr_equal(pop3_capabilities(s), c);
 	assert_true(pop3_is_synchronised(s));
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 
 	/* -ERR: legal, no capabilities. */
 	script(&f, NULL);
@@ -503,8 +544,7 @@ test_capa(void **state)
 	assert_int_equal(pop3_capa(s, &c, &err), 0);
 	assert_false(c->known);
 	assert_int_equal(c->nlines, 0);
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 
 	/* -ERR [SYS/TEMP]: a temporary failure, not "no CAPA". */
 	script(&f, NULL);
@@ -512,8 +552,7 @@ test_capa(void **state)
 	s = started(&f, NULL);
 	assert_int_equal(pop3_capa(s, &c, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_TEMP);
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 }
 
 static void
@@ -537,8 +576,7 @@ test_capa_endless(void **state)
 	assert_int_equal(pop3_capa(s, NULL, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_PROTO);
 	assert_false(pop3_is_synchronised(s));
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 	free(reply);
 }
 
@@ -558,8 +596,7 @@ test_stls(void **state)
 	assert_int_equal(pop3_stls(s, &err), 0);
 	assert_false(pop3_capabilities(s)->known);
 	assert_false(pop3_capabilities(s)->user);
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 
 	/* Data after the +OK in the same read: injection. */
 	script(&f, "+OK\r\nSTLS\r\n.\r\n");
@@ -568,8 +605,7 @@ test_stls(void **state)
 	assert_int_equal(pop3_stls(s, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_TLS);
 	assert_false(pop3_is_synchronised(s));
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 
 	/* Refused. */
 	script(&f, "+OK\r\nSTLS\r\n.\r\n");
@@ -579,8 +615,7 @@ test_stls(void **state)
 	assert_int_equal(err.category, PF_FAIL_TLS);
 	assert_string_equal(err.what, "server refused STLS");
 	assert_string_equal(err.server, "-ERR not now");
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 
 	/* Not offered: nothing is sent. */
 	script(&f, "+OK\r\nUSER\r\n.\r\n");
@@ -588,8 +623,7 @@ test_stls(void **state)
 	assert_int_equal(pop3_stls(s, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_TLS);
 	assert_null(strstr(sent(&f), "STLS"));
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 }
 
 /* Bytes the server sends unasked are caught before the next command. */
@@ -609,8 +643,7 @@ test_unsolicited(void **state)
 	assert_int_equal(err.category, PF_FAIL_PROTO);
 	assert_string_equal(err.server, "+OK I answer in advance");
 	assert_int_equal(f.txlen, 0);
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 }
 
 /* ---- replies and categories ---- */
@@ -657,8 +690,7 @@ test_reply_categories(void **state)
 			fail_msg("reply %zu \"%s\": category %d, want %d (%s)",
 			    i, cases[i].reply, err.category, cases[i].cat,
 			    err.what);
-		pop3_free(&s);
-		fake_free(&f);
+		session_end(&s, &f);
 	}
 }
 
@@ -686,42 +718,40 @@ test_stat(void **state)
 	assert_int_equal(pop3_rset(s, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_PROTO);
 	assert_true(pop3_is_synchronised(s));
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 }
 
 static void
 test_quit(void **state)
 {
+	static const struct {
+		const char	*reply;
+		int		 rc;
+		const char	*server;	/* err.server (NULL: any) */
+	} cases[] = {
+		{ "+OK bye\r\n", 0, NULL },
+		{ "-ERR some deleted messages not removed\r\n", -1,
+		  "-ERR some deleted messages not removed" },
+		/* Connection dropped instead of +OK: not committed. */
+		{ "", -1, NULL },
+	};
 	struct pf_error err;
 	struct fake f;
 	struct pop3 *s;
+	size_t i;
 
 	(void)state;
-	script(&f, NULL);
-	fake_add(&f, "QUIT", "+OK bye\r\n");
-	s = started(&f, NULL);
-	assert_int_equal(pop3_quit(s, &err), 0);
-	pop3_free(&s);
-	fake_free(&f);
-
-	script(&f, NULL);
-	fake_add(&f, "QUIT", "-ERR some deleted messages not removed\r\n");
-	s = started(&f, NULL);
-	assert_int_equal(pop3_quit(s, &err), -1);
-	assert_int_equal(err.category, PF_FAIL_TEMP);
-	assert_string_equal(err.server, "-ERR some deleted messages not removed");
-	pop3_free(&s);
-	fake_free(&f);
-
-	/* Connection dropped instead of +OK: not committed. */
-	script(&f, NULL);
-	fake_add(&f, "QUIT", "");
-	s = started(&f, NULL);
-	assert_int_equal(pop3_quit(s, &err), -1);
-	assert_int_equal(err.category, PF_FAIL_TEMP);
-	pop3_free(&s);
-	fake_free(&f);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		script(&f, NULL);
+		fake_add(&f, "QUIT", cases[i].reply);
+		s = started(&f, NULL);
+		assert_int_equal(pop3_quit(s, &err), cases[i].rc);
+		if (cases[i].rc == -1)
+			assert_int_equal(err.category, PF_FAIL_TEMP);
+		if (cases[i].server != NULL)
+			assert_string_equal(err.server, cases[i].server);
+		session_end(&s, &f);
+	}
 }
 
 /* ---- UIDL and LIST ---- */
@@ -765,8 +795,7 @@ test_listing(void **state)
 	assert_true(pop3_is_synchronised(s));
 	pop3_listing_free(&l);
 	assert_null(l);
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 	free(reply);
 }
 
@@ -789,8 +818,7 @@ test_listing_no_uidl(void **state)
 	assert_null(l->msgs[0].uidl);
 	assert_null(l->msgs[1].uidl);
 	pop3_listing_free(&l);
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 
 	/* -ERR [SYS/TEMP] to UIDL is not "no UIDL". */
 	script(&f, NULL);
@@ -799,8 +827,7 @@ test_listing_no_uidl(void **state)
 	assert_int_equal(pop3_list_messages(s, &l, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_TEMP);
 	assert_null(l);
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 
 	/* -ERR to LIST is an error. */
 	script(&f, NULL);
@@ -809,8 +836,7 @@ test_listing_no_uidl(void **state)
 	s = started(&f, NULL);
 	assert_int_equal(pop3_list_messages(s, &l, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_PROTO);
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 }
 
 static void
@@ -832,8 +858,7 @@ test_listing_pipelined(void **state)
 	assert_int_equal(f.max_outstanding, 2);
 	assert_string_equal(l->msgs[0].uidl, "a");
 	pop3_listing_free(&l);
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 }
 
 static void
@@ -915,8 +940,7 @@ test_listing_errors(void **state)
 		    strcmp(err.server, cases[i].server) != 0))
 			fail_msg("case %zu: got %d \"%s\" / \"%s\"", i,
 			    err.category, err.what, err.server);
-		pop3_free(&s);
-		fake_free(&f);
+		session_end(&s, &f);
 	}
 }
 
@@ -938,8 +962,7 @@ test_listing_stat_bound(void **state)
 	assert_int_equal(pop3_list_messages(s, &l, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_PROTO);
 	assert_string_equal(err.server, "3 c");
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 }
 
 /* ---- RETR ---- */
@@ -999,8 +1022,7 @@ run_retr(size_t max_chunk, bool random, const char *msg, size_t len)
 	/* Data came in chunks, not per line (unlimited reads). */
 	if (max_chunk == 0)
 		assert_true(c.datas <= 4);
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 	coll_free(&c);
 }
 
@@ -1050,8 +1072,7 @@ test_retr_raw_forms(void **state)
 		assert_int_equal(c.gotlen[1], 0);
 		assert_int_equal(c.last_octets, 0);
 		assert_int_equal(c.ends, 2);
-		pop3_free(&s);
-		fake_free(&f);
+		session_end(&s, &f);
 		coll_free(&c);
 		sink = sink_for(&c);
 	}
@@ -1095,8 +1116,7 @@ test_retr_split_everywhere(void **state)
 				    i, j, c.gotlen[0]);
 			assert_int_equal(c.gotlen[1], 5);
 			assert_memory_equal(c.got[1], "next\n", 5);
-			pop3_free(&s);
-			fake_free(&f);
+			session_end(&s, &f);
 			coll_free(&c);
 		}
 }
@@ -1134,8 +1154,7 @@ test_retr_eof(void **state)
 		assert_int_equal(c.begins, 1);
 		assert_int_equal(c.ends, 0);
 		assert_false(pop3_is_synchronised(s));
-		pop3_free(&s);
-		fake_free(&f);
+		session_end(&s, &f);
 		coll_free(&c);
 	}
 	/* EOF before the +OK. */
@@ -1151,8 +1170,7 @@ test_retr_eof(void **state)
 		assert_int_equal(c.begins, 0);
 		coll_free(&c);
 	}
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 }
 
 static void
@@ -1181,8 +1199,7 @@ test_retr_runaway(void **state)
 	assert_true(c.total <= 2 * 100 + (uint64_t)RUNAWAY_SLACK);
 	assert_true(f.endless_served <= 2 * 100 + (uint64_t)RUNAWAY_SLACK +
 	    NET_READ_BUF);
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 	coll_free(&c);
 }
 
@@ -1210,8 +1227,7 @@ test_retr_err_and_sink_error(void **state)
 		assert_string_equal(err.server, "-ERR no such message");
 		assert_int_equal(c.begins, 0);
 		assert_true(pop3_is_synchronised(s));
-		pop3_free(&s);
-		fake_free(&f);
+		session_end(&s, &f);
 		coll_free(&c);
 	}
 	{
@@ -1225,8 +1241,7 @@ test_retr_err_and_sink_error(void **state)
 		assert_int_equal(pop3_retr_each(s, msgs, 2, &sink, &err), -1);
 		assert_int_equal(err.category, PF_FAIL_TEMP);
 		assert_int_equal(c.ends, 1);
-		pop3_free(&s);
-		fake_free(&f);
+		session_end(&s, &f);
 		coll_free(&c);
 	}
 	{
@@ -1246,84 +1261,87 @@ test_retr_err_and_sink_error(void **state)
 		assert_int_equal(c.ends, 0);
 		assert_int_equal(c.begins, 1);
 		assert_false(pop3_is_synchronised(s));
-		pop3_free(&s);
-		fake_free(&f);
+		session_end(&s, &f);
 		coll_free(&c);
 	}
 }
 
-/* 200 messages with PIPELINING: windows of commands, all in order. */
+/* The body of message i in retr_bulk(). */
+static size_t
+bulk_body(size_t i, char *buf, size_t size)
+{
+	return (size_t)snprintf(buf, size, "Subject: %zu\n\n.body %zu\n", i, i);
+}
+
+/*
+ * RETR of messages 1..n (n <= 200) in one pop3_retr_each() call, in a
+ * session whose CAPA reply is `capa` and whose reads return at most
+ * max_chunk octets (0: no limit): every message must arrive intact and in
+ * order, the session stay synchronised.  The fake server is left in *f for
+ * its counters; the caller frees it.
+ */
 static void
-test_retr_pipelined(void **state)
+retr_bulk(struct fake *f, const char *capa, size_t n, size_t max_chunk)
 {
 	struct pop3_msg m[200];
 	const struct pop3_msg *msgs[200];
 	struct pf_error err;
 	struct coll c = { 0 };
 	struct pop3_sink sink = sink_for(&c);
-	struct fake f;
 	struct pop3 *s;
 	char body[64];
 	size_t i, len;
 
-	(void)state;
-	script(&f, "+OK\r\nPIPELINING\r\n.\r\n");
-	for (i = 0; i < 200; i++) {
+	assert_true(n <= 200);
+	script(f, capa);
+	for (i = 0; i < n; i++) {
 		m[i] = (struct pop3_msg){ (unsigned)i + 1, 20, NULL };
 		msgs[i] = &m[i];
-		len = (size_t)snprintf(body, sizeof(body),
-		    "Subject: %zu\n\n.body %zu\n", i + 1, i + 1);
-		add_retr(&f, (unsigned)i + 1, body, len);
+		len = bulk_body(i + 1, body, sizeof(body));
+		add_retr(f, (unsigned)i + 1, body, len);
 	}
-	f.max_chunk = 100;	/* little read-ahead: sharper counts */
-	s = started(&f, "");
-	assert_int_equal(pop3_retr_each(s, msgs, 200, &sink, &err), 0);
-	assert_int_equal(c.ends, 200);
-	for (i = 0; i < 200; i++) {
-		len = (size_t)snprintf(body, sizeof(body),
-		    "Subject: %zu\n\n.body %zu\n", i + 1, i + 1);
+	f->max_chunk = max_chunk;
+	s = started(f, "");
+	assert_int_equal(pop3_retr_each(s, msgs, n, &sink, &err), 0);
+	assert_int_equal(c.ends, n);
+	for (i = 0; i < n; i++) {
+		len = bulk_body(i + 1, body, sizeof(body));
 		assert_int_equal(c.gotlen[i], len);
 		assert_memory_equal(c.got[i], body, len);
 	}
+	assert_true(pop3_is_synchronised(s));
+	pop3_free(&s);
+	coll_free(&c);
+}
+
+/* 200 messages with PIPELINING: windows of commands, all in order. */
+static void
+test_retr_pipelined(void **state)
+{
+	struct fake f;
+
+	(void)state;
+	/* little read-ahead: sharper counts */
+	retr_bulk(&f, "+OK\r\nPIPELINING\r\n.\r\n", 200, 100);
 	/* Many commands per write, never more than the window in flight. */
 	assert_int_equal(f.max_per_write, POP3_PIPELINE_WINDOW);
 	assert_true(f.max_outstanding > 1);
 	assert_true(f.max_outstanding <= POP3_PIPELINE_WINDOW);
 	assert_true(f.writes < 1 + 200 / 2);
-	assert_true(pop3_is_synchronised(s));
-	pop3_free(&s);
 	fake_free(&f);
-	coll_free(&c);
 }
 
 /* Without PIPELINING: strict lock-step. */
 static void
 test_retr_lockstep(void **state)
 {
-	struct pop3_msg m[20];
-	const struct pop3_msg *msgs[20];
-	struct pf_error err;
-	struct coll c = { 0 };
-	struct pop3_sink sink = sink_for(&c);
 	struct fake f;
-	struct pop3 *s;
-	size_t i;
 
 	(void)state;
-	script(&f, "+OK\r\nUIDL\r\n.\r\n");
-	for (i = 0; i < 20; i++) {
-		m[i] = (struct pop3_msg){ (unsigned)i + 1, 5, NULL };
-		msgs[i] = &m[i];
-		add_retr(&f, (unsigned)i + 1, "body\n", 5);
-	}
-	s = started(&f, "");
-	assert_int_equal(pop3_retr_each(s, msgs, 20, &sink, &err), 0);
-	assert_int_equal(c.ends, 20);
+	retr_bulk(&f, "+OK\r\nUIDL\r\n.\r\n", 20, 0);
 	assert_int_equal(f.max_per_write, 1);
 	assert_int_equal(f.max_outstanding, 1);
-	pop3_free(&s);
 	fake_free(&f);
-	coll_free(&c);
 }
 
 static void
@@ -1347,8 +1365,7 @@ test_top(void **state)
 	assert_int_equal(pop3_top(s, &m1, 0, &sink, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_PROTO);
 	assert_true(pop3_is_synchronised(s));
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 	coll_free(&c);
 }
 
@@ -1378,8 +1395,7 @@ test_dele(void **state)
 	assert_int_equal(f.max_per_write, POP3_PIPELINE_WINDOW);
 	assert_true(f.max_outstanding <= POP3_PIPELINE_WINDOW);
 	assert_int_equal(pop3_quit(s, &err), 0);
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 
 	/* Lock-step, and -ERR on one DELE is an error. */
 	script(&f, NULL);
@@ -1393,8 +1409,7 @@ test_dele(void **state)
 	assert_int_equal(err.category, PF_FAIL_PROTO);
 	assert_string_equal(err.what, "DELE 2 failed");
 	assert_int_equal(f.max_per_write, 1);
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 }
 
 /* ---- authentication ---- */
@@ -1412,6 +1427,34 @@ b64(const char *s)
 	return crypto_base64_encode(s, strlen(s));
 }
 
+/* Start the scripted session (CAPA as in started()), authenticate with p,
+ * expect success and, unless NULL, mechanism `mech`; end the session. */
+static void
+auth_ok(struct fake *f, const char *capa, const struct pop3_auth_params *p,
+    const char *mech)
+{
+	struct pf_error err;
+	struct pop3 *s = started(f, capa);
+
+	assert_int_equal(pop3_auth(s, p, &err), 0);
+	if (mech != NULL)
+		assert_string_equal(pop3_auth_mechanism(s), mech);
+	session_end(&s, f);
+}
+
+/* The same, expecting failure of category `cat`. */
+static void
+auth_fails(struct fake *f, const char *capa,
+    const struct pop3_auth_params *p, enum pf_fail cat)
+{
+	struct pf_error err;
+	struct pop3 *s = started(f, capa);
+
+	assert_int_equal(pop3_auth(s, p, &err), -1);
+	assert_int_equal(err.category, cat);
+	session_end(&s, f);
+}
+
 static void
 test_auth_user_pass(void **state)
 {
@@ -1425,11 +1468,7 @@ test_auth_user_pass(void **state)
 	script(&f, "+OK\r\nUSER\r\n.\r\n");
 	fake_add(&f, "USER alice", "+OK\r\n");
 	fake_add(&f, "PASS pw 1", "+OK logged in\r\n");
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), 0);
-	assert_string_equal(pop3_auth_mechanism(s), "USER");
-	pop3_free(&s);
-	fake_free(&f);
+	auth_ok(&f, "", &p, "USER");
 
 	/* Rejections and their categories. */
 	{
@@ -1454,8 +1493,7 @@ test_auth_user_pass(void **state)
 			assert_int_equal(pop3_auth(s, &p, &err), -1);
 			assert_int_equal(err.category, cases[i].cat);
 			assert_null(pop3_auth_mechanism(s));
-			pop3_free(&s);
-			fake_free(&f);
+			session_end(&s, &f);
 		}
 	}
 }
@@ -1488,18 +1526,14 @@ test_auth_plaintext_refused(void **state)
 	assert_int_equal(pop3_auth(s, &p, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_CONFIG);
 	assert_string_equal(sent(&f), "CAPA\r\n");
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 
 	/* allow_plaintext lets it through. */
 	p = params(CONF_AUTH_AUTO, "alice", "pw", false, true);
 	script(&f, "+OK\r\nUSER\r\n.\r\n");
 	fake_add(&f, "USER alice", "+OK\r\n");
 	fake_add(&f, "PASS pw", "+OK\r\n");
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), 0);
-	pop3_free(&s);
-	fake_free(&f);
+	auth_ok(&f, "", &p, NULL);
 }
 
 static void
@@ -1507,9 +1541,7 @@ test_auth_apop(void **state)
 {
 	struct pop3_auth_params p = params(CONF_AUTH_AUTO, "mrose", "tanstaaf",
 	    false, false);
-	struct pf_error err;
 	struct fake f;
-	struct pop3 *s;
 
 	(void)state;
 	/* RFC 1939 §7's example, chosen by auto over plain text. */
@@ -1519,20 +1551,12 @@ test_auth_apop(void **state)
 	fake_add(&f, "CAPA", "-ERR\r\n");
 	fake_add(&f, "APOP mrose c4c9334bac560ecc979e58001b3e22fb",
 	    "+OK maildrop has 1 message (369 octets)\r\n");
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), 0);
-	assert_string_equal(pop3_auth_mechanism(s), "APOP");
-	pop3_free(&s);
-	fake_free(&f);
+	auth_ok(&f, "", &p, "APOP");
 
 	/* Explicit apop without a timestamp. */
 	p.mode = CONF_AUTH_APOP;
 	script(&f, NULL);
-	s = started(&f, NULL);
-	assert_int_equal(pop3_auth(s, &p, &err), -1);
-	assert_int_equal(err.category, PF_FAIL_AUTH);
-	pop3_free(&s);
-	fake_free(&f);
+	auth_fails(&f, NULL, &p, PF_FAIL_AUTH);
 }
 
 static void
@@ -1548,21 +1572,14 @@ test_auth_plain(void **state)
 	/* Initial-response form. */
 	script(&f, "+OK\r\nSASL PLAIN\r\nUSER\r\n.\r\n");
 	fake_add(&f, "AUTH PLAIN AGFsaWNlAHNlY3JldA==", "+OK\r\n");
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), 0);
-	assert_string_equal(pop3_auth_mechanism(s), "PLAIN");
-	pop3_free(&s);
-	fake_free(&f);
+	auth_ok(&f, "", &p, "PLAIN");
 
 	/* No CAPA: explicit plain, two-step form. */
 	p.mode = CONF_AUTH_PLAIN;
 	script(&f, "-ERR\r\n");
 	fake_add(&f, "AUTH PLAIN", "+ \r\n");
 	fake_add(&f, "AGFsaWNlAHNlY3JldA==", "+OK\r\n");
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), 0);
-	pop3_free(&s);
-	fake_free(&f);
+	auth_ok(&f, "", &p, NULL);
 
 	/* Rejected. */
 	script(&f, "+OK\r\nSASL PLAIN\r\n.\r\n");
@@ -1573,8 +1590,7 @@ test_auth_plain(void **state)
 	assert_int_equal(err.category, PF_FAIL_AUTH);
 	assert_string_equal(err.server, "-ERR [AUTH] Authentication failed");
 	assert_true(pop3_is_synchronised(s));
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 
 	/* Explicit plain, server offers only others. */
 	script(&f, "+OK\r\nSASL SCRAM-SHA-256\r\n.\r\n");
@@ -1582,8 +1598,7 @@ test_auth_plain(void **state)
 	assert_int_equal(pop3_auth(s, &p, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_AUTH);
 	assert_string_equal(sent(&f), "CAPA\r\n");
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 }
 
 #define R_CNONCE	"rOprNGfwEbeRWgbNEkqO"
@@ -1593,27 +1608,35 @@ test_auth_plain(void **state)
 			"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
 #define R_SFINAL	"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
-/* Add the RFC 7677 exchange up to the server-final challenge. */
+/*
+ * Add the RFC 7677 exchange up to the server-final challenge `sfinal`
+ * (NULL: the client-final is answered with a bare "+OK" instead), and the
+ * reply to the client's empty line after it unless `after_empty` is NULL.
+ */
 static void
 add_scram(struct fake *f, const char *sfinal, const char *after_empty)
 {
 	char *a = b64("n,,n=user,r=" R_CNONCE), *b = b64(R_SFIRST);
-	char *c = b64(R_CFINAL), *d = b64(sfinal), *cmd, *rep;
+	char *c = b64(R_CFINAL), *cmd, *rep, *d;
 
 	cmd = xasprintf("AUTH SCRAM-SHA-256 %s", a);
 	rep = xasprintf("+ %s\r\n", b);
 	fake_add(f, cmd, rep);
 	free(cmd);
 	free(rep);
-	rep = xasprintf("+ %s\r\n", d);
-	fake_add(f, c, rep);
-	free(rep);
+	if (sfinal != NULL) {
+		d = b64(sfinal);
+		rep = xasprintf("+ %s\r\n", d);
+		fake_add(f, c, rep);
+		free(rep);
+		free(d);
+	} else
+		fake_add(f, c, "+OK\r\n");
 	if (after_empty != NULL)
 		fake_add(f, "", after_empty);
 	free(a);
 	free(b);
 	free(c);
-	free(d);
 }
 
 static void
@@ -1631,11 +1654,7 @@ test_auth_scram(void **state)
 	script(&f, "+OK\r\nSASL SCRAM-SHA-256 PLAIN\r\nUSER\r\n.\r\n");
 	add_scram(&f, R_SFINAL, "+OK logged in\r\n");
 	f.max_chunk = 3;
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), 0);
-	assert_string_equal(pop3_auth_mechanism(s), "SCRAM-SHA-256");
-	pop3_free(&s);
-	fake_free(&f);
+	auth_ok(&f, "", &p, "SCRAM-SHA-256");
 
 	/* A forged server signature: cancelled with "*", 77, no fallback. */
 	p.tls_active = true;
@@ -1647,30 +1666,12 @@ test_auth_scram(void **state)
 	assert_int_equal(err.category, PF_FAIL_AUTH);
 	assert_string_equal(err.what, "server signature mismatch");
 	assert_true(pop3_is_synchronised(s));
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 
 	/* +OK without the server-final: the server proved nothing. */
 	script(&f, "+OK\r\nSASL SCRAM-SHA-256\r\n.\r\n");
-	{
-		char *a = b64("n,,n=user,r=" R_CNONCE), *b = b64(R_SFIRST);
-		char *c = b64(R_CFINAL), *cmd, *rep;
-
-		cmd = xasprintf("AUTH SCRAM-SHA-256 %s", a);
-		rep = xasprintf("+ %s\r\n", b);
-		fake_add(&f, cmd, rep);
-		fake_add(&f, c, "+OK\r\n");
-		free(cmd);
-		free(rep);
-		free(a);
-		free(b);
-		free(c);
-	}
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), -1);
-	assert_int_equal(err.category, PF_FAIL_AUTH);
-	pop3_free(&s);
-	fake_free(&f);
+	add_scram(&f, NULL, NULL);
+	auth_fails(&f, "", &p, PF_FAIL_AUTH);
 }
 
 /* SPEC §7: inside TLS a rejected SCRAM gets one more try; outside, not. */
@@ -1679,9 +1680,7 @@ test_auth_scram_fallback(void **state)
 {
 	struct pop3_auth_params p = params(CONF_AUTH_AUTO, "user", "pencil",
 	    true, false);
-	struct pf_error err;
 	struct fake f;
-	struct pop3 *s;
 	char *a = b64("n,,n=user,r=" R_CNONCE), *cmd, *plain;
 
 	(void)state;
@@ -1697,22 +1696,14 @@ test_auth_scram_fallback(void **state)
 		fake_add(&f, pl, "+OK\r\n");
 		free(pl);
 	}
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), 0);
-	assert_string_equal(pop3_auth_mechanism(s), "PLAIN");
-	pop3_free(&s);
-	fake_free(&f);
+	auth_ok(&f, "", &p, "PLAIN");
 
 	/* The second attempt failing too is final. */
 	script(&f, "+OK\r\nSASL SCRAM-SHA-256\r\nUSER\r\n.\r\n");
 	fake_add(&f, cmd, "-ERR no\r\n");
 	fake_add(&f, "USER user", "+OK\r\n");
 	fake_add(&f, "PASS pencil", "-ERR bad\r\n");
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), -1);
-	assert_int_equal(err.category, PF_FAIL_AUTH);
-	pop3_free(&s);
-	fake_free(&f);
+	auth_fails(&f, "", &p, PF_FAIL_AUTH);
 
 	/* Outside TLS (APOP would be next): final. */
 	p.tls_active = false;
@@ -1720,21 +1711,13 @@ test_auth_scram_fallback(void **state)
 	fake_add(&f, NULL, "+OK <1.2@host>\r\n");
 	fake_add(&f, "CAPA", "+OK\r\nSASL SCRAM-SHA-256\r\n.\r\n");
 	fake_add(&f, cmd, "-ERR no\r\n");
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), -1);
-	assert_int_equal(err.category, PF_FAIL_AUTH);
-	pop3_free(&s);
-	fake_free(&f);
+	auth_fails(&f, "", &p, PF_FAIL_AUTH);
 
 	/* [IN-USE] to SCRAM inside TLS: temporary, no second attempt. */
 	p.tls_active = true;
 	script(&f, "+OK\r\nSASL SCRAM-SHA-256 PLAIN\r\n.\r\n");
 	fake_add(&f, cmd, "-ERR [IN-USE] locked\r\n");
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), -1);
-	assert_int_equal(err.category, PF_FAIL_TEMP);
-	pop3_free(&s);
-	fake_free(&f);
+	auth_fails(&f, "", &p, PF_FAIL_TEMP);
 
 	secret_free(&plain);
 	free(cmd);
@@ -1758,11 +1741,7 @@ test_auth_xoauth2(void **state)
 	cmd = xasprintf("AUTH XOAUTH2 %s", blob);
 	script(&f, "+OK\r\nSASL XOAUTH2 PLAIN\r\n.\r\n");
 	fake_add(&f, cmd, "+OK\r\n");
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), 0);
-	assert_string_equal(pop3_auth_mechanism(s), "XOAUTH2");
-	pop3_free(&s);
-	fake_free(&f);
+	auth_ok(&f, "", &p, "XOAUTH2");
 	free(cmd);
 	secret_free(&blob);
 
@@ -1782,8 +1761,7 @@ test_auth_xoauth2(void **state)
 	assert_int_equal(pop3_auth(s, &p, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_AUTH);
 	assert_true(pop3_is_synchronised(s));
-	pop3_free(&s);
-	fake_free(&f);
+	session_end(&s, &f);
 	free(cmd);
 	free(json);
 
@@ -1791,19 +1769,12 @@ test_auth_xoauth2(void **state)
 	script(&f, "+OK\r\nSASL XOAUTH2\r\n.\r\n");
 	fake_add(&f, "AUTH XOAUTH2", "+\r\n");
 	fake_add(&f, blob, "+OK\r\n");
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), 0);
-	pop3_free(&s);
-	fake_free(&f);
+	auth_ok(&f, "", &p, NULL);
 	secret_free(&blob);
 
 	/* Not offered. */
 	script(&f, "+OK\r\nSASL PLAIN\r\n.\r\n");
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), -1);
-	assert_int_equal(err.category, PF_FAIL_AUTH);
-	pop3_free(&s);
-	fake_free(&f);
+	auth_fails(&f, "", &p, PF_FAIL_AUTH);
 }
 
 /* ---- secrets in the trace ---- */
@@ -1849,22 +1820,14 @@ static void
 test_trace_capture(void **state)
 {
 	static const char pw[] = "Sup3r-S3cret!";
-	char path[] = "/tmp/test_pop3_traceXXXXXX", *blob, *blob2, *cmd;
-	char *buf, *final;
+	char *blob, *blob2, *cmd, *buf, *final;
 	struct pop3_auth_params p;
-	struct pf_error err;
+	struct capture cap;
 	struct fake f;
-	struct pop3 *s;
-	int fd, saved;
-	ssize_t n;
 
 	(void)state;
 	sasl_set_test_nonce(R_CNONCE);
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	saved = dup(STDERR_FILENO);
-	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-	log_init(2, false);
+	capture_begin(&cap);
 
 	p = params(CONF_AUTH_USER, "alice", pw, true, false);
 	script(&f, NULL);
@@ -1872,10 +1835,7 @@ test_trace_capture(void **state)
 	cmd = xasprintf("PASS %s", pw);
 	fake_add(&f, cmd, "+OK\r\n");
 	free(cmd);
-	s = started(&f, NULL);
-	assert_int_equal(pop3_auth(s, &p, &err), 0);
-	pop3_free(&s);
-	fake_free(&f);
+	auth_ok(&f, NULL, &p, NULL);
 
 	p.mode = CONF_AUTH_PLAIN;
 	blob = sasl_plain_blob("alice", pw);
@@ -1883,10 +1843,7 @@ test_trace_capture(void **state)
 	script(&f, "+OK\r\nSASL PLAIN\r\n.\r\n");
 	fake_add(&f, cmd, "+OK\r\n");
 	free(cmd);
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), 0);
-	pop3_free(&s);
-	fake_free(&f);
+	auth_ok(&f, "", &p, NULL);
 
 	/* Two-step XOAUTH2 with a long token: the continuation line. */
 	p.mode = CONF_AUTH_XOAUTH2;
@@ -1901,30 +1858,16 @@ test_trace_capture(void **state)
 		script(&f, "+OK\r\nSASL XOAUTH2\r\n.\r\n");
 		fake_add(&f, "AUTH XOAUTH2", "+ \r\n");
 		fake_add(&f, blob2, "+OK\r\n");
-		s = started(&f, "");
-		assert_int_equal(pop3_auth(s, &p, &err), 0);
-		pop3_free(&s);
-		fake_free(&f);
+		auth_ok(&f, "", &p, NULL);
 	}
 
 	/* SCRAM with the secret as password: the proof line is masked. */
 	p = params(CONF_AUTH_SCRAM_SHA_256, "user", "pencil", true, false);
 	script(&f, "+OK\r\nSASL SCRAM-SHA-256\r\n.\r\n");
 	add_scram(&f, R_SFINAL, "+OK\r\n");
-	s = started(&f, "");
-	assert_int_equal(pop3_auth(s, &p, &err), 0);
-	pop3_free(&s);
-	fake_free(&f);
+	auth_ok(&f, "", &p, NULL);
 
-	log_init(0, false);
-	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
-	close(saved);
-
-	buf = xcalloc(1, 65536);
-	n = pread(fd, buf, 65535, 0);
-	assert_true(n > 0);
-	close(fd);
-	unlink(path);
+	buf = capture_end(&cap);
 	/* The negative space: neither the password nor any encoding of it. */
 	assert_null(strstr(buf, pw));
 	assert_null(strstr(buf, blob));
@@ -1952,39 +1895,27 @@ test_trace_message_data(void **state)
 {
 	static const struct pop3_msg m1 = { 1, 30, NULL };
 	const struct pop3_msg *msgs[] = { &m1 };
-	char path[] = "/tmp/test_pop3_traceXXXXXX", buf[4096];
 	struct pf_error err;
 	struct coll c = { 0 };
 	struct pop3_sink sink = sink_for(&c);
+	struct capture cap;
 	struct fake f;
 	struct pop3 *s;
-	int fd, saved;
-	ssize_t n;
+	char *buf;
 
 	(void)state;
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	saved = dup(STDERR_FILENO);
-	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-	log_init(2, false);
+	capture_begin(&cap);
 	script(&f, NULL);
 	add_retr(&f, 1, "Subject: private\n\nbody text\n", 28);
 	s = started(&f, NULL);
 	assert_int_equal(pop3_retr_each(s, msgs, 1, &sink, &err), 0);
-	pop3_free(&s);
-	fake_free(&f);
-	log_init(0, false);
-	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
-	close(saved);
-	memset(buf, 0, sizeof(buf));
-	n = pread(fd, buf, sizeof(buf) - 1, 0);
-	assert_true(n > 0);
-	close(fd);
-	unlink(path);
+	session_end(&s, &f);
+	buf = capture_end(&cap);
 	assert_null(strstr(buf, "private"));
 	assert_null(strstr(buf, "body text"));
 	assert_non_null(strstr(buf, "acct: > RETR 1\n"));
 	assert_non_null(strstr(buf, "acct: < [34 octets of message data]\n"));
+	free(buf);
 	coll_free(&c);
 }
 

@@ -11,23 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "error.h"
 #include "secret.h"
+#include "testutil.h"
 #include "xmalloc.h"
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Is a process whose command line contains `word` still alive? */
 static int
@@ -70,6 +61,20 @@ expect_failure(const char *password, const char *command, unsigned timeout_s,
 	assert_null(s);
 	assert_int_equal(err.category, category);
 	return err.what;
+}
+
+/* Run a command that the 1 s timeout must stop, in about 1 s; returns the
+ * message. */
+static const char *
+expect_timeout(const char *command)
+{
+	double t0 = test_now(), t;
+	const char *what;
+
+	what = expect_failure(NULL, command, 1, PF_FAIL_CONFIG);
+	t = test_now() - t0;
+	assert_true(t >= 0.9 && t < 2.5);
+	return what;
 }
 
 static void
@@ -144,25 +149,18 @@ test_timeout(void **state)
 {
 	char cmd[128], pattern[64];
 	const char *what;
-	double t0, t;
 	pid_t leftover;
 
 	(void)state;
-	t0 = now();
-	what = expect_failure(NULL, "sleep 10", 1, PF_FAIL_CONFIG);
-	t = now() - t0;
+	what = expect_timeout("sleep 10");
 	assert_non_null(strstr(what, "timed out after 1 s"));
-	assert_true(t >= 0.9 && t < 2.5);
 
 	/* A pipeline: the whole process group goes, and nothing is left. */
 	/* (our pid in the sleep times tells our sleeps from anyone's) */
 	snprintf(cmd, sizeof(cmd), "sleep 7.%d1 | sleep 7.%d2", (int)getpid(),
 	    (int)getpid());
 	snprintf(pattern, sizeof(pattern), "sleep 7\\.%d[12]", (int)getpid());
-	t0 = now();
-	expect_failure(NULL, cmd, 1, PF_FAIL_CONFIG);
-	t = now() - t0;
-	assert_true(t >= 0.9 && t < 2.5);
+	expect_timeout(cmd);
 	usleep(100 * 1000);
 	assert_false(process_alive(pattern));
 	/* no zombie or child of ours remains */
@@ -171,10 +169,7 @@ test_timeout(void **state)
 	assert_int_equal(errno, ECHILD);
 
 	/* stdout closed early but the command keeps running */
-	t0 = now();
-	expect_failure(NULL, "echo s; exec >&-; sleep 10", 1, PF_FAIL_CONFIG);
-	t = now() - t0;
-	assert_true(t >= 0.9 && t < 2.5);
+	expect_timeout("echo s; exec >&-; sleep 10");
 }
 
 static void

@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -29,98 +28,30 @@
 #include "maildir.h"
 #include "params.h"
 #include "seen.h"
+#include "testutil.h"
 
 #define USER	"alice"
 #define HOST	"pop.example.com"
 
 struct fixture {
-	char	 dir[PATH_MAX];
+	char	 dir[PATH_MAX];		/* first (test_fixture_new) */
 	char	 state[PATH_MAX];	/* dir/state/sub: does not exist yet */
 	char	 db[PATH_MAX];		/* state/popfetch.db */
 	char	 md[PATH_MAX];		/* dir/Mail */
 };
 
-/* snprintf that fails the test instead of truncating. */
-static void pathf(char *buf, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-pathf(char *buf, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= size) {
-		fprintf(stderr, "# path too long\n");
-		abort();
-	}
-}
-
 static int
 setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
+	struct fixture *f = test_fixture_new(sizeof(*f), "test_seen");
 
 	if (f == NULL)
 		return -1;
-	umask(022);
-	pathf(f->dir, sizeof(f->dir), "/tmp/test_seen.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	pathf(f->state, sizeof(f->state), "%s/state/sub", f->dir);
-	pathf(f->db, sizeof(f->db), "%s/popfetch.db", f->state);
-	pathf(f->md, sizeof(f->md), "%s/Mail", f->dir);
+	test_pathf(f->state, sizeof(f->state), "%s/state/sub", f->dir);
+	test_pathf(f->db, sizeof(f->db), "%s/popfetch.db", f->state);
+	test_pathf(f->md, sizeof(f->md), "%s/Mail", f->dir);
 	*state = f;
 	return 0;
-}
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
-}
-
-static bool
-path_exists(const char *path)
-{
-	struct stat st;
-
-	return lstat(path, &st) == 0;
-}
-
-static int
-count_files(const char *dir, const char *sub)
-{
-	char path[PATH_MAX];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
-
-	pathf(path, sizeof(path), "%s/%s", dir, sub);
-	if ((d = opendir(path)) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			n++;
-	}
-	closedir(d);
-	return n;
 }
 
 /* One integer from the database, read behind the API's back. */
@@ -139,6 +70,66 @@ db_int(const char *db, const char *sql)
 	sqlite3_finalize(st);
 	sqlite3_close(h);
 	return v;
+}
+
+/* The journal mode of the database, asked through a second connection. */
+static const char *
+journal_mode(const char *db)
+{
+	static char mode[16];
+	sqlite3 *h = NULL;
+	sqlite3_stmt *q = NULL;
+
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &q,
+	    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	snprintf(mode, sizeof(mode), "%s",
+	    (const char *)sqlite3_column_text(q, 0));
+	sqlite3_finalize(q);
+	sqlite3_close(h);
+	return mode;
+}
+
+/*
+ * The file format version bytes of the database header (offsets 18, 19):
+ * 1 for a rollback-journal database, 2 for WAL.  Read with read(2), so
+ * that no SQLite connection can create or remove side files.
+ */
+static int
+header_version(const char *db)
+{
+	unsigned char hdr[20];
+	int fd;
+
+	fd = open(db, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, hdr, sizeof(hdr)), sizeof(hdr));
+	close(fd);
+	assert_int_equal(hdr[18], hdr[19]);
+	return hdr[18];
+}
+
+/* The names in the state directory, sorted, joined by spaces. */
+static const char *
+state_files(const struct fixture *f)
+{
+	static char out[1024];
+	struct dirent **list;
+	size_t o = 0;
+	int i, n;
+
+	n = scandir(f->state, &list, NULL, alphasort);
+	assert_true(n >= 0);
+	out[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (list[i]->d_name[0] != '.')
+			o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%s",
+			    o > 0 ? " " : "", list[i]->d_name);
+		free(list[i]);
+	}
+	free(list);
+	return out;
 }
 
 static struct seen *
@@ -168,37 +159,23 @@ test_open_creates_private_db(void **state)
 {
 	struct fixture *f = *state;
 	struct seen *s;
-	struct stat st;
 	char path[PATH_MAX];
 
 	s = open_rw(f, USER, HOST);
 	assert_string_equal(seen_path(s), f->db);
-	assert_int_equal(stat(f->state, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0700);
-	pathf(path, sizeof(path), "%s/state", f->dir);
-	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0700);
-	assert_int_equal(stat(f->db, &st), 0);
-	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(test_mode_of(f->state), 0700);
+	test_pathf(path, sizeof(path), "%s/state", f->dir);
+	assert_int_equal(test_mode_of(path), 0700);
+	assert_int_equal(test_mode_of(f->db), 0600);
 	assert_int_equal(seen_count(s), 0);
+	/* While open, WAL is a property of the file, visible to any
+	 * connection. */
+	assert_string_equal(journal_mode(f->db), "wal");
 	seen_close(&s);
 	assert_null(s);
 	assert_int_equal(db_int(f->db, "PRAGMA user_version"), 1);
 	assert_int_equal(db_int(f->db, "SELECT count(*) FROM sqlite_master "
 	    "WHERE name IN ('mailbox', 'seen', 'pending', 'run')"), 4);
-	/* WAL is a property of the file, visible to any connection. */
-	{
-		sqlite3 *h = NULL;
-		sqlite3_stmt *q = NULL;
-
-		assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
-		assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1,
-		    &q, NULL), SQLITE_OK);
-		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-		assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
-		sqlite3_finalize(q);
-		sqlite3_close(h);
-	}
 }
 
 static void
@@ -318,18 +295,16 @@ test_recovery_after_sigkill(void **state)
 	struct seen_status st;
 	struct pf_error err;
 	struct seen *s = NULL;
-	char u4name[NAME_MAX + 1], from[PATH_MAX], to[PATH_MAX + 8];
+	char u4name[NAME_MAX + 1];
 	const char *names[8];
 	bool found[8];
 	size_t n = 0, i, removed = 0;
-	int pfd[2], status;
+	int pfd[2];
 	ssize_t len;
 	pid_t pid;
 
 	assert_int_equal(pipe(pfd), 0);
-	fflush(NULL);
-	pid = fork();
-	assert_true(pid >= 0);
+	pid = test_fork();
 	if (pid == 0) {
 		close(pfd[0]);
 		dup2(pfd[1], STDOUT_FILENO);
@@ -338,17 +313,14 @@ test_recovery_after_sigkill(void **state)
 	close(pfd[1]);
 	len = read(pfd[0], u4name, sizeof(u4name) - 1);
 	close(pfd[0]);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	test_wait_signal(pid, SIGKILL);
 	assert_true(len > 1);
 	u4name[len - 1] = '\0';
 
 	/* The state the kill left. */
-	assert_int_equal(count_files(f->md, "tmp"), 2);
-	assert_int_equal(count_files(f->md, "new"), 3);
-	pathf(from, sizeof(from), "%s/new/%s", f->md, u4name);
-	pathf(to, sizeof(to), "%s/cur/%s:2,S", f->md, u4name);
-	assert_int_equal(rename(from, to), 0);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 2);
+	assert_int_equal(test_count_entries(f->md, "new"), 3);
+	test_mail_read(f->md, u4name, ":2,S");
 
 	/* The next run: open, recover. */
 	assert_int_equal(maildir_open(f->md, &md, &err), 0);
@@ -377,9 +349,9 @@ test_recovery_after_sigkill(void **state)
 	assert_true(seen_contains(s, "u3"));
 	assert_true(seen_contains(s, "u4"));
 	assert_true(seen_contains(s, "u5"));
-	assert_int_equal(count_files(f->md, "tmp"), 0);
-	assert_int_equal(count_files(f->md, "new"), 2);
-	assert_int_equal(count_files(f->md, "cur"), 1);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
+	assert_int_equal(test_count_entries(f->md, "new"), 2);
+	assert_int_equal(test_count_entries(f->md, "cur"), 1);
 	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
 	assert_int_equal(st.pending, 0);
 	assert_int_equal(st.seen, 3);
@@ -442,15 +414,6 @@ test_prune(void **state)
 	assert_int_equal(st.seen, 1);
 }
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 test_twenty_thousand(void **state)
 {
@@ -493,9 +456,9 @@ test_twenty_thousand(void **state)
 		assert_true(seen_contains(s, uidls[i]));
 	seen_close(&s);
 
-	t0 = now_s();
+	t0 = test_now();
 	s = open_rw(f, USER, HOST);
-	t_open = now_s() - t0;
+	t_open = test_now() - t0;
 	assert_int_equal(seen_count(s), N);
 	for (i = 0; i < N; i++) {
 		time_t when = -1;
@@ -508,9 +471,9 @@ test_twenty_thousand(void **state)
 	assert_false(seen_contains(s, "UID0020000"));
 
 	/* The server lists all but ten. */
-	t0 = now_s();
+	t0 = test_now();
 	assert_int_equal(seen_prune(s, uidls + 10, N - 10, &pruned, &err), 0);
-	t_prune = now_s() - t0;
+	t_prune = test_now() - t0;
 	assert_int_equal(pruned, 10);
 	assert_int_equal(seen_count(s), N - 10);
 	assert_false(seen_contains(s, uidls[3]));
@@ -586,14 +549,14 @@ test_status_creates_nothing(void **state)
 	assert_int_equal(st.pending, 0);
 	assert_int_equal(st.last_start, 0);
 	assert_int_equal(st.last_end, 0);
-	assert_false(path_exists(f->state));
+	assert_false(test_path_exists(f->state));
 
 	/* The directory exists, the database does not. */
 	assert_int_equal(maildir_mkdirs(f->state, &err), 0);
 	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
 	assert_false(st.ever_run);
-	assert_false(path_exists(f->db));
-	assert_int_equal(count_files(f->state, "."), 0);
+	assert_false(test_path_exists(f->db));
+	assert_int_equal(test_count_entries(f->state, "."), 0);
 
 	/* A database without this mailbox: never run either. */
 	{
@@ -624,7 +587,7 @@ test_read_only(void **state)
 	assert_int_equal(seen_prune(s, NULL, 0, NULL, &err), -1);
 	assert_int_equal(seen_run_begin(s, 1, &err), -1);
 	seen_close(&s);
-	assert_false(path_exists(f->state));
+	assert_false(test_path_exists(f->state));
 	/* A closed seen-list is refused, not dereferenced. */
 	assert_int_equal(seen_run_end(NULL, 1, &(struct seen_run_stats){ 0 }, 0,
 	    &err), -1);
@@ -646,6 +609,65 @@ test_read_only(void **state)
 	assert_int_equal(seen_count(s), 0);
 	seen_close(&s);
 	assert_int_equal(db_int(f->db, "SELECT count(*) FROM mailbox"), 1);
+}
+
+/*
+ * SPEC §2: --dry-run (and status) may create the state directory and a lock
+ * file, nothing else.  A read-only connection to a WAL database leaves
+ * popfetch.db-wal and -shm behind, so the last read-write connection takes
+ * the file out of WAL mode when it closes, without losing a commit, and
+ * not while another popfetch has the database open.
+ */
+static void
+test_readers_leave_no_side_files(void **state)
+{
+	struct fixture *f = *state;
+	struct seen_status st;
+	struct pf_error err;
+	struct seen *s, *s2;
+
+	s = open_rw(f, USER, HOST);
+	add_done(s, "u1", 10, 1);
+	assert_int_equal(header_version(f->db), 2);
+	seen_close(&s);
+	assert_string_equal(state_files(f), "popfetch.db");
+	assert_int_equal(header_version(f->db), 1);
+
+	/* Readers now create nothing, and see every commit. */
+	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_ONLY, &s,
+	    &err), 0);
+	assert_true(seen_contains(s, "u1"));
+	seen_close(&s);
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(st.seen, 1);
+	assert_int_equal(st.bytes, 10);
+	assert_string_equal(state_files(f), "popfetch.db");
+	assert_int_equal(header_version(f->db), 1);
+
+	/* Two at once (-j): the first to close leaves the file in WAL mode
+	 * for the other, which goes on writing; the last one out switches. */
+	s = open_rw(f, USER, HOST);
+	s2 = open_rw(f, "bob", HOST);
+	assert_int_equal(header_version(f->db), 2);
+	add_done(s, "u2", 20, 2);
+	seen_close(&s);
+	assert_int_equal(header_version(f->db), 2);
+	add_done(s2, "b1", 5, 3);
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(st.seen, 2);
+	seen_close(&s2);
+	assert_int_equal(header_version(f->db), 1);
+	assert_string_equal(state_files(f), "popfetch.db");
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM seen"), 3);
+	assert_int_equal(db_int(f->db, "SELECT sum(bytes) FROM mailbox"), 35);
+	assert_string_equal(state_files(f), "popfetch.db");
+
+	/* And the next writer runs in WAL mode again. */
+	s = open_rw(f, USER, HOST);
+	assert_string_equal(journal_mode(f->db), "wal");
+	assert_true(seen_contains(s, "u2"));
+	seen_close(&s);
+	assert_string_equal(state_files(f), "popfetch.db");
 }
 
 static void
@@ -686,14 +708,11 @@ test_not_a_database(void **state)
 	struct pf_error err;
 	struct seen *s = NULL;
 	char junk[4096];
-	int fd;
 
 	assert_int_equal(maildir_mkdirs(f->state, &err), 0);
-	fd = open(f->db, O_CREAT | O_WRONLY, 0600);
-	assert_true(fd >= 0);
 	memset(junk, 'j', sizeof(junk));
-	assert_int_equal(write(fd, junk, sizeof(junk)), sizeof(junk));
-	close(fd);
+	assert_int_equal(test_write_file(f->db, O_CREAT, junk, sizeof(junk)),
+	    0);
 
 	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_WRITE, &s,
 	    &err), -1);
@@ -708,7 +727,7 @@ test_not_a_database(void **state)
 	assert_int_equal(err.category, PF_FAIL_IO);
 
 	/* A state directory we cannot create. */
-	pathf(junk, sizeof(junk), "%s/sub", f->db);
+	test_pathf(junk, sizeof(junk), "%s/sub", f->db);
 	assert_int_equal(seen_open(junk, USER, HOST, SEEN_READ_WRITE, &s,
 	    &err), -1);
 	assert_int_equal(err.category, PF_FAIL_IO);
@@ -772,30 +791,27 @@ test_busy_is_temporary(void **state)
 	seen_close(&s);
 }
 
+/* Each case runs in a fresh directory. */
+#define T(fn)	\
+	cmocka_unit_test_setup_teardown(fn, setup, test_fixture_teardown)
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_open_creates_private_db,
-		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pending_done_flow, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_recovery_after_sigkill, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_twenty_thousand, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_runs_and_status, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_status_creates_nothing, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_mailbox_key, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_not_a_database, setup,
-		    teardown),
-		cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_busy_is_temporary, setup,
-		    teardown),
+		T(test_open_creates_private_db),
+		T(test_pending_done_flow),
+		T(test_recovery_after_sigkill),
+		T(test_prune),
+		T(test_twenty_thousand),
+		T(test_runs_and_status),
+		T(test_status_creates_nothing),
+		T(test_read_only),
+		T(test_readers_leave_no_side_files),
+		T(test_mailbox_key),
+		T(test_not_a_database),
+		T(test_migrations),
+		T(test_busy_is_temporary),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
