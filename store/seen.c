@@ -933,6 +933,14 @@ seen_prune(struct seen *s, const char *const *listed, size_t n,
 		*pruned_r = 0;
 	if (check_writable(s, "seen_prune", err) == -1)
 		return -1;
+	/* The common case: every known UIDL is still listed (the in-memory
+	 * set mirrors this mailbox's rows, and listed UIDLs are unique), so
+	 * there is nothing to delete and no reason to touch the database. */
+	for (i = 0, pruned = 0; i < n; i++)
+		if (seen_contains(s, listed[i]))
+			pruned++;
+	if (pruned == s->nknown)
+		return 0;
 	/* The listing goes into a temporary table, then one DELETE: fast for
 	 * tens of thousands of UIDLs. */
 	if (tx_begin(s, what, err) == -1 ||
