@@ -512,6 +512,15 @@ open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
 /*
  * Read-only open (--dry-run, status): a missing database is an empty one
  * and is not created; a database never migrated (version 0) is empty too.
+ *
+ * A popfetch killed in mid-run can leave what only a writer may repair: a
+ * hot rollback journal (killed while switching to or from WAL, set_wal and
+ * leave_wal: SQLITE_READONLY_ROLLBACK), or a WAL whose shared-memory index
+ * must be rebuilt (SQLITE_READONLY_RECOVERY and friends).  Then, if we may
+ * write the file, read through a read-write connection instead: it rolls
+ * the journal back, or rebuilds the index and folds the WAL into the
+ * database on close.  Only what was committed is kept, as the next fetch
+ * would; nothing of ours is written.
  */
 static int
 open_ro(struct seen *s, struct pf_error *err)
@@ -524,9 +533,19 @@ open_ro(struct seen *s, struct pf_error *err)
 			return 0;
 		return pf_error_set_errno(err, PF_FAIL_IO, "stat(%s)", s->path);
 	}
-	if (db_open(s, SQLITE_OPEN_READONLY, err) == -1 ||
-	    user_version(s, &version, err) == -1 ||
-	    check_version(s, version, err) == -1)
+	if (db_open(s, SQLITE_OPEN_READONLY, err) == -1)
+		return -1;
+	if (user_version(s, &version, err) == -1) {
+		if ((sqlite3_extended_errcode(s->db) & 0xff) != SQLITE_READONLY ||
+		    access(s->path, W_OK) == -1)
+			return -1;
+		sqlite3_close(s->db);
+		s->db = NULL;
+		if (db_open(s, SQLITE_OPEN_READWRITE, err) == -1 ||
+		    user_version(s, &version, err) == -1)
+			return -1;
+	}
+	if (check_version(s, version, err) == -1)
 		return -1;
 	if (version == 0) {
 		sqlite3_close(s->db);

@@ -251,6 +251,7 @@ crash_child(const struct fixture *f)
 	struct pf_error err;
 	struct seen *s = NULL;
 	const char *u5 = "u5";
+	static char big[MAILDIR_WRITE_BUF + 1];
 	char body[5][16];
 	int i;
 
@@ -263,8 +264,15 @@ crash_child(const struct fixture *f)
 		snprintf(body[i], sizeof(body[i]), "message %d\n", i + 1);
 		if (maildir_deliver_begin(md, &d[i], &err) == -1 ||
 		    maildir_deliver_write(d[i], body[i], strlen(body[i]) + i,
-		    &err) == -1 ||
-		    maildir_deliver_finish(d[i], &err) == -1)
+		    &err) == -1)
+			_exit(2);
+		/* u1 and u2 are big: their files are in tmp/ at once (a
+		 * small message reaches tmp/ only when a sync thread
+		 * writes it, which the kill may come before). */
+		if (i < 2 && maildir_deliver_write(d[i], big, sizeof(big),
+		    &err) == -1)
+			_exit(2);
+		if (maildir_deliver_finish(d[i], &err) == -1)
 			_exit(2);
 	}
 	for (i = 0; i < 4; i++) {
@@ -321,6 +329,18 @@ test_recovery_after_sigkill(void **state)
 	assert_int_equal(test_count_entries(f->md, "tmp"), 2);
 	assert_int_equal(test_count_entries(f->md, "new"), 3);
 	test_mail_read(f->md, u4name, ":2,S");
+
+	/* Readers (status, --dry-run) see it: the killed writer left the
+	 * database in WAL mode with an index a read-only connection cannot
+	 * rebuild. */
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(st.pending, 3);
+	assert_int_equal(st.seen, 1);
+	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_ONLY, &s,
+	    &err), 0);
+	assert_true(seen_contains(s, "u5"));
+	assert_false(seen_contains(s, "u3"));
+	seen_close(&s);
 
 	/* The next run: open, recover. */
 	assert_int_equal(maildir_open(f->md, &md, &err), 0);
@@ -791,6 +811,59 @@ test_busy_is_temporary(void **state)
 	seen_close(&s);
 }
 
+/*
+ * A popfetch killed in mid-transaction (here: while a big one has spilled
+ * pages into the database file) leaves a hot journal that only a writer
+ * can roll back.  Readers (status, --dry-run) must still work, and see
+ * only what was committed.
+ */
+static void
+test_readers_after_kill_mid_transaction(void **state)
+{
+	struct fixture *f = *state;
+	struct seen_status st;
+	struct pf_error err;
+	struct seen *s = open_rw(f, USER, HOST);
+	char journal[PATH_MAX + 16];
+	pid_t pid;
+
+	add_done(s, "kept", 100, 1000);
+	seen_close(&s);
+	pid = test_fork();
+	if (pid == 0) {
+		sqlite3 *h = NULL;
+		int i;
+
+		if (sqlite3_open(f->db, &h) != SQLITE_OK ||
+		    sqlite3_exec(h, "PRAGMA cache_size = 10; BEGIN; "
+		    "CREATE TABLE junk (b BLOB)", NULL, NULL, NULL) != SQLITE_OK)
+			_exit(1);
+		for (i = 0; i < 2000; i++)
+			if (sqlite3_exec(h, "INSERT INTO junk VALUES "
+			    "(zeroblob(2000))", NULL, NULL, NULL) != SQLITE_OK)
+				_exit(2);
+		raise(SIGKILL);
+		_exit(3);
+	}
+	test_wait_signal(pid, SIGKILL);
+	test_pathf(journal, sizeof(journal), "%s-journal", f->db);
+	assert_true(test_path_exists(journal));
+
+	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(st.seen, 1);
+	assert_int_equal(st.bytes, 100);
+	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_ONLY, &s,
+	    &err), 0);
+	assert_true(seen_contains(s, "kept"));
+	seen_close(&s);
+	/* The next fetch finds it whole, without the uncommitted table. */
+	s = open_rw(f, USER, HOST);
+	assert_true(seen_contains(s, "kept"));
+	seen_close(&s);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM sqlite_master "
+	    "WHERE name = 'junk'"), 0);
+}
+
 /* Each case runs in a fresh directory. */
 #define T(fn)	\
 	cmocka_unit_test_setup_teardown(fn, setup, test_fixture_teardown)
@@ -812,6 +885,7 @@ main(void)
 		T(test_not_a_database),
 		T(test_migrations),
 		T(test_busy_is_temporary),
+		T(test_readers_after_kill_mid_transaction),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
