@@ -19,8 +19,9 @@
  *
  * Why the window cannot deadlock: we only write while the server may be
  * blocked writing replies we have not read yet, and what we write is at most
- * POP3_PIPELINE_WINDOW short commands (~1 KiB), far below any socket buffer,
- * so our write completes even if the server reads nothing meanwhile.
+ * POP3_PIPELINE_WINDOW short commands (under 9 KiB), below the socket
+ * buffers, so our write completes even if the server reads nothing
+ * meanwhile.
  *
  * Everything the server sends is untrusted: status lines are length-capped
  * and checked for control characters by the linebuf, each datum is
@@ -131,6 +132,12 @@ struct pop3 {
 	bool		 stat_known;
 	unsigned	 stat_count;
 	const char	*mech_used;
+
+	/* QUIT sent with the last RETR (pop3_quit_after_retr) */
+	bool		 quit_after_retr;
+	enum { QUIT_NOT_SENT, QUIT_SENT, QUIT_DONE } quit;
+	int		 quit_rc;
+	struct pf_error	 quit_err;
 };
 
 static void	capa_clear(struct pop3_capa *c);
@@ -1620,6 +1627,28 @@ stream_body(struct pop3 *s, const struct pop3_msg *m,
 	return 0;
 }
 
+/* Read QUIT's reply; -ERR is "some deleted messages not removed" (RFC
+ * 1939 §6). */
+static int
+quit_reply(struct pop3 *s, struct pf_error *err)
+{
+	enum reply_kind kind;
+	const char *line, *text;
+
+	if (read_reply(s, false, &kind, &line, &text, err) == -1)
+		return -1;
+	if (kind == REPLY_OK)
+		return 0;
+	return err_reply(line, text, PF_FAIL_TEMP, err,
+	    "QUIT failed: deletions not committed");
+}
+
+void
+pop3_quit_after_retr(struct pop3 *s)
+{
+	s->quit_after_retr = true;
+}
+
 int
 pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
     const struct pop3_sink *sink, struct pf_error *err)
@@ -1638,6 +1667,14 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 					return -1;
 				sent++;
 			}
+			/* QUIT rides with the last RETR: no round trip
+			 * at the end (the server acts on it in order). */
+			if (sent == n && s->quit_after_retr &&
+			    s->capa.pipelining && s->quit == QUIT_NOT_SENT) {
+				if (queue_cmd(s, CMD_QUIT, 0, "QUIT", err) == -1)
+					return -1;
+				s->quit = QUIT_SENT;
+			}
 			if (flush(s, err) == -1)
 				return -1;
 		}
@@ -1653,6 +1690,12 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 			return -1;
 		}
 		done++;
+	}
+	if (s->quit == QUIT_SENT) {
+		/* Every message is in; QUIT's outcome is pop3_quit's. */
+		pf_error_clear(&s->quit_err);
+		s->quit_rc = quit_reply(s, &s->quit_err);
+		s->quit = QUIT_DONE;
 	}
 	return 0;
 }
@@ -1735,12 +1778,24 @@ pop3_noop(struct pop3 *s, struct pf_error *err)
 int
 pop3_quit(struct pop3 *s, struct pf_error *err)
 {
-	const char *line, *text;
-	int rc;
-
-	/* RFC 1939 §6: -ERR means "some deleted messages not removed". */
-	if ((rc = simple_cmd(s, CMD_QUIT, "QUIT", &line, &text, err)) == 1)
-		return err_reply(line, text, PF_FAIL_TEMP, err,
-		    "QUIT failed: deletions not committed");
-	return rc;
+	switch (s->quit) {
+	case QUIT_DONE:		/* sent with the last RETR, or before */
+		if (s->quit_rc == -1)
+			*err = s->quit_err;
+		return s->quit_rc;
+	case QUIT_SENT:		/* its RETRs failed: never read */
+		return pf_error_set(err, PF_FAIL_TEMP, "QUIT: no reply read");
+	case QUIT_NOT_SENT:
+		break;
+	}
+	s->quit = QUIT_DONE;
+	pf_error_clear(&s->quit_err);
+	if (queue_cmd(s, CMD_QUIT, 0, "QUIT", &s->quit_err) == -1 ||
+	    flush(s, &s->quit_err) == -1)
+		s->quit_rc = -1;
+	else
+		s->quit_rc = quit_reply(s, &s->quit_err);
+	if (s->quit_rc == -1)
+		*err = s->quit_err;
+	return s->quit_rc;
 }

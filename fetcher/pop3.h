@@ -232,6 +232,17 @@ int	pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs,
 	    size_t n, const struct pop3_sink *sink, struct pf_error *err);
 
 /*
+ * For a run that deletes nothing: the next pop3_retr_each sends QUIT in
+ * the same write as its last RETR (with PIPELINING; otherwise this has no
+ * effect), so the session ends with the last message instead of one round
+ * trip later.  The server acts on QUIT only after those RETRs.  Its reply
+ * is read after the last message; pop3_quit then reports it without
+ * sending anything.  A failed pop3_retr_each leaves the reply unread
+ * (pop3_quit: PF_FAIL_TEMP).
+ */
+void	pop3_quit_after_retr(struct pop3 *s);
+
+/*
  * TOP m->number `lines` (RFC 1939 §7) into `sink`, as for RETR (`lines` 0:
  * the header only).  A -ERR leaves the session synchronised (PF_FAIL_PROTO,
  * the server's words attached).
@@ -253,7 +264,8 @@ int	pop3_noop(struct pop3 *s, struct pf_error *err);
 
 /*
  * QUIT (RFC 1939 §6).  Returns 0 only on +OK: only then have the DELEs of
- * this session been committed.  Errors: PF_FAIL_TEMP (-ERR "some deleted
+ * this session been committed.  QUIT is sent once per session: a second
+ * call reports the first one's outcome.  Errors: PF_FAIL_TEMP (-ERR "some deleted
  * messages not removed", connection lost), PF_FAIL_PROTO.
  */
 int	pop3_quit(struct pop3 *s, struct pf_error *err);

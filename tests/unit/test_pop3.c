@@ -1283,8 +1283,8 @@ bulk_body(size_t i, char *buf, size_t size)
 static void
 retr_bulk(struct fake *f, const char *capa, size_t n, size_t max_chunk)
 {
-	struct pop3_msg m[200];
-	const struct pop3_msg *msgs[200];
+	struct pop3_msg *m = calloc(n, sizeof(*m));
+	const struct pop3_msg **msgs = calloc(n, sizeof(*msgs));
 	struct pf_error err;
 	struct coll c = { 0 };
 	struct pop3_sink sink = sink_for(&c);
@@ -1292,7 +1292,8 @@ retr_bulk(struct fake *f, const char *capa, size_t n, size_t max_chunk)
 	char body[64];
 	size_t i, len;
 
-	assert_true(n <= 200);
+	assert_non_null(m);
+	assert_non_null(msgs);
 	script(f, capa);
 	for (i = 0; i < n; i++) {
 		m[i] = (struct pop3_msg){ (unsigned)i + 1, 20, NULL };
@@ -1312,23 +1313,85 @@ retr_bulk(struct fake *f, const char *capa, size_t n, size_t max_chunk)
 	assert_true(pop3_is_synchronised(s));
 	pop3_free(&s);
 	coll_free(&c);
+	free(m);
+	free(msgs);
 }
 
-/* 200 messages with PIPELINING: windows of commands, all in order. */
+/* Three windows' worth of messages with PIPELINING: windows of commands,
+ * all in order. */
 static void
 test_retr_pipelined(void **state)
 {
+	const size_t n = 3 * POP3_PIPELINE_WINDOW + 7;
 	struct fake f;
 
 	(void)state;
 	/* little read-ahead: sharper counts */
-	retr_bulk(&f, "+OK\r\nPIPELINING\r\n.\r\n", 200, 100);
+	retr_bulk(&f, "+OK\r\nPIPELINING\r\n.\r\n", n, 100);
 	/* Many commands per write, never more than the window in flight. */
 	assert_int_equal(f.max_per_write, POP3_PIPELINE_WINDOW);
 	assert_true(f.max_outstanding > 1);
 	assert_true(f.max_outstanding <= POP3_PIPELINE_WINDOW);
-	assert_true(f.writes < 1 + 200 / 2);
+	assert_true(f.writes < 1 + n / 2);
 	fake_free(&f);
+}
+
+/*
+ * pop3_quit_after_retr: with PIPELINING, QUIT goes out in the write of the
+ * last RETR and pop3_quit only reports its reply; without, it changes
+ * nothing.
+ */
+static void
+test_retr_then_quit(void **state)
+{
+	static const struct pop3_msg m[3] = {
+		{ 1, 8, NULL }, { 2, 8, NULL }, { 3, 8, NULL },
+	};
+	const struct pop3_msg *msgs[3] = { &m[0], &m[1], &m[2] };
+	static const char *const capas[2] = {
+		"+OK\r\nPIPELINING\r\n.\r\n", "+OK\r\nUIDL\r\n.\r\n",
+	};
+	struct pf_error err;
+	struct coll c = { 0 };
+	struct pop3_sink sink = sink_for(&c);
+	struct fake f;
+	struct pop3 *s;
+	const char *q;
+	size_t writes;
+	int pipelined;
+
+	(void)state;
+	for (pipelined = 1; pipelined >= 0; pipelined--) {
+		script(&f, capas[pipelined ? 0 : 1]);
+		add_retr(&f, 1, "one\n", 4);
+		add_retr(&f, 2, "two\n", 4);
+		add_retr(&f, 3, "three\n", 6);
+		fake_add(&f, "QUIT", "+OK bye\r\n");
+		s = started(&f, "");
+		pop3_quit_after_retr(s);
+		assert_int_equal(pop3_retr_each(s, msgs, 3, &sink, &err), 0);
+		assert_int_equal(c.ends, 3);
+		q = strstr(sent(&f), "QUIT\r\n");
+		writes = f.writes;
+		if (pipelined) {
+			/* CAPA, then RETR 1-3 and QUIT in one write. */
+			assert_non_null(q);
+			assert_string_equal(strstr(sent(&f), "RETR 3\r\n"),
+			    "RETR 3\r\nQUIT\r\n");
+			assert_int_equal(writes, 2);
+		} else
+			assert_null(q);
+		assert_true(pop3_is_synchronised(s));
+		assert_int_equal(pop3_quit(s, &err), 0);
+		/* Once: a second call reports the first. */
+		assert_int_equal(pop3_quit(s, &err), 0);
+		assert_int_equal(f.writes, pipelined ? writes : writes + 1);
+		assert_non_null(q = strstr(sent(&f), "QUIT\r\n"));
+		assert_null(strstr(q + 1, "QUIT"));
+		session_end(&s, &f);
+		coll_free(&c);
+		memset(&c, 0, sizeof(c));
+	}
 }
 
 /* Without PIPELINING: strict lock-step. */
@@ -1374,7 +1437,8 @@ test_top(void **state)
 static void
 test_dele(void **state)
 {
-	unsigned nums[150];
+	unsigned nums[2 * POP3_PIPELINE_WINDOW + 22];
+	const size_t n = sizeof(nums) / sizeof(nums[0]);
 	struct pf_error err;
 	struct fake f;
 	struct pop3 *s;
@@ -1383,7 +1447,7 @@ test_dele(void **state)
 
 	(void)state;
 	script(&f, "+OK\r\nPIPELINING\r\n.\r\n");
-	for (i = 0; i < 150; i++) {
+	for (i = 0; i < n; i++) {
 		nums[i] = (unsigned)(i * 2 + 1);
 		snprintf(cmd, sizeof(cmd), "DELE %u", nums[i]);
 		fake_add(&f, cmd, "+OK message deleted\r\n");
@@ -1391,7 +1455,7 @@ test_dele(void **state)
 	fake_add(&f, "QUIT", "+OK\r\n");
 	f.max_chunk = 50;
 	s = started(&f, "");
-	assert_int_equal(pop3_dele_each(s, nums, 150, &err), 0);
+	assert_int_equal(pop3_dele_each(s, nums, n, &err), 0);
 	assert_int_equal(f.max_per_write, POP3_PIPELINE_WINDOW);
 	assert_true(f.max_outstanding <= POP3_PIPELINE_WINDOW);
 	assert_int_equal(pop3_quit(s, &err), 0);
@@ -1945,6 +2009,7 @@ main(void)
 		cmocka_unit_test(test_retr_err_and_sink_error),
 		cmocka_unit_test(test_retr_pipelined),
 		cmocka_unit_test(test_retr_lockstep),
+		cmocka_unit_test(test_retr_then_quit),
 		cmocka_unit_test(test_top),
 		cmocka_unit_test(test_dele),
 		cmocka_unit_test(test_auth_user_pass),
