@@ -17,7 +17,9 @@
  *     its own file in tmp/, fsynced and closed.  A kill here leaves files
  *     in tmp/ only: invisible to readers, removed at step 2 of the next run.
  *  6. Group commit, per batch of up to SEEN_BATCH messages or
- *     SEEN_BATCH_BYTES:
+ *     SEEN_BATCH_BYTES.  A full batch waits while the next one is
+ *     received, so its files' fsyncs (store/maildir.c's threads) are done
+ *     by the time it commits:
  *       a. record the batch as pending (one transaction);
  *       b. rename each file tmp/ -> new/, then fsync new/ once;
  *       c. mark the batch seen (one transaction).
@@ -57,6 +59,14 @@
 #include "seen.h"
 #include "xmalloc.h"
 
+/* Finished deliveries awaiting their group commit (design note, step 6). */
+struct batch {
+	struct maildir_delivery	**d;
+	const struct pop3_msg	**m;
+	size_t			 n;
+	uint64_t		 bytes;
+};
+
 struct run {
 	const struct conf		*conf;
 	const struct conf_account	*acct;
@@ -72,12 +82,11 @@ struct run {
 	struct pop3_listing	*listing;
 	bool			 no_uidl;	/* SPEC §6: fetch and delete all */
 
-	/* the message being received, and the batch awaiting commit */
+	/* the message being received, and the batches awaiting commit:
+	 * batch[filling] gets new messages, the other one is full */
 	struct maildir_delivery	*cur;
-	struct maildir_delivery	**batch;
-	const struct pop3_msg	**batch_msgs;
-	size_t			 nbatch;
-	uint64_t		 batch_bytes;
+	struct batch		 batch[2];
+	unsigned		 filling;
 
 	/* Received: header parts fixed for the run */
 	char			 localhost[256];
@@ -281,17 +290,17 @@ sink_data(void *ctx, const char *buf, size_t len, struct pf_error *err)
 }
 
 /*
- * Group commit of the finished deliveries in r->batch (design note, step
- * 6).  On failure the deliveries are freed (so their tmp files go) and the
+ * Group commit of the finished deliveries in b (design note, step 6).  On
+ * failure the deliveries are freed (so their tmp files go) and the
  * seen-list's pending rows let the next run decide.
  */
 static int
-commit_batch(struct run *r, struct pf_error *err)
+commit_batch(struct run *r, struct batch *b, struct pf_error *err)
 {
 	struct seen_entry *entries = NULL;
 	const char **uidls = NULL;
 	time_t now = time(NULL);
-	size_t i, n = r->nbatch;
+	size_t i, n = b->n;
 	int rc = -1;
 
 	if (n == 0)
@@ -300,38 +309,38 @@ commit_batch(struct run *r, struct pf_error *err)
 		entries = xcalloc(n, sizeof(*entries));
 		uidls = xcalloc(n, sizeof(*uidls));
 		for (i = 0; i < n; i++) {
-			entries[i].uidl = r->batch_msgs[i]->uidl;
-			entries[i].name = maildir_delivery_name(r->batch[i]);
-			entries[i].size = maildir_delivery_size(r->batch[i]);
+			entries[i].uidl = b->m[i]->uidl;
+			entries[i].name = maildir_delivery_name(b->d[i]);
+			entries[i].size = maildir_delivery_size(b->d[i]);
 			entries[i].fetched = now;
-			uidls[i] = r->batch_msgs[i]->uidl;
+			uidls[i] = b->m[i]->uidl;
 		}
 		if (seen_pending_add(r->seen, entries, n, err) == -1)
 			goto done;
 	}
-	if (maildir_commit(r->md, r->batch, n, err) == -1)
+	if (maildir_commit(r->md, b->d, n, err) == -1)
 		goto done;
 	if (!r->no_uidl && seen_done(r->seen, uidls, n, err) == -1)
 		goto done;
 	for (i = 0; i < n; i++) {
-		uint64_t size = maildir_delivery_size(r->batch[i]);
+		uint64_t size = maildir_delivery_size(b->d[i]);
 
 		log_debug("%s: message %u (UIDL %s, %" PRIu64 " bytes) -> %s",
-		    r->name, r->batch_msgs[i]->number,
-		    r->batch_msgs[i]->uidl != NULL ? r->batch_msgs[i]->uidl :
-		    "none", size, maildir_delivery_name(r->batch[i]));
+		    r->name, b->m[i]->number,
+		    b->m[i]->uidl != NULL ? b->m[i]->uidl :
+		    "none", size, maildir_delivery_name(b->d[i]));
 		r->stats.fetched++;
 		r->stats.bytes += size;
 		/* Without UIDL (delete = true): delete what was delivered. */
 		if (r->no_uidl)
-			r->dele[r->ndele++] = r->batch_msgs[i]->number;
+			r->dele[r->ndele++] = b->m[i]->number;
 	}
 	rc = 0;
 done:
 	for (i = 0; i < n; i++)
-		maildir_delivery_free(&r->batch[i]);
-	r->nbatch = 0;
-	r->batch_bytes = 0;
+		maildir_delivery_free(&b->d[i]);
+	b->n = 0;
+	b->bytes = 0;
 	free(entries);
 	free(uidls);
 	progress_draw(r, true);
@@ -343,19 +352,32 @@ sink_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
     struct pf_error *err)
 {
 	struct run *r = ctx;
+	struct batch *b = &r->batch[r->filling];
 
 	(void)octets;
 	if (maildir_deliver_finish(r->cur, err) == -1)
 		return -1;
-	r->batch[r->nbatch] = r->cur;
-	r->batch_msgs[r->nbatch] = m;
-	r->nbatch++;
-	r->batch_bytes += maildir_delivery_size(r->cur);
+	b->d[b->n] = r->cur;
+	b->m[b->n] = m;
+	b->n++;
+	b->bytes += maildir_delivery_size(r->cur);
 	r->cur = NULL;
 	r->cur_bytes = 0;
-	if (r->nbatch >= SEEN_BATCH || r->batch_bytes >= SEEN_BATCH_BYTES)
-		return commit_batch(r, err);
-	return 0;
+	if (b->n < SEEN_BATCH && b->bytes < SEEN_BATCH_BYTES)
+		return 0;
+	/* b is full: commit the one before it, whose files have had the
+	 * time of a batch to reach the disk, and fill that one next. */
+	r->filling ^= 1;
+	return commit_batch(r, &r->batch[r->filling], err);
+}
+
+/* Commit both batches, the older first. */
+static int
+commit_all(struct run *r, struct pf_error *err)
+{
+	if (commit_batch(r, &r->batch[r->filling ^ 1], err) == -1)
+		return -1;
+	return commit_batch(r, &r->batch[r->filling], err);
 }
 
 /* ---- the steps of a fetch ---- */
@@ -680,21 +702,26 @@ fetch_mail(struct run *r, struct pf_error *err)
 
 	sel = select_new(r, &n, true);
 	r->to_fetch = n;
-	r->batch = xcalloc(SEEN_BATCH + 1, sizeof(*r->batch));
-	r->batch_msgs = xcalloc(SEEN_BATCH + 1, sizeof(*r->batch_msgs));
+	for (i = 0; i < 2; i++) {
+		r->batch[i].d = xcalloc(SEEN_BATCH + 1, sizeof(*r->batch[i].d));
+		r->batch[i].m = xcalloc(SEEN_BATCH + 1, sizeof(*r->batch[i].m));
+	}
 	r->dele = xcalloc(r->listing->count + 1, sizeof(*r->dele));
 	progress_draw(r, true);
 
+	/* Keep mode deletes nothing: QUIT can go with the last RETR. */
+	if (!a->delete && a->delete_after_days == 0)
+		pop3_quit_after_retr(r->pop3);
 	if (n > 0 && pop3_retr_each(r->pop3, sel, n, &sink, err) == -1) {
 		struct pf_error cerr;
 
 		/* Keep what arrived whole; drop the message in progress. */
 		maildir_delivery_free(&r->cur);
-		if (commit_batch(r, &cerr) == -1)
+		if (commit_all(r, &cerr) == -1)
 			log_warnx("%s: %s", r->name, cerr.what);
 		goto done;
 	}
-	if (commit_batch(r, err) == -1)
+	if (commit_all(r, err) == -1)
 		goto done;
 
 	/* Step 7: DELE what is safely delivered and due. */
@@ -726,13 +753,15 @@ done:
 static void
 run_cleanup(struct run *r)
 {
-	size_t i;
+	size_t i, j;
 
 	maildir_delivery_free(&r->cur);
-	for (i = 0; i < r->nbatch; i++)
-		maildir_delivery_free(&r->batch[i]);
-	free(r->batch);
-	free(r->batch_msgs);
+	for (j = 0; j < 2; j++) {
+		for (i = 0; i < r->batch[j].n; i++)
+			maildir_delivery_free(&r->batch[j].d[i]);
+		free(r->batch[j].d);
+		free(r->batch[j].m);
+	}
 	free(r->dele);
 	pop3_listing_free(&r->listing);
 	disconnect(r, false);

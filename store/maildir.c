@@ -56,6 +56,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -73,30 +74,71 @@
 /* The suffix that marks a tmp/ file as popfetch's. */
 #define TMP_MARKER	",popfetch"
 
+/*
+ * The fsync threads.  maildir_deliver_finish hands the file to them and
+ * returns, so the next message is received while earlier ones reach the
+ * disk, and fsyncs issued together share journal commits.  maildir_commit
+ * waits for every file of its batch before the first rename: a file is in
+ * new/ only once fsynced, exactly as when the caller fsyncs it itself.
+ * The threads start with the first finished delivery (a run that fetches
+ * nothing starts none) and stop in maildir_close.  They only fsync and
+ * close; every signal is blocked in them.  A delivery in their queue
+ * belongs to them for its fd and sync_* fields until sync_pending is
+ * cleared under `mu`; the rest of it is read-only meanwhile.
+ */
+struct maildir_syncer {
+	pthread_mutex_t			 mu;
+	pthread_cond_t			 work;	/* queue not empty, or stop */
+	pthread_cond_t			 done;	/* a delivery was synced */
+	struct maildir_delivery		*head, *tail;
+	pthread_t			 threads[MAILDIR_SYNC_THREADS];
+	size_t				 nthreads;
+	size_t				 held;	/* bytes queued in buffers */
+	bool				 started;	/* start was tried */
+	bool				 stop;
+};
+
 struct maildir {
 	char	*path;
 	int	 tmp_fd;
 	int	 new_fd;
 	int	 cur_fd;
+	long	 pid;
 	char	 host[MAILDIR_HOST_MAX + 1];	/* escaped */
+	struct maildir_syncer	 sync;
 };
 
 enum delivery_state {
 	DELIVERY_WRITING,
-	DELIVERY_FINISHED,	/* complete and fsynced, still in tmp/ */
+	DELIVERY_FINISHED,	/* complete, fsync done or queued, in tmp/ */
 	DELIVERY_COMMITTED,	/* in new/ */
 	DELIVERY_FAILED,	/* tmp file already removed */
 };
 
+/*
+ * A message that fits in MAILDIR_WRITE_BUF stays in memory until it is
+ * finished; a sync thread then creates, writes, fsyncs and closes its file,
+ * so receiving never waits for the file system.  A larger one gets its file
+ * at once and is written in MAILDIR_WRITE_BUF chunks as it arrives.
+ */
 struct maildir_delivery {
 	struct maildir		*md;
 	enum delivery_state	 state;
-	int			 fd;
+	int			 fd;		/* -1 until the file is open */
+	bool			 created;	/* the tmp file is ours */
 	uint64_t		 size;
 	size_t			 buffered;
-	char			*buf;		/* MAILDIR_WRITE_BUF bytes */
+	size_t			 cap;
+	char			*buf;		/* up to MAILDIR_WRITE_BUF */
 	char			 tmp_name[NAME_MAX + 1];
 	char			 final_name[NAME_MAX + 1];
+
+	/* the file's work in a sync thread (see struct maildir_syncer) */
+	struct maildir_delivery	*next;		/* queue link */
+	bool			 sync_pending;	/* under md->sync.mu */
+	size_t			 held;		/* its bytes in sync.held */
+	int			 sync_errno;	/* 0, or why it failed */
+	const char		*sync_call;	/* "open", "write", "fsync"... */
 };
 
 /* Q<n>: deliveries begun by this process, so names from one microsecond
@@ -254,6 +296,214 @@ host_escape(char *out, size_t size)
 	out[o] = '\0';
 }
 
+/* write(2) all of buf to fd, retrying short writes and EINTR.  Returns 0,
+ * or -1 with errno set. */
+static int
+write_fd(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, buf, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Create d's tmp file under d->tmp_name: O_EXCL, mode 0600.  Returns 0, or
+ * -1 with errno set. */
+static int
+tmp_create(struct maildir_delivery *d)
+{
+	d->fd = openat(d->md->tmp_fd, d->tmp_name,
+	    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (d->fd == -1)
+		return -1;
+	d->created = true;
+	return 0;
+}
+
+/* ---- the fsync threads (struct maildir_syncer) ---- */
+
+/* Note a failed call for sync_wait, keeping errno. */
+static void
+sync_failed(struct maildir_delivery *d, const char *call)
+{
+	d->sync_errno = errno != 0 ? errno : EIO;
+	d->sync_call = call;
+}
+
+/*
+ * The file work of a finished delivery: create the file and write the
+ * buffer if the message was held in memory, then fsync and close.  On
+ * failure the call and errno are noted for sync_wait.  Runs in a sync
+ * thread, or inline when none could start.
+ */
+static void
+sync_job(struct maildir_delivery *d)
+{
+	int fd;
+
+	d->sync_errno = 0;
+	if (d->fd == -1) {
+		if (tmp_create(d) == -1) {
+			sync_failed(d, "open");
+			return;
+		}
+		if (write_fd(d->fd, d->buf, d->buffered) == -1) {
+			sync_failed(d, "write");
+			(void)close(d->fd);
+			d->fd = -1;
+			return;
+		}
+	}
+	free(d->buf);
+	d->buf = NULL;
+	fd = d->fd;
+	d->fd = -1;
+	if (fsync(fd) == -1) {
+		d->sync_errno = errno;
+		d->sync_call = "fsync";
+		(void)close(fd);
+		return;
+	}
+	/* Quota and NFS errors may surface only at close. */
+	if (close(fd) == -1) {
+		d->sync_errno = errno;
+		d->sync_call = "close";
+	}
+}
+
+static void *
+sync_main(void *arg)
+{
+	struct maildir_syncer *s = arg;
+	struct maildir_delivery *d;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (s->head == NULL && !s->stop)
+			pthread_cond_wait(&s->work, &s->mu);
+		if ((d = s->head) == NULL)
+			break;		/* stopping, and nothing left */
+		s->head = d->next;
+		if (s->head == NULL)
+			s->tail = NULL;
+		pthread_mutex_unlock(&s->mu);
+		sync_job(d);
+		pthread_mutex_lock(&s->mu);
+		s->held -= d->held;
+		d->sync_pending = false;
+		pthread_cond_broadcast(&s->done);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* Start the threads, with every signal blocked in them.  If none starts
+ * (out of resources), deliveries are fsynced inline, as before threads. */
+static void
+sync_start(struct maildir_syncer *s)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	size_t i;
+
+	s->started = true;
+	if (pthread_attr_init(&attr) != 0)
+		return;
+	(void)pthread_attr_setstacksize(&attr, MAILDIR_SYNC_STACK);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (i = 0; i < MAILDIR_SYNC_THREADS; i++) {
+		if (pthread_create(&s->threads[i], &attr, sync_main, s) != 0)
+			break;
+		s->nthreads++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (s->nthreads == 0)
+		log_debug("cannot start fsync threads: fsyncing in turn");
+}
+
+/* Stop and join the threads; the queue is empty (every delivery freed). */
+static void
+sync_stop(struct maildir_syncer *s)
+{
+	size_t i;
+
+	pthread_mutex_lock(&s->mu);
+	s->stop = true;
+	pthread_cond_broadcast(&s->work);
+	pthread_mutex_unlock(&s->mu);
+	for (i = 0; i < s->nthreads; i++)
+		pthread_join(s->threads[i], NULL);
+	s->nthreads = 0;
+}
+
+/*
+ * Queue a finished delivery's file work (sync_job): true.  Without
+ * threads, do it at once: false.  At most MAILDIR_SYNC_HELD bytes of
+ * messages wait in memory: past it, wait for the threads to catch up.
+ */
+static bool
+sync_queue(struct maildir_delivery *d)
+{
+	struct maildir_syncer *s = &d->md->sync;
+
+	if (!s->started)
+		sync_start(s);
+	if (s->nthreads == 0) {
+		sync_job(d);
+		return false;
+	}
+	pthread_mutex_lock(&s->mu);
+	while (s->held > 0 && s->held + d->buffered > MAILDIR_SYNC_HELD)
+		pthread_cond_wait(&s->done, &s->mu);
+	d->held = d->fd == -1 ? d->buffered : 0;
+	s->held += d->held;
+	d->sync_pending = true;
+	d->next = NULL;
+	if (s->tail != NULL)
+		s->tail->next = d;
+	else
+		s->head = d;
+	s->tail = d;
+	pthread_cond_signal(&s->work);
+	pthread_mutex_unlock(&s->mu);
+	return true;
+}
+
+static void	delivery_fail(struct maildir_delivery *);
+
+/* Wait until d's file is fsynced and closed.  Returns 0, or -1 with err
+ * set (PF_FAIL_IO naming the call and the file) and the tmp file removed. */
+static int
+sync_wait(struct maildir_delivery *d, struct pf_error *err)
+{
+	struct maildir_syncer *s = &d->md->sync;
+
+	pthread_mutex_lock(&s->mu);
+	while (d->sync_pending)
+		pthread_cond_wait(&s->done, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+	if (d->sync_errno == 0)
+		return 0;
+	errno = d->sync_errno;
+	pf_error_set_errno(err, PF_FAIL_IO, "%s(%s/tmp/%s)", d->sync_call,
+	    d->md->path, d->tmp_name);
+	delivery_fail(d);
+	return -1;
+}
+
 /* Open one of the Maildir's subdirectories. */
 static int
 open_sub(const struct maildir *md, const char *sub, int *fd_r,
@@ -277,11 +527,15 @@ maildir_open(const char *path, struct maildir **md_r, struct pf_error *err)
 	md = xcalloc(1, sizeof(*md));
 	md->path = xstrdup(path);
 	md->tmp_fd = md->new_fd = md->cur_fd = -1;
+	pthread_mutex_init(&md->sync.mu, NULL);
+	pthread_cond_init(&md->sync.work, NULL);
+	pthread_cond_init(&md->sync.done, NULL);
 	if (open_sub(md, "tmp", &md->tmp_fd, err) == -1 ||
 	    open_sub(md, "new", &md->new_fd, err) == -1 ||
 	    open_sub(md, "cur", &md->cur_fd, err) == -1)
 		goto fail;
 	host_escape(md->host, sizeof(md->host));
+	md->pid = (long)getpid();
 	*md_r = md;
 	return 0;
 
@@ -297,6 +551,10 @@ maildir_close(struct maildir **md_r)
 
 	if (md == NULL)
 		return;
+	sync_stop(&md->sync);
+	pthread_cond_destroy(&md->sync.done);
+	pthread_cond_destroy(&md->sync.work);
+	pthread_mutex_destroy(&md->sync.mu);
 	if (md->tmp_fd != -1)
 		close(md->tmp_fd);
 	if (md->new_fd != -1)
@@ -314,50 +572,43 @@ maildir_path(const struct maildir *md)
 	return md->path;
 }
 
+/* Give d a fresh unique tmp name (Q<n> differs in every call). */
+static int
+tmp_name_new(struct maildir_delivery *d, struct pf_error *err)
+{
+	struct timespec ts;
+	unsigned long seq;
+	int n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	seq = atomic_fetch_add(&delivery_seq, 1) + 1;
+	n = snprintf(d->tmp_name, sizeof(d->tmp_name),
+	    "%lld.M%ldP%ldQ%lu.%s" TMP_MARKER, (long long)ts.tv_sec,
+	    ts.tv_nsec / 1000, d->md->pid, seq, d->md->host);
+	if (n < 0 || (size_t)n >= sizeof(d->tmp_name))
+		return pf_error_set(err, PF_FAIL_INTERNAL,
+		    "Maildir file name too long");
+	return 0;
+}
+
 int
 maildir_deliver_begin(struct maildir *md, struct maildir_delivery **d_r,
     struct pf_error *err)
 {
 	struct maildir_delivery *d;
-	struct timespec ts;
-	unsigned long seq;
-	int attempt, n;
 
 	*d_r = NULL;
 	d = xcalloc(1, sizeof(*d));
 	d->md = md;
 	d->fd = -1;
 	d->state = DELIVERY_FAILED;
-	/* O_EXCL makes a clash an error; a fresh Q<n> makes the retry unique. */
-	for (attempt = 0; attempt < 8; attempt++) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		seq = atomic_fetch_add(&delivery_seq, 1) + 1;
-		n = snprintf(d->tmp_name, sizeof(d->tmp_name),
-		    "%lld.M%ldP%ldQ%lu.%s" TMP_MARKER, (long long)ts.tv_sec,
-		    ts.tv_nsec / 1000, (long)getpid(), seq, md->host);
-		if (n < 0 || (size_t)n >= sizeof(d->tmp_name)) {
-			pf_error_set(err, PF_FAIL_INTERNAL,
-			    "Maildir file name too long");
-			goto fail;
-		}
-		d->fd = openat(md->tmp_fd, d->tmp_name,
-		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (d->fd != -1 || errno != EEXIST)
-			break;
+	if (tmp_name_new(d, err) == -1) {
+		maildir_delivery_free(&d);
+		return -1;
 	}
-	if (d->fd == -1) {
-		pf_error_set_errno(err, PF_FAIL_IO, "open(%s/tmp/%s)",
-		    md->path, d->tmp_name);
-		goto fail;
-	}
-	d->buf = xmalloc(MAILDIR_WRITE_BUF);
 	d->state = DELIVERY_WRITING;
 	*d_r = d;
 	return 0;
-
-fail:
-	maildir_delivery_free(&d);
-	return -1;
 }
 
 /* A delivery failed: remove its tmp file at once so nothing is left. */
@@ -370,35 +621,65 @@ delivery_fail(struct maildir_delivery *d)
 		close(d->fd);
 		d->fd = -1;
 	}
-	if (unlinkat(d->md->tmp_fd, d->tmp_name, 0) == -1 && errno != ENOENT)
+	if (d->created && unlinkat(d->md->tmp_fd, d->tmp_name, 0) == -1 &&
+	    errno != ENOENT)
 		log_warn("unlink(%s/tmp/%s)", d->md->path, d->tmp_name);
+	d->created = false;
 	d->state = DELIVERY_FAILED;
 	errno = saved;
 }
 
-/* write(2) all of buf, retrying short writes and EINTR. */
+/* The message outgrew memory: create its file now, in this thread.  A name
+ * taken by another file gets a fresh one (the final name is not fixed
+ * yet).  Returns 0, or -1 with err set (PF_FAIL_IO) and d failed. */
+static int
+tmp_open(struct maildir_delivery *d, struct pf_error *err)
+{
+	int attempt;
+
+	for (attempt = 0; attempt < 8; attempt++) {
+		if (tmp_create(d) == 0)
+			return 0;
+		if (errno != EEXIST)
+			break;
+		if (tmp_name_new(d, err) == -1) {
+			delivery_fail(d);
+			return -1;
+		}
+	}
+	pf_error_set_errno(err, PF_FAIL_IO, "open(%s/tmp/%s)", d->md->path,
+	    d->tmp_name);
+	delivery_fail(d);
+	return -1;
+}
+
+/* write(2) all of buf to d's file; on failure set err and fail d. */
 static int
 write_all(struct maildir_delivery *d, const char *buf, size_t len,
     struct pf_error *err)
 {
-	ssize_t n;
+	if (write_fd(d->fd, buf, len) == 0)
+		return 0;
+	pf_error_set_errno(err, PF_FAIL_IO, "write(%s/tmp/%s)", d->md->path,
+	    d->tmp_name);
+	delivery_fail(d);
+	return -1;
+}
 
-	while (len > 0) {
-		n = write(d->fd, buf, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = EIO;
-			pf_error_set_errno(err, PF_FAIL_IO, "write(%s/tmp/%s)",
-			    d->md->path, d->tmp_name);
-			delivery_fail(d);
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
+/* Make d's buffer hold at least `need` (<= MAILDIR_WRITE_BUF) bytes. */
+static void
+buf_reserve(struct maildir_delivery *d, size_t need)
+{
+	size_t cap = d->cap != 0 ? d->cap : MAILDIR_BUF_MIN;
+
+	if (need <= d->cap)
+		return;
+	while (cap < need)
+		cap *= 2;
+	if (cap > MAILDIR_WRITE_BUF)
+		cap = MAILDIR_WRITE_BUF;
+	d->buf = xreallocarray(d->buf, 1, cap);
+	d->cap = cap;
 }
 
 /* Refuse calls on a delivery that is no longer being written. */
@@ -422,6 +703,19 @@ maildir_deliver_write(struct maildir_delivery *d, const void *buf, size_t len,
 
 	if (check_writing(d, "maildir_deliver_write", err) == -1)
 		return -1;
+	if (d->fd == -1) {
+		if (len <= MAILDIR_WRITE_BUF - d->buffered) {
+			buf_reserve(d, d->buffered + len);
+			memcpy(d->buf + d->buffered, p, len);
+			d->buffered += len;
+			d->size += len;
+			return 0;
+		}
+		/* Larger than memory holds: stream into the file from now. */
+		if (tmp_open(d, err) == -1)
+			return -1;
+	}
+	buf_reserve(d, MAILDIR_WRITE_BUF);
 	d->size += len;
 	while (len > 0) {
 		/* Large writes with an empty buffer go straight to the file. */
@@ -447,29 +741,10 @@ int
 maildir_deliver_finish(struct maildir_delivery *d, struct pf_error *err)
 {
 	size_t pending;
-	int n, fd;
+	int n;
 
 	if (check_writing(d, "maildir_deliver_finish", err) == -1)
 		return -1;
-	pending = d->buffered;
-	d->buffered = 0;
-	if (pending > 0 && write_all(d, d->buf, pending, err) == -1)
-		return -1;
-	if (fsync(d->fd) == -1) {
-		pf_error_set_errno(err, PF_FAIL_IO, "fsync(%s/tmp/%s)",
-		    d->md->path, d->tmp_name);
-		delivery_fail(d);
-		return -1;
-	}
-	/* Quota and NFS errors may surface only at close. */
-	fd = d->fd;
-	d->fd = -1;
-	if (close(fd) == -1) {
-		pf_error_set_errno(err, PF_FAIL_IO, "close(%s/tmp/%s)",
-		    d->md->path, d->tmp_name);
-		delivery_fail(d);
-		return -1;
-	}
 	n = snprintf(d->final_name, sizeof(d->final_name), "%.*s,S=%llu",
 	    (int)(strlen(d->tmp_name) - strlen(TMP_MARKER)), d->tmp_name,
 	    (unsigned long long)d->size);
@@ -478,10 +753,21 @@ maildir_deliver_finish(struct maildir_delivery *d, struct pf_error *err)
 		delivery_fail(d);
 		return -1;
 	}
-	free(d->buf);
-	d->buf = NULL;
+	if (d->fd != -1) {
+		/* Streamed: write what is left; the thread fsyncs. */
+		pending = d->buffered;
+		d->buffered = 0;
+		if (pending > 0 && write_all(d, d->buf, pending, err) == -1)
+			return -1;
+		free(d->buf);
+		d->buf = NULL;
+		d->cap = 0;
+	}
 	d->state = DELIVERY_FINISHED;
-	return 0;
+	if (sync_queue(d))
+		return 0;
+	/* Without threads the fsync has happened: report it now. */
+	return sync_wait(d, err);
 }
 
 const char *
@@ -509,6 +795,11 @@ maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
 			return pf_error_set(err, PF_FAIL_INTERNAL,
 			    "maildir_commit: delivery %zu is not finished", i);
 	}
+	/* Every file of the batch is on disk before the first rename. */
+	for (i = 0; i < n; i++) {
+		if (sync_wait(d[i], err) == -1)
+			return -1;
+	}
 	for (i = 0; i < n; i++) {
 		if (renameat(md->tmp_fd, d[i]->tmp_name, md->new_fd,
 		    d[i]->final_name) == -1)
@@ -529,6 +820,13 @@ maildir_delivery_free(struct maildir_delivery **d_r)
 
 	if (d == NULL)
 		return;
+	if (d->state == DELIVERY_FINISHED) {
+		struct pf_error ignored;
+
+		/* The sync thread must be done with it; a failure there has
+		 * already removed the file. */
+		(void)sync_wait(d, &ignored);
+	}
 	if (d->state == DELIVERY_WRITING || d->state == DELIVERY_FINISHED)
 		delivery_fail(d);
 	free(d->buf);

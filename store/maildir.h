@@ -73,10 +73,15 @@ int	maildir_deliver_write(struct maildir_delivery *d, const void *buf,
 	    size_t len, struct pf_error *err);
 
 /*
- * The message is complete: flush, fsync and close the tmp file (close is
- * checked: NFS and quotas report there) and fix its final name
- * "time.M<usec>P<pid>Q<n>.<host>,S=<size>".  The file stays in tmp/ until
- * maildir_commit.  On failure the tmp file is removed (PF_FAIL_IO).
+ * The message is complete: flush the tmp file, fix its final name
+ * "time.M<usec>P<pid>Q<n>.<host>,S=<size>", and hand the file to the
+ * Maildir's fsync threads, which fsync and close it (close is checked: NFS
+ * and quotas report there) while the caller receives the next message.
+ * The file stays in tmp/ until maildir_commit, which waits for its fsync.
+ * On failure the tmp file is removed (PF_FAIL_IO); a failed fsync or close
+ * is reported by maildir_commit instead.  The threads start at the first
+ * call and stop in maildir_close; if none can start, the fsync and close
+ * happen here.
  */
 int	maildir_deliver_finish(struct maildir_delivery *d,
 	    struct pf_error *err);
@@ -89,8 +94,10 @@ const char *maildir_delivery_name(const struct maildir_delivery *d);
 uint64_t maildir_delivery_size(const struct maildir_delivery *d);
 
 /*
- * Move a batch of finished deliveries into new/ (one rename each) and then
- * fsync new/ once, so that all of them are durable.  Only after this has
+ * Wait until every delivery of the batch is fsynced and closed (failing
+ * with PF_FAIL_IO, "fsync(FILE): ...", if one was not: nothing is renamed
+ * then), move them into new/ (one rename each) and then fsync new/ once,
+ * so that all of them are durable.  Only after this has
  * returned 0 may the caller mark them done in the seen-list.  On failure
  * (-1, PF_FAIL_IO; PF_FAIL_INTERNAL if a delivery is not finished) some
  * files may already be in new/: the pending rows in the seen-list let the

@@ -219,18 +219,26 @@ test_abort_leaves_nothing(void **state)
 	struct maildir *md = new_maildir(f);
 	struct maildir_delivery *d = NULL;
 	struct pf_error err;
+	static char big[MAILDIR_WRITE_BUF + 1];
 
-	/* Aborted while writing. */
+	memset(big, 'b', sizeof(big));
+	/* Aborted while writing: a small message is still in memory. */
 	assert_int_equal(maildir_deliver_begin(md, &d, &err), 0);
 	assert_int_equal(maildir_deliver_write(d, "Subject: x\n", 11, &err), 0);
-	assert_int_equal(test_count_entries(f->md, "tmp"), 1);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
 	maildir_delivery_free(&d);
 	assert_null(d);
 	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
 
-	/* Aborted after finish, before commit. */
-	d = deliver(md, "a\n", 2, 1);
+	/* A big one has its file in tmp/ while it streams in. */
+	assert_int_equal(maildir_deliver_begin(md, &d, &err), 0);
+	assert_int_equal(maildir_deliver_write(d, big, sizeof(big), &err), 0);
 	assert_int_equal(test_count_entries(f->md, "tmp"), 1);
+	maildir_delivery_free(&d);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
+
+	/* Aborted after finish, before commit (its file written or not). */
+	d = deliver(md, "a\n", 2, 1);
 	maildir_delivery_free(&d);
 	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
 	assert_int_equal(test_count_entries(f->md, "new"), 0);
@@ -294,9 +302,14 @@ test_clean_tmp(void **state)
 		struct maildir *cmd = NULL;
 		struct maildir_delivery *cd = NULL;
 
+		static char partial[MAILDIR_WRITE_BUF + 1];
+
+		/* Big enough to be streamed into its file. */
+		memset(partial, 'p', sizeof(partial));
 		if (maildir_open(f->md, &cmd, &err) == -1 ||
 		    maildir_deliver_begin(cmd, &cd, &err) == -1 ||
-		    maildir_deliver_write(cd, "partial", 7, &err) == -1)
+		    maildir_deliver_write(cd, partial, sizeof(partial),
+		    &err) == -1)
 			_exit(1);
 		_exit(0);	/* no free: the file stays, as after SIGKILL */
 	}
@@ -428,7 +441,7 @@ disk_full_child(const char *dir)
 	struct maildir_delivery *d = NULL;
 	struct pf_error err;
 	char mdpath[PATH_MAX], prefix[PATH_MAX + 32], chunk[8192];
-	int i, rc = 0;
+	int i, fill, rc = 0;
 
 	memset(&err, 0, sizeof(err));
 	if (private_tmpfs(dir) == -1) {
@@ -463,6 +476,28 @@ disk_full_child(const char *dir)
 	CHILD_CHECK(test_count_entries(mdpath, "tmp") == 0);
 	CHILD_CHECK(test_count_entries(mdpath, "new") == 0);
 	CHILD_CHECK(test_count_entries(mdpath, "cur") == 0);
+
+	/* A small message is written by a sync thread: the failure comes
+	 * from maildir_commit, which then moves nothing. */
+	test_pathf(prefix, sizeof(prefix), "%s/fill", dir);
+	fill = open(prefix, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHILD_CHECK(fill != -1);
+	while (write(fill, chunk, sizeof(chunk)) > 0)
+		;
+	CHILD_CHECK(errno == ENOSPC);
+	close(fill);
+	CHILD_CHECK(maildir_deliver_begin(md, &d, &err) == 0);
+	CHILD_CHECK(maildir_deliver_write(d, chunk, 4096, &err) == 0);
+	rc = maildir_deliver_finish(d, &err);
+	if (rc == 0)
+		rc = maildir_commit(md, &d, 1, &err);
+	CHILD_CHECK(rc == -1);
+	CHILD_CHECK(err.category == PF_FAIL_IO);
+	CHILD_CHECK(strstr(err.what, ",popfetch): No space left on device")
+	    != NULL);
+	maildir_delivery_free(&d);
+	CHILD_CHECK(test_count_entries(mdpath, "tmp") == 0);
+	CHILD_CHECK(test_count_entries(mdpath, "new") == 0);
 	maildir_close(&md);
 	CHILD_CHECK(umount(dir) == 0);
 	_exit(0);
