@@ -680,21 +680,18 @@ capa_add(struct pop3_capa *c, const char *line)
 #undef IS
 }
 
-int
-pop3_capa(struct pop3 *s, const struct pop3_capa **capa_r,
-    struct pf_error *err)
+/* Read and record the reply to a CAPA already sent. */
+static int
+capa_reply(struct pop3 *s, struct pf_error *err)
 {
+	enum reply_kind kind;
 	const char *line, *text;
 	size_t len;
 	bool end;
-	int rc;
 
-	capa_clear(&s->capa);
-	if (capa_r != NULL)
-		*capa_r = &s->capa;
-	if ((rc = simple_cmd(s, CMD_CAPA, "CAPA", &line, &text, err)) == -1)
+	if (read_reply(s, false, &kind, &line, &text, err) == -1)
 		return -1;
-	if (rc == 1) {
+	if (kind == REPLY_ERR) {
 		enum pf_fail cat = resp_code_category(text, PF_OK);
 
 		/* RFC 2449 §5: a server without CAPA says -ERR; fine. */
@@ -719,6 +716,37 @@ pop3_capa(struct pop3 *s, const struct pop3_capa **capa_r,
 	}
 	s->capa.known = true;
 	return 0;
+}
+
+int
+pop3_capa(struct pop3 *s, const struct pop3_capa **capa_r,
+    struct pf_error *err)
+{
+	capa_clear(&s->capa);
+	if (capa_r != NULL)
+		*capa_r = &s->capa;
+	if (queue_cmd(s, CMD_CAPA, 0, "CAPA", err) == -1 ||
+	    flush(s, err) == -1)
+		return -1;
+	return capa_reply(s, err);
+}
+
+int
+pop3_greeting_capa(struct pop3 *s, struct pf_error *err)
+{
+	if (s->npending != 0 || s->outlen != 0)
+		return pf_error_set(err, PF_FAIL_INTERNAL,
+		    "pop3_greeting_capa on a session already begun");
+	capa_clear(&s->capa);
+	/* The greeting is the first reply we wait for, CAPA's the next. */
+	s->pending[s->phead] = (struct pending){ CMD_NONE, 0 };
+	s->npending = 1;
+	if (queue_cmd(s, CMD_CAPA, 0, "CAPA", err) == -1 ||
+	    flush(s, err) == -1)
+		return -1;
+	if (pop3_greeting(s, err) == -1)
+		return -1;
+	return capa_reply(s, err);
 }
 
 bool
@@ -789,7 +817,41 @@ auth_user(struct pop3 *s, const struct pop3_auth_params *p,
 	char *cmd;
 	int rc;
 
+	struct pf_error ignored;
+	enum reply_kind kind;
+
 	cmd = xasprintf("USER %s", p->user);
+	if (s->capa.pipelining) {
+		/* One round trip: PASS goes with USER.  Both replies are
+		 * read, so a rejected USER leaves the session in step. */
+		rc = queue_cmd(s, CMD_USER, 0, cmd, err);
+		free(cmd);
+		cmd = xasprintf("PASS %s", p->secret);
+		if (rc == -1 || queue_cmd(s, CMD_PASS, 0, cmd, err) == -1 ||
+		    flush(s, err) == -1 ||
+		    read_reply(s, false, &kind, &line, &text, err) == -1) {
+			secret_free(&cmd);
+			return -1;
+		}
+		secret_free(&cmd);
+		if (kind == REPLY_ERR) {
+			*rejected_r = true;
+			err_reply(line, text, PF_FAIL_AUTH, err,
+			    "user name rejected");
+			/* PASS's reply, -ERR too; err keeps USER's. */
+			if (read_reply(s, false, &kind, &line, &text,
+			    &ignored) == -1)
+				s->broken = true;
+			return -1;
+		}
+		if (read_reply(s, false, &kind, &line, &text, err) == -1)
+			return -1;
+		if (kind == REPLY_OK)
+			return 0;
+		*rejected_r = true;
+		return err_reply(line, text, PF_FAIL_AUTH, err,
+		    "authentication failed (USER/PASS)");
+	}
 	rc = simple_cmd(s, CMD_USER, cmd, &line, &text, err);
 	free(cmd);
 	if (rc == 1) {

@@ -7,7 +7,8 @@
  * Each command function sends, reads, validates and fills a result, so the
  * account run reads like RFC 1939's session diagram:
  *
- *     pop3_greeting -> pop3_capa -> [pop3_stls, handshake, pop3_capa]
+ *     pop3_greeting -> pop3_capa (or both: pop3_greeting_capa)
+ *       -> [pop3_stls, handshake, pop3_capa]
  *       -> pop3_auth -> pop3_stat -> pop3_list_messages
  *       -> pop3_retr_each -> pop3_dele_each -> pop3_quit
  *
@@ -144,6 +145,14 @@ int	pop3_greeting(struct pop3 *s, struct pf_error *err);
 
 /* The APOP timestamp of the greeting, or NULL.  Valid until pop3_free(). */
 const char *pop3_apop_timestamp(const struct pop3 *s);
+
+/*
+ * The greeting and CAPA in one round trip, for a new session: CAPA is
+ * sent at once and read after the greeting (the server reads it once it
+ * has greeted).  Same results and errors as pop3_greeting, then
+ * pop3_capa.
+ */
+int	pop3_greeting_capa(struct pop3 *s, struct pf_error *err);
 
 /*
  * CAPA (RFC 2449 §5).  On success *capa_r (may be NULL) points to the

@@ -1394,6 +1394,39 @@ test_retr_then_quit(void **state)
 	}
 }
 
+/* pop3_greeting_capa: CAPA is written before the greeting is read (one
+ * write, one round trip); both replies are read in order. */
+static void
+test_greeting_capa(void **state)
+{
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	fake_init(&f);
+	fake_add(&f, NULL, "+OK ready <1.2@host>\r\n");
+	fake_add(&f, "CAPA", "+OK\r\nUIDL\r\nPIPELINING\r\n.\r\n");
+	s = session(&f);
+	assert_int_equal(pop3_greeting_capa(s, &err), 0);
+	assert_int_equal(f.writes, 1);
+	assert_true(pop3_capabilities(s)->known);
+	assert_true(pop3_capabilities(s)->pipelining);
+	assert_string_equal(pop3_apop_timestamp(s), "<1.2@host>");
+	assert_true(pop3_is_synchronised(s));
+	session_end(&s, &f);
+
+	/* A greeting that refuses: its error, not CAPA's. */
+	fake_init(&f);
+	fake_add(&f, NULL, "-ERR [SYS/TEMP] too busy\r\n");
+	fake_add(&f, "CAPA", "");	/* never answered */
+	s = session(&f);
+	assert_int_equal(pop3_greeting_capa(s, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_false(pop3_is_synchronised(s));
+	session_end(&s, &f);
+}
+
 /* Without PIPELINING: strict lock-step. */
 static void
 test_retr_lockstep(void **state)
@@ -1517,6 +1550,52 @@ auth_fails(struct fake *f, const char *capa,
 	assert_int_equal(pop3_auth(s, p, &err), -1);
 	assert_int_equal(err.category, cat);
 	session_end(&s, f);
+}
+
+/* USER/PASS with PIPELINING: one write; a rejected USER still has both
+ * replies read, so the session stays in step. */
+static void
+test_user_pass_pipelined(void **state)
+{
+	static const char *capa = "+OK\r\nUSER\r\nPIPELINING\r\n.\r\n";
+	struct pop3_auth_params p = params(CONF_AUTH_USER, "alice", "pw", true,
+	    false);
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	size_t w;
+
+	(void)state;
+	script(&f, capa);
+	fake_add(&f, "USER alice", "+OK\r\n");
+	fake_add(&f, "PASS pw", "+OK logged in\r\n");
+	s = started(&f, "");
+	w = f.writes;
+	assert_int_equal(pop3_auth(s, &p, &err), 0);
+	assert_int_equal(f.writes, w + 1);
+	assert_true(pop3_is_synchronised(s));
+	session_end(&s, &f);
+
+	script(&f, capa);
+	fake_add(&f, "USER alice", "-ERR [AUTH] no such user\r\n");
+	fake_add(&f, "PASS pw", "-ERR not now\r\n");
+	fake_add(&f, "QUIT", "+OK\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_AUTH);
+	assert_non_null(strstr(err.what, "user name rejected"));
+	assert_true(pop3_is_synchronised(s));
+	assert_int_equal(pop3_quit(s, &err), 0);
+	session_end(&s, &f);
+
+	script(&f, capa);
+	fake_add(&f, "USER alice", "+OK\r\n");
+	fake_add(&f, "PASS pw", "-ERR [AUTH] wrong password\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_AUTH);
+	assert_true(pop3_is_synchronised(s));
+	session_end(&s, &f);
 }
 
 static void
@@ -2010,6 +2089,8 @@ main(void)
 		cmocka_unit_test(test_retr_pipelined),
 		cmocka_unit_test(test_retr_lockstep),
 		cmocka_unit_test(test_retr_then_quit),
+		cmocka_unit_test(test_greeting_capa),
+		cmocka_unit_test(test_user_pass_pipelined),
 		cmocka_unit_test(test_top),
 		cmocka_unit_test(test_dele),
 		cmocka_unit_test(test_auth_user_pass),
