@@ -14,7 +14,8 @@
  *  4. UIDL + LIST; prune the seen-list of UIDLs the server no longer lists
  *     (one transaction; a kill leaves it pruned or not, both fine).
  *  5. RETR the new messages (pipelined when offered), each streamed into
- *     its own file in tmp/, fsynced and closed.  A kill here leaves files
+ *     its own file in tmp/ (held in memory while small), fsynced and
+ *     closed by store/maildir.c's threads meanwhile.  A kill here leaves files
  *     in tmp/ only: invisible to readers, removed at step 2 of the next run.
  *  6. Group commit, per batch of up to SEEN_BATCH messages or
  *     SEEN_BATCH_BYTES.  A full batch waits while the next one is
@@ -99,6 +100,8 @@ struct run {
 	/* counters */
 	struct seen_run_stats	 stats;
 	size_t			 to_fetch;
+	unsigned long		 received;	/* for progress: commits lag */
+	uint64_t		 recv_bytes;
 	double			 t0;
 	double			 last_draw;
 	uint64_t		 cur_bytes;
@@ -154,13 +157,13 @@ progress_draw(struct run *r, bool force)
 {
 	char line[512], b1[32], b2[32];
 	double t = now_mono(), el = t - r->t0;
-	uint64_t bytes = r->stats.bytes + r->cur_bytes;
+	uint64_t bytes = r->recv_bytes + r->cur_bytes;
 
 	if (!r->opts->progress || (!force && t - r->last_draw < PROGRESS_INTERVAL))
 		return;
 	r->last_draw = t;
 	snprintf(line, sizeof(line), "%s: %lu/%zu messages, %s, %s/s, "
-	    "%.1f s", r->name, r->stats.fetched, r->to_fetch,
+	    "%.1f s", r->name, r->received, r->to_fetch,
 	    human_bytes(bytes, b1, sizeof(b1)),
 	    human_bytes(el > 0 ? (uint64_t)((double)bytes / el) : 0, b2,
 	    sizeof(b2)), el);
@@ -194,8 +197,7 @@ connect_and_login(struct run *r, bool need_secret, struct pf_error *err)
 	    conn_starttls(r->conn, &ts, err) == -1)
 		return -1;
 	r->pop3 = pop3_new(r->name, conn_read, conn_write, r->conn);
-	if (pop3_greeting(r->pop3, err) == -1 ||
-	    pop3_capa(r->pop3, NULL, err) == -1)
+	if (pop3_greeting_capa(r->pop3, err) == -1)
 		return -1;
 	if (a->tls == CONF_TLS_STARTTLS) {
 		if (pop3_stls(r->pop3, err) == -1 ||
@@ -361,6 +363,8 @@ sink_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
 	b->m[b->n] = m;
 	b->n++;
 	b->bytes += maildir_delivery_size(r->cur);
+	r->received++;
+	r->recv_bytes += maildir_delivery_size(r->cur);
 	r->cur = NULL;
 	r->cur_bytes = 0;
 	if (b->n < SEEN_BATCH && b->bytes < SEEN_BATCH_BYTES)

@@ -20,8 +20,9 @@
 #define POP3_UIDL_MAX		512
 
 /* Socket read buffer; large so that message data is scanned with memchr in
- * big chunks rather than line by line. */
-#define NET_READ_BUF		(256 * 1024)
+ * big chunks rather than line by line.  A TLS read returns one record (at
+ * most 16 KiB) anyway, so more than a few records would only cost memory. */
+#define NET_READ_BUF		(64 * 1024)
 
 /*
  * Commands in flight when the server advertises PIPELINING (RFC 2449 §6.6).
@@ -50,7 +51,9 @@
 #define SEEN_BATCH		64
 
 /* Bytes delivered between two seen-list commits: a batch is also closed
- * when it holds this much, so a killed run refetches at most this. */
+ * when it holds this much.  A full batch commits once the next one is full
+ * too, so a killed run refetches at most twice this (or 2 x SEEN_BATCH
+ * messages). */
 #define SEEN_BATCH_BYTES	((uint64_t)32 * 1024 * 1024)
 
 /* Bytes of a message's header kept for --dry-run's From/Subject/Date. */
@@ -63,6 +66,12 @@
  * the terminal width anyway, and "NAME: n/N messages, B, R/s, T s" with a
  * long account name fits easily. */
 #define LOG_PROGRESS_MAX	512
+
+/* SQLite page cache per connection, KiB (PRAGMA cache_size = -N).  The
+ * seen-list is read once at the start (into memory) and then written in
+ * small transactions: SQLite's default of 2 MB would only keep pages that
+ * are never read again, and count in the peak RSS. */
+#define SEEN_CACHE_KIB		512
 
 /* SQLite busy timeout in milliseconds. */
 #define SEEN_BUSY_TIMEOUT_MS	5000
@@ -90,7 +99,7 @@
 
 /* Bytes of finished messages that may wait in memory for those threads to
  * write them: past it, receiving pauses until they catch up. */
-#define MAILDIR_SYNC_HELD	(1024 * 1024)
+#define MAILDIR_SYNC_HELD	(512 * 1024)
 
 /* First size of a message's buffer; it doubles up to MAILDIR_WRITE_BUF. */
 #define MAILDIR_BUF_MIN		(8 * 1024)

@@ -13,9 +13,11 @@
  *     found ones done and forgets the others (they are fetched again).
  *     maildir_clean_tmp then removes what dead popfetch processes left in
  *     tmp/.
- *  2. Per message: maildir_deliver_begin creates tmp/<unique>,popfetch
- *     (O_EXCL, 0600); maildir_deliver_write streams the data;
- *     maildir_deliver_finish flushes, fsyncs and closes it.
+ *  2. Per message: maildir_deliver_begin names tmp/<unique>,popfetch;
+ *     maildir_deliver_write holds the data in memory, or, past
+ *     MAILDIR_WRITE_BUF, creates the file (O_EXCL, 0600) and streams into
+ *     it; maildir_deliver_finish hands it to a sync thread, which creates
+ *     and writes it if still in memory, then fsyncs and closes it.
  *     Killed here: the file is in tmp/ only and nothing refers to it; the
  *     UIDL is not in the seen-list, so the next run fetches it again and
  *     step 1 removes the leftover.  Readers never see it (SPEC §5.3).
@@ -333,6 +335,8 @@ tmp_create(struct maildir_delivery *d)
 
 /* ---- the fsync threads (struct maildir_syncer) ---- */
 
+static int	tmp_name_new(struct maildir_delivery *, struct pf_error *);
+
 /* Note a failed call for sync_wait, keeping errno. */
 static void
 sync_failed(struct maildir_delivery *d, const char *call)
@@ -352,11 +356,19 @@ sync_job(struct maildir_delivery *d)
 {
 	int fd;
 
+	struct pf_error ignored;
+	int attempt;
+
 	d->sync_errno = 0;
 	if (d->fd == -1) {
-		if (tmp_create(d) == -1) {
-			sync_failed(d, "open");
-			return;
+		/* A name taken by another file gets a fresh one: only the tmp
+		 * name changes, the final name is already fixed. */
+		for (attempt = 0; tmp_create(d) == -1; attempt++) {
+			if (errno != EEXIST || attempt == 7 ||
+			    tmp_name_new(d, &ignored) == -1) {
+				sync_failed(d, "open");
+				return;
+			}
 		}
 		if (write_fd(d->fd, d->buf, d->buffered) == -1) {
 			sync_failed(d, "write");
@@ -466,9 +478,9 @@ sync_queue(struct maildir_delivery *d)
 		return false;
 	}
 	pthread_mutex_lock(&s->mu);
-	while (s->held > 0 && s->held + d->buffered > MAILDIR_SYNC_HELD)
+	while (s->held > 0 && s->held + d->cap > MAILDIR_SYNC_HELD)
 		pthread_cond_wait(&s->done, &s->mu);
-	d->held = d->fd == -1 ? d->buffered : 0;
+	d->held = d->fd == -1 ? d->cap : 0;
 	s->held += d->held;
 	d->sync_pending = true;
 	d->next = NULL;

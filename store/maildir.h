@@ -55,10 +55,12 @@ void	maildir_close(struct maildir **md_r);
 const char *maildir_path(const struct maildir *md);
 
 /*
- * Start delivering one message: create a new file in tmp/ (O_CREAT|O_EXCL,
- * mode 0600) under a unique name.  The delivery belongs to the caller, who
- * ends it with maildir_delivery_free (see there).  md must outlive it.
- * Returns 0, or -1 with err set (PF_FAIL_IO).
+ * Start delivering one message under a unique tmp/ name; its file there
+ * (O_CREAT|O_EXCL, mode 0600) is created once the message outgrows
+ * MAILDIR_WRITE_BUF, or else by a sync thread after maildir_deliver_finish.
+ * The delivery belongs to the caller, who ends it with
+ * maildir_delivery_free (see there).  md must outlive it.  Returns 0, or
+ * -1 with err set (PF_FAIL_INTERNAL: name too long).
  */
 int	maildir_deliver_begin(struct maildir *md, struct maildir_delivery **d_r,
 	    struct pf_error *err);

@@ -20,7 +20,8 @@
  *     then, in one transaction, moves the found ones to `seen` and drops
  *     the others.  Killed during recovery: the transaction is atomic, the
  *     next run does the same again.
- *  2. The run delivers up to SEEN_BATCH messages to tmp/, each fsynced.
+ *  2. The run delivers up to SEEN_BATCH messages to tmp/, each fsynced
+ *     (by store/maildir.c's threads, before maildir_commit renames it).
  *     Killed: no row refers to them; the UIDLs are unknown and will be
  *     fetched again; maildir_clean_tmp removes the files.
  *  3. seen_pending_add: one transaction inserts (UIDL, final name, size,
@@ -420,6 +421,8 @@ seen_alloc(const char *state_dir, const char *user, const char *host,
 static int
 db_open(struct seen *s, int flags, struct pf_error *err)
 {
+	char sql[64];
+
 	if (sqlite3_open_v2(s->path, &s->db, flags | SQLITE_OPEN_NOFOLLOW,
 	    NULL) != SQLITE_OK) {
 		if (s->db == NULL)
@@ -427,6 +430,9 @@ db_open(struct seen *s, int flags, struct pf_error *err)
 		return db_fail(s, "open", err);
 	}
 	sqlite3_busy_timeout(s->db, SEEN_BUSY_TIMEOUT_MS);
+	/* Only a hint: a failure leaves SQLite's default. */
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", SEEN_CACHE_KIB);
+	(void)sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 	return 0;
 }
 
@@ -1000,6 +1006,19 @@ fail:
 	return -1;
 }
 
+/*
+ * The run history is not mail: a power cut may lose its last row without
+ * harm, so its transactions do not wait for the disk (in WAL mode,
+ * synchronous = NORMAL: the WAL is synced by the next FULL commit or the
+ * checkpoint at close).  The seen-list's own transactions stay FULL.
+ */
+static void
+history_sync(struct seen *s, bool relaxed)
+{
+	(void)sqlite3_exec(s->db, relaxed ? "PRAGMA synchronous = NORMAL" :
+	    "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+}
+
 int
 seen_run_begin(struct seen *s, time_t start, struct pf_error *err)
 {
@@ -1008,6 +1027,7 @@ seen_run_begin(struct seen *s, time_t start, struct pf_error *err)
 
 	if (check_writable(s, "seen_run_begin", err) == -1)
 		return -1;
+	history_sync(s, true);
 	if (tx_begin(s, what, err) == -1 ||
 	    db_prepare(s, "INSERT INTO run (mailbox, started) VALUES (?, ?)",
 	    &st, what, err) == -1)
@@ -1032,12 +1052,14 @@ seen_run_begin(struct seen *s, time_t start, struct pf_error *err)
 	st = NULL;
 	if (tx_commit(s, what, err) == -1)
 		goto fail;
+	history_sync(s, false);
 	return 0;
 
 fail:
 	s->run_id = 0;
 	sqlite3_finalize(st);
 	tx_rollback(s);
+	history_sync(s, false);
 	return -1;
 }
 
@@ -1065,7 +1087,9 @@ seen_run_end(struct seen *s, time_t end, const struct seen_run_stats *stats,
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)stats->bytes);
 	sqlite3_bind_int(st, 6, exit_code);
 	sqlite3_bind_int64(st, 7, s->run_id);
+	history_sync(s, true);
 	rc = db_step_done(s, st, what, err);
+	history_sync(s, false);
 	sqlite3_finalize(st);
 	if (rc == 0)
 		s->run_id = 0;
