@@ -36,6 +36,7 @@
 
 #include "error.h"
 #include "net.h"
+#include "params.h"
 #include "tls.h"
 #include "xmalloc.h"
 
@@ -373,6 +374,11 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 	SSL_set_app_data(t->ssl, t);
 	SSL_set_mode(t->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* Read what the socket has, several records per read(2), instead of
+	 * a record header and then its body: half the system calls on a
+	 * big message.  tls_read serves the buffer before it asks to poll. */
+	SSL_set_default_read_buffer_len(t->ssl, TLS_READ_BUF);
+	SSL_set_read_ahead(t->ssl, 1);
 	/* RFC 6066 §3: no SNI for an IP literal. */
 	if (!ip && SSL_set_tlsext_host_name(t->ssl, ts->host) != 1)
 		goto ssl_fail;

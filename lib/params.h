@@ -19,6 +19,10 @@
  */
 #define POP3_UIDL_MAX		512
 
+/* OpenSSL's own read buffer (read-ahead): a few 16 KiB records per
+ * read(2). */
+#define TLS_READ_BUF		(64 * 1024)
+
 /* Socket read buffer; large so that message data is scanned with memchr in
  * big chunks rather than line by line.  A TLS read returns one record (at
  * most 16 KiB) anyway, so more than a few records would only cost memory. */
