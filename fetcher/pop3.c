@@ -1449,8 +1449,12 @@ out:
 	return rc;
 }
 
-int
-pop3_list_messages(struct pop3 *s, struct pop3_listing **listing_r,
+/*
+ * UIDL, and LIST when `sizes` (or when there is no UIDL): see
+ * pop3_list_messages and pop3_list_uidls.
+ */
+static int
+list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
     struct pf_error *err)
 {
 	struct pop3_listing *l = NULL;
@@ -1458,15 +1462,19 @@ pop3_list_messages(struct pop3 *s, struct pop3_listing **listing_r,
 	size_t nents = 0, i;
 	enum reply_kind kind;
 	const char *line, *text;
-	bool has_uidl = false;
+	bool has_uidl = false, list_sent = false;
 	int rc = -1;
 
 	*listing_r = NULL;
 	/* RFC 2449 §6.6: with PIPELINING both go out in one write. */
-	if (queue_cmd(s, CMD_UIDL, 0, "UIDL", err) == -1 ||
-	    (s->capa.pipelining &&
-	    queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1) ||
-	    flush(s, err) == -1)
+	if (queue_cmd(s, CMD_UIDL, 0, "UIDL", err) == -1)
+		goto out;
+	if (sizes && s->capa.pipelining) {
+		if (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1)
+			goto out;
+		list_sent = true;
+	}
+	if (flush(s, err) == -1)
 		goto out;
 	if (read_reply(s, false, &kind, &line, &text, err) == -1)
 		goto out;
@@ -1484,7 +1492,22 @@ pop3_list_messages(struct pop3 *s, struct pop3_listing **listing_r,
 		if (read_uidl_body(s, &ents, &nents, err) == -1)
 			goto out;
 	}
-	if (!s->capa.pipelining &&
+	if (has_uidl && !sizes) {
+		/* The messages are UIDL's; merge_uidl checks the unique-ids. */
+		l = xcalloc(1, sizeof(*l));
+		l->has_uidl = true;
+		l->msgs = xcalloc(nents + 1, sizeof(*l->msgs));
+		for (i = 0; i < nents; i++)
+			l->msgs[i].number = ents[i].number;
+		l->count = nents;
+		if (merge_uidl(l->msgs, l->count, ents, nents, err) == -1)
+			goto out;
+		*listing_r = l;
+		l = NULL;
+		rc = 0;
+		goto out;
+	}
+	if (!list_sent &&
 	    (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1 ||
 	    flush(s, err) == -1))
 		goto out;
@@ -1496,6 +1519,7 @@ pop3_list_messages(struct pop3 *s, struct pop3_listing **listing_r,
 	}
 	l = xcalloc(1, sizeof(*l));
 	l->has_uidl = has_uidl;
+	l->sizes_known = true;
 	if (read_list_body(s, &l->msgs, &l->count, err) == -1)
 		goto out;
 	if (has_uidl &&
@@ -1509,6 +1533,82 @@ out:
 		free(ents[i].uid);
 	free(ents);
 	pop3_listing_free(&l);
+	return rc;
+}
+
+int
+pop3_list_messages(struct pop3 *s, struct pop3_listing **listing_r,
+    struct pf_error *err)
+{
+	return list_messages(s, true, listing_r, err);
+}
+
+int
+pop3_list_uidls(struct pop3 *s, struct pop3_listing **listing_r,
+    struct pf_error *err)
+{
+	return list_messages(s, false, listing_r, err);
+}
+
+/* qsort/bsearch order of pop3_msg by number. */
+static int
+cmp_msg_number(const void *a, const void *b)
+{
+	unsigned x = ((const struct pop3_msg *)a)->number;
+	unsigned y = ((const struct pop3_msg *)b)->number;
+
+	return (x > y) - (x < y);
+}
+
+int
+pop3_list_sizes(struct pop3 *s, struct pop3_listing *l, struct pf_error *err)
+{
+	struct pop3_msg *sized = NULL, key, *hit;
+	enum reply_kind kind;
+	const char *line, *text;
+	char buf[64 + POP3_UIDL_MAX];
+	size_t n = 0, i;
+	int rc = -1;
+
+	if (l->sizes_known)
+		return 0;
+	if (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1 ||
+	    flush(s, err) == -1 ||
+	    read_reply(s, false, &kind, &line, &text, err) == -1)
+		return -1;
+	if (kind == REPLY_ERR)
+		return err_reply(line, text, PF_FAIL_PROTO, err, "LIST failed");
+	if (read_list_body(s, &sized, &n, err) == -1)
+		return -1;
+	if (n > 1)
+		qsort(sized, n, sizeof(*sized), cmp_msg_number);
+	/* The same messages as UIDL's, no more (numbers are unique in
+	 * both, read_*_body checked), no fewer. */
+	for (i = 0; i < l->count; i++) {
+		key.number = l->msgs[i].number;
+		hit = n == 0 ? NULL : bsearch(&key, sized, n, sizeof(*sized),
+		    cmp_msg_number);
+		if (hit == NULL) {
+			snprintf(buf, sizeof(buf), "%u %s", l->msgs[i].number,
+			    l->msgs[i].uidl);
+			pf_error_set(err, PF_FAIL_PROTO, "message %u is in "
+			    "UIDL but not in LIST", l->msgs[i].number);
+			pf_error_set_server(err, buf, (size_t)-1);
+			goto out;
+		}
+		l->msgs[i].size = hit->size;
+	}
+	if (n != l->count) {
+		pf_error_set(err, PF_FAIL_PROTO, "LIST has %zu messages, UIDL "
+		    "%zu", n, l->count);
+		goto out;
+	}
+	l->sizes_known = true;
+	rc = 0;
+out:
+	for (i = 0; i < n; i++)
+		free(sized[i].uidl);
+	free(sized);
 	return rc;
 }
 

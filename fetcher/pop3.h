@@ -94,6 +94,7 @@ struct pop3_listing {
 	struct pop3_msg	*msgs;
 	size_t		 count;
 	bool		 has_uidl;	/* false: the server said -ERR to UIDL */
+	bool		 sizes_known;	/* false: pop3_list_uidls, sizes 0 */
 };
 
 /*
@@ -224,6 +225,23 @@ int	pop3_stat(struct pop3 *s, unsigned *count_r, uint64_t *size_r,
  * PF_FAIL_TEMP.
  */
 int	pop3_list_messages(struct pop3 *s, struct pop3_listing **listing_r,
+	    struct pf_error *err);
+
+/*
+ * UIDL alone, for a run that may need no sizes (nothing new): a listing
+ * like pop3_list_messages', with every size 0 and sizes_known false.  A
+ * server without UIDL gets LIST as in pop3_list_messages (sizes known).
+ * Same errors.
+ */
+int	pop3_list_uidls(struct pop3 *s, struct pop3_listing **listing_r,
+	    struct pf_error *err);
+
+/*
+ * LIST, to fill the sizes of a listing from pop3_list_uidls (nothing to
+ * do if they are known).  LIST must name exactly UIDL's messages
+ * (PF_FAIL_PROTO otherwise, as a malformed line).
+ */
+int	pop3_list_sizes(struct pop3 *s, struct pop3_listing *l,
 	    struct pf_error *err);
 
 void	pop3_listing_free(struct pop3_listing **l);

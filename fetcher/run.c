@@ -704,6 +704,14 @@ fetch_mail(struct run *r, struct pf_error *err)
 			    "lists", r->name, pruned);
 	}
 
+	/* Sizes (max_size, progress, runaway bound) for the new ones. */
+	for (i = 0; i < r->listing->count && !r->listing->sizes_known; i++) {
+		if (!seen_contains(r->seen, r->listing->msgs[i].uidl)) {
+			if (pop3_list_sizes(r->pop3, r->listing, err) == -1)
+				return -1;
+			break;
+		}
+	}
 	sel = select_new(r, &n, true);
 	r->to_fetch = n;
 	for (i = 0; i < 2; i++) {
@@ -814,8 +822,15 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 		    recover(&r, &err) == -1)
 			goto fail;
 	}
-	if (connect_and_login(&r, true, &err) == -1 ||
-	    pop3_list_messages(r.pop3, &r.listing, &err) == -1)
+	if (connect_and_login(&r, true, &err) == -1)
+		goto fail;
+	/* A mailbox fetched before usually has little or nothing new: UIDL
+	 * alone, and LIST only if something is new (fetch_mail).  A first
+	 * run needs every size: both in one round trip. */
+	if (!opts->dry_run && seen_count(r.seen) > 0) {
+		if (pop3_list_uidls(r.pop3, &r.listing, &err) == -1)
+			goto fail;
+	} else if (pop3_list_messages(r.pop3, &r.listing, &err) == -1)
 		goto fail;
 	/* SPEC §7: max_messages takes the lowest message numbers first,
 	 * whatever order the server listed them in. */

@@ -861,6 +861,79 @@ test_listing_pipelined(void **state)
 	session_end(&s, &f);
 }
 
+/* UIDL alone, then LIST only when asked: sizes filled by number, and LIST
+ * must name exactly UIDL's messages. */
+static void
+test_listing_uidls_then_sizes(void **state)
+{
+	static const char *const bad_lists[] = {
+		"+OK\r\n1 10\r\n.\r\n",			/* 3 missing */
+		"+OK\r\n1 10\r\n3 30\r\n4 40\r\n.\r\n",	/* 4 extra */
+		"-ERR no\r\n",
+	};
+	struct pop3_listing *l;
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	size_t i;
+
+	(void)state;
+	script(&f, "+OK\r\nPIPELINING\r\nUIDL\r\n.\r\n");
+	fake_add(&f, "UIDL", "+OK\r\n3 c\r\n1 a\r\n.\r\n");
+	fake_add(&f, "LIST", "+OK\r\n1 10\r\n3 30\r\n.\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_list_uidls(s, &l, &err), 0);
+	assert_null(strstr(sent(&f), "LIST"));
+	assert_true(l->has_uidl);
+	assert_false(l->sizes_known);
+	assert_int_equal(l->count, 2);
+	assert_int_equal(l->msgs[0].number, 3);
+	assert_string_equal(l->msgs[0].uidl, "c");
+	assert_int_equal(l->msgs[0].size, 0);
+	assert_int_equal(pop3_list_sizes(s, l, &err), 0);
+	assert_true(l->sizes_known);
+	assert_int_equal(l->msgs[0].size, 30);
+	assert_int_equal(l->msgs[1].size, 10);
+	/* Known now: nothing more is sent. */
+	assert_int_equal(pop3_list_sizes(s, l, &err), 0);
+	assert_true(pop3_is_synchronised(s));
+	pop3_listing_free(&l);
+	session_end(&s, &f);
+
+	/* Duplicate unique-ids are refused here too. */
+	script(&f, NULL);
+	fake_add(&f, "UIDL", "+OK\r\n1 a\r\n2 a\r\n.\r\n");
+	s = started(&f, NULL);
+	assert_int_equal(pop3_list_uidls(s, &l, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_PROTO);
+	assert_null(l);
+	session_end(&s, &f);
+
+	for (i = 0; i < sizeof(bad_lists) / sizeof(bad_lists[0]); i++) {
+		script(&f, NULL);
+		fake_add(&f, "UIDL", "+OK\r\n1 a\r\n3 c\r\n.\r\n");
+		fake_add(&f, "LIST", bad_lists[i]);
+		s = started(&f, NULL);
+		assert_int_equal(pop3_list_uidls(s, &l, &err), 0);
+		assert_int_equal(pop3_list_sizes(s, l, &err), -1);
+		assert_int_equal(err.category, PF_FAIL_PROTO);
+		pop3_listing_free(&l);
+		session_end(&s, &f);
+	}
+
+	/* No UIDL: the LIST listing, sizes known. */
+	script(&f, NULL);
+	fake_add(&f, "UIDL", "-ERR unknown command\r\n");
+	fake_add(&f, "LIST", "+OK\r\n1 120\r\n.\r\n");
+	s = started(&f, NULL);
+	assert_int_equal(pop3_list_uidls(s, &l, &err), 0);
+	assert_false(l->has_uidl);
+	assert_true(l->sizes_known);
+	assert_int_equal(l->msgs[0].size, 120);
+	pop3_listing_free(&l);
+	session_end(&s, &f);
+}
+
 static void
 test_listing_errors(void **state)
 {
@@ -2078,6 +2151,7 @@ main(void)
 		cmocka_unit_test(test_listing),
 		cmocka_unit_test(test_listing_no_uidl),
 		cmocka_unit_test(test_listing_pipelined),
+		cmocka_unit_test(test_listing_uidls_then_sizes),
 		cmocka_unit_test(test_listing_errors),
 		cmocka_unit_test(test_listing_stat_bound),
 		cmocka_unit_test(test_retr_unstuffing),
