@@ -155,6 +155,9 @@ check_capa(struct pop3 *s, const struct pop3_capa *c, const uint8_t *stream,
 			p += strspn(p, " ");
 			if ((n = strcspn(p, " ")) == 0)
 				break;
+			/* Past POP3_SASL_MECHS_MAX words are ignored. */
+			if (k == POP3_SASL_MECHS_MAX)
+				break;
 			FZ_CHECK(k < c->nsasl);
 			FZ_CHECK(strlen(c->sasl[k]) == n &&
 			    memcmp(c->sasl[k], p, n) == 0);
