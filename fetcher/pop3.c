@@ -1829,14 +1829,6 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 					return -1;
 				sent++;
 			}
-			/* QUIT rides with the last RETR: no round trip
-			 * at the end (the server acts on it in order). */
-			if (sent == n && s->quit_after_retr &&
-			    s->capa.pipelining && s->quit == QUIT_NOT_SENT) {
-				if (queue_cmd(s, CMD_QUIT, 0, "QUIT", err) == -1)
-					return -1;
-				s->quit = QUIT_SENT;
-			}
 			if (flush(s, err) == -1)
 				return -1;
 		}
@@ -1853,11 +1845,17 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 		}
 		done++;
 	}
-	if (s->quit == QUIT_SENT) {
-		/* Every message is in; QUIT's outcome is pop3_quit's. */
-		pf_error_clear(&s->quit_err);
-		s->quit_rc = quit_reply(s, &s->quit_err);
-		s->quit = QUIT_DONE;
+	/*
+	 * Every byte is in: QUIT now, its reply read by pop3_quit, after the
+	 * caller's group commit.  Not earlier: a server may close as soon
+	 * as it has handled QUIT, dropping output we have not read yet
+	 * (Dovecot does, with a slow client).
+	 */
+	if (s->quit_after_retr && s->quit == QUIT_NOT_SENT) {
+		if (queue_cmd(s, CMD_QUIT, 0, "QUIT", err) == -1 ||
+		    flush(s, err) == -1)
+			return -1;
+		s->quit = QUIT_SENT;
 	}
 	return 0;
 }
@@ -1941,12 +1939,17 @@ int
 pop3_quit(struct pop3 *s, struct pf_error *err)
 {
 	switch (s->quit) {
-	case QUIT_DONE:		/* sent with the last RETR, or before */
+	case QUIT_DONE:		/* a second call */
 		if (s->quit_rc == -1)
 			*err = s->quit_err;
 		return s->quit_rc;
-	case QUIT_SENT:		/* its RETRs failed: never read */
-		return pf_error_set(err, PF_FAIL_TEMP, "QUIT: no reply read");
+	case QUIT_SENT:		/* by pop3_retr_each: read its reply */
+		s->quit = QUIT_DONE;
+		pf_error_clear(&s->quit_err);
+		s->quit_rc = quit_reply(s, &s->quit_err);
+		if (s->quit_rc == -1)
+			*err = s->quit_err;
+		return s->quit_rc;
 	case QUIT_NOT_SENT:
 		break;
 	}

@@ -259,13 +259,11 @@ int	pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs,
 	    size_t n, const struct pop3_sink *sink, struct pf_error *err);
 
 /*
- * For a run that deletes nothing: the next pop3_retr_each sends QUIT in
- * the same write as its last RETR (with PIPELINING; otherwise this has no
- * effect), so the session ends with the last message instead of one round
- * trip later.  The server acts on QUIT only after those RETRs.  Its reply
- * is read after the last message; pop3_quit then reports it without
- * sending anything.  A failed pop3_retr_each leaves the reply unread
- * (pop3_quit: PF_FAIL_TEMP).
+ * For a run that deletes nothing: the next successful pop3_retr_each
+ * sends QUIT as soon as the last message is in, and pop3_quit (called
+ * after the caller's group commit) only reads its reply, so that round
+ * trip overlaps the commit.  QUIT never goes out with the RETRs: a server
+ * may close once it has handled QUIT, dropping replies still unread.
  */
 void	pop3_quit_after_retr(struct pop3 *s);
 
