@@ -67,28 +67,9 @@ LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG = 3, 4, 6, 7
 
 # ------------------------------------------------------------------ helpers
 
-_cleanups = []
-
-
-def later(fn):
-    """Run fn() when the current test ends (pass or fail)."""
-    _cleanups.append(fn)
-
-
-def test(name, timeout=120):
-    """T.test, plus the cleanups registered with later() during the test."""
-    def deco(fn):
-        def body(tmp):
-            try:
-                fn(tmp)
-            finally:
-                while _cleanups:
-                    try:
-                        _cleanups.pop()()
-                    except Exception as e:    # noqa: BLE001
-                        T.diag("cleanup: %r" % e)
-        return T.run(name, body, timeout)
-    return deco
+# Per-test cleanups (pftest.Suite.later) and the test decorator.
+later = T.later
+test = T.test
 
 
 def gen(n, seed, lo=1500, hi=5000):

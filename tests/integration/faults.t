@@ -54,29 +54,9 @@ SLOW = 10.0 if WRAPPED else 0.0
 
 # ------------------------------------------------------------------ helpers
 
-_cleanups = []
-
-
-def later(fn):
-    """Run fn() when the current test ends (pass or fail)."""
-    _cleanups.append(fn)
-
-
-def test(name, timeout=120):
-    """T.test, with the cleanups registered by later() run at its end."""
-    def deco(fn):
-        def body(tmp):
-            try:
-                fn(tmp)
-            finally:
-                while _cleanups:
-                    c = _cleanups.pop()
-                    try:
-                        c()
-                    except Exception as e:      # report, keep cleaning
-                        T.diag("cleanup failed: %r" % (e,))
-        return T.run(name, body, timeout)
-    return deco
+# Per-test cleanups (pftest.Suite.later) and the test decorator.
+later = T.later
+test = T.test
 
 
 def gen(n, lo=1500, hi=6000, seed=None):

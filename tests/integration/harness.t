@@ -780,4 +780,26 @@ raise RuntimeError("script crashed")
     like(out, r"(?m)^1\.\.6$")
 
 
+
+@T.test("Suite.later: per-test cleanups run when the test ends, pass or fail, "
+        "last first; a failing one is reported and the rest still run")
+def _():
+    ran, lines = [], []
+    # A bare Suite (no temp dir, no exit hooks) whose TAP output is kept.
+    sub = pftest.Suite.__new__(pftest.Suite)
+    sub.n, sub.failed, sub._test_cleanups = 0, [], []
+    sub._out = lines.append
+
+    def failing():
+        sub.later(lambda: ran.append("first"))
+        sub.later(lambda: 1 / 0)
+        sub.later(lambda: ran.append("last"))
+        raise AssertionError("the test fails")
+    eq(sub.run("a failing test", failing, timeout=0), False, "result")
+    eq(ran, ["last", "first"], "cleanups of the failing test")
+    contains("\n".join(lines), "# cleanup failed: ZeroDivisionError", "output")
+    sub.later(lambda: ran.append("passing"))
+    eq(sub.run("a passing test", lambda: None, timeout=0), True, "result")
+    eq(ran, ["last", "first", "passing"], "cleanup of the passing test")
+
 T.done()

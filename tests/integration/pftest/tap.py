@@ -99,6 +99,7 @@ class Suite:
         self.failed = []
         self.finished = False
         self._cleanups = []
+        self._test_cleanups = []
         self.root = tempfile.mkdtemp(prefix="pftest-%s-" % _slug(self.name))
         if os.geteuid() == 0:
             # Dovecot's unprivileged processes must traverse into it.
@@ -178,6 +179,7 @@ class Suite:
                 signal.alarm(0)
                 if old is not None:
                     signal.signal(signal.SIGALRM, old)
+            self._run_test_cleanups()
         return self._result(True, name)
 
     def skip(self, name, reason):
@@ -195,6 +197,19 @@ class Suite:
     def add_cleanup(self, fn):
         """fn() runs at done() / exit, last added first."""
         self._cleanups.append(fn)
+
+    def later(self, fn):
+        """fn() runs when the current test ends (pass or fail), last added
+        first; a failing one is reported and the others still run."""
+        self._test_cleanups.append(fn)
+
+    def _run_test_cleanups(self):
+        while self._test_cleanups:
+            fn = self._test_cleanups.pop()
+            try:
+                fn()
+            except Exception as e:      # report, keep cleaning
+                self.diag("cleanup failed: %r" % (e,))
 
     def certs(self):
         """The test certificates (generated once per script)."""
