@@ -133,6 +133,10 @@ struct pop3 {
 	unsigned	 stat_count;
 	const char	*mech_used;
 
+	/* pop3_list_ahead: asked for, then queued by the login */
+	enum list_ahead { AHEAD_NONE, AHEAD_UIDL, AHEAD_BOTH }
+			 list_ahead, list_queued;
+
 	/* QUIT sent with the last RETR (pop3_quit_after_retr) */
 	bool		 quit_after_retr;
 	enum { QUIT_NOT_SENT, QUIT_SENT, QUIT_DONE } quit;
@@ -809,6 +813,37 @@ static const char *const auth_method_names[] = {
 };
 
 /* USER/PASS, RFC 1939 §7.  *rejected_r: the server said -ERR. */
+/* The login failed with listing commands pipelined behind it: their
+ * replies (-ERR, or worse) are not read, so the session is done. */
+static void
+list_ahead_unread(struct pop3 *s)
+{
+	if (s->list_queued != AHEAD_NONE)
+		s->broken = true;
+	s->list_queued = AHEAD_NONE;
+}
+
+void
+pop3_list_ahead(struct pop3 *s, bool sizes)
+{
+	s->list_ahead = sizes ? AHEAD_BOTH : AHEAD_UIDL;
+}
+
+/* Queue what pop3_list_ahead asked for (PIPELINING is known). */
+static int
+queue_list_ahead(struct pop3 *s, struct pf_error *err)
+{
+	if (s->list_ahead == AHEAD_NONE)
+		return 0;
+	if (queue_cmd(s, CMD_UIDL, 0, "UIDL", err) == -1 ||
+	    (s->list_ahead == AHEAD_BOTH &&
+	    queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1))
+		return -1;
+	s->list_queued = s->list_ahead;
+	s->list_ahead = AHEAD_NONE;
+	return 0;
+}
+
 static int
 auth_user(struct pop3 *s, const struct pop3_auth_params *p,
     bool *rejected_r, struct pf_error *err)
@@ -822,12 +857,15 @@ auth_user(struct pop3 *s, const struct pop3_auth_params *p,
 
 	cmd = xasprintf("USER %s", p->user);
 	if (s->capa.pipelining) {
-		/* One round trip: PASS goes with USER.  Both replies are
-		 * read, so a rejected USER leaves the session in step. */
+		/* One round trip: PASS goes with USER, and the listing
+		 * with them when asked for.  Both replies are read, so a
+		 * rejected USER leaves the session in step (unless the
+		 * listing went too: see below). */
 		rc = queue_cmd(s, CMD_USER, 0, cmd, err);
 		free(cmd);
 		cmd = xasprintf("PASS %s", p->secret);
 		if (rc == -1 || queue_cmd(s, CMD_PASS, 0, cmd, err) == -1 ||
+		    queue_list_ahead(s, err) == -1 ||
 		    flush(s, err) == -1 ||
 		    read_reply(s, false, &kind, &line, &text, err) == -1) {
 			secret_free(&cmd);
@@ -842,6 +880,7 @@ auth_user(struct pop3 *s, const struct pop3_auth_params *p,
 			if (read_reply(s, false, &kind, &line, &text,
 			    &ignored) == -1)
 				s->broken = true;
+			list_ahead_unread(s);
 			return -1;
 		}
 		if (read_reply(s, false, &kind, &line, &text, err) == -1)
@@ -849,8 +888,10 @@ auth_user(struct pop3 *s, const struct pop3_auth_params *p,
 		if (kind == REPLY_OK)
 			return 0;
 		*rejected_r = true;
-		return err_reply(line, text, PF_FAIL_AUTH, err,
+		err_reply(line, text, PF_FAIL_AUTH, err,
 		    "authentication failed (USER/PASS)");
+		list_ahead_unread(s);
+		return -1;
 	}
 	rc = simple_cmd(s, CMD_USER, cmd, &line, &text, err);
 	free(cmd);
@@ -1053,8 +1094,8 @@ sasl_offered(const struct pop3 *s, const char *mech)
 	return !s->capa.known || pop3_has_sasl(s, mech);
 }
 
-int
-pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
+static int
+auth_run(struct pop3 *s, const struct pop3_auth_params *p,
     struct pf_error *err)
 {
 	enum auth_method cand[6];
@@ -1152,6 +1193,16 @@ pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
 	}
 	if (rc == 0)
 		s->mech_used = auth_method_names[cand[0]];
+	return rc;
+}
+
+int
+pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
+    struct pf_error *err)
+{
+	int rc = auth_run(s, p, err);
+
+	s->list_ahead = AHEAD_NONE;
 	return rc;
 }
 
@@ -1466,16 +1517,25 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 	int rc = -1;
 
 	*listing_r = NULL;
-	/* RFC 2449 §6.6: with PIPELINING both go out in one write. */
-	if (queue_cmd(s, CMD_UIDL, 0, "UIDL", err) == -1)
-		goto out;
-	if (sizes && s->capa.pipelining) {
-		if (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1)
+	if (s->list_queued != AHEAD_NONE) {
+		/* Sent with the login (pop3_list_ahead): read LIST's reply
+		 * too if it went, whatever this call needs. */
+		list_sent = s->list_queued == AHEAD_BOTH;
+		sizes = sizes || list_sent;
+		s->list_queued = AHEAD_NONE;
+	} else {
+		/* RFC 2449 §6.6: with PIPELINING both go out in one
+		 * write. */
+		if (queue_cmd(s, CMD_UIDL, 0, "UIDL", err) == -1)
 			goto out;
-		list_sent = true;
+		if (sizes && s->capa.pipelining) {
+			if (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1)
+				goto out;
+			list_sent = true;
+		}
+		if (flush(s, err) == -1)
+			goto out;
 	}
-	if (flush(s, err) == -1)
-		goto out;
 	if (read_reply(s, false, &kind, &line, &text, err) == -1)
 		goto out;
 	if (kind == REPLY_ERR) {
@@ -1787,6 +1847,23 @@ stream_body(struct pop3 *s, const struct pop3_msg *m,
 	if (sink->end != NULL && sink->end(sink->ctx, m, octets, err) == -1)
 		return -1;
 	return 0;
+}
+
+int
+pop3_quit_nowait(struct pop3 *s, struct pf_error *err)
+{
+	if (s->quit != QUIT_DONE) {
+		pf_error_clear(&s->quit_err);
+		s->quit_rc = 0;
+		if (s->quit == QUIT_NOT_SENT &&
+		    (queue_cmd(s, CMD_QUIT, 0, "QUIT", &s->quit_err) == -1 ||
+		    flush(s, &s->quit_err) == -1))
+			s->quit_rc = -1;
+		s->quit = QUIT_DONE;
+	}
+	if (s->quit_rc == -1)
+		*err = s->quit_err;
+	return s->quit_rc;
 }
 
 /* Read QUIT's reply; -ERR is "some deleted messages not removed" (RFC

@@ -201,6 +201,17 @@ int	pop3_stls(struct pop3 *s, struct pf_error *err);
 int	pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
 	    struct pf_error *err);
 
+/*
+ * Ask the next pop3_auth to send the listing commands with its last line
+ * when it can (USER/PASS under PIPELINING, RFC 2449 §6.6): UIDL, and LIST
+ * when `sizes`.  That saves a round trip; the next pop3_list_messages
+ * (sizes) or pop3_list_uidls (not) reads their replies as if it had sent
+ * them.  If the login fails, their replies stay unread and the session is
+ * no longer usable (pop3_is_synchronised() is false).  pop3_auth forgets
+ * the request whether it used it or not.
+ */
+void	pop3_list_ahead(struct pop3 *s, bool sizes);
+
 /* The mechanism that logged in ("SCRAM-SHA-256", "PLAIN", "XOAUTH2",
  * "USER", "APOP"), or NULL before. */
 const char *pop3_auth_mechanism(const struct pop3 *s);
@@ -294,6 +305,16 @@ int	pop3_noop(struct pop3 *s, struct pf_error *err);
  * messages not removed", connection lost), PF_FAIL_PROTO.
  */
 int	pop3_quit(struct pop3 *s, struct pf_error *err);
+
+/*
+ * QUIT for a session that deleted nothing (keep mode): sent unless
+ * pop3_retr_each already sent it, and its reply never waited for, since it
+ * can tell nothing (RFC 1939 §6: +OK or "some deleted messages not
+ * removed").  That saves the caller a round trip before it closes.  Later
+ * pop3_quit calls return this one's outcome.  Errors: as for sending
+ * (PF_FAIL_TEMP).
+ */
+int	pop3_quit_nowait(struct pop3 *s, struct pf_error *err);
 
 /* True when no command is in flight and no reply is half read. */
 bool	pop3_is_synchronised(const struct pop3 *s);

@@ -10,7 +10,11 @@
  *     file got there) or dropped (it did not: the message is fetched
  *     again); then popfetch's leftovers in tmp/ are removed.
  *  3. Get the secret, connect, TLS, CAPA, [STLS, TLS, CAPA], authenticate.
- *     Nothing local has changed yet.
+ *     Nothing local has changed yet.  Step 2 runs in a thread meanwhile
+ *     (prep_begin): neither step touches what the other one does, and
+ *     authentication waits for both, since the listing commands it may
+ *     send along (step 4) depend on the seen-list.  If either failed, the
+ *     run ends there, step 2's error first.
  *  4. UIDL + LIST; prune the seen-list of UIDLs the server no longer lists
  *     (one transaction; a kill leaves it pruned or not, both fine).
  *  5. RETR the new messages (pipelined when offered), each streamed into
@@ -32,6 +36,8 @@
  *     for messages that are seen, so durably delivered.  Then QUIT: the
  *     server removes them only on QUIT, and we count them only on its +OK.
  *     A kill before QUIT's +OK deletes nothing; the next run DELEs again.
+ *     In keep mode (no DELE), QUIT goes as soon as the last message is in
+ *     and its reply is not waited for: it could tell us nothing.
  *
  * A failed account prints its error line instead of its summary; whatever
  * was fully received before the failure is still committed (steps 6a-c), so
@@ -41,6 +47,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,9 +181,10 @@ progress_draw(struct run *r, bool force)
 
 /* ---- connection and login ---- */
 
-/* Connect, TLS as configured, greeting, CAPA, STLS, login. */
+/* The secret (when needed), then connect, TLS as configured, greeting,
+ * CAPA, STLS: everything up to the login. */
 static int
-connect_and_login(struct run *r, bool need_secret, struct pf_error *err)
+connect_session(struct run *r, bool need_secret, struct pf_error *err)
 {
 	const struct conf_account *a = r->acct;
 	struct tls_settings ts = {
@@ -184,7 +193,6 @@ connect_and_login(struct run *r, bool need_secret, struct pf_error *err)
 		.ca_file = a->tls_ca_file,
 		.has_fingerprint = a->has_fingerprint,
 	};
-	struct pop3_auth_params ap;
 
 	memcpy(ts.fingerprint, a->tls_fingerprint, sizeof(ts.fingerprint));
 	/* The secret first: a failing password_command costs no connection. */
@@ -210,8 +218,16 @@ connect_and_login(struct run *r, bool need_secret, struct pf_error *err)
 	case CONF_TLS_STARTTLS:	r->with = "POP3 + STARTTLS"; break;
 	case CONF_TLS_NONE:	r->with = "POP3"; break;
 	}
-	if (!need_secret)
-		return 0;
+	return 0;
+}
+
+/* Authenticate with the secret connect_session got, then forget it. */
+static int
+login(struct run *r, struct pf_error *err)
+{
+	const struct conf_account *a = r->acct;
+	struct pop3_auth_params ap;
+
 	ap = (struct pop3_auth_params){
 		.mode = a->auth,
 		.user = a->user,
@@ -223,6 +239,15 @@ connect_and_login(struct run *r, bool need_secret, struct pf_error *err)
 		return -1;
 	secret_free(&r->secret);
 	return 0;
+}
+
+/* Connect and, when need_secret, log in. */
+static int
+connect_and_login(struct run *r, bool need_secret, struct pf_error *err)
+{
+	if (connect_session(r, need_secret, err) == -1)
+		return -1;
+	return need_secret ? login(r, err) : 0;
 }
 
 /* Drop the connection: QUIT politely only when asked and still in step. */
@@ -432,6 +457,82 @@ done:
 	free(names);
 	free(found);
 	return rc;
+}
+
+/* ---- the local start of a run (design note, step 2) ---- */
+
+struct prep {
+	struct run	*r;
+	time_t		 start;
+	pthread_t	 thread;
+	bool		 threaded;
+	bool		 run_begun;	/* seen_run_begin done: end it too */
+	int		 rc;
+	struct pf_error	 err;
+};
+
+/* Open the seen-list (read-only for --dry-run); else record the run, open
+ * the Maildir and recover. */
+static int
+prep_local(struct prep *p)
+{
+	struct run *r = p->r;
+	const struct conf_account *a = r->acct;
+	const char *dir = r->conf->state_dir;
+
+	if (r->opts->dry_run)
+		return seen_open(dir, a->user, a->host, SEEN_READ_ONLY,
+		    &r->seen, &p->err);
+	if (seen_open(dir, a->user, a->host, SEEN_READ_WRITE, &r->seen,
+	    &p->err) == -1 ||
+	    seen_run_begin(r->seen, p->start, &p->err) == -1)
+		return -1;
+	p->run_begun = true;
+	if (maildir_create(a->maildir, &p->err) == -1 ||
+	    maildir_open(a->maildir, &r->md, &p->err) == -1 ||
+	    recover(r, &p->err) == -1)
+		return -1;
+	return 0;
+}
+
+static void *
+prep_main(void *arg)
+{
+	struct prep *p = arg;
+
+	p->rc = prep_local(p);
+	return NULL;
+}
+
+/*
+ * Start step 2 in a thread (every signal blocked in it, so they reach the
+ * main thread as before), or do it here if no thread can be had.
+ */
+static void
+prep_begin(struct prep *p)
+{
+	sigset_t all, old;
+
+	pf_error_clear(&p->err);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	p->threaded = pthread_create(&p->thread, NULL, prep_main, p) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!p->threaded) {
+		log_debug("%s: no thread for the local start: in turn",
+		    p->r->name);
+		p->rc = prep_local(p);
+	}
+}
+
+/* Wait for step 2; its result is in p->rc and p->err. */
+static void
+prep_end(struct prep *p)
+{
+	if (p->threaded) {
+		pthread_join(p->thread, NULL);
+		p->threaded = false;
+	}
 }
 
 /* Should message m be deleted (design note, step 7)?  m is seen. */
@@ -675,6 +776,7 @@ fetch_mail(struct run *r, struct pf_error *err)
 	struct pop3_sink sink = { sink_begin, sink_data, sink_end, r };
 	time_t now = time(NULL);
 	size_t i, n = 0;
+	bool keep;
 	int rc = -1;
 
 	if (!r->listing->has_uidl) {
@@ -721,8 +823,10 @@ fetch_mail(struct run *r, struct pf_error *err)
 	r->dele = xcalloc(r->listing->count + 1, sizeof(*r->dele));
 	progress_draw(r, true);
 
-	/* Keep mode deletes nothing: QUIT can go with the last RETR. */
-	if (!a->delete && a->delete_after_days == 0)
+	/* Keep mode deletes nothing: QUIT can go as soon as the last
+	 * message is in, and its reply need not be waited for. */
+	keep = !a->delete && a->delete_after_days == 0;
+	if (keep)
 		pop3_quit_after_retr(r->pop3);
 	if (n > 0 && pop3_retr_each(r->pop3, sel, n, &sink, err) == -1) {
 		struct pf_error cerr;
@@ -749,7 +853,10 @@ fetch_mail(struct run *r, struct pf_error *err)
 	if (r->ndele > 0 &&
 	    pop3_dele_each(r->pop3, r->dele, r->ndele, err) == -1)
 		goto done;
-	if (pop3_quit(r->pop3, err) == -1) {
+	if (keep && r->ndele == 0) {
+		if (pop3_quit_nowait(r->pop3, err) == -1)
+			log_debug("%s: QUIT: %s", r->name, err->what);
+	} else if (pop3_quit(r->pop3, err) == -1) {
 		if (r->ndele > 0)
 			goto done;	/* deletions not confirmed */
 		log_debug("%s: QUIT: %s", r->name, err->what);
@@ -792,10 +899,10 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 		.with = "POP3",
 	};
 	struct pf_error err;
-	time_t start = time(NULL);
-	bool run_begun = false;
+	struct prep prep = { .r = &r, .start = time(NULL) };
+	bool run_begun = false, sizes;
 	char b1[32];
-	int code;
+	int code, crc;
 
 	pf_error_clear(&err);
 	r.t0 = now_mono();
@@ -806,28 +913,26 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	if (lock_acquire(conf->state_dir, acct->user, acct->host, &r.lock,
 	    &err) == -1)
 		goto fail;
-	if (opts->dry_run) {
-		if (seen_open(conf->state_dir, acct->user, acct->host,
-		    SEEN_READ_ONLY, &r.seen, &err) == -1)
-			goto fail;
-	} else {
-		if (seen_open(conf->state_dir, acct->user, acct->host,
-		    SEEN_READ_WRITE, &r.seen, &err) == -1)
-			goto fail;
-		if (seen_run_begin(r.seen, start, &err) == -1)
-			goto fail;
-		run_begun = true;
-		if (maildir_create(acct->maildir, &err) == -1 ||
-		    maildir_open(acct->maildir, &r.md, &err) == -1 ||
-		    recover(&r, &err) == -1)
-			goto fail;
+	/* Design note, steps 2 and 3 side by side. */
+	prep_begin(&prep);
+	crc = connect_session(&r, true, &err);
+	prep_end(&prep);
+	run_begun = prep.run_begun;
+	if (prep.rc == -1) {
+		err = prep.err;
+		goto fail;
 	}
-	if (connect_and_login(&r, true, &err) == -1)
+	if (crc == -1)
 		goto fail;
 	/* A mailbox fetched before usually has little or nothing new: UIDL
 	 * alone, and LIST only if something is new (fetch_mail).  A first
-	 * run needs every size: both in one round trip. */
-	if (!opts->dry_run && seen_count(r.seen) > 0) {
+	 * run needs every size: both in one round trip.  With PIPELINING
+	 * they go out with the login (pop3_list_ahead). */
+	sizes = opts->dry_run || seen_count(r.seen) == 0;
+	pop3_list_ahead(r.pop3, sizes);
+	if (login(&r, &err) == -1)
+		goto fail;
+	if (!sizes) {
 		if (pop3_list_uidls(r.pop3, &r.listing, &err) == -1)
 			goto fail;
 	} else if (pop3_list_messages(r.pop3, &r.listing, &err) == -1)
