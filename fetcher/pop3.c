@@ -1447,11 +1447,17 @@ merge_uidl(struct pop3_msg *msgs, size_t nmsgs, struct uid_entry *ents,
 	size_t i, matched = 0;
 	int rc = -1;
 
-	/* Duplicate UIDs: sort pointers by string, compare neighbours. */
+	/* Duplicate UIDs: sort pointers by string, compare neighbours.
+	 * Servers usually list them in string order already (Dovecot's
+	 * hexadecimal UIDs): then one pass shows that, and no sort. */
 	byuid = xreallocarray(NULL, nents, sizeof(*byuid));
 	for (i = 0; i < nents; i++)
 		byuid[i] = &ents[i];
-	qsort(byuid, nents, sizeof(*byuid), cmp_uid_string);
+	for (i = 1; i < nents; i++)
+		if (cmp_uid_string(&byuid[i - 1], &byuid[i]) > 0)
+			break;
+	if (i < nents)
+		qsort(byuid, nents, sizeof(*byuid), cmp_uid_string);
 	for (i = 1; i < nents; i++)
 		if (strcmp(byuid[i - 1]->uid, byuid[i]->uid) == 0) {
 			snprintf(line, sizeof(line), "%u %s",
@@ -1465,12 +1471,19 @@ merge_uidl(struct pop3_msg *msgs, size_t nmsgs, struct uid_entry *ents,
 
 	/* An empty UIDL listing has ents == NULL: qsort and bsearch take
 	 * no NULL base, even with no elements (UBSan). */
-	if (nents > 1)
+	for (i = 1; i < nents; i++)
+		if (ents[i - 1].number > ents[i].number)
+			break;
+	if (i < nents)
 		qsort(ents, nents, sizeof(*ents), cmp_uid_number);
 	for (i = 0; i < nmsgs; i++) {
 		key.number = msgs[i].number;
-		hit = nents == 0 ? NULL : bsearch(&key, ents, nents,
-		    sizeof(*ents), cmp_uid_number);
+		/* Both lists in the same order, as usual: no search. */
+		if (i < nents && ents[i].number == key.number)
+			hit = &ents[i];
+		else
+			hit = nents == 0 ? NULL : bsearch(&key, ents, nents,
+			    sizeof(*ents), cmp_uid_number);
 		if (hit == NULL) {
 			snprintf(line, sizeof(line), "%u %" PRIu64,
 			    msgs[i].number, msgs[i].size);

@@ -461,18 +461,37 @@ done:
 
 /* ---- the local start of a run (design note, step 2) ---- */
 
+/*
+ * Step 2 runs in two parts: up to `ready` (everything the login needs to
+ * know: whether the seen-list is empty), then the load of the known
+ * UIDLs, which the listing needs only once the server answers.
+ */
 struct prep {
 	struct run	*r;
 	time_t		 start;
 	pthread_t	 thread;
 	bool		 threaded;
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cond;
+	bool		 ready;		/* under mu: any_seen, run_begun set */
+	bool		 done;		/* under mu: rc and err final */
+	bool		 any_seen;	/* the seen-list has UIDLs */
 	bool		 run_begun;	/* seen_run_begin done: end it too */
-	int		 rc;
+	int		 rc;		/* -1: err says why */
 	struct pf_error	 err;
 };
 
+static void
+prep_set_ready(struct prep *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->ready = true;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->mu);
+}
+
 /* Open the seen-list (read-only for --dry-run); else record the run, open
- * the Maildir and recover. */
+ * the Maildir and recover.  Ready after that; then load the known set. */
 static int
 prep_local(struct prep *p)
 {
@@ -483,24 +502,31 @@ prep_local(struct prep *p)
 	if (r->opts->dry_run)
 		return seen_open(dir, a->user, a->host, SEEN_READ_ONLY,
 		    &r->seen, &p->err);
-	if (seen_open(dir, a->user, a->host, SEEN_READ_WRITE, &r->seen,
-	    &p->err) == -1 ||
+	if (seen_open_unloaded(dir, a->user, a->host, SEEN_READ_WRITE,
+	    &r->seen, &p->err) == -1 ||
 	    seen_run_begin(r->seen, p->start, &p->err) == -1)
 		return -1;
 	p->run_begun = true;
 	if (maildir_create(a->maildir, &p->err) == -1 ||
 	    maildir_open(a->maildir, &r->md, &p->err) == -1 ||
-	    recover(r, &p->err) == -1)
+	    recover(r, &p->err) == -1 ||
+	    seen_any(r->seen, &p->any_seen, &p->err) == -1)
 		return -1;
-	return 0;
+	prep_set_ready(p);
+	return seen_load(r->seen, &p->err);
 }
 
 static void *
 prep_main(void *arg)
 {
 	struct prep *p = arg;
+	int rc = prep_local(p);
 
-	p->rc = prep_local(p);
+	pthread_mutex_lock(&p->mu);
+	p->rc = rc;
+	p->done = true;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
 
@@ -514,6 +540,8 @@ prep_begin(struct prep *p)
 	sigset_t all, old;
 
 	pf_error_clear(&p->err);
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cond, NULL);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	p->threaded = pthread_create(&p->thread, NULL, prep_main, p) == 0;
@@ -522,10 +550,29 @@ prep_begin(struct prep *p)
 		log_debug("%s: no thread for the local start: in turn",
 		    p->r->name);
 		p->rc = prep_local(p);
+		p->ready = p->done = true;
 	}
 }
 
-/* Wait for step 2; its result is in p->rc and p->err. */
+/*
+ * Wait for the first part of step 2.  Returns -1 if step 2 failed (then
+ * it is over, p->rc and p->err final), else 0 with p->any_seen and
+ * p->run_begun set.
+ */
+static int
+prep_wait_ready(struct prep *p)
+{
+	bool failed;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->ready && !p->done)
+		pthread_cond_wait(&p->cond, &p->mu);
+	failed = p->done && p->rc == -1;
+	pthread_mutex_unlock(&p->mu);
+	return failed ? -1 : 0;
+}
+
+/* Wait for all of step 2: p->rc and p->err are final. */
 static void
 prep_end(struct prep *p)
 {
@@ -533,6 +580,8 @@ prep_end(struct prep *p)
 		pthread_join(p->thread, NULL);
 		p->threaded = false;
 	}
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->mu);
 }
 
 /* Should message m be deleted (design note, step 7)?  m is seen. */
@@ -551,25 +600,41 @@ want_delete(const struct run *r, const struct pop3_msg *m, time_t now)
 	    (int64_t)r->acct->delete_after_days * 86400;
 }
 
-/*
- * Choose what to fetch: listed and not seen, within max_size (others are
- * skipped and counted), at most max_messages, in server order.  Returns a
- * new array of borrowed pointers into r->listing.
- */
+/* The listed messages that are not seen, in server order: a new array of
+ * borrowed pointers into r->listing. */
 static const struct pop3_msg **
-select_new(struct run *r, size_t *n_r, bool verbose_skips)
+select_unseen(struct run *r, size_t *n_r)
 {
 	const struct pop3_msg **sel;
-	const struct conf_account *a = r->acct;
 	size_t i, n = 0;
 
 	sel = xcalloc(r->listing->count + 1, sizeof(*sel));
 	for (i = 0; i < r->listing->count; i++) {
 		const struct pop3_msg *m = &r->listing->msgs[i];
 
-		if (m->uidl != NULL && r->seen != NULL &&
-		    seen_contains(r->seen, m->uidl))
-			continue;
+		if (m->uidl == NULL || r->seen == NULL ||
+		    !seen_contains(r->seen, m->uidl))
+			sel[n++] = m;
+	}
+	*n_r = n;
+	return sel;
+}
+
+/*
+ * Of the unseen messages sel[0..n), keep those within max_size (others are
+ * skipped and counted), at most max_messages, in order; returns how many.
+ * Sizes must be known.
+ */
+static size_t
+apply_limits(struct run *r, const struct pop3_msg **sel, size_t nsel,
+    bool verbose_skips)
+{
+	const struct conf_account *a = r->acct;
+	size_t i, n = 0;
+
+	for (i = 0; i < nsel; i++) {
+		const struct pop3_msg *m = sel[i];
+
 		if (a->max_size > 0 && m->size > a->max_size) {
 			r->stats.skipped++;
 			if (verbose_skips)
@@ -584,7 +649,16 @@ select_new(struct run *r, size_t *n_r, bool verbose_skips)
 		}
 		sel[n++] = m;
 	}
-	*n_r = n;
+	return n;
+}
+
+/* Choose what to fetch: select_unseen, then apply_limits. */
+static const struct pop3_msg **
+select_new(struct run *r, size_t *n_r, bool verbose_skips)
+{
+	const struct pop3_msg **sel = select_unseen(r, n_r);
+
+	*n_r = apply_limits(r, sel, *n_r, verbose_skips);
 	return sel;
 }
 
@@ -806,15 +880,12 @@ fetch_mail(struct run *r, struct pf_error *err)
 			    "lists", r->name, pruned);
 	}
 
-	/* Sizes (max_size, progress, runaway bound) for the new ones. */
-	for (i = 0; i < r->listing->count && !r->listing->sizes_known; i++) {
-		if (!seen_contains(r->seen, r->listing->msgs[i].uidl)) {
-			if (pop3_list_sizes(r->pop3, r->listing, err) == -1)
-				return -1;
-			break;
-		}
-	}
-	sel = select_new(r, &n, true);
+	/* Sizes (max_size, progress, runaway bound) if anything is new. */
+	sel = select_unseen(r, &n);
+	if (n > 0 && !r->listing->sizes_known &&
+	    pop3_list_sizes(r->pop3, r->listing, err) == -1)
+		goto done;
+	n = apply_limits(r, sel, n, true);
 	r->to_fetch = n;
 	for (i = 0; i < 2; i++) {
 		r->batch[i].d = xcalloc(SEEN_BATCH + 1, sizeof(*r->batch[i].d));
@@ -845,8 +916,8 @@ fetch_mail(struct run *r, struct pf_error *err)
 		for (i = 0; i < r->listing->count; i++) {
 			const struct pop3_msg *m = &r->listing->msgs[i];
 
-			if (seen_contains(r->seen, m->uidl) &&
-			    want_delete(r, m, now))
+			if (want_delete(r, m, now) &&
+			    seen_contains(r->seen, m->uidl))
 				r->dele[r->ndele++] = m->number;
 		}
 	}
@@ -902,6 +973,7 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	struct prep prep = { .r = &r, .start = time(NULL) };
 	bool run_begun = false, sizes;
 	char b1[32];
+	size_t i;
 	int code, crc;
 
 	pf_error_clear(&err);
@@ -913,9 +985,25 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	if (lock_acquire(conf->state_dir, acct->user, acct->host, &r.lock,
 	    &err) == -1)
 		goto fail;
-	/* Design note, steps 2 and 3 side by side. */
+	/* Design note, steps 2 and 3 side by side; a failure of step 2
+	 * is reported first, as if it had run alone. */
 	prep_begin(&prep);
 	crc = connect_session(&r, true, &err);
+	if (prep_wait_ready(&prep) == -1 || crc == -1) {
+		prep_end(&prep);
+		run_begun = prep.run_begun;
+		if (prep.rc == -1)
+			err = prep.err;
+		goto fail;
+	}
+	/* A mailbox fetched before usually has little or nothing new: UIDL
+	 * alone, and LIST only if something is new (fetch_mail).  A first
+	 * run needs every size: both in one round trip.  With PIPELINING
+	 * they go out with the login (pop3_list_ahead), while step 2 still
+	 * loads the seen-list. */
+	sizes = opts->dry_run || !prep.any_seen;
+	pop3_list_ahead(r.pop3, sizes);
+	crc = login(&r, &err);
 	prep_end(&prep);
 	run_begun = prep.run_begun;
 	if (prep.rc == -1) {
@@ -924,14 +1012,6 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	}
 	if (crc == -1)
 		goto fail;
-	/* A mailbox fetched before usually has little or nothing new: UIDL
-	 * alone, and LIST only if something is new (fetch_mail).  A first
-	 * run needs every size: both in one round trip.  With PIPELINING
-	 * they go out with the login (pop3_list_ahead). */
-	sizes = opts->dry_run || seen_count(r.seen) == 0;
-	pop3_list_ahead(r.pop3, sizes);
-	if (login(&r, &err) == -1)
-		goto fail;
 	if (!sizes) {
 		if (pop3_list_uidls(r.pop3, &r.listing, &err) == -1)
 			goto fail;
@@ -939,7 +1019,10 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 		goto fail;
 	/* SPEC §7: max_messages takes the lowest message numbers first,
 	 * whatever order the server listed them in. */
-	if (r.listing->count > 1)
+	for (i = 1; i < r.listing->count; i++)
+		if (r.listing->msgs[i - 1].number > r.listing->msgs[i].number)
+			break;
+	if (i < r.listing->count)
 		qsort(r.listing->msgs, r.listing->count,
 		    sizeof(*r.listing->msgs), msg_number_cmp);
 	if (opts->dry_run) {

@@ -122,6 +122,8 @@ struct seen {
 	sqlite3_int64	 run_id;	/* 0: no run begun */
 	struct known	*known;
 	size_t		 nknown;
+	bool		 loaded;	/* known holds every row (seen_load) */
+	size_t		 hint;		/* where the last lookup found its UIDL */
 };
 
 const char *
@@ -337,7 +339,8 @@ known_free(struct known *k, size_t n)
 	free(k);
 }
 
-/* Load the mailbox's UIDLs, already sorted by the primary key. */
+/* Load the mailbox's UIDLs, already sorted by the primary key, in place of
+ * whatever the set held. */
 static int
 known_load(struct seen *s, struct pf_error *err)
 {
@@ -345,6 +348,10 @@ known_load(struct seen *s, struct pf_error *err)
 	size_t cap = 0;
 	int rc;
 
+	known_free(s->known, s->nknown);
+	s->known = NULL;
+	s->nknown = 0;
+	s->loaded = true;
 	if (s->db == NULL || s->mailbox == 0)
 		return 0;
 	if (db_prepare(s, "SELECT uidl, fetched FROM seen WHERE mailbox = ? "
@@ -367,6 +374,7 @@ known_load(struct seen *s, struct pf_error *err)
 	if (rc != SQLITE_DONE) {
 		db_fail(s, "load seen-list", err);
 		sqlite3_finalize(st);
+		s->loaded = false;
 		return -1;
 	}
 	sqlite3_finalize(st);
@@ -562,7 +570,7 @@ open_ro(struct seen *s, struct pf_error *err)
 }
 
 int
-seen_open(const char *state_dir, const char *user, const char *host,
+seen_open_unloaded(const char *state_dir, const char *user, const char *host,
     enum seen_mode mode, struct seen **s_r, struct pf_error *err)
 {
 	struct seen *s;
@@ -575,14 +583,60 @@ seen_open(const char *state_dir, const char *user, const char *host,
 		rc = open_rw(s, state_dir, err);
 	else
 		rc = open_ro(s, err);
-	if (rc == -1 || known_load(s, err) == -1)
-		goto fail;
+	if (rc == -1) {
+		seen_close(&s);
+		return -1;
+	}
 	*s_r = s;
 	return 0;
+}
 
-fail:
-	seen_close(&s);
-	return -1;
+int
+seen_open(const char *state_dir, const char *user, const char *host,
+    enum seen_mode mode, struct seen **s_r, struct pf_error *err)
+{
+	if (seen_open_unloaded(state_dir, user, host, mode, s_r, err) == -1)
+		return -1;
+	if (seen_load(*s_r, err) == -1) {
+		seen_close(s_r);
+		return -1;
+	}
+	return 0;
+}
+
+int
+seen_load(struct seen *s, struct pf_error *err)
+{
+	return known_load(s, err);
+}
+
+int
+seen_any(struct seen *s, bool *any_r, struct pf_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*any_r = false;
+	if (s->loaded) {
+		*any_r = s->nknown > 0;
+		return 0;
+	}
+	if (s->db == NULL || s->mailbox == 0)
+		return 0;
+	if (db_prepare(s, "SELECT 1 FROM seen WHERE mailbox = ? LIMIT 1",
+	    &st, "read seen-list", err) == -1)
+		return -1;
+	sqlite3_bind_int64(st, 1, s->mailbox);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*any_r = true;
+	else if (rc != SQLITE_DONE) {
+		db_fail(s, "read seen-list", err);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return 0;
 }
 
 /*
@@ -635,24 +689,62 @@ seen_path(const struct seen *s)
 	return s->path;
 }
 
+/*
+ * Binary search, but first where the last lookup ended: a run looks up a
+ * listing's UIDLs in turn, and servers list them in the set's own order
+ * often enough (Dovecot's are hexadecimal numbers), so that most lookups
+ * cost two comparisons instead of log2(n).
+ */
 bool
-seen_lookup(const struct seen *s, const char *uidl, time_t *fetched_r)
+seen_lookup(struct seen *s, const char *uidl, time_t *fetched_r)
 {
-	struct known key, *k;
+	size_t lo = 0, hi = s->nknown, mid, h = s->hint;
+	int c;
 
-	key.uidl = (char *)(uintptr_t)uidl;
-	if (s->nknown == 0)
-		return false;
-	k = bsearch(&key, s->known, s->nknown, sizeof(*s->known), known_cmp);
-	if (k == NULL)
-		return false;
+	if (!s->loaded)
+		fatalx("seen_lookup before seen_load");
+	if (h < hi) {
+		c = strcmp(uidl, s->known[h].uidl);
+		if (c == 0) {
+			mid = h;
+			goto found;
+		}
+		if (c < 0)
+			hi = h;
+		else {
+			lo = h + 1;
+			if (lo < hi) {
+				c = strcmp(uidl, s->known[lo].uidl);
+				if (c == 0) {
+					mid = lo;
+					goto found;
+				}
+				if (c < 0)
+					return false;
+				lo++;
+			}
+		}
+	}
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strcmp(uidl, s->known[mid].uidl);
+		if (c == 0)
+			goto found;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return false;
+found:
+	s->hint = mid;
 	if (fetched_r != NULL)
-		*fetched_r = k->fetched;
+		*fetched_r = s->known[mid].fetched;
 	return true;
 }
 
 bool
-seen_contains(const struct seen *s, const char *uidl)
+seen_contains(struct seen *s, const char *uidl)
 {
 	return seen_lookup(s, uidl, NULL);
 }
@@ -660,6 +752,8 @@ seen_contains(const struct seen *s, const char *uidl)
 size_t
 seen_count(const struct seen *s)
 {
+	if (!s->loaded)
+		fatalx("seen_count before seen_load");
 	return s->nknown;
 }
 

@@ -87,6 +87,25 @@ int	seen_open(const char *state_dir, const char *user, const char *host,
 	    enum seen_mode mode, struct seen **s_r, struct pf_error *err);
 
 /*
+ * seen_open without loading the known UIDLs, for a caller that needs them
+ * only later (fetch: recovery and seen_any first, seen_load while the
+ * server is busy).  Until seen_load, seen_contains, seen_lookup and
+ * seen_count must not be called (a fatal error), nor seen_prune; the
+ * write calls work.  Same errors as seen_open.
+ */
+int	seen_open_unloaded(const char *state_dir, const char *user,
+	    const char *host, enum seen_mode mode, struct seen **s_r,
+	    struct pf_error *err);
+
+/* Load the known UIDLs from the database, replacing the in-memory set.
+ * Errors: PF_FAIL_IO, PF_FAIL_TEMP. */
+int	seen_load(struct seen *s, struct pf_error *err);
+
+/* Has the mailbox any seen UIDL?  One indexed query when the set is not
+ * loaded.  Errors: PF_FAIL_IO, PF_FAIL_TEMP. */
+int	seen_any(struct seen *s, bool *any_r, struct pf_error *err);
+
+/*
  * Close the database and free everything; clears *s_r.  NULL is fine.  The
  * last read-write connection to close takes the database out of WAL mode,
  * so that between runs it is a lone file, and SEEN_READ_ONLY opens and
@@ -99,12 +118,13 @@ const char *seen_path(const struct seen *s);
 
 /*
  * Is `uidl` in the seen-list?  O(log n) over the set loaded by seen_open
- * and kept equal to the database by seen_done, seen_pending_resolve and
- * seen_prune.  When known and fetched_r is not NULL, *fetched_r gets the
+ * or seen_load and kept equal to the database by seen_done,
+ * seen_pending_resolve and seen_prune; two comparisons when UIDLs are
+ * looked up in the set's (strcmp) order.  When known and fetched_r is not NULL, *fetched_r gets the
  * time it was first fetched (for delete_after_days).
  */
-bool	seen_contains(const struct seen *s, const char *uidl);
-bool	seen_lookup(const struct seen *s, const char *uidl, time_t *fetched_r);
+bool	seen_contains(struct seen *s, const char *uidl);
+bool	seen_lookup(struct seen *s, const char *uidl, time_t *fetched_r);
 
 /* Number of UIDLs in the in-memory set. */
 size_t	seen_count(const struct seen *s);

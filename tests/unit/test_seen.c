@@ -489,6 +489,25 @@ test_twenty_thousand(void **state)
 	assert_false(seen_contains(s, "UID"));
 	assert_false(seen_contains(s, "UID00000000"));
 	assert_false(seen_contains(s, "UID0020000"));
+	/* In the set's own order (as Dovecot lists them), each followed by
+	 * an absent UIDL that sorts just after it; then backwards. */
+	for (i = 0; i < N; i++) {
+		char key[40];
+
+		snprintf(key, sizeof(key), "UID%07zu", i);
+		assert_true(seen_contains(s, key));
+		strcat(key, "+");
+		assert_false(seen_contains(s, key));
+	}
+	assert_false(seen_contains(s, "UID9"));
+	for (i = N; i-- > 0;) {
+		char key[40];
+
+		snprintf(key, sizeof(key), "UID%07zu", i);
+		assert_true(seen_contains(s, key));
+		key[9] = '\0';		/* "UID000xxx": a prefix, absent */
+		assert_false(seen_contains(s, key));
+	}
 
 	/* The server lists all but ten. */
 	t0 = test_now();
