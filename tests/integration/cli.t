@@ -203,6 +203,33 @@ def _(tmp):
     error_line(r, "work")
 
 
+@T.test("a local failure is reported before a network one: Maildir path "
+        "taken by a file -> 74 with the server up or down; the run is recorded")
+def _(tmp):
+    pf, user, md = one(tmp, pftest.MailGen(21).messages(2, 800, 2000))
+    os.makedirs(os.path.dirname(md), exist_ok=True)
+    with open(md, "w") as f:
+        f.write("not a Maildir\n")
+    # The Maildir is opened while popfetch connects (design note, steps 2
+    # and 3 side by side): its error still comes first, and alone.
+    r = pf.run("fetch")
+    eq(r.rc, 74, str(r))
+    contains(error_line(r, "work"), md, "the error names the Maildir")
+    eq(dovecot().server_message_count(user), 2, "nothing deleted")
+    st = json.loads(pf.run("status", "--json").expect(0).stdout)[0]
+    eq(st["last_exit"], 74, "status: the run is recorded with its code")
+    pf.write_config(pftest.account_conf("work", maildir=md, **dict(
+        dovecot().account_options(user), port=pftest.free_port())))
+    r = pf.run("fetch")
+    eq(r.rc, 74, "server down too: still 74, " + str(r))
+    contains(error_line(r, "work"), md, "the error names the Maildir")
+    os.unlink(md)
+    r = pf.run("fetch")
+    eq(r.rc, 75, "Maildir fixed, server down: 75, " + str(r))
+    st = json.loads(pf.run("status", "--json").expect(0).stdout)[0]
+    eq(st["last_exit"], 75, "status: the connection failure is recorded")
+
+
 @T.test("password_command: first line of its output is the password")
 def _(tmp):
     user = new_user()
