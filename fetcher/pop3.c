@@ -133,10 +133,6 @@ struct pop3 {
 	unsigned	 stat_count;
 	const char	*mech_used;
 
-	/* pop3_list_ahead: asked for, then queued by the login */
-	enum list_ahead { AHEAD_NONE, AHEAD_UIDL, AHEAD_BOTH }
-			 list_ahead, list_queued;
-
 	/* QUIT sent with the last RETR (pop3_quit_after_retr) */
 	bool		 quit_after_retr;
 	enum { QUIT_NOT_SENT, QUIT_SENT, QUIT_DONE } quit;
@@ -813,37 +809,6 @@ static const char *const auth_method_names[] = {
 };
 
 /* USER/PASS, RFC 1939 §7.  *rejected_r: the server said -ERR. */
-/* The login failed with listing commands pipelined behind it: their
- * replies (-ERR, or worse) are not read, so the session is done. */
-static void
-list_ahead_unread(struct pop3 *s)
-{
-	if (s->list_queued != AHEAD_NONE)
-		s->broken = true;
-	s->list_queued = AHEAD_NONE;
-}
-
-void
-pop3_list_ahead(struct pop3 *s, bool sizes)
-{
-	s->list_ahead = sizes ? AHEAD_BOTH : AHEAD_UIDL;
-}
-
-/* Queue what pop3_list_ahead asked for (PIPELINING is known). */
-static int
-queue_list_ahead(struct pop3 *s, struct pf_error *err)
-{
-	if (s->list_ahead == AHEAD_NONE)
-		return 0;
-	if (queue_cmd(s, CMD_UIDL, 0, "UIDL", err) == -1 ||
-	    (s->list_ahead == AHEAD_BOTH &&
-	    queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1))
-		return -1;
-	s->list_queued = s->list_ahead;
-	s->list_ahead = AHEAD_NONE;
-	return 0;
-}
-
 static int
 auth_user(struct pop3 *s, const struct pop3_auth_params *p,
     bool *rejected_r, struct pf_error *err)
@@ -857,15 +822,16 @@ auth_user(struct pop3 *s, const struct pop3_auth_params *p,
 
 	cmd = xasprintf("USER %s", p->user);
 	if (s->capa.pipelining) {
-		/* One round trip: PASS goes with USER, and the listing
-		 * with them when asked for.  Both replies are read, so a
-		 * rejected USER leaves the session in step (unless the
-		 * listing went too: see below). */
+		/* One round trip: PASS goes with USER.  Both replies are
+		 * read, so a rejected USER leaves the session in step.
+		 * Nothing goes after PASS before its reply: Courier's login
+		 * process execs the mail session on success, and whatever
+		 * it had read after PASS is lost (the listing would never
+		 * be answered), although it offers PIPELINING. */
 		rc = queue_cmd(s, CMD_USER, 0, cmd, err);
 		free(cmd);
 		cmd = xasprintf("PASS %s", p->secret);
 		if (rc == -1 || queue_cmd(s, CMD_PASS, 0, cmd, err) == -1 ||
-		    queue_list_ahead(s, err) == -1 ||
 		    flush(s, err) == -1 ||
 		    read_reply(s, false, &kind, &line, &text, err) == -1) {
 			secret_free(&cmd);
@@ -880,7 +846,6 @@ auth_user(struct pop3 *s, const struct pop3_auth_params *p,
 			if (read_reply(s, false, &kind, &line, &text,
 			    &ignored) == -1)
 				s->broken = true;
-			list_ahead_unread(s);
 			return -1;
 		}
 		if (read_reply(s, false, &kind, &line, &text, err) == -1)
@@ -888,10 +853,8 @@ auth_user(struct pop3 *s, const struct pop3_auth_params *p,
 		if (kind == REPLY_OK)
 			return 0;
 		*rejected_r = true;
-		err_reply(line, text, PF_FAIL_AUTH, err,
+		return err_reply(line, text, PF_FAIL_AUTH, err,
 		    "authentication failed (USER/PASS)");
-		list_ahead_unread(s);
-		return -1;
 	}
 	rc = simple_cmd(s, CMD_USER, cmd, &line, &text, err);
 	free(cmd);
@@ -1094,8 +1057,8 @@ sasl_offered(const struct pop3 *s, const char *mech)
 	return !s->capa.known || pop3_has_sasl(s, mech);
 }
 
-static int
-auth_run(struct pop3 *s, const struct pop3_auth_params *p,
+int
+pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
     struct pf_error *err)
 {
 	enum auth_method cand[6];
@@ -1193,16 +1156,6 @@ auth_run(struct pop3 *s, const struct pop3_auth_params *p,
 	}
 	if (rc == 0)
 		s->mech_used = auth_method_names[cand[0]];
-	return rc;
-}
-
-int
-pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
-    struct pf_error *err)
-{
-	int rc = auth_run(s, p, err);
-
-	s->list_ahead = AHEAD_NONE;
 	return rc;
 }
 
@@ -1530,25 +1483,16 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 	int rc = -1;
 
 	*listing_r = NULL;
-	if (s->list_queued != AHEAD_NONE) {
-		/* Sent with the login (pop3_list_ahead): read LIST's reply
-		 * too if it went, whatever this call needs. */
-		list_sent = s->list_queued == AHEAD_BOTH;
-		sizes = sizes || list_sent;
-		s->list_queued = AHEAD_NONE;
-	} else {
-		/* RFC 2449 §6.6: with PIPELINING both go out in one
-		 * write. */
-		if (queue_cmd(s, CMD_UIDL, 0, "UIDL", err) == -1)
+	/* RFC 2449 §6.6: with PIPELINING both go out in one write. */
+	if (queue_cmd(s, CMD_UIDL, 0, "UIDL", err) == -1)
+		goto out;
+	if (sizes && s->capa.pipelining) {
+		if (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1)
 			goto out;
-		if (sizes && s->capa.pipelining) {
-			if (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1)
-				goto out;
-			list_sent = true;
-		}
-		if (flush(s, err) == -1)
-			goto out;
+		list_sent = true;
 	}
+	if (flush(s, err) == -1)
+		goto out;
 	if (read_reply(s, false, &kind, &line, &text, err) == -1)
 		goto out;
 	if (kind == REPLY_ERR) {

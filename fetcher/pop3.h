@@ -201,17 +201,6 @@ int	pop3_stls(struct pop3 *s, struct pf_error *err);
 int	pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
 	    struct pf_error *err);
 
-/*
- * Ask the next pop3_auth to send the listing commands with its last line
- * when it can (USER/PASS under PIPELINING, RFC 2449 §6.6): UIDL, and LIST
- * when `sizes`.  That saves a round trip; the next pop3_list_messages
- * (sizes) or pop3_list_uidls (not) reads their replies as if it had sent
- * them.  If the login fails, their replies stay unread and the session is
- * no longer usable (pop3_is_synchronised() is false).  pop3_auth forgets
- * the request whether it used it or not.
- */
-void	pop3_list_ahead(struct pop3 *s, bool sizes);
-
 /* The mechanism that logged in ("SCRAM-SHA-256", "PLAIN", "XOAUTH2",
  * "USER", "APOP"), or NULL before. */
 const char *pop3_auth_mechanism(const struct pop3 *s);

@@ -11,10 +11,11 @@
  *     again); then popfetch's leftovers in tmp/ are removed.
  *  3. Get the secret, connect, TLS, CAPA, [STLS, TLS, CAPA], authenticate.
  *     Nothing local has changed yet.  Step 2 runs in a thread meanwhile
- *     (prep_begin): neither step touches what the other one does, and
- *     authentication waits for both, since the listing commands it may
- *     send along (step 4) depend on the seen-list.  If either failed, the
- *     run ends there, step 2's error first.
+ *     (prep_begin): neither step touches what the other one does.
+ *     Authentication waits for step 2 but for the load of the seen-list
+ *     (which goes on during the login), so that a local failure ends the
+ *     run before the password is sent; if either step failed, the run
+ *     ends there, step 2's error first.
  *  4. UIDL + LIST; prune the seen-list of UIDLs the server no longer lists
  *     (one transaction; a kill leaves it pruned or not, both fine).
  *  5. RETR the new messages (pipelined when offered), each streamed into
@@ -462,9 +463,9 @@ done:
 /* ---- the local start of a run (design note, step 2) ---- */
 
 /*
- * Step 2 runs in two parts: up to `ready` (everything the login needs to
- * know: whether the seen-list is empty), then the load of the known
- * UIDLs, which the listing needs only once the server answers.
+ * Step 2 runs in two parts: up to `ready` (all that can fail for a local
+ * reason, and whether the seen-list is empty), then the load of the known
+ * UIDLs, which only the listing needs: it goes on during the login.
  */
 struct prep {
 	struct run	*r;
@@ -996,13 +997,7 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 			err = prep.err;
 		goto fail;
 	}
-	/* A mailbox fetched before usually has little or nothing new: UIDL
-	 * alone, and LIST only if something is new (fetch_mail).  A first
-	 * run needs every size: both in one round trip.  With PIPELINING
-	 * they go out with the login (pop3_list_ahead), while step 2 still
-	 * loads the seen-list. */
-	sizes = opts->dry_run || !prep.any_seen;
-	pop3_list_ahead(r.pop3, sizes);
+	/* Step 2 goes on loading the seen-list during the login. */
 	crc = login(&r, &err);
 	prep_end(&prep);
 	run_begun = prep.run_begun;
@@ -1012,6 +1007,10 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	}
 	if (crc == -1)
 		goto fail;
+	/* A mailbox fetched before usually has little or nothing new: UIDL
+	 * alone, and LIST only if something is new (fetch_mail).  A first
+	 * run needs every size: both in one round trip. */
+	sizes = opts->dry_run || !prep.any_seen;
 	if (!sizes) {
 		if (pop3_list_uidls(r.pop3, &r.listing, &err) == -1)
 			goto fail;
