@@ -49,7 +49,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +66,7 @@
 #include "run.h"
 #include "secret.h"
 #include "seen.h"
+#include "thread.h"
 #include "xmalloc.h"
 
 /* Finished deliveries awaiting their group commit (design note, step 6). */
@@ -538,15 +538,10 @@ prep_main(void *arg)
 static void
 prep_begin(struct prep *p)
 {
-	sigset_t all, old;
-
 	pf_error_clear(&p->err);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cond, NULL);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	p->threaded = pthread_create(&p->thread, NULL, prep_main, p) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	p->threaded = pf_thread_start(&p->thread, NULL, prep_main, p) == 0;
 	if (!p->threaded) {
 		log_debug("%s: no thread for the local start: in turn",
 		    p->r->name);

@@ -71,6 +71,7 @@
 #include "log.h"
 #include "maildir.h"
 #include "params.h"
+#include "thread.h"
 #include "xmalloc.h"
 
 /* The suffix that marks a tmp/ file as popfetch's. */
@@ -426,21 +427,17 @@ static void
 sync_start(struct maildir_syncer *s)
 {
 	pthread_attr_t attr;
-	sigset_t all, old;
 	size_t i;
 
 	s->started = true;
 	if (pthread_attr_init(&attr) != 0)
 		return;
 	(void)pthread_attr_setstacksize(&attr, MAILDIR_SYNC_STACK);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (i = 0; i < MAILDIR_SYNC_THREADS; i++) {
-		if (pthread_create(&s->threads[i], &attr, sync_main, s) != 0)
+		if (pf_thread_start(&s->threads[i], &attr, sync_main, s) != 0)
 			break;
 		s->nthreads++;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (s->nthreads == 0)
 		log_debug("cannot start fsync threads: fsyncing in turn");
