@@ -1880,10 +1880,10 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 		done++;
 	}
 	/*
-	 * Every byte is in: QUIT now, its reply read by pop3_quit, after the
-	 * caller's group commit.  Not earlier: a server may close as soon
-	 * as it has handled QUIT, dropping output we have not read yet
-	 * (Dovecot does, with a slow client).
+	 * Every byte is in: QUIT now, its reply read (if at all: see
+	 * pop3_quit_nowait) after the caller's group commit.  Not earlier:
+	 * a server may close as soon as it has handled QUIT, dropping output
+	 * we have not read yet (Dovecot does, with a slow client).
 	 */
 	if (s->quit_after_retr && s->quit == QUIT_NOT_SENT) {
 		if (queue_cmd(s, CMD_QUIT, 0, "QUIT", err) == -1 ||

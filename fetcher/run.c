@@ -15,7 +15,11 @@
  *     Authentication waits for step 2 but for the load of the seen-list
  *     (which goes on during the login), so that a local failure ends the
  *     run before the password is sent; if either step failed, the run
- *     ends there, step 2's error first.
+ *     ends there, step 2's error first.  A password_command waits for
+ *     step 2 too (it may prompt), and a failed step 2 stops step 3 at its
+ *     next stage.  Step 2 can take seconds (a busy database, a large
+ *     tmp/ to clean): the server then waits in its AUTHORIZATION state,
+ *     well within RFC 1939's ten-minute autologout.
  *  4. UIDL + LIST; prune the seen-list of UIDLs the server no longer lists
  *     (one transaction; a kill leaves it pruned or not, both fine).
  *  5. RETR the new messages (pipelined when offered), each streamed into
@@ -182,10 +186,20 @@ progress_draw(struct run *r, bool force)
 
 /* ---- connection and login ---- */
 
-/* The secret (when needed), then connect, TLS as configured, greeting,
- * CAPA, STLS: everything up to the login. */
+/* The account's secret: its password, or its password_command's output. */
 static int
-connect_session(struct run *r, bool need_secret, struct pf_error *err)
+get_secret(struct run *r, struct pf_error *err)
+{
+	const struct conf_account *a = r->acct;
+
+	return secret_get(a->password, a->password_command, a->timeout,
+	    &r->secret, err);
+}
+
+/* Connect, TLS as configured, greeting, CAPA, STLS: everything up to the
+ * login. */
+static int
+connect_session(struct run *r, struct pf_error *err)
 {
 	const struct conf_account *a = r->acct;
 	struct tls_settings ts = {
@@ -196,10 +210,6 @@ connect_session(struct run *r, bool need_secret, struct pf_error *err)
 	};
 
 	memcpy(ts.fingerprint, a->tls_fingerprint, sizeof(ts.fingerprint));
-	/* The secret first: a failing password_command costs no connection. */
-	if (need_secret && secret_get(a->password, a->password_command,
-	    a->timeout, &r->secret, err) == -1)
-		return -1;
 	if (conn_open(a->host, a->port, a->timeout, &r->conn, err) == -1)
 		return -1;
 	if (a->tls == CONF_TLS_IMPLICIT &&
@@ -222,7 +232,7 @@ connect_session(struct run *r, bool need_secret, struct pf_error *err)
 	return 0;
 }
 
-/* Authenticate with the secret connect_session got, then forget it. */
+/* Authenticate with the secret get_secret got, then forget it. */
 static int
 login(struct run *r, struct pf_error *err)
 {
@@ -242,11 +252,13 @@ login(struct run *r, struct pf_error *err)
 	return 0;
 }
 
-/* Connect and, when need_secret, log in. */
+/* Connect and, when need_secret, log in.  The secret first: a failing
+ * password_command costs no connection. */
 static int
 connect_and_login(struct run *r, bool need_secret, struct pf_error *err)
 {
-	if (connect_session(r, need_secret, err) == -1)
+	if ((need_secret && get_secret(r, err) == -1) ||
+	    connect_session(r, err) == -1)
 		return -1;
 	return need_secret ? login(r, err) : 0;
 }
@@ -548,6 +560,18 @@ prep_begin(struct prep *p)
 		p->rc = prep_local(p);
 		p->ready = p->done = true;
 	}
+}
+
+/* Has step 2 failed already?  (Without waiting.) */
+static bool
+prep_failed(struct prep *p)
+{
+	bool failed;
+
+	pthread_mutex_lock(&p->mu);
+	failed = p->done && p->rc == -1;
+	pthread_mutex_unlock(&p->mu);
+	return failed;
 }
 
 /*
@@ -981,10 +1005,22 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	if (lock_acquire(conf->state_dir, acct->user, acct->host, &r.lock,
 	    &err) == -1)
 		goto fail;
-	/* Design note, steps 2 and 3 side by side; a failure of step 2
-	 * is reported first, as if it had run alone. */
+	/*
+	 * Design note, steps 2 and 3 side by side; a failure of step 2 is
+	 * reported first, as if it had run alone, and once it is known it
+	 * stops step 3 from going further.  A password_command (it may ask
+	 * for a passphrase) waits for step 2's first part: a run that cannot
+	 * go on costs no prompt.  The secret first: a failing
+	 * password_command costs no connection.
+	 */
 	prep_begin(&prep);
-	crc = connect_session(&r, true, &err);
+	crc = 0;
+	if (acct->password_command != NULL)
+		(void)prep_wait_ready(&prep);
+	if (!prep_failed(&prep))
+		crc = get_secret(&r, &err);
+	if (crc == 0 && !prep_failed(&prep))
+		crc = connect_session(&r, &err);
 	if (prep_wait_ready(&prep) == -1 || crc == -1) {
 		prep_end(&prep);
 		run_begun = prep.run_begun;

@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +31,9 @@
 static int	 verbosity;
 static bool	 use_syslog;
 static bool	 progress_mode;		/* progress lines may be on stderr */
-static bool	 progress_shown;	/* ours is on screen now */
+/* Ours is on screen now.  Atomic: a helper thread may log (fetcher/run.c's
+ * local start) while the main thread does. */
+static atomic_bool progress_shown;
 
 void
 log_init(int v, bool sys)

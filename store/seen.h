@@ -120,8 +120,9 @@ const char *seen_path(const struct seen *s);
  * Is `uidl` in the seen-list?  O(log n) over the set loaded by seen_open
  * or seen_load and kept equal to the database by seen_done,
  * seen_pending_resolve and seen_prune; two comparisons when UIDLs are
- * looked up in the set's (strcmp) order.  When known and fetched_r is not NULL, *fetched_r gets the
- * time it was first fetched (for delete_after_days).
+ * looked up in the set's (strcmp) order.  When known and fetched_r is not
+ * NULL, *fetched_r gets the time it was first fetched (for
+ * delete_after_days).
  */
 bool	seen_contains(struct seen *s, const char *uidl);
 bool	seen_lookup(struct seen *s, const char *uidl, time_t *fetched_r);

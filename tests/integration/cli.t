@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -204,7 +205,8 @@ def _(tmp):
 
 
 @T.test("a local failure is reported before a network one: Maildir path "
-        "taken by a file -> 74 with the server up or down; the run is recorded")
+        "taken by a file -> 74 with the server up or down, no password_command "
+        "run, no login; the run is recorded")
 def _(tmp):
     pf, user, md = one(tmp, pftest.MailGen(21).messages(2, 800, 2000))
     os.makedirs(os.path.dirname(md), exist_ok=True)
@@ -228,6 +230,26 @@ def _(tmp):
     eq(r.rc, 75, "Maildir fixed, server down: 75, " + str(r))
     st = json.loads(pf.run("status", "--json").expect(0).stdout)[0]
     eq(st["last_exit"], 75, "status: the connection failure is recorded")
+    # A password_command (it may prompt) is not run for a run that
+    # cannot go on, and nothing logs in.
+    ok(os.path.isdir(os.path.join(md, "new")), "the last run made the Maildir")
+    shutil.rmtree(md)
+    logins = login_methods(user)     # the test's own (server_message_count)
+    with open(md, "w") as f:
+        f.write("not a Maildir\n")
+    marker = pf.path("password_command-ran")
+    o = dovecot().account_options(user)
+    o["password_command"] = "touch %s; echo %s" % (marker, o.pop("password"))
+    pf.write_config(pftest.account_conf("work", maildir=md, **o))
+    r = pf.run("fetch")
+    eq(r.rc, 74, "password_command account: " + str(r))
+    ok(not os.path.exists(marker), "password_command not run")
+    eq(login_methods(user), logins, "no login by popfetch")
+    os.unlink(md)
+    r = pf.run("fetch")
+    eq(r.rc, 0, "Maildir fixed: " + str(r))
+    ok(os.path.exists(marker), "password_command run")
+    eq(len(pftest.read_maildir(md)), 2, "both messages fetched")
 
 
 @T.test("password_command: first line of its output is the password")
