@@ -223,6 +223,19 @@ log_progress_clear(void)
 	progress_shown = false;
 }
 
+/*
+ * Exit 70.  From a helper thread (fetcher/run.c's local start, the fsync
+ * threads) without atexit handlers: OpenSSL's would clean up under the
+ * main thread's feet, in the middle of a handshake, say.
+ */
+static void __attribute__((noreturn))
+die(void)
+{
+	if (gettid() != getpid())
+		_exit(70);
+	exit(70);
+}
+
 void
 fatal(const char *fmt, ...)
 {
@@ -232,7 +245,7 @@ fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(LOG_LEVEL_ERROR, "popfetch: fatal: ", saved, fmt, ap);
 	va_end(ap);
-	exit(70);
+	die();
 }
 
 void
@@ -243,5 +256,5 @@ fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(LOG_LEVEL_ERROR, "popfetch: fatal: ", 0, fmt, ap);
 	va_end(ap);
-	exit(70);
+	die();
 }

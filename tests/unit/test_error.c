@@ -1,16 +1,23 @@
 /* test_error.c - the error object and the category -> exit code map. */
 #include "config.h"
 
+#include <sys/wait.h>
+
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "error.h"
+#include "log.h"
 
 static void
 test_exit_codes(void **state)
@@ -78,6 +85,69 @@ test_meanings(void **state)
 	assert_string_equal(pf_exit_meaning(12), "exit 12");
 }
 
+/* fatalx: exit 70; the atexit handlers run only from the main thread. */
+static int atexit_fd = -1;
+
+static void
+atexit_mark(void)
+{
+	(void)write(atexit_fd, "x", 1);
+}
+
+static void *
+fatal_thread(void *arg)
+{
+	(void)arg;
+	fatalx("from a helper thread");
+}
+
+static void
+fatal_in(bool in_thread, int *status_r, bool *atexit_ran_r)
+{
+	int fds[2], devnull;
+	pthread_t t;
+	pid_t pid;
+	char c;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		close(fds[0]);
+		atexit_fd = fds[1];
+		atexit(atexit_mark);
+		devnull = open("/dev/null", O_WRONLY);
+		dup2(devnull, STDERR_FILENO);
+		if (in_thread) {
+			if (pthread_create(&t, NULL, fatal_thread, NULL) == 0)
+				pthread_join(t, NULL);
+			_exit(99);
+		}
+		fatalx("from the main thread");
+	}
+	close(fds[1]);
+	*atexit_ran_r = read(fds[0], &c, 1) == 1;
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, status_r, 0), pid);
+}
+
+static void
+test_fatal_from_threads(void **state)
+{
+	bool ran;
+	int st;
+
+	(void)state;
+	fatal_in(false, &st, &ran);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 70);
+	assert_true(ran);
+	fatal_in(true, &st, &ran);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 70);
+	assert_false(ran);
+}
+
 int
 main(void)
 {
@@ -87,6 +157,7 @@ main(void)
 		cmocka_unit_test(test_server_words_sanitised),
 		cmocka_unit_test(test_server_words_cut),
 		cmocka_unit_test(test_meanings),
+		cmocka_unit_test(test_fatal_from_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
