@@ -1200,6 +1200,35 @@ struct uid_entry {
 	char		*uid;
 };
 
+/*
+ * qsort, unless one pass finds base in order already, as servers usually
+ * list (by number, and Dovecot's hexadecimal UIDs by string too).  n may
+ * be 0 with a NULL base (which qsort does not take: UBSan).
+ */
+static void
+sort_unless_ordered(void *base, size_t n, size_t size,
+    int (*cmp)(const void *, const void *))
+{
+	const char *p = base;
+	size_t i;
+
+	for (i = 1; i < n; i++)
+		if (cmp(p + (i - 1) * size, p + i * size) > 0) {
+			qsort(base, n, size, cmp);
+			return;
+		}
+}
+
+/* qsort/bsearch order of pop3_msg by number. */
+static int
+cmp_msg_number(const void *a, const void *b)
+{
+	unsigned x = ((const struct pop3_msg *)a)->number;
+	unsigned y = ((const struct pop3_msg *)b)->number;
+
+	return (x > y) - (x < y);
+}
+
 static int
 cmp_uid_number(const void *a, const void *b)
 {
@@ -1406,11 +1435,7 @@ merge_uidl(struct pop3_msg *msgs, size_t nmsgs, struct uid_entry *ents,
 	byuid = xreallocarray(NULL, nents, sizeof(*byuid));
 	for (i = 0; i < nents; i++)
 		byuid[i] = &ents[i];
-	for (i = 1; i < nents; i++)
-		if (cmp_uid_string(&byuid[i - 1], &byuid[i]) > 0)
-			break;
-	if (i < nents)
-		qsort(byuid, nents, sizeof(*byuid), cmp_uid_string);
+	sort_unless_ordered(byuid, nents, sizeof(*byuid), cmp_uid_string);
 	for (i = 1; i < nents; i++)
 		if (strcmp(byuid[i - 1]->uid, byuid[i]->uid) == 0) {
 			snprintf(line, sizeof(line), "%u %s",
@@ -1422,13 +1447,9 @@ merge_uidl(struct pop3_msg *msgs, size_t nmsgs, struct uid_entry *ents,
 			goto out;
 		}
 
-	/* An empty UIDL listing has ents == NULL: qsort and bsearch take
-	 * no NULL base, even with no elements (UBSan). */
-	for (i = 1; i < nents; i++)
-		if (ents[i - 1].number > ents[i].number)
-			break;
-	if (i < nents)
-		qsort(ents, nents, sizeof(*ents), cmp_uid_number);
+	/* An empty UIDL listing has ents == NULL: bsearch takes no NULL
+	 * base, even with no elements (UBSan). */
+	sort_unless_ordered(ents, nents, sizeof(*ents), cmp_uid_number);
 	for (i = 0; i < nmsgs; i++) {
 		key.number = msgs[i].number;
 		/* Both lists in the same order, as usual: no search. */
@@ -1509,39 +1530,36 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 		if (read_uidl_body(s, &ents, &nents, err) == -1)
 			goto out;
 	}
+	l = xcalloc(1, sizeof(*l));
+	l->has_uidl = has_uidl;
 	if (has_uidl && !sizes) {
 		/* The messages are UIDL's; merge_uidl checks the unique-ids. */
-		l = xcalloc(1, sizeof(*l));
-		l->has_uidl = true;
 		l->msgs = xcalloc(nents + 1, sizeof(*l->msgs));
 		for (i = 0; i < nents; i++)
 			l->msgs[i].number = ents[i].number;
 		l->count = nents;
-		if (merge_uidl(l->msgs, l->count, ents, nents, err) == -1)
+	} else {
+		if (!list_sent &&
+		    (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1 ||
+		    flush(s, err) == -1))
 			goto out;
-		*listing_r = l;
-		l = NULL;
-		rc = 0;
-		goto out;
+		if (read_reply(s, false, &kind, &line, &text, err) == -1)
+			goto out;
+		if (kind == REPLY_ERR) {
+			err_reply(line, text, PF_FAIL_PROTO, err, "LIST failed");
+			goto out;
+		}
+		l->sizes_known = true;
+		if (read_list_body(s, &l->msgs, &l->count, err) == -1)
+			goto out;
 	}
-	if (!list_sent &&
-	    (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1 ||
-	    flush(s, err) == -1))
-		goto out;
-	if (read_reply(s, false, &kind, &line, &text, err) == -1)
-		goto out;
-	if (kind == REPLY_ERR) {
-		err_reply(line, text, PF_FAIL_PROTO, err, "LIST failed");
-		goto out;
-	}
-	l = xcalloc(1, sizeof(*l));
-	l->has_uidl = has_uidl;
-	l->sizes_known = true;
-	if (read_list_body(s, &l->msgs, &l->count, err) == -1)
-		goto out;
 	if (has_uidl &&
 	    merge_uidl(l->msgs, l->count, ents, nents, err) == -1)
 		goto out;
+	/* SPEC §7: max_messages takes the lowest message numbers first,
+	 * whatever order the server listed them in. */
+	sort_unless_ordered(l->msgs, l->count, sizeof(*l->msgs),
+	    cmp_msg_number);
 	*listing_r = l;
 	l = NULL;
 	rc = 0;
@@ -1567,16 +1585,6 @@ pop3_list_uidls(struct pop3 *s, struct pop3_listing **listing_r,
 	return list_messages(s, false, listing_r, err);
 }
 
-/* qsort/bsearch order of pop3_msg by number. */
-static int
-cmp_msg_number(const void *a, const void *b)
-{
-	unsigned x = ((const struct pop3_msg *)a)->number;
-	unsigned y = ((const struct pop3_msg *)b)->number;
-
-	return (x > y) - (x < y);
-}
-
 int
 pop3_list_sizes(struct pop3 *s, struct pop3_listing *l, struct pf_error *err)
 {
@@ -1597,8 +1605,7 @@ pop3_list_sizes(struct pop3 *s, struct pop3_listing *l, struct pf_error *err)
 		return err_reply(line, text, PF_FAIL_PROTO, err, "LIST failed");
 	if (read_list_body(s, &sized, &n, err) == -1)
 		return -1;
-	if (n > 1)
-		qsort(sized, n, sizeof(*sized), cmp_msg_number);
+	sort_unless_ordered(sized, n, sizeof(*sized), cmp_msg_number);
 	/* The same messages as UIDL's, no more (numbers are unique in
 	 * both, read_*_body checked), no fewer. */
 	for (i = 0; i < l->count; i++) {

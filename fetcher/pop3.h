@@ -89,7 +89,8 @@ struct pop3_msg {
 					   NULL when the server has no UIDL */
 };
 
-/* The listing: messages in server order (the order LIST sent them). */
+/* The listing: messages in message-number order, whatever order the server
+ * listed them in. */
 struct pop3_listing {
 	struct pop3_msg	*msgs;
 	size_t		 count;

@@ -424,16 +424,6 @@ commit_all(struct run *r, struct pf_error *err)
 
 /* ---- the steps of a fetch ---- */
 
-/* qsort order of a listing: by message number. */
-static int
-msg_number_cmp(const void *a, const void *b)
-{
-	unsigned x = ((const struct pop3_msg *)a)->number;
-	unsigned y = ((const struct pop3_msg *)b)->number;
-
-	return (x > y) - (x < y);
-}
-
 /* Design note step 2: decide every pending delivery, clean tmp/. */
 static int
 recover(struct run *r, struct pf_error *err)
@@ -620,7 +610,7 @@ want_delete(const struct run *r, const struct pop3_msg *m, time_t now)
 	    (int64_t)r->acct->delete_after_days * 86400;
 }
 
-/* The listed messages that are not seen, in server order: a new array of
+/* The listed messages that are not seen, in number order: a new array of
  * borrowed pointers into r->listing. */
 static const struct pop3_msg **
 select_unseen(struct run *r, size_t *n_r)
@@ -993,7 +983,6 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	struct prep prep = { .r = &r, .start = time(NULL) };
 	bool run_begun = false, sizes;
 	char b1[32];
-	size_t i;
 	int code, crc;
 
 	pf_error_clear(&err);
@@ -1047,14 +1036,6 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 			goto fail;
 	} else if (pop3_list_messages(r.pop3, &r.listing, &err) == -1)
 		goto fail;
-	/* SPEC §7: max_messages takes the lowest message numbers first,
-	 * whatever order the server listed them in. */
-	for (i = 1; i < r.listing->count; i++)
-		if (r.listing->msgs[i - 1].number > r.listing->msgs[i].number)
-			break;
-	if (i < r.listing->count)
-		qsort(r.listing->msgs, r.listing->count,
-		    sizeof(*r.listing->msgs), msg_number_cmp);
 	if (opts->dry_run) {
 		if (dry_run(&r, &err) == -1)
 			goto fail;
