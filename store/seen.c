@@ -341,8 +341,8 @@ known_free(struct known *k, size_t n)
 
 /* Load the mailbox's UIDLs, already sorted by the primary key, in place of
  * whatever the set held. */
-static int
-known_load(struct seen *s, struct pf_error *err)
+int
+seen_load(struct seen *s, struct pf_error *err)
 {
 	sqlite3_stmt *st = NULL;
 	size_t cap = 0;
@@ -605,12 +605,6 @@ seen_open(const char *state_dir, const char *user, const char *host,
 }
 
 int
-seen_load(struct seen *s, struct pf_error *err)
-{
-	return known_load(s, err);
-}
-
-int
 seen_any(struct seen *s, bool *any_r, struct pf_error *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -703,27 +697,17 @@ seen_lookup(struct seen *s, const char *uidl, time_t *fetched_r)
 
 	if (!s->loaded)
 		fatalx("seen_lookup before seen_load");
+	/* Narrow [lo, hi) to the hint's entry, or the one just after it. */
 	if (h < hi) {
 		c = strcmp(uidl, s->known[h].uidl);
-		if (c == 0) {
-			mid = h;
-			goto found;
-		}
 		if (c < 0)
 			hi = h;
-		else {
+		else if (c == 0 || (h + 1 < hi &&
+		    strcmp(uidl, s->known[h + 1].uidl) <= 0)) {
+			lo = c == 0 ? h : h + 1;
+			hi = lo + 1;
+		} else
 			lo = h + 1;
-			if (lo < hi) {
-				c = strcmp(uidl, s->known[lo].uidl);
-				if (c == 0) {
-					mid = lo;
-					goto found;
-				}
-				if (c < 0)
-					return false;
-				lo++;
-			}
-		}
 	}
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
