@@ -552,34 +552,21 @@ prep_begin(struct prep *p)
 	}
 }
 
-/* Has step 2 failed already?  (Without waiting.) */
-static bool
-prep_failed(struct prep *p)
-{
-	bool failed;
-
-	pthread_mutex_lock(&p->mu);
-	failed = p->done && p->rc == -1;
-	pthread_mutex_unlock(&p->mu);
-	return failed;
-}
-
 /*
- * Wait for the first part of step 2.  Returns -1 if step 2 failed (then
- * it is over, p->rc and p->err final), else 0 with p->any_seen and
- * p->run_begun set.
+ * Has step 2 failed?  With `wait`, first wait for its first part: then
+ * false means that p->any_seen and p->run_begun are set.
  */
-static int
-prep_wait_ready(struct prep *p)
+static bool
+prep_failed(struct prep *p, bool wait)
 {
 	bool failed;
 
 	pthread_mutex_lock(&p->mu);
-	while (!p->ready && !p->done)
+	while (wait && !p->ready && !p->done)
 		pthread_cond_wait(&p->cond, &p->mu);
 	failed = p->done && p->rc == -1;
 	pthread_mutex_unlock(&p->mu);
-	return failed ? -1 : 0;
+	return failed;
 }
 
 /* Wait for all of step 2: p->rc and p->err are final. */
@@ -1004,21 +991,13 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	 */
 	prep_begin(&prep);
 	crc = 0;
-	if (acct->password_command != NULL)
-		(void)prep_wait_ready(&prep);
-	if (!prep_failed(&prep))
+	if (!prep_failed(&prep, acct->password_command != NULL))
 		crc = get_secret(&r, &err);
-	if (crc == 0 && !prep_failed(&prep))
+	if (crc == 0 && !prep_failed(&prep, false))
 		crc = connect_session(&r, &err);
-	if (prep_wait_ready(&prep) == -1 || crc == -1) {
-		prep_end(&prep);
-		run_begun = prep.run_begun;
-		if (prep.rc == -1)
-			err = prep.err;
-		goto fail;
-	}
 	/* Step 2 goes on loading the seen-list during the login. */
-	crc = login(&r, &err);
+	if (crc == 0 && !prep_failed(&prep, true))
+		crc = login(&r, &err);
 	prep_end(&prep);
 	run_begun = prep.run_begun;
 	if (prep.rc == -1) {
