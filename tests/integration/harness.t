@@ -780,7 +780,6 @@ raise RuntimeError("script crashed")
     like(out, r"(?m)^1\.\.6$")
 
 
-
 @T.test("Suite.later: per-test cleanups run when the test ends, pass or fail, "
         "last first; a failing one is reported and the rest still run")
 def _():
