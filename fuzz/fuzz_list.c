@@ -11,7 +11,8 @@
  * each segment readable once the command(s) it answers have been written.
  *
  * Checks: the commands sent; on success the listing is what the replies
- * say (a small model reads LIST's lines in order and UIDL's unique-ids),
+ * say, in message-number order (a small model reads LIST's lines, sorts
+ * them by number, and UIDL's unique-ids),
  * and every listed message has a number
  * in 1..max (STAT's count when known), no duplicates, and, when the server
  * had UIDL, a unique-id of 1..POP3_UIDL_MAX octets in 0x21..0x7E, no
@@ -155,9 +156,24 @@ digits(const uint8_t *p, size_t len, size_t *used)
 	return v;
 }
 
+/* A LIST line of the model: its number and where it is. */
+struct model_line {
+	uint64_t	 num;
+	size_t		 idx;
+};
+
+static int
+cmp_model_line(const void *a, const void *b)
+{
+	uint64_t x = ((const struct model_line *)a)->num;
+	uint64_t y = ((const struct model_line *)b)->num;
+
+	return (x > y) - (x < y);
+}
+
 /*
- * On success the listing is what the replies say: LIST's lines in order
- * (number, size), and each number's unique-id from the UIDL reply.  The
+ * On success the listing is what the replies say: LIST's lines (number,
+ * size) in number order, and each number's unique-id from the UIDL reply.  The
  * UIDL reply starts at ustart; the LIST reply follows it in the stream
  * (whatever the segments: the client reads one byte stream).
  */
@@ -168,7 +184,8 @@ check_model(const struct pop3_listing *l, const uint8_t *s, size_t len,
 	enum { MAXL = 8192 };
 	static const uint8_t *uline[MAXL], *lline[MAXL];
 	static size_t ulen[MAXL], llen[MAXL];
-	size_t pos = ustart, i, j, k, used;
+	static struct model_line order[MAXL];
+	size_t pos = ustart, i, j, k, m, used;
 	long nu, nl;
 	uint64_t num;
 
@@ -181,11 +198,19 @@ check_model(const struct pop3_listing *l, const uint8_t *s, size_t len,
 	FZ_CHECK(nl >= 0 && (size_t)nl == l->count);
 	FZ_CHECK(l->has_uidl == (nu >= 0));
 	for (i = 0; i < l->count; i++) {
-		num = digits(lline[i], llen[i], &used);
+		order[i].num = digits(lline[i], llen[i], &used);
+		order[i].idx = i;
+	}
+	if (l->count > 1)
+		qsort(order, l->count, sizeof(*order), cmp_model_line);
+	for (i = 0; i < l->count; i++) {
+		m = order[i].idx;
+		num = order[i].num;
 		FZ_CHECK(num == l->msgs[i].number);
-		FZ_CHECK(used < llen[i] && lline[i][used] == ' ');
+		digits(lline[m], llen[m], &used);
+		FZ_CHECK(used < llen[m] && lline[m][used] == ' ');
 		k = used + 1;
-		FZ_CHECK(digits(lline[i] + k, llen[i] - k, &used) ==
+		FZ_CHECK(digits(lline[m] + k, llen[m] - k, &used) ==
 		    l->msgs[i].size);
 		if (nu < 0)
 			continue;
