@@ -52,6 +52,7 @@
 
 #define CONF_SYSTEM_PATH	"/etc/popfetch.conf"
 #define CONF_DEFAULT_TIMEOUT	60
+#define CONF_DEFAULT_FORGET_AFTER_DAYS	30
 #define CONF_PORT_POP3S		995
 #define CONF_PORT_POP3		110
 
@@ -88,6 +89,7 @@ enum opt_id {
 	OPT_MAILDIR,
 	OPT_DELETE,
 	OPT_DELETE_AFTER_DAYS,
+	OPT_FORGET_AFTER_DAYS,
 	OPT_MAX_SIZE,
 	OPT_MAX_MESSAGES,
 	OPT_RECEIVED_HEADER,
@@ -122,6 +124,8 @@ static const struct opt_def opt_table[OPT_COUNT] = {
 	[OPT_MAILDIR] =		{ "maildir", KIND_PATH, BOTH, 0, 0 },
 	[OPT_DELETE] =		{ "delete", KIND_BOOL, BOTH, 0, 0 },
 	[OPT_DELETE_AFTER_DAYS] = { "delete_after_days", KIND_NUMBER, BOTH, 0,
+				    CONF_DELETE_AFTER_DAYS_MAX },
+	[OPT_FORGET_AFTER_DAYS] = { "forget_after_days", KIND_NUMBER, BOTH, 0,
 				    CONF_DELETE_AFTER_DAYS_MAX },
 	[OPT_MAX_SIZE] =	{ "max_size", KIND_NUMBER, BOTH, 0, INT64_MAX },
 	[OPT_MAX_MESSAGES] =	{ "max_messages", KIND_NUMBER, BOTH, 0, UINT_MAX },
@@ -1091,6 +1095,9 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 	a->delete = eff_bool(effective(sec, si, OPT_DELETE), false);
 	a->delete_after_days = (unsigned)eff_number(effective(sec, si,
 	    OPT_DELETE_AFTER_DAYS), OPT_DELETE_AFTER_DAYS, 0);
+	a->forget_after_days = (unsigned)eff_number(effective(sec, si,
+	    OPT_FORGET_AFTER_DAYS), OPT_FORGET_AFTER_DAYS,
+	    CONF_DEFAULT_FORGET_AFTER_DAYS);
 	a->max_size = eff_number(effective(sec, si, OPT_MAX_SIZE),
 	    OPT_MAX_SIZE, 0);
 	a->max_messages = (unsigned)eff_number(effective(sec, si,

@@ -46,6 +46,9 @@ struct conf_account {
 	char		*maildir;		/* `~` expanded */
 	bool		 delete;
 	unsigned	 delete_after_days;
+	unsigned	 forget_after_days;	/* days a UIDL may be missing from
+						 * the listings before it is
+						 * forgotten; 0: at once */
 	uint64_t	 max_size;		/* bytes, 0 = no limit */
 	unsigned	 max_messages;		/* 0 = no limit */
 	bool		 received_header;

@@ -126,6 +126,7 @@ check_conf(const struct conf *conf)
 		    strpbrk(a->password, "\r\n") == NULL);
 		FZ_CHECK(a->timeout >= 1 && a->timeout <= CONF_TIMEOUT_MAX);
 		FZ_CHECK(a->delete_after_days <= CONF_DELETE_AFTER_DAYS_MAX);
+		FZ_CHECK(a->forget_after_days <= CONF_DELETE_AFTER_DAYS_MAX);
 		FZ_CHECK(a->max_size <= INT64_MAX);
 		if (a->tls == CONF_TLS_NONE && !a->allow_plaintext_password)
 			FZ_CHECK(a->auth == CONF_AUTH_APOP ||

@@ -269,6 +269,16 @@ static const struct err_case err_cases[] = {
 	{ "delete_after_days_negative",
 	  "account work {\n" ACCOUNT_BODY "  delete_after_days = -1\n}\n", 6,
 	  { "account work: option delete_after_days: ", "negative", NULL } },
+	{ "forget_after_days_too_big",
+	  "account work {\n" ACCOUNT_BODY "  forget_after_days = 36501\n}\n", 6,
+	  { "account work: option forget_after_days: ",
+	    "36501 is out of range", "0..36500", NULL } },
+	{ "forget_after_days_too_big_top_level",
+	  "\nforget_after_days = 99999\n" MINIMAL, 2,
+	  { "option forget_after_days: ", "99999 is out of range", NULL } },
+	{ "forget_after_days_negative",
+	  "account work {\n" ACCOUNT_BODY "  forget_after_days = -1\n}\n", 6,
+	  { "account work: option forget_after_days: ", "negative", NULL } },
 	{ "timeout_zero",
 	  "timeout = 0\n", 1,
 	  { "option timeout: ", "out of range", NULL } },
@@ -396,6 +406,7 @@ test_defaults(void **state)
 	assert_string_equal(a->maildir, "/tmp/Mail/work");
 	assert_false(a->delete);
 	assert_int_equal(a->delete_after_days, 0);
+	assert_int_equal(a->forget_after_days, 30);
 	assert_int_equal(a->max_size, 0);
 	assert_int_equal(a->max_messages, 0);
 	assert_true(a->received_header);
@@ -476,6 +487,7 @@ test_every_value(void **state)
 	    "  maildir = \"/srv/Mail\"\n"
 	    "  delete = yes\n"
 	    "  delete_after_days = 30\n"
+	    "  forget_after_days = 7\n"
 	    "  max_size = 9223372036854775807\n"
 	    "  max_messages = 500\n"
 	    "  received_header = off\n"
@@ -501,6 +513,7 @@ test_every_value(void **state)
 	assert_string_equal(a->maildir, "/srv/Mail");
 	assert_true(a->delete);
 	assert_int_equal(a->delete_after_days, 30);
+	assert_int_equal(a->forget_after_days, 7);
 	assert_true(a->max_size == UINT64_C(9223372036854775807));
 	assert_int_equal(a->max_messages, 500);
 	assert_false(a->received_header);
@@ -551,6 +564,7 @@ test_top_level_defaults(void **state)
 	    "password_command = \"pass show mail\"\n"
 	    "maildir = \"/srv/Mail/shared\"\n"
 	    "delete = true\n"
+	    "forget_after_days = 90\n"
 	    "max_messages = 10\n"
 	    "received_header = false\n"
 	    "timeout = 15\n"
@@ -558,6 +572,7 @@ test_top_level_defaults(void **state)
 	    "account b {\n  host = \"hb\"\n  user = \"ub\"\n"
 	    "  port = 2995\n  tls_verify = true\n  auth = user\n"
 	    "  maildir = \"/srv/Mail/b\"\n  delete = false\n"
+	    "  forget_after_days = 0\n"
 	    "  max_messages = 0\n  received_header = true\n"
 	    "  timeout = 5\n}\n");
 	a = conf_account_find(conf, "a");
@@ -572,6 +587,7 @@ test_top_level_defaults(void **state)
 	assert_string_equal(a->password_command, "pass show mail");
 	assert_string_equal(a->maildir, "/srv/Mail/shared");
 	assert_true(a->delete);
+	assert_int_equal(a->forget_after_days, 90);
 	assert_int_equal(a->max_messages, 10);
 	assert_false(a->received_header);
 	assert_int_equal(a->timeout, 15);
@@ -581,6 +597,7 @@ test_top_level_defaults(void **state)
 	assert_int_equal(b->auth, CONF_AUTH_USER);
 	assert_string_equal(b->maildir, "/srv/Mail/b");
 	assert_false(b->delete);
+	assert_int_equal(b->forget_after_days, 0);
 	assert_int_equal(b->max_messages, 0);
 	assert_true(b->received_header);
 	assert_int_equal(b->timeout, 5);
@@ -595,8 +612,10 @@ test_top_level_default_after_account(void **state)
 	(void)state;
 	conf = load_ok("account work {\n  host = \"h\"\n  user = \"u\"\n}\n"
 	    "maildir = \"/m\"\npassword = \"p\"\nenabled = false\n"
-	    "tls = starttls\n");
+	    "tls = starttls\nforget_after_days = 36500\n");
 	assert_string_equal(conf->accounts[0].maildir, "/m");
+	assert_int_equal(conf->accounts[0].forget_after_days,
+	    CONF_DELETE_AFTER_DAYS_MAX);
 	assert_string_equal(conf->accounts[0].password, "p");
 	assert_false(conf->accounts[0].enabled);
 	assert_int_equal(conf->accounts[0].port, 110);
