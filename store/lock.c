@@ -1,4 +1,4 @@
-/* lock.c - the per-mailbox exclusive lock (flock on a file in state_dir). */
+/* lock.c - the per-account exclusive lock (flock on a file in state_dir). */
 #include "config.h"
 
 #include <sys/file.h>
@@ -14,7 +14,6 @@
 #include "error.h"
 #include "lock.h"
 #include "maildir.h"
-#include "seen.h"
 #include "xmalloc.h"
 
 struct pf_lock {
@@ -34,7 +33,7 @@ lock_name(const char *key, char *buf, size_t size, struct pf_error *err)
 	for (p = (const unsigned char *)key; *p != '\0'; p++) {
 		if (o + 4 > size)
 			return pf_error_set(err, PF_FAIL_IO,
-			    "mailbox %s: name too long for a lock file", key);
+			    "account %s: name too long for a lock file", key);
 		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 		    (*p >= '0' && *p <= '9') || strchr("._@+-", *p) != NULL)
 			buf[o++] = (char)*p;
@@ -68,16 +67,15 @@ holder_pid(int fd)
 }
 
 int
-lock_acquire(const char *state_dir, const char *user, const char *host,
+lock_acquire(const char *state_dir, const char *account,
     struct pf_lock **lock_r, struct pf_error *err)
 {
 	char name[NAME_MAX + 1], path[PATH_MAX], pidbuf[32];
-	char *key;
+	const char *key = account;
 	long pid;
 	int fd = -1, n, rc;
 
 	*lock_r = NULL;
-	key = seen_mailbox_key(user, host);
 	if (lock_name(key, name, sizeof(name), err) == -1 ||
 	    maildir_mkdirs(state_dir, err) == -1)
 		goto fail;
@@ -100,10 +98,10 @@ lock_acquire(const char *state_dir, const char *user, const char *host,
 			goto fail;
 		}
 		if ((pid = holder_pid(fd)) > 0)
-			pf_error_set(err, PF_FAIL_TEMP, "mailbox %s is being "
+			pf_error_set(err, PF_FAIL_TEMP, "account %s is being "
 			    "fetched by another popfetch (pid %ld)", key, pid);
 		else
-			pf_error_set(err, PF_FAIL_TEMP, "mailbox %s is being "
+			pf_error_set(err, PF_FAIL_TEMP, "account %s is being "
 			    "fetched by another popfetch", key);
 		goto fail;
 	}
@@ -121,13 +119,11 @@ lock_acquire(const char *state_dir, const char *user, const char *host,
 	}
 	*lock_r = xmalloc(sizeof(**lock_r));
 	(*lock_r)->fd = fd;
-	free(key);
 	return 0;
 
 fail:
 	if (fd != -1)
 		close(fd);
-	free(key);
 	return -1;
 }
 

@@ -2,46 +2,25 @@
  * seen.c - the seen-list in SQLite (state_dir/popfetch.db); the only file
  * that includes sqlite3.h.
  *
- * Design note: exactly-once delivery, and what survives a SIGKILL or a
- * power loss at each step (maildir.c has the same note from the Maildir's
- * side).  The database runs in WAL mode with synchronous=FULL: a COMMIT
- * returns only after the WAL is fsynced, so every transaction below is
- * durable before the next step starts.  Every write transaction is
- * BEGIN IMMEDIATE, so parallel popfetch processes (other mailboxes) queue
- * on the busy timeout instead of failing halfway.  The last read-write
- * connection to close switches the file back to rollback-journal mode
- * (leave_wal), so that between runs it is a lone file that read-only
- * readers (--dry-run, status) open without creating -wal and -shm files.
- *
- *  1. seen_open creates/migrates the database and loads the mailbox's known
- *     UIDLs.  Recovery: seen_pending_load returns the pending rows of this
- *     mailbox; the run asks maildir_find_delivered which files arrived
- *     (it fsyncs new/ and cur/ when it found any); seen_pending_resolve
- *     then, in one transaction, moves the found ones to `seen` and drops
- *     the others.  Killed during recovery: the transaction is atomic, the
- *     next run does the same again.
- *  2. The run delivers up to SEEN_BATCH messages to tmp/, each fsynced
- *     (by store/maildir.c's threads, before maildir_commit renames it).
- *     Killed: no row refers to them; the UIDLs are unknown and will be
- *     fetched again; maildir_clean_tmp removes the files.
- *  3. seen_pending_add: one transaction inserts (UIDL, final name, size,
- *     time) for the batch into `pending`.  Killed before COMMIT is durable:
- *     as in 2.  After: recovery looks for each name in new/ and cur/.
- *  4. maildir_commit renames the batch into new/ and fsyncs new/.  Killed
- *     or power lost in between: each pending row is decided by whether its
- *     file is in new/ or cur/ at the next start; a file is either complete
- *     there or absent, never partial.
- *  5. seen_done: one transaction moves the batch from `pending` to `seen`
- *     and adds the sizes to the mailbox's byte total.  Killed before the
- *     COMMIT: recovery finds every file (made durable in 4) and does the
- *     same move.  After: delivered, recorded, and only now DELEd by the run.
- *  Net effect: a message is marked seen exactly when its file is durably in
- *  the Maildir, and is fetched again exactly when it is not.
+ * The database's part in the delivery and recovery protocol is told once,
+ * in doc/DESIGN.md §3 (steps 2, 6a and 6c are transactions here); which
+ * row is an account's, in §2; forgetting, in §4.  What this file adds:
+ * the database runs in WAL mode with synchronous=FULL, so a COMMIT returns
+ * only after the WAL is fsynced and every transaction is durable before
+ * the next step starts.  Every write transaction is BEGIN IMMEDIATE, so
+ * parallel popfetch processes (other accounts) queue on the busy timeout
+ * instead of failing halfway.  The last read-write connection to close
+ * switches the file back to rollback-journal mode (leave_wal), so that
+ * between runs it is a lone file that read-only readers (--dry-run,
+ * status) open without creating -wal and -shm files.
  *
  * Schema (version in PRAGMA user_version, migrated forward by `migrations`):
- *   mailbox(id, key "user@host", bytes ever delivered)
- *   seen(mailbox, uidl, size, fetched)           one row per known message
- *   pending(mailbox, uidl, name, size, fetched)  undecided deliveries
+ *   mailbox(id, name, legacy_key, user, host, port, bytes ever delivered)
+ *       one row per account's state; name NULL and legacy_key "user@host"
+ *       for state kept before schema 2, until an account takes it over
+ *   seen(mailbox, uidl, size, fetched, missing_since)  one row per known
+ *       message (uidl: the UIDL, or a digest key on a server without UIDL)
+ *   pending(mailbox, uidl, name, size, fetched, dir)    undecided deliveries
  *   run(id, mailbox, started, ended, counters, exit_code)  last few runs
  */
 #include "config.h"
@@ -50,10 +29,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,6 +85,24 @@ static const char *const migrations[] = {
 	"  exit_code INTEGER"
 	");"
 	"CREATE INDEX run_by_mailbox ON run (mailbox, id);",
+	/* 1 -> 2: state per account (doc/DESIGN.md §2), forgetting after a
+	 * while (§4), the Maildir of a pending delivery (§7).  Old rows keep
+	 * their id, so seen, pending and run stay attached. */
+	"CREATE TABLE mailbox_v2 ("
+	"  id         INTEGER PRIMARY KEY,"
+	"  name       TEXT UNIQUE,"
+	"  legacy_key TEXT,"
+	"  user       TEXT,"
+	"  host       TEXT,"
+	"  port       INTEGER,"
+	"  bytes      INTEGER NOT NULL DEFAULT 0"
+	");"
+	"INSERT INTO mailbox_v2 (id, legacy_key, bytes)"
+	"  SELECT id, key, bytes FROM mailbox;"
+	"DROP TABLE mailbox;"
+	"ALTER TABLE mailbox_v2 RENAME TO mailbox;"
+	"ALTER TABLE seen ADD COLUMN missing_since INTEGER;"
+	"ALTER TABLE pending ADD COLUMN dir TEXT;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -111,14 +110,19 @@ static const char *const migrations[] = {
 struct known {
 	char		*uidl;
 	time_t		 fetched;
+	time_t		 missing;	/* missing from the listings since; 0: listed */
 };
 
 struct seen {
 	sqlite3		*db;		/* NULL: read-only and no database */
 	char		*path;
-	char		*key;
+	char		*name;		/* the account */
+	char		*user;
+	char		*host;		/* lower-cased */
+	unsigned	 port;
+	const struct seen_who *who;	/* during the open only */
 	enum seen_mode	 mode;
-	sqlite3_int64	 mailbox;	/* 0: no row for this mailbox */
+	sqlite3_int64	 mailbox;	/* 0: no row for this account */
 	sqlite3_int64	 run_id;	/* 0: no run begun */
 	struct known	*known;
 	size_t		 nknown;
@@ -287,38 +291,254 @@ fail:
 	return -1;
 }
 
-/* Find (or, when `create`, add) this mailbox's row; s->mailbox = its id. */
+/* A copy of host, lower-cased (ASCII): host names compare without case. */
+static char *
+host_lower(const char *host)
+{
+	char *h = xstrdup(host), *p;
+
+	for (p = h; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return h;
+}
+
+/* One id from a query with text parameters binds[0..nb) (NULL: null) and,
+ * when port != 0, the port as the last one; *id_r 0 when there is none. */
 static int
-find_mailbox(struct seen *s, bool create, struct pf_error *err)
+query_id(struct seen *s, const char *sql, const char *const *binds, int nb,
+    unsigned port, sqlite3_int64 *id_r, struct pf_error *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int i, rc;
 
-	s->mailbox = 0;
-	if (create) {
-		if (db_prepare(s, "INSERT OR IGNORE INTO mailbox (key) VALUES (?)",
-		    &st, "add mailbox", err) == -1)
-			return -1;
-		sqlite3_bind_text(st, 1, s->key, -1, SQLITE_STATIC);
-		rc = db_step_done(s, st, "add mailbox", err);
-		sqlite3_finalize(st);
-		if (rc == -1)
-			return -1;
-	}
-	if (db_prepare(s, "SELECT id FROM mailbox WHERE key = ?", &st,
-	    "find mailbox", err) == -1)
+	*id_r = 0;
+	if (db_prepare(s, sql, &st, "find account", err) == -1)
 		return -1;
-	sqlite3_bind_text(st, 1, s->key, -1, SQLITE_STATIC);
+	for (i = 0; i < nb; i++)
+		sqlite3_bind_text(st, i + 1, binds[i], -1, SQLITE_STATIC);
+	if (port != 0)
+		sqlite3_bind_int(st, nb + 1, (int)port);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		s->mailbox = sqlite3_column_int64(st, 0);
+		*id_r = sqlite3_column_int64(st, 0);
 	else if (rc != SQLITE_DONE) {
-		db_fail(s, "find mailbox", err);
+		db_fail(s, "find account", err);
 		sqlite3_finalize(st);
 		return -1;
 	}
 	sqlite3_finalize(st);
 	return 0;
+}
+
+static int
+row_by_name(struct seen *s, const char *name, sqlite3_int64 *id_r,
+    struct pf_error *err)
+{
+	return query_id(s, "SELECT id FROM mailbox WHERE name = ?", &name, 1, 0,
+	    id_r, err);
+}
+
+static bool
+is_configured(const struct seen_who *who, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < who->n; i++)
+		if (strcmp(who->all[i].account, name) == 0)
+			return true;
+	return false;
+}
+
+/* Does configured account o answer to the same (user, host, port), or,
+ * with legacy, the same pre-schema-2 key (user@host)? */
+static bool
+same_mailbox(const struct seen_owner *a, const struct seen_owner *b,
+    bool legacy)
+{
+	return strcmp(a->user, b->user) == 0 &&
+	    strcasecmp(a->host, b->host) == 0 &&
+	    (legacy || a->port == b->port);
+}
+
+/*
+ * May the account who->self take over state found by (user, host, port)
+ * (or by the legacy key)?  Only if it is the first in config order of the
+ * configured accounts that match and have no state of their own: state
+ * never goes to two accounts, nor to one that has its own.
+ */
+static int
+first_heir(struct seen *s, bool legacy, bool *yes_r, struct pf_error *err)
+{
+	const struct seen_who *who = s->who;
+	const struct seen_owner *self = &who->all[who->self];
+	sqlite3_int64 id;
+	size_t j;
+
+	*yes_r = false;
+	for (j = 0; j < who->n; j++) {
+		if (!same_mailbox(&who->all[j], self, legacy))
+			continue;
+		if (j == who->self) {
+			*yes_r = true;
+			return 0;
+		}
+		if (row_by_name(s, who->all[j].account, &id, err) == -1)
+			return -1;
+		if (id == 0)
+			return 0;	/* that one comes first */
+	}
+	return 0;
+}
+
+/*
+ * A row this account may take over (doc/DESIGN.md §2): that of a renamed
+ * account (same user, host and port; no configured account of its name),
+ * newest first, else state from before schema 2 under "user@host".
+ */
+static int
+find_heritage(struct seen *s, sqlite3_int64 *id_r, struct pf_error *err)
+{
+	const char *binds[2] = { s->user, s->host };
+	sqlite3_stmt *st = NULL;
+	bool heir;
+	char *key;
+	int rc;
+
+	*id_r = 0;
+	if (db_prepare(s, "SELECT id, name FROM mailbox WHERE name IS NOT NULL "
+	    "AND user = ? AND host = ? AND port = ? ORDER BY id DESC", &st,
+	    "find account", err) == -1)
+		return -1;
+	sqlite3_bind_text(st, 1, binds[0], -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, binds[1], -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, (int)s->port);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+
+		if (name != NULL && !is_configured(s->who, name)) {
+			*id_r = sqlite3_column_int64(st, 0);
+			break;
+		}
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		db_fail(s, "find account", err);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	if (*id_r != 0) {
+		if (first_heir(s, false, &heir, err) == -1)
+			return -1;
+		if (heir)
+			return 0;
+		*id_r = 0;
+	}
+	key = seen_mailbox_key(s->user, s->host);
+	rc = query_id(s, "SELECT id FROM mailbox WHERE name IS NULL AND "
+	    "legacy_key = ? ORDER BY id LIMIT 1", (const char *const *)&key, 1,
+	    0, id_r, err);
+	free(key);
+	if (rc == -1)
+		return -1;
+	if (*id_r != 0) {
+		if (first_heir(s, true, &heir, err) == -1)
+			return -1;
+		if (!heir)
+			*id_r = 0;
+	}
+	return 0;
+}
+
+/* Write the account's name and address into row id (a take-over, or an
+ * account whose port or host was edited), or add a row when id is 0. */
+static int
+claim_row(struct seen *s, sqlite3_int64 id, struct pf_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (db_prepare(s, id != 0 ?
+	    "UPDATE mailbox SET name = ?1, user = ?2, host = ?3, port = ?4, "
+	    "legacy_key = NULL WHERE id = ?5" :
+	    "INSERT INTO mailbox (name, user, host, port) "
+	    "VALUES (?1, ?2, ?3, ?4)", &st, "record account", err) == -1)
+		return -1;
+	sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, s->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, s->host, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, (int)s->port);
+	if (id != 0)
+		sqlite3_bind_int64(st, 5, id);
+	rc = db_step_done(s, st, "record account", err);
+	sqlite3_finalize(st);
+	if (rc == 0 && id == 0)
+		s->mailbox = sqlite3_last_insert_rowid(s->db);
+	return rc;
+}
+
+/*
+ * Find the account's row, s->mailbox = its id (doc/DESIGN.md §2): its own
+ * by name, else one it takes over; when `create`, record that (or a new
+ * row), in one transaction so that two processes never take over the same
+ * state.  Read-only, s->mailbox is 0 when the account has no state.
+ */
+static int
+find_mailbox(struct seen *s, bool create, struct pf_error *err)
+{
+	sqlite3_int64 id, old = 0;
+
+	s->mailbox = 0;
+	if (create && tx_begin(s, "find account", err) == -1)
+		return -1;
+	if (row_by_name(s, s->name, &id, err) == -1)
+		goto fail;
+	if (id == 0 && find_heritage(s, &id, err) == -1)
+		goto fail;
+	if (id != 0 && create) {
+		sqlite3_stmt *st = NULL;
+		bool same = false;
+
+		/* Only write when something changed. */
+		if (db_prepare(s, "SELECT 1 FROM mailbox WHERE id = ? AND "
+		    "name = ? AND user = ? AND host = ? AND port = ?", &st,
+		    "find account", err) == -1)
+			goto fail;
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, s->user, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, s->host, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 5, (int)s->port);
+		same = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+		old = same ? 0 : id;
+		if (!same && claim_row(s, id, err) == -1)
+			goto fail;
+	} else if (id == 0 && create && claim_row(s, 0, err) == -1)
+		goto fail;
+	if (id != 0)
+		s->mailbox = id;
+	if (create && tx_commit(s, "find account", err) == -1)
+		goto fail;
+	if (old != 0)
+		log_debug("%s: state %" PRId64 " now belongs to this account "
+		    "(%s@%s:%u)", s->name, (int64_t)old, s->user, s->host,
+		    s->port);
+	return 0;
+
+fail:
+	tx_rollback(s);
+	s->mailbox = 0;
+	return -1;
+}
+
+#define DIGEST_PREFIX_LEN_SQL	"7"	/* strlen(SEEN_DIGEST_PREFIX) */
+
+static bool
+is_digest(const char *key)
+{
+	return strncmp(key, SEEN_DIGEST_PREFIX, sizeof(SEEN_DIGEST_PREFIX) - 1)
+	    == 0;
 }
 
 /* Order for the known set and bsearch: SQLite's BINARY collation. */
@@ -354,8 +574,8 @@ seen_load(struct seen *s, struct pf_error *err)
 	s->loaded = true;
 	if (s->db == NULL || s->mailbox == 0)
 		return 0;
-	if (db_prepare(s, "SELECT uidl, fetched FROM seen WHERE mailbox = ? "
-	    "ORDER BY uidl", &st, "load seen-list", err) == -1)
+	if (db_prepare(s, "SELECT uidl, fetched, missing_since FROM seen "
+	    "WHERE mailbox = ? ORDER BY uidl", &st, "load seen-list", err) == -1)
 		return -1;
 	sqlite3_bind_int64(st, 1, s->mailbox);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -369,6 +589,7 @@ seen_load(struct seen *s, struct pf_error *err)
 		}
 		s->known[s->nknown].uidl = xstrdup(uidl);
 		s->known[s->nknown].fetched = (time_t)sqlite3_column_int64(st, 1);
+		s->known[s->nknown].missing = (time_t)sqlite3_column_int64(st, 2);
 		s->nknown++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -408,9 +629,10 @@ known_add(struct seen *s, struct known *add, size_t n)
 
 /* Allocate a seen-list for user@host in state_dir, not yet opened. */
 static struct seen *
-seen_alloc(const char *state_dir, const char *user, const char *host,
+seen_alloc(const char *state_dir, const struct seen_who *who,
     enum seen_mode mode, struct pf_error *err)
 {
+	const struct seen_owner *o = &who->all[who->self];
 	struct seen *s;
 
 	if (strlen(state_dir) + 1 + strlen(SEEN_DB_NAME) >= PATH_MAX) {
@@ -420,7 +642,11 @@ seen_alloc(const char *state_dir, const char *user, const char *host,
 	}
 	s = xcalloc(1, sizeof(*s));
 	s->mode = mode;
-	s->key = seen_mailbox_key(user, host);
+	s->name = xstrdup(o->account);
+	s->user = xstrdup(o->user);
+	s->host = host_lower(o->host);
+	s->port = o->port;
+	s->who = who;
 	s->path = xasprintf("%s/%s", state_dir, SEEN_DB_NAME);
 	return s;
 }
@@ -570,19 +796,20 @@ open_ro(struct seen *s, struct pf_error *err)
 }
 
 int
-seen_open_unloaded(const char *state_dir, const char *user, const char *host,
+seen_open_unloaded(const char *state_dir, const struct seen_who *who,
     enum seen_mode mode, struct seen **s_r, struct pf_error *err)
 {
 	struct seen *s;
 	int rc;
 
 	*s_r = NULL;
-	if ((s = seen_alloc(state_dir, user, host, mode, err)) == NULL)
+	if ((s = seen_alloc(state_dir, who, mode, err)) == NULL)
 		return -1;
 	if (mode == SEEN_READ_WRITE)
 		rc = open_rw(s, state_dir, err);
 	else
 		rc = open_ro(s, err);
+	s->who = NULL;
 	if (rc == -1) {
 		seen_close(&s);
 		return -1;
@@ -592,10 +819,10 @@ seen_open_unloaded(const char *state_dir, const char *user, const char *host,
 }
 
 int
-seen_open(const char *state_dir, const char *user, const char *host,
+seen_open(const char *state_dir, const struct seen_who *who,
     enum seen_mode mode, struct seen **s_r, struct pf_error *err)
 {
-	if (seen_open_unloaded(state_dir, user, host, mode, s_r, err) == -1)
+	if (seen_open_unloaded(state_dir, who, mode, s_r, err) == -1)
 		return -1;
 	if (seen_load(*s_r, err) == -1) {
 		seen_close(s_r);
@@ -612,13 +839,17 @@ seen_any(struct seen *s, bool *any_r, struct pf_error *err)
 
 	*any_r = false;
 	if (s->loaded) {
-		*any_r = s->nknown > 0;
+		size_t i;
+
+		for (i = 0; i < s->nknown && !*any_r; i++)
+			*any_r = !is_digest(s->known[i].uidl);
 		return 0;
 	}
 	if (s->db == NULL || s->mailbox == 0)
 		return 0;
-	if (db_prepare(s, "SELECT 1 FROM seen WHERE mailbox = ? LIMIT 1",
-	    &st, "read seen-list", err) == -1)
+	if (db_prepare(s, "SELECT 1 FROM seen WHERE mailbox = ? AND "
+	    "substr(uidl, 1, " DIGEST_PREFIX_LEN_SQL ") <> '"
+	    SEEN_DIGEST_PREFIX "' LIMIT 1", &st, "read seen-list", err) == -1)
 		return -1;
 	sqlite3_bind_int64(st, 1, s->mailbox);
 	rc = sqlite3_step(st);
@@ -672,7 +903,9 @@ seen_close(struct seen **s_r)
 	}
 	known_free(s->known, s->nknown);
 	free(s->path);
-	free(s->key);
+	free(s->name);
+	free(s->user);
+	free(s->host);
 	free(s);
 	*s_r = NULL;
 }
@@ -754,7 +987,7 @@ seen_pending_load(struct seen *s, struct seen_entry **entries_r, size_t *n_r,
 	*n_r = 0;
 	if (s->db == NULL || s->mailbox == 0)
 		return 0;
-	if (db_prepare(s, "SELECT uidl, name, size, fetched FROM pending "
+	if (db_prepare(s, "SELECT uidl, name, size, fetched, dir FROM pending "
 	    "WHERE mailbox = ? ORDER BY uidl", &st, "load pending deliveries",
 	    err) == -1)
 		return -1;
@@ -762,6 +995,7 @@ seen_pending_load(struct seen *s, struct seen_entry **entries_r, size_t *n_r,
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *uidl = (const char *)sqlite3_column_text(st, 0);
 		const char *name = (const char *)sqlite3_column_text(st, 1);
+		const char *dir = (const char *)sqlite3_column_text(st, 4);
 
 		if (n == cap) {
 			cap = cap == 0 ? 16 : cap * 2;
@@ -769,6 +1003,7 @@ seen_pending_load(struct seen *s, struct seen_entry **entries_r, size_t *n_r,
 		}
 		e[n].uidl = xstrdup(uidl != NULL ? uidl : "");
 		e[n].name = xstrdup(name != NULL ? name : "");
+		e[n].dir = dir != NULL ? xstrdup(dir) : NULL;
 		e[n].size = (uint64_t)sqlite3_column_int64(st, 2);
 		e[n].fetched = (time_t)sqlite3_column_int64(st, 3);
 		n++;
@@ -797,6 +1032,7 @@ seen_entries_free(struct seen_entry **entries_r, size_t n)
 	for (i = 0; i < n; i++) {
 		free((char *)(uintptr_t)e[i].uidl);
 		free((char *)(uintptr_t)e[i].name);
+		free((char *)(uintptr_t)e[i].dir);
 	}
 	free(e);
 	*entries_r = NULL;
@@ -822,7 +1058,8 @@ seen_pending_add(struct seen *s, const struct seen_entry *entries, size_t n,
 	if (tx_begin(s, what, err) == -1)
 		return -1;
 	if (db_prepare(s, "INSERT OR REPLACE INTO pending "
-	    "(mailbox, uidl, name, size, fetched) VALUES (?, ?, ?, ?, ?)",
+	    "(mailbox, uidl, name, size, fetched, dir) "
+	    "VALUES (?, ?, ?, ?, ?, ?)",
 	    &st, what, err) == -1)
 		goto fail;
 	for (i = 0; i < n; i++) {
@@ -831,6 +1068,11 @@ seen_pending_add(struct seen *s, const struct seen_entry *entries, size_t n,
 		sqlite3_bind_text(st, 3, entries[i].name, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, (sqlite3_int64)entries[i].size);
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)entries[i].fetched);
+		if (entries[i].dir != NULL)
+			sqlite3_bind_text(st, 6, entries[i].dir, -1,
+			    SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 6);
 		if (db_step_done(s, st, what, err) == -1)
 			goto fail;
 	}
@@ -918,6 +1160,7 @@ decide_one(struct seen *s, struct decide *dc, const char *uidl,
 			dc->bytes += size;
 			dc->added[dc->nadded].uidl = xstrdup(uidl);
 			dc->added[dc->nadded].fetched = (time_t)fetched;
+			dc->added[dc->nadded].missing = 0;
 			dc->nadded++;
 		}
 		sqlite3_reset(dc->insert);
@@ -999,12 +1242,16 @@ cstr_cmp(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Drop from the in-memory set what the server no longer lists. */
-static void
-known_prune(struct seen *s, const char *const *listed, size_t n)
+/*
+ * The in-memory side of seen_prune, after its COMMIT: the same marks, the
+ * same forgetting.  Returns how many were forgotten.
+ */
+static size_t
+known_prune(struct seen *s, const char *const *listed, size_t n, time_t now,
+    time_t cutoff)
 {
 	const char **sorted;
-	size_t i, o = 0;
+	size_t i, o = 0, forgotten = 0;
 
 	sorted = xreallocarray(NULL, n == 0 ? 1 : n, sizeof(*sorted));
 	if (n > 0) {
@@ -1012,40 +1259,69 @@ known_prune(struct seen *s, const char *const *listed, size_t n)
 		qsort(sorted, n, sizeof(*sorted), cstr_cmp);
 	}
 	for (i = 0; i < s->nknown; i++) {
-		const char *key = s->known[i].uidl;
+		struct known *k = &s->known[i];
+		const char *key = k->uidl;
 
 		if (n > 0 && bsearch(&key, sorted, n, sizeof(*sorted),
 		    cstr_cmp) != NULL)
-			s->known[o++] = s->known[i];
-		else
-			free(s->known[i].uidl);
+			k->missing = 0;
+		else if (k->missing == 0)
+			k->missing = now;
+		if (k->missing != 0 && k->missing <= cutoff) {
+			free(k->uidl);
+			forgotten++;
+		} else
+			s->known[o++] = *k;
 	}
 	s->nknown = o;
+	s->hint = 0;
 	free(sorted);
+	return forgotten;
+}
+
+/* Bind ?1 to the account and run one statement of seen_prune. */
+static int
+prune_step(struct seen *s, const char *sql, time_t t, const char *what,
+    struct pf_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (db_prepare(s, sql, &st, what, err) == -1)
+		return -1;
+	sqlite3_bind_int64(st, 1, s->mailbox);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)t);
+	rc = db_step_done(s, st, what, err);
+	sqlite3_finalize(st);
+	return rc;
 }
 
 int
-seen_prune(struct seen *s, const char *const *listed, size_t n,
-    size_t *pruned_r, struct pf_error *err)
+seen_prune(struct seen *s, const char *const *listed, size_t n, time_t now,
+    int64_t forget_after, size_t *pruned_r, struct pf_error *err)
 {
-	const char *what = "prune seen-list";
+	const char *what = "update seen-list";
 	sqlite3_stmt *st = NULL;
-	size_t i, pruned;
+	size_t i, nlisted = 0;
+	bool marked = false;
+	time_t cutoff = (time_t)((int64_t)now - forget_after);
 
 	if (pruned_r != NULL)
 		*pruned_r = 0;
 	if (check_writable(s, "seen_prune", err) == -1)
 		return -1;
 	/* The common case: every known UIDL is still listed (the in-memory
-	 * set mirrors this mailbox's rows, and listed UIDLs are unique), so
-	 * there is nothing to delete and no reason to touch the database. */
-	for (i = 0, pruned = 0; i < n; i++)
+	 * set mirrors this account's rows, and listed UIDLs are unique) and
+	 * none was missing before: nothing to write. */
+	for (i = 0; i < n; i++)
 		if (seen_contains(s, listed[i]))
-			pruned++;
-	if (pruned == s->nknown)
+			nlisted++;
+	for (i = 0; i < s->nknown && !marked; i++)
+		marked = s->known[i].missing != 0;
+	if (nlisted == s->nknown && !marked)
 		return 0;
-	/* The listing goes into a temporary table, then one DELETE: fast for
-	 * tens of thousands of UIDLs. */
+	/* The listing goes into a temporary table, then one statement per
+	 * change: fast for tens of thousands of UIDLs. */
 	if (tx_begin(s, what, err) == -1 ||
 	    db_exec(s, "CREATE TEMP TABLE IF NOT EXISTS listed "
 	    "(uidl TEXT PRIMARY KEY) WITHOUT ROWID; DELETE FROM temp.listed",
@@ -1060,22 +1336,74 @@ seen_prune(struct seen *s, const char *const *listed, size_t n,
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	if (db_prepare(s, "DELETE FROM seen WHERE mailbox = ? AND uidl NOT IN "
-	    "(SELECT uidl FROM temp.listed)", &st, what, err) == -1)
-		goto fail;
-	sqlite3_bind_int64(st, 1, s->mailbox);
-	if (db_step_done(s, st, what, err) == -1)
-		goto fail;
-	pruned = (size_t)sqlite3_changes(s->db);
-	sqlite3_finalize(st);
-	st = NULL;
-	if (db_exec(s, "DELETE FROM temp.listed", what, err) == -1 ||
+	if (prune_step(s, "UPDATE seen SET missing_since = NULL WHERE "
+	    "mailbox = ?1 AND missing_since IS NOT NULL AND ?2 = ?2 AND "
+	    "uidl IN (SELECT uidl FROM temp.listed)", now, what, err) == -1 ||
+	    prune_step(s, "UPDATE seen SET missing_since = ?2 WHERE "
+	    "mailbox = ?1 AND missing_since IS NULL AND "
+	    "uidl NOT IN (SELECT uidl FROM temp.listed)", now, what,
+	    err) == -1 ||
+	    prune_step(s, "DELETE FROM seen WHERE mailbox = ?1 AND "
+	    "missing_since IS NOT NULL AND missing_since <= ?2", cutoff, what,
+	    err) == -1 ||
+	    db_exec(s, "DELETE FROM temp.listed", what, err) == -1 ||
 	    tx_commit(s, what, err) == -1)
 		goto fail;
-	if (pruned > 0)
-		known_prune(s, listed, n);
+	i = known_prune(s, listed, n, now, cutoff);
 	if (pruned_r != NULL)
-		*pruned_r = pruned;
+		*pruned_r = i;
+	return 0;
+
+fail:
+	sqlite3_finalize(st);
+	tx_rollback(s);
+	return -1;
+}
+
+int
+seen_forget(struct seen *s, const char *const *keys, size_t n,
+    struct pf_error *err)
+{
+	const char *what = "forget deleted messages";
+	sqlite3_stmt *st = NULL;
+	size_t i, o;
+
+	if (check_writable(s, "seen_forget", err) == -1)
+		return -1;
+	if (n == 0)
+		return 0;
+	if (tx_begin(s, what, err) == -1 ||
+	    db_prepare(s, "DELETE FROM seen WHERE mailbox = ? AND uidl = ?",
+	    &st, what, err) == -1)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_int64(st, 1, s->mailbox);
+		sqlite3_bind_text(st, 2, keys[i], -1, SQLITE_STATIC);
+		if (db_step_done(s, st, what, err) == -1)
+			goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (tx_commit(s, what, err) == -1)
+		goto fail;
+	if (s->loaded) {
+		const char **sorted = xreallocarray(NULL, n, sizeof(*sorted));
+
+		memcpy(sorted, keys, n * sizeof(*sorted));
+		qsort(sorted, n, sizeof(*sorted), cstr_cmp);
+		for (i = 0, o = 0; i < s->nknown; i++) {
+			const char *key = s->known[i].uidl;
+
+			if (bsearch(&key, sorted, n, sizeof(*sorted),
+			    cstr_cmp) != NULL)
+				free(s->known[i].uidl);
+			else
+				s->known[o++] = s->known[i];
+		}
+		s->nknown = o;
+		s->hint = 0;
+		free(sorted);
+	}
 	return 0;
 
 fail:
@@ -1202,49 +1530,157 @@ query_row(struct seen *s, const char *sql, sqlite3_int64 *cols, int ncols,
 	return 0;
 }
 
-int
-seen_status_read(const char *state_dir, const char *user, const char *host,
-    struct seen_status *out, struct pf_error *err)
+/* Fill out with the figures of row s->mailbox. */
+static int
+status_fill(struct seen *s, struct seen_status *out, struct pf_error *err)
 {
 	sqlite3_int64 v[3];
 	bool null[3], found;
-	struct seen *s;
 
 	memset(out, 0, sizeof(*out));
 	out->last_exit = -1;
-	if ((s = seen_alloc(state_dir, user, host, SEEN_READ_ONLY, err)) == NULL)
-		return -1;
-	if (open_ro(s, err) == -1)
-		goto fail;
 	if (s->db == NULL || s->mailbox == 0)
-		goto done;
+		return 0;
 	out->ever_run = true;
 	if (query_row(s, "SELECT bytes FROM mailbox WHERE id = ?", v, 1, null,
 	    &found, err) == -1)
-		goto fail;
+		return -1;
 	out->bytes = (uint64_t)v[0];
 	if (query_row(s, "SELECT count(*) FROM seen WHERE mailbox = ?", v, 1,
 	    null, &found, err) == -1)
-		goto fail;
+		return -1;
 	out->seen = (uint64_t)v[0];
 	if (query_row(s, "SELECT count(*) FROM pending WHERE mailbox = ?", v, 1,
 	    null, &found, err) == -1)
-		goto fail;
+		return -1;
 	out->pending = (uint64_t)v[0];
 	if (query_row(s, "SELECT started, ended, exit_code FROM run "
 	    "WHERE mailbox = ? ORDER BY id DESC LIMIT 1", v, 3, null, &found,
 	    err) == -1)
-		goto fail;
+		return -1;
 	if (found) {
 		out->last_start = (time_t)v[0];
 		out->last_end = null[1] ? 0 : (time_t)v[1];
 		out->last_exit = null[2] ? -1 : (int)v[2];
 	}
-done:
+	return 0;
+}
+
+int
+seen_status_read(const char *state_dir, const struct seen_who *who,
+    struct seen_status *out, struct pf_error *err)
+{
+	struct seen *s;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	out->last_exit = -1;
+	if ((s = seen_alloc(state_dir, who, SEEN_READ_ONLY, err)) == NULL)
+		return -1;
+	if (open_ro(s, err) == 0 && status_fill(s, out, err) == 0)
+		rc = 0;
 	seen_close(&s);
+	return rc;
+}
+
+int
+seen_orphans_read(const char *state_dir, const struct seen_who *who,
+    struct seen_orphan **list_r, size_t *n_r, struct pf_error *err)
+{
+	struct seen_who one = *who;
+	struct seen_orphan *list = NULL;
+	sqlite3_int64 *owned = NULL;
+	sqlite3_stmt *st = NULL;
+	struct seen *s;
+	size_t i, n = 0, cap = 0;
+	int rc;
+
+	*list_r = NULL;
+	*n_r = 0;
+	if (who->n == 0)
+		return 0;
+	one.self = 0;
+	if ((s = seen_alloc(state_dir, &one, SEEN_READ_ONLY, err)) == NULL)
+		return -1;
+	if (open_ro(s, err) == -1)
+		goto fail;
+	if (s->db == NULL)
+		goto done;
+	/* The rows the configured accounts own or would take over. */
+	owned = xcalloc(who->n, sizeof(*owned));
+	for (i = 0; i < who->n; i++) {
+		struct seen_who w = *who;
+
+		w.self = i;
+		free(s->name);
+		free(s->user);
+		free(s->host);
+		s->name = xstrdup(who->all[i].account);
+		s->user = xstrdup(who->all[i].user);
+		s->host = host_lower(who->all[i].host);
+		s->port = who->all[i].port;
+		s->who = &w;
+		rc = find_mailbox(s, false, err);
+		s->who = NULL;
+		if (rc == -1)
+			goto fail;
+		owned[i] = s->mailbox;
+	}
+	if (db_prepare(s, "SELECT id, name, legacy_key FROM mailbox ORDER BY id",
+	    &st, "read status", err) == -1)
+		goto fail;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sqlite3_int64 id = sqlite3_column_int64(st, 0);
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		const char *key = (const char *)sqlite3_column_text(st, 2);
+		bool mine = false;
+
+		for (i = 0; i < who->n && !mine; i++)
+			mine = owned[i] == id;
+		if (mine)
+			continue;
+		if (n == cap) {
+			cap = cap == 0 ? 4 : cap * 2;
+			list = xreallocarray(list, cap, sizeof(*list));
+		}
+		list[n].label = xstrdup(name != NULL ? name :
+		    key != NULL ? key : "?");
+		memset(&list[n].st, 0, sizeof(list[n].st));
+		n++;
+		s->mailbox = id;
+		/* status_fill's own statements run beside this one. */
+		if (status_fill(s, &list[n - 1].st, err) == -1)
+			goto fail;
+	}
+	if (rc != SQLITE_DONE) {
+		db_fail(s, "read status", err);
+		goto fail;
+	}
+done:
+	sqlite3_finalize(st);
+	free(owned);
+	seen_close(&s);
+	*list_r = list;
+	*n_r = n;
 	return 0;
 
 fail:
+	sqlite3_finalize(st);
+	free(owned);
 	seen_close(&s);
+	seen_orphans_free(&list, n);
 	return -1;
+}
+
+void
+seen_orphans_free(struct seen_orphan **list_r, size_t n)
+{
+	size_t i;
+
+	if (*list_r == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free((*list_r)[i].label);
+	free(*list_r);
+	*list_r = NULL;
 }

@@ -6,10 +6,10 @@
  * note at the head of seen.c gives the order of operations and what
  * survives a crash at each step.
  *
- * A mailbox is identified by "user@host" with the host lower-cased (see
- * seen_mailbox_key), not by the account's name, so renaming an account
- * does not fetch everything again.  No password or token ever reaches
- * this API.
+ * A seen-list belongs to an account, found by the account's name (and,
+ * for a renamed account or a database from before accounts had their own
+ * state, by user, host and port): doc/DESIGN.md §2.  Two configured
+ * accounts never share one.  No password or token ever reaches this API.
  *
  * Used error categories: PF_FAIL_IO (74) for every database failure
  * (message: the file, what we were doing, SQLite's words), PF_FAIL_TEMP
@@ -34,10 +34,39 @@ enum seen_mode {
 	SEEN_READ_ONLY,		/* --dry-run: creates nothing, changes nothing */
 };
 
+/*
+ * The key of a message known by its content, on a server without UIDL
+ * (doc/DESIGN.md §6): SEEN_DIGEST_PREFIX and the SHA-256 in hex.  A UIDL
+ * never holds a space, so the two kinds of key cannot meet.
+ */
+#define SEEN_DIGEST_PREFIX	"sha256 "
+#define SEEN_DIGEST_KEY_LEN	(sizeof(SEEN_DIGEST_PREFIX) - 1 + 64)
+
+/* One account, as the seen-list identifies it (doc/DESIGN.md §2). */
+struct seen_owner {
+	const char	*account;	/* the account's name: the identity */
+	const char	*user;
+	const char	*host;
+	unsigned	 port;
+};
+
+/*
+ * The account whose seen-list to open, among every configured account (in
+ * config order), so that state another configured account owns is never
+ * taken over.  Borrowed for the duration of the call.
+ */
+struct seen_who {
+	const struct seen_owner	*all;
+	size_t			 n;
+	size_t			 self;	/* index into all */
+};
+
 /* One delivery: what the group commit records and recovery returns. */
 struct seen_entry {
-	const char	*uidl;		/* the server's unique id (untrusted data!) */
+	const char	*uidl;		/* the key: UIDL (untrusted!) or digest */
 	const char	*name;		/* final Maildir file name, no directory */
+	const char	*dir;		/* the Maildir it went to; NULL: unknown
+					 * (a row from before schema 2) */
 	uint64_t	 size;		/* bytes as delivered */
 	time_t		 fetched;	/* when it was fetched */
 };
@@ -50,7 +79,7 @@ struct seen_run_stats {
 	uint64_t	 bytes;		/* bytes delivered in this run */
 };
 
-/* What `status` shows for one mailbox (SPEC §2, §7). */
+/* What `status` shows for one account. */
 struct seen_status {
 	bool		 ever_run;	/* false: "never run" (no database, or
 					 * no run for this mailbox); all else
@@ -64,13 +93,15 @@ struct seen_status {
 };
 
 /*
- * The mailbox key "user@host", host lower-cased (ASCII).  Caller frees.
- * seen_* and lock_* compute it themselves; this is for messages and tests.
+ * The key "user@host", host lower-cased (ASCII), under which popfetch kept
+ * state before schema 2.  Caller frees.
  */
 char	*seen_mailbox_key(const char *user, const char *host);
 
 /*
- * Open the seen-list of mailbox user@host in state_dir/popfetch.db and load
+ * Open the seen-list of account who->all[who->self] in
+ * state_dir/popfetch.db (found or taken over as doc/DESIGN.md §2 says; a
+ * read-write open records the take-over) and load
  * its known UIDLs into memory (one query; 20,000 take milliseconds).
  *
  * SEEN_READ_WRITE creates state_dir (0700, with parents) and the database
@@ -83,7 +114,7 @@ char	*seen_mailbox_key(const char *user, const char *host);
  * otherwise -1 with err set: PF_FAIL_IO (not writable, not a database, a
  * schema newer than this popfetch), PF_FAIL_TEMP (locked).
  */
-int	seen_open(const char *state_dir, const char *user, const char *host,
+int	seen_open(const char *state_dir, const struct seen_who *who,
 	    enum seen_mode mode, struct seen **s_r, struct pf_error *err);
 
 /*
@@ -93,16 +124,15 @@ int	seen_open(const char *state_dir, const char *user, const char *host,
  * seen_count must not be called (a fatal error), nor seen_prune; the
  * write calls work.  Same errors as seen_open.
  */
-int	seen_open_unloaded(const char *state_dir, const char *user,
-	    const char *host, enum seen_mode mode, struct seen **s_r,
-	    struct pf_error *err);
+int	seen_open_unloaded(const char *state_dir, const struct seen_who *who,
+	    enum seen_mode mode, struct seen **s_r, struct pf_error *err);
 
 /* Load the known UIDLs from the database, replacing the in-memory set.
  * Errors: PF_FAIL_IO, PF_FAIL_TEMP. */
 int	seen_load(struct seen *s, struct pf_error *err);
 
-/* Has the mailbox any seen UIDL?  One indexed query when the set is not
- * loaded.  Errors: PF_FAIL_IO, PF_FAIL_TEMP. */
+/* Has the account any seen UIDL (digests do not count)?  One indexed query
+ * when the set is not loaded.  Errors: PF_FAIL_IO, PF_FAIL_TEMP. */
 int	seen_any(struct seen *s, bool *any_r, struct pf_error *err);
 
 /*
@@ -166,12 +196,23 @@ int	seen_done(struct seen *s, const char *const *uidls, size_t n,
 	    struct pf_error *err);
 
 /*
- * After a successful listing: forget the UIDLs of this mailbox that are not
- * among the `n` listed ones, in one transaction (SPEC §5.7).  *pruned_r
- * (may be NULL) gets the number removed.  The byte total is kept.
+ * After a successful listing of the `n` listed UIDLs (doc/DESIGN.md §4):
+ * a known UIDL not listed is marked missing since `now` (if it was not
+ * yet), a listed one is no longer missing, and one missing since
+ * `forget_after` seconds or more is forgotten; one transaction, none when
+ * every known UIDL is listed and none was missing.  *pruned_r (may be
+ * NULL) gets the number forgotten.  The byte total is kept.
  */
 int	seen_prune(struct seen *s, const char *const *listed, size_t n,
-	    size_t *pruned_r, struct pf_error *err);
+	    time_t now, int64_t forget_after, size_t *pruned_r,
+	    struct pf_error *err);
+
+/*
+ * Forget the `n` keys at once, in one transaction: their DELE was
+ * acknowledged by QUIT (doc/DESIGN.md §4).  Unknown keys are ignored.
+ */
+int	seen_forget(struct seen *s, const char *const *keys, size_t n,
+	    struct pf_error *err);
 
 /*
  * Record the start of a run (kept until seen_run_end fills it in; the last
@@ -185,13 +226,29 @@ int	seen_run_end(struct seen *s, time_t end,
 	    struct pf_error *err);
 
 /*
- * For `status`: read mailbox user@host's figures from state_dir/popfetch.db,
- * read-only.  With no database (or no row for this mailbox) *out says
- * "never run" (ever_run false, zeros) and 0 is returned; nothing is
- * created.  Errors as for seen_open.
+ * For `status`: read account who->all[who->self]'s figures from
+ * state_dir/popfetch.db, read-only.  With no database (or no state for
+ * this account) *out says "never run" (ever_run false, zeros) and 0 is
+ * returned; nothing is created.  Errors as for seen_open.
  */
-int	seen_status_read(const char *state_dir, const char *user,
-	    const char *host, struct seen_status *out, struct pf_error *err);
+int	seen_status_read(const char *state_dir, const struct seen_who *who,
+	    struct seen_status *out, struct pf_error *err);
+
+/* A seen-list that no configured account owns (or would take over). */
+struct seen_orphan {
+	char			*label;	/* its account's name, or "user@host"
+					 * for state from before schema 2 */
+	struct seen_status	 st;
+};
+
+/*
+ * For `status`: every seen-list in state_dir/popfetch.db that none of
+ * who->all[0..n) owns, read-only; who->self is not used.  *list_r (free
+ * with seen_orphans_free) gets *n_r of them, in the order they were made.
+ */
+int	seen_orphans_read(const char *state_dir, const struct seen_who *who,
+	    struct seen_orphan **list_r, size_t *n_r, struct pf_error *err);
+void	seen_orphans_free(struct seen_orphan **list_r, size_t n);
 
 /* The SQLite version in use, for --version ("3.40.1"). */
 const char *seen_library_version(void);
