@@ -1,49 +1,13 @@
 /*
  * maildir.c - Maildir delivery (cr.yp.to/proto/maildir.html) and recovery.
  *
- * Design note: exactly-once delivery, and what survives a SIGKILL or a
- * power loss at each step.  The account run drives maildir.c and seen.c in
- * this order (seen.c carries the same note from the database's side):
+ * The delivery and recovery protocol this file takes part in (steps 2,
+ * 5 and 6b here) is told once, in doc/DESIGN.md §3; what it must never do
+ * (replace a file), in §7.  Deliveries that fail (connection lost, disk
+ * full) are freed before the group commit, which unlinks their tmp files:
+ * nothing partial is left.
  *
- *  0. maildir_create + maildir_open; seen_open.
- *  1. Recovery.  seen_pending_load lists the deliveries a killed run left
- *     undecided; maildir_find_delivered looks for each final name in new/
- *     and cur/ (a reader may have moved it and added ":2,FLAGS"), fsyncing
- *     new/ and cur/ if anything was found; seen_pending_resolve marks the
- *     found ones done and forgets the others (they are fetched again).
- *     maildir_clean_tmp then removes what dead popfetch processes left in
- *     tmp/.
- *  2. Per message: maildir_deliver_begin names tmp/<unique>,popfetch;
- *     maildir_deliver_write holds the data in memory, or, past
- *     MAILDIR_WRITE_BUF, creates the file (O_EXCL, 0600) and streams into
- *     it; maildir_deliver_finish hands it to a sync thread, which creates
- *     and writes it if still in memory, then fsyncs and closes it.
- *     Killed here: the file is in tmp/ only and nothing refers to it; the
- *     UIDL is not in the seen-list, so the next run fetches it again and
- *     step 1 removes the leftover.  Readers never see it (SPEC §5.3).
- *  3. Per batch (up to SEEN_BATCH messages), the group commit:
- *     a. seen_pending_add records (UIDL, final name, size, time) for the
- *        whole batch in one transaction (fsynced, synchronous=FULL).
- *        Killed before it commits: as in 2.  Killed after: the pending rows
- *        name files that are still in tmp/; step 1 finds none of them in
- *        new/ or cur/, drops the rows, removes the tmp files; fetched again.
- *     b. maildir_commit renames every file tmp/ -> new/, then fsyncs new/
- *        once.  Killed between renames: those renamed are in new/ (the
- *        kernel has the renames even if we die), step 1 finds them and
- *        marks them done; the others are dropped and fetched again.  Power
- *        lost before the fsync of new/: a rename may be undone, the file is
- *        then back in tmp/ only, which step 1 treats as "not delivered";
- *        its content can never be partial, it was fsynced before rename.
- *     c. seen_done moves the batch from pending to seen in one transaction.
- *        Killed before it commits: step 1 finds every file in new/ (durable
- *        since 3b's fsync) and marks it done; nothing is fetched twice.
- *     d. Only now may the run DELE these messages (SPEC §5.1).  Killed
- *        after: the UIDLs are in the seen-list, the messages stay on the
- *        server until a QUIT is acknowledged, and are never fetched again.
- *  Deliveries that fail (connection lost, disk full) are freed before
- *  step 3, which unlinks their tmp files: nothing partial is left.
- *
- * File names (SPEC §6): the final name is "time.M<usec>P<pid>Q<n>.<host>,
+ * File names (doc/DESIGN.md §7): the final name is "time.M<usec>P<pid>Q<n>.<host>,
  * S=<size>"; while in tmp/ the file is "time.M<usec>P<pid>Q<n>.<host>,
  * popfetch", a marker that tells our leftovers from other programs'.  In
  * <host>, '/' ':' and ',' become \057 \072 \054 as the Maildir spec asks
@@ -793,11 +757,48 @@ maildir_delivery_size(const struct maildir_delivery *d)
 	return d->size;
 }
 
+/*
+ * Move tmp/old to new/new, never replacing a file that is there
+ * (doc/DESIGN.md §7): renameat2(RENAME_NOREPLACE) where the kernel and the
+ * file system have it, else link() + unlink(), which fails with EEXIST
+ * just the same; where neither works (no hard links), a check for the name
+ * and a rename, which only a program racing us with the same unique name
+ * could defeat.  -1 with errno set (EEXIST: the name is taken).
+ */
+static int
+move_noreplace(struct maildir *md, const char *old, const char *new)
+{
+	struct stat st;
+
+#ifdef HAVE_RENAMEAT2
+	if (renameat2(md->tmp_fd, old, md->new_fd, new, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP &&
+	    errno != EOPNOTSUPP)
+		return -1;
+#endif
+	if (linkat(md->tmp_fd, old, md->new_fd, new, 0) == 0) {
+		/* A leftover link in tmp/ is harmless: clean_tmp takes it. */
+		if (unlinkat(md->tmp_fd, old, 0) == -1)
+			log_debug("unlink(%s/tmp/%s): %s", md->path, old,
+			    strerror(errno));
+		return 0;
+	}
+	if (errno == EEXIST || (errno != EPERM && errno != ENOTSUP &&
+	    errno != EOPNOTSUPP && errno != EXDEV && errno != EMLINK))
+		return -1;
+	if (fstatat(md->new_fd, new, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	return renameat(md->tmp_fd, old, md->new_fd, new);
+}
+
 int
 maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
-    size_t n, struct pf_error *err)
+    size_t n, bool *placed_r, struct pf_error *err)
 {
-	size_t i;
+	size_t i, placed = 0;
 
 	for (i = 0; i < n; i++) {
 		if (d[i]->md != md || d[i]->state != DELIVERY_FINISHED)
@@ -810,14 +811,25 @@ maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
 			return -1;
 	}
 	for (i = 0; i < n; i++) {
-		if (renameat(md->tmp_fd, d[i]->tmp_name, md->new_fd,
-		    d[i]->final_name) == -1)
+		if (placed_r != NULL)
+			placed_r[i] = false;
+		if (move_noreplace(md, d[i]->tmp_name, d[i]->final_name) == -1) {
+			if (errno == EEXIST && placed_r != NULL) {
+				log_warnx("%s/new/%s exists already: not "
+				    "replaced; the message will be fetched "
+				    "again", md->path, d[i]->final_name);
+				continue;
+			}
 			return pf_error_set_errno(err, PF_FAIL_IO,
 			    "rename(%s/tmp/%s, %s/new/%s)", md->path,
 			    d[i]->tmp_name, md->path, d[i]->final_name);
+		}
 		d[i]->state = DELIVERY_COMMITTED;
+		if (placed_r != NULL)
+			placed_r[i] = true;
+		placed++;
 	}
-	if (n == 0)
+	if (placed == 0)
 		return 0;
 	return fsync_dir_fd(md->new_fd, md->path, "new", err);
 }

@@ -98,15 +98,19 @@ uint64_t maildir_delivery_size(const struct maildir_delivery *d);
 /*
  * Wait until every delivery of the batch is fsynced and closed (failing
  * with PF_FAIL_IO, "fsync(FILE): ...", if one was not: nothing is renamed
- * then), move them into new/ (one rename each) and then fsync new/ once,
- * so that all of them are durable.  Only after this has
+ * then), move them into new/ (one rename each, never replacing a file:
+ * doc/DESIGN.md §7) and then fsync new/ once, so that all of them are
+ * durable.  placed_r[i] (placed_r may be NULL) tells whether delivery i is
+ * in new/: false when its name was taken already, which is then a warning
+ * and not a failure (the caller drops its pending row; the delivery stays
+ * in tmp/ until freed).  With placed_r NULL a taken name is PF_FAIL_IO.  Only after this has
  * returned 0 may the caller mark them done in the seen-list.  On failure
  * (-1, PF_FAIL_IO; PF_FAIL_INTERNAL if a delivery is not finished) some
  * files may already be in new/: the pending rows in the seen-list let the
  * next run's recovery decide; the caller just frees the deliveries.
  */
 int	maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
-	    size_t n, struct pf_error *err);
+	    size_t n, bool *placed_r, struct pf_error *err);
 
 /*
  * Free a delivery and clear *d_r; NULL is fine.  A delivery that was not
