@@ -527,9 +527,13 @@ cli_main(int argc, char *argv[])
 		for (i = 0; i < n; i++)
 			codes[i] = run_status(conf, sel[i], cli.json, i == 0,
 			    stdout);
+		/* Without -a, state no account owns is shown too. */
+		if (cli.naccounts == 0)
+			codes[n] = run_status_orphans(conf, cli.json, n == 0,
+			    stdout);
 		if (cli.json)
 			fputs(n > 0 ? "\n]\n" : "]\n", stdout);
-		code = first_failure(codes, n);
+		code = first_failure(codes, n + 1);
 		break;
 	case CMD_ACCOUNTS:
 		break;

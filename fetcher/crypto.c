@@ -55,6 +55,51 @@ crypto_sha256(const void *data, size_t len, unsigned char out[CRYPTO_SHA256_LEN]
 		fatalx("EVP_Digest(SHA-256) failed");
 }
 
+struct crypto_sha256_ctx {
+	EVP_MD_CTX	*md;
+};
+
+struct crypto_sha256_ctx *
+crypto_sha256_begin(void)
+{
+	struct crypto_sha256_ctx *c = xmalloc(sizeof(*c));
+
+	if ((c->md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1)
+		fatalx("EVP_DigestInit_ex(SHA-256) failed");
+	return c;
+}
+
+void
+crypto_sha256_update(struct crypto_sha256_ctx *c, const void *data,
+    size_t len)
+{
+	if (len > 0 && EVP_DigestUpdate(c->md, data, len) != 1)
+		fatalx("EVP_DigestUpdate(SHA-256) failed");
+}
+
+void
+crypto_sha256_end(struct crypto_sha256_ctx **ctx_r,
+    unsigned char out[CRYPTO_SHA256_LEN])
+{
+	unsigned int outlen = 0;
+
+	if (EVP_DigestFinal_ex((*ctx_r)->md, out, &outlen) != 1 ||
+	    outlen != CRYPTO_SHA256_LEN)
+		fatalx("EVP_DigestFinal_ex(SHA-256) failed");
+	crypto_sha256_free(ctx_r);
+}
+
+void
+crypto_sha256_free(struct crypto_sha256_ctx **ctx_r)
+{
+	if (*ctx_r == NULL)
+		return;
+	EVP_MD_CTX_free((*ctx_r)->md);
+	free(*ctx_r);
+	*ctx_r = NULL;
+}
+
 void
 crypto_hmac_sha256(const void *key, size_t keylen, const void *data,
     size_t len, unsigned char out[CRYPTO_SHA256_LEN])

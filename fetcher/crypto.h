@@ -15,6 +15,19 @@ int	crypto_random(void *buf, size_t len);
 
 void	crypto_sha256(const void *data, size_t len,
 	    unsigned char out[CRYPTO_SHA256_LEN]);
+/*
+ * SHA-256 over data that comes in pieces (a message's content on a server
+ * without UIDL, doc/DESIGN.md §6): begin, update any number of times, end
+ * (which frees the context and clears *ctx_r).  crypto_sha256_free drops
+ * an unfinished one; NULL is fine.
+ */
+struct crypto_sha256_ctx;
+struct crypto_sha256_ctx *crypto_sha256_begin(void);
+void	crypto_sha256_update(struct crypto_sha256_ctx *ctx, const void *data,
+	    size_t len);
+void	crypto_sha256_end(struct crypto_sha256_ctx **ctx_r,
+	    unsigned char out[CRYPTO_SHA256_LEN]);
+void	crypto_sha256_free(struct crypto_sha256_ctx **ctx_r);
 void	crypto_hmac_sha256(const void *key, size_t keylen, const void *data,
 	    size_t len, unsigned char out[CRYPTO_SHA256_LEN]);
 /* PBKDF2-HMAC-SHA-256 with a 32-byte output (RFC 7677 Hi()).  0 or -1. */

@@ -129,6 +129,7 @@ struct pop3 {
 
 	char		*timestamp;	/* APOP, from the greeting */
 	struct pop3_capa capa;
+	bool		 uidl_expected;	/* pop3_expect_uidl */
 	bool		 stat_known;
 	unsigned	 stat_count;
 	const char	*mech_used;
@@ -1523,6 +1524,15 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 			err_reply(line, text, cat, err, "UIDL failed");
 			goto out;
 		}
+		/* doc/DESIGN.md §5: a server that said it has UIDL, or whose
+		 * UIDLs we hold, is having a bad moment, not a change of
+		 * nature: a switch to "no UIDL" would fetch everything. */
+		if (s->capa.uidl || s->uidl_expected) {
+			err_reply(line, text, PF_FAIL_TEMP, err, "UIDL failed "
+			    "(%s)", s->capa.uidl ? "the server announced UIDL" :
+			    "the seen-list holds this server's UIDLs");
+			goto out;
+		}
 		/* No UIDL (RFC 1939 lists it as optional). */
 		log_debug("%s: server has no UIDL", s->account);
 	} else {
@@ -1762,11 +1772,13 @@ runaway_limit(uint64_t size)
 
 /*
  * Stream the body of the multi-line reply whose +OK was just read into the
- * sink: data() per input chunk, end() only at the "." line.
+ * sink: begin(), then data() per input chunk, up to the "." line; end() is
+ * the caller's (pop3_retr_each calls it only once the next reply shows the
+ * "." was the end: doc/DESIGN.md §5).  *octets_r gets what data() got.
  */
 static int
 stream_body(struct pop3 *s, const struct pop3_msg *m,
-    const struct pop3_sink *sink, struct pf_error *err)
+    const struct pop3_sink *sink, uint64_t *octets_r, struct pf_error *err)
 {
 	struct dot_filter f = { DOT_BOL, 0 };
 	uint64_t wire = 0, octets = 0, limit = runaway_limit(m->size);
@@ -1808,8 +1820,7 @@ stream_body(struct pop3 *s, const struct pop3_msg *m,
 	if (octets + f.crs != m->size && log_verbosity() >= 1)
 		log_warnx("%s: message %u has %" PRIu64 " octets, LIST said %"
 		    PRIu64, s->account, m->number, octets + f.crs, m->size);
-	if (sink->end != NULL && sink->end(sink->ctx, m, octets, err) == -1)
-		return -1;
+	*octets_r = octets;
 	return 0;
 }
 
@@ -1847,44 +1858,109 @@ quit_reply(struct pop3 *s, struct pf_error *err)
 }
 
 void
+pop3_expect_uidl(struct pop3 *s)
+{
+	s->uidl_expected = true;
+}
+
+void
 pop3_quit_after_retr(struct pop3 *s)
 {
 	s->quit_after_retr = true;
 }
 
+/*
+ * The window of RETRs (doc/DESIGN.md §5).  A message whose "." has been
+ * read is `held`: its end() waits for the next status line, which must be
+ * a reply to what we sent next, else that "." was inside the message (an
+ * unstuffed dot line) and the message is not delivered.  After the last
+ * RETR a NOOP plays the next command's part.
+ */
 int
 pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
     const struct pop3_sink *sink, struct pf_error *err)
 {
 	size_t window = s->capa.pipelining ? POP3_PIPELINE_WINDOW : 1;
 	size_t sent = 0, done = 0;
+	const struct pop3_msg *held = NULL, *m;
+	uint64_t held_octets = 0;
+	bool noop_sent = false;
 	enum reply_kind kind;
+	enum pop3_cmd cmd;
 	const char *line, *text;
 
-	while (done < n) {
+	if (n == 0)
+		return 0;
+	for (;;) {
 		/* Refill the window when it is half empty, in one write. */
-		if (sent < n && s->npending <= window / 2) {
+		if (!noop_sent && s->npending <= window / 2) {
 			while (sent < n && s->npending < window) {
 				if (queue_cmdf(s, CMD_RETR, msgs[sent]->number,
 				    err, "RETR %u", msgs[sent]->number) == -1)
 					return -1;
 				sent++;
 			}
+			/* Lock-step without PIPELINING: NOOP goes alone. */
+			if (sent == n &&
+			    (s->capa.pipelining || s->npending == 0)) {
+				if (queue_cmd(s, CMD_NOOP, 0, "NOOP", err) == -1)
+					return -1;
+				noop_sent = true;
+			}
 			if (flush(s, err) == -1)
 				return -1;
 		}
-		if (read_reply(s, false, &kind, &line, &text, err) == -1)
+		cmd = pending_head(s)->cmd;
+		if (read_reply(s, false, &kind, &line, &text, err) == -1) {
+			/* A connection that ends (or stalls) after a "."
+			 * sent nothing that contradicts it: the "." stands
+			 * (doc/DESIGN.md §5).  Data that is not a reply
+			 * does contradict it. */
+			if (held != NULL && err->category != PF_FAIL_PROTO &&
+			    sink->end != NULL) {
+				struct pf_error eerr;
+
+				if (sink->end(sink->ctx, held, held_octets,
+				    &eerr) == -1)
+					*err = eerr;
+			}
 			return -1;
-		if (kind == REPLY_ERR) {
-			s->broken = s->npending > 0;
-			return err_reply(line, text, PF_FAIL_PROTO, err,
-			    "RETR %u failed", msgs[done]->number);
 		}
-		if (stream_body(s, msgs[done], sink, err) == -1) {
+		if (held != NULL) {
+			m = held;
+			held = NULL;
+			if (sink->end != NULL &&
+			    sink->end(sink->ctx, m, held_octets, err) == -1) {
+				s->broken = true;
+				return -1;
+			}
+		}
+		if (cmd == CMD_NOOP)
+			break;		/* +OK or -ERR: either is a reply */
+		m = msgs[done++];
+		if (kind == REPLY_ERR) {
+			struct pf_error why;
+
+			/* doc/DESIGN.md §5: one refused message blocks
+			 * nothing; the others are still in the window. */
+			err_reply(line, text, PF_FAIL_PROTO, &why,
+			    "RETR %u failed", m->number);
+			if (sink->refused == NULL) {
+				s->broken = s->npending > 0;
+				*err = why;
+				return -1;
+			}
+			if (sink->refused(sink->ctx, m, &why, err) == -1) {
+				s->broken = true;
+				return -1;
+			}
+			continue;
+		}
+		if (stream_body(s, m, sink, &held_octets, err) == -1) {
 			s->broken = true;
 			return -1;
 		}
-		done++;
+		held = m;
 	}
 	/*
 	 * Every byte is in: QUIT now, its reply read (if at all: see
@@ -1905,6 +1981,7 @@ int
 pop3_top(struct pop3 *s, const struct pop3_msg *m, unsigned lines,
     const struct pop3_sink *sink, struct pf_error *err)
 {
+	uint64_t octets;
 	enum reply_kind kind;
 	const char *line, *text;
 
@@ -1915,7 +1992,8 @@ pop3_top(struct pop3 *s, const struct pop3_msg *m, unsigned lines,
 	if (kind == REPLY_ERR)
 		return err_reply(line, text, PF_FAIL_PROTO, err,
 		    "TOP %u failed", m->number);
-	if (stream_body(s, m, sink, err) == -1) {
+	if (stream_body(s, m, sink, &octets, err) == -1 ||
+	    (sink->end != NULL && sink->end(sink->ctx, m, octets, err) == -1)) {
 		s->broken = true;
 		return -1;
 	}

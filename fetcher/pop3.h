@@ -116,6 +116,12 @@ struct pop3_sink {
 	int	(*end)(void *ctx, const struct pop3_msg *m, uint64_t octets,
 		    struct pf_error *err);
 	void	*ctx;
+	/* RETR only, optional: the server refused message m (-ERR; `why`
+	 * says so, with its words).  Return 0 to go on with the next
+	 * message, -1 (err filled) to stop.  NULL: a refusal ends
+	 * pop3_retr_each with `why`. */
+	int	(*refused)(void *ctx, const struct pop3_msg *m,
+		    const struct pf_error *why, struct pf_error *err);
 };
 
 /* What pop3_auth() needs.  All borrowed. */
@@ -220,13 +226,19 @@ int	pop3_stat(struct pop3 *s, unsigned *count_r, uint64_t *size_r,
  * only; RFC 1939 §5 lets " more text" follow it, ignored), UIDL charset
  * 0x21..0x7E (so no space or trailing junk) and length <= POP3_UIDL_MAX, no
  * duplicate numbers or UIDLs, every number in both lists.  -ERR to UIDL is
- * "no UIDL": success with has_uidl false and uidl NULL.  On success
+ * "no UIDL" (success with has_uidl false and uidl NULL) only from a server
+ * whose CAPA did not list UIDL, in a session not marked with
+ * pop3_expect_uidl; otherwise it is PF_FAIL_TEMP (doc/DESIGN.md §5).  On success
  * *listing_r is a new listing (free with pop3_listing_free()).
  * Errors: PF_FAIL_PROTO with the offending line as the server's words,
  * PF_FAIL_TEMP.
  */
 int	pop3_list_messages(struct pop3 *s, struct pop3_listing **listing_r,
 	    struct pf_error *err);
+
+/* The account's seen-list holds UIDLs of this server: -ERR to UIDL is then
+ * a temporary failure, never "no UIDL". */
+void	pop3_expect_uidl(struct pop3 *s);
 
 /*
  * UIDL alone, for a run that may need no sizes (nothing new): a listing
@@ -250,11 +262,17 @@ void	pop3_listing_free(struct pop3_listing **l);
 /*
  * RETR each of msgs[0..n) (borrowed), in order, streaming into `sink`; with
  * PIPELINING at most POP3_PIPELINE_WINDOW RETRs are in flight, otherwise
- * lock-step.  A message is complete at its "." line, whatever LIST said (a
- * differing size is a log_debug note).  Errors: PF_FAIL_TEMP ("connection
+ * lock-step; a NOOP follows the last RETR.  A message ends at its "." line,
+ * whatever LIST said (a differing size is a warning with -v), but end() is
+ * called only once the status line after it has been read and is a reply
+ * (to the next RETR or the NOOP): if it is not, the "." was part of the
+ * message, end() is never called for it, and the result is PF_FAIL_PROTO
+ * "unexpected reply to ..." (doc/DESIGN.md §5).  A -ERR to a RETR goes to
+ * sink->refused, and the others go on.  Errors: PF_FAIL_TEMP ("connection
  * lost in the middle of message N"; end() not called), PF_FAIL_PROTO (-ERR
- * to RETR, or a runaway message: more than 2 x size + RUNAWAY_SLACK octets;
- * end() not called), any sink error.
+ * to RETR without sink->refused, a runaway message: more than 2 x size +
+ * RUNAWAY_SLACK octets, or out of step as above; end() not called), any
+ * sink error.
  */
 int	pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs,
 	    size_t n, const struct pop3_sink *sink, struct pf_error *err);

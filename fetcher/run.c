@@ -1,52 +1,14 @@
 /*
- * run.c - one account's run (SPEC §2, §5, §6), `check` and `status`.
+ * run.c - one account's run, `check` and `status`.
  *
- * Design note: the order of operations of a fetch, and what a SIGKILL (or a
- * lost connection, or a power cut) at each step leaves behind.
- *
- *  1. Lock the mailbox (flock in state_dir).  Dies with the process.
- *  2. Open the seen-list; recover: every delivery a killed run left
- *     "pending" is looked up in new/ and cur/ and either marked seen (the
- *     file got there) or dropped (it did not: the message is fetched
- *     again); then popfetch's leftovers in tmp/ are removed.
- *  3. Get the secret, connect, TLS, CAPA, [STLS, TLS, CAPA], authenticate.
- *     Nothing local has changed yet.  Step 2 runs in a thread meanwhile
- *     (prep_begin): neither step touches what the other one does.
- *     Authentication waits for step 2 but for the load of the seen-list
- *     (which goes on during the login), so that a local failure ends the
- *     run before the password is sent; if either step failed, the run
- *     ends there, step 2's error first.  A password_command waits for
- *     step 2 too (it may prompt), and a failed step 2 stops step 3 at its
- *     next stage.  Step 2 can take seconds (a busy database, a large
- *     tmp/ to clean): the server then waits in its AUTHORIZATION state,
- *     well within RFC 1939's ten-minute autologout.
- *  4. UIDL + LIST; prune the seen-list of UIDLs the server no longer lists
- *     (one transaction; a kill leaves it pruned or not, both fine).
- *  5. RETR the new messages (pipelined when offered), each streamed into
- *     its own file in tmp/ (held in memory while small), fsynced and
- *     closed by store/maildir.c's threads meanwhile.  A kill here leaves files
- *     in tmp/ only: invisible to readers, removed at step 2 of the next run.
- *  6. Group commit, per batch of up to SEEN_BATCH messages or
- *     SEEN_BATCH_BYTES.  A full batch waits while the next one is
- *     received, so its files' fsyncs (store/maildir.c's threads) are done
- *     by the time it commits:
- *       a. record the batch as pending (one transaction);
- *       b. rename each file tmp/ -> new/, then fsync new/ once;
- *       c. mark the batch seen (one transaction).
- *     Killed before (a): the files are in tmp/, the UIDLs not seen: fetched
- *     again, once.  Between (a) and (c): step 2 finds each file in new/ (or
- *     cur/) or not and decides exactly once.  After (c): seen.
- *  7. DELE (delete = true: every listed message that is seen, fetched now or
- *     before; delete_after_days: those first fetched long enough ago), only
- *     for messages that are seen, so durably delivered.  Then QUIT: the
- *     server removes them only on QUIT, and we count them only on its +OK.
- *     A kill before QUIT's +OK deletes nothing; the next run DELEs again.
- *     In keep mode (no DELE), QUIT goes as soon as the last message is in
- *     and its reply is not waited for: it could tell us nothing.
- *
- * A failed account prints its error line instead of its summary; whatever
- * was fully received before the failure is still committed (steps 6a-c), so
- * a connection lost in message 200 does not cost messages 1-199.
+ * A fetch follows the delivery and recovery protocol of doc/DESIGN.md §3,
+ * whose step numbers the comments below use: 1 lock, 2 open the seen-list
+ * and recover (in a thread, beside 3), 3 connect and log in, 4 list and
+ * mark what is missing, 5 receive into tmp/, 6 group commit (a pending,
+ * b rename into new/, c seen), 7 DELE and QUIT.  A failed account prints
+ * its error line instead of its summary; whatever was fully received
+ * before the failure is still committed, so a connection lost in message
+ * 200 does not cost messages 1-199.
  */
 #include "config.h"
 
@@ -60,6 +22,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "crypto.h"
 #include "error.h"
 #include "lock.h"
 #include "log.h"
@@ -73,10 +36,11 @@
 #include "thread.h"
 #include "xmalloc.h"
 
-/* Finished deliveries awaiting their group commit (design note, step 6). */
+/* Finished deliveries awaiting their group commit (step 6). */
 struct batch {
 	struct maildir_delivery	**d;
 	const struct pop3_msg	**m;
+	char			**key;	/* the seen-list key: UIDL or digest */
 	size_t			 n;
 	uint64_t		 bytes;
 };
@@ -94,7 +58,12 @@ struct run {
 	struct pop3		*pop3;
 	char			*secret;
 	struct pop3_listing	*listing;
-	bool			 no_uidl;	/* SPEC §6: fetch and delete all */
+	bool			 no_uidl;	/* DESIGN §6: digests, delete all */
+	struct seen_owner	*owners;	/* every account, for the seen-list */
+	struct seen_who		 who;
+	struct crypto_sha256_ctx *digest;	/* of the message being received */
+	struct pf_error		 refused;	/* the first refused message */
+	bool			 any_refused;
 
 	/* the message being received, and the batches awaiting commit:
 	 * batch[filling] gets new messages, the other one is full */
@@ -106,8 +75,10 @@ struct run {
 	char			 localhost[256];
 	const char		*with;
 
-	/* numbers to DELE */
+	/* numbers to DELE, and their seen-list keys (forgotten once QUIT
+	 * has committed the deletions) */
 	unsigned		*dele;
+	char			**dele_key;
 	size_t			 ndele;
 
 	/* counters */
@@ -312,6 +283,10 @@ sink_begin(void *ctx, const struct pop3_msg *m, struct pf_error *err)
 	if (maildir_deliver_begin(r->md, &r->cur, err) == -1)
 		return -1;
 	r->cur_bytes = 0;
+	if (r->no_uidl) {
+		crypto_sha256_free(&r->digest);
+		r->digest = crypto_sha256_begin();
+	}
 	if (r->acct->received_header && write_received(r, m, err) == -1)
 		return -1;
 	return 0;
@@ -323,48 +298,81 @@ sink_data(void *ctx, const char *buf, size_t len, struct pf_error *err)
 	struct run *r = ctx;
 
 	r->cur_bytes += len;
+	if (r->digest != NULL)
+		crypto_sha256_update(r->digest, buf, len);
 	if (maildir_deliver_write(r->cur, buf, len, err) == -1)
 		return -1;
 	progress_draw(r, false);
 	return 0;
 }
 
+/* The message's seen-list key: its UIDL, or (DESIGN §6) the digest of
+ * what it holds as received, before the Received: field. */
+static char *
+message_key(struct run *r, const struct pop3_msg *m)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[CRYPTO_SHA256_LEN];
+	char *key;
+	size_t i, o;
+
+	if (!r->no_uidl)
+		return xstrdup(m->uidl);
+	crypto_sha256_end(&r->digest, md);
+	key = xmalloc(SEEN_DIGEST_KEY_LEN + 1);
+	o = strlen(SEEN_DIGEST_PREFIX);
+	memcpy(key, SEEN_DIGEST_PREFIX, o);
+	for (i = 0; i < sizeof(md); i++) {
+		key[o++] = hex[md[i] >> 4];
+		key[o++] = hex[md[i] & 0xf];
+	}
+	key[o] = '\0';
+	return key;
+}
+
+/* Queue message number for DELE, with its key (owned by the list). */
+static void
+dele_add(struct run *r, unsigned number, char *key)
+{
+	r->dele[r->ndele] = number;
+	r->dele_key[r->ndele] = key;
+	r->ndele++;
+}
+
 /*
- * Group commit of the finished deliveries in b (design note, step 6).  On
- * failure the deliveries are freed (so their tmp files go) and the
- * seen-list's pending rows let the next run decide.
+ * Group commit of the finished deliveries in b (step 6).  On failure the
+ * deliveries are freed (so their tmp files go) and the seen-list's pending
+ * rows let the next run decide.
  */
 static int
 commit_batch(struct run *r, struct batch *b, struct pf_error *err)
 {
 	struct seen_entry *entries = NULL;
-	const char **uidls = NULL;
+	bool *placed = NULL;
 	time_t now = time(NULL);
 	size_t i, n = b->n;
 	int rc = -1;
 
 	if (n == 0)
 		return 0;
-	if (!r->no_uidl) {
-		entries = xcalloc(n, sizeof(*entries));
-		uidls = xcalloc(n, sizeof(*uidls));
-		for (i = 0; i < n; i++) {
-			entries[i].uidl = b->m[i]->uidl;
-			entries[i].name = maildir_delivery_name(b->d[i]);
-			entries[i].size = maildir_delivery_size(b->d[i]);
-			entries[i].fetched = now;
-			uidls[i] = b->m[i]->uidl;
-		}
-		if (seen_pending_add(r->seen, entries, n, err) == -1)
-			goto done;
+	entries = xcalloc(n, sizeof(*entries));
+	placed = xcalloc(n, sizeof(*placed));
+	for (i = 0; i < n; i++) {
+		entries[i].uidl = b->key[i];
+		entries[i].name = maildir_delivery_name(b->d[i]);
+		entries[i].dir = maildir_path(r->md);
+		entries[i].size = maildir_delivery_size(b->d[i]);
+		entries[i].fetched = now;
 	}
-	if (maildir_commit(r->md, b->d, n, err) == -1)
-		goto done;
-	if (!r->no_uidl && seen_done(r->seen, uidls, n, err) == -1)
+	if (seen_pending_add(r->seen, entries, n, err) == -1 ||		/* a */
+	    maildir_commit(r->md, b->d, n, placed, err) == -1 ||		/* b */
+	    seen_pending_resolve(r->seen, entries, n, placed, err) == -1)	/* c */
 		goto done;
 	for (i = 0; i < n; i++) {
 		uint64_t size = maildir_delivery_size(b->d[i]);
 
+		if (!placed[i])		/* DESIGN §7: fetched again */
+			continue;
 		log_debug("%s: message %u (UIDL %s, %" PRIu64 " bytes) -> %s",
 		    r->name, b->m[i]->number,
 		    b->m[i]->uidl != NULL ? b->m[i]->uidl :
@@ -372,19 +380,37 @@ commit_batch(struct run *r, struct batch *b, struct pf_error *err)
 		r->stats.fetched++;
 		r->stats.bytes += size;
 		/* Without UIDL (delete = true): delete what was delivered. */
-		if (r->no_uidl)
-			r->dele[r->ndele++] = b->m[i]->number;
+		if (r->no_uidl) {
+			dele_add(r, b->m[i]->number, b->key[i]);
+			b->key[i] = NULL;
+		}
 	}
 	rc = 0;
 done:
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		maildir_delivery_free(&b->d[i]);
+		free(b->key[i]);
+		b->key[i] = NULL;
+	}
 	b->n = 0;
 	b->bytes = 0;
 	free(entries);
-	free(uidls);
+	free(placed);
 	progress_draw(r, true);
 	return rc;
+}
+
+/* Is key among the deliveries not committed yet? */
+static bool
+in_batches(const struct run *r, const char *key)
+{
+	size_t i, j;
+
+	for (j = 0; j < 2; j++)
+		for (i = 0; i < r->batch[j].n; i++)
+			if (strcmp(r->batch[j].key[i], key) == 0)
+				return true;
+	return false;
 }
 
 static int
@@ -393,12 +419,31 @@ sink_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
 {
 	struct run *r = ctx;
 	struct batch *b = &r->batch[r->filling];
+	char *key;
 
 	(void)octets;
-	if (maildir_deliver_finish(r->cur, err) == -1)
+	key = message_key(r, m);
+	if (r->no_uidl && (seen_contains(r->seen, key) || in_batches(r, key))) {
+		/* DESIGN §6: delivered before (an earlier run's DELE was not
+		 * committed): not again.  Delete it if that delivery is
+		 * recorded; one still in a batch waits for the next run. */
+		log_debug("%s: message %u has the content of one delivered "
+		    "before: not delivered again", r->name, m->number);
+		maildir_delivery_free(&r->cur);
+		r->cur_bytes = 0;
+		if (seen_contains(r->seen, key))
+			dele_add(r, m->number, key);
+		else
+			free(key);
+		return 0;
+	}
+	if (maildir_deliver_finish(r->cur, err) == -1) {
+		free(key);
 		return -1;
+	}
 	b->d[b->n] = r->cur;
 	b->m[b->n] = m;
+	b->key[b->n] = key;
 	b->n++;
 	b->bytes += maildir_delivery_size(r->cur);
 	r->received++;
@@ -413,6 +458,30 @@ sink_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
 	return commit_batch(r, &r->batch[r->filling], err);
 }
 
+/* DESIGN §5: a message the server refuses is named, left there, and the
+ * rest goes on; the run ends with the first refusal's error. */
+static int
+sink_refused(void *ctx, const struct pop3_msg *m, const struct pf_error *why,
+    struct pf_error *err)
+{
+	struct run *r = ctx;
+	char buf[PF_ERROR_WHAT_MAX + PF_ERROR_SERVER_MAX + 8];
+
+	(void)err;
+	if (r->any_refused) {
+		log_errx("%s: message %u (UIDL %s) refused by the server: %s",
+		    r->name, m->number, m->uidl != NULL ? m->uidl : "none",
+		    pf_error_format(why, buf, sizeof(buf)));
+		return 0;
+	}
+	pf_error_set(&r->refused, why->category, "message %u (UIDL %s) "
+	    "refused by the server: %s", m->number, m->uidl != NULL ?
+	    m->uidl : "none", why->what);
+	memcpy(r->refused.server, why->server, sizeof(r->refused.server));
+	r->any_refused = true;
+	return 0;
+}
+
 /* Commit both batches, the older first. */
 static int
 commit_all(struct run *r, struct pf_error *err)
@@ -424,25 +493,77 @@ commit_all(struct run *r, struct pf_error *err)
 
 /* ---- the steps of a fetch ---- */
 
-/* Design note step 2: decide every pending delivery, clean tmp/. */
+/*
+ * Look for pending deliveries idx[0..n) of `e`, all made into Maildir
+ * `dir` (not the account's current one: its `maildir` was edited since,
+ * DESIGN §7); a Maildir that is gone holds none of them.
+ */
+static int
+find_elsewhere(const char *dir, const struct seen_entry *e, const size_t *idx,
+    size_t n, bool *found, struct pf_error *err)
+{
+	struct maildir *md = NULL;
+	const char **names;
+	bool *hit;
+	size_t i;
+	int rc;
+
+	if (access(dir, F_OK) == -1 && (errno == ENOENT || errno == ENOTDIR))
+		return 0;
+	if (maildir_open(dir, &md, err) == -1)
+		return -1;
+	names = xcalloc(n, sizeof(*names));
+	hit = xcalloc(n, sizeof(*hit));
+	for (i = 0; i < n; i++)
+		names[i] = e[idx[i]].name;
+	rc = maildir_find_delivered(md, names, n, hit, err);
+	for (i = 0; rc == 0 && i < n; i++)
+		found[idx[i]] = hit[i];
+	maildir_close(&md);
+	free(names);
+	free(hit);
+	return rc;
+}
+
+/* Step 2: decide every pending delivery, each in the Maildir it went to;
+ * clean tmp/. */
 static int
 recover(struct run *r, struct pf_error *err)
 {
 	struct seen_entry *entries = NULL;
-	const char **names = NULL;
-	bool *found = NULL;
-	size_t i, n = 0, removed = 0;
+	const char *here = maildir_path(r->md);
+	size_t *idx = NULL;
+	bool *found = NULL, *done = NULL;
+	size_t i, j, k, n = 0, removed = 0;
 	int rc = -1;
 
 	if (seen_pending_load(r->seen, &entries, &n, err) == -1)
 		return -1;
 	if (n > 0) {
-		names = xcalloc(n, sizeof(*names));
+		idx = xcalloc(n, sizeof(*idx));
 		found = xcalloc(n, sizeof(*found));
-		for (i = 0; i < n; i++)
-			names[i] = entries[i].name;
-		if (maildir_find_delivered(r->md, names, n, found, err) == -1 ||
-		    seen_pending_resolve(r->seen, entries, n, found, err) == -1)
+		done = xcalloc(n, sizeof(*done));
+		/* One pass per Maildir named by the rows (usually one). */
+		for (i = 0; i < n; i++) {
+			const char *dir = entries[i].dir != NULL ?
+			    entries[i].dir : here;
+
+			if (done[i])
+				continue;
+			for (j = i, k = 0; j < n; j++) {
+				const char *d = entries[j].dir != NULL ?
+				    entries[j].dir : here;
+
+				if (!done[j] && strcmp(d, dir) == 0) {
+					idx[k++] = j;
+					done[j] = true;
+				}
+			}
+			if (find_elsewhere(dir, entries, idx, k, found,
+			    err) == -1)
+				goto done;
+		}
+		if (seen_pending_resolve(r->seen, entries, n, found, err) == -1)
 			goto done;
 		for (i = 0; i < n; i++)
 			log_debug("%s: recovered an interrupted delivery of "
@@ -457,8 +578,9 @@ recover(struct run *r, struct pf_error *err)
 	rc = 0;
 done:
 	seen_entries_free(&entries, n);
-	free(names);
+	free(idx);
 	free(found);
+	free(done);
 	return rc;
 }
 
@@ -503,10 +625,10 @@ prep_local(struct prep *p)
 	const char *dir = r->conf->state_dir;
 
 	if (r->opts->dry_run)
-		return seen_open(dir, a->user, a->host, SEEN_READ_ONLY,
-		    &r->seen, &p->err);
-	if (seen_open_unloaded(dir, a->user, a->host, SEEN_READ_WRITE,
-	    &r->seen, &p->err) == -1 ||
+		return seen_open(dir, &r->who, SEEN_READ_ONLY, &r->seen,
+		    &p->err);
+	if (seen_open_unloaded(dir, &r->who, SEEN_READ_WRITE, &r->seen,
+	    &p->err) == -1 ||
 	    seen_run_begin(r->seen, p->start, &p->err) == -1)
 		return -1;
 	p->run_begun = true;
@@ -759,7 +881,7 @@ dry_show(struct run *r, const char *what, const struct pop3_msg *m,
     const char *note, bool with_headers)
 {
 	struct header_buf *h;
-	struct pop3_sink sink = { hdr_begin, hdr_data, hdr_end, NULL };
+	struct pop3_sink sink = { hdr_begin, hdr_data, hdr_end, NULL, NULL };
 	struct pf_error err;
 	char from[256], subject[256], date[128];
 
@@ -838,13 +960,70 @@ dry_run(struct run *r, struct pf_error *err)
 
 /* ---- fetch ---- */
 
-/* Steps 4-7 of the design note, on a logged-in session. */
+/* Step 4's update of the seen-list: what the listing lacks is marked
+ * missing, and forgotten once missing long enough (DESIGN §4). */
+static int
+mark_missing(struct run *r, time_t now, struct pf_error *err)
+{
+	const char **listed = NULL;
+	size_t i, n = 0, pruned = 0;
+	int64_t forget = (int64_t)r->acct->forget_after_days * 86400;
+	int rc;
+
+	if (r->no_uidl) {
+		/* Digests are never listed: they age from their first run
+		 * here, at least a day (DESIGN §6). */
+		if (forget < 86400)
+			forget = 86400;
+	} else {
+		listed = xcalloc(r->listing->count + 1, sizeof(*listed));
+		for (i = 0; i < r->listing->count; i++)
+			listed[n++] = r->listing->msgs[i].uidl;
+	}
+	rc = seen_prune(r->seen, listed, n, now, forget, &pruned, err);
+	free(listed);
+	if (rc == 0 && pruned > 0)
+		log_debug("%s: forgot %zu message(s) missing from the listings "
+		    "for %u day(s)", r->name, pruned, r->acct->forget_after_days);
+	return rc;
+}
+
+/* Step 7: QUIT, and what its +OK commits.  Keep mode (nothing to DELE)
+ * does not wait for the reply. */
+static int
+finish_session(struct run *r, bool keep, struct pf_error *err)
+{
+	struct pf_error ferr;
+
+	if (keep && r->ndele == 0) {
+		if (pop3_quit_nowait(r->pop3, err) == -1)
+			log_debug("%s: QUIT: %s", r->name, err->what);
+		return 0;
+	}
+	if (pop3_quit(r->pop3, err) == -1) {
+		if (r->ndele > 0)
+			return -1;	/* deletions not confirmed */
+		log_debug("%s: QUIT: %s", r->name, err->what);
+		return 0;
+	}
+	r->stats.deleted = r->ndele;
+	/* Gone from the server: nothing to remember them by (DESIGN §4).
+	 * A failure here costs nothing but the room: they age out. */
+	if (seen_forget(r->seen, (const char *const *)r->dele_key, r->ndele,
+	    &ferr) == -1)
+		log_warnx("%s: %s", r->name, ferr.what);
+	return 0;
+}
+
+/* Steps 4-7 on a logged-in session. */
 static int
 fetch_mail(struct run *r, struct pf_error *err)
 {
 	const struct pop3_msg **sel = NULL;
 	const struct conf_account *a = r->acct;
-	struct pop3_sink sink = { sink_begin, sink_data, sink_end, r };
+	struct pop3_sink sink = {
+		sink_begin, sink_data, sink_end, r, sink_refused,
+	};
 	time_t now = time(NULL);
 	size_t i, n = 0;
 	bool keep;
@@ -856,26 +1035,12 @@ fetch_mail(struct run *r, struct pf_error *err)
 			    "does not support UIDL, so popfetch cannot tell "
 			    "new messages from old; set delete = true to fetch "
 			    "and delete every message");
-		/* SPEC §6: fetch and delete every message; no UIDL to record. */
+		/* DESIGN §6: fetch and delete every message, each known by
+		 * its digest. */
 		r->no_uidl = true;
 	}
-	if (!r->no_uidl) {
-		const char **listed = xcalloc(r->listing->count + 1,
-		    sizeof(*listed));
-		size_t pruned = 0;
-
-		for (i = 0; i < r->listing->count; i++)
-			listed[i] = r->listing->msgs[i].uidl;
-		rc = seen_prune(r->seen, listed, r->listing->count, &pruned,
-		    err);
-		free(listed);
-		if (rc == -1)
-			return -1;
-		rc = -1;
-		if (pruned > 0)
-			log_debug("%s: forgot %zu UIDL(s) the server no longer "
-			    "lists", r->name, pruned);
-	}
+	if (mark_missing(r, now, err) == -1)
+		return -1;
 
 	/* Sizes (max_size, progress, runaway bound) if anything is new. */
 	sel = select_unseen(r, &n);
@@ -887,8 +1052,11 @@ fetch_mail(struct run *r, struct pf_error *err)
 	for (i = 0; i < 2; i++) {
 		r->batch[i].d = xcalloc(SEEN_BATCH + 1, sizeof(*r->batch[i].d));
 		r->batch[i].m = xcalloc(SEEN_BATCH + 1, sizeof(*r->batch[i].m));
+		r->batch[i].key = xcalloc(SEEN_BATCH + 1,
+		    sizeof(*r->batch[i].key));
 	}
 	r->dele = xcalloc(r->listing->count + 1, sizeof(*r->dele));
+	r->dele_key = xcalloc(r->listing->count + 1, sizeof(*r->dele_key));
 	progress_draw(r, true);
 
 	/* Keep mode deletes nothing: QUIT can go as soon as the last
@@ -915,25 +1083,47 @@ fetch_mail(struct run *r, struct pf_error *err)
 
 			if (want_delete(r, m, now) &&
 			    seen_contains(r->seen, m->uidl))
-				r->dele[r->ndele++] = m->number;
+				dele_add(r, m->number, xstrdup(m->uidl));
 		}
 	}
 	if (r->ndele > 0 &&
 	    pop3_dele_each(r->pop3, r->dele, r->ndele, err) == -1)
 		goto done;
-	if (keep && r->ndele == 0) {
-		if (pop3_quit_nowait(r->pop3, err) == -1)
-			log_debug("%s: QUIT: %s", r->name, err->what);
-	} else if (pop3_quit(r->pop3, err) == -1) {
-		if (r->ndele > 0)
-			goto done;	/* deletions not confirmed */
-		log_debug("%s: QUIT: %s", r->name, err->what);
-	} else
-		r->stats.deleted = r->ndele;
+	if (finish_session(r, keep, err) == -1)
+		goto done;
+	/* DESIGN §5: the rest went through; now the refusal counts. */
+	if (r->any_refused) {
+		*err = r->refused;
+		goto done;
+	}
 	rc = 0;
 done:
 	free(sel);
 	return rc;
+}
+
+/* Fill r->owners and r->who: the account among all configured ones, as
+ * the seen-list tells accounts apart (DESIGN §2). */
+static void
+run_who(struct run *r)
+{
+	const struct conf *c = r->conf;
+	size_t i;
+
+	r->owners = xcalloc(c->naccounts + 1, sizeof(*r->owners));
+	r->who.all = r->owners;
+	r->who.n = c->naccounts;
+	r->who.self = 0;
+	for (i = 0; i < c->naccounts; i++) {
+		const struct conf_account *a = &c->accounts[i];
+
+		r->owners[i] = (struct seen_owner){
+			.account = a->name, .user = a->user, .host = a->host,
+			.port = a->port,
+		};
+		if (strcmp(a->name, r->acct->name) == 0)
+			r->who.self = i;
+	}
 }
 
 /* Free everything a run holds; the lock last. */
@@ -944,12 +1134,20 @@ run_cleanup(struct run *r)
 
 	maildir_delivery_free(&r->cur);
 	for (j = 0; j < 2; j++) {
-		for (i = 0; i < r->batch[j].n; i++)
+		for (i = 0; i < r->batch[j].n; i++) {
 			maildir_delivery_free(&r->batch[j].d[i]);
+			free(r->batch[j].key[i]);
+		}
 		free(r->batch[j].d);
 		free(r->batch[j].m);
+		free(r->batch[j].key);
 	}
+	for (i = 0; i < r->ndele; i++)
+		free(r->dele_key[i]);
+	free(r->dele_key);
 	free(r->dele);
+	crypto_sha256_free(&r->digest);
+	free(r->owners);
 	pop3_listing_free(&r->listing);
 	disconnect(r, false);
 	secret_free(&r->secret);
@@ -978,11 +1176,11 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 		strcpy(r.localhost, "localhost");
 	r.localhost[sizeof(r.localhost) - 1] = '\0';
 
-	if (lock_acquire(conf->state_dir, acct->user, acct->host, &r.lock,
-	    &err) == -1)
+	run_who(&r);
+	if (lock_acquire(conf->state_dir, acct->name, &r.lock, &err) == -1)
 		goto fail;
 	/*
-	 * Design note, steps 2 and 3 side by side; a failure of step 2 is
+	 * Steps 2 and 3 side by side; a failure of step 2 is
 	 * reported first, as if it had run alone, and once it is known it
 	 * stops step 3 from going further.  A password_command (it may ask
 	 * for a passphrase) waits for step 2's first part: a run that cannot
@@ -1006,6 +1204,10 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	}
 	if (crc == -1)
 		goto fail;
+	/* DESIGN §5: with this server's UIDLs in the seen-list, -ERR to UIDL
+	 * is a bad moment, not a server without UIDL. */
+	if (prep.any_seen)
+		pop3_expect_uidl(r.pop3);
 	/* A mailbox fetched before usually has little or nothing new: UIDL
 	 * alone, and LIST only if something is new (fetch_mail).  A first
 	 * run needs every size: both in one round trip. */
@@ -1130,23 +1332,66 @@ json_time(FILE *out, time_t t)
 	fprintf(out, "\"%s\"", buf);
 }
 
+/* One status line or JSON object; `orphan`: no configured account owns
+ * this seen-list any more (DESIGN §2). */
+static void
+print_status(const char *name, const struct seen_status *st, bool json,
+    bool first, bool orphan, FILE *out)
+{
+	char b1[32], when[64];
+	struct tm tm;
+	bool finished = st->ever_run && st->last_end != 0 && st->last_exit >= 0;
+
+	if (json) {
+		fputs(first ? "\n  {" : ",\n  {", out);
+		fputs("\"account\": ", out);
+		json_string(out, name);
+		fprintf(out, ", \"seen\": %" PRIu64 ", \"bytes\": %" PRIu64
+		    ", \"last_run_start\": ", st->seen, st->bytes);
+		json_time(out, st->ever_run ? st->last_start : 0);
+		fputs(", \"last_run_end\": ", out);
+		json_time(out, finished ? st->last_end : 0);
+		if (finished)
+			fprintf(out, ", \"last_exit\": %d", st->last_exit);
+		else
+			fputs(", \"last_exit\": null", out);
+		fprintf(out, ", \"pending\": %" PRIu64 "%s}", st->pending,
+		    orphan ? ", \"configured\": false" : "");
+		return;
+	}
+	if (!st->ever_run || st->last_start == 0) {
+		fprintf(out, "%s: %" PRIu64 " seen, %s fetched, never run, %"
+		    PRIu64 " pending%s\n", name, st->seen,
+		    human_bytes(st->bytes, b1, sizeof(b1)), st->pending,
+		    orphan ? " (not in the configuration)" : "");
+		return;
+	}
+	localtime_r(&st->last_start, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	fprintf(out, "%s: %" PRIu64 " seen, %s fetched, last run %s %s, %"
+	    PRIu64 " pending%s\n", name, st->seen,
+	    human_bytes(st->bytes, b1, sizeof(b1)), when,
+	    finished ? pf_exit_meaning(st->last_exit) : "interrupted",
+	    st->pending, orphan ? " (not in the configuration)" : "");
+}
+
 int
 run_status(const struct conf *conf, const struct conf_account *acct,
     bool json, bool first, FILE *out)
 {
+	struct run r = { .conf = conf, .acct = acct, .name = acct->name };
 	struct seen_status st;
 	struct pf_error err;
-	char b1[32], when[64];
-	struct tm tm;
-	bool finished;
+	int rc;
 
 	pf_error_clear(&err);
 	memset(&st, 0, sizeof(st));
-	if (seen_status_read(conf->state_dir, acct->user, acct->host, &st,
-	    &err) == -1) {
-		if (json)
-			fputs(first ? "\n" : ",\n", out);
+	run_who(&r);
+	rc = seen_status_read(conf->state_dir, &r.who, &st, &err);
+	free(r.owners);
+	if (rc == -1) {
 		if (json) {
+			fputs(first ? "\n" : ",\n", out);
 			fputs("  {\"account\": ", out);
 			json_string(out, acct->name);
 			fputs(", \"seen\": 0, \"bytes\": 0, \"last_run_start\": "
@@ -1155,35 +1400,31 @@ run_status(const struct conf *conf, const struct conf_account *acct,
 		}
 		return report(acct->name, &err);
 	}
-	finished = st.ever_run && st.last_end != 0 && st.last_exit >= 0;
-	if (json) {
-		fputs(first ? "\n  {" : ",\n  {", out);
-		fputs("\"account\": ", out);
-		json_string(out, acct->name);
-		fprintf(out, ", \"seen\": %" PRIu64 ", \"bytes\": %" PRIu64
-		    ", \"last_run_start\": ", st.seen, st.bytes);
-		json_time(out, st.ever_run ? st.last_start : 0);
-		fputs(", \"last_run_end\": ", out);
-		json_time(out, finished ? st.last_end : 0);
-		if (finished)
-			fprintf(out, ", \"last_exit\": %d", st.last_exit);
-		else
-			fputs(", \"last_exit\": null", out);
-		fprintf(out, ", \"pending\": %" PRIu64 "}", st.pending);
+	print_status(acct->name, &st, json, first, false, out);
+	return 0;
+}
+
+int
+run_status_orphans(const struct conf *conf, bool json, bool first, FILE *out)
+{
+	struct run r = { .conf = conf, .name = "status" };
+	struct seen_orphan *list = NULL;
+	struct pf_error err;
+	size_t i, n = 0;
+	int rc;
+
+	if (conf->naccounts == 0)
 		return 0;
-	}
-	if (!st.ever_run) {
-		fprintf(out, "%s: %" PRIu64 " seen, %s fetched, never run, %"
-		    PRIu64 " pending\n", acct->name, st.seen,
-		    human_bytes(st.bytes, b1, sizeof(b1)), st.pending);
-		return 0;
-	}
-	localtime_r(&st.last_start, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	fprintf(out, "%s: %" PRIu64 " seen, %s fetched, last run %s %s, %"
-	    PRIu64 " pending\n", acct->name, st.seen,
-	    human_bytes(st.bytes, b1, sizeof(b1)), when,
-	    finished ? pf_exit_meaning(st.last_exit) : "interrupted",
-	    st.pending);
+	pf_error_clear(&err);
+	r.acct = &conf->accounts[0];
+	run_who(&r);
+	rc = seen_orphans_read(conf->state_dir, &r.who, &list, &n, &err);
+	free(r.owners);
+	if (rc == -1)
+		return report("status", &err);
+	for (i = 0; i < n; i++)
+		print_status(list[i].label, &list[i].st, json, first && i == 0,
+		    true, out);
+	seen_orphans_free(&list, n);
 	return 0;
 }

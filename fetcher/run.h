@@ -41,4 +41,12 @@ int	run_check(const struct conf *conf, const struct conf_account *acct,
 int	run_status(const struct conf *conf, const struct conf_account *acct,
 	    bool json, bool first, FILE *out);
 
+/*
+ * After the accounts' lines: one line (object) per seen-list that no
+ * configured account owns any more, marked "(not in the configuration)"
+ * (JSON: "configured": false).  Returns an exit code.
+ */
+int	run_status_orphans(const struct conf *conf, bool json, bool first,
+	    FILE *out);
+
 #endif
