@@ -398,7 +398,8 @@ def _(tmp):
     eq(len(box.maildir()), 2, "delivered once")
 
 
-@T.test("pruning: UIDLs the server no longer lists leave the seen-list")
+@T.test("forgetting: UIDLs the server no longer lists stay forget_after_days, "
+        "then leave the seen-list")
 def _(tmp):
     msgs = pftest.MailGen(61).messages(5, 1000, 3000)
     box = Box(tmp, msgs)
@@ -413,7 +414,12 @@ def _(tmp):
         p.quit()
     eq(box.uidls(), [uidls[0], uidls[2], uidls[4]], "two deleted on the server")
     summary(box.run("fetch").expect(0), "work", 0, 0, 0)
-    eq(box.status_json()[0]["seen"], 3, "seen-list pruned to what is listed")
+    eq(box.status_json()[0]["seen"], 5,
+       "missing UIDLs are remembered (forget_after_days = 30)")
+    box.configure(forget_after_days=0)
+    summary(box.run("fetch").expect(0), "work", 0, 0, 0)
+    eq(box.status_json()[0]["seen"], 3, "forget_after_days = 0: pruned to "
+       "what is listed")
     eq(len(box.maildir()), 5, "local files stay")
     box.dc.clear_mailbox(box.user)
     summary(box.run("fetch").expect(0), "work", 0, 0, 0)
