@@ -542,7 +542,7 @@ def _(tmp):
     r = a.pf.run("fetch", "-j", "3")
     eq(r.rc, 75, str(r))
     only_lines(r.stderr, [SUMMARY_RE, ERROR_RE], "-j 3")
-    like(r.stderr, r"(?m)^popfetch: held: mailbox u-held@127\.0\.0\.1 is being fetched "
+    like(r.stderr, r"(?m)^popfetch: held: account held is being fetched "
          r"by another popfetch \(pid %d\)$" % bg.pid, "held: skipped, names the holder")
     eq(summaries(r.stderr), {"two": (2, 0, 0), "three": (2, 0, 0)}, "the others fetched")
     first = pftest.Popfetch.collect(bg)
