@@ -1,5 +1,5 @@
 /*
- * conf.c - the configuration file (SPEC §3): libconfuse in, plain structs out.
+ * conf.c - the configuration file (popfetch.conf(5)): libconfuse in, plain structs out.
  *
  * This is the only libconfuse user.  How it is put together:
  *
@@ -106,7 +106,7 @@ struct opt_def {
 
 #define BOTH	(SCOPE_TOP | SCOPE_ACCOUNT)
 
-/* SPEC §3: every key, where it may stand, and its range. */
+/* popfetch.conf(5): every key, where it may stand, and its range. */
 static const struct opt_def opt_table[OPT_COUNT] = {
 	[OPT_STATE_DIR] =	{ "state_dir", KIND_PATH, SCOPE_TOP, 0, 0 },
 	[OPT_TIMEOUT] =		{ "timeout", KIND_NUMBER, BOTH, 1, CONF_TIMEOUT_MAX },
@@ -880,7 +880,7 @@ shell_word(const char *s, char *buf, size_t size)
 }
 
 /*
- * SPEC §3: a file holding a password must belong to us and be closed to
+ * popfetch.conf(5): a file holding a password must belong to us and be closed to
  * everyone else (mpop refuses the same; OpenSMTPD checks the open fd too).
  */
 static int
@@ -979,7 +979,7 @@ expand_path(struct eff e, const char *account, enum opt_id id, char **out)
 	return 0;
 }
 
-/* Copy and check one account (SPEC §3). */
+/* Copy and check one account (popfetch.conf(5)). */
 static int
 build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 {
@@ -1058,7 +1058,7 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 		a->password_command = xstrdup(cmd.value);
 
 	/*
-	 * SPEC §3: no clear-text secret over tls = none unless the account
+	 * popfetch.conf(5): no clear-text secret over tls = none unless the account
 	 * says so.  APOP and SCRAM never send the password itself.  auth =
 	 * auto is refused too: it is the user's intent we check, and "auto"
 	 * over a plain connection states none.

@@ -1,9 +1,9 @@
 /*
- * conf.h - the configuration, as plain validated C structs (SPEC §3).
+ * conf.h - the configuration, as plain validated C structs (popfetch.conf(5)).
  *
  * config/ is the only libconfuse user.  conf_load() parses a file, applies
  * top-level defaults to every account, expands `~`, validates every rule of
- * SPEC §3, copies everything into the structs below and frees the parser's
+ * popfetch.conf(5), copies everything into the structs below and frees the parser's
  * state before it returns.  Nothing here knows about sockets or Maildir.
  */
 #ifndef POPFETCH_CONF_H
@@ -65,7 +65,7 @@ struct conf {
 };
 
 /*
- * Find the configuration file (SPEC §2, §7): `explicit_path` (from -c) if
+ * Find the configuration file (popfetch(1), FILES): `explicit_path` (from -c) if
  * not NULL, else $POPFETCH_CONFIG, else $XDG_CONFIG_HOME/popfetch/config
  * (an empty XDG_CONFIG_HOME counts as unset; default ~/.config), else
  * /etc/popfetch.conf.  A file named by -c or $POPFETCH_CONFIG must exist.

@@ -1,5 +1,5 @@
 /*
- * cli.c - the command line (SPEC §2).
+ * cli.c - the command line (popfetch(1)).
  *
  *   popfetch [GLOBAL OPTIONS] [fetch] [-a NAME]... [-n] [-j N] [--progress|--no-progress]
  *   popfetch [GLOBAL OPTIONS] check  [-a NAME]...
@@ -13,7 +13,7 @@
  * missing configuration, or an unknown account, is 78.
  *
  * With several accounts, every one is attempted; the exit code is that of
- * the first failed account in config order (SPEC §4).  `-j N` runs up to N
+ * the first failed account in config order (popfetch(1), EXIT STATUS).  `-j N` runs up to N
  * accounts at once, each in its own process, so each keeps its own lock and
  * its own protocol state; log lines are single write(2)s and never
  * interleave.
@@ -356,7 +356,7 @@ select_accounts(const struct cli *cli, const struct conf *conf,
 	return 0;
 }
 
-/* The SPEC §4 rule: the code of the first failed account in config order. */
+/* The popfetch(1), EXIT STATUS rule: the code of the first failed account in config order. */
 static int
 first_failure(const int *codes, size_t n)
 {

@@ -1,7 +1,7 @@
 /*
- * cli.h - the command line (SPEC §2): parse arguments, load the
+ * cli.h - the command line (popfetch(1)): parse arguments, load the
  * configuration, pick the accounts and run the command, and turn the
- * outcome into one exit code (SPEC §4).
+ * outcome into one exit code (popfetch(1), EXIT STATUS).
  */
 #ifndef POPFETCH_CLI_H
 #define POPFETCH_CLI_H

@@ -919,7 +919,7 @@ sasl_cancel(struct pop3 *s)
  * line fits RFC 2449's 255 octets; otherwise it answers the first, empty,
  * challenge (the form Microsoft's XOAUTH2 requires, and what RFC 1734
  * servers understand).  A server with AUTH-RESP-CODE that refuses the
- * initial response with a bare -ERR gets the two-step form once (SPEC §7).
+ * initial response with a bare -ERR gets the two-step form once (popfetch.conf(5)).
  */
 static int
 auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
@@ -966,7 +966,7 @@ auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
 			goto out;
 		case REPLY_ERR:
 			/*
-			 * SPEC §7: the two-step form when the server does not
+			 * popfetch.conf(5): the two-step form when the server does not
 			 * accept the initial response.  A server with
 			 * AUTH-RESP-CODE (RFC 3206) marks every credential
 			 * problem [AUTH], so its bare -ERR as the very first
@@ -1071,7 +1071,7 @@ pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
 	if (p->user == NULL || p->secret == NULL)
 		return pf_error_set(err, PF_FAIL_INTERNAL,
 		    "pop3_auth without user or secret");
-	/* SPEC §7: CR or LF in a credential would inject commands. */
+	/* popfetch.conf(5): CR or LF in a credential would inject commands. */
 	if (strpbrk(p->user, "\r\n") != NULL ||
 	    strpbrk(p->secret, "\r\n") != NULL)
 		return pf_error_set(err, PF_FAIL_CONFIG,
@@ -1079,7 +1079,7 @@ pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
 
 	switch (p->mode) {
 	case CONF_AUTH_AUTO:
-		/* SPEC §7; SCRAM and APOP never reveal the password. */
+		/* popfetch.conf(5); SCRAM and APOP never reveal the password. */
 		if (s->capa.known && pop3_has_sasl(s, "SCRAM-SHA-256"))
 			cand[ncand++] = AM_SCRAM;
 		if (clear_ok && s->capa.known && pop3_has_sasl(s, "PLAIN"))
@@ -1141,7 +1141,7 @@ pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
 
 	rc = auth_try(s, cand[0], p, &rejected, err);
 	/*
-	 * SPEC §7: inside TLS, a rejected SCRAM attempt gets one attempt with
+	 * popfetch.conf(5): inside TLS, a rejected SCRAM attempt gets one attempt with
 	 * the next mechanism (the server may advertise SCRAM for users whose
 	 * stored password cannot do it).  Not after [IN-USE] and the like,
 	 * and not when the server failed our checks.
@@ -1566,7 +1566,7 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 	if (has_uidl &&
 	    merge_uidl(l->msgs, l->count, ents, nents, err) == -1)
 		goto out;
-	/* SPEC §7: max_messages takes the lowest message numbers first,
+	/* popfetch.conf(5): max_messages takes the lowest message numbers first,
 	 * whatever order the server listed them in. */
 	sort_unless_ordered(l->msgs, l->count, sizeof(*l->msgs),
 	    cmp_msg_number);
@@ -1759,7 +1759,7 @@ dot_filter_run(struct dot_filter *f, const char *in, size_t inlen, char *out,
 	return i;
 }
 
-/* SPEC §7: more than 2 x the LIST size + RUNAWAY_SLACK is a runaway. */
+/* doc/DESIGN.md §5: more than 2 x the LIST size + RUNAWAY_SLACK is a runaway. */
 static uint64_t
 runaway_limit(uint64_t size)
 {
@@ -1815,8 +1815,8 @@ stream_body(struct pop3 *s, const struct pop3_msg *m,
 	s->body_pending = false;
 	log_trace("%s: < [%" PRIu64 " octets of message data]", s->account,
 	    wire);
-	/* SPEC §6: the "." is authoritative; LIST sizes are approximate. */
-	/* SPEC §6: a warning shown with -v (LOG_WARNING with --syslog). */
+	/* doc/DESIGN.md §5: the "." is authoritative; LIST sizes are approximate. */
+	/* popfetch(1): a warning shown with -v (LOG_WARNING with --syslog). */
 	if (octets + f.crs != m->size && log_verbosity() >= 1)
 		log_warnx("%s: message %u has %" PRIu64 " octets, LIST said %"
 		    PRIu64, s->account, m->number, octets + f.crs, m->size);

@@ -18,7 +18,7 @@
  * transport, then pop3_capa() again".
  *
  * Errors.  Every function returns 0 on success or -1 with `err` filled; the
- * category is decided here (SPEC §4):
+ * category is decided here (popfetch(1), EXIT STATUS):
  *   PF_FAIL_TEMP   end of stream ("connection lost", "connection lost in the
  *                  middle of message N"), -ERR [IN-USE], -ERR [SYS/TEMP] or
  *                  -ERR [LOGIN-DELAY] anywhere, -ERR to the greeting, and
@@ -189,7 +189,7 @@ int	pop3_stls(struct pop3 *s, struct pf_error *err);
 
 /*
  * Log in (RFC 1939 §7 USER/PASS and APOP, RFC 5034 AUTH with PLAIN,
- * SCRAM-SHA-256, XOAUTH2), following SPEC §7 for auth = auto: SCRAM-SHA-256
+ * SCRAM-SHA-256, XOAUTH2), following popfetch.conf(5) for auth = auto: SCRAM-SHA-256
  * if offered, then PLAIN, then USER/PASS (these two only with tls_active or
  * allow_plaintext), then APOP if the greeting had a timestamp.  Inside TLS a
  * SCRAM attempt the server rejects is followed by one attempt with the next

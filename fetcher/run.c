@@ -248,7 +248,7 @@ disconnect(struct run *r, bool quit)
 
 /* ---- delivery: the sink pop3_retr_each streams into ---- */
 
-/* Write the Received: trace field (SPEC §7) at the top of the message. */
+/* Write the Received: trace field (popfetch.conf(5)) at the top of the message. */
 static int
 write_received(struct run *r, const struct pop3_msg *m, struct pf_error *err)
 {
@@ -905,7 +905,7 @@ dry_show(struct run *r, const char *what, const struct pop3_msg *m,
 	free(h);
 }
 
-/* List what a fetch would do, change nothing (SPEC §2 --dry-run). */
+/* List what a fetch would do, change nothing (popfetch(1) --dry-run). */
 static int
 dry_run(struct run *r, struct pf_error *err)
 {
@@ -939,7 +939,7 @@ dry_run(struct run *r, struct pf_error *err)
 		    seen_contains(r->seen, m->uidl);
 		if (seen) {
 			if (want_delete(r, m, now)) {
-				/* SPEC §2: From, Subject and Date for every
+				/* popfetch(1): From, Subject and Date for every
 				 * message listed, deleted ones too. */
 				dry_show(r, "delete", m, " (fetched before)",
 				    true);

@@ -1,7 +1,7 @@
 /*
  * run.h - one account's run: lock, recover, connect, authenticate, list,
  * diff against the seen-list, fetch into the Maildir, record, delete, quit
- * (SPEC §2, §5, §6).  Also `check` (connect, TLS, auth, CAPA, STAT) and
+ * (popfetch(1), doc/DESIGN.md).  Also `check` (connect, TLS, auth, CAPA, STAT) and
  * `status` (the seen-list alone).
  */
 #ifndef POPFETCH_RUN_H
@@ -19,7 +19,7 @@ struct run_options {
 
 /*
  * Fetch one account.  Prints the account's summary line (or its error line)
- * itself and returns the exit code for the account (SPEC §4): 0 on success.
+ * itself and returns the exit code for the account (popfetch(1), EXIT STATUS): 0 on success.
  */
 int	run_fetch(const struct conf *conf, const struct conf_account *acct,
 	    const struct run_options *opts);

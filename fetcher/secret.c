@@ -1,5 +1,5 @@
 /*
- * secret.c - password and password_command (SPEC §7).
+ * secret.c - password and password_command (popfetch.conf(5)).
  *
  * The command runs as `/bin/sh -c COMMAND` in its own process group, so a
  * timeout can kill everything it started (a pipeline, a gpg-agent
@@ -143,7 +143,7 @@ status_error(int status, struct pf_error *err)
 	    "password_command ended with wait status %#x", status);
 }
 
-/* Accept a secret: no CR, LF or NUL (SPEC §7). */
+/* Accept a secret: no CR, LF or NUL (popfetch.conf(5)). */
 static int
 check_secret(const char *s, size_t len, const char *source,
     struct pf_error *err)

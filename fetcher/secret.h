@@ -1,6 +1,6 @@
 /*
  * secret.h - the account's secret (password or access token), from the
- * configuration or from password_command (SPEC §7).
+ * configuration or from password_command (popfetch.conf(5)).
  *
  * The secret never goes into an argv, an environment or an error message:
  * the command runs as `/bin/sh -c COMMAND` with stdin from /dev/null, its

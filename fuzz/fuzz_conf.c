@@ -3,7 +3,7 @@
  *
  * The input is the whole file.  It is written, mode 0600, to one temp file
  * (in a directory made once per process and removed at exit), loaded, and
- * the result checked: on success the rules of SPEC §3 that conf_load
+ * the result checked: on success the rules of popfetch.conf(5) that conf_load
  * promises (names, ranges, required options, password xor
  * password_command, no clear-text secret over tls = none unless allowed,
  * `~` expanded); on failure no configuration and a PF_FAIL_CONFIG error

@@ -1,9 +1,9 @@
 /*
  * error.h - the one error object that every layer fills and `run` reports.
  *
- * A failure carries a category (which maps to one sysexits code, SPEC §4),
+ * A failure carries a category (which maps to one sysexits code, popfetch(1), EXIT STATUS),
  * our own description of what failed, and, separately, the server's words.
- * That split gives SPEC §6's line directly:
+ * That split gives popfetch(1)'s error line directly:
  *     popfetch: work: <what failed>: <server's words>
  * The place that detects a failure picks its category; callers pass it up.
  */
@@ -58,7 +58,7 @@ int	pf_error_set_errno(struct pf_error *err, enum pf_fail category,
  */
 void	pf_error_set_server(struct pf_error *err, const char *text, size_t len);
 
-/* The sysexits code for a category (SPEC §4).  PF_OK maps to 0. */
+/* The sysexits code for a category (popfetch(1), EXIT STATUS).  PF_OK maps to 0. */
 int	pf_exit_code(enum pf_fail category);
 
 /*

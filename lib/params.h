@@ -47,7 +47,7 @@
 #define SCRAM_MIN_ITERATIONS	4096
 #define SCRAM_MAX_ITERATIONS	1000000
 
-/* SPEC §7: a message that keeps coming past twice its LIST size plus this is
+/* doc/DESIGN.md §5: a message that keeps coming past twice its LIST size plus this is
  * a protocol error (76). */
 #define RUNAWAY_SLACK		((off_t)64 * 1024 * 1024)
 
@@ -134,7 +134,7 @@
  * inside a 64-bit time_t and any 32-bit unsigned day count. */
 #define CONF_DELETE_AFTER_DAYS_MAX	36500
 
-/* Most of password_command's output we keep (SPEC §7: its first line is the
+/* Most of password_command's output we keep (popfetch.conf(5): its first line is the
  * secret).  Passwords and OAuth2 access tokens are far smaller; the rest of
  * the output is read and thrown away so the command can finish. */
 #define SECRET_OUTPUT_MAX	(64 * 1024)

@@ -868,7 +868,7 @@ seen_any(struct seen *s, bool *any_r, struct pf_error *err)
  * Before a read-write connection closes: leave WAL mode if this is the last
  * connection to the database.  A read-only connection to a WAL database
  * creates popfetch.db-wal and -shm and, unable to write, leaves them behind;
- * SPEC §2 lets --dry-run create nothing but the state directory and a lock
+ * popfetch(1) lets --dry-run create nothing but the state directory and a lock
  * file.  In rollback-journal mode a reader creates nothing.
  *
  * The switch checkpoints the WAL into the database (fsynced, as
