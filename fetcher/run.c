@@ -626,7 +626,8 @@ prep_local(struct prep *p)
 
 	if (r->opts->dry_run)
 		return seen_open(dir, &r->who, SEEN_READ_ONLY, &r->seen,
-		    &p->err);
+		    &p->err) == -1 ? -1 :
+		    seen_any(r->seen, &p->any_seen, &p->err);
 	if (seen_open_unloaded(dir, &r->who, SEEN_READ_WRITE, &r->seen,
 	    &p->err) == -1 ||
 	    seen_run_begin(r->seen, p->start, &p->err) == -1)
