@@ -59,7 +59,8 @@ messages in mailbox.json, with knobs (see MAILBOX_DEFAULTS): capabilities,
 SASL PLAIN / LOGIN / XOAUTH2 / SCRAM-SHA-256 (initial-response and two-step
 forms), APOP, STLS, and faults: retr_cut_at, retr_stall_at,
 list_size_override, in_use, stall_after, latency_ms, status_line_bytes,
-override, endless_retr, endless_line, fault_connections.
+override, endless_retr, endless_line, fault_connections, no_stuff,
+hide_uidls, retr_refuse.
 Deletions are committed only by QUIT.
 """
 
@@ -117,6 +118,12 @@ MAILBOX_DEFAULTS = {
                                       # "@ENDLESS_LINE" are directives)
     "endless_retr": [],               # msgnos whose RETR never ends (lines forever)
     "endless_line": [],               # msgnos whose RETR is one never-ending line
+    "no_stuff": [],                   # msgnos whose RETR data is sent without
+                                      # dot-stuffing (a "." body line ends it early)
+    "hide_uidls": [],                 # UIDLs of messages this session does not have
+                                      # (not listed, not numbered; kept on disk)
+    "retr_refuse": {},                # UIDL -> the line RETR of it gets instead
+                                      # (e.g. "-ERR broken message")
     # timing
     "stall_max": 120,                 # seconds a stall lasts at most
     "read_timeout": 120,              # seconds to wait for a client line
@@ -639,6 +646,14 @@ class MailboxSession:
         self.faulty = (cfg["fault_connections"] is None or
                        conn.num in cfg["fault_connections"])
         self.entries, self.msgs = load_mailbox(workdir)
+        self.all_entries = list(self.entries)
+        hide = set(cfg["hide_uidls"] or ()) if self.faulty else set()
+        if hide:
+            pairs = [(e, m) for e, m in zip(self.entries, self.msgs)
+                     if m.uidl not in hide]
+            self.entries = [e for e, _ in pairs]
+            self.msgs = [m for _, m in pairs]
+            conn.event("hiding %d message(s)" % (len(self.all_entries) - len(pairs)))
         self.state = "auth"
         self.user = None
         self.ncmds = 0
@@ -1061,8 +1076,17 @@ class MailboxSession:
             self.send_endless(True)
             self.done = True
             return
+        refuse = (self.cfg["retr_refuse"] or {}).get(m.uidl) if f else None
+        if refuse is not None:
+            self.conn.event("RETR %d: refused (%s)" % (n, m.uidl))
+            self.reply(refuse, "RETR")
+            return
         status = b"+OK %d octets" % m.size + CRLF
-        body = _stuff(m.crlf)
+        if f and n in [int(x) for x in self.cfg["no_stuff"]]:
+            self.conn.event("RETR %d: sent without dot-stuffing" % n)
+            body = m.crlf
+        else:
+            body = _stuff(m.crlf)
         cut = _intkeys(self.cfg["retr_cut_at"]).get(n) if f else None
         stall = _intkeys(self.cfg["retr_stall_at"]).get(n) if f else None
         self.wait_latency()
@@ -1125,7 +1149,10 @@ class MailboxSession:
         if self.state == "trans":
             gone = [m.uidl for m in self.msgs if m.deleted]
             if gone:
-                keep = [e for e, m in zip(self.entries, self.msgs) if not m.deleted]
+                gone_files = {e["file"] for e, m in zip(self.entries, self.msgs)
+                              if m.deleted}
+                # Hidden messages (hide_uidls) stay, in their places.
+                keep = [e for e in self.all_entries if e["file"] not in gone_files]
                 save_mailbox(self.workdir, keep)
                 with open(os.path.join(self.workdir, "deleted.log"), "a") as f:
                     for u in gone:
