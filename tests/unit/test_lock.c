@@ -1,4 +1,4 @@
-/* test_lock.c - one popfetch per mailbox: the flock in state_dir. */
+/* test_lock.c - one popfetch per account: the flock in state_dir. */
 #include "config.h"
 
 #include <sys/stat.h>
@@ -26,8 +26,9 @@
 #include "lock.h"
 #include "testutil.h"
 
-#define USER	"alice"
-#define HOST	"pop.example.com"
+/* The lock belongs to the account's name (doc/DESIGN.md §2); user, host
+ * and port play no part. */
+#define ACCOUNT	"work"
 
 struct fixture {
 	char	 dir[PATH_MAX];		/* first (test_fixture_new) */
@@ -66,7 +67,7 @@ spawn_holder(const struct fixture *f, bool release, int *go_r)
 
 		close(ready[0]);
 		close(go[1]);
-		if (lock_acquire(f->state, USER, HOST, &lock, &err) == -1)
+		if (lock_acquire(f->state, ACCOUNT, &lock, &err) == -1)
 			_exit(1);
 		if (write(ready[1], "L", 1) != 1)
 			_exit(2);
@@ -88,33 +89,33 @@ static void
 test_second_process_fails_at_once(void **state)
 {
 	struct fixture *f = *state;
-	struct pf_lock *lock = NULL;
+	struct pf_lock *lock = NULL, *other = NULL;
 	struct pf_error err;
 	char want[256];
 	pid_t pid;
 	int go;
 
 	pid = spawn_holder(f, true, &go);
-	assert_int_equal(lock_acquire(f->state, USER, HOST, &lock, &err), -1);
+	assert_int_equal(lock_acquire(f->state, ACCOUNT, &lock, &err), -1);
 	assert_null(lock);
 	assert_int_equal(err.category, PF_FAIL_TEMP);
-	snprintf(want, sizeof(want), "mailbox alice@pop.example.com is being "
-	    "fetched by another popfetch (pid %ld)", (long)pid);
+	snprintf(want, sizeof(want), "account work is being fetched by "
+	    "another popfetch (pid %ld)", (long)pid);
 	assert_string_equal(err.what, want);
-	/* The host's case does not make it another mailbox. */
-	assert_int_equal(lock_acquire(f->state, USER, "POP.Example.com", &lock,
-	    &err), -1);
-	assert_int_equal(err.category, PF_FAIL_TEMP);
-	/* Another mailbox is free. */
-	assert_int_equal(lock_acquire(f->state, "bob", HOST, &lock, &err), 0);
-	lock_release(&lock);
-	assert_null(lock);
+	/* Another account is free, even one on the same user@host (two
+	 * tunnels on localhost, one user name: two mailboxes), and holding
+	 * it does not stand in the way of the first one's release below. */
+	assert_int_equal(lock_acquire(f->state, "work-tunnel", &other, &err),
+	    0);
+	assert_non_null(other);
 
 	/* Let the holder release and exit. */
 	close(go);
 	test_wait_exit(pid, 0);
-	assert_int_equal(lock_acquire(f->state, USER, HOST, &lock, &err), 0);
+	assert_int_equal(lock_acquire(f->state, ACCOUNT, &lock, &err), 0);
 	lock_release(&lock);
+	lock_release(&other);
+	assert_null(other);
 }
 
 static void
@@ -127,11 +128,11 @@ test_killed_holder_releases(void **state)
 	int go;
 
 	pid = spawn_holder(f, false, &go);
-	assert_int_equal(lock_acquire(f->state, USER, HOST, &lock, &err), -1);
+	assert_int_equal(lock_acquire(f->state, ACCOUNT, &lock, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_TEMP);
 	assert_int_equal(kill(pid, SIGKILL), 0);
 	test_wait_signal(pid, SIGKILL);
-	assert_int_equal(lock_acquire(f->state, USER, HOST, &lock, &err), 0);
+	assert_int_equal(lock_acquire(f->state, ACCOUNT, &lock, &err), 0);
 	lock_release(&lock);
 	close(go);
 }
@@ -140,7 +141,7 @@ static void
 test_same_process_and_files(void **state)
 {
 	struct fixture *f = *state;
-	struct pf_lock *a = NULL, *b = NULL;
+	struct pf_lock *a = NULL, *b = NULL, *c = NULL;
 	struct pf_error err;
 	struct dirent *de;
 	struct stat st;
@@ -149,18 +150,28 @@ test_same_process_and_files(void **state)
 	int fd, n = 0;
 	ssize_t len;
 
-	assert_int_equal(lock_acquire(f->state, USER, HOST, &a, &err), 0);
+	assert_int_equal(lock_acquire(f->state, ACCOUNT, &a, &err), 0);
 	assert_non_null(a);
-	/* A second lock in this process (parallel accounts) conflicts too. */
-	assert_int_equal(lock_acquire(f->state, USER, HOST, &b, &err), -1);
+	/* A second lock in this process (parallel accounts) conflicts too,
+	 * and the message names the account. */
+	assert_int_equal(lock_acquire(f->state, ACCOUNT, &b, &err), -1);
+	assert_null(b);
 	assert_int_equal(err.category, PF_FAIL_TEMP);
-	snprintf(want, sizeof(want), "(pid %ld)", (long)getpid());
-	assert_non_null(strstr(err.what, want));
+	snprintf(want, sizeof(want), "account work is being fetched by "
+	    "another popfetch (pid %ld)", (long)getpid());
+	assert_string_equal(err.what, want);
+	/* Two accounts are two locks, whatever they fetch from. */
+	assert_int_equal(lock_acquire(f->state, "work2", &b, &err), 0);
+	assert_non_null(b);
+	assert_int_equal(lock_acquire(f->state, "work2", &c, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_non_null(strstr(err.what, "account work2 "));
+	lock_release(&b);
 
-	/* state_dir and parents 0700; the lock file 0600 with our pid. */
+	/* state_dir and parents 0700; the lock file 0600 with our pid,
+	 * named after the account. */
 	assert_int_equal(test_mode_of(f->state), 0700);
-	test_pathf(path, sizeof(path), "%s/lock.alice@pop.example.com",
-	    f->state);
+	test_pathf(path, sizeof(path), "%s/lock.work", f->state);
 	assert_int_equal(test_mode_of(path), 0600);
 	fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
@@ -174,12 +185,15 @@ test_same_process_and_files(void **state)
 	lock_release(&a);
 	assert_null(a);
 	lock_release(&a);	/* NULL is fine */
-	assert_int_equal(lock_acquire(f->state, USER, HOST, &b, &err), 0);
+	assert_int_equal(lock_acquire(f->state, ACCOUNT, &b, &err), 0);
 	lock_release(&b);
 
-	/* A user name cannot climb out of state_dir. */
-	assert_int_equal(lock_acquire(f->state, "../../x/.y z", HOST, &a, &err),
-	    0);
+	/* An account name cannot climb out of state_dir, nor hide as a dot
+	 * file; bytes outside [A-Za-z0-9._@+-] become %XX. */
+	assert_int_equal(lock_acquire(f->state, "../../x/.y z", &a, &err), 0);
+	lock_release(&a);
+	assert_int_equal(lock_acquire(f->state, "b\xc3\xa9" "b+1@h_o-st", &a,
+	    &err), 0);
 	lock_release(&a);
 	d = opendir(f->state);
 	assert_non_null(d);
@@ -190,10 +204,33 @@ test_same_process_and_files(void **state)
 		n++;
 	}
 	closedir(d);
-	assert_int_equal(n, 2);
-	test_pathf(path, sizeof(path), "%s/lock...%%2F..%%2Fx%%2F.y%%20z@%s",
-	    f->state, HOST);
+	assert_int_equal(n, 4);		/* work, work2 and these two */
+	test_pathf(path, sizeof(path), "%s/lock...%%2F..%%2Fx%%2F.y%%20z",
+	    f->state);
 	assert_int_equal(stat(path, &st), 0);
+	test_pathf(path, sizeof(path), "%s/lock.b%%C3%%A9b+1@h_o-st", f->state);
+	assert_int_equal(stat(path, &st), 0);
+}
+
+/* A name too long for a file name is refused, not truncated (truncating
+ * could make two accounts share a lock). */
+static void
+test_name_too_long(void **state)
+{
+	struct fixture *f = *state;
+	struct pf_lock *lock = NULL;
+	struct pf_error err;
+	char name[NAME_MAX + 2];
+
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	assert_int_equal(lock_acquire(f->state, name, &lock, &err), -1);
+	assert_null(lock);
+	assert_int_equal(err.category, PF_FAIL_IO);
+	assert_non_null(strstr(err.what, name));
+	/* Nothing else was locked or created for it. */
+	assert_false(test_path_exists(f->state) &&
+	    test_count_entries(f->state, ".") != 0);
 }
 
 static void
@@ -208,7 +245,7 @@ test_unwritable_state_dir(void **state)
 	test_pathf(path, sizeof(path), "%s/file", f->dir);
 	assert_int_equal(test_write_file(path, O_CREAT, "", 0), 0);
 	test_pathf(path, sizeof(path), "%s/file/state", f->dir);
-	assert_int_equal(lock_acquire(path, USER, HOST, &lock, &err), -1);
+	assert_int_equal(lock_acquire(path, ACCOUNT, &lock, &err), -1);
 	assert_null(lock);
 	assert_int_equal(err.category, PF_FAIL_IO);
 }
@@ -224,6 +261,7 @@ main(void)
 		T(test_second_process_fails_at_once),
 		T(test_killed_holder_releases),
 		T(test_same_process_and_files),
+		T(test_name_too_long),
 		T(test_unwritable_state_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

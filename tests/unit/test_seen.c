@@ -1,5 +1,6 @@
 /* test_seen.c - the seen-list: creation, group commit, crash recovery with a
- * real Maildir, pruning, 20,000 UIDLs, runs and status, read-only modes. */
+ * real Maildir, which state is an account's (names, renames, state from
+ * schema 1), forgetting, 20,000 UIDLs, runs and status, read-only modes. */
 #include "config.h"
 
 #include <sys/stat.h>
@@ -32,6 +33,20 @@
 
 #define USER	"alice"
 #define HOST	"pop.example.com"
+
+/*
+ * The configuration most tests use: three accounts on three mailboxes.
+ * WHO(i) opens account i among all three, so that no test takes over
+ * another configured account's state by accident.
+ */
+static const struct seen_owner conf[] = {
+	{ "work", USER, HOST, 995 },
+	{ "bob", "bob", HOST, 995 },
+	{ "carol", "carol", HOST, 995 },
+};
+enum { WORK, BOB, CAROL };
+#define WHO(i)	\
+	(&(struct seen_who){ conf, sizeof(conf) / sizeof(conf[0]), (i) })
 
 struct fixture {
 	char	 dir[PATH_MAX];		/* first (test_fixture_new) */
@@ -133,21 +148,34 @@ state_files(const struct fixture *f)
 }
 
 static struct seen *
-open_rw(const struct fixture *f, const char *user, const char *host)
+open_rw(const struct fixture *f, const struct seen_who *who)
 {
 	struct seen *s = NULL;
 	struct pf_error err;
 
-	if (seen_open(f->state, user, host, SEEN_READ_WRITE, &s, &err) == -1)
+	if (seen_open(f->state, who, SEEN_READ_WRITE, &s, &err) == -1)
 		fail_msg("seen_open: %s", err.what);
 	return s;
+}
+
+/* What status would show for who. */
+static struct seen_status
+status_of(const struct fixture *f, const struct seen_who *who)
+{
+	struct seen_status st;
+	struct pf_error err;
+
+	if (seen_status_read(f->state, who, &st, &err) == -1)
+		fail_msg("seen_status_read: %s", err.what);
+	return st;
 }
 
 /* Record (uidl, name, size) as pending and then done, as the run would. */
 static void
 add_done(struct seen *s, const char *uidl, uint64_t size, time_t when)
 {
-	struct seen_entry e = { uidl, "some.name,S=1", size, when };
+	struct seen_entry e = { .uidl = uidl, .name = "some.name,S=1",
+	    .size = size, .fetched = when };
 	struct pf_error err;
 
 	assert_int_equal(seen_pending_add(s, &e, 1, &err), 0);
@@ -161,7 +189,7 @@ test_open_creates_private_db(void **state)
 	struct seen *s;
 	char path[PATH_MAX];
 
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	assert_string_equal(seen_path(s), f->db);
 	assert_int_equal(test_mode_of(f->state), 0700);
 	test_pathf(path, sizeof(path), "%s/state", f->dir);
@@ -173,7 +201,7 @@ test_open_creates_private_db(void **state)
 	assert_string_equal(journal_mode(f->db), "wal");
 	seen_close(&s);
 	assert_null(s);
-	assert_int_equal(db_int(f->db, "PRAGMA user_version"), 1);
+	assert_int_equal(db_int(f->db, "PRAGMA user_version"), 2);
 	assert_int_equal(db_int(f->db, "SELECT count(*) FROM sqlite_master "
 	    "WHERE name IN ('mailbox', 'seen', 'pending', 'run')"), 4);
 }
@@ -183,8 +211,8 @@ test_pending_done_flow(void **state)
 {
 	struct fixture *f = *state;
 	struct seen_entry e[2] = {
-		{ "uidl-1", "1.M1P1Q1.h,S=100", 100, 1000 },
-		{ "uidl-2", "1.M1P1Q2.h,S=250", 250, 1001 },
+		{ "uidl-1", "1.M1P1Q1.h,S=100", "/m", 100, 1000 },
+		{ "uidl-2", "1.M1P1Q2.h,S=250", "/m", 250, 1001 },
 	};
 	const char *uidls[2] = { "uidl-1", "uidl-2" };
 	const char *bad[2] = { "uidl-3", "not-pending" };
@@ -193,10 +221,10 @@ test_pending_done_flow(void **state)
 	struct seen *s;
 	time_t when = 0;
 
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	assert_int_equal(seen_pending_add(s, e, 2, &err), 0);
 	assert_false(seen_contains(s, "uidl-1"));
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_true(st.ever_run);
 	assert_int_equal(st.pending, 2);
 	assert_int_equal(st.seen, 0);
@@ -208,7 +236,7 @@ test_pending_done_flow(void **state)
 	assert_int_equal(when, 1001);
 	assert_false(seen_contains(s, "uidl-3"));
 	assert_int_equal(seen_count(s), 2);
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_int_equal(st.pending, 0);
 	assert_int_equal(st.seen, 2);
 	assert_int_equal(st.bytes, 350);
@@ -220,13 +248,13 @@ test_pending_done_flow(void **state)
 	assert_int_equal(err.category, PF_FAIL_INTERNAL);
 	assert_non_null(strstr(err.what, "not-pending"));
 	assert_false(seen_contains(s, "uidl-3"));
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_int_equal(st.pending, 1);
 	assert_int_equal(st.bytes, 350);
 	seen_close(&s);
 
 	/* Reopened: the known set comes from the database. */
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	assert_int_equal(seen_count(s), 2);
 	assert_true(seen_lookup(s, "uidl-1", &when));
 	assert_int_equal(when, 1000);
@@ -258,7 +286,7 @@ crash_child(const struct fixture *f)
 	memset(body, 0, sizeof(body));
 	if (maildir_create(f->md, &err) == -1 ||
 	    maildir_open(f->md, &md, &err) == -1 ||
-	    seen_open(f->state, USER, HOST, SEEN_READ_WRITE, &s, &err) == -1)
+	    seen_open(f->state, WHO(WORK), SEEN_READ_WRITE, &s, &err) == -1)
 		_exit(1);
 	for (i = 0; i < 5; i++) {
 		snprintf(body[i], sizeof(body[i]), "message %d\n", i + 1);
@@ -280,11 +308,12 @@ crash_child(const struct fixture *f)
 
 		e[i].uidl = u[i];
 		e[i].name = maildir_delivery_name(d[i + 1]);
+		e[i].dir = f->md;
 		e[i].size = maildir_delivery_size(d[i + 1]);
 		e[i].fetched = 5000;
 	}
 	if (seen_pending_add(s, e, 4, &err) == -1 ||
-	    maildir_commit(md, &d[2], 3, &err) == -1 ||
+	    maildir_commit(md, &d[2], 3, NULL, &err) == -1 ||
 	    seen_done(s, &u5, 1, &err) == -1)
 		_exit(3);
 	/* Tell the parent u4's name so it can play the mail reader. */
@@ -333,10 +362,10 @@ test_recovery_after_sigkill(void **state)
 	/* Readers (status, --dry-run) see it: the killed writer left the
 	 * database in WAL mode with an index a read-only connection cannot
 	 * rebuild. */
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_int_equal(st.pending, 3);
 	assert_int_equal(st.seen, 1);
-	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_ONLY, &s,
+	assert_int_equal(seen_open(f->state, WHO(WORK), SEEN_READ_ONLY, &s,
 	    &err), 0);
 	assert_true(seen_contains(s, "u5"));
 	assert_false(seen_contains(s, "u3"));
@@ -344,7 +373,7 @@ test_recovery_after_sigkill(void **state)
 
 	/* The next run: open, recover. */
 	assert_int_equal(maildir_open(f->md, &md, &err), 0);
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	assert_int_equal(seen_count(s), 1);
 	assert_int_equal(seen_pending_load(s, &pending, &n, &err), 0);
 	assert_int_equal(n, 3);
@@ -353,6 +382,9 @@ test_recovery_after_sigkill(void **state)
 	assert_string_equal(pending[0].uidl, "u2");
 	assert_string_equal(pending[2].uidl, "u4");
 	assert_int_equal(pending[2].fetched, 5000);
+	/* Each pending row names the Maildir it went to. */
+	for (i = 0; i < n; i++)
+		assert_string_equal(pending[i].dir, f->md);
 	assert_int_equal(maildir_find_delivered(md, names, n, found, &err), 0);
 	assert_false(found[0]);
 	assert_true(found[1]);
@@ -372,7 +404,7 @@ test_recovery_after_sigkill(void **state)
 	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
 	assert_int_equal(test_count_entries(f->md, "new"), 2);
 	assert_int_equal(test_count_entries(f->md, "cur"), 1);
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_int_equal(st.pending, 0);
 	assert_int_equal(st.seen, 3);
 	/* Message i+1 has 10 + i bytes ("message N\n" and i NULs). */
@@ -396,20 +428,21 @@ test_prune(void **state)
 	struct seen *s;
 	size_t pruned = 0;
 
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	add_done(s, "a", 10, 1);
 	add_done(s, "b", 20, 1);
 	add_done(s, "c", 30, 1);
 	add_done(s, "d", 40, 1);
 	add_done(s, "e", 50, 1);
-	/* Another mailbox's rows are not ours to prune. */
+	/* Another account's rows are not ours to prune. */
 	{
-		struct seen *o = open_rw(f, "bob", HOST);
+		struct seen *o = open_rw(f, WHO(BOB));
 
 		add_done(o, "a", 1, 1);
 		seen_close(&o);
 	}
-	assert_int_equal(seen_prune(s, listed, 3, &pruned, &err), 0);
+	/* forget_after 0: what is missing is forgotten at once. */
+	assert_int_equal(seen_prune(s, listed, 3, 1000, 0, &pruned, &err), 0);
 	assert_int_equal(pruned, 3);
 	assert_int_equal(seen_count(s), 2);
 	assert_false(seen_contains(s, "a"));
@@ -419,18 +452,18 @@ test_prune(void **state)
 	assert_false(seen_contains(s, "zzz-new"));
 	seen_close(&s);
 
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	assert_int_equal(seen_count(s), 2);
 	assert_true(seen_contains(s, "d"));
 	/* An empty listing empties the seen-list; the byte total stays. */
-	assert_int_equal(seen_prune(s, NULL, 0, &pruned, &err), 0);
+	assert_int_equal(seen_prune(s, NULL, 0, 1001, 0, &pruned, &err), 0);
 	assert_int_equal(pruned, 2);
 	assert_int_equal(seen_count(s), 0);
 	seen_close(&s);
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_int_equal(st.seen, 0);
 	assert_int_equal(st.bytes, 150);
-	assert_int_equal(seen_status_read(f->state, "bob", HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(BOB), &st, &err), 0);
 	assert_int_equal(st.seen, 1);
 }
 
@@ -459,11 +492,12 @@ test_twenty_thousand(void **state)
 		    (i * 7919) % N);
 		e[i].uidl = names[i];
 		e[i].name = "x,S=1";
+		e[i].dir = "/m";
 		e[i].size = 1;
 		e[i].fetched = (time_t)i;
 		uidls[i] = names[i];
 	}
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	/* In batches, as a run does. */
 	for (i = 0; i < N; i += SEEN_BATCH * 50) {
 		size_t n = N - i < SEEN_BATCH * 50 ? N - i : SEEN_BATCH * 50;
@@ -477,7 +511,7 @@ test_twenty_thousand(void **state)
 	seen_close(&s);
 
 	t0 = test_now();
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	t_open = test_now() - t0;
 	assert_int_equal(seen_count(s), N);
 	for (i = 0; i < N; i++) {
@@ -509,9 +543,19 @@ test_twenty_thousand(void **state)
 		assert_false(seen_contains(s, key));
 	}
 
-	/* The server lists all but ten. */
+	/* The server lists all but ten: they are marked missing, and
+	 * forgotten once forget_after has passed. */
 	t0 = test_now();
-	assert_int_equal(seen_prune(s, uidls + 10, N - 10, &pruned, &err), 0);
+	assert_int_equal(seen_prune(s, uidls + 10, N - 10, 1000, 86400,
+	    &pruned, &err), 0);
+	t_prune = test_now() - t0;
+	assert_int_equal(pruned, 0);
+	assert_int_equal(seen_count(s), N);
+	assert_true(seen_contains(s, uidls[3]));
+	assert_true(t_prune < 5.0);
+	t0 = test_now();
+	assert_int_equal(seen_prune(s, uidls + 10, N - 10, 1000 + 86400,
+	    86400, &pruned, &err), 0);
 	t_prune = test_now() - t0;
 	assert_int_equal(pruned, 10);
 	assert_int_equal(seen_count(s), N - 10);
@@ -537,13 +581,13 @@ test_runs_and_status(void **state)
 	struct seen *s;
 	int i;
 
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	assert_int_equal(seen_run_end(s, 5, &stats, 0, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_INTERNAL);
 
 	assert_int_equal(seen_run_begin(s, 1000, &err), 0);
 	assert_int_equal(seen_run_end(s, 1010, &stats, 75, &err), 0);
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_true(st.ever_run);
 	assert_int_equal(st.last_start, 1000);
 	assert_int_equal(st.last_end, 1010);
@@ -554,7 +598,7 @@ test_runs_and_status(void **state)
 
 	/* A run that was killed has a start and no end. */
 	assert_int_equal(seen_run_begin(s, 2000, &err), 0);
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_int_equal(st.last_start, 2000);
 	assert_int_equal(st.last_end, 0);
 	assert_int_equal(st.last_exit, -1);
@@ -566,7 +610,7 @@ test_runs_and_status(void **state)
 	}
 	assert_int_equal(db_int(f->db, "SELECT count(*) FROM run"),
 	    SEEN_RUN_HISTORY);
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_int_equal(st.last_start, 3000 + 3 * SEEN_RUN_HISTORY - 1);
 	assert_int_equal(st.last_exit, 0);
 	seen_close(&s);
@@ -581,7 +625,7 @@ test_status_creates_nothing(void **state)
 
 	/* No state directory at all. */
 	memset(&st, 0x55, sizeof(st));
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_false(st.ever_run);
 	assert_int_equal(st.seen, 0);
 	assert_int_equal(st.bytes, 0);
@@ -592,18 +636,18 @@ test_status_creates_nothing(void **state)
 
 	/* The directory exists, the database does not. */
 	assert_int_equal(maildir_mkdirs(f->state, &err), 0);
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_false(st.ever_run);
 	assert_false(test_path_exists(f->db));
 	assert_int_equal(test_count_entries(f->state, "."), 0);
 
 	/* A database without this mailbox: never run either. */
 	{
-		struct seen *s = open_rw(f, "bob", HOST);
+		struct seen *s = open_rw(f, WHO(BOB));
 
 		seen_close(&s);
 	}
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_false(st.ever_run);
 }
 
@@ -611,19 +655,21 @@ static void
 test_read_only(void **state)
 {
 	struct fixture *f = *state;
-	struct seen_entry e = { "u", "n,S=1", 1, 1 };
+	struct seen_entry e = { "u", "n,S=1", "/m", 1, 1 };
 	const char *u = "u";
 	struct pf_error err;
 	struct seen *s = NULL;
 
 	/* No database: an empty set, nothing created, no writes. */
-	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_ONLY, &s,
+	assert_int_equal(seen_open(f->state, WHO(WORK), SEEN_READ_ONLY, &s,
 	    &err), 0);
 	assert_int_equal(seen_count(s), 0);
 	assert_false(seen_contains(s, "u"));
 	assert_int_equal(seen_pending_add(s, &e, 1, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_INTERNAL);
-	assert_int_equal(seen_prune(s, NULL, 0, NULL, &err), -1);
+	assert_int_equal(seen_prune(s, NULL, 0, 1, 0, NULL, &err), -1);
+	assert_int_equal(seen_forget(s, &u, 1, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_INTERNAL);
 	assert_int_equal(seen_run_begin(s, 1, &err), -1);
 	seen_close(&s);
 	assert_false(test_path_exists(f->state));
@@ -633,17 +679,17 @@ test_read_only(void **state)
 	assert_int_equal(err.category, PF_FAIL_INTERNAL);
 
 	/* With a database: sees it, changes nothing. */
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	add_done(s, "u", 1, 1);
 	seen_close(&s);
-	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_ONLY, &s,
+	assert_int_equal(seen_open(f->state, WHO(WORK), SEEN_READ_ONLY, &s,
 	    &err), 0);
 	assert_true(seen_contains(s, "u"));
 	assert_int_equal(seen_done(s, &u, 1, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_INTERNAL);
 	seen_close(&s);
 	/* A mailbox not in it: empty, and no row is added. */
-	assert_int_equal(seen_open(f->state, "carol", HOST, SEEN_READ_ONLY, &s,
+	assert_int_equal(seen_open(f->state, WHO(CAROL), SEEN_READ_ONLY, &s,
 	    &err), 0);
 	assert_int_equal(seen_count(s), 0);
 	seen_close(&s);
@@ -665,7 +711,7 @@ test_readers_leave_no_side_files(void **state)
 	struct pf_error err;
 	struct seen *s, *s2;
 
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	add_done(s, "u1", 10, 1);
 	assert_int_equal(header_version(f->db), 2);
 	seen_close(&s);
@@ -673,11 +719,11 @@ test_readers_leave_no_side_files(void **state)
 	assert_int_equal(header_version(f->db), 1);
 
 	/* Readers now create nothing, and see every commit. */
-	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_ONLY, &s,
+	assert_int_equal(seen_open(f->state, WHO(WORK), SEEN_READ_ONLY, &s,
 	    &err), 0);
 	assert_true(seen_contains(s, "u1"));
 	seen_close(&s);
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_int_equal(st.seen, 1);
 	assert_int_equal(st.bytes, 10);
 	assert_string_equal(state_files(f), "popfetch.db");
@@ -685,14 +731,14 @@ test_readers_leave_no_side_files(void **state)
 
 	/* Two at once (-j): the first to close leaves the file in WAL mode
 	 * for the other, which goes on writing; the last one out switches. */
-	s = open_rw(f, USER, HOST);
-	s2 = open_rw(f, "bob", HOST);
+	s = open_rw(f, WHO(WORK));
+	s2 = open_rw(f, WHO(BOB));
 	assert_int_equal(header_version(f->db), 2);
 	add_done(s, "u2", 20, 2);
 	seen_close(&s);
 	assert_int_equal(header_version(f->db), 2);
 	add_done(s2, "b1", 5, 3);
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_int_equal(st.seen, 2);
 	seen_close(&s2);
 	assert_int_equal(header_version(f->db), 1);
@@ -702,7 +748,7 @@ test_readers_leave_no_side_files(void **state)
 	assert_string_equal(state_files(f), "popfetch.db");
 
 	/* And the next writer runs in WAL mode again. */
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	assert_string_equal(journal_mode(f->db), "wal");
 	assert_true(seen_contains(s, "u2"));
 	seen_close(&s);
@@ -712,31 +758,869 @@ test_readers_leave_no_side_files(void **state)
 static void
 test_mailbox_key(void **state)
 {
-	struct fixture *f = *state;
-	struct seen *s;
 	char *key;
 
+	(void)state;
 	key = seen_mailbox_key("Alice.Smith", "POP.Example.COM");
 	assert_string_equal(key, "Alice.Smith@pop.example.com");
 	free(key);
 	key = seen_mailbox_key("a@b", "X");
 	assert_string_equal(key, "a@b@x");
 	free(key);
+}
 
-	/* The key, not the account name, identifies the mailbox: the host's
-	 * case does not matter, the user's does. */
-	s = open_rw(f, USER, "POP.Example.COM");
-	add_done(s, "u1", 1, 1);
+/* One text value from the database ("(null)" for NULL, "(none)" for no
+ * row), read behind the API's back. */
+static const char *
+db_text(const char *db, const char *sql)
+{
+	static char out[256];
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL;
+
+	assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		snprintf(out, sizeof(out), "(none)");
+	else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+		snprintf(out, sizeof(out), "(null)");
+	else
+		snprintf(out, sizeof(out), "%s", sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return out;
+}
+
+/*
+ * Two accounts on one user@host with different ports (two tunnels, or
+ * POP3 and POP3S) are two seen-lists; an account keeps its own when its
+ * port or host is edited, because its name is its identity.
+ */
+static void
+test_identity_is_the_name(void **state)
+{
+	struct fixture *f = *state;
+	const struct seen_owner two[] = {
+		{ "plain", USER, HOST, 110 },
+		{ "tls", USER, HOST, 995 },
+	};
+	const struct seen_owner edited[] = {
+		{ "plain", USER, "POP.Example.COM", 1110 },
+		{ "tls", USER, HOST, 1110 },
+	};
+	struct seen *s;
+
+	s = open_rw(f, &(struct seen_who){ two, 2, 0 });
+	add_done(s, "p1", 1, 1);
 	seen_close(&s);
-	s = open_rw(f, USER, "pop.example.com");
+	s = open_rw(f, &(struct seen_who){ two, 2, 1 });
+	assert_int_equal(seen_count(s), 0);
+	add_done(s, "t1", 2, 1);
+	seen_close(&s);
+	s = open_rw(f, &(struct seen_who){ two, 2, 0 });
+	assert_int_equal(seen_count(s), 1);
+	assert_true(seen_contains(s, "p1"));
+	assert_false(seen_contains(s, "t1"));
+	seen_close(&s);
+	assert_int_equal(status_of(f, &(struct seen_who){ two, 2, 1 }).seen, 1);
+	assert_int_equal(status_of(f, &(struct seen_who){ two, 2, 1 }).bytes,
+	    2);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM mailbox"), 2);
+
+	/* Ports (and the host's spelling) edited: now both accounts are on
+	 * the same user, host and port, and each keeps its own. */
+	s = open_rw(f, &(struct seen_who){ edited, 2, 0 });
+	assert_int_equal(seen_count(s), 1);
+	assert_true(seen_contains(s, "p1"));
+	seen_close(&s);
+	s = open_rw(f, &(struct seen_who){ edited, 2, 1 });
+	assert_int_equal(seen_count(s), 1);
+	assert_true(seen_contains(s, "t1"));
+	seen_close(&s);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM mailbox"), 2);
+	/* The row records the address now in use (a later rename is found
+	 * by it), the host lower-cased. */
+	assert_int_equal(db_int(f->db, "SELECT port FROM mailbox "
+	    "WHERE name = 'plain'"), 1110);
+	assert_string_equal(db_text(f->db, "SELECT host FROM mailbox "
+	    "WHERE name = 'plain'"), HOST);
+	/* Read-only, too, each sees its own. */
+	assert_int_equal(status_of(f, &(struct seen_who){ two, 2, 0 }).bytes,
+	    1);
+}
+
+/*
+ * A renamed account takes over only state on its own user, host (in any
+ * case) and port: on another port, user or host it is another mailbox.
+ */
+static void
+test_rename_needs_same_mailbox(void **state)
+{
+	struct fixture *f = *state;
+	const struct seen_owner old[] = { { "old", USER, HOST, 995 } };
+	const struct seen_owner other[] = {
+		{ "new1", USER, HOST, 110 },
+		{ "new2", "mallory", HOST, 995 },
+		{ "new3", "Alice", HOST, 995 },
+		{ "new4", USER, "pop2.example.com", 995 },
+	};
+	const struct seen_owner renamed[] = {
+		{ "new5", USER, "POP.EXAMPLE.COM", 995 },
+	};
+	struct seen *s;
+	size_t i;
+
+	s = open_rw(f, &(struct seen_who){ old, 1, 0 });
+	add_done(s, "u1", 10, 1);
+	seen_close(&s);
+	for (i = 0; i < 4; i++) {
+		/* Each alone in the configuration: "old" is an orphan. */
+		const struct seen_who who = { &other[i], 1, 0 };
+
+		assert_false(status_of(f, &who).ever_run);
+		s = open_rw(f, &who);
+		assert_int_equal(seen_count(s), 0);
+		seen_close(&s);
+	}
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM mailbox"), 5);
+	assert_int_equal(db_int(f->db, "SELECT bytes FROM mailbox "
+	    "WHERE name = 'old'"), 10);
+	s = open_rw(f, &(struct seen_who){ renamed, 1, 0 });
 	assert_true(seen_contains(s, "u1"));
 	seen_close(&s);
-	s = open_rw(f, "Alice", "pop.example.com");
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM mailbox"), 5);
+	assert_int_equal(db_int(f->db, "SELECT bytes FROM mailbox "
+	    "WHERE name = 'new5'"), 10);
+}
+
+/*
+ * An account renamed in the configuration (same user, host and port, the
+ * old name gone from it) takes over the old name's state, with its bytes
+ * and run history; the newest first when there are several.
+ */
+static void
+test_renamed_account_takes_over(void **state)
+{
+	struct fixture *f = *state;
+	const struct seen_owner old[] = {
+		{ "old1", USER, HOST, 995 },
+		{ "old2", USER, HOST, 995 },
+	};
+	const struct seen_owner renamed[] = {
+		{ "new", USER, HOST, 995 },
+		{ "newer", USER, HOST, 995 },
+	};
+	struct seen_run_stats stats = { 1, 0, 0, 20 };
+	struct seen_status st;
+	struct pf_error err;
+	struct seen *s;
+	time_t when = 0;
+
+	s = open_rw(f, &(struct seen_who){ old, 2, 0 });
+	add_done(s, "u1", 10, 1);
+	seen_close(&s);
+	s = open_rw(f, &(struct seen_who){ old, 2, 1 });
+	add_done(s, "u2", 20, 2);
+	assert_int_equal(seen_run_begin(s, 777, &err), 0);
+	assert_int_equal(seen_run_end(s, 778, &stats, 0, &err), 0);
+	seen_close(&s);
+
+	/* Read-only, "new" already sees what it will take over, and
+	 * looking changes nothing. */
+	st = status_of(f, &(struct seen_who){ renamed, 2, 0 });
+	assert_true(st.ever_run);
+	assert_int_equal(st.seen, 1);
+	assert_int_equal(st.bytes, 20);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM mailbox "
+	    "WHERE name = 'old2'"), 1);
+
+	/* "old2" renamed to "new": it takes the newest orphan. */
+	s = open_rw(f, &(struct seen_who){ renamed, 2, 0 });
+	assert_int_equal(seen_count(s), 1);
+	assert_true(seen_lookup(s, "u2", &when));
+	assert_int_equal(when, 2);
 	assert_false(seen_contains(s, "u1"));
 	seen_close(&s);
-	s = open_rw(f, USER, "pop2.example.com");
+	st = status_of(f, &(struct seen_who){ renamed, 2, 0 });
+	assert_int_equal(st.bytes, 20);
+	assert_int_equal(st.last_start, 777);
+	assert_int_equal(st.last_exit, 0);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM mailbox"), 2);
+	assert_string_equal(db_text(f->db, "SELECT name FROM mailbox "
+	    "WHERE id = (SELECT max(id) FROM mailbox)"), "new");
+	/* And "old1" renamed to "newer" takes the other one. */
+	s = open_rw(f, &(struct seen_who){ renamed, 2, 1 });
+	assert_int_equal(seen_count(s), 1);
+	assert_true(seen_contains(s, "u1"));
+	seen_close(&s);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM mailbox "
+	    "WHERE name IN ('old1', 'old2')"), 0);
+	/* Each keeps what it took. */
+	s = open_rw(f, &(struct seen_who){ renamed, 2, 0 });
+	assert_true(seen_contains(s, "u2"));
 	assert_false(seen_contains(s, "u1"));
 	seen_close(&s);
+}
+
+/* A new account next to a configured one on the same mailbox gets its own
+ * empty state: state never merges, never moves between configured
+ * accounts. */
+static void
+test_no_take_over_while_configured(void **state)
+{
+	struct fixture *f = *state;
+	const struct seen_owner both[] = {
+		{ "old", USER, HOST, 995 },
+		{ "new", USER, HOST, 995 },
+	};
+	struct seen *s;
+
+	s = open_rw(f, &(struct seen_who){ both, 1, 0 });
+	add_done(s, "u1", 10, 1);
+	seen_close(&s);
+	assert_false(status_of(f, &(struct seen_who){ both, 2, 1 }).ever_run);
+	s = open_rw(f, &(struct seen_who){ both, 2, 1 });
+	assert_int_equal(seen_count(s), 0);
+	add_done(s, "n1", 1, 1);
+	seen_close(&s);
+	s = open_rw(f, &(struct seen_who){ both, 2, 0 });
+	assert_int_equal(seen_count(s), 1);
+	assert_true(seen_contains(s, "u1"));
+	seen_close(&s);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM mailbox"), 2);
+	assert_int_equal(db_int(f->db, "SELECT bytes FROM mailbox "
+	    "WHERE name = 'old'"), 10);
+}
+
+/* Two configured accounts that could both take over an orphan: only the
+ * first in config order does, whichever runs first. */
+static void
+test_first_heir_only(void **state)
+{
+	struct fixture *f = *state;
+	const struct seen_owner gone[] = { { "gone", USER, HOST, 995 } };
+	const struct seen_owner two[] = {
+		{ "a", USER, HOST, 995 },
+		{ "b", USER, HOST, 995 },
+	};
+	struct seen_orphan *orphans = NULL;
+	struct pf_error err;
+	struct seen *s;
+	size_t n = 9;
+
+	s = open_rw(f, &(struct seen_who){ gone, 1, 0 });
+	add_done(s, "u1", 10, 1);
+	seen_close(&s);
+
+	/* Read-only, the same answer. */
+	assert_false(status_of(f, &(struct seen_who){ two, 2, 1 }).ever_run);
+	assert_int_equal(status_of(f, &(struct seen_who){ two, 2, 0 }).seen, 1);
+	assert_int_equal(seen_orphans_read(f->state,
+	    &(struct seen_who){ two, 2, 0 }, &orphans, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_null(orphans);
+
+	/* "b" runs first: it gets nothing, and leaves it for "a". */
+	s = open_rw(f, &(struct seen_who){ two, 2, 1 });
+	assert_int_equal(seen_count(s), 0);
+	seen_close(&s);
+	assert_string_equal(db_text(f->db, "SELECT name FROM mailbox "
+	    "WHERE bytes = 10"), "gone");
+	s = open_rw(f, &(struct seen_who){ two, 2, 0 });
+	assert_int_equal(seen_count(s), 1);
+	assert_true(seen_contains(s, "u1"));
+	seen_close(&s);
+	s = open_rw(f, &(struct seen_who){ two, 2, 1 });
+	assert_int_equal(seen_count(s), 0);
+	seen_close(&s);
+	assert_string_equal(db_text(f->db, "SELECT name FROM mailbox "
+	    "WHERE bytes = 10"), "a");
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM mailbox"), 2);
+}
+
+/* Schema 1, as popfetch 1.x left it: state keyed by "user@host". */
+static const char v1_schema[] =
+	"CREATE TABLE mailbox ("
+	"  id      INTEGER PRIMARY KEY,"
+	"  key     TEXT NOT NULL UNIQUE,"
+	"  bytes   INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE TABLE seen ("
+	"  mailbox INTEGER NOT NULL REFERENCES mailbox(id),"
+	"  uidl    TEXT NOT NULL,"
+	"  size    INTEGER NOT NULL,"
+	"  fetched INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox, uidl)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE pending ("
+	"  mailbox INTEGER NOT NULL REFERENCES mailbox(id),"
+	"  uidl    TEXT NOT NULL,"
+	"  name    TEXT NOT NULL,"
+	"  size    INTEGER NOT NULL,"
+	"  fetched INTEGER NOT NULL,"
+	"  PRIMARY KEY (mailbox, uidl)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE run ("
+	"  id        INTEGER PRIMARY KEY,"
+	"  mailbox   INTEGER NOT NULL REFERENCES mailbox(id),"
+	"  started   INTEGER NOT NULL,"
+	"  ended     INTEGER,"
+	"  fetched   INTEGER,"
+	"  skipped   INTEGER,"
+	"  deleted   INTEGER,"
+	"  bytes     INTEGER,"
+	"  exit_code INTEGER"
+	");"
+	"CREATE INDEX run_by_mailbox ON run (mailbox, id);"
+	/* Two mailboxes: one nobody configures any more, and alice's. */
+	"INSERT INTO mailbox (id, key, bytes) VALUES"
+	"  (1, 'zed@other.example.org', 50),"
+	"  (2, 'alice@pop.example.com', 300);"
+	"INSERT INTO seen VALUES (1, 'z1', 50, 100), (2, 'L1', 100, 200),"
+	"  (2, 'L2', 200, 201);"
+	"INSERT INTO pending VALUES (2, 'P1', '1.M1P1Q1.h,S=5', 5, 202);"
+	"INSERT INTO run (mailbox, started, ended, fetched, skipped, deleted,"
+	"  bytes, exit_code) VALUES (2, 300, 310, 2, 0, 0, 300, 0);"
+	"PRAGMA user_version = 1;";
+
+static void
+make_v1_db(const struct fixture *f)
+{
+	struct pf_error err;
+	sqlite3 *h = NULL;
+
+	assert_int_equal(maildir_mkdirs(f->state, &err), 0);
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, v1_schema, NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(h);
+	assert_int_equal(db_int(f->db, "PRAGMA user_version"), 1);
+}
+
+/* Two accounts on alice@pop.example.com (ports differ; the host's case
+ * too): the first in config order inherits the schema-1 state. */
+static const struct seen_owner v1_conf[] = {
+	{ "first", USER, "POP.Example.COM", 110 },
+	{ "second", USER, HOST, 995 },
+	{ "bob", "bob", HOST, 995 },
+};
+#define V1_WHO(i)	(&(struct seen_who){ v1_conf, 3, (i) })
+
+static void
+test_v1_migration(void **state)
+{
+	struct fixture *f = *state;
+	struct seen_entry *pending = NULL;
+	struct seen_orphan *orphans = NULL;
+	struct seen_status st;
+	struct pf_error err;
+	struct seen *s;
+	size_t n = 0;
+	time_t when = 0;
+
+	make_v1_db(f);
+	/* "second" runs first: the database is migrated, the state is not
+	 * "second"'s. */
+	s = open_rw(f, V1_WHO(1));
+	assert_int_equal(seen_count(s), 0);
+	assert_int_equal(seen_pending_load(s, &pending, &n, &err), 0);
+	assert_int_equal(n, 0);
+	seen_close(&s);
+	assert_int_equal(db_int(f->db, "PRAGMA user_version"), 2);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM mailbox "
+	    "WHERE legacy_key IS NOT NULL AND name IS NULL"), 2);
+
+	s = open_rw(f, V1_WHO(0));
+	assert_int_equal(seen_count(s), 2);
+	assert_true(seen_lookup(s, "L1", &when));
+	assert_int_equal(when, 200);
+	assert_true(seen_contains(s, "L2"));
+	assert_false(seen_contains(s, "z1"));
+	/* Its pending row survives, with no Maildir recorded. */
+	assert_int_equal(seen_pending_load(s, &pending, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(pending[0].uidl, "P1");
+	assert_string_equal(pending[0].name, "1.M1P1Q1.h,S=5");
+	assert_null(pending[0].dir);
+	assert_int_equal(pending[0].size, 5);
+	assert_int_equal(pending[0].fetched, 202);
+	seen_entries_free(&pending, n);
+	seen_close(&s);
+	st = status_of(f, V1_WHO(0));
+	assert_true(st.ever_run);
+	assert_int_equal(st.seen, 2);
+	assert_int_equal(st.bytes, 300);
+	assert_int_equal(st.pending, 1);
+	assert_int_equal(st.last_start, 300);
+	assert_int_equal(st.last_end, 310);
+	assert_int_equal(st.last_exit, 0);
+	assert_string_equal(db_text(f->db, "SELECT name FROM mailbox "
+	    "WHERE id = 2"), "first");
+	assert_string_equal(db_text(f->db, "SELECT legacy_key FROM mailbox "
+	    "WHERE id = 2"), "(null)");
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM seen "
+	    "WHERE missing_since IS NOT NULL"), 0);
+
+	/* "second" still has its own (empty) state; bob never had any. */
+	s = open_rw(f, V1_WHO(1));
+	assert_int_equal(seen_count(s), 0);
+	seen_close(&s);
+	assert_false(status_of(f, V1_WHO(2)).ever_run);
+
+	/* zed@other.example.org is nobody's: shown under its key. */
+	assert_int_equal(seen_orphans_read(f->state, V1_WHO(0), &orphans, &n,
+	    &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(orphans[0].label, "zed@other.example.org");
+	assert_true(orphans[0].st.ever_run);
+	assert_int_equal(orphans[0].st.seen, 1);
+	assert_int_equal(orphans[0].st.bytes, 50);
+	assert_int_equal(orphans[0].st.last_exit, -1);
+	seen_orphans_free(&orphans, n);
+	assert_null(orphans);
+}
+
+/* status and --dry-run on a schema-1 database that no fetch has migrated
+ * yet (popfetch was just upgraded): read-only, they resolve it the same
+ * way, and change nothing. */
+static void
+test_v1_read_only(void **state)
+{
+	struct fixture *f = *state;
+	struct seen_orphan *orphans = NULL;
+	struct seen_status st;
+	struct pf_error err;
+	struct seen *s = NULL;
+	size_t n = 0;
+
+	make_v1_db(f);
+	if (seen_status_read(f->state, V1_WHO(0), &st, &err) == -1)
+		fail_msg("seen_status_read: %s", err.what);
+	assert_true(st.ever_run);
+	assert_int_equal(st.seen, 2);
+	assert_int_equal(st.bytes, 300);
+	assert_false(status_of(f, V1_WHO(1)).ever_run);
+	if (seen_open(f->state, V1_WHO(0), SEEN_READ_ONLY, &s, &err) == -1)
+		fail_msg("seen_open: %s", err.what);
+	assert_true(seen_contains(s, "L1"));
+	seen_close(&s);
+	if (seen_orphans_read(f->state, V1_WHO(0), &orphans, &n, &err) == -1)
+		fail_msg("seen_orphans_read: %s", err.what);
+	assert_int_equal(n, 1);
+	assert_string_equal(orphans[0].label, "zed@other.example.org");
+	seen_orphans_free(&orphans, n);
+	assert_int_equal(db_int(f->db, "PRAGMA user_version"), 1);
+}
+
+/* status: the seen-lists no configured account owns or would take over. */
+static void
+test_orphans(void **state)
+{
+	struct fixture *f = *state;
+	const struct seen_owner gone[] = { { "gone", "gina", HOST, 995 } };
+	const struct seen_owner old[] = { { "old", "olga", HOST, 995 } };
+	const struct seen_owner now[] = {
+		{ "work", USER, HOST, 995 },
+		{ "new", "olga", HOST, 995 },	/* "old", renamed */
+	};
+	struct seen_run_stats stats = { 2, 0, 0, 3 };
+	struct seen_orphan *orphans = NULL;
+	struct pf_error err;
+	struct seen *s;
+	size_t n = 9;
+
+	/* No database: none, and nothing is created. */
+	assert_int_equal(seen_orphans_read(f->state,
+	    &(struct seen_who){ now, 2, 0 }, &orphans, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_null(orphans);
+	assert_false(test_path_exists(f->state));
+
+	s = open_rw(f, &(struct seen_who){ gone, 1, 0 });
+	add_done(s, "g1", 1, 1);
+	add_done(s, "g2", 2, 1);
+	assert_int_equal(seen_run_begin(s, 500, &err), 0);
+	assert_int_equal(seen_run_end(s, 501, &stats, 0, &err), 0);
+	seen_close(&s);
+	s = open_rw(f, &(struct seen_who){ old, 1, 0 });
+	add_done(s, "o1", 5, 1);
+	seen_close(&s);
+	s = open_rw(f, &(struct seen_who){ now, 2, 0 });
+	add_done(s, "w1", 7, 1);
+	seen_close(&s);
+
+	/* "work" owns its row, "new" would take over "old": only "gone". */
+	assert_int_equal(seen_orphans_read(f->state,
+	    &(struct seen_who){ now, 2, 1 }, &orphans, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(orphans[0].label, "gone");
+	assert_true(orphans[0].st.ever_run);
+	assert_int_equal(orphans[0].st.seen, 2);
+	assert_int_equal(orphans[0].st.bytes, 3);
+	assert_int_equal(orphans[0].st.pending, 0);
+	assert_int_equal(orphans[0].st.last_start, 500);
+	assert_int_equal(orphans[0].st.last_end, 501);
+	assert_int_equal(orphans[0].st.last_exit, 0);
+	seen_orphans_free(&orphans, n);
+	assert_null(orphans);
+	/* Read-only: "old" was not renamed by looking. */
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM mailbox "
+	    "WHERE name = 'old'"), 1);
+	assert_int_equal(status_of(f, &(struct seen_who){ now, 2, 1 }).seen, 1);
+
+	/* Without "new", "old" is an orphan too, in the order made. */
+	assert_int_equal(seen_orphans_read(f->state,
+	    &(struct seen_who){ now, 1, 0 }, &orphans, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(orphans[0].label, "gone");
+	assert_string_equal(orphans[1].label, "old");
+	assert_int_equal(orphans[1].st.seen, 1);
+	assert_int_equal(orphans[1].st.bytes, 5);
+	assert_int_equal(orphans[1].st.last_exit, -1);
+	seen_orphans_free(&orphans, n);
+
+	/* Once "new" has run, "old" is its own. */
+	s = open_rw(f, &(struct seen_who){ now, 2, 1 });
+	assert_true(seen_contains(s, "o1"));
+	seen_close(&s);
+	assert_int_equal(seen_orphans_read(f->state,
+	    &(struct seen_who){ now, 2, 0 }, &orphans, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(orphans[0].label, "gone");
+	seen_orphans_free(&orphans, n);
+	/* Every configured account: none. */
+	{
+		const struct seen_owner all[] = {
+			{ "work", USER, HOST, 995 },
+			{ "new", "olga", HOST, 995 },
+			{ "gone", "gina", HOST, 995 },
+		};
+
+		assert_int_equal(seen_orphans_read(f->state,
+		    &(struct seen_who){ all, 3, 0 }, &orphans, &n, &err), 0);
+		assert_int_equal(n, 0);
+		assert_null(orphans);
+	}
+}
+
+/* The missing_since of one UIDL of "work" (0 for NULL, -1 for none). */
+static long long
+missing_since(const struct fixture *f, const char *uidl)
+{
+	char sql[256];
+	const char *v;
+
+	test_pathf(sql, sizeof(sql), "SELECT missing_since FROM seen "
+	    "WHERE uidl = '%s' AND mailbox = (SELECT id FROM mailbox "
+	    "WHERE name = 'work')", uidl);
+	v = db_text(f->db, sql);
+	if (strcmp(v, "(none)") == 0)
+		return -1;
+	if (strcmp(v, "(null)") == 0)
+		return 0;
+	return atoll(v);
+}
+
+/*
+ * Forgetting (doc/DESIGN.md §4): a UIDL missing from a listing is only
+ * marked, and forgotten once forget_after seconds have passed since it
+ * went missing; listed again, it starts over.
+ */
+static void
+test_forget_after(void **state)
+{
+	struct fixture *f = *state;
+	const char *ab[] = { "a", "b" }, *abc[] = { "a", "b", "c" };
+	struct seen *s, *o;
+	struct pf_error err;
+	size_t pruned = 9;
+
+	s = open_rw(f, WHO(WORK));
+	add_done(s, "a", 1, 1);
+	add_done(s, "b", 2, 1);
+	add_done(s, "c", 4, 1);
+	add_done(s, "d", 8, 1);
+	o = open_rw(f, WHO(BOB));
+	add_done(o, "d", 100, 1);
+	seen_close(&o);
+
+	/* A short listing: c and d are marked, not forgotten. */
+	assert_int_equal(seen_prune(s, ab, 2, 1000, 100, &pruned, &err), 0);
+	assert_int_equal(pruned, 0);
+	assert_int_equal(seen_count(s), 4);
+	assert_true(seen_contains(s, "c"));
+	assert_true(seen_contains(s, "d"));
+	assert_int_equal(missing_since(f, "a"), 0);
+	assert_int_equal(missing_since(f, "c"), 1000);
+	assert_int_equal(missing_since(f, "d"), 1000);
+	assert_int_equal(status_of(f, WHO(WORK)).seen, 4);
+
+	/* c is listed again: its mark goes; d keeps its first one. */
+	assert_int_equal(seen_prune(s, abc, 3, 1050, 100, &pruned, &err), 0);
+	assert_int_equal(pruned, 0);
+	assert_int_equal(missing_since(f, "c"), 0);
+	assert_int_equal(missing_since(f, "d"), 1000);
+	/* c goes missing again, from 1099 on. */
+	assert_int_equal(seen_prune(s, ab, 2, 1099, 100, &pruned, &err), 0);
+	assert_int_equal(pruned, 0);
+	assert_int_equal(missing_since(f, "c"), 1099);
+	assert_int_equal(seen_count(s), 4);
+
+	/* 100 s after d went missing, it is forgotten; c is not, though it
+	 * went missing first at 1000 too. */
+	assert_int_equal(seen_prune(s, ab, 2, 1100, 100, &pruned, &err), 0);
+	assert_int_equal(pruned, 1);
+	assert_int_equal(seen_count(s), 3);
+	assert_false(seen_contains(s, "d"));
+	assert_true(seen_contains(s, "c"));
+	assert_int_equal(missing_since(f, "d"), -1);
+	seen_close(&s);
+	/* Another account's d is untouched. */
+	assert_int_equal(status_of(f, WHO(BOB)).seen, 1);
+
+	/* The marks live in the database: a later run forgets c on time. */
+	s = open_rw(f, WHO(WORK));
+	assert_int_equal(seen_count(s), 3);
+	assert_int_equal(seen_prune(s, ab, 2, 1198, 100, &pruned, &err), 0);
+	assert_int_equal(pruned, 0);
+	assert_true(seen_contains(s, "c"));
+	assert_int_equal(seen_prune(s, ab, 2, 1199, 100, &pruned, &err), 0);
+	assert_int_equal(pruned, 1);
+	assert_false(seen_contains(s, "c"));
+	assert_int_equal(seen_count(s), 2);
+
+	/* forget_after 0: forgotten at the first listing that lacks it. */
+	assert_int_equal(seen_prune(s, ab, 1, 2000, 0, &pruned, &err), 0);
+	assert_int_equal(pruned, 1);
+	assert_false(seen_contains(s, "b"));
+	assert_true(seen_contains(s, "a"));
+	assert_int_equal(seen_count(s), 1);
+	seen_close(&s);
+	assert_int_equal(status_of(f, WHO(WORK)).seen, 1);
+	/* Forgetting keeps the byte total. */
+	assert_int_equal(status_of(f, WHO(WORK)).bytes, 15);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM seen"), 2);
+}
+
+/* PRAGMA data_version on connection h: changes when another connection
+ * has committed a change since the last call. */
+static long long
+data_version(sqlite3 *h)
+{
+	sqlite3_stmt *st = NULL;
+	long long v;
+
+	assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA data_version", -1, &st,
+	    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* The common run: every known UIDL is listed, none was missing: nothing is
+ * written, not even the write lock is taken. */
+static void
+test_prune_unchanged_writes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	const char *all[] = { "b", "new", "a" }, *one[] = { "a" };
+	struct pf_error err;
+	struct seen *s;
+	sqlite3 *h = NULL;
+	size_t pruned = 9;
+	long long v;
+
+	s = open_rw(f, WHO(WORK));
+	add_done(s, "a", 1, 1);
+	add_done(s, "b", 1, 1);
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	v = data_version(h);
+	assert_int_equal(seen_prune(s, all, 3, 1000, 100, &pruned, &err), 0);
+	assert_int_equal(pruned, 0);
+	assert_int_equal(data_version(h), v);
+	/* Another writer holds the database (another popfetch, -j): no
+	 * wait, no failure. */
+	assert_int_equal(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(seen_prune(s, all, 3, 1000, 100, &pruned, &err), 0);
+	assert_int_equal(sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(data_version(h), v);
+
+	/* A mark is a write ... */
+	assert_int_equal(seen_prune(s, one, 1, 1001, 100, &pruned, &err), 0);
+	assert_true(data_version(h) != v);
+	v = data_version(h);
+	/* ... and so is clearing it, though every UIDL is listed ... */
+	assert_int_equal(seen_prune(s, all, 3, 1002, 100, &pruned, &err), 0);
+	assert_true(data_version(h) != v);
+	assert_int_equal(missing_since(f, "b"), 0);
+	v = data_version(h);
+	/* ... after which there is nothing to do again. */
+	assert_int_equal(seen_prune(s, all, 3, 1003, 100, &pruned, &err), 0);
+	assert_int_equal(data_version(h), v);
+	assert_int_equal(seen_count(s), 2);
+	sqlite3_close(h);
+	seen_close(&s);
+}
+
+/* A UIDL whose DELE QUIT acknowledged is forgotten at once. */
+static void
+test_forget_keys(void **state)
+{
+	struct fixture *f = *state;
+	char digest[SEEN_DIGEST_KEY_LEN + 1];
+	const char *keys[3] = { "b", "unknown", digest }, *a = "a";
+	struct pf_error err;
+	struct seen *s, *o;
+
+	snprintf(digest, sizeof(digest), "%s%064d", SEEN_DIGEST_PREFIX, 7);
+	s = open_rw(f, WHO(WORK));
+	add_done(s, "a", 1, 1);
+	add_done(s, "b", 2, 1);
+	add_done(s, "c", 4, 1);
+	add_done(s, digest, 8, 1);
+	o = open_rw(f, WHO(BOB));
+	add_done(o, "b", 16, 1);
+	seen_close(&o);
+
+	assert_int_equal(seen_forget(s, keys, 3, &err), 0);
+	assert_int_equal(seen_count(s), 2);
+	assert_true(seen_contains(s, "a"));
+	assert_false(seen_contains(s, "b"));
+	assert_true(seen_contains(s, "c"));
+	assert_false(seen_contains(s, digest));
+	assert_int_equal(seen_forget(s, NULL, 0, &err), 0);
+	assert_int_equal(seen_count(s), 2);
+	seen_close(&s);
+
+	/* In the database too; bob's b stays; the byte total stays. */
+	s = open_rw(f, WHO(WORK));
+	assert_int_equal(seen_count(s), 2);
+	assert_false(seen_contains(s, "b"));
+	seen_close(&s);
+	assert_int_equal(status_of(f, WHO(WORK)).seen, 2);
+	assert_int_equal(status_of(f, WHO(WORK)).bytes, 15);
+	assert_int_equal(status_of(f, WHO(BOB)).seen, 1);
+
+	/* Before the set is loaded, too. */
+	assert_int_equal(seen_open_unloaded(f->state, WHO(WORK),
+	    SEEN_READ_WRITE, &s, &err), 0);
+	assert_int_equal(seen_forget(s, &a, 1, &err), 0);
+	assert_int_equal(seen_load(s, &err), 0);
+	assert_int_equal(seen_count(s), 1);
+	assert_true(seen_contains(s, "c"));
+	seen_close(&s);
+}
+
+/* Pending rows carry the Maildir they went to (doc/DESIGN.md §7). */
+static void
+test_pending_dir(void **state)
+{
+	struct fixture *f = *state;
+	const struct seen_entry e[3] = {
+		{ "k3", "n3", "/srv/other/Mail", 3, 12 },
+		{ "k1", "n1", f->md, 1, 10 },
+		{ "k2", "n2", NULL, 2, 11 },
+	};
+	struct seen_entry *pending = NULL;
+	struct pf_error err;
+	struct seen *s;
+	size_t n = 0;
+
+	s = open_rw(f, WHO(WORK));
+	assert_int_equal(seen_pending_add(s, e, 3, &err), 0);
+	seen_close(&s);
+	s = open_rw(f, WHO(WORK));
+	assert_int_equal(seen_pending_load(s, &pending, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(pending[0].uidl, "k1");
+	assert_string_equal(pending[0].dir, f->md);
+	assert_string_equal(pending[1].uidl, "k2");
+	assert_null(pending[1].dir);
+	assert_string_equal(pending[2].uidl, "k3");
+	assert_string_equal(pending[2].dir, "/srv/other/Mail");
+	assert_string_equal(pending[2].name, "n3");
+	assert_int_equal(pending[2].size, 3);
+	assert_int_equal(pending[2].fetched, 12);
+	seen_entries_free(&pending, n);
+	/* Another account sees none of them. */
+	{
+		struct seen *o = open_rw(f, WHO(BOB));
+
+		assert_int_equal(seen_pending_load(o, &pending, &n, &err), 0);
+		assert_int_equal(n, 0);
+		seen_close(&o);
+	}
+	seen_close(&s);
+}
+
+/* seen_any: "has this account UIDLs from an earlier listing?"; digests
+ * (kept for a server without UIDL) do not count. */
+static void
+test_any_ignores_digests(void **state)
+{
+	struct fixture *f = *state;
+	char digest[SEEN_DIGEST_KEY_LEN + 1];
+	struct pf_error err;
+	struct seen *s = NULL;
+	bool any;
+	int loaded;
+
+	snprintf(digest, sizeof(digest), "%s%s", SEEN_DIGEST_PREFIX,
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	assert_int_equal(strlen(digest), SEEN_DIGEST_KEY_LEN);
+
+	/* No database. */
+	assert_int_equal(seen_open(f->state, WHO(WORK), SEEN_READ_ONLY, &s,
+	    &err), 0);
+	any = true;
+	assert_int_equal(seen_any(s, &any, &err), 0);
+	assert_false(any);
+	seen_close(&s);
+
+	s = open_rw(f, WHO(WORK));
+	any = true;
+	assert_int_equal(seen_any(s, &any, &err), 0);
+	assert_false(any);
+	add_done(s, digest, 1, 1);
+	assert_int_equal(seen_any(s, &any, &err), 0);
+	assert_false(any);
+	seen_close(&s);
+	/* The other account has a UIDL: not ours. */
+	s = open_rw(f, WHO(BOB));
+	add_done(s, "b1", 1, 1);
+	seen_close(&s);
+	for (loaded = 0; loaded < 2; loaded++) {
+		if (loaded)
+			s = open_rw(f, WHO(WORK));
+		else
+			assert_int_equal(seen_open_unloaded(f->state, WHO(WORK),
+			    SEEN_READ_WRITE, &s, &err), 0);
+		any = true;
+		assert_int_equal(seen_any(s, &any, &err), 0);
+		assert_false(any);
+		seen_close(&s);
+	}
+
+	/* A UIDL that merely starts like one ("sha256" without the space)
+	 * is a UIDL. */
+	s = open_rw(f, WHO(WORK));
+	add_done(s, "sha256x", 1, 1);
+	seen_close(&s);
+	for (loaded = 0; loaded < 2; loaded++) {
+		if (loaded)
+			s = open_rw(f, WHO(WORK));
+		else
+			assert_int_equal(seen_open_unloaded(f->state, WHO(WORK),
+			    SEEN_READ_WRITE, &s, &err), 0);
+		any = false;
+		assert_int_equal(seen_any(s, &any, &err), 0);
+		assert_true(any);
+		seen_close(&s);
+	}
 }
 
 static void
@@ -753,21 +1637,21 @@ test_not_a_database(void **state)
 	assert_int_equal(test_write_file(f->db, O_CREAT, junk, sizeof(junk)),
 	    0);
 
-	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_WRITE, &s,
+	assert_int_equal(seen_open(f->state, WHO(WORK), SEEN_READ_WRITE, &s,
 	    &err), -1);
 	assert_null(s);
 	assert_int_equal(err.category, PF_FAIL_IO);
 	assert_non_null(strstr(err.what, f->db));
 	assert_non_null(strstr(err.what, "not a database"));
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), -1);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_IO);
-	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_ONLY, &s,
+	assert_int_equal(seen_open(f->state, WHO(WORK), SEEN_READ_ONLY, &s,
 	    &err), -1);
 	assert_int_equal(err.category, PF_FAIL_IO);
 
 	/* A state directory we cannot create. */
 	test_pathf(junk, sizeof(junk), "%s/sub", f->db);
-	assert_int_equal(seen_open(junk, USER, HOST, SEEN_READ_WRITE, &s,
+	assert_int_equal(seen_open(junk, WHO(WORK), SEEN_READ_WRITE, &s,
 	    &err), -1);
 	assert_int_equal(err.category, PF_FAIL_IO);
 	assert_non_null(strstr(err.what, "Not a directory"));
@@ -789,10 +1673,10 @@ test_migrations(void **state)
 	sqlite3_close(h);
 	assert_int_equal(db_int(f->db, "PRAGMA user_version"), 0);
 	assert_int_equal(db_int(f->db, "SELECT count(*) FROM sqlite_master"), 0);
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	add_done(s, "u", 7, 1);
 	seen_close(&s);
-	assert_int_equal(db_int(f->db, "PRAGMA user_version"), 1);
+	assert_int_equal(db_int(f->db, "PRAGMA user_version"), 2);
 	assert_int_equal(db_int(f->db, "SELECT bytes FROM mailbox"), 7);
 
 	/* A schema from the future is left alone. */
@@ -800,7 +1684,7 @@ test_migrations(void **state)
 	assert_int_equal(sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL,
 	    NULL), SQLITE_OK);
 	sqlite3_close(h);
-	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_WRITE, &s,
+	assert_int_equal(seen_open(f->state, WHO(WORK), SEEN_READ_WRITE, &s,
 	    &err), -1);
 	assert_int_equal(err.category, PF_FAIL_IO);
 	assert_non_null(strstr(err.what, "newer"));
@@ -810,12 +1694,12 @@ static void
 test_busy_is_temporary(void **state)
 {
 	struct fixture *f = *state;
-	struct seen_entry e = { "u", "n,S=1", 1, 1 };
+	struct seen_entry e = { "u", "n,S=1", "/m", 1, 1 };
 	struct pf_error err;
 	struct seen *s;
 	sqlite3 *h = NULL;
 
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	/* Another writer holds the database past the busy timeout. */
 	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL),
@@ -842,7 +1726,7 @@ test_readers_after_kill_mid_transaction(void **state)
 	struct fixture *f = *state;
 	struct seen_status st;
 	struct pf_error err;
-	struct seen *s = open_rw(f, USER, HOST);
+	struct seen *s = open_rw(f, WHO(WORK));
 	char journal[PATH_MAX + 16];
 	pid_t pid;
 
@@ -868,15 +1752,15 @@ test_readers_after_kill_mid_transaction(void **state)
 	test_pathf(journal, sizeof(journal), "%s-journal", f->db);
 	assert_true(test_path_exists(journal));
 
-	assert_int_equal(seen_status_read(f->state, USER, HOST, &st, &err), 0);
+	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_int_equal(st.seen, 1);
 	assert_int_equal(st.bytes, 100);
-	assert_int_equal(seen_open(f->state, USER, HOST, SEEN_READ_ONLY, &s,
+	assert_int_equal(seen_open(f->state, WHO(WORK), SEEN_READ_ONLY, &s,
 	    &err), 0);
 	assert_true(seen_contains(s, "kept"));
 	seen_close(&s);
 	/* The next fetch finds it whole, without the uncommitted table. */
-	s = open_rw(f, USER, HOST);
+	s = open_rw(f, WHO(WORK));
 	assert_true(seen_contains(s, "kept"));
 	seen_close(&s);
 	assert_int_equal(db_int(f->db, "SELECT count(*) FROM sqlite_master "
@@ -901,6 +1785,19 @@ main(void)
 		T(test_read_only),
 		T(test_readers_leave_no_side_files),
 		T(test_mailbox_key),
+		T(test_identity_is_the_name),
+		T(test_rename_needs_same_mailbox),
+		T(test_renamed_account_takes_over),
+		T(test_no_take_over_while_configured),
+		T(test_first_heir_only),
+		T(test_v1_migration),
+		T(test_v1_read_only),
+		T(test_orphans),
+		T(test_forget_after),
+		T(test_prune_unchanged_writes_nothing),
+		T(test_forget_keys),
+		T(test_pending_dir),
+		T(test_any_ignores_digests),
 		T(test_not_a_database),
 		T(test_migrations),
 		T(test_busy_is_temporary),
