@@ -71,12 +71,11 @@ lock_acquire(const char *state_dir, const char *account,
     struct pf_lock **lock_r, struct pf_error *err)
 {
 	char name[NAME_MAX + 1], path[PATH_MAX], pidbuf[32];
-	const char *key = account;
 	long pid;
 	int fd = -1, n, rc;
 
 	*lock_r = NULL;
-	if (lock_name(key, name, sizeof(name), err) == -1 ||
+	if (lock_name(account, name, sizeof(name), err) == -1 ||
 	    maildir_mkdirs(state_dir, err) == -1)
 		goto fail;
 	n = snprintf(path, sizeof(path), "%s/%s", state_dir, name);
@@ -99,10 +98,10 @@ lock_acquire(const char *state_dir, const char *account,
 		}
 		if ((pid = holder_pid(fd)) > 0)
 			pf_error_set(err, PF_FAIL_TEMP, "account %s is being "
-			    "fetched by another popfetch (pid %ld)", key, pid);
+			    "fetched by another popfetch (pid %ld)", account, pid);
 		else
 			pf_error_set(err, PF_FAIL_TEMP, "account %s is being "
-			    "fetched by another popfetch", key);
+			    "fetched by another popfetch", account);
 		goto fail;
 	}
 	n = snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());

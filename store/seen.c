@@ -750,6 +750,21 @@ open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
 }
 
 /*
+ * A schema-1 database that no fetch has migrated yet (popfetch was just
+ * upgraded), read without changing it: temporary views, which SQLite
+ * resolves before the main schema's tables of the same name, show it as
+ * schema 2 (every row state from before schema 2, no marks, no Maildirs).
+ */
+static const char v1_as_v2[] =
+	"CREATE TEMP VIEW mailbox AS SELECT id, NULL AS name,"
+	"  key AS legacy_key, NULL AS user, NULL AS host, NULL AS port, bytes"
+	"  FROM main.mailbox;"
+	"CREATE TEMP VIEW seen AS SELECT mailbox, uidl, size, fetched,"
+	"  NULL AS missing_since FROM main.seen;"
+	"CREATE TEMP VIEW pending AS SELECT mailbox, uidl, name, size, fetched,"
+	"  NULL AS dir FROM main.pending;";
+
+/*
  * Read-only open (--dry-run, status): a missing database is an empty one
  * and is not created; a database never migrated (version 0) is empty too.
  *
@@ -792,6 +807,8 @@ open_ro(struct seen *s, struct pf_error *err)
 		s->db = NULL;
 		return 0;
 	}
+	if (version == 1 && db_exec(s, v1_as_v2, "read schema 1", err) == -1)
+		return -1;
 	return find_mailbox(s, false, err);
 }
 
