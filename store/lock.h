@@ -25,8 +25,8 @@ struct pf_lock;
  * Take the lock of account `account`, creating state_dir (0700, with
  * parents) and the lock file (0600) if needed.  Never waits: if another
  * process (or another lock_acquire in this one) holds it, fails at once with
- * PF_FAIL_TEMP "account NAME is being fetched by another popfetch (pid N)".  On success *lock_r is set (release with lock_release) and 0 is
- * returned.  The lock file descriptor is close-on-exec, so commands we run
+ * PF_FAIL_TEMP "account NAME is being fetched by another popfetch (pid N)".
+ * On success *lock_r is set (release with lock_release) and 0 is returned.  The lock file descriptor is close-on-exec, so commands we run
  * (password_command) do not inherit the lock.
  */
 int	lock_acquire(const char *state_dir, const char *account,
