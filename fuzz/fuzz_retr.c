@@ -1,23 +1,35 @@
 /*
  * fuzz_retr.c - the multi-line reader: RETR/TOP replies with dot-unstuffing
- * and CRLF handling (fetcher/pop3.c stream_body and its dot filter).
+ * and CRLF handling (fetcher/pop3.c stream_body and its dot filter), and
+ * pop3_retr_each's sequence: a NOOP after the last RETR, a message's end()
+ * only once the status line after its "." is a reply (doc/DESIGN.md §5.3),
+ * -ERR to a RETR given to sink->refused (§5.2).
  *
- * Input: byte M (mode: M % 4 == 0 RETR of one message, lock-step; 1 or 3
- * PIPELINING advertised and RETR of 1 + (M >> 2) % 4 messages, all in one
- * write; 2 TOP of one message), then the chunk schedule of fuzz_util.h, then
- * D.  The fake server answers the command(s) with "+OK\r\n" followed by D,
- * so D holds the first body and, when several messages are asked for, the
- * later status lines and bodies.
+ * Input: byte M (M % 4 == 2: TOP of one message; otherwise RETR of
+ * 1 + (M >> 2) % 4 messages, then NOOP: M % 4 == 0 lock-step, 1 or 3
+ * PIPELINING advertised, the RETRs and the NOOP in one write; M & 0x10:
+ * the sink has a refused() callback), then the chunk schedule of
+ * fuzz_util.h, then D.  The fake server answers the command(s) with
+ * "+OK\r\n" followed by D, so D holds the first body and then the later
+ * status lines and bodies and the reply to the NOOP.  In lock-step each
+ * reply (as the model delimits it) becomes readable only once its command
+ * has been written, as from a real server; pipelined, everything once the
+ * RETRs and the NOOP are written.
  *
  * Checks:
  *  - a model: status lines read as the linebuf does, bodies split at LF,
  *    one CR before the LF dropped, the "." line ends the message, one
  *    leading dot removed otherwise; the sink must get exactly the model's
- *    bytes, begin() only after a +OK, end() only after the "." line and
- *    with the number of octets passed to data(), and the model's result;
+ *    bytes, begin() only after a +OK, end() (RETR) only once the next
+ *    status line is +OK or -ERR, or the connection ended after the "."
+ *    (TOP: at the "."), with the number of octets passed to data(),
+ *    refused() for a -ERR to a RETR when set, and the model's result;
+ *  - the commands sent: lock-step, each RETR and the NOOP only after the
+ *    reply before it was read whole (the client never reads what its
+ *    commands have not released yet);
  *  - the sink's own invariants (data() only between begin() and end(),
  *    never empty, never more octets than came off the wire; CRLF in the
- *    output only where the wire had CR CR LF);
+ *    output only where the wire had CR CR LF; refused() between messages);
  *  - differential: the same input served in one chunk gives the same
  *    output, events and error.
  */
@@ -48,9 +60,10 @@ struct outcome {
 	struct pf_error	 err;
 	char		*out;		/* all data() bytes, in order */
 	size_t		 outlen, outcap;
-	char		 events[256];	/* "B1 E1:12 B2 ..." */
+	char		 events[256];	/* "B1 E1:12 R2 B3 ..." */
 	size_t		 evlen;
-	unsigned	 nbegin, nend;
+	unsigned	 nbegin, nend, nrefused;
+	unsigned	 last;		/* the last message begun or refused */
 	bool		 in_msg;
 	uint64_t	 msg_octets;	/* data() octets of the current message */
 	char		 tx[FZ_TX_MAX];
@@ -81,7 +94,8 @@ sink_begin(void *ctx, const struct pop3_msg *m, struct pf_error *err)
 
 	(void)err;
 	FZ_CHECK(!o->in_msg);
-	FZ_CHECK(m->number == o->nbegin + 1);	/* in order */
+	FZ_CHECK(m->number == o->last + 1);	/* in order */
+	o->last = m->number;
 	o->in_msg = true;
 	o->msg_octets = 0;
 	o->nbegin++;
@@ -112,13 +126,35 @@ sink_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
 
 	(void)err;
 	FZ_CHECK(o->in_msg);
-	FZ_CHECK(m->number == o->nbegin);
+	FZ_CHECK(m->number == o->last);
 	FZ_CHECK(octets == o->msg_octets);
 	/* A finished message ends with LF, or is empty. */
 	FZ_CHECK(octets == 0 || o->out[o->outlen - 1] == '\n');
 	o->in_msg = false;
 	o->nend++;
 	event(o, "E%u:%llu ", m->number, (unsigned long long)octets);
+	return 0;
+}
+
+static int
+sink_refused(void *ctx, const struct pop3_msg *m, const struct pf_error *why,
+    struct pf_error *err)
+{
+	struct outcome *o = ctx;
+	char what[64];
+
+	(void)err;
+	FZ_CHECK(!o->in_msg);			/* the one before has ended */
+	FZ_CHECK(m->number == o->last + 1);	/* in order */
+	o->last = m->number;
+	o->nrefused++;
+	fz_check_error(why);
+	snprintf(what, sizeof(what), "RETR %u failed", m->number);
+	FZ_CHECK(strcmp(why->what, what) == 0);
+	FZ_CHECK(strncmp(why->server, "-ERR", 4) == 0);
+	FZ_CHECK(why->category == PF_FAIL_PROTO ||
+	    why->category == PF_FAIL_TEMP || why->category == PF_FAIL_AUTH);
+	event(o, "R%u ", m->number);
 	return 0;
 }
 
@@ -139,29 +175,48 @@ starts_word(const uint8_t *p, size_t len, const char *w)
 
 /*
  * The model: what the sink must see for stream s[0..len) (starting at the
- * first status line) and n messages.  Fills o->out/events and returns the
- * expected rc; *cat_r is the expected category (PF_OK: not checked more
- * closely than "an -ERR category"), *lost_r the message lost mid-body.
+ * first status line), n messages, RETR (`retr`: NOOP after the last, end()
+ * deferred) or TOP, with or without refused().  Fills o->out/events and
+ * returns how it ends; *msg_r is the command (1..n, n + 1 the NOOP) whose
+ * reply it ended at, bound[c] (c = 1..n) where reply c ends in s when it
+ * was read whole (else 0).  *alt_r: "" or, when the connection ends within
+ * a partial line after a message's "." (not a reply, but cut before its
+ * LF, so neither a proper reply nor plainly not one), the end() event that
+ * may or may not come after o->events then: pop3.c ends the message today
+ * (the connection ended), doc/DESIGN.md §5.3 reads as if data after the
+ * "." should stop it; either is accepted until that is settled.
  */
 enum model_end { M_OK, M_LINE_LOST, M_TOO_LONG, M_BAD_CHAR, M_NOT_POP3,
 	M_ERR_REPLY, M_BODY_LOST };
 
 static enum model_end
-model(const uint8_t *s, size_t len, unsigned n, struct outcome *o,
-    unsigned *msg_r)
+model(const uint8_t *s, size_t len, unsigned n, bool retr, bool refused,
+    struct outcome *o, unsigned *msg_r, size_t *bound, char *alt_r,
+    size_t altsize)
 {
 	size_t pos = 0, nlpos, ll, i;
 	const uint8_t *nl, *p;
-	uint64_t octets;
-	unsigned m;
+	uint64_t octets, held_octets = 0;
+	unsigned c, held = 0;
 
-	for (m = 1; m <= n; m++) {
-		*msg_r = m;
+	alt_r[0] = '\0';
+	for (c = 1; c <= n + (retr ? 1 : 0); c++) {
+		*msg_r = c;
 		/* The status line, as linebuf_read_line() sees it. */
 		nl = pos < len ? memchr(s + pos, '\n', len - pos) : NULL;
-		if (nl == NULL || (size_t)(nl - (s + pos)) + 1 > POP3_LINE_MAX)
-			return len - pos >= POP3_LINE_MAX ? M_TOO_LONG :
-			    M_LINE_LOST;
+		if (nl == NULL || (size_t)(nl - (s + pos)) + 1 > POP3_LINE_MAX) {
+			if (len - pos >= POP3_LINE_MAX)
+				return M_TOO_LONG;
+			/* The connection ended: nothing contradicts the
+			 * held message's "." when nothing came after it. */
+			if (held != 0 && pos == len)
+				event(o, "E%u:%llu ", held,
+				    (unsigned long long)held_octets);
+			else if (held != 0)
+				snprintf(alt_r, altsize, "E%u:%llu ", held,
+				    (unsigned long long)held_octets);
+			return M_LINE_LOST;
+		}
 		nlpos = (size_t)(nl - s);
 		ll = nlpos - pos;
 		if (ll > 0 && s[nlpos - 1] == '\r')
@@ -171,11 +226,23 @@ model(const uint8_t *s, size_t len, unsigned n, struct outcome *o,
 				return M_BAD_CHAR;
 		p = s + pos;
 		pos = nlpos + 1;
-		if (starts_word(p, ll, "-ERR"))
-			return M_ERR_REPLY;
-		if (!starts_word(p, ll, "+OK"))
+		if (!starts_word(p, ll, "-ERR") && !starts_word(p, ll, "+OK"))
 			return M_NOT_POP3;
-		event(o, "B%u ", m);
+		/* A reply: the message before is whole. */
+		if (held != 0)
+			event(o, "E%u:%llu ", held,
+			    (unsigned long long)held_octets);
+		held = 0;
+		if (c == n + 1)
+			return M_OK;		/* the NOOP's reply */
+		if (starts_word(p, ll, "-ERR")) {
+			if (!retr || !refused)
+				return M_ERR_REPLY;
+			event(o, "R%u ", c);
+			bound[c] = pos;
+			continue;
+		}
+		event(o, "B%u ", c);
 		/* The body, line by line. */
 		octets = 0;
 		for (;;) {
@@ -206,7 +273,13 @@ model(const uint8_t *s, size_t len, unsigned n, struct outcome *o,
 			octets++;
 			pos = (size_t)(nl - s) + 1;
 		}
-		event(o, "E%u:%llu ", m, (unsigned long long)octets);
+		bound[c] = pos;
+		if (!retr)
+			event(o, "E%u:%llu ", c, (unsigned long long)octets);
+		else {
+			held = c;
+			held_octets = octets;
+		}
 	}
 	return M_OK;
 }
@@ -214,17 +287,21 @@ model(const uint8_t *s, size_t len, unsigned n, struct outcome *o,
 /* One session over the fake server; the outcome goes to *o. */
 static void
 run(const uint8_t *d, size_t dlen, unsigned mode, unsigned nmsgs,
-    const struct fz_sched *sched, struct outcome *o)
+    bool refused, const size_t *bound, const struct fz_sched *sched,
+    struct outcome *o)
 {
 	static const char capa[] = "+OK\r\nPIPELINING\r\n.\r\n";
 	static const char ok[] = "+OK\r\n";
 	struct pop3_msg msgs[MSGS_MAX];
 	const struct pop3_msg *mp[MSGS_MAX];
 	const struct pop3_capa *c;
-	struct pop3_sink sink = { sink_begin, sink_data, sink_end, o };
+	struct pop3_sink sink = {
+		sink_begin, sink_data, sink_end, o,
+		refused ? sink_refused : NULL,
+	};
 	struct fz_server sv;
 	struct pop3 *s;
-	size_t slen = 0, rel[2], i;
+	size_t slen = 0, rel[MSGS_MAX + 2], nrel, i;
 	uint8_t *stream;
 	bool pipelined = mode == 1 || mode == 3;
 
@@ -236,13 +313,26 @@ run(const uint8_t *d, size_t dlen, unsigned mode, unsigned nmsgs,
 	}
 	rel[0] = 0;			/* no greeting */
 	rel[1] = slen;			/* after CAPA: its reply */
+	nrel = 2;
 	memcpy(stream + slen, ok, strlen(ok));
 	slen += strlen(ok);
 	if (dlen > 0)
 		memcpy(stream + slen, d, dlen);
 	slen += dlen;
-	/* Pipelined: the RETRs release the rest; else the one command. */
-	fz_server_init(&sv, stream, slen, rel, pipelined ? 2 : 1, sched);
+	/*
+	 * Pipelined: the RETRs (and the NOOP) release the rest.  TOP: the
+	 * one command.  Lock-step RETR: RETR c releases reply c (as far as
+	 * the model found it; else everything), the NOOP the rest.
+	 */
+	if (mode == 2)
+		nrel = 1;
+	else if (!pipelined) {
+		for (i = 1; i <= nmsgs; i++)
+			rel[i] = bound[i] != 0 ? bound[i] : slen;
+		rel[nmsgs + 1] = slen;
+		nrel = nmsgs + 2;
+	}
+	fz_server_init(&sv, stream, slen, rel, nrel, sched);
 	free(stream);
 
 	for (i = 0; i < nmsgs; i++) {
@@ -265,7 +355,9 @@ run(const uint8_t *d, size_t dlen, unsigned mode, unsigned nmsgs,
 		FZ_CHECK(pop3_is_synchronised(s));
 	else
 		fz_check_error(&o->err);
-	/* The server never waits for a command here: all were sent. */
+	/* The client never reads what its commands have not released:
+	 * lock-step, no command goes out before the reply to the one
+	 * before is in whole. */
 	FZ_CHECK(!sv.waited);
 	FZ_CHECK(!sv.tx_overflow);
 	memcpy(o->tx, sv.tx, sv.txlen);
@@ -299,16 +391,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fz_sched sched, one = { NULL, 0, 0 };
 	struct outcome got, whole, want;
 	const uint8_t *d = data;
-	size_t len = size, wlen, i;
+	size_t len = size, wlen, i, n, bound[MSGS_MAX + 2];
 	unsigned mode, nmsgs = 1, lost = 0;
+	bool retr, refused, pipelined;
 	enum model_end me;
-	char cmds[128];
+	char cmds[128], alt[32];
 	uint8_t *wire;
 
 	if (len < 1)
 		return 0;
 	mode = d[0] % 4;
-	if (mode == 1 || mode == 3)
+	retr = mode != 2;
+	pipelined = mode == 1 || mode == 3;
+	refused = retr && (d[0] & 0x10) != 0;
+	if (retr)
 		nmsgs = 1 + (d[0] >> 2) % MSGS_MAX;
 	d++;
 	len--;
@@ -318,42 +414,57 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	outcome_init(&got, len);
 	outcome_init(&whole, len);
 	outcome_init(&want, len);
-	run(d, len, mode, nmsgs, &sched, &got);
-	run(d, len, mode, nmsgs, &one, &whole);
 
-	/* The commands. */
-	if (mode == 2)
-		snprintf(cmds, sizeof(cmds), "TOP 1 7\r\n");
-	else {
-		size_t n = 0;
-
-		if (mode != 0)
-			n += (size_t)snprintf(cmds + n, sizeof(cmds) - n,
-			    "CAPA\r\n");
-		for (i = 1; i <= nmsgs; i++)
-			n += (size_t)snprintf(cmds + n, sizeof(cmds) - n,
-			    "RETR %zu\r\n", i);
-	}
-	FZ_CHECK(got.txlen == strlen(cmds) &&
-	    memcmp(got.tx, cmds, got.txlen) == 0);
-
-	/* The model. */
+	/* The model first: lock-step, its reply bounds make the server. */
 	wlen = 5 + len;
 	wire = malloc(wlen);
 	FZ_CHECK(wire != NULL);
 	memcpy(wire, "+OK\r\n", 5);
 	if (len > 0)
 		memcpy(wire + 5, d, len);
-	me = model(wire, wlen, nmsgs, &want, &lost);
+	memset(bound, 0, sizeof(bound));
+	me = model(wire, wlen, nmsgs, retr, refused, &want, &lost, bound, alt,
+	    sizeof(alt));
+
+	run(d, len, mode, nmsgs, refused, bound, &sched, &got);
+	run(d, len, mode, nmsgs, refused, bound, &one, &whole);
+
+	/* The commands: pipelined all at once; lock-step each once the
+	 * reply before was read (the model says how far that went). */
+	n = 0;
+	if (!retr)
+		n += (size_t)snprintf(cmds + n, sizeof(cmds) - n,
+		    "TOP 1 7\r\n");
+	else {
+		unsigned upto = pipelined ? nmsgs + 1 : lost;
+
+		if (pipelined)
+			n += (size_t)snprintf(cmds + n, sizeof(cmds) - n,
+			    "CAPA\r\n");
+		for (i = 1; i <= nmsgs && i <= upto; i++)
+			n += (size_t)snprintf(cmds + n, sizeof(cmds) - n,
+			    "RETR %zu\r\n", i);
+		if (upto == nmsgs + 1)
+			n += (size_t)snprintf(cmds + n, sizeof(cmds) - n,
+			    "NOOP\r\n");
+	}
+	FZ_CHECK(n < sizeof(cmds));
+	FZ_CHECK(got.txlen == n && memcmp(got.tx, cmds, got.txlen) == 0);
+
+	/* The model's output and events (+ alt: an end() that may come). */
 	FZ_CHECK(got.outlen == want.outlen);
 	FZ_CHECK(got.outlen == 0 ||
 	    memcmp(got.out, want.out, got.outlen) == 0);
-	FZ_CHECK(got.evlen == want.evlen &&
-	    memcmp(got.events, want.events, got.evlen) == 0);
+	FZ_CHECK((got.evlen == want.evlen &&
+	    memcmp(got.events, want.events, got.evlen) == 0) ||
+	    (alt[0] != '\0' && got.evlen == want.evlen + strlen(alt) &&
+	    memcmp(got.events, want.events, want.evlen) == 0 &&
+	    memcmp(got.events + want.evlen, alt, strlen(alt)) == 0));
 	switch (me) {
 	case M_OK:
 		FZ_CHECK(got.rc == 0);
-		FZ_CHECK(got.nbegin == nmsgs && got.nend == nmsgs);
+		FZ_CHECK(got.nbegin + got.nrefused == nmsgs);
+		FZ_CHECK(got.nend == got.nbegin);
 		break;
 	case M_LINE_LOST:
 		FZ_CHECK(got.rc == -1 && got.err.category == PF_FAIL_TEMP);

@@ -189,7 +189,7 @@ test_deliver_name_content_mode(void **state)
 	assert_string_not_equal(maildir_delivery_name(d), maildir_delivery_name(d2));
 
 	assert_int_equal(maildir_commit(md, (struct maildir_delivery *[]){ d, d2 },
-	    2, &err), 0);
+	    2, NULL, &err), 0);
 	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
 	assert_int_equal(test_count_entries(f->md, "new"), 2);
 	test_pathf(path, sizeof(path), "%s/new/%s", f->md,
@@ -246,7 +246,7 @@ test_abort_leaves_nothing(void **state)
 
 	/* Committing an unfinished delivery is our bug, and moves nothing. */
 	assert_int_equal(maildir_deliver_begin(md, &d, &err), 0);
-	assert_int_equal(maildir_commit(md, &d, 1, &err), -1);
+	assert_int_equal(maildir_commit(md, &d, 1, NULL, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_INTERNAL);
 	assert_int_equal(test_count_entries(f->md, "new"), 0);
 	maildir_delivery_free(&d);
@@ -353,13 +353,14 @@ test_find_delivered(void **state)
 	struct pf_error err;
 	char prefix[256];
 	const char *names[7];
-	bool found[7];
+	bool found[7], placed[3] = { false, false, false };
 	int i;
 
 	d[0] = deliver(md, "one\n", 4, 4);
 	d[1] = deliver(md, "two\n", 4, 4);
 	d[2] = deliver(md, "three\n", 6, 6);
-	assert_int_equal(maildir_commit(md, d, 3, &err), 0);
+	assert_int_equal(maildir_commit(md, d, 3, placed, &err), 0);
+	assert_true(placed[0] && placed[1] && placed[2]);
 
 	/* A reader moved the second to cur/ with flags, the third with
 	 * another field too. */
@@ -389,6 +390,96 @@ test_find_delivered(void **state)
 	assert_false(found[6]);
 	for (i = 0; i < 3; i++)
 		maildir_delivery_free(&d[i]);
+	maildir_close(&md);
+}
+
+/* The content of md/sub/name, in buf (NUL-terminated); its length. */
+static size_t
+read_mail(const char *md, const char *sub, const char *name, char *buf,
+    size_t size)
+{
+	char path[PATH_MAX];
+	FILE *fp;
+	size_t n;
+
+	test_pathf(path, sizeof(path), "%s/%s/%s", md, sub, name);
+	fp = fopen(path, "rb");
+	assert_non_null(fp);
+	n = fread(buf, 1, size - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	return n;
+}
+
+/* Put a file "md/new/name" with `text` there, as another program (or an
+ * earlier delivery that got the same unique name) would have. */
+static void
+squat(const char *md, const char *name, const char *text)
+{
+	char path[PATH_MAX];
+
+	test_pathf(path, sizeof(path), "%s/new/%s", md, name);
+	assert_int_equal(test_write_file(path, O_CREAT | O_EXCL, text,
+	    strlen(text)), 0);
+}
+
+/*
+ * doc/DESIGN.md §7: a name already taken in new/ is never replaced.  With
+ * placed_r the delivery is just not placed (the others are), its tmp file
+ * goes when it is freed; without placed_r that is an error.
+ */
+static void
+test_commit_never_replaces(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir *md = new_maildir(f);
+	struct maildir_delivery *d[3] = { NULL, NULL, NULL };
+	struct pf_error err;
+	bool placed[3] = { true, false, true };
+	char buf[256], taken[256];
+	static char big[MAILDIR_WRITE_BUF + 1];
+	int i;
+
+	/* The one that loses its name is big: streamed into tmp/. */
+	memset(big, 'b', sizeof(big));
+	d[0] = deliver(md, big, sizeof(big), 4096);
+	d[1] = deliver(md, "second\n", 7, 7);
+	d[2] = deliver(md, "third\n", 6, 6);
+	/* The final name of d[0] is taken once it is known. */
+	test_pathf(taken, sizeof(taken), "%s", maildir_delivery_name(d[0]));
+	squat(f->md, taken, "older mail\n");
+
+	assert_int_equal(maildir_commit(md, d, 3, placed, &err), 0);
+	assert_false(placed[0]);
+	assert_true(placed[1]);
+	assert_true(placed[2]);
+	/* The older file is untouched; the others are in. */
+	assert_int_equal(read_mail(f->md, "new", taken, buf, sizeof(buf)), 11);
+	assert_string_equal(buf, "older mail\n");
+	assert_int_equal(test_count_entries(f->md, "new"), 3);
+	read_mail(f->md, "new", maildir_delivery_name(d[1]), buf, sizeof(buf));
+	assert_string_equal(buf, "second\n");
+	/* d[0] is still in tmp/ until freed, then gone; new/ keeps 3. */
+	assert_int_equal(test_count_entries(f->md, "tmp"), 1);
+	for (i = 0; i < 3; i++)
+		maildir_delivery_free(&d[i]);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
+	assert_int_equal(test_count_entries(f->md, "new"), 3);
+	read_mail(f->md, "new", taken, buf, sizeof(buf));
+	assert_string_equal(buf, "older mail\n");
+
+	/* Without placed_r: an error (PF_FAIL_IO), nothing replaced. */
+	d[0] = deliver(md, "fourth\n", 7, 7);
+	test_pathf(taken, sizeof(taken), "%s", maildir_delivery_name(d[0]));
+	squat(f->md, taken, "also older\n");
+	assert_int_equal(maildir_commit(md, d, 1, NULL, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_IO);
+	assert_non_null(strstr(err.what, taken));
+	read_mail(f->md, "new", taken, buf, sizeof(buf));
+	assert_string_equal(buf, "also older\n");
+	maildir_delivery_free(&d[0]);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
+	assert_int_equal(test_count_entries(f->md, "new"), 4);
 	maildir_close(&md);
 }
 
@@ -490,7 +581,7 @@ disk_full_child(const char *dir)
 	CHILD_CHECK(maildir_deliver_write(d, chunk, 4096, &err) == 0);
 	rc = maildir_deliver_finish(d, &err);
 	if (rc == 0)
-		rc = maildir_commit(md, &d, 1, &err);
+		rc = maildir_commit(md, &d, 1, NULL, &err);
 	CHILD_CHECK(rc == -1);
 	CHILD_CHECK(err.category == PF_FAIL_IO);
 	CHILD_CHECK(strstr(err.what, ",popfetch): No space left on device")
@@ -532,6 +623,7 @@ main(void)
 		T(test_abort_leaves_nothing),
 		T(test_clean_tmp),
 		T(test_find_delivered),
+		T(test_commit_never_replaces),
 		T(test_disk_full),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

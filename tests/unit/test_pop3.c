@@ -7,7 +7,10 @@
  * flight (written, reply not yet fully read) and how many went out per
  * write.  Reads come in chunks of chosen or random sizes, optionally cut at
  * given stream offsets.  A client that waits for a reply it never asked for
- * fails the test at once instead of hanging.
+ * fails the test at once instead of hanging.  The fake also keeps a
+ * transcript: "> LINE" per command received, "< FIRST LINE" once a reply
+ * has been read whole, and what a sink notes there (coll.tr), in the order
+ * it happened.
  */
 #include "config.h"
 
@@ -60,7 +63,43 @@ struct fake {
 	char		*tx;
 	size_t		 txlen, txcap, linestart;
 	size_t		 ncmds, writes, max_per_write, max_outstanding;
+	/* the transcript (see the top) */
+	char		*tr;
+	size_t		 trlen, trcap;
 };
+
+static void fake_note(struct fake *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Add a line to the transcript. */
+static void
+fake_note(struct fake *f, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(f->tr != NULL ? f->tr + f->trlen : NULL,
+		    f->tr != NULL ? f->trcap - f->trlen : 0, fmt, ap);
+		va_end(ap);
+		assert_true(n >= 0);
+		if (f->tr != NULL && f->trlen + (size_t)n + 2 <= f->trcap)
+			break;
+		f->trcap = 2 * (f->trlen + (size_t)n + 2) + 256;
+		f->tr = xreallocarray(f->tr, f->trcap, 1);
+	}
+	f->trlen += (size_t)n;
+	f->tr[f->trlen++] = '\n';
+	f->tr[f->trlen] = '\0';
+}
+
+/* The transcript, as one string. */
+static const char *
+transcript(const struct fake *f)
+{
+	return f->tr != NULL ? f->tr : "";
+}
 
 static void
 fake_add_len(struct fake *f, const char *expect, const char *reply,
@@ -129,6 +168,7 @@ fake_free(struct fake *f)
 	free(f->rx);
 	free(f->rend);
 	free(f->tx);
+	free(f->tr);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -169,8 +209,15 @@ fake_read(void *ctx, void *buf, size_t len, struct pf_error *err)
 	memcpy(buf, f->rx + f->rxpos, n);
 	f->rxpos += n;
 	while (f->replies_read < f->nrend &&
-	    f->rend[f->replies_read] <= f->rxpos)
+	    f->rend[f->replies_read] <= f->rxpos) {
+		/* rend[k] is the end of steps[k]'s reply */
+		const struct step *st = &f->steps[f->replies_read];
+		const char *eol = memchr(st->reply, '\r', st->reply_len);
+
+		fake_note(f, "< %.*s", (int)(eol != NULL ?
+		    (size_t)(eol - st->reply) : st->reply_len), st->reply);
 		f->replies_read++;
+	}
 	return (ssize_t)n;
 }
 
@@ -198,6 +245,7 @@ fake_write(void *ctx, const void *buf, size_t len, struct pf_error *err)
 		f->linestart = (size_t)(nl + 1 - f->tx);
 		per_write++;
 		f->ncmds++;
+		fake_note(f, "> %s", line);
 		if (f->next >= f->nsteps)
 			fail_msg("unexpected command \"%s\"", line);
 		if (f->steps[f->next].expect == NULL ||
@@ -277,15 +325,41 @@ struct coll {
 	bool		 discard;	/* do not keep the data */
 	int		 fail_data_at;	/* data() call that fails; 0: none */
 	uint64_t	 last_octets;
+	char		 ev[512];	/* "B1 E1 R2 B3 E3 ": begin, end, refused */
+	size_t		 evlen;		/* (only the first events that fit) */
+	struct fake	*tr;		/* not NULL: note the events there too */
+	/* refused() */
+	size_t		 refused;	/* calls */
+	struct pf_error	 why;		/* its last `why` */
+	bool		 refused_fails;	/* return -1 (PF_FAIL_IO) */
 };
+
+static void coll_event(struct coll *c, const char *what, unsigned n);
+
+/* Note a sink event: "B1" in ev, "begin 1" in the transcript. */
+static void
+coll_event(struct coll *c, const char *what, unsigned n)
+{
+	int len;
+
+	len = snprintf(c->ev + c->evlen, sizeof(c->ev) - c->evlen, "%c%u ",
+	    what[0] - 'a' + 'A', n);
+	assert_true(len > 0);
+	if ((size_t)len < sizeof(c->ev) - c->evlen)
+		c->evlen += (size_t)len;
+	else
+		c->ev[c->evlen] = '\0';
+	if (c->tr != NULL)
+		fake_note(c->tr, "%s %u", what, n);
+}
 
 static int
 coll_begin(void *ctx, const struct pop3_msg *m, struct pf_error *err)
 {
 	struct coll *c = ctx;
 
-	(void)m;
 	(void)err;
+	coll_event(c, "begin", m->number);
 	c->begins++;
 	c->len = 0;
 	return 0;
@@ -318,8 +392,8 @@ coll_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
 {
 	struct coll *c = ctx;
 
-	(void)m;
 	(void)err;
+	coll_event(c, "end", m->number);
 	c->ends++;
 	c->last_octets = octets;
 	if (!c->discard)
@@ -330,6 +404,20 @@ coll_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
 	if (c->len > 0)
 		memcpy(c->got[c->ngot], c->buf, c->len);
 	c->gotlen[c->ngot++] = c->len;
+	return 0;
+}
+
+static int
+coll_refused(void *ctx, const struct pop3_msg *m, const struct pf_error *why,
+    struct pf_error *err)
+{
+	struct coll *c = ctx;
+
+	coll_event(c, "refused", m->number);
+	c->refused++;
+	c->why = *why;
+	if (c->refused_fails)
+		return pf_error_set(err, PF_FAIL_IO, "refusal not recorded");
 	return 0;
 }
 
@@ -349,7 +437,7 @@ coll_free(struct coll *c)
 static struct pop3_sink
 sink_for(struct coll *c)
 {
-	return (struct pop3_sink){ coll_begin, coll_data, coll_end, c };
+	return (struct pop3_sink){ coll_begin, coll_data, coll_end, c, NULL };
 }
 
 /* RFC 1939 §3 on the wire: LF lines to CRLF, dot-stuffed, plus ".". */
@@ -1027,6 +1115,77 @@ test_listing_errors(void **state)
 	}
 }
 
+/*
+ * -ERR to UIDL (doc/DESIGN.md §5): "no UIDL" only from a server that did
+ * not announce UIDL in a session not marked with pop3_expect_uidl;
+ * otherwise a temporary failure, never a switch to no-UIDL mode.
+ */
+static void
+test_listing_uidl_err(void **state)
+{
+	static const struct {
+		const char	*capa;		/* NULL: no CAPA */
+		bool		 expect;	/* pop3_expect_uidl */
+		bool		 uidls_only;	/* pop3_list_uidls */
+		int		 rc;
+	} cases[] = {
+		{ "+OK\r\nUIDL\r\n.\r\n", false, false, -1 },
+		{ "+OK\r\nUIDL\r\n.\r\n", false, true, -1 },
+		{ "+OK\r\nPIPELINING\r\nUIDL\r\n.\r\n", false, false, -1 },
+		{ NULL, false, false, 0 },
+		{ NULL, false, true, 0 },
+		{ "+OK\r\nUSER\r\n.\r\n", false, false, 0 },
+		{ "-ERR no CAPA\r\n", false, false, 0 },
+		{ NULL, true, false, -1 },
+		{ NULL, true, true, -1 },
+		{ "+OK\r\nPIPELINING\r\n.\r\n", true, false, -1 },
+	};
+	struct pop3_listing *l;
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool pipelined = cases[i].capa != NULL &&
+		    strstr(cases[i].capa, "PIPELINING") != NULL;
+
+		script(&f, cases[i].capa);
+		fake_add(&f, "UIDL", "-ERR unknown command\r\n");
+		/* LIST: with PIPELINING it goes with UIDL; without UIDL
+		 * it is the listing. */
+		if (pipelined || cases[i].rc == 0)
+			fake_add(&f, "LIST", "+OK\r\n1 120\r\n2 200\r\n.\r\n");
+		s = started(&f, cases[i].capa);
+		if (cases[i].expect)
+			pop3_expect_uidl(s);
+		l = (struct pop3_listing *)&f;	/* must be reset */
+		assert_int_equal(cases[i].uidls_only ?
+		    pop3_list_uidls(s, &l, &err) :
+		    pop3_list_messages(s, &l, &err), cases[i].rc);
+		if (cases[i].rc == 0) {
+			assert_non_null(l);
+			assert_false(l->has_uidl);
+			assert_int_equal(l->count, 2);
+			assert_null(l->msgs[0].uidl);
+			assert_true(pop3_is_synchronised(s));
+			pop3_listing_free(&l);
+		} else {
+			assert_null(l);
+			if (err.category != PF_FAIL_TEMP ||
+			    strncmp(err.what, "UIDL failed", 11) != 0 ||
+			    strcmp(err.server, "-ERR unknown command") != 0)
+				fail_msg("case %zu: %d \"%s\" / \"%s\"", i,
+				    err.category, err.what, err.server);
+			/* Without PIPELINING no LIST went out. */
+			if (!pipelined)
+				assert_null(strstr(sent(&f), "LIST"));
+		}
+		session_end(&s, &f);
+	}
+}
+
 /* After STAT, numbers above its count are refused. */
 static void
 test_listing_stat_bound(void **state)
@@ -1090,6 +1249,7 @@ run_retr(size_t max_chunk, bool random, const char *msg, size_t len)
 	script(&f, NULL);
 	add_retr(&f, 1, msg, len);
 	add_retr(&f, 2, "second\n", 7);
+	fake_add(&f, "NOOP", "+OK\r\n");
 	f.max_chunk = max_chunk;
 	f.random = random;
 	f.seed = 99;
@@ -1147,6 +1307,7 @@ test_retr_raw_forms(void **state)
 		fake_add(&f, "RETR 1", "+OK\r\n..\r\n.x\r\n...\r\na\rb\r\n"
 		    "bare\nlf\r\nc\r\r\n\r\r\n.\r\n");
 		fake_add(&f, "RETR 2", "+OK\r\n.\r\n");
+		fake_add(&f, "NOOP", "+OK\r\n");
 		f.max_chunk = chunk;
 		s = started(&f, NULL);
 		assert_int_equal(pop3_retr_each(s, msgs, 2, &sink, &err), 0);
@@ -1167,11 +1328,12 @@ test_retr_split_everywhere(void **state)
 {
 	static const char r1[] = "+OK\r\nab\r\n..\r\n\r\nc\r\r\n.\r\n";
 	static const char r2[] = "+OK\r\nnext\r\n.\r\n";
+	static const char r3[] = "+OK\r\n";	/* NOOP */
 	static const struct pop3_msg m1 = { 1, 20, NULL };
 	static const struct pop3_msg m2 = { 2, 6, NULL };
 	const struct pop3_msg *msgs[] = { &m1, &m2 };
 	const size_t glen = strlen("+OK ready\r\n");
-	const size_t total = sizeof(r1) - 1 + sizeof(r2) - 1;
+	const size_t total = sizeof(r1) - 1 + sizeof(r2) - 1 + sizeof(r3) - 1;
 	struct pf_error err;
 	struct fake f;
 	struct pop3 *s;
@@ -1186,6 +1348,7 @@ test_retr_split_everywhere(void **state)
 			script(&f, NULL);
 			fake_add(&f, "RETR 1", r1);
 			fake_add(&f, "RETR 2", r2);
+			fake_add(&f, "NOOP", r3);
 			f.cuts[0] = glen + i;
 			f.cuts[1] = glen + j;
 			f.ncuts = 2;
@@ -1251,6 +1414,29 @@ test_retr_eof(void **state)
 		assert_int_equal(pop3_retr_each(s, msgs, 1, &sink, &err), -1);
 		assert_int_equal(err.category, PF_FAIL_TEMP);
 		assert_int_equal(c.begins, 0);
+		coll_free(&c);
+	}
+	session_end(&s, &f);
+
+	/* The whole message, then EOF instead of the reply to the NOOP:
+	 * nothing came that contradicts the ".", so it stands (the message
+	 * is ended), but the call fails. */
+	script(&f, NULL);
+	add_retr(&f, 1, "line\n", 5);
+	fake_add(&f, "NOOP", "");
+	s = started(&f, NULL);
+	{
+		struct coll c = { 0 };
+		struct pop3_sink sink = sink_for(&c);
+
+		assert_int_equal(pop3_retr_each(s, msgs, 1, &sink, &err), -1);
+		assert_int_equal(err.category, PF_FAIL_TEMP);
+		assert_string_equal(err.what,
+		    "connection lost (waiting for the reply to NOOP)");
+		assert_int_equal(c.begins, 1);
+		assert_int_equal(c.ends, 1);
+		assert_memory_equal(c.got[0], "line\n", 5);
+		assert_false(pop3_is_synchronised(s));
 		coll_free(&c);
 	}
 	session_end(&s, &f);
@@ -1336,6 +1522,7 @@ test_retr_err_and_sink_error(void **state)
 		script(&f, "+OK\r\nPIPELINING\r\n.\r\n");
 		add_retr(&f, 1, "one\n", 4);
 		add_retr(&f, 2, "two\n", 4);
+		fake_add(&f, "NOOP", "+OK\r\n");	/* pipelined too */
 		s = started(&f, "");
 		assert_int_equal(pop3_retr_each(s, msgs, 2, &sink, &err), -1);
 		assert_int_equal(err.category, PF_FAIL_IO);
@@ -1347,6 +1534,183 @@ test_retr_err_and_sink_error(void **state)
 		session_end(&s, &f);
 		coll_free(&c);
 	}
+}
+
+/*
+ * An unstuffed "." line inside message `bad` of 3 (the server's bug, or a
+ * body made to look like the end): what follows it is not a reply to the
+ * next command, so that message is never ended; the ones before it are.
+ * With and without PIPELINING, the bad one in the middle or last (then
+ * the NOOP's reply is what is missing), reads unlimited or bytewise.
+ */
+static void
+test_retr_unstuffed_dot(void **state)
+{
+	static const struct pop3_msg m[3] = {
+		{ 1, 8, NULL }, { 2, 40, NULL }, { 3, 8, NULL },
+	};
+	const struct pop3_msg *msgs[3] = { &m[0], &m[1], &m[2] };
+	static const char bad_reply[] = "+OK\r\nfirst part\r\n.\r\n"
+	    "rest of the body\r\n.\r\n";
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	unsigned bad;
+	size_t chunk;
+	int pipelined;
+
+	(void)state;
+	for (pipelined = 0; pipelined <= 1; pipelined++)
+		for (bad = 2; bad <= 3; bad++)
+			for (chunk = 0; chunk <= 1; chunk++) {
+				struct coll c = { 0 };
+				struct pop3_sink sink = sink_for(&c);
+				unsigned i;
+
+				script(&f, pipelined ?
+				    "+OK\r\nPIPELINING\r\n.\r\n" : NULL);
+				for (i = 1; i <= 3; i++) {
+					char cmd[16];
+
+					snprintf(cmd, sizeof(cmd), "RETR %u", i);
+					if (i == bad)
+						fake_add(&f, cmd, bad_reply);
+					else
+						add_retr(&f, i, "ok\n", 3);
+				}
+				fake_add(&f, "NOOP", "+OK\r\n");
+				f.max_chunk = chunk;
+				s = started(&f, pipelined ? "" : NULL);
+				assert_int_equal(pop3_retr_each(s, msgs, 3,
+				    &sink, &err), -1);
+				if (err.category != PF_FAIL_PROTO ||
+				    strstr(err.server, "rest of the body") ==
+				    NULL)
+					fail_msg("pipelined %d, bad %u, chunk "
+					    "%zu: %d \"%s\" / \"%s\"",
+					    pipelined, bad, chunk, err.category,
+					    err.what, err.server);
+				/* Bytewise, the next command goes out before
+				 * the rest arrives, and its "reply" is
+				 * refused; else the rest is caught as data
+				 * nobody asked for (lock-step) or as the
+				 * next reply (pipelined). */
+				if (pipelined || chunk == 1) {
+					char what[64];
+
+					if (bad == 3)
+						snprintf(what, sizeof(what),
+						    "unexpected reply to NOOP");
+					else
+						snprintf(what, sizeof(what),
+						    "unexpected reply to "
+						    "RETR %u", bad + 1);
+					assert_string_equal(err.what, what);
+				}
+				/* The ones before it ended, it did not. */
+				assert_int_equal(c.begins, bad);
+				assert_int_equal(c.ends, bad - 1);
+				assert_string_equal(c.ev, bad == 2 ?
+				    "B1 E1 B2 " : "B1 E1 B2 E2 B3 ");
+				assert_false(pop3_is_synchronised(s));
+				session_end(&s, &f);
+				coll_free(&c);
+			}
+}
+
+/*
+ * -ERR to RETR 2 of 3.  With sink->refused: called once, for message 2,
+ * with the server's words; 1 and 3 are ended and the call succeeds, in
+ * step.  Without: the error, as before (message 1 ended: the -ERR is a
+ * proper reply).  A refused() that fails stops everything.
+ */
+static void
+test_retr_refused(void **state)
+{
+	static const struct pop3_msg m[3] = {
+		{ 1, 4, NULL }, { 2, 4, NULL }, { 3, 6, NULL },
+	};
+	const struct pop3_msg *msgs[3] = { &m[0], &m[1], &m[2] };
+	static const char *const errs[2] = {
+		"-ERR message is corrupt\r\n", "-ERR [SYS/TEMP] try later\r\n",
+	};
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	int pipelined, e, mode;
+
+	(void)state;
+	for (pipelined = 0; pipelined <= 1; pipelined++)
+		for (e = 0; e < 2; e++)
+			/* mode 0: refused(), 1: none, 2: refused() fails */
+			for (mode = 0; mode <= 2; mode++) {
+				struct coll c = { 0 };
+				struct pop3_sink sink = sink_for(&c);
+				char server[64];
+
+				if (mode != 1)
+					sink.refused = coll_refused;
+				c.refused_fails = mode == 2;
+				script(&f, pipelined ?
+				    "+OK\r\nPIPELINING\r\n.\r\n" : NULL);
+				add_retr(&f, 1, "one\n", 4);
+				fake_add(&f, "RETR 2", errs[e]);
+				add_retr(&f, 3, "three\n", 6);
+				fake_add(&f, "NOOP", "+OK\r\n");
+				s = started(&f, pipelined ? "" : NULL);
+				snprintf(server, sizeof(server), "%.*s",
+				    (int)strlen(errs[e]) - 2, errs[e]);
+				if (mode == 0) {
+					assert_int_equal(pop3_retr_each(s,
+					    msgs, 3, &sink, &err), 0);
+					assert_int_equal(c.refused, 1);
+					assert_string_equal(c.ev,
+					    "B1 E1 R2 B3 E3 ");
+					assert_int_equal(c.ends, 2);
+					assert_memory_equal(c.got[0], "one\n",
+					    4);
+					assert_memory_equal(c.got[1],
+					    "three\n", 6);
+					assert_string_equal(c.why.what,
+					    "RETR 2 failed");
+					assert_string_equal(c.why.server,
+					    server);
+					assert_int_equal(c.why.category, e == 0
+					    ? PF_FAIL_PROTO : PF_FAIL_TEMP);
+					assert_true(pop3_is_synchronised(s));
+					assert_non_null(strstr(sent(&f),
+					    "RETR 3\r\nNOOP\r\n"));
+				} else if (mode == 1) {
+					assert_int_equal(pop3_retr_each(s,
+					    msgs, 3, &sink, &err), -1);
+					assert_string_equal(err.what,
+					    "RETR 2 failed");
+					assert_string_equal(err.server, server);
+					assert_int_equal(err.category, e == 0
+					    ? PF_FAIL_PROTO : PF_FAIL_TEMP);
+					assert_string_equal(c.ev, "B1 E1 ");
+					/* Lock-step: nothing else was sent. */
+					if (!pipelined) {
+						assert_null(strstr(sent(&f),
+						    "RETR 3"));
+						assert_true(
+						    pop3_is_synchronised(s));
+					} else
+						assert_false(
+						    pop3_is_synchronised(s));
+				} else {
+					assert_int_equal(pop3_retr_each(s,
+					    msgs, 3, &sink, &err), -1);
+					assert_int_equal(err.category,
+					    PF_FAIL_IO);
+					assert_string_equal(err.what,
+					    "refusal not recorded");
+					assert_string_equal(c.ev, "B1 E1 R2 ");
+					assert_false(pop3_is_synchronised(s));
+				}
+				session_end(&s, &f);
+				coll_free(&c);
+			}
 }
 
 /* The body of message i in retr_bulk(). */
@@ -1384,6 +1748,7 @@ retr_bulk(struct fake *f, const char *capa, size_t n, size_t max_chunk)
 		len = bulk_body(i + 1, body, sizeof(body));
 		add_retr(f, (unsigned)i + 1, body, len);
 	}
+	fake_add(f, "NOOP", "+OK\r\n");
 	f->max_chunk = max_chunk;
 	s = started(f, "");
 	assert_int_equal(pop3_retr_each(s, msgs, n, &sink, &err), 0);
@@ -1449,17 +1814,21 @@ test_retr_then_quit(void **state)
 		add_retr(&f, 1, "one\n", 4);
 		add_retr(&f, 2, "two\n", 4);
 		add_retr(&f, 3, "three\n", 6);
+		fake_add(&f, "NOOP", "+OK\r\n");
 		fake_add(&f, "QUIT", "+OK bye\r\n");
 		s = started(&f, "");
 		pop3_quit_after_retr(s);
 		assert_int_equal(pop3_retr_each(s, msgs, 3, &sink, &err), 0);
 		assert_int_equal(c.ends, 3);
-		/* QUIT sent, in a write of its own, after RETR 3's reply. */
+		/* QUIT sent, in a write of its own, after the reply to the
+		 * NOOP that follows RETR 3. */
 		q = strstr(sent(&f), "QUIT\r\n");
 		assert_non_null(q);
 		assert_string_equal(q, "QUIT\r\n");
-		/* CAPA, the RETRs (one write, or one each), then QUIT. */
-		assert_int_equal(f.writes, pipelined ? 3 : 5);
+		assert_non_null(strstr(sent(&f), "RETR 3\r\nNOOP\r\nQUIT\r\n"));
+		/* CAPA, the RETRs and the NOOP (one write, or one each),
+		 * then QUIT. */
+		assert_int_equal(f.writes, pipelined ? 3 : 6);
 		assert_false(pop3_is_synchronised(s));
 		writes = f.writes;
 		assert_int_equal(pop3_quit(s, &err), 0);
@@ -1518,6 +1887,65 @@ test_retr_lockstep(void **state)
 	assert_int_equal(f.max_per_write, 1);
 	assert_int_equal(f.max_outstanding, 1);
 	fake_free(&f);
+}
+
+/*
+ * Lock-step (no PIPELINING): each command goes out only once the reply
+ * before it has been read whole, the NOOP too: after the last message's
+ * "."; a message ends only once the next reply is in.  Bytewise reads, so
+ * that "read whole" is the last byte of the reply.
+ */
+static void
+test_retr_lockstep_order(void **state)
+{
+	static const struct pop3_msg m[2] = { { 1, 4, NULL }, { 2, 4, NULL } };
+	const struct pop3_msg *msgs[2] = { &m[0], &m[1] };
+	struct pf_error err;
+	struct coll c = { 0 };
+	struct pop3_sink sink = sink_for(&c);
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	script(&f, NULL);
+	add_retr(&f, 1, "one\n", 4);
+	add_retr(&f, 2, "two\n", 4);
+	fake_add(&f, "NOOP", "+OK still here\r\n");
+	f.max_chunk = 1;
+	c.tr = &f;
+	s = started(&f, NULL);
+	assert_int_equal(pop3_retr_each(s, msgs, 2, &sink, &err), 0);
+	assert_string_equal(transcript(&f),
+	    "< +OK ready\n"
+	    "> RETR 1\n"
+	    "begin 1\n"
+	    "< +OK message\n"		/* all of RETR 1's reply, "." too */
+	    "> RETR 2\n"
+	    "end 1\n"
+	    "begin 2\n"
+	    "< +OK message\n"
+	    "> NOOP\n"			/* only now */
+	    "< +OK still here\n"
+	    "end 2\n");
+	assert_int_equal(f.max_per_write, 1);
+	assert_int_equal(f.max_outstanding, 1);
+	assert_true(pop3_is_synchronised(s));
+	session_end(&s, &f);
+	coll_free(&c);
+
+	/* With PIPELINING the NOOP goes with the last window. */
+	memset(&c, 0, sizeof(c));
+	script(&f, "+OK\r\nPIPELINING\r\n.\r\n");
+	add_retr(&f, 1, "one\n", 4);
+	add_retr(&f, 2, "two\n", 4);
+	fake_add(&f, "NOOP", "+OK\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_retr_each(s, msgs, 2, &sink, &err), 0);
+	assert_non_null(strstr(sent(&f), "CAPA\r\nRETR 1\r\nRETR 2\r\nNOOP\r\n"));
+	assert_int_equal(f.max_per_write, 3);
+	assert_string_equal(c.ev, "B1 E1 B2 E2 ");
+	session_end(&s, &f);
+	coll_free(&c);
 }
 
 static void
@@ -2171,6 +2599,7 @@ test_trace_message_data(void **state)
 	capture_begin(&cap);
 	script(&f, NULL);
 	add_retr(&f, 1, "Subject: private\n\nbody text\n", 28);
+	fake_add(&f, "NOOP", "+OK\r\n");
 	s = started(&f, NULL);
 	assert_int_equal(pop3_retr_each(s, msgs, 1, &sink, &err), 0);
 	session_end(&s, &f);
@@ -2201,6 +2630,7 @@ main(void)
 		cmocka_unit_test(test_listing_pipelined),
 		cmocka_unit_test(test_listing_uidls_then_sizes),
 		cmocka_unit_test(test_listing_errors),
+		cmocka_unit_test(test_listing_uidl_err),
 		cmocka_unit_test(test_listing_stat_bound),
 		cmocka_unit_test(test_retr_unstuffing),
 		cmocka_unit_test(test_retr_raw_forms),
@@ -2208,8 +2638,11 @@ main(void)
 		cmocka_unit_test(test_retr_eof),
 		cmocka_unit_test(test_retr_runaway),
 		cmocka_unit_test(test_retr_err_and_sink_error),
+		cmocka_unit_test(test_retr_unstuffed_dot),
+		cmocka_unit_test(test_retr_refused),
 		cmocka_unit_test(test_retr_pipelined),
 		cmocka_unit_test(test_retr_lockstep),
+		cmocka_unit_test(test_retr_lockstep_order),
 		cmocka_unit_test(test_retr_then_quit),
 		cmocka_unit_test(test_greeting_capa),
 		cmocka_unit_test(test_user_pass_pipelined),
