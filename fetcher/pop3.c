@@ -1889,9 +1889,7 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 	enum pop3_cmd cmd;
 	const char *line, *text;
 
-	if (n == 0)
-		return 0;
-	for (;;) {
+	for (; n > 0;) {
 		/* Refill the window when it is half empty, in one write. */
 		if (!noop_sent && s->npending <= window / 2) {
 			while (sent < n && s->npending < window) {
@@ -1912,12 +1910,12 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 		}
 		cmd = pending_head(s)->cmd;
 		if (read_reply(s, false, &kind, &line, &text, err) == -1) {
-			/* A connection that ends (or stalls) after a "."
-			 * sent nothing that contradicts it: the "." stands
-			 * (doc/DESIGN.md §5).  Data that is not a reply
-			 * does contradict it. */
+			/* A connection that ends (or stalls) right after a
+			 * "." sent nothing that contradicts it: the "."
+			 * stands (doc/DESIGN.md §5.3).  Data that is not a
+			 * reply does contradict it, whole line or not. */
 			if (held != NULL && err->category != PF_FAIL_PROTO &&
-			    sink->end != NULL) {
+			    linebuf_buffered(s->lb) == 0 && sink->end != NULL) {
 				struct pf_error eerr;
 
 				if (sink->end(sink->ctx, held, held_octets,

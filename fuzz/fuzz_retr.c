@@ -179,12 +179,9 @@ starts_word(const uint8_t *p, size_t len, const char *w)
  * deferred) or TOP, with or without refused().  Fills o->out/events and
  * returns how it ends; *msg_r is the command (1..n, n + 1 the NOOP) whose
  * reply it ended at, bound[c] (c = 1..n) where reply c ends in s when it
- * was read whole (else 0).  *alt_r: "" or, when the connection ends within
- * a partial line after a message's "." (not a reply, but cut before its
- * LF, so neither a proper reply nor plainly not one), the end() event that
- * may or may not come after o->events then: pop3.c ends the message today
- * (the connection ended), doc/DESIGN.md §5.3 reads as if data after the
- * "." should stop it; either is accepted until that is settled.
+ * was read whole (else 0).  *alt_r: an end() event that may or may not
+ * come after o->events (none today: a partial line after a "." is data
+ * that contradicts it, doc/DESIGN.md §5.3).
  */
 enum model_end { M_OK, M_LINE_LOST, M_TOO_LONG, M_BAD_CHAR, M_NOT_POP3,
 	M_ERR_REPLY, M_BODY_LOST };
@@ -208,12 +205,10 @@ model(const uint8_t *s, size_t len, unsigned n, bool retr, bool refused,
 			if (len - pos >= POP3_LINE_MAX)
 				return M_TOO_LONG;
 			/* The connection ended: nothing contradicts the
-			 * held message's "." when nothing came after it. */
+			 * held message's "." when nothing came after it;
+			 * part of a line does (doc/DESIGN.md §5.3). */
 			if (held != 0 && pos == len)
 				event(o, "E%u:%llu ", held,
-				    (unsigned long long)held_octets);
-			else if (held != 0)
-				snprintf(alt_r, altsize, "E%u:%llu ", held,
 				    (unsigned long long)held_octets);
 			return M_LINE_LOST;
 		}
