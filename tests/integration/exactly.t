@@ -30,6 +30,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -777,6 +778,116 @@ def _(tmp):
 
     kill_scenario(tmp, "no UIDL", True, ROUNDS, mutate, (0,), lambda b: None,
                   uidl=False)
+
+
+# ------------------------------------------------------------------ §7.2 Maildir edited
+
+# A batch of NKEPT + the rest, all in one batch (fewer than SEEN_BATCH): the
+# kill comes right after rename NKEPT into new/, after the pending commit
+# (6a) and before the seen commit (6c), so every row is still pending, NKEPT
+# files are in the old new/ and the rest in the old tmp/.
+NEDIT, NKEPT = 6, 3
+
+
+def exactly_across(mds, msgs, what):
+    """new/ + cur/ of the Maildirs mds together hold each of msgs exactly
+    once, byte-exact (after the Received: field), and nothing else."""
+    got = collections.Counter()
+    for md in mds:
+        got.update(pftest.read_maildir(md).messages(strip_received=True))
+    want = collections.Counter(pftest.pop3_expected(m) for m in msgs)
+    dup = sum(n - 1 for m, n in got.items() if n > 1 and m in want)
+    missing = sum(1 for m in want if m not in got)
+    extra = sum(n for m, n in got.items() if m not in want)
+    ok(dup == 0 and missing == 0 and extra == 0,
+       "%s: %d file(s) for %d message(s): %d delivered twice or more, %d missing, "
+       "%d not among the expected" % (what, sum(got.values()), len(want), dup,
+                                      missing, extra))
+
+
+def killed_mid_batch(tmp, seed, delete=False):
+    """A Box with NEDIT messages, its fetch SIGKILLed (killshim.so) right
+    after the NKEPT-th rename into new/; checks that the kill left what the
+    tests below start from."""
+    box = Box(tmp, gen(NEDIT, seed), delete=delete)
+    log = os.path.join(box.pf.dir, "killshim.log")
+    env = {"LD_PRELOAD": killshim_path(), "KILLSHIM_LOG": log,
+           "KILLSHIM_AFTER_RENAMES": str(NKEPT),
+           "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") +
+                            ":verify_asan_link_order=0").lstrip(":")}
+    r = box.run(env=env)
+    eq(r.rc, -signal.SIGKILL, "killed by the shim\n%s" % r)
+    with open(log) as f:
+        contains(f.read(), "killed after rename into %s/new/"
+                 % os.path.realpath(box.md),
+                 "the shim fired after a rename into the account's new/")
+    c = exactly(box.md, box.msgs[:NKEPT],
+                "after the kill: the first %d messages in new/" % NKEPT)
+    eq(len(c.tmp), NEDIT - NKEPT, "after the kill: the rest in tmp/")
+    st = status_of(box.pf, "work")
+    eq((st["pending"], st["seen"]), (NEDIT, 0),
+       "after the kill: status --json pending and seen (before the seen commit)")
+    eq(box.srv.deleted_uidls(), [], "after the kill: nothing deleted")
+    return box
+
+
+def no_pending(box, seen):
+    st = status_of(box.pf, "work")
+    eq((st["pending"], st["seen"]), (0, seen), "status --json pending and seen")
+    r = box.pf.run("status")
+    eq(r.rc, 0, str(r))
+    like(r.stdout, r"^work: %d seen, .*, 0 pending\n$" % seen, "status")
+
+
+@test("§7.2: SIGKILL after %d of %d renames into new/ (before the seen commit), "
+      "then the account's maildir edited to a new path: exit 0; the %d found in "
+      "the old Maildir are not delivered again, the rest go to the new one; "
+      "0 pending" % (NKEPT, NEDIT, NKEPT))
+def _(tmp):
+    box = killed_mid_batch(tmp, 151)
+    old, new = box.md, box.pf.path("Mail/moved")
+    box.configure(maildir=new)
+    r = box.run()
+    summary(r, "work", NEDIT - NKEPT)
+    eq(retrs(box.srv, last_conn(box.srv)),
+       [b"RETR %d" % i for i in range(NKEPT + 1, NEDIT + 1)],
+       "only the messages that never reached new/ are fetched again")
+    exactly(old, box.msgs[:NKEPT], "the old Maildir, untouched")
+    exactly(new, box.msgs[NKEPT:], "the new Maildir")
+    exactly_across([old, new], box.msgs, "old and new Maildir together")
+    no_pending(box, NEDIT)
+
+
+@test("§7.2: same kill, then the old Maildir removed and maildir edited to a "
+      "new path (delete = true): exit 0, every message delivered again into the "
+      "new one, the old one not recreated, server emptied, 0 pending")
+def _(tmp):
+    box = killed_mid_batch(tmp, 161, delete=True)
+    old, new = box.md, box.pf.path("Mail/moved")
+    shutil.rmtree(old)
+    box.configure(maildir=new)
+    r = box.run()
+    summary(r, "work", NEDIT, 0, NEDIT)
+    eq(retrs(box.srv, last_conn(box.srv)),
+       [b"RETR %d" % i for i in range(1, NEDIT + 1)], "everything fetched again")
+    ok(not os.path.exists(old), "the removed Maildir is not recreated", old)
+    exactly(new, box.msgs, "the new Maildir")
+    eq(box.srv.remaining_uidls(), [], "server emptied")
+    no_pending(box, 0)
+
+
+@test("§7.2 control: same kill, maildir not edited: exit 0, the %d in new/ "
+      "recovered, the rest fetched once; tmp/ cleaned, 0 pending" % NKEPT)
+def _(tmp):
+    box = killed_mid_batch(tmp, 171)
+    r = box.run()
+    summary(r, "work", NEDIT - NKEPT)
+    eq(retrs(box.srv, last_conn(box.srv)),
+       [b"RETR %d" % i for i in range(NKEPT + 1, NEDIT + 1)],
+       "only the messages that never reached new/ are fetched again")
+    c = exactly(box.md, box.msgs)
+    eq(c.tmp, [], "tmp/ (leftovers of the killed run removed)")
+    no_pending(box, NEDIT)
 
 
 T.done()
