@@ -495,12 +495,12 @@ commit_all(struct run *r, struct pf_error *err)
 
 /*
  * Look for pending deliveries idx[0..n) of `e`, all made into Maildir
- * `dir` (not the account's current one: its `maildir` was edited since,
- * DESIGN §7); a Maildir that is gone holds none of them.
+ * `dir` (the account's, `here`, or the one it had before its `maildir`
+ * was edited, DESIGN §7.2); a Maildir that is gone holds none of them.
  */
 static int
-find_elsewhere(const char *dir, const struct seen_entry *e, const size_t *idx,
-    size_t n, bool *found, struct pf_error *err)
+find_elsewhere(const char *dir, const char *here, const struct seen_entry *e,
+    const size_t *idx, size_t n, bool *found, struct pf_error *err)
 {
 	struct maildir *md = NULL;
 	const char **names;
@@ -519,6 +519,9 @@ find_elsewhere(const char *dir, const struct seen_entry *e, const size_t *idx,
 	rc = maildir_find_delivered(md, names, n, hit, err);
 	for (i = 0; rc == 0 && i < n; i++)
 		found[idx[i]] = hit[i];
+	/* The killed run's leftovers there: nobody else would take them. */
+	if (rc == 0 && strcmp(dir, here) != 0)
+		rc = maildir_clean_tmp(md, NULL, err);
 	maildir_close(&md);
 	free(names);
 	free(hit);
@@ -559,7 +562,7 @@ recover(struct run *r, struct pf_error *err)
 					done[j] = true;
 				}
 			}
-			if (find_elsewhere(dir, entries, idx, k, found,
+			if (find_elsewhere(dir, here, entries, idx, k, found,
 			    err) == -1)
 				goto done;
 		}

@@ -600,9 +600,8 @@ def _(tmp):
        "status --json: digests forgotten once QUIT acknowledged the DELEs")
 
 
-T.skip("never overwrite an existing file in new/",
-       "the Maildir names popfetch picks cannot be predicted from outside; "
-       "covered by a unit test")
+# Never overwrite (DESIGN §7.1): the names popfetch picks cannot be
+# predicted from outside; tests/unit/test_maildir.c test_commit_never_replaces.
 
 
 # ------------------------------------------------------------------ SIGKILL
@@ -855,6 +854,8 @@ def _(tmp):
     exactly(old, box.msgs[:NKEPT], "the old Maildir, untouched")
     exactly(new, box.msgs[NKEPT:], "the new Maildir")
     exactly_across([old, new], box.msgs, "old and new Maildir together")
+    eq(sorted(os.listdir(os.path.join(old, "tmp"))), [],
+       "the killed run's leftovers in the old tmp/ are removed")
     no_pending(box, NEDIT)
 
 
