@@ -1869,6 +1869,26 @@ pop3_quit_after_retr(struct pop3 *s)
 	s->quit_after_retr = true;
 }
 
+/* Is what is left unread (a line cut short) nothing, or could it be the
+ * start of a +OK or -ERR status line? */
+static bool
+cut_reply(const struct pop3 *s)
+{
+	static const char *const words[] = { "+OK", "-ERR" };
+	size_t n, i, w;
+	const char *p = linebuf_peek(s->lb, &n);
+
+	if (n == 0)
+		return true;
+	for (i = 0; i < 2; i++) {
+		w = strlen(words[i]);
+		if (memcmp(p, words[i], n < w ? n : w) == 0 &&
+		    (n <= w || p[w] == ' ' || p[w] == '\r'))
+			return true;
+	}
+	return false;
+}
+
 /*
  * The window of RETRs (doc/DESIGN.md §5).  A message whose "." has been
  * read is `held`: its end() waits for the next status line, which must be
@@ -1910,12 +1930,13 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 		}
 		cmd = pending_head(s)->cmd;
 		if (read_reply(s, false, &kind, &line, &text, err) == -1) {
-			/* A connection that ends (or stalls) right after a
-			 * "." sent nothing that contradicts it: the "."
-			 * stands (doc/DESIGN.md §5.3).  Data that is not a
-			 * reply does contradict it, whole line or not. */
+			/* A connection that ends (or stalls) after a "."
+			 * followed by nothing, or by the start of a reply,
+			 * sent nothing that contradicts it: the "." stands
+			 * (doc/DESIGN.md §5.3).  Other data does contradict
+			 * it, whole line or not. */
 			if (held != NULL && err->category != PF_FAIL_PROTO &&
-			    linebuf_buffered(s->lb) == 0 && sink->end != NULL) {
+			    cut_reply(s) && sink->end != NULL) {
 				struct pf_error eerr;
 
 				if (sink->end(sink->ctx, held, held_octets,

@@ -268,9 +268,9 @@ void	pop3_listing_free(struct pop3_listing **l);
  * (to the next RETR or the NOOP): if it is not, the "." was part of the
  * message, end() is never called for it, and the result is PF_FAIL_PROTO
  * ("unexpected reply to ...", or "server sent data nobody asked for");
- * a connection that ends or stalls right after the "." (nothing of a next
- * line read) leaves the "." standing: end() is called, then the transport
- * error returned (doc/DESIGN.md §5.3).  A -ERR to a RETR goes to
+ * a connection that ends or stalls after the "." with nothing more read,
+ * or only the start of a +OK/-ERR line, leaves the "." standing: end() is
+ * called, then the transport error returned (doc/DESIGN.md §5.3).  A -ERR to a RETR goes to
  * sink->refused, and the others go on.  Errors: PF_FAIL_TEMP ("connection
  * lost in the middle of message N"; end() not called), PF_FAIL_PROTO (-ERR
  * to RETR without sink->refused, a runaway message: more than 2 x size +

@@ -173,6 +173,24 @@ starts_word(const uint8_t *p, size_t len, const char *w)
 	return len >= n && memcmp(p, w, n) == 0 && (len == n || p[n] == ' ');
 }
 
+/* Could p[0..n), a line cut short, be the start of a +OK or -ERR line? */
+static bool
+reply_start(const uint8_t *p, size_t n)
+{
+	static const char *const words[] = { "+OK", "-ERR" };
+	size_t i, w;
+
+	if (n == 0)
+		return true;
+	for (i = 0; i < 2; i++) {
+		w = strlen(words[i]);
+		if (memcmp(p, words[i], n < w ? n : w) == 0 &&
+		    (n <= w || p[w] == ' ' || p[w] == '\r'))
+			return true;
+	}
+	return false;
+}
+
 /*
  * The model: what the sink must see for stream s[0..len) (starting at the
  * first status line), n messages, RETR (`retr`: NOOP after the last, end()
@@ -205,9 +223,10 @@ model(const uint8_t *s, size_t len, unsigned n, bool retr, bool refused,
 			if (len - pos >= POP3_LINE_MAX)
 				return M_TOO_LONG;
 			/* The connection ended: nothing contradicts the
-			 * held message's "." when nothing came after it;
-			 * part of a line does (doc/DESIGN.md §5.3). */
-			if (held != 0 && pos == len)
+			 * held message's "." when nothing, or the start of
+			 * a status line, came after it; other data does
+			 * (doc/DESIGN.md §5.3). */
+			if (held != 0 && reply_start(s + pos, len - pos))
 				event(o, "E%u:%llu ", held,
 				    (unsigned long long)held_octets);
 			return M_LINE_LOST;
