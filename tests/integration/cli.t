@@ -77,7 +77,7 @@ def summary_like(text, name, new, skipped=0, deleted=0):
 
 
 def error_line(r, name):
-    """stderr is exactly one error line for the account, SPEC §6."""
+    """stderr is exactly one error line for the account, popfetch(1)."""
     eq(r.stdout, "", "stdout")
     m = re.fullmatch(r"popfetch: %s: (.+)\n" % re.escape(name), r.stderr)
     ok(m, "one error line 'popfetch: %s: ...'" % name, r.stderr)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""SPEC §5 guarantees 1-3 under SIGKILL, against a real Dovecot.
+"""The guarantees 1-3 of doc/DESIGN.md §8 under SIGKILL, against a real Dovecot.
 
 1. No loss: a message leaves the server only after it is in the Maildir.
 2. Exactly once: a kill at any instant never makes the next successful run
@@ -262,9 +262,9 @@ class Box:
     def _common(self, sc):
         v = []
         for rel, p in sc.problems():
-            v.append(("§5.3 no partial messages", "%s: %s" % (rel, p)))
+            v.append(("§8.3 no partial messages", "%s: %s" % (rel, p)))
         for u, rels in sorted(sc.duplicates().items()):
-            v.append(("§5.2 exactly once", "UIDL %s delivered %d times: %s"
+            v.append(("§8.2 exactly once", "UIDL %s delivered %d times: %s"
                       % (u, len(rels), ", ".join(rels))))
         return v
 
@@ -277,10 +277,10 @@ class Box:
         if self.delete:
             lost = [u for u in gone if u not in sc.by_uidl]
             if lost:
-                v.append(("§5.1 no loss", "deleted from the server but not in the "
+                v.append(("§8.1 no loss", "deleted from the server but not in the "
                           "Maildir: UIDLs %s" % _short_list(lost)))
         elif gone:
-            v.append(("§5.1 no loss", "delete = false, yet gone from the server: "
+            v.append(("§8.1 no loss", "delete = false, yet gone from the server: "
                       "UIDLs %s" % _short_list(gone)))
         return v
 
@@ -288,22 +288,22 @@ class Box:
         """After a run that must have succeeded: everything exactly once."""
         v = self._common(sc)
         if r.rc != 0:
-            v.append(("§5.2 exactly once", "the run after the kill failed "
+            v.append(("§8.2 exactly once", "the run after the kill failed "
                       "(recovery?): exit %s\n%s" % (r.rc, r)))
         missing = [u for u in self.order if u not in sc.by_uidl]
         if missing:
-            v.append(("§5.1 no loss", "not in the Maildir after a completed run: "
+            v.append(("§8.1 no loss", "not in the Maildir after a completed run: "
                       "UIDLs %s" % _short_list(missing)))
         if sc.tmp:
-            v.append(("§5.3 no partial messages", "tmp/ not empty after a completed "
+            v.append(("§8.3 no partial messages", "tmp/ not empty after a completed "
                       "run: %s" % _short_list(sc.tmp)))
         if st.get("pending") != 0:
-            v.append(("§5.2 exactly once", "status --json after a completed run: "
+            v.append(("§8.2 exactly once", "status --json after a completed run: "
                       "pending %r, expected 0" % st.get("pending")))
         m = SUMMARY.search(r.stderr)
         added = len(sc.files) - nfiles_before
         if r.rc == 0 and (m is None or int(m.group(1)) != added):
-            v.append(("§5.2 exactly once", "summary says %r, but %d file(s) were "
+            v.append(("§8.2 exactly once", "summary says %r, but %d file(s) were "
                       "added to the Maildir" % (m.group(0) if m else r.stderr, added)))
         if self.delete:
             if server:
@@ -311,10 +311,10 @@ class Box:
                           "UIDLs %s" % _short_list(server)))
         else:
             if st.get("seen") != len(self.order):
-                v.append(("§5.2 exactly once", "status --json seen %r, expected %d"
+                v.append(("§8.2 exactly once", "status --json seen %r, expected %d"
                           % (st.get("seen"), len(self.order))))
             if sorted(server) != sorted(self.order):
-                v.append(("§5.1 no loss", "delete = false, server lists %d of %d "
+                v.append(("§8.1 no loss", "delete = false, server lists %d of %d "
                           "messages" % (len(server), len(self.order))))
         return v
 
@@ -369,8 +369,8 @@ def learn_duration(r):
 
 # ---------------------------------------------------------------- random kills
 
-VIOLATIONS = {"§5.1 no loss": [], "§5.2 exactly once": [],
-              "§5.3 no partial messages": []}
+VIOLATIONS = {"§8.1 no loss": [], "§8.2 exactly once": [],
+              "§8.3 no partial messages": []}
 KILLS = {"total": 0}
 
 
@@ -423,7 +423,7 @@ def random_kills(tmp, delete, iterations):
             where_hist[where] = where_hist.get(where, 0) + 1
             v = box.check_after_kill(sc, box.server())
             if res.rc not in (0, -signal.SIGKILL):
-                v.append(("§5.2 exactly once", "the killed run failed by itself\n%s" % res))
+                v.append(("§8.2 exactly once", "the killed run failed by itself\n%s" % res))
             if v:
                 raise Violations(v, "delete = %s, iteration %d (%d new messages), "
                                  "kill %d after %.3f s (%s)" % (
@@ -461,14 +461,14 @@ T.run("random SIGKILL x %d iterations, delete = false: every run after a kill "
 T.run("random SIGKILL x %d iterations, delete = true: every run after a kill "
       "completes, the server ends empty" % ITERATIONS, random_test(True), timeout=300)
 
-for g, name in (("§5.1 no loss", "no message deleted from the server before it "
+for g, name in (("§8.1 no loss", "no message deleted from the server before it "
                  "was in the Maildir, none missing after a completed run"),
-                ("§5.2 exactly once", "no message delivered twice, pending 0 and "
+                ("§8.2 exactly once", "no message delivered twice, pending 0 and "
                  "the summary's count right after each completed run"),
-                ("§5.3 no partial messages", "new/ and cur/ only ever held complete, "
+                ("§8.3 no partial messages", "new/ and cur/ only ever held complete, "
                  "byte-exact messages; tmp/ empty after each completed run")):
     T.check(not VIOLATIONS[g] and len(RAN) == 2,
-            "SPEC %s under %d random SIGKILLs: %s" % (g, KILLS["total"], name),
+            "guarantee %s under %d random SIGKILLs: %s" % (g, KILLS["total"], name),
             "\n".join(VIOLATIONS[g]) or "not fully exercised: a random kill test "
             "stopped early (see above)")
 

@@ -2,8 +2,8 @@
 """popfetch against servers that misbehave: the faults a real server won't
 produce, from the scripted popserver (tests/integration/popserver.py).
 
-Every test runs the real binary and asserts the exit code (SPEC §4), the
-error line `popfetch: work: <what failed>: <server's words>` (SPEC §6), the
+Every test runs the real binary and asserts the exit code (popfetch(1), EXIT STATUS), the
+error line `popfetch: work: <what failed>: <server's words>` (popfetch(1)), the
 Maildir (nothing partial in new/ or cur/; tmp/ empty after the next run) and
 the server's state (what was DELEd; deletions only after QUIT).
 
@@ -304,7 +304,7 @@ def _(tmp):
     r = box.run()
     summary(r, 3)
     delivered(box, msgs)
-    # Any case, colons optional, no prefix (SPEC §3).
+    # Any case, colons optional, no prefix (popfetch.conf(5)).
     box.configure(tls_fingerprint=CERTS.selfsigned.fingerprint_hex.lower())
     box.srv.add_messages(gen(1, seed=99))
     r = box.run()
@@ -779,7 +779,7 @@ def _(tmp):
 @test("XOAUTH2: two-step form with a short token (server without SASL-IR)")
 def _(tmp):
     # The server lists SASL and AUTH-RESP-CODE in CAPA, yet answers the
-    # initial response with a bare -ERR: SPEC §7, the two-step form.
+    # initial response with a bare -ERR: popfetch.conf(5), the two-step form.
     box, msgs = xoauth2_box(tmp, TOKEN, sasl_ir=False)
     r = box.run()
     summary(r, 2)

@@ -32,10 +32,10 @@ S = {}
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 HOST = socket.gethostname()
 
-# Maildir file name, SPEC §6: time.M<usec>P<pid>Q<n>.<host>,S=<size>
+# Maildir file name, popfetch(1): time.M<usec>P<pid>Q<n>.<host>,S=<size>
 MD_NAME = re.compile(r"^(\d+)\.M(\d{1,6})P(\d+)Q(\d+)\.([^/:,]+),S=(\d+)$")
 
-# The Received: field, SPEC §7.
+# The Received: field, popfetch.conf(5).
 RECEIVED = re.compile(
     rb"^Received: from (?P<host>\S+) \(\[(?P<ip>[0-9A-Fa-f.:]+)\]\) by (?P<local>\S+) "
     rb"\(popfetch (?P<version>[^)\s]+)\) with (?P<with>POP3S|POP3 \+ STARTTLS|POP3) "
@@ -124,7 +124,7 @@ def human_to_bytes(num, unit):
 
 
 def summary(r, name, new, skipped, deleted, nbytes=None):
-    """stderr is exactly one summary line (SPEC §6) with these counts; the
+    """stderr is exactly one summary line (popfetch(1)) with these counts; the
     byte count matches nbytes (within its rounding) when given."""
     eq(r.stdout, "", "stdout of a fetch")
     m = re.fullmatch(r"(\S+): (\d+) new, (\d+) skipped, (\d+) deleted, "
@@ -156,7 +156,7 @@ def fake_env(offset):
 
 
 def check_delivery(box, msgs, with_, t_before, t_after):
-    """Everything about a first fetch of msgs (SPEC §6, §7)."""
+    """Everything about a first fetch of msgs (popfetch(1), popfetch.conf(5))."""
     c = box.maildir()
     eq(c.tmp, [], "nothing left in tmp/")
     eq(sorted(c.cur), [], "nothing in cur/")
@@ -349,7 +349,7 @@ def _(tmp):
                        env=box.pf.env(fake_env("+60h")))
     ok(abs(int(p.stdout) - (time.time() + 60 * 3600)) < 120, "faketime works", p.stdout)
 
-    # t0: fetch A (no delete option yet: SPEC says the recorded time counts).
+    # t0: fetch A (no delete option yet: popfetch.conf(5) says the recorded time counts).
     summary(box.run("fetch").expect(0), "work", 3, 0, 0)
     ua = box.uidls()
     box.add(b)
@@ -554,7 +554,7 @@ def _(tmp):
     blocks = [b for b in re.split(r"(?m)^(?=\S)", r.stdout) if b]
     dele = [b for b in blocks if re.match(r"\S.*delete", b)]
     eq(len(dele), 3, "three fetched messages would be deleted:\n" + r.stdout)
-    # Every message listed shows its From, Subject and Date (SPEC §2),
+    # Every message listed shows its From, Subject and Date (popfetch(1)),
     # also those that would only be deleted.
     for i, b in enumerate(dele):
         hdr = msgs[i].split(b"\n\n", 1)[0].decode()

@@ -1,5 +1,5 @@
 /*
- * test_conf.c - the configuration file (SPEC §3, §7 "Config search").
+ * test_conf.c - the configuration file (popfetch.conf(5); popfetch(1), FILES).
  *
  * Each case writes a config snippet to a temporary file (mode 0600 unless
  * the case is about modes) and checks what conf_load or conf_locate make of

@@ -2366,7 +2366,7 @@ test_auth_scram(void **state)
 	auth_fails(&f, "", &p, PF_FAIL_AUTH);
 }
 
-/* SPEC §7: inside TLS a rejected SCRAM gets one more try; outside, not. */
+/* popfetch.conf(5), auth: inside TLS a rejected SCRAM gets one more try; outside, not. */
 static void
 test_auth_scram_fallback(void **state)
 {

@@ -1,4 +1,4 @@
-/* test_secret.c - password and password_command (SPEC §7). */
+/* test_secret.c - password and password_command (popfetch.conf(5)). */
 #include "config.h"
 
 #include <errno.h>

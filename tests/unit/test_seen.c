@@ -697,7 +697,7 @@ test_read_only(void **state)
 }
 
 /*
- * SPEC §2: --dry-run (and status) may create the state directory and a lock
+ * popfetch(1): --dry-run (and status) may create the state directory and a lock
  * file, nothing else.  A read-only connection to a WAL database leaves
  * popfetch.db-wal and -shm behind, so the last read-write connection takes
  * the file out of WAL mode when it closes, without losing a commit, and
