@@ -1890,6 +1890,26 @@ cut_reply(const struct pop3 *s)
 }
 
 /*
+ * The connection failed (err, not a protocol error) while message `held`
+ * waited for the reply after its ".": if nothing, or only the start of a
+ * status line, came after that ".", nothing contradicts it and the
+ * message stands: end() it (doc/DESIGN.md §5.3).  Other data does
+ * contradict it, whole line or not.  An end() that fails replaces err.
+ */
+static void
+held_stands(struct pop3 *s, const struct pop3_sink *sink,
+    const struct pop3_msg *held, uint64_t octets, struct pf_error *err)
+{
+	struct pf_error eerr;
+
+	if (held == NULL || err->category == PF_FAIL_PROTO || !cut_reply(s) ||
+	    sink->end == NULL)
+		return;
+	if (sink->end(sink->ctx, held, octets, &eerr) == -1)
+		*err = eerr;
+}
+
+/*
  * The window of RETRs (doc/DESIGN.md §5).  A message whose "." has been
  * read is `held`: its end() waits for the next status line, which must be
  * a reply to what we sent next, else that "." was inside the message (an
@@ -1925,24 +1945,14 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 					return -1;
 				noop_sent = true;
 			}
-			if (flush(s, err) == -1)
+			if (flush(s, err) == -1) {
+				held_stands(s, sink, held, held_octets, err);
 				return -1;
+			}
 		}
 		cmd = pending_head(s)->cmd;
 		if (read_reply(s, false, &kind, &line, &text, err) == -1) {
-			/* A connection that ends (or stalls) after a "."
-			 * followed by nothing, or by the start of a reply,
-			 * sent nothing that contradicts it: the "." stands
-			 * (doc/DESIGN.md §5.3).  Other data does contradict
-			 * it, whole line or not. */
-			if (held != NULL && err->category != PF_FAIL_PROTO &&
-			    cut_reply(s) && sink->end != NULL) {
-				struct pf_error eerr;
-
-				if (sink->end(sink->ctx, held, held_octets,
-				    &eerr) == -1)
-					*err = eerr;
-			}
+			held_stands(s, sink, held, held_octets, err);
 			return -1;
 		}
 		if (held != NULL) {

@@ -81,6 +81,12 @@ struct run {
 	char			**dele_key;
 	size_t			 ndele;
 
+	/* without UIDL: copies of a message still in a batch, deleted once
+	 * it is committed (dup_dele) */
+	unsigned		*dup;
+	char			**dup_key;
+	size_t			 ndup;
+
 	/* counters */
 	struct seen_run_stats	 stats;
 	size_t			 to_fetch;
@@ -425,16 +431,20 @@ sink_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
 	key = message_key(r, m);
 	if (r->no_uidl && (seen_contains(r->seen, key) || in_batches(r, key))) {
 		/* DESIGN §6: delivered before (an earlier run's DELE was not
-		 * committed): not again.  Delete it if that delivery is
-		 * recorded; one still in a batch waits for the next run. */
+		 * committed), or a copy of one in this run: not again.
+		 * Deleted once that delivery is recorded: now, or after the
+		 * batches are committed (dup_dele). */
 		log_debug("%s: message %u has the content of one delivered "
 		    "before: not delivered again", r->name, m->number);
 		maildir_delivery_free(&r->cur);
 		r->cur_bytes = 0;
 		if (seen_contains(r->seen, key))
 			dele_add(r, m->number, key);
-		else
-			free(key);
+		else {
+			r->dup[r->ndup] = m->number;
+			r->dup_key[r->ndup] = key;
+			r->ndup++;
+		}
 		return 0;
 	}
 	if (maildir_deliver_finish(r->cur, err) == -1) {
@@ -456,6 +466,23 @@ sink_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
 	 * time of a batch to reach the disk, and fill that one next. */
 	r->filling ^= 1;
 	return commit_batch(r, &r->batch[r->filling], err);
+}
+
+/* Copies (same digest) of messages that were still in a batch: delete
+ * those whose original is now recorded; the others stay for next run. */
+static void
+dup_dele(struct run *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->ndup; i++) {
+		if (seen_contains(r->seen, r->dup_key[i]))
+			dele_add(r, r->dup[i], r->dup_key[i]);
+		else
+			free(r->dup_key[i]);
+		r->dup_key[i] = NULL;
+	}
+	r->ndup = 0;
 }
 
 /* DESIGN §5: a message the server refuses is named, left there, and the
@@ -493,6 +520,25 @@ commit_all(struct run *r, struct pf_error *err)
 
 /* ---- the steps of a fetch ---- */
 
+/* Is dir still a Maildir (tmp/, new/, cur/)?  One that is gone, or no
+ * longer one, is taken to hold none of the messages a row names: better
+ * than an account stuck on a folder its user took apart. */
+static bool
+looks_like_maildir(const char *dir)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	char *sub;
+	bool yes = true;
+	size_t i;
+
+	for (i = 0; i < 3 && yes; i++) {
+		sub = xasprintf("%s/%s", dir, subs[i]);
+		yes = access(sub, F_OK) == 0;
+		free(sub);
+	}
+	return yes;
+}
+
 /*
  * Look for pending deliveries idx[0..n) of `e`, all made into Maildir
  * `dir` (the account's, `here`, or the one it had before its `maildir`
@@ -508,7 +554,7 @@ find_elsewhere(const char *dir, const char *here, const struct seen_entry *e,
 	size_t i;
 	int rc;
 
-	if (access(dir, F_OK) == -1 && (errno == ENOENT || errno == ENOTDIR))
+	if (strcmp(dir, here) != 0 && !looks_like_maildir(dir))
 		return 0;
 	if (maildir_open(dir, &md, err) == -1)
 		return -1;
@@ -1061,6 +1107,8 @@ fetch_mail(struct run *r, struct pf_error *err)
 	}
 	r->dele = xcalloc(r->listing->count + 1, sizeof(*r->dele));
 	r->dele_key = xcalloc(r->listing->count + 1, sizeof(*r->dele_key));
+	r->dup = xcalloc(r->listing->count + 1, sizeof(*r->dup));
+	r->dup_key = xcalloc(r->listing->count + 1, sizeof(*r->dup_key));
 	progress_draw(r, true);
 
 	/* Keep mode deletes nothing: QUIT can go as soon as the last
@@ -1081,6 +1129,7 @@ fetch_mail(struct run *r, struct pf_error *err)
 		goto done;
 
 	/* Step 7: DELE what is safely delivered and due. */
+	dup_dele(r);
 	if (!r->no_uidl) {
 		for (i = 0; i < r->listing->count; i++) {
 			const struct pop3_msg *m = &r->listing->msgs[i];
@@ -1150,6 +1199,10 @@ run_cleanup(struct run *r)
 		free(r->dele_key[i]);
 	free(r->dele_key);
 	free(r->dele);
+	for (i = 0; i < r->ndup; i++)
+		free(r->dup_key[i]);
+	free(r->dup_key);
+	free(r->dup);
 	crypto_sha256_free(&r->digest);
 	free(r->owners);
 	pop3_listing_free(&r->listing);

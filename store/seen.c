@@ -41,6 +41,7 @@
 #include <sqlite3.h>
 
 #include "error.h"
+#include "lock.h"
 #include "log.h"
 #include "maildir.h"
 #include "params.h"
@@ -116,6 +117,8 @@ struct known {
 struct seen {
 	sqlite3		*db;		/* NULL: read-only and no database */
 	char		*path;
+	char		*state_dir;
+	struct pf_lock	*heir_lock;	/* the previous owner's (lock_heritage) */
 	char		*name;		/* the account */
 	char		*user;
 	char		*host;		/* lower-cased */
@@ -450,6 +453,37 @@ find_heritage(struct seen *s, sqlite3_int64 *id_r, struct pf_error *err)
 	return 0;
 }
 
+/*
+ * Before an account takes over row id, hold the lock of the account that
+ * owned it (its name, or for state from before schema 2 the user@host
+ * that popfetch then locked): a run of the old name, under an older
+ * configuration or an older popfetch, may still be using it, and two
+ * runs must never share a seen-list (doc/DESIGN.md §2.1).  Kept until
+ * seen_close.  Held: PF_FAIL_TEMP from lock_acquire.
+ */
+static int
+lock_heritage(struct seen *s, sqlite3_int64 id, struct pf_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	char *owner = NULL;
+	int rc;
+
+	if (db_prepare(s, "SELECT coalesce(name, legacy_key) FROM mailbox "
+	    "WHERE id = ?", &st, "find account", err) == -1)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
+		owner = xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (owner == NULL || strcmp(owner, s->name) == 0) {
+		free(owner);	/* ours is held already */
+		return 0;
+	}
+	rc = lock_acquire(s->state_dir, owner, &s->heir_lock, err);
+	free(owner);
+	return rc;
+}
+
 /* Write the account's name and address into row id (a take-over, or an
  * account whose port or host was edited), or add a row when id is 0. */
 static int
@@ -493,8 +527,12 @@ find_mailbox(struct seen *s, bool create, struct pf_error *err)
 		return -1;
 	if (row_by_name(s, s->name, &id, err) == -1)
 		goto fail;
-	if (id == 0 && find_heritage(s, &id, err) == -1)
-		goto fail;
+	if (id == 0) {
+		if (find_heritage(s, &id, err) == -1)
+			goto fail;
+		if (id != 0 && create && lock_heritage(s, id, err) == -1)
+			goto fail;
+	}
 	if (id != 0 && create) {
 		sqlite3_stmt *st = NULL;
 		bool same = false;
@@ -642,6 +680,7 @@ seen_alloc(const char *state_dir, const struct seen_who *who,
 	}
 	s = xcalloc(1, sizeof(*s));
 	s->mode = mode;
+	s->state_dir = xstrdup(state_dir);
 	s->name = xstrdup(o->account);
 	s->user = xstrdup(o->user);
 	s->host = host_lower(o->host);
@@ -919,7 +958,9 @@ seen_close(struct seen **s_r)
 		sqlite3_close(s->db);
 	}
 	known_free(s->known, s->nknown);
+	lock_release(&s->heir_lock);
 	free(s->path);
+	free(s->state_dir);
 	free(s->name);
 	free(s->user);
 	free(s->host);

@@ -600,6 +600,49 @@ def _(tmp):
        "status --json: digests forgotten once QUIT acknowledged the DELEs")
 
 
+@test("server without UIDL, delete = true, two byte-identical messages in one "
+      "run: one copy delivered, both deleted in that session; the next run "
+      "delivers nothing")
+def _(tmp):
+    a, b = gen(2, 143)
+    box = Box(tmp, [a, a, b], delete=True, uidl=False)
+    r = box.run()
+    summary(r, "work", 2, 0, 3)
+    exactly(box.md, [a, b], "one copy of the twins, one of the other")
+    eq(box.srv.remaining_uidls(), [], "all three deleted in the same session")
+    r = box.run()
+    summary(r, "work", 0, 0, 0)
+    exactly(box.md, [a, b], "the next run delivers nothing")
+
+
+@test("an account renamed while a run under its old name is going on: the new "
+      "name waits (75) instead of sharing the seen-list; nothing delivered twice")
+def _(tmp):
+    box = Box(tmp, gen(3, 151), latency_ms=400)
+    summary(box.run(), "work", 3)
+    exactly(box.md, box.msgs, "first run, under the old name")
+    box.add(gen(12, 152))
+    new_conf = os.path.join(tmp, "new.conf")
+    pftest.write_config(new_conf, pftest.account_conf("renamed", **box.opts))
+    n0 = len(box.srv.connections())
+    p1 = box.pf.spawn("fetch")
+    ok(pftest.wait_for(lambda: len(box.srv.connections()) > n0, 15),
+       "the run under the old name is connected")
+    r2 = box.pf.run("fetch", config=new_conf)
+    r1 = pftest.Popfetch.collect(p1)
+    eq(r1.rc, 0, "the run under the old name\n%s" % r1)
+    eq(r2.rc, 75, "the renamed account waits for it\n%s" % r2)
+    contains(r2.stderr, "is being fetched by another popfetch",
+             "says why")
+    exactly(box.md, box.msgs, "every message once")
+    box.srv.wait_closed(10)
+    r3 = box.pf.run("fetch", config=new_conf)
+    box.srv.wait_closed(10)
+    summary(r3, "renamed", 0)
+    exactly(box.md, box.msgs, "the renamed account takes the state over: "
+            "nothing again")
+
+
 # Never overwrite (DESIGN §7.1): the names popfetch picks cannot be
 # predicted from outside; tests/unit/test_maildir.c test_commit_never_replaces.
 
