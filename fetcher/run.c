@@ -63,6 +63,7 @@ struct run {
 	struct seen_who		 who;
 	struct crypto_sha256_ctx *digest;	/* of the message being received */
 	struct pf_error		 refused;	/* the first refused message */
+	bool			 top_refused;	/* dry run: no CAPA, TOP said -ERR */
 	bool			 any_refused;
 
 	/* the message being received, and the batches awaiting commit:
@@ -926,33 +927,48 @@ header_field(const struct header_buf *h, const char *field, char *out,
 	}
 }
 
-static void
+/*
+ * Print what would happen to message m, with its From, Subject and Date
+ * read with TOP m 0 when with_headers and the server has TOP: as CAPA
+ * says, or, from a server without CAPA, as long as TOP answers +OK.  A
+ * -ERR to TOP leaves the preview out; a failed session (a lost
+ * connection) fails the dry run with the code a fetch would have.
+ */
+static int
 dry_show(struct run *r, const char *what, const struct pop3_msg *m,
-    const char *note, bool with_headers)
+    const char *note, bool with_headers, struct pf_error *err)
 {
+	const struct pop3_capa *capa = pop3_capabilities(r->pop3);
 	struct header_buf *h;
 	struct pop3_sink sink = { hdr_begin, hdr_data, hdr_end, NULL, NULL };
-	struct pf_error err;
 	char from[256], subject[256], date[128];
 
-	if (!with_headers || !pop3_capabilities(r->pop3)->top) {
-		printf("%s: would %s message %u, UIDL %s, %" PRIu64 " bytes%s\n",
-		    r->name, what, m->number, m->uidl ? m->uidl : "-", m->size,
-		    note);
-		return;
+	if (with_headers && !r->top_refused && (capa->top || !capa->known)) {
+		h = xcalloc(1, sizeof(*h));
+		sink.ctx = h;
+		if (pop3_top(r->pop3, m, 0, &sink, err) == 0) {
+			header_field(h, "From", from, sizeof(from));
+			header_field(h, "Subject", subject, sizeof(subject));
+			header_field(h, "Date", date, sizeof(date));
+			printf("%s: would %s message %u, UIDL %s, %" PRIu64
+			    " bytes%s\n    From: %s\n    Subject: %s\n"
+			    "    Date: %s\n", r->name, what, m->number,
+			    m->uidl ? m->uidl : "-", m->size, note, from,
+			    subject, date);
+			free(h);
+			return 0;
+		}
+		free(h);
+		if (!pop3_is_synchronised(r->pop3))
+			return -1;
+		/* -ERR: no preview for it; without CAPA, no TOP at all. */
+		log_debug("%s: %s", r->name, err->what);
+		if (!capa->known)
+			r->top_refused = true;
 	}
-	h = xcalloc(1, sizeof(*h));
-	sink.ctx = h;
-	if (pop3_top(r->pop3, m, 0, &sink, &err) == -1)
-		h->len = 0;
-	header_field(h, "From", from, sizeof(from));
-	header_field(h, "Subject", subject, sizeof(subject));
-	header_field(h, "Date", date, sizeof(date));
-	printf("%s: would %s message %u, UIDL %s, %" PRIu64 " bytes%s\n"
-	    "    From: %s\n    Subject: %s\n    Date: %s\n",
-	    r->name, what, m->number, m->uidl ? m->uidl : "-", m->size, note,
-	    from, subject, date);
-	free(h);
+	printf("%s: would %s message %u, UIDL %s, %" PRIu64 " bytes%s\n",
+	    r->name, what, m->number, m->uidl ? m->uidl : "-", m->size, note);
+	return 0;
 }
 
 /* List what a fetch would do, change nothing (popfetch(1) --dry-run). */
@@ -964,6 +980,7 @@ dry_run(struct run *r, struct pf_error *err)
 	time_t now = time(NULL);
 	size_t i, j, n;
 	unsigned long would_delete = 0;
+	int rc = -1;
 
 	if (!r->listing->has_uidl && !a->delete)
 		return pf_error_set(err, PF_FAIL_PROTO, "the server does not "
@@ -971,8 +988,9 @@ dry_run(struct run *r, struct pf_error *err)
 		    "old; set delete = true to fetch and delete every message");
 	sel = select_new(r, &n, false);
 	for (i = 0; i < n; i++)
-		dry_show(r, a->delete ? "fetch and delete" : "fetch", sel[i],
-		    "", true);
+		if (dry_show(r, a->delete ? "fetch and delete" : "fetch",
+		    sel[i], "", true, err) == -1)
+			goto done;
 	for (i = 0; i < r->listing->count; i++) {
 		const struct pop3_msg *m = &r->listing->msgs[i];
 		bool selected = false, seen;
@@ -991,21 +1009,27 @@ dry_run(struct run *r, struct pf_error *err)
 			if (want_delete(r, m, now)) {
 				/* popfetch(1): From, Subject and Date for every
 				 * message listed, deleted ones too. */
-				dry_show(r, "delete", m, " (fetched before)",
-				    true);
+				if (dry_show(r, "delete", m, " (fetched before)",
+				    true, err) == -1)
+					goto done;
 				would_delete++;
 			}
 			continue;
 		}
-		dry_show(r, "skip", m, a->max_size > 0 && m->size > a->max_size ?
-		    " (over max_size)" : " (over max_messages)", true);
+		if (dry_show(r, "skip", m, a->max_size > 0 &&
+		    m->size > a->max_size ? " (over max_size)" :
+		    " (over max_messages)", true, err) == -1)
+			goto done;
 	}
-	free(sel);
 	fflush(stdout);
 	log_info("%s: %zu new, %lu skipped, %lu deleted, 0 B in %.1f s "
 	    "(dry run: nothing fetched, written or deleted)", r->name, n,
 	    r->stats.skipped, would_delete, now_mono() - r->t0);
-	return 0;
+	rc = 0;
+done:
+	fflush(stdout);
+	free(sel);
+	return rc;
 }
 
 /* ---- fetch ---- */

@@ -388,8 +388,11 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 			    ts->host) != 1)
 				goto ssl_fail;
 		} else {
+			/* RFC 9525 §6.3: the subjectAltName only, never
+			 * the subject's CN, even without a DNS name. */
 			SSL_set_hostflags(t->ssl,
-			    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+			    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
 			if (SSL_set1_host(t->ssl, ts->host) != 1)
 				goto ssl_fail;
 		}

@@ -105,7 +105,7 @@ def _utc(dt):
 
 class CertSet:
     NAMES = ("ca", "server", "server2", "selfsigned", "wronghost", "expired",
-             "notyetvalid")
+             "notyetvalid", "cnonly")
 
     def __init__(self, directory):
         self.dir = os.path.abspath(directory)
@@ -127,6 +127,10 @@ class CertSet:
         self.notyetvalid = self._leaf("notyetvalid", "localhost", now + 365 * day,
                                       now + 730 * day)
         self.selfsigned = self._selfsigned()
+        # CN=localhost, but its subjectAltName names only the IP address:
+        # not valid for "localhost" (RFC 9525: no fallback to the CN).
+        self.cnonly = self._leaf("cnonly", "localhost", now - day,
+                                 now + 3650 * day, san="IP.1 = 127.0.0.1")
 
     def _key(self, name):
         key = os.path.join(self.dir, name + ".key")
