@@ -5,8 +5,11 @@
  * timeout can kill everything it started (a pipeline, a gpg-agent
  * helper...) with one kill(-pgid).  Its output is read with poll(2) and the
  * same deadline bounds the wait for its exit.  All of its output is
- * consumed, not just the first line, so that `pass show x` does not die of
- * SIGPIPE and turn a good secret into a failure.  Everything read is wiped.
+ * consumed while it runs, not just the first line, so that `pass show x`
+ * does not die of SIGPIPE and turn a good secret into a failure.  The
+ * secret is taken when the shell exits, not at EOF on the pipe, which a
+ * background process it leaves behind can hold off indefinitely; such a
+ * process is left alone.  Everything read is wiped.
  */
 #include "config.h"
 
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,8 +33,8 @@
 #include "secret.h"
 #include "xmalloc.h"
 
-/* Pause between two looks at a child that closed its stdout. */
-#define SECRET_REAP_POLL_NS	(5 * 1000 * 1000)
+/* Without a pidfd, how often we look whether the shell has exited. */
+#define SECRET_EXIT_POLL_MS	5
 
 /* Milliseconds left until the deadline (-1: none; 0: passed). */
 static int
@@ -86,6 +90,23 @@ child_exec(const char *command, int in_fd, int out_fd)
 	_exit(127);
 }
 
+/*
+ * A descriptor that poll(2) sees readable once the child has exited, or -1
+ * where the kernel (before Linux 5.3) or a seccomp filter has no
+ * pidfd_open(2); the caller then looks every SECRET_EXIT_POLL_MS instead.
+ * The child is not reaped yet, so its pid cannot have been reused.
+ */
+static int
+pidfd_for(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	return (int)syscall(SYS_pidfd_open, pid, 0);	/* close-on-exec */
+#else
+	(void)pid;
+	return -1;
+#endif
+}
+
 static void
 kill_and_reap(pid_t pid)
 {
@@ -93,33 +114,6 @@ kill_and_reap(pid_t pid)
 	(void)kill(pid, SIGKILL);
 	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
 		;
-}
-
-/*
- * Wait for the child to exit, at most until the deadline.  Returns 0 with
- * *status_r set, 1 on timeout (child killed and reaped), -1 on error.
- */
-static int
-reap(pid_t pid, const struct timespec *deadline, unsigned timeout_s,
-    int *status_r)
-{
-	struct timespec pause = { 0, SECRET_REAP_POLL_NS };
-	pid_t r;
-
-	for (;;) {
-		r = waitpid(pid, status_r, timeout_s == 0 ? 0 : WNOHANG);
-		if (r == pid)
-			return 0;
-		if (r == -1 && errno != EINTR)
-			return -1;
-		if (r == 0) {
-			if (ms_left(deadline, timeout_s) == 0) {
-				kill_and_reap(pid);
-				return 1;
-			}
-			nanosleep(&pause, NULL);
-		}
-	}
 }
 
 /* Explain a wait status that is not "exited 0". */
@@ -159,13 +153,13 @@ static int
 run_command(const char *command, unsigned timeout_s, char **secret_r,
     struct pf_error *err)
 {
-	int pipefd[2] = { -1, -1 }, devnull = -1, status = 0, ms, n;
+	int pipefd[2] = { -1, -1 }, devnull = -1, pidfd = -1, status = 0, ms;
 	char *buf = NULL, scratch[4096], *nl;
 	size_t used = 0, linelen;
-	bool overflow = false;
+	bool overflow = false, eof = false, exited = false;
 	struct timespec deadline;
-	struct pollfd pfd;
-	pid_t pid = -1;
+	struct pollfd pfd[2];
+	pid_t pid = -1, w;
 	ssize_t r;
 
 	buf = xmalloc(SECRET_OUTPUT_MAX + 1);
@@ -202,52 +196,87 @@ run_command(const char *command, unsigned timeout_s, char **secret_r,
 	close(devnull);
 	devnull = -1;
 	(void)fcntl(pipefd[0], F_SETFL, fcntl(pipefd[0], F_GETFL) | O_NONBLOCK);
+	pidfd = pidfd_for(pid);
 
-	/* Read everything until EOF; keep the first SECRET_OUTPUT_MAX bytes. */
+	/*
+	 * Until the shell exits, read everything it prints (keeping the first
+	 * SECRET_OUTPUT_MAX bytes) and look at its status each time the pipe
+	 * runs dry.  The end is the shell's exit, not EOF on the pipe: a
+	 * background process it leaves (`echo secret; sleep 20 &`) holds the
+	 * write end open, and waiting for EOF would wait for that process.
+	 * Whatever the shell wrote before exiting is already in the pipe, so
+	 * after its exit one more non-blocking drain finds it all; that drain
+	 * fills only buf and then stops, so a leftover process that keeps
+	 * writing cannot hold us either.  A shell that closes its stdout but
+	 * keeps running still has to exit within the timeout.
+	 */
 	for (;;) {
-		if (used < SECRET_OUTPUT_MAX)
-			r = read(pipefd[0], buf + used, SECRET_OUTPUT_MAX - used);
-		else
-			r = read(pipefd[0], scratch, sizeof(scratch));
-		if (r > 0) {
+		if (!eof) {
+			if (exited && used == SECRET_OUTPUT_MAX)
+				break;
 			if (used < SECRET_OUTPUT_MAX)
-				used += (size_t)r;
+				r = read(pipefd[0], buf + used,
+				    SECRET_OUTPUT_MAX - used);
 			else
-				overflow = true;
-			continue;
+				r = read(pipefd[0], scratch, sizeof(scratch));
+			if (r > 0) {
+				if (used < SECRET_OUTPUT_MAX)
+					used += (size_t)r;
+				else
+					overflow = true;
+				/* a command that never stops writing */
+				if (!exited &&
+				    ms_left(&deadline, timeout_s) == 0)
+					goto timeout;
+				continue;
+			}
+			if (r == 0)
+				eof = true;
+			else if (errno == EINTR)
+				continue;
+			else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				pf_error_set_errno(err, PF_FAIL_CONFIG,
+				    "password_command: read");
+				goto fail;
+			}
 		}
-		if (r == 0)
+		/* The pipe is empty or at EOF. */
+		if (exited)
 			break;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+		w = waitpid(pid, &status, WNOHANG);
+		if (w == pid) {
+			/* Reaped: its pid (and group id) may be reused now,
+			 * so nothing is killed after this. */
+			exited = true;
+			pid = -1;
+			continue;	/* what it wrote just before exiting */
+		}
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
 			pf_error_set_errno(err, PF_FAIL_CONFIG,
-			    "password_command: read");
+			    "password_command: waitpid");
 			goto fail;
 		}
 		if ((ms = ms_left(&deadline, timeout_s)) == 0)
 			goto timeout;
-		pfd.fd = pipefd[0];
-		pfd.events = POLLIN;
-		n = poll(&pfd, 1, ms);
-		if (n == -1 && errno != EINTR) {
+		/* Wake on output, EOF or the shell's exit (without a pidfd,
+		 * look at it every SECRET_EXIT_POLL_MS). */
+		pfd[0].fd = eof ? -1 : pipefd[0];
+		pfd[0].events = POLLIN;
+		pfd[1].fd = pidfd;
+		pfd[1].events = POLLIN;
+		if (pidfd == -1 && (ms < 0 || ms > SECRET_EXIT_POLL_MS))
+			ms = SECRET_EXIT_POLL_MS;
+		if (poll(pfd, 2, ms) == -1 && errno != EINTR) {
 			pf_error_set_errno(err, PF_FAIL_CONFIG,
 			    "password_command: poll");
 			goto fail;
 		}
 	}
-	switch (reap(pid, &deadline, timeout_s, &status)) {
-	case 0:
-		pid = -1;
-		break;
-	case 1:
-		pid = -1;
-		goto timeout;
-	default:
-		pf_error_set_errno(err, PF_FAIL_CONFIG,
-		    "password_command: waitpid");
-		goto fail;
-	}
+	if (pidfd != -1)
+		close(pidfd);
+	pidfd = -1;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		status_error(status, err);
 		goto fail;
@@ -291,6 +320,8 @@ fail:
 		close(pipefd[1]);
 	if (devnull != -1)
 		close(devnull);
+	if (pidfd != -1)
+		close(pidfd);
 	explicit_bzero(buf, SECRET_OUTPUT_MAX + 1);
 	explicit_bzero(scratch, sizeof(scratch));
 	free(buf);

@@ -19,6 +19,8 @@
  * (at most SECRET_OUTPUT_MAX bytes are kept; the rest is read and
  * discarded).  The command must finish within timeout_s seconds (0: no
  * limit); on timeout its process group is killed with SIGKILL and reaped.
+ * The output is taken when the shell exits, not at EOF: a background
+ * process it leaves holding its stdout is neither waited for nor killed.
  *
  * On success *secret_r is a new NUL-terminated string, which the caller
  * wipes and frees with secret_free() (xmalloc.h), and 0 is returned.

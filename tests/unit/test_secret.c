@@ -1,7 +1,9 @@
 /* test_secret.c - password and password_command (popfetch.conf(5)). */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,6 +32,49 @@ process_alive(const char *word)
 	    "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' 2>/dev/null < $f; echo; done"
 	    " | grep -v grep | grep -q -- '%s'", word);
 	return system(cmd) == 0;
+}
+
+/*
+ * SIGKILL every process whose command line contains `word`: what a test's
+ * command left running in the background.  The words carry our pid (as in
+ * `sleep 20.<pid>1`), so nobody else's processes match.
+ */
+static void
+kill_leftovers(const char *word)
+{
+	struct dirent *de;
+	char path[sizeof("/proc//cmdline") + sizeof(de->d_name)], cmd[512];
+	ssize_t n, i;
+	DIR *d;
+	int fd;
+
+	assert_non_null(d = opendir("/proc"));
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		if ((fd = open(path, O_RDONLY)) == -1)
+			continue;
+		n = read(fd, cmd, sizeof(cmd) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		for (i = 0; i < n; i++)
+			if (cmd[i] == '\0')
+				cmd[i] = ' ';
+		cmd[n] = '\0';
+		if (strstr(cmd, word) != NULL)
+			(void)kill((pid_t)atol(de->d_name), SIGKILL);
+	}
+	closedir(d);
+}
+
+/* No child of ours is left, running or zombie. */
+static void
+assert_no_children(void)
+{
+	assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+	assert_int_equal(errno, ECHILD);
 }
 
 /* Run a command that must succeed and give `expect`. */
@@ -176,6 +221,132 @@ test_timeout(void **state)
 	expect_timeout("echo s; exec >&-; sleep 10");
 }
 
+/*
+ * The commands below leave a background process holding the write end of
+ * the pipe, so EOF is 20 s away; the secret (or the error) must come when
+ * the shell exits (issue 12, item 7), not at EOF and not at the timeout
+ * (5 s here).
+ */
+
+/* Like expect_secret, but the answer must come within 3 s. */
+static void
+expect_secret_fast(const char *command, const char *expect)
+{
+	double t0 = test_now();
+
+	expect_secret(command, expect);
+	assert_true(test_now() - t0 < 3.0);
+}
+
+/* Like expect_failure (no static password, 5 s timeout), within 3 s. */
+static const char *
+expect_failure_fast(const char *command, enum pf_fail category)
+{
+	double t0 = test_now();
+	const char *what;
+
+	what = expect_failure(NULL, command, 5, category);
+	assert_true(test_now() - t0 < 3.0);
+	return what;
+}
+
+/* Run `fmt` with our pid as its %d (for the leftovers' names). */
+#define CMD(buf, fmt)	snprintf((buf), sizeof(buf), (fmt), (int)getpid())
+
+/* Teardown: kill the leftovers, also after a failed assertion. */
+static int
+kill_our_leftovers(void **state)
+{
+	char word[32];
+
+	(void)state;
+	CMD(word, "20.%d");
+	kill_leftovers(word);
+	return 0;
+}
+
+static void
+test_background_holds_stdout(void **state)
+{
+	char cmd[256];
+
+	(void)state;
+	CMD(cmd, "echo secret; sleep 20.%d1 &");
+	expect_secret_fast(cmd, "secret");
+	CMD(cmd, "printf secret; sleep 20.%d2 &");
+	expect_secret_fast(cmd, "secret");
+	CMD(cmd, "printf secret; exec sleep 20.%d3 &");
+	expect_secret_fast(cmd, "secret");
+	/* this one lets go of the pipe: EOF comes with the exit */
+	CMD(cmd, "printf secret; exec sleep 20.%d4 >&- &");
+	expect_secret_fast(cmd, "secret");
+	/* a leftover that never stops writing holds nothing up either */
+	CMD(cmd, "echo secret; yes 20.%d5 &");
+	expect_secret_fast(cmd, "secret");
+	/* the secret is what the shell printed by its exit */
+	CMD(cmd, "printf secret; (sleep 0.5; echo late; sleep 20.%d6) &");
+	expect_secret_fast(cmd, "secret");
+
+	kill_our_leftovers(NULL);
+	/* the shells were reaped; the leftovers are not our children */
+	assert_no_children();
+}
+
+static void
+test_output_just_before_exit(void **state)
+{
+	char cmd[256];
+	int i;
+
+	(void)state;
+	/* the secret is written, and the shell exits, while we wait */
+	CMD(cmd, "sleep 20.%d1 & sleep 0.3; printf secret");
+	expect_secret_fast(cmd, "secret");
+	CMD(cmd, "sleep 20.%d2 & sleep 0.3; echo secret; exit 0");
+	expect_secret_fast(cmd, "secret");
+	/* written and exited at once, often before we look: every byte
+	 * still in the pipe is read after the exit */
+	for (i = 0; i < 20; i++) {
+		CMD(cmd, "sleep 20.%d3 & printf secret");
+		expect_secret_fast(cmd, "secret");
+	}
+	kill_our_leftovers(NULL);
+	assert_no_children();
+}
+
+static void
+test_background_lines_and_errors(void **state)
+{
+	char cmd[256], big[60001];
+	const char *what;
+
+	(void)state;
+	/* a first line longer than the cap is still too long */
+	CMD(cmd, "head -c 200000 /dev/zero | tr '\\0' x; sleep 20.%d1 &");
+	what = expect_failure_fast(cmd, PF_FAIL_CONFIG);
+	assert_non_null(strstr(what, "longer than"));
+	/* a first line that takes many reads, and more after it */
+	CMD(cmd, "head -c 60000 /dev/zero | tr '\\0' x; echo; "
+	    "head -c 1048576 /dev/zero; sleep 20.%d2 &");
+	memset(big, 'x', 60000);
+	big[60000] = '\0';
+	expect_secret_fast(cmd, big);
+	CMD(cmd, "echo first; head -c 1048576 /dev/zero | tr '\\0' x; "
+	    "sleep 20.%d3 &");
+	expect_secret_fast(cmd, "first");
+	/* the exit status and empty output are judged as without it */
+	CMD(cmd, "echo secret; sleep 20.%d4 & exit 1");
+	what = expect_failure_fast(cmd, PF_FAIL_CONFIG);
+	assert_non_null(strstr(what, "status 1"));
+	CMD(cmd, "sleep 20.%d5 &");
+	expect_failure_fast(cmd, PF_FAIL_AUTH);
+	CMD(cmd, "printf 'ab\\rcd\\n'; sleep 20.%d6 &");
+	expect_failure_fast(cmd, PF_FAIL_CONFIG);
+
+	kill_our_leftovers(NULL);
+	assert_no_children();
+}
+
 static void
 test_nul_cr_in_secret(void **state)
 {
@@ -233,6 +404,12 @@ main(void)
 		cmocka_unit_test(test_empty_output),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_nul_cr_in_secret),
+		cmocka_unit_test_teardown(test_background_holds_stdout,
+		    kill_our_leftovers),
+		cmocka_unit_test_teardown(test_output_just_before_exit,
+		    kill_our_leftovers),
+		cmocka_unit_test_teardown(test_background_lines_and_errors,
+		    kill_our_leftovers),
 		cmocka_unit_test(test_command_not_found),
 		cmocka_unit_test(test_stdin_is_dev_null),
 		cmocka_unit_test(test_static_password),
