@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "escape.h"
 
 void
 pf_error_clear(struct pf_error *err)
@@ -16,19 +17,36 @@ pf_error_clear(struct pf_error *err)
 	err->server[0] = '\0';
 }
 
+/*
+ * Our words are escaped too, keeping backslashes (PF_ESCAPE_KEEP_BACKSLASH):
+ * they are formatted from paths, account names, unique-ids and the like,
+ * which are not always ours to trust, and whoever prints pf_error_format()
+ * (a log line, stdout, a status report) then gets text with no control
+ * byte.  Keeping backslashes leaves paths readable and leaves text that a
+ * caller escaped with pf_escape() unchanged.
+ */
 static void __attribute__((format(printf, 3, 0)))
 set_what(struct pf_error *err, enum pf_fail category, const char *fmt,
     va_list ap)
 {
+	char raw[PF_ERROR_WHAT_MAX];
+	size_t len, used;
 	int n;
 
 	err->category = category;
 	err->server[0] = '\0';
-	n = vsnprintf(err->what, sizeof(err->what), fmt, ap);
+	n = vsnprintf(raw, sizeof(raw), fmt, ap);
 	if (n < 0)
-		err->what[0] = '\0';
-	else if ((size_t)n >= sizeof(err->what))
-		memcpy(err->what + sizeof(err->what) - 4, "...", 4);
+		n = 0;
+	len = (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1;
+	pf_escape_ext(raw, len, err->what, sizeof(err->what),
+	    PF_ESCAPE_KEEP_BACKSLASH, &used);
+	if (used < (size_t)n) {
+		/* Cut: leave room for "..." after the last whole character. */
+		used = pf_escape_ext(raw, len, err->what, sizeof(err->what) - 3,
+		    PF_ESCAPE_KEEP_BACKSLASH, NULL);
+		memcpy(err->what + used, "...", 4);
+	}
 }
 
 int
@@ -65,10 +83,15 @@ pf_error_set_errno(struct pf_error *err, enum pf_fail category,
 	return -1;
 }
 
+/*
+ * The server's words are escaped fully (pf_escape(): a backslash too), so
+ * that the error line shows exactly what the server sent: "\x9b" is the
+ * byte 0x9B, never the four characters.
+ */
 void
 pf_error_set_server(struct pf_error *err, const char *text, size_t len)
 {
-	size_t i, o = 0, max = sizeof(err->server) - 4;
+	size_t used, o;
 
 	if (err == NULL || text == NULL)
 		return;
@@ -76,15 +99,11 @@ pf_error_set_server(struct pf_error *err, const char *text, size_t len)
 		len = strlen(text);
 	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
 		len--;
-	for (i = 0; i < len && o < max; i++) {
-		unsigned char c = (unsigned char)text[i];
-		err->server[o++] = (c >= 0x20 && c < 0x7f) || c >= 0x80 ? (char)c : '?';
-	}
-	if (i < len) {
-		memcpy(err->server + o, "...", 3);
-		o += 3;
-	}
-	err->server[o] = '\0';
+	/* Room for "..." if it does not all fit. */
+	o = pf_escape_ext(text, len, err->server, sizeof(err->server) - 3, 0,
+	    &used);
+	if (used < len)
+		memcpy(err->server + o, "...", 4);
 }
 
 int

@@ -29,8 +29,11 @@ enum pf_fail {
 
 struct pf_error {
 	enum pf_fail	category;
-	char		what[PF_ERROR_WHAT_MAX];	/* our words, never a secret */
-	char		server[PF_ERROR_SERVER_MAX];	/* server's words, sanitised; may be "" */
+	/* our words, never a secret; control bytes and invalid UTF-8 escaped
+	 * as "\xNN" (a backslash stays as it is) */
+	char		what[PF_ERROR_WHAT_MAX];
+	/* server's words, escaped (pf_error_set_server); may be "" */
+	char		server[PF_ERROR_SERVER_MAX];
 };
 
 /* Reset an error object to "no error". */
@@ -53,8 +56,11 @@ int	pf_error_set_errno(struct pf_error *err, enum pf_fail category,
 
 /*
  * Attach the server's words (untrusted data!) to an error already set.  The
- * text is trimmed of CR/LF, non-printable bytes become '?', and it is cut
- * with "..." at PF_ERROR_SERVER_MAX.  `len` may be (size_t)-1 for a C string.
+ * text is trimmed of CR/LF and escaped with pf_escape() (escape.h): control
+ * bytes (C0, DEL, C1), bytes that are not valid UTF-8 and a backslash
+ * become "\xNN" / "\\", valid UTF-8 text stays as it is.  It is cut
+ * with "..." at PF_ERROR_SERVER_MAX, never inside an escape or a character.
+ * `len` may be (size_t)-1 for a C string.
  */
 void	pf_error_set_server(struct pf_error *err, const char *text, size_t len);
 

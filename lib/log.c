@@ -23,10 +23,12 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "log.h"
 #include "params.h"
 
 #define LOG_ERASE	"\r\033[K"	/* to column 0, clear to end of line */
+#define LOG_LINE_MAX	4096		/* bytes of one line, '\n' included */
 
 static int	 verbosity;
 static bool	 use_syslog;
@@ -79,34 +81,53 @@ write_all(const char *buf, size_t len)
 	}
 }
 
+/*
+ * Every line is escaped here, whole (the message and the errno text; not
+ * our own prefixes and erase sequence), before it goes to stderr or
+ * syslog: server text reaches these lines by many roads (the error
+ * object, -vv trace lines of the status and header lines, unique-ids,
+ * capabilities) and this is the one place all of them pass.  Control bytes
+ * (C0, DEL, C1) and bytes that are not valid UTF-8 become "\xNN"; valid
+ * UTF-8 stays readable.
+ *
+ * Backslashes are kept (PF_ESCAPE_KEEP_BACKSLASH), so this pass never
+ * escapes twice: text escaped at its source (the error object's server
+ * words, by pf_error_set_server(); previews, by pf_escape()) holds no byte
+ * this pass changes, and "\x9b" there stays "\x9b", not "\\x9b".  The
+ * price: in text that was not escaped at its source (the trace lines of
+ * fetcher/pop3.c), a "\x9b" the server sent literally looks like the byte
+ * 0x9B.  Such a line is still safe; a caller that needs it unambiguous
+ * escapes at the source with pf_escape(), which doubles the backslash.
+ */
 static void __attribute__((format(printf, 4, 0)))
 vlog(enum log_level level, const char *prefix, int errnum, const char *fmt,
     va_list ap)
 {
-	char line[4096];
-	size_t len;
+	char msg[LOG_LINE_MAX], line[LOG_LINE_MAX];
+	size_t len, mlen;
 	int n, prio;
 	bool erase;
 
 	if (!log_enabled(level))
 		return;
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	mlen = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+	if (errnum != 0 && mlen < sizeof(msg) - 1) {
+		n = snprintf(msg + mlen, sizeof(msg) - mlen, ": %s",
+		    strerror(errnum));
+		if (n > 0)
+			mlen += (size_t)n < sizeof(msg) - mlen ? (size_t)n :
+			    sizeof(msg) - mlen - 1;
+	}
+
 	erase = !use_syslog && (progress_mode || progress_shown);
 	n = snprintf(line, sizeof(line), "%s%s", erase ? LOG_ERASE : "",
 	    use_syslog ? "" : prefix);
-	len = n < 0 ? 0 : (size_t)n;
-	n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
-	if (n > 0)
-		len += (size_t)n;
-	if (len >= sizeof(line) - 1)
-		len = sizeof(line) - 2;
-	if (errnum != 0) {
-		n = snprintf(line + len, sizeof(line) - len, ": %s",
-		    strerror(errnum));
-		if (n > 0)
-			len += (size_t)n;
-		if (len >= sizeof(line) - 1)
-			len = sizeof(line) - 2;
-	}
+	len = n < 0 ? 0 : (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+	/* The escaped message, cut at a character if need be; room for '\n'. */
+	if (len < LOG_LINE_MAX)
+		len += pf_escape_ext(msg, mlen, line + len, LOG_LINE_MAX - len,
+		    PF_ESCAPE_KEEP_BACKSLASH, NULL);
 	if (use_syslog) {
 		switch (level) {
 		case LOG_LEVEL_ERROR:	prio = LOG_ERR; break;
@@ -192,24 +213,32 @@ log_progress_mode(bool on)
 	progress_mode = on;
 }
 
+/* The text is escaped as in vlog() (the account name is the user's, but
+ * the same rule everywhere is simpler to trust). */
 void
 log_progress(const char *text)
 {
 	char line[LOG_PROGRESS_MAX];
 	struct winsize ws;
 	size_t len, cols = 0;
-	int n;
 
 	if (isatty(STDERR_FILENO) &&
 	    ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0)
 		cols = ws.ws_col;
-	n = snprintf(line, sizeof(line), LOG_ERASE "%s", text);
-	if (n < 0)
-		return;
-	len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
-	/* Stay off the last column: a full row would wrap the cursor. */
-	if (cols > 1 && len > strlen(LOG_ERASE) + cols - 1)
+	memcpy(line, LOG_ERASE, strlen(LOG_ERASE));
+	len = strlen(LOG_ERASE) + pf_escape_ext(text, (size_t)-1,
+	    line + strlen(LOG_ERASE), sizeof(line) - strlen(LOG_ERASE),
+	    PF_ESCAPE_KEEP_BACKSLASH, NULL);
+	/* Stay off the last column: a full row would wrap the cursor.  Cut
+	 * before a UTF-8 character, never inside one (a byte is at most a
+	 * column, so this may leave the line a little shorter than it could
+	 * be). */
+	if (cols > 1 && len > strlen(LOG_ERASE) + cols - 1) {
 		len = strlen(LOG_ERASE) + cols - 1;
+		while (len > strlen(LOG_ERASE) &&
+		    ((unsigned char)line[len] & 0xc0) == 0x80)
+			len--;
+	}
 	write_all(line, len);
 	progress_shown = true;
 }
