@@ -908,4 +908,100 @@ def _(tmp):
     eq(box.srv.remaining_uidls(), ["uid-2"], "still there")
 
 
+# ------------------------------------------------------------------ server bytes on the terminal
+# Issue 12, item 2: a server's C1 controls (0x9B is the 8-bit CSI, ESC [),
+# invalid UTF-8 and C0 controls must not reach the terminal or the log raw.
+# Every such byte is shown as \xNN, a backslash the server sent as \\, and
+# valid UTF-8 stays readable.  stderr is read as bytes here: Result decodes
+# it with errors="replace", which would hide a raw 0x9B.
+
+HOSTILE_PASS_REPLY = (r"-ERR [AUTH] \x9b2J \xc2\x9b31m \xff\xfe\xc0\xaf "
+                      r"Gr\xc3\xbc\xc3\x9fe \\x9b\r\n")
+# ... as the error line must show it (Python text: "\\" is one backslash).
+HOSTILE_PASS_SHOWN = ("-ERR [AUTH] \\x9b2J \\xc2\\x9b31m \\xff\\xfe\\xc0\\xaf "
+                      "Gr\u00fc\u00dfe \\\\x9b")
+
+
+def hostile_dialogue(tmp, reply):
+    """A dialogue file in tmp: login with USER/PASS, PASS answered by the
+    raw bytes `reply` (SEND_RAW escapes)."""
+    path = os.path.join(tmp, "hostile.dlg")
+    with open(path, "w", encoding="ascii") as f:
+        f.write("S: +OK popserver ready\n"
+                "C: CAPA\n"
+                "S: +OK Capability list follows\n"
+                "S: USER\n"
+                "S: .\n"
+                "C: USER alice\n"
+                "S: +OK\n"
+                "C: PASS secret\n"
+                "SEND_RAW " + reply + "\n"
+                "WAIT_EOF\n")
+    return path
+
+
+def raw_run(box, *args):
+    """box.run(), with stdout and stderr kept as bytes."""
+    p = subprocess.run(box.pf.command(("fetch",) + args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=box.pf.env(), cwd=box.pf.dir,
+                       timeout=60)
+    box.srv.wait_closed(10)
+    return p
+
+
+def terminal_safe(data, what):
+    """data (bytes) is valid UTF-8 with no control character but LF (no C0,
+    DEL or C1 U+0080..U+009F); returns it as text."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        ok(False, "%s is valid UTF-8" % what, "%s in %r" % (e, data))
+        return data.decode("utf-8", "replace")
+    bad = sorted({"U+%04X" % ord(c) for c in text
+                  if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f})
+    eq(bad, [], "%s: no C0, DEL or C1 control" % what)
+    return text
+
+
+def raw_error_line(p, code, server):
+    """error_line() on a raw run, after checking its bytes."""
+    err = terminal_safe(p.stderr, "stderr")
+    r = pftest.Result(p.args, p.returncode, p.stdout.decode("utf-8", "replace"),
+                      err, False, 0.0)
+    return error_line(r, code, server=server)
+
+
+@test("-ERR with raw CSI 0x9B, C1 in UTF-8, invalid UTF-8 -> 77, all escaped, UTF-8 kept")
+def _(tmp):
+    box = Box(tmp, dialogue=hostile_dialogue(tmp, HOSTILE_PASS_REPLY))
+    p = raw_run(box)
+    raw_error_line(p, 77, HOSTILE_PASS_SHOWN)
+    not_contains(p.stderr, b"\x9b", "no raw CSI byte")
+    contains(p.stderr, "Gr\u00fc\u00dfe".encode(), "valid UTF-8 shown as it is")
+    eq(box.srv.mismatches(), [], "no mismatch")
+
+
+@test("-ERR with ESC [2J, OSC and BEL in a status line -> 76, escaped")
+def _(tmp):
+    box = Box(tmp, dialogue=hostile_dialogue(
+        tmp, r"-ERR \x1b[2J\x1b]0;owned\x07 \x9b0c bye\r\n"))
+    p = raw_run(box)
+    raw_error_line(p, 76, "-ERR \\x1b[2J\\x1b]0;owned\\x07 \\x9b0c bye")
+    not_contains(p.stderr, b"\x1b", "no raw ESC")
+    not_contains(p.stderr, b"\x07", "no raw BEL")
+
+
+@test("-vv: trace lines of hostile server bytes are escaped too")
+def _(tmp):
+    box = Box(tmp, dialogue=hostile_dialogue(tmp, HOSTILE_PASS_REPLY))
+    p = raw_run(box, "-vv")
+    eq(p.returncode, 77, "exit code")
+    text = terminal_safe(p.stderr, "stderr with -vv")
+    # The trace keeps backslashes (lib/log.c): the server's literal "\x9b"
+    # stays "\x9b"; the error line (escaped at its source) doubles it.
+    contains(text, "%s: < -ERR [AUTH] \\x9b2J \\xc2\\x9b31m \\xff\\xfe\\xc0\\xaf "
+             "Gr\u00fc\u00dfe \\x9b\n" % NAME, "the PASS reply's trace line")
+    contains(text, ": " + HOSTILE_PASS_SHOWN + "\n", "the error line")
+
+
 T.done()
