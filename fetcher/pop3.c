@@ -429,8 +429,24 @@ read_reply(struct pop3 *s, bool allow_cont, enum reply_kind *kind_r,
 }
 
 /*
- * The category of a -ERR (RFC 2449 §8 response codes, which are
- * hierarchical: "SYS/TEMP" also covers "SYS/TEMP/whatever").  Codes are
+ * Does the text of a -ERR carry response code `code` (RFC 2449 §8)?  Codes
+ * are hierarchical: "SYS/TEMP" also covers "SYS/TEMP/whatever".
+ */
+static bool
+has_resp_code(const char *text, const char *code)
+{
+	const char *close;
+	size_t len, n = strlen(code);
+
+	if (text[0] != '[' || (close = strchr(text, ']')) == NULL)
+		return false;
+	len = (size_t)(close - text - 1);
+	return len >= n && strncasecmp(text + 1, code, n) == 0 &&
+	    (len == n || text[1 + n] == '/');
+}
+
+/*
+ * The category of a -ERR from its response code, or `dflt`.  Codes are
  * honoured anywhere, advertised or not.
  */
 static enum pf_fail
@@ -445,18 +461,11 @@ resp_code_category(const char *text, enum pf_fail dflt)
 		{ "SYS/TEMP",	 PF_FAIL_TEMP },
 		{ "AUTH",	 PF_FAIL_AUTH },
 	};
-	const char *close;
-	size_t len, i, n;
+	size_t i;
 
-	if (text[0] != '[' || (close = strchr(text, ']')) == NULL)
-		return dflt;
-	len = (size_t)(close - text - 1);
-	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
-		n = strlen(codes[i].code);
-		if (len >= n && strncasecmp(text + 1, codes[i].code, n) == 0 &&
-		    (len == n || text[1 + n] == '/'))
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (has_resp_code(text, codes[i].code))
 			return codes[i].category;
-	}
 	return dflt;
 }
 
@@ -480,6 +489,34 @@ err_reply(const char *line, const char *text, enum pf_fail dflt,
 	pf_error_set(err, resp_code_category(text, dflt), "%s", what);
 	pf_error_set_server(err, line, (size_t)-1);
 	return -1;
+}
+
+/*
+ * Fill err for a -ERR to a login command (USER, PASS, APOP, AUTH or a
+ * SASL step): err_reply with PF_FAIL_AUTH unless a response code says
+ * otherwise.  [IN-USE] (RFC 2449 §8.1.1) means the login was fine but
+ * another session holds the maildrop's lock: say that, not
+ * "authentication failed", so that nobody goes looking for a wrong
+ * password (still 75: the next run may get in).
+ */
+static int
+login_refused(const char *line, const char *text, struct pf_error *err,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int
+login_refused(const char *line, const char *text, struct pf_error *err,
+    const char *fmt, ...)
+{
+	char what[256];
+	va_list ap;
+
+	if (has_resp_code(text, "IN-USE"))
+		return err_reply(line, text, PF_FAIL_TEMP, err, "mailbox in "
+		    "use by another client (the server said [IN-USE])");
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	return err_reply(line, text, PF_FAIL_AUTH, err, "%s", what);
 }
 
 /*
@@ -841,7 +878,7 @@ auth_user(struct pop3 *s, const struct pop3_auth_params *p,
 		secret_free(&cmd);
 		if (kind == REPLY_ERR) {
 			*rejected_r = true;
-			err_reply(line, text, PF_FAIL_AUTH, err,
+			login_refused(line, text, err,
 			    "user name rejected");
 			/* PASS's reply, -ERR too; err keeps USER's. */
 			if (read_reply(s, false, &kind, &line, &text,
@@ -854,14 +891,14 @@ auth_user(struct pop3 *s, const struct pop3_auth_params *p,
 		if (kind == REPLY_OK)
 			return 0;
 		*rejected_r = true;
-		return err_reply(line, text, PF_FAIL_AUTH, err,
+		return login_refused(line, text, err,
 		    "authentication failed (USER/PASS)");
 	}
 	rc = simple_cmd(s, CMD_USER, cmd, &line, &text, err);
 	free(cmd);
 	if (rc == 1) {
 		*rejected_r = true;
-		return err_reply(line, text, PF_FAIL_AUTH, err,
+		return login_refused(line, text, err,
 		    "user name rejected");
 	}
 	if (rc == -1)
@@ -871,7 +908,7 @@ auth_user(struct pop3 *s, const struct pop3_auth_params *p,
 	secret_free(&cmd);
 	if (rc == 1) {
 		*rejected_r = true;
-		return err_reply(line, text, PF_FAIL_AUTH, err,
+		return login_refused(line, text, err,
 		    "authentication failed (USER/PASS)");
 	}
 	return rc;
@@ -893,7 +930,7 @@ auth_apop(struct pop3 *s, const struct pop3_auth_params *p,
 	secret_free(&cmd);
 	if (rc == 1) {
 		*rejected_r = true;
-		return err_reply(line, text, PF_FAIL_AUTH, err,
+		return login_refused(line, text, err,
 		    "authentication failed (APOP)");
 	}
 	return rc;
@@ -989,7 +1026,7 @@ auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
 				break;
 			}
 			*rejected_r = true;
-			err_reply(line, text, PF_FAIL_AUTH, err,
+			login_refused(line, text, err,
 			    "authentication failed (%s)", name);
 			goto out;
 		case REPLY_CONT:

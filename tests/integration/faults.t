@@ -382,20 +382,28 @@ def _(tmp):
 
 # ------------------------------------------------------------------ -ERR codes
 
-def login_err(tmp, code, server_line, **knobs):
+def login_err(tmp, code, server_line, what=None, **knobs):
     box = Box(tmp, gen(2), **knobs)
     r = box.run()
-    error_line(r, code, server=server_line)
+    error_line(r, code, what=what, server=server_line)
     eq(len(box.maildir()), 0, "nothing delivered")
     not_contains(box.srv.commands(), "RETR")
     server_untouched(box)
     return box
 
 
-@test("-ERR [IN-USE] at login -> 75")
+@test("-ERR [IN-USE] at login -> 75, 'mailbox in use', not 'authentication failed'")
 def _(tmp):
     login_err(tmp, 75, "-ERR [IN-USE] Mailbox is locked by another POP3 session.",
+              what="mailbox in use by another client (the server said [IN-USE])",
               in_use=True)
+
+
+@test("-ERR [IN-USE] to PASS (USER/PASS login) -> 75, 'mailbox in use'")
+def _(tmp):
+    login_err(tmp, 75, "-ERR [IN-USE] Mailbox is locked by another POP3 session.",
+              what="mailbox in use by another client (the server said [IN-USE])",
+              in_use=True, sasl=[])
 
 
 @test("-ERR [SYS/TEMP] at login -> 75")

@@ -2121,6 +2121,84 @@ test_user_pass_pipelined(void **state)
 	session_end(&s, &f);
 }
 
+/*
+ * [IN-USE] at login (RFC 2449 §8.1.1): the credentials were fine, another
+ * client holds the maildrop.  Whatever the mechanism, the error says so
+ * (75), never "authentication failed"; other codes keep their words.
+ */
+static void
+test_auth_in_use(void **state)
+{
+	static const char in_use[] =
+	    "mailbox in use by another client (the server said [IN-USE])";
+	struct pop3_auth_params p = params(CONF_AUTH_AUTO, "alice", "secret",
+	    true, false);
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 6; i++) {
+		switch (i) {
+		case 0:		/* USER/PASS, lock-step */
+			script(&f, "+OK\r\nUSER\r\n.\r\n");
+			fake_add(&f, "USER alice", "+OK\r\n");
+			fake_add(&f, "PASS secret",
+			    "-ERR [IN-USE] Mailbox is locked\r\n");
+			break;
+		case 1:		/* USER/PASS, pipelined */
+			script(&f, "+OK\r\nUSER\r\nPIPELINING\r\n.\r\n");
+			fake_add(&f, "USER alice", "+OK\r\n");
+			fake_add(&f, "PASS secret",
+			    "-ERR [IN-USE] Mailbox is locked\r\n");
+			break;
+		case 2:		/* AUTH PLAIN with an initial response */
+			script(&f, "+OK\r\nSASL PLAIN\r\n.\r\n");
+			fake_add(&f, "AUTH PLAIN AGFsaWNlAHNlY3JldA==",
+			    "-ERR [IN-USE] Mailbox is locked\r\n");
+			break;
+		case 3:		/* a hierarchical code, any case */
+			script(&f, "+OK\r\nSASL PLAIN\r\n.\r\n");
+			fake_add(&f, "AUTH PLAIN AGFsaWNlAHNlY3JldA==",
+			    "-ERR [in-use/dovecot] Mailbox is locked\r\n");
+			break;
+		case 4:		/* the USER half already */
+			script(&f, "+OK\r\nUSER\r\n.\r\n");
+			fake_add(&f, "USER alice",
+			    "-ERR [IN-USE] Mailbox is locked\r\n");
+			break;
+		case 5:		/* APOP */
+			fake_init(&f);
+			fake_add(&f, NULL, "+OK ready <1.2@host>\r\n");
+			fake_add(&f, "CAPA", "-ERR\r\n");
+			fake_add(&f, "*",	/* APOP alice <digest> */
+			    "-ERR [IN-USE] Mailbox is locked\r\n");
+			p.mode = CONF_AUTH_APOP;
+			break;
+		}
+		s = started(&f, "");
+		pf_error_clear(&err);
+		assert_int_equal(pop3_auth(s, &p, &err), -1);
+		assert_int_equal(err.category, PF_FAIL_TEMP);
+		assert_string_equal(err.what, in_use);
+		assert_non_null(strstr(err.server, "Mailbox is locked"));
+		assert_null(pop3_auth_mechanism(s));
+		session_end(&s, &f);
+	}
+
+	/* Other temporary codes are not a lock: their own words. */
+	p.mode = CONF_AUTH_AUTO;
+	script(&f, "+OK\r\nSASL PLAIN\r\n.\r\n");
+	fake_add(&f, "AUTH PLAIN AGFsaWNlAHNlY3JldA==",
+	    "-ERR [SYS/TEMP] backend down\r\n");
+	s = started(&f, "");
+	assert_int_equal(pop3_auth(s, &p, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_string_equal(err.what, "authentication failed (PLAIN)");
+	session_end(&s, &f);
+}
+
 /* Keep mode's QUIT: sent (once) and its reply never read. */
 static void
 test_quit_nowait(void **state)
@@ -2646,6 +2724,7 @@ main(void)
 		cmocka_unit_test(test_retr_then_quit),
 		cmocka_unit_test(test_greeting_capa),
 		cmocka_unit_test(test_user_pass_pipelined),
+		cmocka_unit_test(test_auth_in_use),
 		cmocka_unit_test(test_quit_nowait),
 		cmocka_unit_test(test_top),
 		cmocka_unit_test(test_dele),
