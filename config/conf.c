@@ -14,11 +14,13 @@
  *    cite it later.
  *  - Every libconfuse message goes through conf_errfunc, so all errors read
  *    "FILE:LINE: account NAME: option OPT: problem" (parts left out where
- *    they do not apply).  The first error wins.
- *  - Before libconfuse sees the text, conf_scan() looks for what its lexer
- *    would silently mangle: a NUL byte, raw or from a "\0"/"\x00" escape,
- *    cuts a string short (a password must not be silently truncated), and
- *    an unterminated string is reported at the line where it starts.
+ *    they do not apply).  The first error in the file wins.
+ *  - Before libconfuse sees the text, conf_scan() (a model of its lexer)
+ *    blanks the comments, whose lines libconfuse miscounts, and looks for
+ *    what it would silently mangle: a NUL byte, raw or from a "\0"/"\x00"
+ *    escape, a string not closed on its own line, and ${NAME} of a
+ *    variable that is not set (libconfuse makes it "").  Why each of these
+ *    needs our own code is said there.
  *
  * libconfuse gives callbacks no user pointer and its lexer is a global flex
  * scanner, so the parse in progress lives in the file-level `parse`:
@@ -161,20 +163,49 @@ struct sec_info {
 	int	 lines[OPT_COUNT];	/* where each option was set; 0: not */
 };
 
+/* What the pre-scan found wrong in one value (see conf_scan). */
+enum val_problem {
+	VAL_OK = 0,
+	VAL_UNSET,		/* ${NAME}: NAME is not set */
+	VAL_BAD_REF,		/* ${...} not of the form NAME or NAME:-DEFAULT */
+	VAL_NUL,		/* a "\0" or "\x00" escape */
+};
+
+/* One value (the string right after '='), in file order. */
+struct val_rec {
+	int			 line;
+	enum val_problem	 what;
+	const char		*text;	/* the name, reference or escape */
+	size_t			 textlen;
+};
+
 /* The parse in progress (see the note at the top). */
 struct parse_state {
 	const char	*path;
 	struct pf_error	*err;
 	bool		 failed;
+	int		 fail_line;	/* the line of that error, 0: none */
 	cfg_t		*root;
 	int		 top_lines[OPT_COUNT];
 	struct sec_info	*secs;
 	size_t		 nsecs;
 	size_t		 nclosed;	/* account sections read so far */
-	const char	*text;		/* the file's text, NUL-terminated */
+	const char	*text;		/* the text libconfuse reads */
+	/* From conf_scan(): */
+	struct val_rec	*vals;		/* every value, in file order */
+	size_t		 nvals;
+	size_t		 nvals_seen;	/* values opt_parse_cb has had */
+	int		*sec_lines;	/* each account section's '{' line */
+	size_t		 nsec_lines;
+	int		 scan_line;	/* first positional error, 0: none */
+	char		 scan_msg[256];
+	size_t		 cut;		/* libconfuse reads text[0..cut) */
+	int		 unclosed_line;	/* a section never closed, 0: none */
 };
 
 static struct parse_state *parse;
+
+static int	hexval(char);
 
 /* Printable rendering of untrusted text for a message, cut at 64 bytes. */
 static const char *
@@ -210,6 +241,7 @@ fail_at(int line, const char *account, const char *option, const char *fmt,
 	if (parse->failed)
 		return -1;
 	parse->failed = true;
+	parse->fail_line = line;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -261,6 +293,13 @@ sec_info_get(cfg_t *sec, int start_line)
 	return si;
 }
 
+/* The line of the `{` of the k-th account section (0-based), from the scan. */
+static int
+section_line(size_t k)
+{
+	return k < parse->nsec_lines ? parse->sec_lines[k] : 0;
+}
+
 /* The record of a finished section (the latest, should one be stale). */
 static const struct sec_info *
 sec_info_find(cfg_t *sec)
@@ -286,7 +325,7 @@ first_defined(const char *title)
 }
 
 static void
-sec_info_free_all(void)
+parse_state_free(void)
 {
 	size_t i;
 
@@ -295,6 +334,12 @@ sec_info_free_all(void)
 	free(parse->secs);
 	parse->secs = NULL;
 	parse->nsecs = 0;
+	free(parse->vals);
+	parse->vals = NULL;
+	parse->nvals = 0;
+	free(parse->sec_lines);
+	parse->sec_lines = NULL;
+	parse->nsec_lines = 0;
 }
 
 /* The line of the password set in `cfg` (top level or the open section). */
@@ -580,7 +625,8 @@ opt_parse_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
 	const struct opt_def *def;
 	const char *account = section_account(cfg);
-	char why[PF_ERROR_WHAT_MAX];
+	char why[PF_ERROR_WHAT_MAX], buf[80];
+	const struct val_rec *v;
 	struct sec_info *si;
 	int id, *lines;
 
@@ -593,14 +639,22 @@ opt_parse_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		return fail_at(cfg->line, account, NULL, "unknown option '%s'",
 		    shown(cfg_opt_name(opt), why, 80));
 	def = &opt_table[id];
+	/*
+	 * libconfuse hands us the values in file order, as conf_scan() saw
+	 * them; a value on another line than the scan's means the two lexers
+	 * disagree, which must not pass unnoticed.
+	 */
+	if (parse->nvals_seen >= parse->nvals ||
+	    (v = &parse->vals[parse->nvals_seen++])->line != cfg->line)
+		return fail_at(cfg->line, account, def->name, "internal error: "
+		    "the value is not where the scan saw it");
 	if (account == NULL) {
 		lines = parse->top_lines;
 		if ((def->scope & SCOPE_TOP) == 0)
 			return fail_at(cfg->line, NULL, def->name, "only "
 			    "allowed inside an account section");
 	} else {
-		/* While a section is read, the root's line is its start. */
-		si = sec_info_get(cfg, parse->root->line);
+		si = sec_info_get(cfg, section_line(parse->nclosed));
 		lines = si->lines;
 		if ((def->scope & SCOPE_ACCOUNT) == 0)
 			return fail_at(cfg->line, account, def->name, "only "
@@ -610,6 +664,25 @@ opt_parse_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		return fail_at(cfg->line, account, def->name, "set twice "
 		    "(first on line %d)", lines[id]);
 	lines[id] = cfg->line;
+	switch (v->what) {
+	case VAL_OK:
+		break;
+	case VAL_UNSET:
+		return fail_at(cfg->line, account, def->name, "environment "
+		    "variable %.*s is not set", (int)v->textlen, v->text);
+	case VAL_BAD_REF:
+		/* Not the text of a password's reference: it may be secret. */
+		snprintf(why, sizeof(why), "%.*s", (int)(v->textlen < 100 ?
+		    v->textlen : 100), v->text);
+		return fail_at(cfg->line, account, def->name, "malformed "
+		    "${%s} (write ${NAME} or ${NAME:-DEFAULT}, NAME of letters, "
+		    "digits and _, DEFAULT without a backslash; \\${ for a "
+		    "literal ${)", def->kind == KIND_SECRET ? "..." :
+		    shown(why, buf, sizeof(buf)));
+	case VAL_NUL:
+		return fail_at(cfg->line, account, def->name, "holds a NUL "
+		    "byte (%.*s escape)", (int)v->textlen, v->text);
+	}
 	if (check_value(def, value, why, sizeof(why)) == -1)
 		return fail_at(cfg->line, account, def->name, "%s", why);
 	*(const char **)result = value;
@@ -644,18 +717,18 @@ account_done_cb(cfg_t *cfg, cfg_opt_t *opt)
 {
 	struct sec_info *si = NULL;
 
+	(void)cfg;
 	if (cfg_opt_size(opt) == 0)
 		return 0;
 	/*
 	 * The section just read is the open record (its options made it);
-	 * an empty section made none: it is the last one, and we note its
-	 * end as its start.
+	 * an empty section made none: it is the last one.
 	 */
 	if (parse->nsecs > 0 && !parse->secs[parse->nsecs - 1].closed)
 		si = &parse->secs[parse->nsecs - 1];
 	else
 		si = sec_info_get(cfg_opt_getnsec(opt, cfg_opt_size(opt) - 1),
-		    cfg->line);
+		    section_line(parse->nclosed));
 	si->closed = true;
 	/*
 	 * CFGF_NO_TITLE_DUPES makes libconfuse refuse a second `account
@@ -674,139 +747,342 @@ account_done_cb(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 /*
- * Look at the raw text for what libconfuse would mangle silently: NUL bytes,
- * raw or written as an escape in a "double-quoted" string (its lexer ends
- * the string there), and a section left open at the end of the file (it
- * takes EOF for the closing brace).  Unterminated strings are reported at
- * the line where they start.  A small model of libconfuse's lexer:
- * comments (#, //, / * * /), 'single' and "double" quoted strings, ${VAR}.
+ * The pre-scan: a small model of libconfuse 3.3's lexer (src/lexer.l) run
+ * over the text before libconfuse sees it.  It exists because libconfuse
+ * offers no hook for any of the following, and each would otherwise put a
+ * wrong line, a wrong value or a silent empty string in front of the user:
+ *
+ *  - Comments.  Its lexer counts one line too many for every `#` and `//`
+ *    comment (qput() and qend() both bump cfg->line) and for every block
+ *    comment, so every error after a comment named a later line.  The scan
+ *    blanks comments (newlines kept): libconfuse never sees one, so its
+ *    line count, and with it every message, is exact.  Nothing is lost: we
+ *    do not ask for CFGF_COMMENTS.
+ *  - Strings that span lines.  libconfuse takes a newline (or backslash-
+ *    newline) inside quotes as part of the string, so a missing quote shows
+ *    as some error lines further on (libconfuse issue #116 asks for a flag;
+ *    there is none).  popfetch.conf(5): a quote not closed on the line where
+ *    it opens is an error at that line.
+ *  - ${NAME}.  libconfuse expands it in double-quoted strings and in bare
+ *    words with getenv() inside the lexer: an unset variable silently gives
+ *    "".  There is no callback, so the scan notes, for every value (the
+ *    string right after '='), the first unset variable or malformed
+ *    reference in it; opt_parse_cb(), which libconfuse calls for the values
+ *    in the same order, reports it with the line, account and option.
+ *    Anywhere else ${ is an error here (see popfetch.conf(5), SYNTAX).
+ *  - NUL bytes, raw or from a "\0" or "\x00" escape: they cut a string
+ *    short (a password must not be silently truncated).
+ *  - A section left open at the end of the file: libconfuse takes EOF for
+ *    the closing brace.
+ *
+ * The first error that depends on where it is (all but the last) is kept
+ * in parse->scan_line/scan_msg, and libconfuse reads only the lines before
+ * it (parse->cut), so that an earlier error is still reported first and
+ * nothing libconfuse would make of the broken line can get in the way.
+ */
+
+/* What a bare word cannot hold (lexer.l's unquoted-string rule). */
+#define WORD_NOT	" #\"'\t\n\r={}()+,*"
+
+static void __attribute__((format(printf, 3, 4)))
+scan_fail(int line, size_t line_start, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (parse->scan_line > 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(parse->scan_msg, sizeof(parse->scan_msg), fmt, ap);
+	va_end(ap);
+	parse->scan_line = line;
+	parse->cut = line_start;
+}
+
+/*
+ * Is `body` (the text between "${" and "}") a reference popfetch.conf(5)
+ * allows: NAME or NAME:-DEFAULT, NAME letters, digits and _ not starting
+ * with a digit, DEFAULT without a backslash?  (It cannot hold '}', '"' or
+ * a newline: the caller cut it at the first '}' and refused the others.)
+ * On success *namelen is the length of NAME and *has_default is set.
+ */
+static bool
+ref_ok(const char *body, size_t n, size_t *namelen, bool *has_default)
+{
+	size_t i = 0;
+
+	if (n == 0 || !(isalpha((unsigned char)body[0]) || body[0] == '_'))
+		return false;
+	while (i < n && (isalnum((unsigned char)body[i]) || body[i] == '_'))
+		i++;
+	*namelen = i;
+	*has_default = false;
+	if (i == n)
+		return true;
+	if (n - i < 2 || body[i] != ':' || body[i + 1] != '-')
+		return false;
+	*has_default = true;
+	return memchr(body + i + 2, '\\', n - i - 2) == NULL;
+}
+
+/* Note a value's first problem (the first one found wins). */
+static void
+val_note(struct val_rec *v, enum val_problem what, const char *s, size_t n)
+{
+	if (v->what != VAL_OK)
+		return;
+	v->what = what;
+	v->text = s;
+	v->textlen = n;
+}
+
+/*
+ * A double-quoted string at buf[*ip] == '"', on line `line`; `is_value`:
+ * it stands right after '='.  Fills `v`; returns -1 after scan_fail().
  */
 static int
-conf_scan(const char *buf, size_t len)
+scan_dq(const char *buf, size_t len, size_t *ip, int line, size_t line_start,
+    bool is_value, struct val_rec *v)
 {
-	const char *tokchars_not = " #\"'\t\n\r={}()+,*";
-	int open_lines[8];	/* where each open brace is; we nest one deep */
-	size_t depth = 0;
-	const char *nul;
-	size_t i = 0, j;
-	int line = 1, start;
-	unsigned v;
+	size_t i = *ip + 1, j, namelen;
+	unsigned val;
+	bool has_default;
+	char *name;
 
-	if ((nul = memchr(buf, '\0', len)) != NULL) {
-		for (i = 0; buf + i < nul; i++)
-			if (buf[i] == '\n')
-				line++;
-		return fail_at(line, NULL, NULL, "NUL byte in the file");
+	for (;;) {
+		if (i >= len || buf[i] == '\n')
+			goto unclosed;
+		if (buf[i] == '"')
+			break;
+		if (buf[i] == '\\') {
+			if (i + 1 >= len || buf[i + 1] == '\n')
+				goto unclosed;
+			/* An octal escape is up to three octal digits (more
+			 * digits, or an 8 or 9, make libconfuse refuse it). */
+			if (buf[i + 1] >= '0' && buf[i + 1] <= '9') {
+				for (j = i + 1; j < len && j < i + 5 &&
+				    isdigit((unsigned char)buf[j]); j++)
+					;
+				if (j - i - 1 <= 3 &&
+				    strspn(buf + i + 1, "0") >= j - i - 1)
+					val_note(v, VAL_NUL, "\\0", 2);
+			} else if (buf[i + 1] == 'x' && i + 2 < len &&
+			    isxdigit((unsigned char)buf[i + 2])) {
+				val = (unsigned)hexval(buf[i + 2]);
+				if (i + 3 < len && isxdigit((unsigned char)buf[i + 3]))
+					val = val * 16 + (unsigned)hexval(buf[i + 3]);
+				if (val == 0)
+					val_note(v, VAL_NUL, "\\x00", 4);
+			}
+			/* The rest of an escape holds no '"', '\\' or '$'. */
+			i += 2;
+			continue;
+		}
+		if (buf[i] != '$' || i + 1 >= len || buf[i + 1] != '{') {
+			i++;
+			continue;
+		}
+		/* ${: libconfuse takes everything up to the next '}'. */
+		for (j = i + 2; j < len && buf[j] != '}' && buf[j] != '"' &&
+		    buf[j] != '\n'; j++)
+			;
+		if (j >= len || buf[j] != '}') {
+			scan_fail(line, line_start, "'${' without its '}' before "
+			    "the closing quote (write \\${ for a literal ${)");
+			return -1;
+		}
+		if (!is_value) {
+			scan_fail(line, line_start, "${...} is expanded only in "
+			    "values, not in a key or an account name");
+			return -1;
+		}
+		if (!ref_ok(buf + i + 2, j - i - 2, &namelen, &has_default)) {
+			val_note(v, VAL_BAD_REF, buf + i + 2, j - i - 2);
+		} else if (!has_default) {
+			name = xstrndup(buf + i + 2, namelen);
+			if (getenv(name) == NULL)
+				val_note(v, VAL_UNSET, buf + i + 2, namelen);
+			free(name);
+		}
+		i = j + 1;
 	}
-	while (i < len) {
+	*ip = i + 1;
+	return 0;
+
+unclosed:
+	scan_fail(line, line_start, "string not closed on the line where it "
+	    "opens (strings do not span lines)");
+	return -1;
+}
+
+/* A single-quoted string at buf[*ip] == '\''; returns -1 after scan_fail(). */
+static int
+scan_sq(const char *buf, size_t len, size_t *ip, int line, size_t line_start)
+{
+	size_t i = *ip + 1;
+
+	for (;;) {
+		if (i >= len || buf[i] == '\n') {
+			scan_fail(line, line_start, "string not closed on the "
+			    "line where it opens (strings do not span lines)");
+			return -1;
+		}
+		if (buf[i] == '\'')
+			break;
+		if (buf[i] == '\\') {
+			/* A backslash-newline would go on: the check above
+			 * fails it. */
+			i += i + 1 < len && buf[i + 1] != '\n' ? 2 : 1;
+		} else {
+			i++;
+		}
+	}
+	*ip = i + 1;
+	return 0;
+}
+
+static void
+val_push(const struct val_rec *v)
+{
+	parse->vals = xreallocarray(parse->vals, parse->nvals + 1,
+	    sizeof(*parse->vals));
+	parse->vals[parse->nvals++] = *v;
+}
+
+/*
+ * Scan buf[0..len) (see above): blank the comments in place, note each
+ * value's problems and each account section's line, and keep the first
+ * positional error.  Afterwards libconfuse is to read buf[0..parse->cut).
+ */
+static void
+conf_scan(char *buf, size_t len)
+{
+	enum { PREV_NONE, PREV_EQ, PREV_OTHER } prev = PREV_NONE;
+	int open_lines[8];	/* where each open brace is; we nest one deep */
+	size_t depth = 0, i = 0, j, line_start = 0, start_off, nul_start = len;
+	int line = 1, start, nul_line = 0;
+	const char *nul;
+	struct val_rec v;
+
+	parse->cut = len;
+	/* A raw NUL: libconfuse reads only the lines before it. */
+	if ((nul = memchr(buf, '\0', len)) != NULL) {
+		nul_line = 1;
+		nul_start = 0;
+		for (j = 0; buf + j < nul; j++)
+			if (buf[j] == '\n') {
+				nul_line++;
+				nul_start = j + 1;
+			}
+		len = nul_start;
+	}
+	while (i < len && parse->scan_line == 0) {
 		char c = buf[i];
 
 		if (c == '\n') {
 			line++;
+			line_start = ++i;
+		} else if (c == ' ' || c == '\t') {
 			i++;
-		} else if (c == '#') {
+		} else if (c == '#' || (c == '/' && i + 1 < len &&
+		    buf[i + 1] == '/')) {
+			/* lexer.l: "#"{1,}.* and "/"{2,}.* (at a token's start) */
 			while (i < len && buf[i] != '\n')
-				i++;
+				buf[i++] = ' ';
 		} else if (c == '/' && i + 1 < len && buf[i + 1] == '*') {
 			start = line;
-			for (i += 2; i < len; i++) {
-				if (buf[i] == '\n')
-					line++;
-				else if (buf[i] == '*' && i + 1 < len &&
-				    buf[i + 1] == '/')
-					break;
+			start_off = line_start;
+			for (j = i + 2; j + 1 < len && !(buf[j] == '*' &&
+			    buf[j + 1] == '/'); j++)
+				;
+			if (j + 1 >= len) {
+				scan_fail(start, start_off, "unterminated comment");
+				break;
 			}
-			if (i >= len)
-				return fail_at(start, NULL, NULL,
-				    "unterminated comment");
-			i += 2;
-		} else if (c == '$' && i + 1 < len && buf[i + 1] == '{' &&
-		    memchr(buf + i, '}', len - i) != NULL) {
-			i = (size_t)((const char *)memchr(buf + i, '}',
-			    len - i) - buf) + 1;
-		} else if (c == '"') {
-			start = line;
-			for (i++; i < len && buf[i] != '"'; i++) {
-				if (buf[i] == '\n')
+			for (j += 2; i < j; i++) {
+				if (buf[i] != '\n') {
+					buf[i] = ' ';
+				} else {
 					line++;
-				if (buf[i] != '\\' || i + 1 >= len)
-					continue;
-				i++;
-				if (buf[i] == '\n') {
-					line++;
-				} else if (buf[i] >= '0' && buf[i] <= '7') {
-					for (v = 0, j = 0; j < 3 && i < len &&
-					    buf[i] >= '0' && buf[i] <= '7'; j++)
-						v = v * 8 + (unsigned)(buf[i++] - '0');
-					i--;
-					if (v == 0)
-						return fail_at(line, NULL, NULL,
-						    "string holds a NUL byte "
-						    "(\\0 escape)");
-				} else if (buf[i] == 'x' && i + 1 < len &&
-				    isxdigit((unsigned char)buf[i + 1])) {
-					char hex[3] = { buf[i + 1], '\0', '\0' };
-
-					if (i + 2 < len &&
-					    isxdigit((unsigned char)buf[i + 2]))
-						hex[1] = buf[i + 2];
-					if (strtoul(hex, NULL, 16) == 0)
-						return fail_at(line, NULL, NULL,
-						    "string holds a NUL byte "
-						    "(\\x00 escape)");
+					line_start = i + 1;
 				}
 			}
-			if (i >= len)
-				return fail_at(start, NULL, NULL,
-				    "unterminated string");
-			i++;
+		} else if (c == '"') {
+			memset(&v, 0, sizeof(v));
+			v.line = line;
+			if (scan_dq(buf, len, &i, line, line_start,
+			    prev == PREV_EQ, &v) == -1)
+				break;
+			if (prev == PREV_EQ)
+				val_push(&v);
+			else if (v.what == VAL_NUL)
+				scan_fail(line, line_start, "string holds a NUL "
+				    "byte (%.*s escape)", (int)v.textlen, v.text);
+			prev = PREV_OTHER;
 		} else if (c == '\'') {
-			start = line;
-			for (i++; i < len && buf[i] != '\''; i++) {
-				if (buf[i] == '\n')
-					line++;
-				else if (buf[i] == '\\' && i + 1 < len &&
-				    (buf[i + 1] == '\\' || buf[i + 1] == '\''))
-					i++;
+			if (scan_sq(buf, len, &i, line, line_start) == -1)
+				break;
+			if (prev == PREV_EQ) {
+				memset(&v, 0, sizeof(v));
+				v.line = line;
+				val_push(&v);
 			}
-			if (i >= len)
-				return fail_at(start, NULL, NULL,
-				    "unterminated string");
+			prev = PREV_OTHER;
+		} else if (strchr(WORD_NOT, c) == NULL) {
+			/* A bare word; a '/' inside one starts no comment. */
+			for (j = i; j < len && strchr(WORD_NOT, buf[j]) == NULL;
+			    j++)
+				if (buf[j] == '$' && j + 1 < len &&
+				    buf[j + 1] == '{')
+					break;
+			if (j < len && buf[j] == '$') {
+				scan_fail(line, line_start, "'${' outside double "
+				    "quotes: ${NAME} is expanded only in a "
+				    "double-quoted value (\"${NAME}\"); in single "
+				    "quotes it stays as written");
+				break;
+			}
+			if (prev == PREV_EQ) {
+				memset(&v, 0, sizeof(v));
+				v.line = line;
+				val_push(&v);
+			}
+			prev = PREV_OTHER;
+			i = j;
+		} else if (c == '+' && i + 1 < len && buf[i + 1] == '=') {
+			prev = PREV_OTHER;
+			i += 2;
+		} else if (c == '=') {
+			prev = PREV_EQ;
 			i++;
-		} else if (strchr(tokchars_not, c) == NULL) {
-			/*
-			 * An unquoted word.  As in libconfuse (flex takes the
-			 * longest match), "//" starts a comment only when the
-			 * word is nothing but slashes.
-			 */
-			bool slashes = true;
-
-			for (j = i; j < len &&
-			    strchr(tokchars_not, buf[j]) == NULL; j++)
-				if (buf[j] != '/')
-					slashes = false;
-			if (slashes && j - i >= 2) {
-				while (i < len && buf[i] != '\n')
-					i++;
-			} else {
-				i = j;
-			}
-		} else {
+		} else if (c == '{' || c == '}' || c == '(' || c == ')' ||
+		    c == ',') {
 			if (c == '{') {
+				if (depth == 0) {
+					parse->sec_lines = xreallocarray(
+					    parse->sec_lines,
+					    parse->nsec_lines + 1,
+					    sizeof(*parse->sec_lines));
+					parse->sec_lines[parse->nsec_lines++] =
+					    line;
+				}
 				if (depth < NELEM(open_lines))
 					open_lines[depth] = line;
 				depth++;
 			} else if (c == '}' && depth > 0) {
 				depth--;
 			}
+			prev = PREV_OTHER;
+			i++;
+		} else {
+			/* '\r', '*', a lone '+': lexer.l's "." eats them. */
 			i++;
 		}
 	}
+	if (nul != NULL)
+		scan_fail(nul_line, nul_start, "NUL byte in the file");
 	if (depth > 0)
-		return fail_at(open_lines[depth > NELEM(open_lines) ?
-		    NELEM(open_lines) - 1 : depth - 1], NULL, NULL, "the "
-		    "section opened here is never closed (missing '}')");
-	return 0;
+		parse->unclosed_line = open_lines[depth > NELEM(open_lines) ?
+		    NELEM(open_lines) - 1 : depth - 1];
 }
 
 /* Read the whole (regular, bounded) file behind `fd`. */
@@ -1236,9 +1512,8 @@ conf_load(const char *path, struct conf **conf_r, struct pf_error *err)
 	}
 	if (read_all(fd, &st, &buf, &len) == -1)
 		goto fail;
+	conf_scan(buf, len);
 	state.text = buf;
-	if (conf_scan(buf, len) == -1)
-		goto fail;
 
 	/* Every scalar option is a string we check ourselves (see top). */
 	for (i = 0; i < OPT_COUNT; i++) {
@@ -1259,8 +1534,10 @@ conf_load(const char *path, struct conf **conf_r, struct pf_error *err)
 	}
 	cfg_set_error_function(root, conf_errfunc);
 	state.root = root;
-	if (len > 0) {
-		if ((fp = fmemopen(buf, len, "r")) == NULL) {
+	rc = CFG_SUCCESS;
+	if (state.cut > 0) {
+		/* Only the lines before the scan's first error, if any. */
+		if ((fp = fmemopen(buf, state.cut, "r")) == NULL) {
 			pf_error_set_errno(err, PF_FAIL_INTERNAL, "fmemopen");
 			state.failed = true;
 			goto fail;
@@ -1268,10 +1545,26 @@ conf_load(const char *path, struct conf **conf_r, struct pf_error *err)
 		rc = cfg_parse_fp(root, fp);
 		fclose(fp);
 		fp = NULL;
-		if (rc != CFG_SUCCESS) {
-			fail_at(0, NULL, NULL, "syntax error");
-			goto fail;
-		}
+	}
+	/*
+	 * The earliest error wins.  libconfuse read only the lines before
+	 * the scan's error, so anything it reports at that line or later
+	 * (say, a premature end of file) is an effect of the cut.
+	 */
+	if (state.scan_line > 0 && (!state.failed || state.fail_line == 0 ||
+	    state.fail_line >= state.scan_line)) {
+		state.failed = false;
+		fail_at(state.scan_line, NULL, NULL, "%s", state.scan_msg);
+		goto fail;
+	}
+	if (rc != CFG_SUCCESS || state.failed) {
+		fail_at(0, NULL, NULL, "syntax error");
+		goto fail;
+	}
+	if (state.unclosed_line > 0) {
+		fail_at(state.unclosed_line, NULL, NULL, "the section opened "
+		    "here is never closed (missing '}')");
+		goto fail;
 	}
 	if (holds_password(root) && check_secure(&st) == -1)
 		goto fail;
@@ -1287,7 +1580,7 @@ conf_load(const char *path, struct conf **conf_r, struct pf_error *err)
 	cfg_free(root);
 	explicit_bzero(buf, len);
 	free(buf);
-	sec_info_free_all();
+	parse_state_free();
 	close(fd);
 	parse = NULL;
 	*conf_r = conf;
@@ -1305,7 +1598,7 @@ fail:
 		explicit_bzero(buf, len);
 		free(buf);
 	}
-	sec_info_free_all();
+	parse_state_free();
 	if (fd != -1)
 		close(fd);
 	conf_free(&conf);

@@ -80,7 +80,10 @@ int	conf_locate(const char *explicit_path, char **path_r,
  * with conf_free) and 0 is returned.  On any error -1 is returned with err
  * set to PF_FAIL_CONFIG and a message of the form
  *     "FILE:LINE: account NAME: option OPT: problem"
- * (the line wherever it is known, the account and option where they apply).
+ * (the line wherever it is known, the account and option where they apply;
+ * the first error in the file).  ${NAME} in a double-quoted value is
+ * NAME's value; NAME not set is an error ("environment variable NAME is
+ * not set"), never an empty string.
  * Also refuses (PF_FAIL_CONFIG) a file holding a `password` that is group-
  * or world-accessible ("run: chmod 600 FILE") or owned by another user
  * ("run: chown USER FILE"), checked on the opened file.  A file without

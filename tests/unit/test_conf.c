@@ -177,11 +177,31 @@ static const struct err_case err_cases[] = {
 	{ "syntax_premature_eof",
 	  MINIMAL "port =", 7,
 	  { "premature end of file", NULL } },
-	/* host's string runs on to the quote before alice; alice's closing
-	 * quote then opens a string on line 3 that never ends. */
+	/* Strings do not span lines: the quote host's value opens is not
+	 * closed on line 2, whatever quotes follow. */
 	{ "syntax_unterminated_string",
 	  "account work {\n  host = \"pop.example.com\n  user = \"alice\"\n}\n",
-	  3, { "unterminated string", NULL } },
+	  2, { "string not closed on the line where it opens", NULL } },
+	{ "syntax_unterminated_single_quoted_string",
+	  "account work {\n  host = 'pop.example.com\n  user = 'alice'\n}\n",
+	  2, { "string not closed on the line where it opens", NULL } },
+	{ "syntax_unterminated_string_at_eof",
+	  MINIMAL "timeout = \"5\n", 7,
+	  { "string not closed on the line where it opens", NULL } },
+	{ "syntax_string_backslash_newline",
+	  "account work {\n  host = \"pop.\\\nexample.com\"\n  user = \"u\"\n"
+	  "  password = \"p\"\n  maildir = \"/m\"\n}\n", 2,
+	  { "string not closed on the line where it opens", NULL } },
+	{ "syntax_single_quoted_backslash_newline",
+	  "timeout = '5\\\n'\n", 1,
+	  { "string not closed on the line where it opens", NULL } },
+	/* An error before the broken string is still the one reported. */
+	{ "syntax_earliest_error_wins",
+	  "hots = 1\naccount work {\n  host = \"pop.example.com\n}\n", 1,
+	  { "unknown option 'hots'", NULL } },
+	{ "syntax_missing_title_after_comment",
+	  "# work\naccount\n{\n" ACCOUNT_BODY "}\n", 3,
+	  { "missing title", "account", NULL } },
 	{ "syntax_unterminated_comment",
 	  MINIMAL "\n/* never closed\n", 8,
 	  { "unterminated comment", NULL } },
@@ -318,16 +338,23 @@ static const struct err_case err_cases[] = {
 	  { "account work: option password: ", "CR or LF", NULL } },
 	{ "password_multiline_literal",
 	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
-	  "  password = \"abc\nDELE 1\"\n  maildir = \"/m\"\n}\n", 5,
-	  { "account work: option password: ", "CR or LF", NULL } },
+	  "  password = \"abc\nDELE 1\"\n  maildir = \"/m\"\n}\n", 4,
+	  { "string not closed on the line where it opens", NULL } },
 	{ "password_nul_octal",
 	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
 	  "  password = \"abc\\0def\"\n  maildir = \"/m\"\n}\n", 4,
-	  { "NUL", NULL } },
+	  { "account work: option password: ", "NUL", NULL } },
+	{ "password_nul_octal_000",
+	  "password = \"abc\\000\"\n", 1,
+	  { "option password: ", "NUL", NULL } },
 	{ "password_nul_hex",
 	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
 	  "  password = \"abc\\x00def\"\n  maildir = \"/m\"\n}\n", 4,
-	  { "NUL", NULL } },
+	  { "account work: option password: ", "NUL", NULL } },
+	{ "password_nul_hex_short",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  password = \"abc\\x0\"\n  maildir = \"/m\"\n}\n", 4,
+	  { "account work: option password: ", "NUL", NULL } },
 	{ "password_unquoted_words_not_shown",
 	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
 	  "  password = correct secret staple\n  maildir = \"/m\"\n}\n", 4,
@@ -365,6 +392,86 @@ static const struct err_case err_cases[] = {
 	{ "option_path_syntax",
 	  MINIMAL "\"account=work|port\" = 5\n", 7,
 	  { "unknown option", NULL } },
+
+	/* Lines after comments: libconfuse alone counts too many. */
+	{ "unknown_key_in_account_after_comments",
+	  "# popfetch\naccount work {  # the office\n  // server\n"
+	  ACCOUNT_BODY "  /* a typo: */ hots = \"x\"\n}\n", 8,
+	  { "account work: ", "unknown option 'hots'", NULL } },
+	{ "unknown_key_top_level_after_block_comment",
+	  "/* defaults\n   for all */\ntimeout = 30\nfrobnicate = yes\n", 4,
+	  { "unknown option 'frobnicate'", NULL } },
+	{ "missing_host_empty_section_on_two_lines",
+	  "# nothing yet\naccount work {\n}\n", 2,
+	  { "account work: option host: missing", NULL } },
+
+	/* ${NAME} (popfetch.conf(5), SYNTAX); POPFETCH_TEST_NOPE is unset. */
+	{ "env_unset_in_account_password",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  password = \"p${POPFETCH_TEST_NOPE}w\"\n  maildir = \"/m\"\n}\n",
+	  4, { "account work: option password: environment variable "
+	       "POPFETCH_TEST_NOPE is not set", NULL } },
+	{ "env_unset_top_level",
+	  "# defaults\n\npassword_command = \"pass ${POPFETCH_TEST_NOPE}\"\n"
+	  MINIMAL, 3,
+	  { "option password_command: environment variable "
+	    "POPFETCH_TEST_NOPE is not set", NULL } },
+	{ "env_unset_in_host",
+	  "account work {\n  host = \"pop.${POPFETCH_TEST_NOPE}\"\n"
+	  "  user = \"u\"\n  password = \"p\"\n  maildir = \"/m\"\n}\n", 2,
+	  { "account work: option host: environment variable "
+	    "POPFETCH_TEST_NOPE is not set", NULL } },
+	{ "env_unset_in_maildir",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n  password = \"p\"\n"
+	  "  maildir = \"${POPFETCH_TEST_NOPE}/Mail\"\n}\n", 5,
+	  { "account work: option maildir: environment variable "
+	    "POPFETCH_TEST_NOPE is not set", NULL } },
+	{ "env_unset_after_a_set_one",
+	  "account work { host = \"h\" user = \"${POPFETCH_TEST_SET}\" "
+	  "maildir = \"${POPFETCH_TEST_SET}${POPFETCH_TEST_NOPE}\" }\n", 1,
+	  { "account work: option maildir: environment variable "
+	    "POPFETCH_TEST_NOPE is not set", NULL } },
+	{ "env_unquoted",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  password = ${POPFETCH_TEST_SET}\n  maildir = \"/m\"\n}\n", 4,
+	  { "'${' outside double quotes", NULL } },
+	{ "env_unquoted_in_a_word",
+	  "account work {\n  host = pop.${POPFETCH_TEST_SET}\n}\n", 2,
+	  { "'${' outside double quotes", NULL } },
+	{ "env_in_account_name",
+	  "account \"${POPFETCH_TEST_SET}\" {\n" ACCOUNT_BODY "}\n", 1,
+	  { "only in values", NULL } },
+	{ "env_in_key",
+	  "\"${POPFETCH_TEST_SET}\" = 5\n", 1,
+	  { "only in values", NULL } },
+	{ "env_malformed_name",
+	  "account work {\n  host = \"h\"\n  user = \"${POPFETCH TEST}\"\n"
+	  "  password = \"p\"\n  maildir = \"/m\"\n}\n", 3,
+	  { "account work: option user: malformed ${POPFETCH TEST}", NULL } },
+	{ "env_malformed_colon",
+	  "timeout = \"${POPFETCH_TEST_SET:x}\"\n", 1,
+	  { "option timeout: malformed", NULL } },
+	{ "env_malformed_empty",
+	  "timeout = \"${}\"\n", 1, { "option timeout: malformed", NULL } },
+	{ "env_malformed_in_password_not_shown",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  password = \"${secret!}\"\n  maildir = \"/m\"\n}\n", 4,
+	  { "account work: option password: malformed ${...}", NULL } },
+	{ "env_default_with_backslash",
+	  "timeout = \"${POPFETCH_TEST_NOPE:-\\5}\"\n", 1,
+	  { "option timeout: malformed", NULL } },
+	{ "env_unclosed_reference",
+	  "account work {\n  host = \"${POPFETCH_TEST_SET\"\n  user = \"u\"\n"
+	  "  password = \"p\"\n  maildir = \"/m\"\n}\n", 2,
+	  { "'${' without its '}'", NULL } },
+	{ "env_reference_past_the_quote",
+	  "account work {\n  host = \"${POPFETCH_TEST_SET\" user = \"}\"\n"
+	  "  password = \"p\"\n  maildir = \"/m\"\n}\n", 2,
+	  { "'${' without its '}'", NULL } },
+	{ "env_reference_across_lines",
+	  "account work {\n  host = \"h\"\n  user = \"${POPFETCH_\nTEST_SET}\"\n"
+	  "  password = \"p\"\n  maildir = \"/m\"\n}\n", 3,
+	  { "'${' without its '}'", NULL } },
 };
 
 static void
@@ -373,6 +480,78 @@ run_err_case(void **state)
 	const struct err_case *c = *state;
 
 	load_err_mode(c->text, 0600, c->line, c->needles);
+}
+
+/*
+ * Every row again behind comments of each kind: the error must move down by
+ * exactly their COMMENT_LINES lines (libconfuse on its own counts 2 extra
+ * lines per '#' or '//' comment and 1 per block comment).
+ */
+#define COMMENT_PREFIX \
+	"# popfetch.conf\n// written by hand\n/* a block\n   comment */\n"
+#define COMMENT_LINES	4
+
+struct twin_case {
+	struct err_case	 c;
+	char		*name;
+	char		*text;
+	char		*needles[5];
+};
+
+/* `needle` with each "line N" turned into "line N+COMMENT_LINES". */
+static char *
+shift_needle(const char *needle)
+{
+	const char *p = needle, *hit;
+	char *out, *tmp, *end;
+	long n;
+
+	assert_non_null(out = strdup(""));
+	while ((hit = strstr(p, "line ")) != NULL) {
+		if (hit[5] >= '0' && hit[5] <= '9') {
+			n = strtol(hit + 5, &end, 10);
+			assert_true(asprintf(&tmp, "%s%.*sline %ld", out,
+			    (int)(hit - p), p, n + COMMENT_LINES) > 0);
+			p = end;
+		} else {
+			assert_true(asprintf(&tmp, "%s%.*s", out,
+			    (int)(hit + 5 - p), p) > 0);
+			p = hit + 5;
+		}
+		free(out);
+		out = tmp;
+	}
+	assert_true(asprintf(&tmp, "%s%s", out, p) > 0);
+	free(out);
+	return tmp;
+}
+
+static void
+twin_make(struct twin_case *t, const struct err_case *c)
+{
+	size_t i;
+
+	memset(t, 0, sizeof(*t));
+	assert_true(asprintf(&t->name, "%s_after_comments", c->name) > 0);
+	assert_true(asprintf(&t->text, COMMENT_PREFIX "%s", c->text) > 0);
+	for (i = 0; i < 4 && c->needles[i] != NULL; i++)
+		t->needles[i] = shift_needle(c->needles[i]);
+	t->c.name = t->name;
+	t->c.text = t->text;
+	t->c.line = c->line > 0 ? c->line + COMMENT_LINES : 0;
+	for (i = 0; i < 5; i++)
+		t->c.needles[i] = t->needles[i];
+}
+
+static void
+twin_free(struct twin_case *t)
+{
+	size_t i;
+
+	free(t->name);
+	free(t->text);
+	for (i = 0; i < 5; i++)
+		free(t->needles[i]);
 }
 
 /* ---- defaults and values ---- */
@@ -713,6 +892,95 @@ test_comments_and_quotes(void **state)
 	assert_string_equal(conf->accounts[0].maildir, "/srv/Mail/work");
 	assert_string_equal(conf->accounts[0].password, "it's");
 	conf_free(&conf);
+}
+
+/*
+ * A comment is nothing but a comment, wherever it stands between tokens
+ * (libconfuse alone refuses one between a key and its value), and "//"
+ * inside a bare word starts none.
+ */
+static void
+test_comments_between_tokens(void **state)
+{
+	struct conf *conf;
+
+	(void)state;
+	conf = load_ok("timeout = # the default is 60\n  30\n"
+	    "account work /* the office */ {\n"
+	    "  host // the server\n    = pop.example.com\n"
+	    "  user = u\n  password = \"p\"\n"
+	    "  maildir = /srv//Mail/work\n}\n");
+	assert_int_equal(conf->timeout, 30);
+	assert_string_equal(conf->accounts[0].host, "pop.example.com");
+	assert_string_equal(conf->accounts[0].maildir, "/srv//Mail/work");
+	conf_free(&conf);
+}
+
+/*
+ * popfetch.conf(5), SYNTAX: ${NAME} expands in double-quoted values only;
+ * single quotes and \${ keep it as written; ${NAME:-DEFAULT} takes DEFAULT
+ * when NAME is unset (not when it is empty); an unset NAME is an error.
+ */
+static void
+test_env_expansion(void **state)
+{
+	const struct conf_account *a;
+	struct conf *conf;
+	const char *const unset[] = { "account work: option password: "
+	    "environment variable POPFETCH_TEST_NOPE is not set", NULL };
+	const char *const empty[] = { "account work: option user: is empty",
+	    NULL };
+
+	(void)state;
+	conf = load_ok("account work {\n"
+	    "  host = \"pop.${POPFETCH_TEST_NOPE:-example.com}\"\n"
+	    "  user = '${POPFETCH_TEST_NOPE}'\n"
+	    "  password = \"<${POPFETCH_TEST_SET}|${POPFETCH_TEST_EMPTY}|"
+	    "${POPFETCH_TEST_EMPTY:-d}|${POPFETCH_TEST_SET:-d}|\\${X}>\"\n"
+	    "  maildir = \"/m/${POPFETCH_TEST_SET}\"\n}\n"
+	    "account two {\n  host = h\n  user = u\n  maildir = /m\n"
+	    "  password_command = \"echo $HOME $ {x} $}{\"\n}\n");
+	a = &conf->accounts[0];
+	assert_string_equal(a->host, "pop.example.com");
+	assert_string_equal(a->user, "${POPFETCH_TEST_NOPE}");
+	assert_string_equal(a->password, "<v a l|||v a l|${X}>");
+	assert_string_equal(a->maildir, "/m/v a l");
+	assert_string_equal(conf->accounts[1].password_command,
+	    "echo $HOME $ {x} $}{");
+	conf_free(&conf);
+
+	/* The same, with the variable it needs unset: an error. */
+	load_err_mode("account work {\n  host = \"h\"\n  user = \"u\"\n"
+	    "  password = \"<${POPFETCH_TEST_NOPE}|x>\"\n"
+	    "  maildir = \"/m\"\n}\n", 0600, 4, unset);
+	/* An empty default is asked for, and still an empty value. */
+	load_err_mode("account work {\n  host = \"h\"\n"
+	    "  user = \"${POPFETCH_TEST_NOPE:-}\"\n  password = \"p\"\n"
+	    "  maildir = \"/m\"\n}\n", 0600, 3, empty);
+}
+
+/* The whole message, as popfetch.conf(5) DIAGNOSTICS shows it. */
+static void
+test_env_unset_message(void **state)
+{
+	struct pf_error err;
+	struct conf *conf = NULL;
+	char *path, *want;
+
+	(void)state;
+	path = write_conf("# mail\naccount work {\n  host = \"h\"\n"
+	    "  user = \"u\"\n  password = \"p${POPFETCH_TEST_NOPE}w\"\n"
+	    "  maildir = \"/m\"\n}\n", 0600);
+	pf_error_clear(&err);
+	assert_int_equal(conf_load(path, &conf, &err), -1);
+	assert_null(conf);
+	assert_int_equal(pf_exit_code(err.category), 78);
+	assert_true(asprintf(&want, "%s:5: account work: option password: "
+	    "environment variable POPFETCH_TEST_NOPE is not set", path) > 0);
+	assert_string_equal(err.what, want);
+	free(want);
+	unlink(path);
+	free(path);
 }
 
 static void
@@ -1159,6 +1427,9 @@ group_setup(void **state)
 	if (mkdir(home, 0700) == -1)
 		return -1;
 	setenv("HOME", home, 1);
+	setenv("POPFETCH_TEST_SET", "v a l", 1);
+	setenv("POPFETCH_TEST_EMPTY", "", 1);
+	unsetenv("POPFETCH_TEST_NOPE");
 	unsetenv("XDG_STATE_HOME");
 	unsetenv("XDG_CONFIG_HOME");
 	unsetenv("POPFETCH_CONFIG");
@@ -1191,6 +1462,9 @@ main(void)
 		T(test_plaintext_allowed_cases),
 		T(test_password_kept_verbatim),
 		T(test_comments_and_quotes),
+		T(test_comments_between_tokens),
+		T(test_env_expansion),
+		T(test_env_unset_message),
 		T(test_tilde_expansion),
 		T(test_expand_tilde_function),
 		T(test_fingerprint_forms),
@@ -1212,11 +1486,13 @@ main(void)
 	const size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
 	const size_t nerr = sizeof(err_cases) / sizeof(err_cases[0]);
 	struct CMUnitTest *tests;
+	struct twin_case *twins;
 	size_t i;
 	int rc;
 
-	tests = calloc(nfixed + nerr, sizeof(*tests));
-	if (tests == NULL)
+	tests = calloc(nfixed + 2 * nerr, sizeof(*tests));
+	twins = calloc(nerr, sizeof(*twins));
+	if (tests == NULL || twins == NULL)
 		return 1;
 	for (i = 0; i < nfixed; i++)
 		tests[i] = fixed[i];
@@ -1224,9 +1500,16 @@ main(void)
 		tests[nfixed + i].name = err_cases[i].name;
 		tests[nfixed + i].test_func = run_err_case;
 		tests[nfixed + i].initial_state = (void *)&err_cases[i];
+		twin_make(&twins[i], &err_cases[i]);
+		tests[nfixed + nerr + i].name = twins[i].c.name;
+		tests[nfixed + nerr + i].test_func = run_err_case;
+		tests[nfixed + nerr + i].initial_state = &twins[i].c;
 	}
-	rc = _cmocka_run_group_tests("conf", tests, nfixed + nerr,
+	rc = _cmocka_run_group_tests("conf", tests, nfixed + 2 * nerr,
 	    group_setup, group_teardown);
+	for (i = 0; i < nerr; i++)
+		twin_free(&twins[i]);
+	free(twins);
 	free(tests);
 	return rc;
 }
