@@ -676,7 +676,7 @@ opt_parse_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		    v->textlen : 100), v->text);
 		return fail_at(cfg->line, account, def->name, "malformed "
 		    "${%s} (write ${NAME} or ${NAME:-DEFAULT}, NAME of letters, "
-		    "digits and _, DEFAULT without a backslash; \\${ for a "
+		    "digits and _, DEFAULT without \\ or {; \\${ for a "
 		    "literal ${)", def->kind == KIND_SECRET ? "..." :
 		    shown(why, buf, sizeof(buf)));
 	case VAL_NUL:
@@ -801,8 +801,9 @@ scan_fail(int line, size_t line_start, const char *fmt, ...)
 /*
  * Is `body` (the text between "${" and "}") a reference popfetch.conf(5)
  * allows: NAME or NAME:-DEFAULT, NAME letters, digits and _ not starting
- * with a digit, DEFAULT without a backslash?  (It cannot hold '}', '"' or
- * a newline: the caller cut it at the first '}' and refused the others.)
+ * with a digit, DEFAULT without a backslash or '{' (no nesting)?  (It
+ * cannot hold '}', '"' or a newline: the caller cut it at the first '}'
+ * and refused the others.)
  * On success *namelen is the length of NAME and *has_default is set.
  */
 static bool
@@ -821,7 +822,10 @@ ref_ok(const char *body, size_t n, size_t *namelen, bool *has_default)
 	if (n - i < 2 || body[i] != ':' || body[i + 1] != '-')
 		return false;
 	*has_default = true;
-	return memchr(body + i + 2, '\\', n - i - 2) == NULL;
+	for (i += 2; i < n; i++)
+		if (body[i] == '\\' || body[i] == '{')
+			return false;
+	return true;
 }
 
 /* Note a value's first problem (the first one found wins). */

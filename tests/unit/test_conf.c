@@ -460,6 +460,10 @@ static const struct err_case err_cases[] = {
 	{ "env_default_with_backslash",
 	  "timeout = \"${POPFETCH_TEST_NOPE:-\\5}\"\n", 1,
 	  { "option timeout: malformed", NULL } },
+	{ "env_nested_reference",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n  password = \"p\"\n"
+	  "  maildir = \"${POPFETCH_TEST_NOPE:-${POPFETCH_TEST_SET}}\"\n}\n", 5,
+	  { "account work: option maildir: malformed", NULL } },
 	{ "env_unclosed_reference",
 	  "account work {\n  host = \"${POPFETCH_TEST_SET\"\n  user = \"u\"\n"
 	  "  password = \"p\"\n  maildir = \"/m\"\n}\n", 2,
