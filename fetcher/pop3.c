@@ -1335,7 +1335,7 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 {
 	struct uid_entry *ents = NULL;
 	unsigned char *seen = NULL;
-	size_t n = 0, alloc = 0, nlen, ulen, i;
+	size_t n = 0, alloc = 0, nlen, ulen, i, total = 0;
 	const char *line, *uid;
 	uint64_t num;
 	bool end;
@@ -1379,6 +1379,15 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 			bad_line(s, err, line,
 			    "duplicate message number %u in UIDL",
 			    (unsigned)num);
+			goto fail;
+		}
+		/* The listing's memory (params.h): ulen <= POP3_UIDL_MAX,
+		 * so total cannot overflow before the test fires. */
+		total += ulen;
+		if (total > POP3_UIDL_TOTAL_MAX) {
+			bad_line(s, err, line, "UIDL listing too large: more "
+			    "than %zu octets of unique-ids in %zu lines",
+			    POP3_UIDL_TOTAL_MAX, n + 1);
 			goto fail;
 		}
 		if (n == alloc) {

@@ -225,11 +225,12 @@ int	pop3_stat(struct pop3 *s, unsigned *count_r, uint64_t *size_r,
  * POP3_MESSAGES_MAX, and <= STAT's count if pop3_stat() ran), size (digits
  * only; RFC 1939 §5 lets " more text" follow it, ignored), UIDL charset
  * 0x21..0x7E (so no space or trailing junk) and length <= POP3_UIDL_MAX, no
- * duplicate numbers or UIDLs, every number in both lists.  -ERR to UIDL is
- * "no UIDL" (success with has_uidl false and uidl NULL) only from a server
- * whose CAPA did not list UIDL, in a session not marked with
- * pop3_expect_uidl; otherwise it is PF_FAIL_TEMP (doc/DESIGN.md §5).  On success
- * *listing_r is a new listing (free with pop3_listing_free()).
+ * duplicate numbers or UIDLs, every number in both lists; all unique-ids
+ * together at most POP3_UIDL_TOTAL_MAX octets ("UIDL listing too large").
+ * -ERR to UIDL is "no UIDL" (success with has_uidl false and uidl NULL)
+ * only from a server whose CAPA did not list UIDL, in a session not marked
+ * with pop3_expect_uidl; otherwise it is PF_FAIL_TEMP (doc/DESIGN.md §5).
+ * On success *listing_r is a new listing (free with pop3_listing_free()).
  * Errors: PF_FAIL_PROTO with the offending line as the server's words,
  * PF_FAIL_TEMP.
  */

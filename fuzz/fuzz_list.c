@@ -16,7 +16,8 @@
  * and every listed message has a number
  * in 1..max (STAT's count when known), no duplicates, and, when the server
  * had UIDL, a unique-id of 1..POP3_UIDL_MAX octets in 0x21..0x7E, no
- * duplicates; without UIDL no unique-ids.  On failure no listing and an
+ * duplicates, POP3_UIDL_TOTAL_MAX octets in all; without UIDL no
+ * unique-ids.  On failure no listing and an
  * error category a listing may fail with (PROTO, TEMP, or AUTH from a
  * response code).
  */
@@ -66,7 +67,7 @@ check_listing(const struct pop3_listing *l, unsigned max)
 {
 	unsigned *nums;
 	char **uids;
-	size_t i, j, n;
+	size_t i, j, n, total = 0;
 
 	FZ_CHECK(l->count <= POP3_MESSAGES_MAX);
 	FZ_CHECK(l->count == 0 || l->msgs != NULL);
@@ -88,7 +89,9 @@ check_listing(const struct pop3_listing *l, unsigned max)
 		for (j = 0; j < n; j++)
 			FZ_CHECK(m->uidl[j] >= 0x21 && m->uidl[j] <= 0x7e);
 		uids[i] = m->uidl;
+		total += n;
 	}
+	FZ_CHECK(total <= POP3_UIDL_TOTAL_MAX);
 	qsort(nums, l->count, sizeof(*nums), cmp_unsigned);
 	for (i = 1; i < l->count; i++)
 		FZ_CHECK(nums[i - 1] != nums[i]);

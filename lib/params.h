@@ -164,6 +164,19 @@
  * memory a hostile server can make the listing take. */
 #define POP3_MESSAGES_MAX	1000000
 
+/*
+ * Most octets of unique-ids in one UIDL listing (their sum; more is a
+ * protocol error, 76).  POP3_MESSAGES_MAX x POP3_UIDL_MAX alone let a
+ * hostile server make the listing take about 580 MB (a million 513-octet
+ * strings, 528 octets each in malloc, plus the tables).  This cap still
+ * gives every one of POP3_MESSAGES_MAX messages a unique-id of RFC 1939
+ * §7's full 70 characters (real ones are shorter: Dovecot's 16, Maildir
+ * file names as UIDLs about 60), or 136,718 of POP3_UIDL_MAX, and bounds
+ * the listing at about 130 MB (80 MB of strings in malloc, 50 MB of
+ * tables for a million messages).
+ */
+#define POP3_UIDL_TOTAL_MAX	((size_t)POP3_MESSAGES_MAX * 70)
+
 /* Longest APOP timestamp we keep from the greeting (RFC 1939 §7: an RFC 822
  * msg-id, e.g. <1896.697170952@dbc.mtview.ca.us>). */
 #define POP3_APOP_TIMESTAMP_MAX	256

@@ -59,6 +59,12 @@ struct fake {
 	size_t		 ncuts;
 	bool		 endless;	/* after the script: 'x' lines forever */
 	uint64_t	 endless_served;
+	/* after the script: gen_lines UIDL lines "N <uid>" (N from 1, the
+	 * uid gen_uidlen octets), then "." (made, not stored) */
+	unsigned	 gen_lines, gen_done;
+	size_t		 gen_uidlen;
+	char		 gen_buf[16 + POP3_UIDL_MAX];
+	size_t		 gen_len, gen_pos;
 	/* client -> server */
 	char		*tx;
 	size_t		 txlen, txcap, linestart;
@@ -179,6 +185,30 @@ fake_read(void *ctx, void *buf, size_t len, struct pf_error *err)
 	size_t n, avail = f->rxlen - f->rxpos, i;
 
 	(void)err;
+	if (avail == 0 && f->gen_uidlen > 0) {
+		if (f->gen_pos == f->gen_len) {
+			if (f->gen_done == f->gen_lines + 1)
+				return 0;
+			if (f->gen_done++ == f->gen_lines)
+				f->gen_len = (size_t)snprintf(f->gen_buf,
+				    sizeof(f->gen_buf), ".\r\n");
+			else {
+				f->gen_len = (size_t)snprintf(f->gen_buf,
+				    sizeof(f->gen_buf), "%u %010u", f->gen_done,
+				    f->gen_done);
+				memset(f->gen_buf + f->gen_len, 'u',
+				    f->gen_uidlen - 10);
+				f->gen_len += f->gen_uidlen - 10;
+				memcpy(f->gen_buf + f->gen_len, "\r\n", 2);
+				f->gen_len += 2;
+			}
+			f->gen_pos = 0;
+		}
+		n = f->gen_len - f->gen_pos < len ? f->gen_len - f->gen_pos : len;
+		memcpy(buf, f->gen_buf + f->gen_pos, n);
+		f->gen_pos += n;
+		return (ssize_t)n;
+	}
 	if (avail == 0) {
 		if (f->endless) {
 			static const char pat[] = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -1113,6 +1143,55 @@ test_listing_errors(void **state)
 			    err.category, err.what, err.server);
 		session_end(&s, &f);
 	}
+}
+
+/*
+ * The unique-ids of one listing total at most POP3_UIDL_TOTAL_MAX octets
+ * (params.h): a server listing a million POP3_UIDL_MAX-octet unique-ids
+ * would otherwise make us hold over half a gigabyte.  The line that passes
+ * the cap is a protocol error; a listing that reaches it exactly is fine.
+ */
+static void
+test_listing_uidl_total(void **state)
+{
+	size_t per = POP3_UIDL_MAX, fit = POP3_UIDL_TOTAL_MAX / per;
+	struct pop3_listing *l;
+	struct pf_error err;
+	struct fake f;
+	struct pop3 *s;
+	char want[32];
+
+	(void)state;
+	assert_true(fit < POP3_MESSAGES_MAX);	/* the count cap is not it */
+
+	/* fit lines of the longest unique-id: accepted. */
+	script(&f, NULL);
+	fake_add(&f, "UIDL", "+OK\r\n");
+	f.gen_uidlen = per;
+	f.gen_lines = (unsigned)fit;
+	s = started(&f, NULL);
+	assert_int_equal(pop3_list_uidls(s, &l, &err), 0);
+	assert_int_equal(l->count, fit);
+	assert_int_equal(strlen(l->msgs[fit - 1].uidl), per);
+	pop3_listing_free(&l);
+	session_end(&s, &f);
+
+	/* One more: refused at that line, nothing kept. */
+	script(&f, NULL);
+	fake_add(&f, "UIDL", "+OK\r\n");
+	f.gen_uidlen = per;
+	f.gen_lines = (unsigned)fit + 1;
+	s = started(&f, NULL);
+	l = (struct pop3_listing *)&f;		/* must be reset */
+	assert_int_equal(pop3_list_uidls(s, &l, &err), -1);
+	assert_null(l);
+	fprintf(stderr, "# %s: %.40s...\n", err.what, err.server);
+	assert_int_equal(err.category, PF_FAIL_PROTO);
+	assert_non_null(strstr(err.what, "UIDL listing too large"));
+	snprintf(want, sizeof(want), "%zu %010zu", fit + 1, fit + 1);
+	assert_true(strncmp(err.server, want, strlen(want)) == 0);
+	assert_false(pop3_is_synchronised(s));
+	session_end(&s, &f);
 }
 
 /*
@@ -2709,6 +2788,7 @@ main(void)
 		cmocka_unit_test(test_listing_uidls_then_sizes),
 		cmocka_unit_test(test_listing_errors),
 		cmocka_unit_test(test_listing_uidl_err),
+		cmocka_unit_test(test_listing_uidl_total),
 		cmocka_unit_test(test_listing_stat_bound),
 		cmocka_unit_test(test_retr_unstuffing),
 		cmocka_unit_test(test_retr_raw_forms),
