@@ -24,6 +24,7 @@
 #include "conf.h"
 #include "crypto.h"
 #include "error.h"
+#include "escape.h"
 #include "lock.h"
 #include "log.h"
 #include "maildir.h"
@@ -947,14 +948,22 @@ dry_show(struct run *r, const char *what, const struct pop3_msg *m,
 		h = xcalloc(1, sizeof(*h));
 		sink.ctx = h;
 		if (pop3_top(r->pop3, m, 0, &sink, err) == 0) {
+			char *ef, *es, *ed;
+
 			header_field(h, "From", from, sizeof(from));
 			header_field(h, "Subject", subject, sizeof(subject));
 			header_field(h, "Date", date, sizeof(date));
+			/* The server's bytes, never raw on a terminal. */
+			ef = pf_escape_dup(from, (size_t)-1);
+			es = pf_escape_dup(subject, (size_t)-1);
+			ed = pf_escape_dup(date, (size_t)-1);
 			printf("%s: would %s message %u, UIDL %s, %" PRIu64
 			    " bytes%s\n    From: %s\n    Subject: %s\n"
 			    "    Date: %s\n", r->name, what, m->number,
-			    m->uidl ? m->uidl : "-", m->size, note, from,
-			    subject, date);
+			    m->uidl ? m->uidl : "-", m->size, note, ef, es, ed);
+			free(ef);
+			free(es);
+			free(ed);
 			free(h);
 			return 0;
 		}
@@ -1361,8 +1370,12 @@ run_check(const struct conf *conf, const struct conf_account *acct, FILE *out)
 	capa = pop3_capabilities(r.pop3);
 	fprintf(out, "  capabilities:%s\n", capa->known && capa->nlines > 0 ?
 	    "" : " (none: the server does not answer CAPA)");
-	for (i = 0; i < capa->nlines; i++)
-		fprintf(out, "    %s\n", capa->lines[i]);
+	for (i = 0; i < capa->nlines; i++) {
+		char *line = pf_escape_dup(capa->lines[i], (size_t)-1);
+
+		fprintf(out, "    %s\n", line);
+		free(line);
+	}
 	fprintf(out, "  logged in with: %s\n", pop3_auth_mechanism(r.pop3));
 	if (pop3_stat(r.pop3, &count, &size, &err) == -1)
 		goto fail;

@@ -12,6 +12,7 @@ popserver (tests/integration/popserver.py).
 
 import os
 import re
+import subprocess
 import sys
 
 sys.dont_write_bytecode = True
@@ -137,6 +138,66 @@ def _(tmp):
        "a line per message\n" + r.stdout)
     not_contains(r.stdout, "Subject:", "no preview")
     eq(tops(box.srv), ["TOP 1 0"], "TOP tried once")
+
+
+# ------------------------------------------------------------------ server text
+
+def terminal_safe(data, what):
+    """data (bytes) is valid UTF-8 without C0 (but LF), DEL or C1."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        ok(False, "%s is valid UTF-8" % what, "%s in %r" % (e, data))
+        return data.decode("utf-8", "replace")
+    bad = sorted({"U+%04X" % ord(c) for c in text
+                  if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f})
+    eq(bad, [], "%s: no C0, DEL or C1 control" % what)
+    return text
+
+
+def raw_run(box, *args):
+    p = subprocess.run(box.pf.command(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=box.pf.env(), cwd=box.pf.dir,
+                       timeout=60)
+    box.srv.wait_closed(10)
+    return p
+
+
+@test("fetch -n: a Subject with raw CSI (0x9B), C1 and invalid UTF-8 is shown "
+      "escaped on stdout; valid UTF-8 stays readable")
+def _(tmp):
+    evil = (b"From: Mallory <m@example.org>\r\n"
+            b"Subject: hi \x9b2J \xc2\x9b31m \xff Gr\xc3\xbc\xc3\x9fe\r\n"
+            b"Date: Sun, 6 Dec 2026 10:00:00 +0000\r\n\r\nbody\r\n")
+    box = Box(tmp, [evil])
+    p = raw_run(box, "fetch", "-n")
+    eq(p.returncode, 0, p.stderr.decode("utf-8", "replace"))
+    out = terminal_safe(p.stdout, "stdout")
+    contains(out, "Subject: hi \\x9b2J \\xc2\\x9b31m \\xff Gr\u00fc\u00dfe",
+             "the Subject, escaped")
+
+
+@test("check: a capability line with raw CSI and C1 bytes is shown escaped")
+def _(tmp):
+    path = os.path.join(tmp, "capa.dlg")
+    with open(path, "w", encoding="ascii") as f:
+        f.write("S: +OK popserver ready\n"
+                "C: CAPA\n"
+                "SEND_RAW +OK\\r\\nUSER\\r\\nX-EVIL \\x9b2J \\xc2\\x9b\\r\\n.\\r\\n\n"
+                "C: USER alice\n"
+                "S: +OK\n"
+                "C: PASS secret\n"
+                "S: +OK\n"
+                "C: STAT\n"
+                "S: +OK 0 0\n"
+                "C: QUIT\n"
+                "S: +OK bye\n")
+    box = Box(tmp, [], dialogue=path)
+    p = raw_run(box, "check")
+    eq(p.returncode, 0, p.stderr.decode("utf-8", "replace"))
+    out = terminal_safe(p.stdout, "stdout")
+    contains(out, "    X-EVIL \\x9b2J \\xc2\\x9b\n", "the line, escaped")
+    eq(box.srv.mismatches(), [], "no mismatch")
 
 
 T.done()
