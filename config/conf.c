@@ -429,6 +429,12 @@ conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 		va_end(aq);
 		fail_at(line, account, NULL, "unknown option '%s'",
 		    shown(arg, buf, sizeof(buf)));
+	} else if (strcmp(fmt, "invalid octal number '%s'") == 0 ||
+	    strcmp(fmt, "bad escape sequence '%s'") == 0) {
+		/* Not libconfuse's words: they quote part of the string,
+		 * which may be a password. */
+		fail_at(line, account, NULL, "bad escape in a string: an octal "
+		    "escape is \\ and one to three digits 0-7, at most \\377");
 	} else if (strcmp(fmt, "found duplicate title '%s'") == 0) {
 		va_copy(aq, ap);
 		arg = va_arg(aq, const char *);
@@ -645,9 +651,12 @@ opt_parse_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	 * disagree, which must not pass unnoticed.
 	 */
 	if (parse->nvals_seen >= parse->nvals ||
-	    (v = &parse->vals[parse->nvals_seen++])->line != cfg->line)
-		return fail_at(cfg->line, account, def->name, "internal error: "
-		    "the value is not where the scan saw it");
+	    (v = &parse->vals[parse->nvals_seen++])->line != cfg->line) {
+		fail_at(cfg->line, account, def->name, "internal error: the "
+		    "value is not where the scan saw it");
+		parse->err->category = PF_FAIL_INTERNAL;
+		return -1;
+	}
 	if (account == NULL) {
 		lines = parse->top_lines;
 		if ((def->scope & SCOPE_TOP) == 0)
@@ -668,8 +677,10 @@ opt_parse_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	case VAL_OK:
 		break;
 	case VAL_UNSET:
+		snprintf(why, sizeof(why), "%.*s", (int)(v->textlen < 100 ?
+		    v->textlen : 100), v->text);
 		return fail_at(cfg->line, account, def->name, "environment "
-		    "variable %.*s is not set", (int)v->textlen, v->text);
+		    "variable %s is not set", shown(why, buf, sizeof(buf)));
 	case VAL_BAD_REF:
 		/* Not the text of a password's reference: it may be secret. */
 		snprintf(why, sizeof(why), "%.*s", (int)(v->textlen < 100 ?

@@ -83,8 +83,8 @@ int	conf_locate(const char *explicit_path, char **path_r,
  * (the line wherever it is known, the account and option where they apply;
  * the first error in the file).  ${NAME} in a double-quoted value is
  * NAME's value; NAME not set is an error ("environment variable NAME is
- * not set"), never an empty string.
- * Also refuses (PF_FAIL_CONFIG) a file holding a `password` that is group-
+ * not set"), never an empty string.  (PF_FAIL_INTERNAL instead only for
+ * a bug of our own.)  Also refuses (PF_FAIL_CONFIG) a file holding a `password` that is group-
  * or world-accessible ("run: chmod 600 FILE") or owned by another user
  * ("run: chown USER FILE"), checked on the opened file.  A file without
  * any account is valid.  Not reentrant: libconfuse's lexer is global.

@@ -347,6 +347,14 @@ static const struct err_case err_cases[] = {
 	{ "password_nul_octal_000",
 	  "password = \"abc\\000\"\n", 1,
 	  { "option password: ", "NUL", NULL } },
+	{ "password_bad_octal_not_shown",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  password = \"x\\4771\"\n  maildir = \"/m\"\n}\n", 4,
+	  { "account work: bad escape in a string", NULL } },
+	{ "password_octal_over_377",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  password = \"x\\477\"\n  maildir = \"/m\"\n}\n", 4,
+	  { "account work: bad escape in a string", NULL } },
 	{ "password_nul_hex",
 	  "account work {\n  host = \"h\"\n  user = \"u\"\n"
 	  "  password = \"abc\\x00def\"\n  maildir = \"/m\"\n}\n", 4,
