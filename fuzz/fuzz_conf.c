@@ -7,8 +7,10 @@
  * promises (names, ranges, required options, password xor
  * password_command, no clear-text secret over tls = none unless allowed,
  * `~` expanded); on failure no configuration and a PF_FAIL_CONFIG error
- * that starts with the file's name.  conf_load prints nothing: it fills
- * the error.  No file descriptor may stay open after an iteration.
+ * that starts with the file's name (not PF_FAIL_INTERNAL, which conf_load
+ * also gives should its pre-scan and libconfuse disagree on where a value
+ * stands).  conf_load prints nothing: it fills the error.  No file
+ * descriptor may stay open after an iteration.
  *
  * HOME is set to the temp directory so that `~` expands the same way
  * everywhere; XDG_STATE_HOME is unset.  FUZZ_TRACE=1 prints the outcome.
