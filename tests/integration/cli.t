@@ -700,6 +700,25 @@ def _(tmp):
     no_secret(r.stderr, "config error")
 
 
+@T.test("config: ${VAR} unset is 78 naming it, the file, line, account and "
+        "option (after comments); set, it is expanded; '${VAR}' is literal")
+def _(tmp):
+    pf = pftest.Popfetch(tmp)
+    pf.write_config('# mail\n/* two\n   lines */\naccount work {  // office\n'
+                    '  host = "${POPFETCH_TEST_HOST}"\n  user = \'${u}\'\n'
+                    '  password = "p${POPFETCH_TEST_PW}w"\n  maildir = "%s"\n}\n'
+                    % pf.path("Mail/work"))
+    r = pf.run("accounts", env={"POPFETCH_TEST_HOST": "127.0.0.1",
+                                "POPFETCH_TEST_PW": None})
+    eq((r.rc, r.stdout), (78, ""), str(r))
+    eq(r.stderr, "popfetch: %s:7: account work: option password: environment "
+       "variable POPFETCH_TEST_PW is not set\n" % pf.config_path, "the error line")
+    r = pf.run("accounts", env={"POPFETCH_TEST_HOST": "127.0.0.1",
+                                "POPFETCH_TEST_PW": "x"}).expect(0)
+    eq(r.stdout.split(), ["work", "${u}@127.0.0.1:995", "implicit",
+                          pf.path("Mail/work")], "host expanded, user literal")
+
+
 @T.test("config errors: missing -c file 78; $POPFETCH_CONFIG missing 78; "
         "0644 with a password 78 with 'chmod 600 FILE'")
 def _(tmp):
