@@ -2,10 +2,13 @@
  * net.c - TCP connections with deadlines, optionally wrapped in TLS (tls.c).
  *
  * Sockets are non-blocking from the start.  Every operation is tried first
- * and, when it would block, the socket is polled until a deadline taken at
- * the start of the call: connect and each read get the account's timeout,
- * a write gets it afresh whenever some bytes went out, and the TLS
- * handshake gets it as a whole.  No alarm(), no signals.
+ * and, when it would block, the socket is polled until a deadline: connect
+ * gets the account's timeout, a write gets it afresh whenever some bytes
+ * went out, the TLS handshake gets it as a whole, and a read gets its
+ * wait's deadline (struct io_wait in net.h: armed at the first read of the
+ * wait that would block, held across reads).  The clock is read only when
+ * a read would block, never while the bytes are there.  No alarm(), no
+ * signals.
  *
  * SIGPIPE: plain writes use send(MSG_NOSIGNAL) and tls.c's socket BIO does
  * the same, so a peer that went away yields EPIPE (75), and the process's
@@ -324,40 +327,57 @@ conn_starttls(struct conn *c, const struct tls_settings *ts,
 }
 
 ssize_t
-conn_read(void *cp, void *buf, size_t len, struct pf_error *err)
+conn_read(void *cp, void *buf, size_t len, struct io_wait *w,
+    struct pf_error *err)
 {
 	struct conn *c = cp;
-	struct timespec deadline;
-	enum wait_result w;
+	struct io_wait own;
+	struct timespec now;
+	enum wait_result wr;
 	ssize_t n;
 	short events;
 
 	if (len == 0)
 		return pf_error_set(err, PF_FAIL_INTERNAL,
 		    "read from %s: empty buffer", c->name);
-	deadline = deadline_after(c->timeout_s);
+	if (w == NULL) {
+		io_wait_begin(&own, IO_WAIT_LINE);
+		w = &own;
+	}
 	for (;;) {
 		if (c->tls != NULL) {
 			n = tls_read(c->tls, buf, len, err);
-			if (n >= 0)
-				return n;
 			if (n == TLS_ERROR)
 				return -1;
 			events = n == TLS_WANT_READ ? POLLIN : POLLOUT;
 		} else {
 			n = recv(c->fd, buf, len, 0);
-			if (n >= 0)
-				return n;
-			if (errno == EINTR)
+			if (n == -1 && errno == EINTR)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
 				return pf_error_set_errno(err, PF_FAIL_TEMP,
 				    "read from %s", c->name);
 			events = POLLIN;
 		}
-		if ((w = wait_fd(c->fd, events, &deadline, c->timeout_s)) !=
-		    WAIT_READY)
-			return wait_failed(c, w, "read from", err);
+		if (n >= 0) {
+			io_wait_got(w, (size_t)n, c->timeout_s);
+			return n;
+		}
+		if (!w->armed) {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			io_wait_arm(w, &now, c->timeout_s);
+		}
+		wr = wait_fd(c->fd, events, &w->deadline, c->timeout_s);
+		if (wr == WAIT_TIMEOUT) {
+			w->expired = true;
+			if (w->kind == IO_WAIT_DATA)
+				return pf_error_set(err, PF_FAIL_TEMP,
+				    "read from %s: stalled: less than %d KiB/s "
+				    "for %u s", c->name, NET_STALL_RATE_KIB,
+				    c->timeout_s);
+		}
+		if (wr != WAIT_READY)
+			return wait_failed(c, wr, "read from", err);
 	}
 }
 

@@ -113,9 +113,12 @@ enum reply_kind {
 
 struct pop3 {
 	char		*account;
+	pop3_read_fn	 read;		/* one of these two */
+	pop3_untimed_read_fn read_untimed;
 	pop3_write_fn	 write;
 	void		*io;
 	struct linebuf	*lb;
+	struct io_wait	 wait;		/* what the next read waits for */
 
 	char		*out;		/* commands queued for one write */
 	size_t		 outlen;
@@ -143,19 +146,50 @@ struct pop3 {
 
 static void	capa_clear(struct pop3_capa *c);
 
-struct pop3 *
-pop3_new(const char *account_name, pop3_read_fn read, pop3_write_fn write,
-    void *io_ctx)
+/* The linebuf's source: the transport, told which wait the read is for. */
+static ssize_t
+transport_read(void *ctx, void *buf, size_t len, struct pf_error *err)
+{
+	struct pop3 *s = ctx;
+
+	if (s->read != NULL)
+		return s->read(s->io, buf, len, &s->wait, err);
+	return s->read_untimed(s->io, buf, len, err);
+}
+
+static struct pop3 *
+session_new(const char *account_name, pop3_write_fn write, void *io_ctx)
 {
 	struct pop3 *s = xcalloc(1, sizeof(*s));
 
 	s->account = xstrdup(account_name);
 	s->write = write;
 	s->io = io_ctx;
-	s->lb = linebuf_new(NET_READ_BUF, POP3_LINE_MAX, read, io_ctx);
+	io_wait_begin(&s->wait, IO_WAIT_LINE);
+	s->lb = linebuf_new(NET_READ_BUF, POP3_LINE_MAX, transport_read, s);
 	s->out = xmalloc(POP3_SEND_MAX);
 	/* The dot filter emits at most one held CR more than it reads. */
 	s->dbuf = xmalloc(NET_READ_BUF + 1);
+	return s;
+}
+
+struct pop3 *
+pop3_new_timed(const char *account_name, pop3_read_fn read,
+    pop3_write_fn write, void *io_ctx)
+{
+	struct pop3 *s = session_new(account_name, write, io_ctx);
+
+	s->read = read;
+	return s;
+}
+
+struct pop3 *
+pop3_new_untimed(const char *account_name, pop3_untimed_read_fn read,
+    pop3_write_fn write, void *io_ctx)
+{
+	struct pop3 *s = session_new(account_name, write, io_ctx);
+
+	s->read_untimed = read;
 	return s;
 }
 
@@ -386,6 +420,8 @@ read_reply(struct pop3 *s, bool allow_cont, enum reply_kind *kind_r,
 	const char *line;
 	size_t len;
 
+	/* doc/DESIGN.md §5.4: one deadline for the whole line. */
+	io_wait_begin(&s->wait, IO_WAIT_LINE);
 	if (linebuf_read_line(s->lb, &line, &len, err) == -1) {
 		s->broken = true;
 		if (err != NULL && err->category == PF_FAIL_TEMP &&
@@ -549,6 +585,7 @@ read_body_line(struct pop3 *s, const char **line_r, size_t *len_r,
 	size_t len;
 
 	*end_r = false;
+	io_wait_begin(&s->wait, IO_WAIT_LINE);
 	if (linebuf_read_line(s->lb, &line, &len, err) == -1) {
 		s->broken = true;
 		return -1;
@@ -1834,6 +1871,8 @@ stream_body(struct pop3 *s, const struct pop3_msg *m,
 
 	if (sink->begin != NULL && sink->begin(sink->ctx, m, err) == -1)
 		return -1;
+	/* doc/DESIGN.md §5.4: data, not lines: a minimum rate. */
+	io_wait_begin(&s->wait, IO_WAIT_DATA);
 	while (f.st != DOT_END) {
 		in = linebuf_peek(s->lb, &avail);
 		if (avail == 0) {
@@ -1842,6 +1881,15 @@ stream_body(struct pop3 *s, const struct pop3_msg *m,
 				return pf_error_set(err, PF_FAIL_TEMP,
 				    "connection lost in the middle of "
 				    "message %u", m->number);
+			if (n < 0 && s->wait.expired) {
+				char what[sizeof(err->what)];
+
+				/* "read from HOST: stalled: less than 1
+				 * KiB/s for N s", and which message. */
+				snprintf(what, sizeof(what), "%s", err->what);
+				return pf_error_set(err, err->category,
+				    "%s in message %u", what, m->number);
+			}
 			if (n < 0)
 				return -1;
 			continue;

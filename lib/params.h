@@ -23,6 +23,17 @@
  * read(2). */
 #define TLS_READ_BUF		(64 * 1024)
 
+/*
+ * Message data (RETR, TOP bodies) arriving at less than this many KiB/s,
+ * measured over the account's `timeout`, is a stall (75; doc/DESIGN.md
+ * §5.4).  Any link mail is fetched over, even a poor mobile one, carries
+ * tens of KiB/s; a server sending less is stuck or hostile, and one that
+ * trickles a byte now and then, each within `timeout`, would otherwise
+ * hold the account for days over one large message.  At this rate a
+ * 10 MB message still gets its 2.7 hours.
+ */
+#define NET_STALL_RATE_KIB	1
+
 /* Socket read buffer; large so that message data is scanned with memchr in
  * big chunks rather than line by line.  A TLS read returns one record (at
  * most 16 KiB) anyway, so more than a few records would only cost memory. */

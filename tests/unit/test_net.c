@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -266,7 +267,7 @@ read_line(struct conn *c, char *buf, size_t size)
 	ssize_t n;
 
 	while (used < size - 1 && memchr(buf, '\n', used) == NULL) {
-		n = conn_read(c, buf + used, size - 1 - used, &err);
+		n = conn_read(c, buf + used, size - 1 - used, NULL, &err);
 		assert_true(n >= 0);
 		if (n == 0)
 			break;
@@ -414,7 +415,7 @@ test_plain_roundtrip(void **state)
 	assert_int_equal(conn_write(c, "ping\r\n", 6, &err), 0);
 	expect_line(c, "echo ping\r\n");
 	/* the server closed: a clean end of stream */
-	assert_int_equal(conn_read(c, buf, sizeof(buf), &err), 0);
+	assert_int_equal(conn_read(c, buf, sizeof(buf), NULL, &err), 0);
 	conn_close(&c);
 	assert_null(c);
 	conn_close(&c);		/* harmless twice */
@@ -470,7 +471,7 @@ test_read_timeout(void **state)
 	lfd = listen_local(&port);
 	assert_int_equal(conn_open("127.0.0.1", port, 1, &c, &err), 0);
 	t0 = test_now();
-	assert_int_equal(conn_read(c, buf, sizeof(buf), &err), -1);
+	assert_int_equal(conn_read(c, buf, sizeof(buf), NULL, &err), -1);
 	expect_timeout_1s(&err, t0);
 	conn_close(&c);
 	close(lfd);
@@ -506,6 +507,168 @@ test_fd_write_timeout_and_epipe(void **state)
 	assert_int_equal(err.category, PF_FAIL_TEMP);
 	free(data);
 	conn_close(&c);
+}
+
+/* --- waits that span reads (struct io_wait) --- */
+
+/* A peer that sends `chunk` bytes ('x', the last one '\n') every gap_ms
+ * until `total` are out or the other end is gone. */
+struct trickler {
+	int		 fd;
+	size_t		 chunk, total;
+	unsigned	 gap_ms;
+	pthread_t	 thread;
+};
+
+static void *
+trickler_main(void *arg)
+{
+	struct trickler *t = arg;
+	struct timespec gap = { (time_t)(t->gap_ms / 1000),
+	    (long)(t->gap_ms % 1000) * 1000000 };
+	char buf[4096];
+	size_t sent = 0, n;
+
+	memset(buf, 'x', sizeof(buf));
+	while (sent < t->total) {
+		nanosleep(&gap, NULL);
+		n = t->total - sent < t->chunk ? t->total - sent : t->chunk;
+		if (sent + n == t->total)
+			buf[n - 1] = '\n';
+		if (send(t->fd, buf, n, MSG_NOSIGNAL) != (ssize_t)n)
+			break;
+		sent += n;
+	}
+	return NULL;
+}
+
+/* A connection with timeout 1 s whose peer trickles as asked. */
+static struct conn *
+trickle_start(struct trickler *t, size_t chunk, unsigned gap_ms,
+    size_t total)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	t->fd = sv[1];
+	t->chunk = chunk;
+	t->gap_ms = gap_ms;
+	t->total = total;
+	assert_int_equal(pthread_create(&t->thread, NULL, trickler_main, t), 0);
+	return conn_from_fd(sv[0], 1);
+}
+
+static void
+trickle_stop(struct trickler *t, struct conn **c)
+{
+	conn_close(c);		/* the peer's next send fails: it stops */
+	pthread_join(t->thread, NULL);
+	close(t->fd);
+}
+
+/* Read with wait w until a '\n' came, up to `max` octets, or an error;
+ * returns what conn_read returned last, *got_r the octets read. */
+static ssize_t
+read_until_lf(struct conn *c, struct io_wait *w, size_t max, size_t *got_r,
+    struct pf_error *err)
+{
+	char buf[4096];
+	ssize_t n;
+
+	*got_r = 0;
+	do {
+		n = conn_read(c, buf, sizeof(buf), w, err);
+		if (n > 0)
+			*got_r += (size_t)n;
+	} while (n > 0 && *got_r < max && buf[n - 1] != '\n');
+	return n;
+}
+
+/*
+ * IO_WAIT_LINE: one deadline for the whole wait, however many reads.  A
+ * byte every 300 ms comes within each read's timeout of 1 s, but the line
+ * is not whole after 1 s: "timed out after 1 s", with bytes read.
+ */
+static void
+test_wait_line_spans_reads(void **state)
+{
+	struct trickler t;
+	struct pf_error err;
+	struct io_wait w;
+	struct conn *c = trickle_start(&t, 1, 300, 20);
+	size_t got;
+	double t0;
+
+	(void)state;
+	io_wait_begin(&w, IO_WAIT_LINE);
+	t0 = test_now();
+	assert_int_equal(read_until_lf(c, &w, 100, &got, &err), -1);
+	expect_timeout_1s(&err, t0);
+	assert_true(w.expired);
+	assert_true(got >= 2 && got <= 4);
+	trickle_stop(&t, &c);
+}
+
+/*
+ * IO_WAIT_DATA: 1 KiB/s over the timeout.  256 bytes every 300 ms (853
+ * B/s) is a stall after 1 s; 600 every 300 ms (2 KiB/s) goes on for 3 s,
+ * three timeouts, the deadline renewed each time the quota is reached.
+ */
+static void
+test_wait_data_rate(void **state)
+{
+	struct trickler t;
+	struct pf_error err;
+	struct io_wait w;
+	struct conn *c;
+	size_t got;
+	double t0, el;
+
+	(void)state;
+	c = trickle_start(&t, 256, 300, 8192);
+	io_wait_begin(&w, IO_WAIT_DATA);
+	t0 = test_now();
+	assert_int_equal(read_until_lf(c, &w, 8192, &got, &err), -1);
+	el = test_now() - t0;
+	show(&err);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_non_null(strstr(err.what, "stalled: less than 1 KiB/s for 1 s"));
+	assert_true(w.expired);
+	assert_true(el >= 0.9 && el < 2.5);
+	assert_true(got >= 512 && got < 1024);
+	trickle_stop(&t, &c);
+
+	c = trickle_start(&t, 600, 300, 6000);
+	io_wait_begin(&w, IO_WAIT_DATA);
+	t0 = test_now();
+	assert_true(read_until_lf(c, &w, 6000, &got, &err) > 0);
+	el = test_now() - t0;
+	fprintf(stderr, "# 6000 bytes at 2 KiB/s in %.2f s\n", el);
+	assert_int_equal(got, 6000);
+	assert_false(w.expired);
+	assert_true(el > 2.5);
+	trickle_stop(&t, &c);
+}
+
+/* Bytes already there: no deadline is armed (no clock read). */
+static void
+test_wait_ready_arms_nothing(void **state)
+{
+	struct pf_error err;
+	struct io_wait w;
+	struct conn *c;
+	char buf[16];
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	c = conn_from_fd(sv[0], 1);
+	assert_int_equal(send(sv[1], "+OK\r\n", 5, 0), 5);
+	io_wait_begin(&w, IO_WAIT_LINE);
+	assert_int_equal(conn_read(c, buf, sizeof(buf), &w, &err), 5);
+	assert_false(w.armed);
+	conn_close(&c);
+	close(sv[1]);
 }
 
 /* --- TLS --- */
@@ -547,7 +710,7 @@ test_tls_verified(void **state)
 	assert_int_equal(conn_write(c, "over tls\r\n", 10, &err), 0);
 	expect_line(c, "echo over tls\r\n");
 	/* close_notify: end of stream */
-	assert_int_equal(conn_read(c, buf, sizeof(buf), &err), 0);
+	assert_int_equal(conn_read(c, buf, sizeof(buf), NULL, &err), 0);
 	conn_close(&c);
 	server_stop(&s);
 }
@@ -565,7 +728,7 @@ test_tls_abrupt_close_is_eof(void **state)
 	c = tls_connect(&s, pki.cert, SRV_GREET_ABRUPT, &ts);
 	expect_line(c, "hello\r\n");
 	/* no close_notify: still 0; POP3 knows if something was missing */
-	assert_int_equal(conn_read(c, buf, sizeof(buf), &err), 0);
+	assert_int_equal(conn_read(c, buf, sizeof(buf), NULL, &err), 0);
 	conn_close(&c);
 	server_stop(&s);
 }
@@ -771,6 +934,9 @@ main(void)
 		cmocka_unit_test(test_unresolvable),
 		cmocka_unit_test(test_read_timeout),
 		cmocka_unit_test(test_fd_write_timeout_and_epipe),
+		cmocka_unit_test(test_wait_line_spans_reads),
+		cmocka_unit_test(test_wait_data_rate),
+		cmocka_unit_test(test_wait_ready_arms_nothing),
 		cmocka_unit_test(test_tls_verified),
 		cmocka_unit_test(test_tls_abrupt_close_is_eof),
 		cmocka_unit_test(test_tls_write_to_closed_peer),

@@ -65,6 +65,15 @@ struct fake {
 	size_t		 gen_uidlen;
 	char		 gen_buf[16 + POP3_UIDL_MAX];
 	size_t		 gen_len, gen_pos;
+	/* time, as conn_read keeps it (timeout 0: none).  Bytes from stream
+	 * offset trickle_from on come trickle_bytes at a time, each
+	 * trickle_gap_ms after the read asked for them: the read "blocks"
+	 * (the fake clock moves) unless its wait's deadline passes first. */
+	unsigned	 timeout;
+	size_t		 trickle_from, trickle_bytes;
+	unsigned	 trickle_gap_ms;
+	struct timespec	 now;
+	unsigned	 arms, expiries;
 	/* client -> server */
 	char		*tx;
 	size_t		 txlen, txcap, linestart;
@@ -151,6 +160,27 @@ static void
 fake_init(struct fake *f)
 {
 	memset(f, 0, sizeof(*f));
+	f->trickle_from = SIZE_MAX;
+	f->now.tv_sec = 1000;
+}
+
+/* Seconds on the fake clock since t0 (a copy of f->now taken before). */
+static double
+fake_elapsed(const struct fake *f, struct timespec t0)
+{
+	return (double)(f->now.tv_sec - t0.tv_sec) +
+	    (double)(f->now.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+/* Where step k's reply starts in the server's stream. */
+static size_t
+step_offset(const struct fake *f, size_t k)
+{
+	size_t i, off = 0;
+
+	for (i = 0; i < k; i++)
+		off += f->steps[i].reply_len;
+	return off;
 }
 
 /* Start serving: the leading steps without an expected line (greeting). */
@@ -178,10 +208,65 @@ fake_free(struct fake *f)
 	memset(f, 0, sizeof(*f));
 }
 
+static ssize_t fake_read_now(struct fake *f, void *buf, size_t len,
+    struct pf_error *err);
+
+/*
+ * The transport's read (conn_read's contract) on the fake clock: the
+ * wait's deadline is armed when a read would block and kept across reads
+ * (io_wait_arm/io_wait_got, as conn_read does), and a read whose bytes
+ * would come after it fails as conn_read's does.
+ */
 static ssize_t
-fake_read(void *ctx, void *buf, size_t len, struct pf_error *err)
+fake_read(void *ctx, void *buf, size_t len, struct io_wait *w,
+    struct pf_error *err)
 {
 	struct fake *f = ctx;
+	struct timespec at;
+	ssize_t n;
+
+	assert_non_null(w);
+	if (f->timeout == 0)
+		return fake_read_now(f, buf, len, err);
+	if (f->rxpos >= f->trickle_from && f->rxpos < f->rxlen) {
+		at = f->now;
+		at.tv_nsec += (long)(f->trickle_gap_ms % 1000) * 1000000;
+		at.tv_sec += (time_t)(f->trickle_gap_ms / 1000) +
+		    at.tv_nsec / 1000000000;
+		at.tv_nsec %= 1000000000;
+		if (!w->armed)
+			f->arms++;
+		io_wait_arm(w, &f->now, f->timeout);
+		if (at.tv_sec > w->deadline.tv_sec ||
+		    (at.tv_sec == w->deadline.tv_sec &&
+		    at.tv_nsec > w->deadline.tv_nsec)) {
+			f->now = w->deadline;
+			w->expired = true;
+			f->expiries++;
+			if (w->kind == IO_WAIT_DATA)
+				return pf_error_set(err, PF_FAIL_TEMP,
+				    "read from fake: stalled: less than 1 "
+				    "KiB/s for %u s", f->timeout);
+			return pf_error_set(err, PF_FAIL_TEMP,
+			    "read from fake: timed out after %u s",
+			    f->timeout);
+		}
+		f->now = at;
+		if (len > f->trickle_bytes)
+			len = f->trickle_bytes;
+	} else if (f->rxpos < f->trickle_from &&
+	    f->trickle_from - f->rxpos < len)
+		len = f->trickle_from - f->rxpos;
+	n = fake_read_now(f, buf, len, err);
+	if (n > 0)
+		io_wait_got(w, (size_t)n, f->timeout);
+	return n;
+}
+
+/* The bytes the server has released, as many as allowed at once. */
+static ssize_t
+fake_read_now(struct fake *f, void *buf, size_t len, struct pf_error *err)
+{
 	size_t n, avail = f->rxlen - f->rxpos, i;
 
 	(void)err;
@@ -2052,6 +2137,229 @@ test_top(void **state)
 	coll_free(&c);
 }
 
+/* ---- time (doc/DESIGN.md §5.4) ---- */
+
+/* The fake serves bytes from `from` on `bytes` at a time, `gap_ms` apart,
+ * with a timeout of `timeout` seconds. */
+static void
+trickle(struct fake *f, unsigned timeout, size_t from, size_t bytes,
+    unsigned gap_ms)
+{
+	f->timeout = timeout;
+	f->trickle_from = from;
+	f->trickle_bytes = bytes;
+	f->trickle_gap_ms = gap_ms;
+}
+
+/*
+ * A status line must be whole within the timeout of the wait for it, not
+ * each read: the issue's server sent its greeting one byte every 1.5 s
+ * and, with timeout = 2, held the run for 28.5 s.  Each line is a new
+ * wait: lines that each come in time pass, however long they take in all.
+ */
+static void
+test_time_status_line(void **state)
+{
+	struct pf_error err;
+	struct timespec t0;
+	struct fake f;
+	struct pop3 *s;
+	unsigned count;
+
+	(void)state;
+	/* The greeting, one byte every 1.5 s: gone at 2 s, one byte in. */
+	script(&f, NULL);
+	trickle(&f, 2, 0, 1, 1500);
+	s = session(&f);
+	t0 = f.now;
+	assert_int_equal(pop3_greeting(s, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_string_equal(err.what, "read from fake: timed out after 2 s");
+	assert_true(fake_elapsed(&f, t0) == 2.0);
+	assert_int_equal(f.rxpos, 1);
+	assert_int_equal(f.arms, 1);
+	assert_false(pop3_is_synchronised(s));
+	session_end(&s, &f);
+
+	/* A reply later on: the same. */
+	script(&f, NULL);
+	fake_add(&f, "STAT", "+OK 2 320\r\n");
+	trickle(&f, 2, step_offset(&f, 1), 1, 1500);
+	s = started(&f, NULL);
+	t0 = f.now;
+	assert_int_equal(pop3_stat(s, &count, NULL, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_non_null(strstr(err.what, "timed out after 2 s"));
+	assert_true(fake_elapsed(&f, t0) == 2.0);
+	session_end(&s, &f);
+
+	/* Each reply in 1.8 s, in three reads: 3.6 s for two, both fine. */
+	script(&f, NULL);
+	fake_add(&f, "STAT", "+OK 2 320\r\n");
+	fake_add(&f, "STAT", "+OK 1 160\r\n");
+	trickle(&f, 2, step_offset(&f, 1), 4, 600);
+	s = started(&f, NULL);
+	t0 = f.now;
+	assert_int_equal(pop3_stat(s, &count, NULL, &err), 0);
+	assert_int_equal(count, 2);
+	assert_int_equal(pop3_stat(s, &count, NULL, &err), 0);
+	assert_int_equal(count, 1);
+	assert_true(fake_elapsed(&f, t0) > 3.5);
+	assert_int_equal(f.arms, 2);
+	assert_int_equal(f.expiries, 0);
+	session_end(&s, &f);
+}
+
+/* Every listing (and CAPA) line is a wait of its own. */
+static void
+test_time_listing_lines(void **state)
+{
+	struct pop3_listing *l;
+	struct pf_error err;
+	struct timespec t0;
+	struct fake f;
+	struct pop3 *s;
+
+	(void)state;
+	/* Four lines and the ".", each whole 1.5 s after the one before:
+	 * 7.5 s for the listing, every line in time. */
+	script(&f, NULL);
+	fake_add(&f, "UIDL", "+OK\r\n1 aaaa\r\n2 bbbb\r\n3 cccc\r\n4 dddd\r\n"
+	    ".\r\n");
+	trickle(&f, 2, step_offset(&f, 1) + 5, 8, 1500);
+	s = started(&f, NULL);
+	t0 = f.now;
+	assert_int_equal(pop3_list_uidls(s, &l, &err), 0);
+	assert_int_equal(l->count, 4);
+	assert_string_equal(l->msgs[3].uidl, "dddd");
+	assert_true(fake_elapsed(&f, t0) == 7.5);
+	assert_int_equal(f.arms, 5);
+	pop3_listing_free(&l);
+	session_end(&s, &f);
+
+	/* The same lines one byte every 1.5 s: the first never whole. */
+	script(&f, NULL);
+	fake_add(&f, "UIDL", "+OK\r\n1 aaaa\r\n2 bbbb\r\n.\r\n");
+	trickle(&f, 2, step_offset(&f, 1) + 5, 1, 1500);
+	s = started(&f, NULL);
+	t0 = f.now;
+	assert_int_equal(pop3_list_uidls(s, &l, &err), -1);
+	assert_null(l);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_non_null(strstr(err.what, "timed out after 2 s"));
+	assert_true(fake_elapsed(&f, t0) == 2.0);
+	session_end(&s, &f);
+
+	/* CAPA lines too. */
+	script(&f, "+OK\r\nTOP\r\nUIDL\r\n.\r\n");
+	trickle(&f, 2, step_offset(&f, 1) + 5, 1, 1500);
+	s = session(&f);
+	assert_int_equal(pop3_greeting(s, &err), 0);
+	t0 = f.now;
+	assert_int_equal(pop3_capa(s, NULL, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_true(fake_elapsed(&f, t0) == 2.0);
+	session_end(&s, &f);
+}
+
+/* A message of `len` octets: lines of 63 'x' and LF. */
+static char *
+xmessage(size_t len)
+{
+	char *m = xmalloc(len);
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		m[i] = i % 64 == 63 ? '\n' : 'x';
+	m[len - 1] = '\n';
+	return m;
+}
+
+/*
+ * Message data is not lines: it must come at NET_STALL_RATE_KIB (1 KiB/s)
+ * or more over each timeout.  Slower is a stall (75) naming the message;
+ * a message that takes many timeouts at a good rate is fine, and the
+ * status line after it has a wait of its own.
+ */
+static void
+test_time_message_data(void **state)
+{
+	static const struct pop3_msg m[2] = { { 1, 4, NULL },
+	    { 2, 12288, NULL } };
+	const struct pop3_msg *msgs[2] = { &m[0], &m[1] };
+	const struct pop3_msg *one[1] = { &m[1] };
+	static const struct {
+		size_t		 bytes;		/* per read ... */
+		unsigned	 gap_ms;	/* ... this far apart */
+		bool		 stall;
+		double		 elapsed;	/* fake seconds */
+	} cases[] = {
+		{ 1, 1500, true, 2.0 },		/* the trickle */
+		{ 1024, 1500, true, 2.0 },	/* 0.67 KiB/s */
+		/* (these two include the read of NOOP's reply, which
+		 * trickles as well) */
+		{ 3072, 1500, false, 9.0 },	/* 2 KiB/s: 5 data reads */
+		{ 65536, 1900, false, 3.8 },	/* late, then all at once */
+	};
+	struct pf_error err;
+	struct timespec t0;
+	struct coll c;
+	struct pop3_sink sink;
+	struct fake f;
+	struct pop3 *s;
+	char *big = xmessage(12288);
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&c, 0, sizeof(c));
+		sink = sink_for(&c);
+		script(&f, NULL);
+		add_retr(&f, 1, "one\n", 4);
+		add_retr(&f, 2, big, 12288);
+		fake_add(&f, "NOOP", "+OK\r\n");
+		/* RETR 2's data, after its status line. */
+		trickle(&f, 2, step_offset(&f, 2) + 13, cases[i].bytes,
+		    cases[i].gap_ms);
+		s = started(&f, NULL);
+		t0 = f.now;
+		pf_error_clear(&err);
+		if (cases[i].stall) {
+			assert_int_equal(pop3_retr_each(s, msgs, 2, &sink,
+			    &err), -1);
+			assert_int_equal(err.category, PF_FAIL_TEMP);
+			assert_string_equal(err.what, "read from fake: stalled: "
+			    "less than 1 KiB/s for 2 s in message 2");
+			assert_string_equal(c.ev, "B1 E1 B2 ");
+		} else {
+			assert_int_equal(pop3_retr_each(s, msgs, 2, &sink,
+			    &err), 0);
+			assert_string_equal(c.ev, "B1 E1 B2 E2 ");
+			assert_memory_equal(c.got[1], big, 12288);
+		}
+		if (fake_elapsed(&f, t0) != cases[i].elapsed)
+			fail_msg("case %zu: %.3f s", i, fake_elapsed(&f, t0));
+		session_end(&s, &f);
+		coll_free(&c);
+	}
+
+	/* TOP's data the same. */
+	memset(&c, 0, sizeof(c));
+	sink = sink_for(&c);
+	script(&f, NULL);
+	fake_add(&f, "TOP 2 0", "+OK\r\nFrom: a\r\nSubject: b\r\n\r\n.\r\n");
+	trickle(&f, 2, step_offset(&f, 1) + 5, 1, 1500);
+	s = started(&f, NULL);
+	assert_int_equal(pop3_top(s, one[0], 0, &sink, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TEMP);
+	assert_string_equal(err.what, "read from fake: stalled: less than 1 "
+	    "KiB/s for 2 s in message 2");
+	assert_int_equal(c.ends, 0);
+	session_end(&s, &f);
+	coll_free(&c);
+	free(big);
+}
+
 /* ---- DELE ---- */
 
 static void
@@ -2807,6 +3115,9 @@ main(void)
 		cmocka_unit_test(test_auth_in_use),
 		cmocka_unit_test(test_quit_nowait),
 		cmocka_unit_test(test_top),
+		cmocka_unit_test(test_time_status_line),
+		cmocka_unit_test(test_time_listing_lines),
+		cmocka_unit_test(test_time_message_data),
 		cmocka_unit_test(test_dele),
 		cmocka_unit_test(test_auth_user_pass),
 		cmocka_unit_test(test_auth_plaintext_refused),
