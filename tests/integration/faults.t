@@ -11,6 +11,8 @@ the server's state (what was DELEd; deletions only after QUIT).
   STARTTLS      not offered, refused, CAPA again after STLS
   response      -ERR [IN-USE], [SYS/TEMP], [LOGIN-DELAY], [AUTH]
   stalls        mid-session and mid-RETR with timeout = 2
+  trickles      a byte every 1.5 s (greeting, status lines, message data)
+                with timeout = 2; message data at 2 KiB/s is no stall
   oversize      1 MiB status line, endless message data, endless line
   cuts          connection cut mid-RETR at three points, then a clean run
   sizes         LIST size shorter / longer than the message
@@ -447,12 +449,70 @@ def _(tmp):
     box = Box(tmp, msgs, retr_stall_at={2: "data"}, fault_connections=[1])
     box.configure(timeout=2, delete=True)
     r = box.run(timeout=30)
-    error_line(r, 75, what_re=r"timed out after 2 s")
+    error_line(r, 75, what_re=r"stalled: less than 1 KiB/s for 2 s in message 2$")
     ok(1.8 <= r.duration <= 4.5 + SLOW, "duration %.2f s within ~2-4 s" % r.duration)
     c = delivered(box, msgs[:1], "after the stall")
     eq(c.cur, {}, "cur/")
     server_untouched(box)
     clean_second_run(box, msgs, delete=True)
+
+
+# ------------------------------------------------------------------ trickles
+# DESIGN §5.4: a status or listing line must be whole within `timeout` of
+# the wait for it (one deadline per line, not per read), and message data
+# must come at 1 KiB/s or more over `timeout`.  The server sends a byte
+# every 1.5 s, each within timeout = 2: before, the 21-byte greeting alone
+# held the run for over 30 s, and message data for as long as the message.
+
+def trickled(tmp, what_re, delivered_first=False, **knobs):
+    msgs = gen(3)
+    box = Box(tmp, msgs, fault_connections=[1], **knobs)
+    box.configure(timeout=2, delete=True)
+    r = box.run(timeout=90)
+    T.diag("trickle %r: %.2f s" % (knobs, r.duration))
+    error_line(r, 75, what_re=what_re)
+    ok(1.8 <= r.duration <= 4.5 + SLOW, "duration %.2f s within ~2-4 s" % r.duration)
+    ok(any(e.startswith("trickling") for e in box.srv.events(1)),
+       "the server trickled", box.srv.events(1))
+    c = delivered(box, msgs[:1] if delivered_first else [], "after the trickle")
+    eq(c.cur, {}, "cur/")
+    server_untouched(box)
+    clean_second_run(box, msgs, delete=True)
+
+
+@test("greeting trickled, a byte every 1.5 s, timeout = 2 -> 75 in ~2 s")
+def _(tmp):
+    trickled(tmp, r"timed out after 2 s$", trickle_on="greeting")
+
+
+@test("UIDL's status line trickled, timeout = 2 -> 75 in ~2 s")
+def _(tmp):
+    trickled(tmp, r"timed out after 2 s$", trickle_on="UIDL")
+
+
+@test("RETR's status line of message 2 trickled, timeout = 2 -> 75 in ~2 s")
+def _(tmp):
+    trickled(tmp, r"timed out after 2 s$", delivered_first=True,
+             retr_trickle_at={2: "status"})
+
+
+@test("message 2's data trickled, timeout = 2 -> 75 'stalled' in ~2 s")
+def _(tmp):
+    trickled(tmp, r"stalled: less than 1 KiB/s for 2 s in message 2$",
+             delivered_first=True, retr_trickle_at={2: "data"})
+
+
+@test("message data at 2 KiB/s for ~7 s, timeout = 2 -> not a stall")
+def _(tmp):
+    g = pftest.MailGen(11)
+    msgs = [g.message(2000), g.message(14000)]
+    box = Box(tmp, msgs, retr_trickle_at={2: "data"}, trickle_bytes=3072)
+    box.configure(timeout=2)
+    r = box.run(timeout=90)
+    T.diag("2 KiB/s: %.2f s" % r.duration)
+    summary(r, 2)
+    delivered(box, msgs)
+    ok(r.duration >= 6, "the message took %.2f s, three timeouts" % r.duration)
 
 
 # ------------------------------------------------------------------ oversize

@@ -60,7 +60,8 @@ SASL PLAIN / LOGIN / XOAUTH2 / SCRAM-SHA-256 (initial-response and two-step
 forms), APOP, STLS, and faults: retr_cut_at, retr_stall_at,
 list_size_override, in_use, stall_after, latency_ms, status_line_bytes,
 override, endless_retr, endless_line, fault_connections, no_stuff,
-hide_uidls, retr_refuse.
+hide_uidls, retr_refuse, trickle_on, retr_trickle_at (trickle_bytes every
+trickle_interval seconds).
 Deletions are committed only by QUIT.
 """
 
@@ -124,6 +125,13 @@ MAILBOX_DEFAULTS = {
                                       # (not listed, not numbered; kept on disk)
     "retr_refuse": {},                # UIDL -> the line RETR of it gets instead
                                       # (e.g. "-ERR broken message")
+    "trickle_on": None,               # "greeting" or a command keyword: that
+                                      # status line goes out trickled (below)
+    "retr_trickle_at": {},            # msgno -> "status" | "data": that part of
+                                      # RETR's reply goes out trickled
+    "trickle_bytes": 1,               # trickled: this many bytes at a time,
+    "trickle_interval": 1.5,          # each this many seconds after the last,
+                                      # until the client goes or stall_max passes
     # timing
     "stall_max": 120,                 # seconds a stall lasts at most
     "read_timeout": 120,              # seconds to wait for a client line
@@ -673,7 +681,7 @@ class MailboxSession:
 
     def reply(self, text, cmd_keyword=None):
         """Send a status line (or the oversized one this command is meant
-        to get)."""
+        to get, or trickle it)."""
         self.wait_latency()
         n = self.cfg["status_line_bytes"]
         on = self.cfg["status_line_on"].upper()
@@ -682,12 +690,58 @@ class MailboxSession:
             self.conn.send(body + CRLF, record=False)
             self.conn.event("sent a status line of %d bytes" % len(body))
             return
+        tr = self.cfg["trickle_on"]
+        if tr and self.faulty and tr.upper() == (cmd_keyword or "GREETING"):
+            if isinstance(text, str):
+                text = text.encode("utf-8")
+            if not self.trickle(text + CRLF, "%s status line" % tr):
+                self.done = True
+            return
         self.conn.send_line(text)
 
     def reply_multi(self, status, lines, cmd):
         self.reply(status, cmd)
+        if self.done:
+            return
         data = b"".join((ln.encode() if isinstance(ln, str) else ln) + CRLF for ln in lines)
         self.conn.send(data + b"." + CRLF, record=(len(lines) <= 20) or "data")
+
+    def trickle(self, data, what):
+        """Send data trickle_bytes at a time, trickle_interval seconds
+        apart (the first after one interval too); stop when the client
+        closes or stall_max passes.  True if all of it went out."""
+        c = self.cfg
+        step, gap = max(1, int(c["trickle_bytes"])), float(c["trickle_interval"])
+        deadline = time.monotonic() + c["stall_max"]
+        self.conn.event("trickling %s: %d bytes, %d every %g s" % (what, len(data), step, gap))
+        for i in range(0, len(data), step):
+            if time.monotonic() + gap > deadline:
+                self.conn.event("trickle stopped at stall_max after %d bytes" % i)
+                return False
+            if not self._pause(gap):
+                self.conn.event("client closed during trickle after %d bytes" % i)
+                return False
+            try:
+                self.conn.sock.sendall(data[i:i + step])
+            except (ssl.SSLError, OSError) as e:
+                self.conn.event("trickle stopped after %d bytes: %s" % (i, e))
+                return False
+        self.conn.event("trickled all %d bytes" % len(data))
+        return True
+
+    def _pause(self, seconds):
+        """Wait `seconds`, recording what the client sends meanwhile;
+        False if it closed the connection."""
+        end = time.monotonic() + seconds
+        while not self.conn.eof:
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            try:
+                self.conn._recv(left)
+            except (socket.timeout, TimeoutError):
+                return True
+        return False
 
     # -- message numbers
     def msg(self, arg):
@@ -1089,7 +1143,20 @@ class MailboxSession:
             body = _stuff(m.crlf)
         cut = _intkeys(self.cfg["retr_cut_at"]).get(n) if f else None
         stall = _intkeys(self.cfg["retr_stall_at"]).get(n) if f else None
+        slow = _intkeys(self.cfg["retr_trickle_at"]).get(n) if f else None
         self.wait_latency()
+        if slow is not None:
+            tail = body + b"." + CRLF
+            if slow == "status":
+                ok = self.trickle(status, "RETR %d status line" % n)
+                if ok:
+                    self.conn.send(tail, record="data")
+            else:
+                self.conn.send(status)
+                ok = self.trickle(tail, "RETR %d data" % n)
+            if not ok:
+                self.done = True
+            return
         if cut is not None or stall is not None:
             off = self._cut_offset(cut if cut is not None else stall, status, body)
             wire = status + body + b"." + CRLF
