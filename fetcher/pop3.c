@@ -114,7 +114,6 @@ enum reply_kind {
 struct pop3 {
 	char		*account;
 	pop3_read_fn	 read;		/* one of these two */
-	pop3_untimed_read_fn read_untimed;
 	pop3_write_fn	 write;
 	void		*io;
 	struct linebuf	*lb;
@@ -152,9 +151,7 @@ transport_read(void *ctx, void *buf, size_t len, struct pf_error *err)
 {
 	struct pop3 *s = ctx;
 
-	if (s->read != NULL)
-		return s->read(s->io, buf, len, &s->wait, err);
-	return s->read_untimed(s->io, buf, len, err);
+	return s->read(s->io, buf, len, &s->wait, err);
 }
 
 static struct pop3 *
@@ -174,22 +171,12 @@ session_new(const char *account_name, pop3_write_fn write, void *io_ctx)
 }
 
 struct pop3 *
-pop3_new_timed(const char *account_name, pop3_read_fn read,
-    pop3_write_fn write, void *io_ctx)
+pop3_new(const char *account_name, pop3_read_fn read, pop3_write_fn write,
+    void *io_ctx)
 {
 	struct pop3 *s = session_new(account_name, write, io_ctx);
 
 	s->read = read;
-	return s;
-}
-
-struct pop3 *
-pop3_new_untimed(const char *account_name, pop3_untimed_read_fn read,
-    pop3_write_fn write, void *io_ctx)
-{
-	struct pop3 *s = session_new(account_name, write, io_ctx);
-
-	s->read_untimed = read;
 	return s;
 }
 

@@ -69,15 +69,12 @@ struct pop3;
 
 /*
  * The transport: exactly the contracts of conn_read()/conn_write() (net.h).
- * A read gets the session's current wait; a feeder without a clock (the
- * fuzz harnesses') may instead have the older form without it, and then no
- * deadlines come from the session.
+ * A read gets the session's current wait (a feeder without a clock, as
+ * the fuzz harnesses', may ignore it).
  */
 typedef ssize_t (*pop3_read_fn)(void *ctx, void *buf, size_t len,
     struct io_wait *w, struct pf_error *err);
 				/* > 0 bytes, 0 end of stream, -1 error */
-typedef ssize_t (*pop3_untimed_read_fn)(void *ctx, void *buf, size_t len,
-    struct pf_error *err);
 typedef int (*pop3_write_fn)(void *ctx, const void *buf, size_t len,
     struct pf_error *err);	/* 0 (all written) or -1 */
 
@@ -152,19 +149,10 @@ struct pop3_auth_params {
 /*
  * Start a session.  `account_name` is copied (it prefixes trace lines);
  * `read`, `write` and `io_ctx` are borrowed and must outlive the session.
- * `read` is a pop3_read_fn (conn_read) or a pop3_untimed_read_fn: the
- * macro picks the constructor by its type.  Never fails.  Free with
- * pop3_free().
+ * Never fails.  Free with pop3_free().
  */
-struct pop3 *pop3_new_timed(const char *account_name, pop3_read_fn read,
+struct pop3 *pop3_new(const char *account_name, pop3_read_fn read,
 	    pop3_write_fn write, void *io_ctx);
-struct pop3 *pop3_new_untimed(const char *account_name,
-	    pop3_untimed_read_fn read, pop3_write_fn write, void *io_ctx);
-#define pop3_new(account_name, read, write, io_ctx)			\
-	_Generic((read),						\
-	    pop3_read_fn: pop3_new_timed,				\
-	    default: pop3_new_untimed)((account_name), (read), (write),	\
-	    (io_ctx))
 
 /* Free the session (the transport is not touched), set *s to NULL. */
 void	pop3_free(struct pop3 **s);

@@ -61,7 +61,7 @@ list_read(void *ctx, void *buf, size_t len, struct io_wait *w,
 	FZ_CHECK(w != NULL);
 	FZ_CHECK(w->kind == IO_WAIT_LINE);
 	FZ_CHECK(!w->armed && !w->expired);
-	return fz_read(ctx, buf, len, err);
+	return fz_read(ctx, buf, len, w, err);
 }
 
 static int
