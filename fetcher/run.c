@@ -65,6 +65,7 @@ struct run {
 	struct crypto_sha256_ctx *digest;	/* of the message being received */
 	struct pf_error		 refused;	/* the first refused message */
 	bool			 top_refused;	/* dry run: no CAPA, TOP said -ERR */
+	struct tls_cert_info	*rejected;	/* check: a certificate refused */
 	bool			 any_refused;
 
 	/* the message being received, and the batches awaiting commit:
@@ -189,6 +190,7 @@ connect_session(struct run *r, struct pf_error *err)
 	};
 
 	memcpy(ts.fingerprint, a->tls_fingerprint, sizeof(ts.fingerprint));
+	ts.rejected = r->rejected;
 	if (conn_open(a->host, a->port, a->timeout, &r->conn, err) == -1)
 		return -1;
 	if (a->tls == CONF_TLS_IMPLICIT &&
@@ -1343,6 +1345,28 @@ fail:
 
 /* ---- check ---- */
 
+/*
+ * A certificate that failed verification: what it is, and the line that
+ * would trust it (popfetch(1), check).  Its names are the server's words.
+ */
+static void
+show_refused(const struct conf_account *a, const struct tls_cert_info *ci,
+    FILE *out)
+{
+	char *subject = pf_escape_dup(ci->subject, (size_t)-1);
+	char *issuer = pf_escape_dup(ci->issuer, (size_t)-1);
+
+	fprintf(out, "  certificate (not trusted): %s\n", ci->fingerprint);
+	fprintf(out, "    subject: %s\n", subject);
+	fprintf(out, "    issuer: %s\n", issuer);
+	fprintf(out, "    valid: %s to %s\n", ci->not_before, ci->not_after);
+	fprintf(out, "  if you have checked that this is your server's "
+	    "certificate, pin it in account %s:\n", a->name);
+	fprintf(out, "    tls_fingerprint = \"%s\"\n", ci->fingerprint);
+	free(subject);
+	free(issuer);
+}
+
 int
 run_check(const struct conf *conf, const struct conf_account *acct, FILE *out)
 {
@@ -1350,6 +1374,7 @@ run_check(const struct conf *conf, const struct conf_account *acct, FILE *out)
 		.conf = conf, .acct = acct, .name = acct->name, .with = "POP3",
 	};
 	const struct pop3_capa *capa;
+	struct tls_cert_info refused;
 	struct pf_error err;
 	struct tls_info ti;
 	unsigned count = 0;
@@ -1358,10 +1383,15 @@ run_check(const struct conf *conf, const struct conf_account *acct, FILE *out)
 	size_t i;
 
 	pf_error_clear(&err);
+	memset(&refused, 0, sizeof(refused));
+	r.rejected = &refused;
 	fprintf(out, "%s: %s@%s:%u, tls %s\n", acct->name, acct->user,
 	    acct->host, acct->port, conf_tls_name(acct->tls));
-	if (connect_and_login(&r, true, &err) == -1)
+	if (connect_and_login(&r, true, &err) == -1) {
+		if (err.category == PF_FAIL_TLS && refused.valid)
+			show_refused(acct, &refused, out);
 		goto fail;
+	}
 	if (conn_tls_info(r.conn, &ti) == 0) {
 		fprintf(out, "  TLS: %s, %s\n", ti.version, ti.cipher);
 		fprintf(out, "  certificate: %s\n", ti.fingerprint);

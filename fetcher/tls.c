@@ -19,11 +19,13 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -58,6 +60,7 @@ struct tls {
 	int		 verify_error;
 	int		 verify_depth;
 	char		 names[TLS_NAMES_MAX];	/* leaf's SANs or CN (untrusted, sanitised) */
+	struct tls_cert_info *rejected;	/* tls_settings.rejected */
 };
 
 /* --- the socket BIO: recv/send on a non-blocking fd, no SIGPIPE --- */
@@ -278,6 +281,59 @@ format_fingerprint(const unsigned char md[32], char *out, size_t size)
 	out[o] = '\0';
 }
 
+/* An ASN1_TIME as "YYYY-MM-DD HH:MM:SS UTC" ("?" if it will not parse). */
+static void
+format_time(const ASN1_TIME *at, char *out, size_t size)
+{
+	struct tm tm;
+
+	if (at == NULL || ASN1_TIME_to_tm(at, &tm) != 1 ||
+	    strftime(out, size, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(out, size, "?");
+}
+
+/* A name in RFC 2253 form, cut to fit. */
+static void
+format_name(const X509_NAME *name, char *out, size_t size)
+{
+	BIO *mem = BIO_new(BIO_s_mem());
+	char *p = NULL;
+	long n;
+
+	out[0] = '\0';
+	if (mem == NULL)
+		return;
+	if (X509_NAME_print_ex(mem, name, 0, XN_FLAG_RFC2253) >= 0 &&
+	    (n = BIO_get_mem_data(mem, &p)) > 0)
+		snprintf(out, size, "%.*s", (int)n, p);
+	BIO_free(mem);
+}
+
+/* What `check` shows of a certificate it will not trust (tls_settings's
+ * `rejected`): the first one only. */
+static void
+record_rejected(struct tls *t, X509 *cert)
+{
+	struct tls_cert_info *ci = t->rejected;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (ci == NULL || ci->valid || cert == NULL)
+		return;
+	if (X509_digest(cert, EVP_sha256(), md, &mdlen) != 1 || mdlen != 32)
+		return;
+	format_fingerprint(md, ci->fingerprint, sizeof(ci->fingerprint));
+	format_name(X509_get_subject_name(cert), ci->subject,
+	    sizeof(ci->subject));
+	format_name(X509_get_issuer_name(cert), ci->issuer, sizeof(ci->issuer));
+	format_time(X509_get0_notBefore(cert), ci->not_before,
+	    sizeof(ci->not_before));
+	format_time(X509_get0_notAfter(cert), ci->not_after,
+	    sizeof(ci->not_after));
+	ci->valid = true;
+	ERR_clear_error();
+}
+
 static bool
 is_host_mismatch(int verify_error)
 {
@@ -307,6 +363,8 @@ verify_cb(int ok, X509_STORE_CTX *sctx)
 		if (is_host_mismatch(t->verify_error))
 			describe_names(X509_STORE_CTX_get0_cert(sctx), t->names,
 			    sizeof(t->names));
+		/* The server's own certificate, whatever level failed. */
+		record_rejected(t, X509_STORE_CTX_get0_cert(sctx));
 	}
 	return ok;
 }
@@ -333,6 +391,7 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 	t = xcalloc(1, sizeof(*t));
 	t->fd = fd;
 	t->verify_error = X509_V_OK;
+	t->rejected = ts->rejected;
 	if (ts->host == NULL || ts->host[0] == '\0') {
 		pf_error_set(err, PF_FAIL_INTERNAL, "TLS: no server name given");
 		goto fail;
@@ -517,6 +576,7 @@ check_peer(struct tls *t, struct pf_error *err)
 			    t->host, why);
 		}
 		if (CRYPTO_memcmp(md, t->fingerprint, 32) != 0) {
+			record_rejected(t, (X509 *)(uintptr_t)peer);
 			format_fingerprint(md, fp, sizeof(fp));
 			return pf_error_set(err, PF_FAIL_TLS,
 			    "TLS handshake with %s: certificate fingerprint mismatch: server presented %s",

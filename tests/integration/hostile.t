@@ -102,6 +102,48 @@ def _(tmp):
     eq(len(pftest.read_maildir(box.md)), 2, "both delivered")
 
 
+# ------------------------------------------------------------------ check
+
+@test("check on a self-signed certificate: 69, shows fingerprint, subject, "
+      "issuer, validity and the tls_fingerprint line; no credential; the "
+      "line it prints makes the next check succeed")
+def _(tmp):
+    box = Box(tmp, gen(2, 6), host="localhost", tls="implicit",
+              cert=CERTS.selfsigned)
+    box.opts.pop("tls_ca_file")
+    box.write()
+    r = box.run("check")
+    eq(r.rc, 69, str(r))
+    fp = CERTS.selfsigned.fingerprint
+    contains(r.stdout, "certificate (not trusted): %s\n" % fp, "the fingerprint")
+    like(r.stdout, r"(?m)^    subject: CN=localhost$", "the subject")
+    like(r.stdout, r"(?m)^    issuer: CN=localhost$", "the issuer")
+    like(r.stdout, r"(?m)^    valid: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC to "
+         r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$", "the validity")
+    m = re.search(r'(?m)^    (tls_fingerprint = "sha256:[0-9A-F:]+")$', r.stdout)
+    ok(m, "the line that pins it", r.stdout)
+    like(r.stderr, r"popfetch: work: .*certificate verify failed", "the error line")
+    eq(sent_credentials(box.srv), [], "no credential sent")
+    box.opts["tls_fingerprint"] = m.group(1).split('"')[1]
+    box.write()
+    r = box.run("check")
+    eq(r.rc, 0, "pinned with the printed line\n%s" % r)
+
+
+@test("check with a pin that does not match: 69, shows the certificate the "
+      "server presented")
+def _(tmp):
+    box = Box(tmp, gen(2, 7), host="localhost", tls="implicit", cert=CERTS.server)
+    box.opts["tls_fingerprint"] = CERTS.server2.fingerprint
+    box.write()
+    r = box.run("check")
+    eq(r.rc, 69, str(r))
+    contains(r.stdout, "certificate (not trusted): %s\n" % CERTS.server.fingerprint,
+             "the presented certificate's fingerprint")
+    like(r.stdout, r"(?m)^    issuer: CN=pftest CA$", "its issuer")
+    eq(sent_credentials(box.srv), [], "no credential sent")
+
+
 # ------------------------------------------------------------------ dry run
 
 @test("fetch -n: connection lost during TOP -> 75 (as a fetch would), "
