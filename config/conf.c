@@ -179,6 +179,19 @@ struct val_rec {
 	size_t			 textlen;
 };
 
+/* A token, for gram_token(). */
+enum tok_kind {
+	TOK_STR,		/* a bare word or a quoted string */
+	TOK_EQ,			/* = */
+	TOK_LBRACE,		/* { */
+	TOK_RBRACE,		/* } */
+	TOK_OTHER,		/* += ( ) , */
+};
+
+/* gram_token()'s states, and where the grammar broke. */
+enum { G_KEY, G_EQ, G_VALUE, G_TITLE, G_BRACE };
+enum { GRAM_OK, GRAM_NO_EQ, GRAM_NO_TITLE, GRAM_NO_BRACE, GRAM_OTHER };
+
 /* The parse in progress (see the note at the top). */
 struct parse_state {
 	const char	*path;
@@ -201,6 +214,11 @@ struct parse_state {
 	char		 scan_msg[256];
 	size_t		 cut;		/* libconfuse reads text[0..cut) */
 	int		 unclosed_line;	/* a section never closed, 0: none */
+	int		 last_tok_line;	/* the line of the last token read */
+	int		 gram_state;	/* see gram_token() */
+	int		 gram_err;
+	int		 gram_err_line;	/* the token that broke the grammar */
+	int		 gram_err_after; /* the token before it */
 };
 
 static struct parse_state *parse;
@@ -396,6 +414,19 @@ password_quoted(int line)
 	return found;
 }
 
+/* Which gram_token() break a libconfuse message stands for, if any. */
+static int
+gram_err_of(const char *fmt)
+{
+	if (strcmp(fmt, "missing equal sign after option '%s'") == 0)
+		return GRAM_NO_EQ;
+	if (strcmp(fmt, "missing title for section '%s'") == 0)
+		return GRAM_NO_TITLE;
+	if (strcmp(fmt, "missing opening brace for section '%s'") == 0)
+		return GRAM_NO_BRACE;
+	return GRAM_OK;
+}
+
 /*
  * libconfuse's own messages.  The two a user meets most are reworded into
  * our vocabulary; the rest keep libconfuse's words behind our prefix.
@@ -406,7 +437,7 @@ conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 	char msg[512], buf[80];
 	const char *account, *arg;
 	va_list aq;
-	int line, first;
+	int line, first, gram;
 
 	if (parse == NULL || parse->failed)
 		return;
@@ -429,6 +460,17 @@ conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 		va_end(aq);
 		fail_at(line, account, NULL, "unknown option '%s'",
 		    shown(arg, buf, sizeof(buf)));
+	} else if ((gram = gram_err_of(fmt)) != GRAM_OK) {
+		/* The line of the token after which something is missing. */
+		if (parse->gram_err == gram && parse->gram_err_line == line &&
+		    parse->gram_err_after > 0)
+			line = parse->gram_err_after;
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		fail_at(line, account, NULL, "%s", msg);
+	} else if (strcmp(fmt, "premature end of file") == 0) {
+		/* libconfuse says the line after the last newline. */
+		fail_at(parse->last_tok_line > 0 ? parse->last_tok_line : line,
+		    account, NULL, "premature end of file");
 	} else if (strcmp(fmt, "invalid octal number '%s'") == 0 ||
 	    strcmp(fmt, "bad escape sequence '%s'") == 0) {
 		/* Not libconfuse's words: they quote part of the string,
@@ -785,6 +827,10 @@ account_done_cb(cfg_t *cfg, cfg_opt_t *opt)
  *    short (a password must not be silently truncated).
  *  - A section left open at the end of the file: libconfuse takes EOF for
  *    the closing brace.
+ *  - Something missing after a token ('=' after a key, a title or '{'
+ *    after `account`): libconfuse notices at the next token, which may be
+ *    lines further on, and says that line.  gram_token() follows the
+ *    grammar so that conf_errfunc can name the line of the key instead.
  *
  * The first error that depends on where it is (all but the last) is kept
  * in parse->scan_line/scan_msg, and libconfuse reads only the lines before
@@ -964,6 +1010,62 @@ val_push(const struct val_rec *v)
 }
 
 /*
+ * The file's grammar (key = value, account TITLE { ... }), followed token by
+ * token up to its first break, so that libconfuse's "missing equal sign
+ * after option 'host'" can name the line of `host` rather than that of the
+ * token found where '=' was due (often the next key, lines further on);
+ * likewise a missing title or opening brace.  conf_errfunc uses it only
+ * when it broke at the very line libconfuse complains about.
+ */
+static void
+gram_token(enum tok_kind k, int line, const char *text, size_t n)
+{
+	int err = GRAM_OK;
+
+	switch (parse->gram_err != GRAM_OK ? -1 : parse->gram_state) {
+	case G_KEY:
+		if (k == TOK_STR)
+			parse->gram_state = n == 7 && memcmp(text, "account",
+			    7) == 0 ? G_TITLE : G_EQ;
+		else if (k != TOK_RBRACE)
+			err = GRAM_OTHER;
+		break;
+	case G_EQ:
+		if (k == TOK_EQ)
+			parse->gram_state = G_VALUE;
+		else
+			err = k == TOK_OTHER ? GRAM_OTHER : GRAM_NO_EQ;
+		break;
+	case G_VALUE:
+		if (k == TOK_STR)
+			parse->gram_state = G_KEY;
+		else
+			err = GRAM_OTHER;
+		break;
+	case G_TITLE:
+		if (k == TOK_STR)
+			parse->gram_state = G_BRACE;
+		else
+			err = GRAM_NO_TITLE;
+		break;
+	case G_BRACE:
+		if (k == TOK_LBRACE)
+			parse->gram_state = G_KEY;
+		else
+			err = GRAM_NO_BRACE;
+		break;
+	default:
+		break;
+	}
+	if (err != GRAM_OK) {
+		parse->gram_err = err;
+		parse->gram_err_line = line;
+		parse->gram_err_after = parse->last_tok_line;
+	}
+	parse->last_tok_line = line;
+}
+
+/*
  * Scan buf[0..len) (see above): blank the comments in place, note each
  * value's problems and each account section's line, and keep the first
  * positional error.  Afterwards libconfuse is to read buf[0..parse->cut).
@@ -1024,9 +1126,11 @@ conf_scan(char *buf, size_t len)
 		} else if (c == '"') {
 			memset(&v, 0, sizeof(v));
 			v.line = line;
+			j = i;
 			if (scan_dq(buf, len, &i, line, line_start,
 			    prev == PREV_EQ, &v) == -1)
 				break;
+			gram_token(TOK_STR, line, buf + j + 1, i - j - 2);
 			if (prev == PREV_EQ)
 				val_push(&v);
 			else if (v.what == VAL_NUL)
@@ -1034,8 +1138,10 @@ conf_scan(char *buf, size_t len)
 				    "byte (%.*s escape)", (int)v.textlen, v.text);
 			prev = PREV_OTHER;
 		} else if (c == '\'') {
+			j = i;
 			if (scan_sq(buf, len, &i, line, line_start) == -1)
 				break;
+			gram_token(TOK_STR, line, buf + j + 1, i - j - 2);
 			if (prev == PREV_EQ) {
 				memset(&v, 0, sizeof(v));
 				v.line = line;
@@ -1061,12 +1167,15 @@ conf_scan(char *buf, size_t len)
 				v.line = line;
 				val_push(&v);
 			}
+			gram_token(TOK_STR, line, buf + i, j - i);
 			prev = PREV_OTHER;
 			i = j;
 		} else if (c == '+' && i + 1 < len && buf[i + 1] == '=') {
+			gram_token(TOK_OTHER, line, NULL, 0);
 			prev = PREV_OTHER;
 			i += 2;
 		} else if (c == '=') {
+			gram_token(TOK_EQ, line, NULL, 0);
 			prev = PREV_EQ;
 			i++;
 		} else if (c == '{' || c == '}' || c == '(' || c == ')' ||
@@ -1086,6 +1195,8 @@ conf_scan(char *buf, size_t len)
 			} else if (c == '}' && depth > 0) {
 				depth--;
 			}
+			gram_token(c == '{' ? TOK_LBRACE : c == '}' ? TOK_RBRACE :
+			    TOK_OTHER, line, NULL, 0);
 			prev = PREV_OTHER;
 			i++;
 		} else {
