@@ -7,10 +7,11 @@
  * promises (names, ranges, required options, password xor
  * password_command, no clear-text secret over tls = none unless allowed,
  * `~` expanded); on failure no configuration and a PF_FAIL_CONFIG error
- * that starts with the file's name (not PF_FAIL_INTERNAL, which conf_load
- * also gives should its pre-scan and libconfuse disagree on where a value
- * stands).  conf_load prints nothing: it fills the error.  No file
- * descriptor may stay open after an iteration.
+ * that starts with the file's name and names a line the file has, if any
+ * (not PF_FAIL_INTERNAL, which conf_load also gives should its pre-scan
+ * and libconfuse disagree on where a value stands).  conf_load prints
+ * nothing: it fills the error.  No file descriptor may stay open after an
+ * iteration.
  *
  * HOME is set to the temp directory so that `~` expands the same way
  * everywhere; XDG_STATE_HOME is unset.  FUZZ_TRACE=1 prints the outcome.
@@ -142,6 +143,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct conf *conf = (struct conf *)&conf;	/* poison */
 	struct pf_error err;
 	size_t off = 0, plen;
+	long line, nlines;
 	ssize_t n;
 	int fd, rc, first_free_fd;
 
@@ -178,6 +180,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		plen = strlen(path);
 		FZ_CHECK(strncmp(err.what, path, plen) == 0);
 		FZ_CHECK(err.what[plen] == ':');
+		/* A line it names is one of the file's. */
+		if (err.what[plen + 1] >= '0' && err.what[plen + 1] <= '9') {
+			line = strtol(err.what + plen + 1, NULL, 10);
+			for (nlines = 1, off = 0; off < size; off++)
+				nlines += data[off] == '\n';
+			FZ_CHECK(line >= 1 && line <= nlines);
+		}
 	}
 	FZ_CHECK(lowest_free_fd() == first_free_fd);
 	return 0;
