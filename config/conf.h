@@ -53,7 +53,7 @@ struct conf_account {
 	unsigned	 max_messages;		/* 0 = no limit */
 	bool		 received_header;
 	bool		 enabled;
-	unsigned	 timeout;		/* seconds, connect and each read */
+	unsigned	 timeout;		/* seconds: connect, each reply line, data rate window */
 };
 
 struct conf {
