@@ -31,53 +31,20 @@
 #include "conf.h"
 #include "error.h"
 #include "fuzz_util.h"
+#include "fuzz_conf_util.h"
 #include "log.h"
 #include "params.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char	 tmpdir[4096];
-static char	 path[4200];
-
-static void
-cleanup(void)
-{
-	if (path[0] != '\0')
-		unlink(path);
-	if (tmpdir[0] != '\0')
-		rmdir(tmpdir);
-}
-
-/* The lowest free descriptor: grows if an iteration leaks one. */
-static int
-lowest_free_fd(void)
-{
-	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-	FZ_CHECK(fd >= 0);
-	close(fd);
-	return fd;
-}
-
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *t = getenv("TMPDIR");
-
 	(void)argc;
 	(void)argv;
 	log_init(-1, false);
-	snprintf(tmpdir, sizeof(tmpdir), "%s/fuzz_conf.XXXXXX",
-	    t != NULL && t[0] != '\0' ? t : "/tmp");
-	if (mkdtemp(tmpdir) == NULL) {
-		perror(tmpdir);
-		abort();
-	}
-	snprintf(path, sizeof(path), "%s/popfetch.conf", tmpdir);
-	atexit(cleanup);
-	setenv("HOME", tmpdir, 1);
-	unsetenv("XDG_STATE_HOME");
+	fz_conf_sandbox("fuzz_conf");
 	return 0;
 }
 
@@ -104,7 +71,7 @@ check_conf(const struct conf *conf)
 {
 	size_t i, j;
 
-	FZ_CHECK(strcmp(conf->path, path) == 0);
+	FZ_CHECK(strcmp(conf->path, fz_conf_path) == 0);
 	FZ_CHECK(conf->state_dir != NULL && conf->state_dir[0] != '~');
 	FZ_CHECK(conf->timeout >= 1 && conf->timeout <= CONF_TIMEOUT_MAX);
 	FZ_CHECK(conf->naccounts == 0 || conf->accounts != NULL);
@@ -147,8 +114,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ssize_t n;
 	int fd, rc, first_free_fd;
 
-	first_free_fd = lowest_free_fd();
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	first_free_fd = fz_lowest_free_fd();
+	fd = open(fz_conf_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	FZ_CHECK(fd >= 0);
 	FZ_CHECK(fchmod(fd, 0600) == 0);
 	while (off < size) {
@@ -159,7 +126,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FZ_CHECK(close(fd) == 0);
 
 	pf_error_clear(&err);
-	rc = conf_load(path, &conf, &err);
+	rc = conf_load(fz_conf_path, &conf, &err);
 	if (rc == 0) {
 		FZ_CHECK(conf != NULL);
 		FZ_CHECK(err.category == PF_OK);
@@ -177,8 +144,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_check_error(&err);
 		FZ_CHECK(err.category == PF_FAIL_CONFIG);
 		/* "FILE[:LINE]: ...": the file's name comes first. */
-		plen = strlen(path);
-		FZ_CHECK(strncmp(err.what, path, plen) == 0);
+		plen = strlen(fz_conf_path);
+		FZ_CHECK(strncmp(err.what, fz_conf_path, plen) == 0);
 		FZ_CHECK(err.what[plen] == ':');
 		/* A line it names is one of the file's. */
 		if (err.what[plen + 1] >= '0' && err.what[plen + 1] <= '9') {
@@ -188,6 +155,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FZ_CHECK(line >= 1 && line <= nlines);
 		}
 	}
-	FZ_CHECK(lowest_free_fd() == first_free_fd);
+	FZ_CHECK(fz_lowest_free_fd() == first_free_fd);
 	return 0;
 }

@@ -50,6 +50,7 @@
 #include "conf.h"
 #include "error.h"
 #include "fuzz_util.h"
+#include "fuzz_conf_util.h"
 #include "log.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -58,46 +59,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NVARS	4
 static const char *const var_names[NVARS] = { "FZ_A", "FZ_B", "FZ_C", "FZ_D" };
 
-static char	 tmpdir[4096];
-static char	 path[4200];
-
-static void
-cleanup(void)
-{
-	if (path[0] != '\0')
-		unlink(path);
-	if (tmpdir[0] != '\0')
-		rmdir(tmpdir);
-}
-
-static int
-lowest_free_fd(void)
-{
-	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-	FZ_CHECK(fd >= 0);
-	close(fd);
-	return fd;
-}
-
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *t = getenv("TMPDIR");
-
 	(void)argc;
 	(void)argv;
 	log_init(-1, false);
-	snprintf(tmpdir, sizeof(tmpdir), "%s/fuzz_expand.XXXXXX",
-	    t != NULL && t[0] != '\0' ? t : "/tmp");
-	if (mkdtemp(tmpdir) == NULL) {
-		perror(tmpdir);
-		abort();
-	}
-	snprintf(path, sizeof(path), "%s/popfetch.conf", tmpdir);
-	atexit(cleanup);
-	setenv("HOME", tmpdir, 1);
-	unsetenv("XDG_STATE_HOME");
+	fz_conf_sandbox("fuzz_expand");
 	return 0;
 }
 
@@ -319,7 +287,7 @@ check_at(const struct pf_error *err, int line, const char *needle)
 	char prefix[4300];
 	int n;
 
-	n = snprintf(prefix, sizeof(prefix), "%s:%d: ", path, line);
+	n = snprintf(prefix, sizeof(prefix), "%s:%d: ", fz_conf_path, line);
 	FZ_CHECK(n > 0 && (size_t)n < sizeof(prefix));
 	if (strncmp(err->what, prefix, (size_t)n) != 0 ||
 	    (needle != NULL && strstr(err->what, needle) == NULL)) {
@@ -409,8 +377,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * string left open runs into the next lines, as it would). */
 	model_string((const unsigned char *)file.p + off, file.len - off, &m);
 
-	first_free_fd = lowest_free_fd();
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	first_free_fd = fz_lowest_free_fd();
+	fd = open(fz_conf_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	FZ_CHECK(fd >= 0);
 	FZ_CHECK(fchmod(fd, 0600) == 0);
 	for (off = 0; off < file.len; off += (size_t)n) {
@@ -420,7 +388,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FZ_CHECK(close(fd) == 0);
 
 	pf_error_clear(&err);
-	rc = conf_load(path, &conf, &err);
+	rc = conf_load(fz_conf_path, &conf, &err);
 	if (getenv("FUZZ_TRACE") != NULL)
 		fprintf(stderr, "conf_load: %s; model: outcome %d, name '%s'\n",
 		    rc == 0 ? "ok" : err.what, (int)m.out, m.name);
@@ -446,7 +414,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (m.out) {
 		case OUT_UNSET:
 			snprintf(want, sizeof(want), "%s:%d: %soption password: "
-			    "environment variable %s is not set", path,
+			    "environment variable %s is not set", fz_conf_path,
 			    pw_line, top ? "" : "account work: ", m.name);
 			if (strcmp(err.what, want) != 0) {
 				fprintf(stderr, "want '%s', got '%s'\n", want,
@@ -480,6 +448,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	free(m.value.p);
 	free(file.p);
-	FZ_CHECK(lowest_free_fd() == first_free_fd);
+	FZ_CHECK(fz_lowest_free_fd() == first_free_fd);
 	return 0;
 }
