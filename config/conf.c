@@ -215,6 +215,7 @@ struct parse_state {
 	size_t		 cut;		/* libconfuse reads text[0..cut) */
 	int		 unclosed_line;	/* a section never closed, 0: none */
 	int		 last_tok_line;	/* the line of the last token read */
+	bool		 eof_error;	/* libconfuse: premature end of file */
 	int		 gram_state;	/* see gram_token() */
 	int		 gram_err;
 	int		 gram_err_line;	/* the token that broke the grammar */
@@ -469,6 +470,7 @@ conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 		fail_at(line, account, NULL, "%s", msg);
 	} else if (strcmp(fmt, "premature end of file") == 0) {
 		/* libconfuse says the line after the last newline. */
+		parse->eof_error = true;
 		fail_at(parse->last_tok_line > 0 ? parse->last_tok_line : line,
 		    account, NULL, "premature end of file");
 	} else if (strcmp(fmt, "invalid octal number '%s'") == 0 ||
@@ -1674,11 +1676,13 @@ conf_load(const char *path, struct conf **conf_r, struct pf_error *err)
 	}
 	/*
 	 * The earliest error wins.  libconfuse read only the lines before
-	 * the scan's error, so anything it reports at that line or later
-	 * (say, a premature end of file) is an effect of the cut.
+	 * the scan's error, so anything it reports at that line or later is
+	 * an effect of the cut; so is a premature end of file, whatever line
+	 * it names (a statement cut between its lines: "key =" on one line,
+	 * the faulty value on the next).
 	 */
 	if (state.scan_line > 0 && (!state.failed || state.fail_line == 0 ||
-	    state.fail_line >= state.scan_line)) {
+	    state.fail_line >= state.scan_line || state.eof_error)) {
 		state.failed = false;
 		fail_at(state.scan_line, NULL, NULL, "%s", state.scan_msg);
 		goto fail;

@@ -218,6 +218,18 @@ static const struct err_case err_cases[] = {
 	{ "syntax_premature_eof_after_newline",
 	  MINIMAL "port =\n\n", 7,
 	  { "premature end of file", NULL } },
+	/* A statement cut between its lines by the error on the second:
+	 * that error, at that line, not a premature end of file. */
+	{ "syntax_value_on_next_line_unterminated",
+	  MINIMAL "timeout =\n\"5\n", 8,
+	  { "string not closed on the line where it opens", NULL } },
+	{ "syntax_value_on_next_line_bare_variable",
+	  MINIMAL "timeout =\n${X}\n", 8,
+	  { "'${' outside double quotes", NULL } },
+	{ "syntax_title_on_next_line_variable",
+	  "account\n\"a${X}\" {\n" ACCOUNT_BODY "}\n", 2,
+	  { "expanded only in values, not in a key or an account name",
+	    NULL } },
 	{ "syntax_unterminated_comment",
 	  MINIMAL "\n/* never closed\n", 8,
 	  { "unterminated comment", NULL } },
