@@ -625,7 +625,7 @@ def _(tmp):
     summary(box.run("fetch", timeout=30).expect(0), "work", 0, 0, 0)
 
 
-@T.test("renaming the account does not refetch (seen-list keyed by user@host)")
+@T.test("renaming the account does not refetch (its state follows the rename)")
 def _(tmp):
     msgs = pftest.MailGen(92).messages(3, 1000, 3000)
     box = Box(tmp, msgs)
