@@ -1229,13 +1229,12 @@ decide_one(struct seen *s, struct decide *dc, const char *uidl,
 }
 
 /*
- * One transaction deciding n pending rows (delivered == NULL: all
- * delivered); on success the newly seen join the in-memory set.
+ * One transaction deciding n pending rows; on success the newly seen
+ * join the in-memory set.
  */
 static int
-decide_many(struct seen *s, const char *const *uidls,
-    const struct seen_entry *entries, size_t n, const bool *delivered,
-    const char *what, struct pf_error *err)
+decide_many(struct seen *s, const struct seen_entry *entries, size_t n,
+    const bool *delivered, const char *what, struct pf_error *err)
 {
 	struct decide dc;
 	sqlite3_stmt *st = NULL;
@@ -1246,8 +1245,8 @@ decide_many(struct seen *s, const char *const *uidls,
 	if (decide_prepare(s, &dc, n, what, err) == -1)
 		goto fail;
 	for (i = 0; i < n; i++) {
-		if (decide_one(s, &dc, uidls != NULL ? uidls[i] : entries[i].uidl,
-		    delivered == NULL || delivered[i], what, err) == -1)
+		if (decide_one(s, &dc, entries[i].uidl, delivered[i], what,
+		    err) == -1)
 			goto fail;
 	}
 	if (dc.bytes > 0) {
@@ -1276,22 +1275,13 @@ fail:
 }
 
 int
-seen_done(struct seen *s, const char *const *uidls, size_t n,
-    struct pf_error *err)
-{
-	if (check_writable(s, "seen_done", err) == -1)
-		return -1;
-	return decide_many(s, uidls, NULL, n, NULL, "record deliveries", err);
-}
-
-int
 seen_pending_resolve(struct seen *s, const struct seen_entry *entries,
     size_t n, const bool *delivered, struct pf_error *err)
 {
 	if (check_writable(s, "seen_pending_resolve", err) == -1)
 		return -1;
-	return decide_many(s, NULL, entries, n, delivered,
-	    "resolve pending deliveries", err);
+	return decide_many(s, entries, n, delivered,
+	    "record deliveries", err);
 }
 
 static int

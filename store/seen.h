@@ -148,8 +148,8 @@ const char *seen_path(const struct seen *s);
 
 /*
  * Is `uidl` in the seen-list?  O(log n) over the set loaded by seen_open
- * or seen_load and kept equal to the database by seen_done,
- * seen_pending_resolve and seen_prune; two comparisons when UIDLs are
+ * or seen_load and kept equal to the database by seen_pending_resolve,
+ * seen_prune and seen_forget; two comparisons when UIDLs are
  * looked up in the set's (strcmp) order.  When known and fetched_r is not
  * NULL, *fetched_r gets the time it was first fetched (for
  * delete_after_days).
@@ -170,10 +170,13 @@ int	seen_pending_load(struct seen *s, struct seen_entry **entries_r,
 void	seen_entries_free(struct seen_entry **entries_r, size_t n);
 
 /*
- * Recovery: decide every pending delivery in one transaction.  Where
- * delivered[i] is true (maildir_find_delivered found the file), the UIDL
- * becomes seen, as seen_done does; otherwise the pending row is dropped and
- * the message will be fetched again.
+ * Decide pending deliveries in one durable transaction (doc/DESIGN.md §3):
+ * at recovery (step 2, delivered[i] from maildir_find_delivered) and at
+ * the group commit (step 6c, delivered[i] from maildir_commit).  Where
+ * delivered[i] is true the key becomes seen (the account's byte total
+ * grows by its size); otherwise the pending row is dropped and the
+ * message will be fetched again.  A key without a pending row is
+ * PF_FAIL_INTERNAL (wrong order), and nothing is changed.
  */
 int	seen_pending_resolve(struct seen *s, const struct seen_entry *entries,
 	    size_t n, const bool *delivered, struct pf_error *err);
@@ -184,16 +187,6 @@ int	seen_pending_resolve(struct seen *s, const struct seen_entry *entries,
  */
 int	seen_pending_add(struct seen *s, const struct seen_entry *entries,
 	    size_t n, struct pf_error *err);
-
-/*
- * Group commit, step c, after maildir_commit returned 0: mark the batch
- * delivered in one durable transaction (pending -> seen; the mailbox's
- * byte total grows by their sizes).  Only after this may the run DELE
- * them.  A UIDL without a pending row is PF_FAIL_INTERNAL (wrong order),
- * and nothing is changed.
- */
-int	seen_done(struct seen *s, const char *const *uidls, size_t n,
-	    struct pf_error *err);
 
 /*
  * After a successful listing of the `n` listed UIDLs (doc/DESIGN.md §4):

@@ -34,6 +34,28 @@
 #define USER	"alice"
 #define HOST	"pop.example.com"
 
+/* Group commit, step 6c, for keys whose files all reached new/. */
+static int
+mark_done(struct seen *s, const char *const *uidls, size_t n,
+    struct pf_error *err)
+{
+	struct seen_entry *e = calloc(n + 1, sizeof(*e));
+	bool *yes = calloc(n + 1, sizeof(*yes));
+	size_t i;
+	int rc;
+
+	assert_non_null(e);
+	assert_non_null(yes);
+	for (i = 0; i < n; i++) {
+		e[i].uidl = uidls[i];
+		yes[i] = true;
+	}
+	rc = seen_pending_resolve(s, e, n, yes, err);
+	free(e);
+	free(yes);
+	return rc;
+}
+
 /*
  * The configuration most tests use: three accounts on three mailboxes.
  * WHO(i) opens account i among all three, so that no test takes over
@@ -179,7 +201,7 @@ add_done(struct seen *s, const char *uidl, uint64_t size, time_t when)
 	struct pf_error err;
 
 	assert_int_equal(seen_pending_add(s, &e, 1, &err), 0);
-	assert_int_equal(seen_done(s, &uidl, 1, &err), 0);
+	assert_int_equal(mark_done(s, &uidl, 1, &err), 0);
 }
 
 static void
@@ -230,7 +252,7 @@ test_pending_done_flow(void **state)
 	assert_int_equal(st.seen, 0);
 	assert_int_equal(st.bytes, 0);
 
-	assert_int_equal(seen_done(s, uidls, 2, &err), 0);
+	assert_int_equal(mark_done(s, uidls, 2, &err), 0);
 	assert_true(seen_contains(s, "uidl-1"));
 	assert_true(seen_lookup(s, "uidl-2", &when));
 	assert_int_equal(when, 1001);
@@ -244,7 +266,7 @@ test_pending_done_flow(void **state)
 	/* Done without pending is the caller's bug; the batch is refused whole. */
 	e[0].uidl = "uidl-3";
 	assert_int_equal(seen_pending_add(s, e, 1, &err), 0);
-	assert_int_equal(seen_done(s, bad, 2, &err), -1);
+	assert_int_equal(mark_done(s, bad, 2, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_INTERNAL);
 	assert_non_null(strstr(err.what, "not-pending"));
 	assert_false(seen_contains(s, "uidl-3"));
@@ -314,7 +336,7 @@ crash_child(const struct fixture *f)
 	}
 	if (seen_pending_add(s, e, 4, &err) == -1 ||
 	    maildir_commit(md, &d[2], 3, NULL, &err) == -1 ||
-	    seen_done(s, &u5, 1, &err) == -1)
+	    mark_done(s, &u5, 1, &err) == -1)
 		_exit(3);
 	/* Tell the parent u4's name so it can play the mail reader. */
 	printf("%s\n", maildir_delivery_name(d[3]));
@@ -503,7 +525,7 @@ test_twenty_thousand(void **state)
 		size_t n = N - i < SEEN_BATCH * 50 ? N - i : SEEN_BATCH * 50;
 
 		assert_int_equal(seen_pending_add(s, e + i, n, &err), 0);
-		assert_int_equal(seen_done(s, uidls + i, n, &err), 0);
+		assert_int_equal(mark_done(s, uidls + i, n, &err), 0);
 	}
 	assert_int_equal(seen_count(s), N);
 	for (i = 0; i < N; i++)
@@ -685,7 +707,7 @@ test_read_only(void **state)
 	assert_int_equal(seen_open(f->state, WHO(WORK), SEEN_READ_ONLY, &s,
 	    &err), 0);
 	assert_true(seen_contains(s, "u"));
-	assert_int_equal(seen_done(s, &u, 1, &err), -1);
+	assert_int_equal(mark_done(s, &u, 1, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_INTERNAL);
 	seen_close(&s);
 	/* A mailbox not in it: empty, and no row is added. */
