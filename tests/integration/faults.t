@@ -1017,23 +1017,9 @@ def raw_run(box, *args):
     return p
 
 
-def terminal_safe(data, what):
-    """data (bytes) is valid UTF-8 with no control character but LF (no C0,
-    DEL or C1 U+0080..U+009F); returns it as text."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        ok(False, "%s is valid UTF-8" % what, "%s in %r" % (e, data))
-        return data.decode("utf-8", "replace")
-    bad = sorted({"U+%04X" % ord(c) for c in text
-                  if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f})
-    eq(bad, [], "%s: no C0, DEL or C1 control" % what)
-    return text
-
-
 def raw_error_line(p, code, server):
     """error_line() on a raw run, after checking its bytes."""
-    err = terminal_safe(p.stderr, "stderr")
+    err = pftest.terminal_safe(p.stderr, "stderr")
     r = pftest.Result(p.args, p.returncode, p.stdout.decode("utf-8", "replace"),
                       err, False, 0.0)
     return error_line(r, code, server=server)
@@ -1064,7 +1050,7 @@ def _(tmp):
     box = Box(tmp, dialogue=hostile_dialogue(tmp, HOSTILE_PASS_REPLY))
     p = raw_run(box, "-vv")
     eq(p.returncode, 77, "exit code")
-    text = terminal_safe(p.stderr, "stderr with -vv")
+    text = pftest.terminal_safe(p.stderr, "stderr with -vv")
     # The trace keeps backslashes (lib/log.c): the server's literal "\x9b"
     # stays "\x9b"; the error line (escaped at its source) doubles it.
     contains(text, "%s: < -ERR [AUTH] \\x9b2J \\xc2\\x9b31m \\xff\\xfe\\xc0\\xaf "

@@ -184,19 +184,6 @@ def _(tmp):
 
 # ------------------------------------------------------------------ server text
 
-def terminal_safe(data, what):
-    """data (bytes) is valid UTF-8 without C0 (but LF), DEL or C1."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        ok(False, "%s is valid UTF-8" % what, "%s in %r" % (e, data))
-        return data.decode("utf-8", "replace")
-    bad = sorted({"U+%04X" % ord(c) for c in text
-                  if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f})
-    eq(bad, [], "%s: no C0, DEL or C1 control" % what)
-    return text
-
-
 def raw_run(box, *args):
     p = subprocess.run(box.pf.command(args), stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, env=box.pf.env(), cwd=box.pf.dir,
@@ -214,7 +201,7 @@ def _(tmp):
     box = Box(tmp, [evil])
     p = raw_run(box, "fetch", "-n")
     eq(p.returncode, 0, p.stderr.decode("utf-8", "replace"))
-    out = terminal_safe(p.stdout, "stdout")
+    out = pftest.terminal_safe(p.stdout, "stdout")
     contains(out, "Subject: hi \\x9b2J \\xc2\\x9b31m \\xff Gr\u00fc\u00dfe",
              "the Subject, escaped")
 
@@ -237,7 +224,7 @@ def _(tmp):
     box = Box(tmp, [], dialogue=path)
     p = raw_run(box, "check")
     eq(p.returncode, 0, p.stderr.decode("utf-8", "replace"))
-    out = terminal_safe(p.stdout, "stdout")
+    out = pftest.terminal_safe(p.stdout, "stdout")
     contains(out, "    X-EVIL \\x9b2J \\xc2\\x9b\n", "the line, escaped")
     eq(box.srv.mismatches(), [], "no mismatch")
 

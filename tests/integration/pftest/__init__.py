@@ -28,7 +28,7 @@ import mailgen  # noqa: E402,F401  tests/integration/mailgen.py
 import popserver  # noqa: E402,F401  tests/integration/popserver.py
 
 from .tap import (Suite, TestTimeout, eq, ok, contains, not_contains,  # noqa: E402,F401
-                  like, raises)
+                  like, raises, terminal_safe)
 from . import util  # noqa: E402,F401
 from .util import free_port, port_open, wait_for, tail  # noqa: E402,F401
 from .certs import CertSet, Cert, fingerprint  # noqa: E402,F401

@@ -89,6 +89,21 @@ def raises(exc_type, fn, *args, **kw):
                                                    exc_type.__name__))
 
 
+def terminal_safe(data, what):
+    """Assert data (bytes) is valid UTF-8 with no control character but LF
+    (no C0, DEL or C1 U+0080..U+009F): safe on a terminal.  Returns it as
+    text."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        ok(False, "%s is valid UTF-8" % what, "%s in %r" % (e, data))
+        return data.decode("utf-8", "replace")
+    bad = sorted({"U+%04X" % ord(c) for c in text
+                  if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f})
+    eq(bad, [], "%s: no C0, DEL or C1 control" % what)
+    return text
+
+
 class Suite:
     """One TAP stream for one test script."""
 
