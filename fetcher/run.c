@@ -545,23 +545,28 @@ looks_like_maildir(const char *dir)
 
 /*
  * Look for pending deliveries idx[0..n) of `e`, all made into Maildir
- * `dir` (the account's, `here`, or the one it had before its `maildir`
- * was edited, DESIGN §7.2); a Maildir that is gone holds none of them.
+ * `dir`: the account's (`here`, open already), or the one it had before
+ * its `maildir` was edited (DESIGN §7.2); a Maildir that is gone holds
+ * none of them.
  */
 static int
-find_elsewhere(const char *dir, const char *here, const struct seen_entry *e,
-    const size_t *idx, size_t n, bool *found, struct pf_error *err)
+find_delivered_in(struct maildir *here, const char *dir,
+    const struct seen_entry *e, const size_t *idx, size_t n, bool *found,
+    struct pf_error *err)
 {
-	struct maildir *md = NULL;
+	struct maildir *md = here, *other = NULL;
 	const char **names;
 	bool *hit;
 	size_t i;
 	int rc;
 
-	if (strcmp(dir, here) != 0 && !looks_like_maildir(dir))
-		return 0;
-	if (maildir_open(dir, &md, err) == -1)
-		return -1;
+	if (strcmp(dir, maildir_path(here)) != 0) {
+		if (!looks_like_maildir(dir))
+			return 0;
+		if (maildir_open(dir, &other, err) == -1)
+			return -1;
+		md = other;
+	}
 	names = xcalloc(n, sizeof(*names));
 	hit = xcalloc(n, sizeof(*hit));
 	for (i = 0; i < n; i++)
@@ -569,10 +574,11 @@ find_elsewhere(const char *dir, const char *here, const struct seen_entry *e,
 	rc = maildir_find_delivered(md, names, n, hit, err);
 	for (i = 0; rc == 0 && i < n; i++)
 		found[idx[i]] = hit[i];
-	/* The killed run's leftovers there: nobody else would take them. */
-	if (rc == 0 && strcmp(dir, here) != 0)
-		rc = maildir_clean_tmp(md, NULL, err);
-	maildir_close(&md);
+	/* The killed run's leftovers there: nobody else would take them
+	 * (the account's own tmp/ is cleaned by recover). */
+	if (rc == 0 && other != NULL)
+		rc = maildir_clean_tmp(other, NULL, err);
+	maildir_close(&other);
 	free(names);
 	free(hit);
 	return rc;
@@ -612,8 +618,8 @@ recover(struct run *r, struct pf_error *err)
 					done[j] = true;
 				}
 			}
-			if (find_elsewhere(dir, here, entries, idx, k, found,
-			    err) == -1)
+			if (find_delivered_in(r->md, dir, entries, idx, k,
+			    found, err) == -1)
 				goto done;
 		}
 		if (seen_pending_resolve(r->seen, entries, n, found, err) == -1)
