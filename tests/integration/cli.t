@@ -102,9 +102,16 @@ def no_secret(text, what, secret=SECRET):
         not_contains(text, form, what)
 
 
-def login_methods(user):
-    """Dovecot's log: the login methods used by user, in order."""
-    return re.findall(r"Login: user=<%s>, method=([A-Z0-9-]+)" % user, dovecot().log())
+def login_methods(user, want=None):
+    """Dovecot's log: the login methods used by user, in order.  Dovecot
+    logs asynchronously: with want (a count), wait until that many are
+    there; without, wait until the log has settled."""
+    pat = r"Login: user=<%s>, method=([A-Z0-9-]+)" % re.escape(user)
+    dc = dovecot()
+    if want is None:
+        return re.findall(pat, dc.settled_log())
+    pftest.wait_for(lambda: len(re.findall(pat, dc.log())) >= want, 10)
+    return re.findall(pat, dc.log())
 
 
 # ------------------------------------------------------------------ set-up
@@ -131,7 +138,7 @@ def auth_test(tmp, auth, mech_trace, dovecot_method, tls="implicit", **extra):
     summary_like(r.stderr, "work", 2)
     eq(pftest.read_maildir(md).messages(strip_received=True),
        [pftest.pop3_expected(m) for m in msgs], "delivered")
-    eq(login_methods(user), [dovecot_method], "Dovecot's login method")
+    eq(login_methods(user, 1), [dovecot_method], "Dovecot's login method")
     return r, cl, md
 
 

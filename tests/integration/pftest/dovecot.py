@@ -354,6 +354,30 @@ service anvil {{
         except OSError:
             return ""
 
+    def log_with(self, text, timeout=10):
+        """Dovecot's log once it holds text, or as it is after timeout.
+        Dovecot's log process writes asynchronously: a login's line can
+        land after the session that caused it has ended, on a loaded
+        machine well after."""
+        util.wait_for(lambda: text in self.log(), timeout)
+        return self.log()
+
+    def settled_log(self, quiet=0.5, timeout=10):
+        """Dovecot's log once it has stopped growing for quiet seconds:
+        for checking that something did NOT log in, or for a baseline to
+        compare with later."""
+        last = [None, time.monotonic()]
+
+        def still():
+            size = len(self.log())
+            now = time.monotonic()
+            if size != last[0]:
+                last[0], last[1] = size, now
+                return False
+            return now - last[1] >= quiet
+        util.wait_for(still, timeout)
+        return self.log()
+
     def diagnostics(self, lines=30):
         return "--- %s (tail) ---\n%s\n--- %s ---\n%s" % (
             self.log_file, util.tail(self.log_file, lines),
