@@ -32,11 +32,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "cli.h"
 #include "conf.h"
 #include "crypto.h"
 #include "error.h"
 #include "log.h"
+#include "report.h"
 #include "run.h"
 #include "seen.h"
 #include "xmalloc.h"
@@ -516,23 +518,15 @@ cli_main(int argc, char *argv[])
 		for (i = 0; i < n; i++) {
 			if (i > 0)
 				putchar('\n');
-			codes[i] = run_check(conf, sel[i], stdout);
+			codes[i] = check_account(sel[i], stdout);
 		}
 		code = first_failure(codes, n);
 		break;
 	case CMD_STATUS:
 		codes = xcalloc(n + 1, sizeof(*codes));
-		if (cli.json)
-			fputs("[", stdout);
-		for (i = 0; i < n; i++)
-			codes[i] = run_status(conf, sel[i], cli.json, i == 0,
-			    stdout);
 		/* Without -a, state no account owns is shown too. */
-		if (cli.naccounts == 0)
-			codes[n] = run_status_orphans(conf, cli.json, n == 0,
-			    stdout);
-		if (cli.json)
-			fputs(n > 0 ? "\n]\n" : "]\n", stdout);
+		report_status(conf, sel, n, cli.naccounts == 0, cli.json,
+		    stdout, codes);
 		code = first_failure(codes, n + 1);
 		break;
 	case CMD_ACCOUNTS:

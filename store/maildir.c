@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deliver.h"
 #include "error.h"
 #include "log.h"
 #include "maildir.h"
@@ -66,6 +67,7 @@ struct maildir_syncer {
 };
 
 struct maildir {
+	struct deliver	 base;		/* first: the delivery seam's view */
 	char	*path;
 	int	 tmp_fd;
 	int	 new_fd;
@@ -89,6 +91,7 @@ enum delivery_state {
  * at once and is written in MAILDIR_WRITE_BUF chunks as it arrives.
  */
 struct maildir_delivery {
+	struct deliver_msg	 base;		/* first: the delivery seam's view */
 	struct maildir		*md;
 	enum delivery_state	 state;
 	int			 fd;		/* -1 until the file is open */
@@ -498,6 +501,7 @@ maildir_open(const char *path, struct maildir **md_r, struct pf_error *err)
 
 	*md_r = NULL;
 	md = xcalloc(1, sizeof(*md));
+	md->base.be = &deliver_maildir;
 	md->path = xstrdup(path);
 	md->tmp_fd = md->new_fd = md->cur_fd = -1;
 	pthread_mutex_init(&md->sync.mu, NULL);
@@ -572,6 +576,7 @@ maildir_deliver_begin(struct maildir *md, struct maildir_delivery **d_r,
 
 	*d_r = NULL;
 	d = xcalloc(1, sizeof(*d));
+	d->base.be = &deliver_maildir;
 	d->md = md;
 	d->fd = -1;
 	d->state = DELIVERY_FAILED;
@@ -1066,3 +1071,146 @@ fail:
 	closedir(dir);
 	return -1;
 }
+
+/* ---- the delivery backend (store/deliver.h) ---- */
+
+/* The Maildir and delivery behind the seam's views (their first member). */
+#define MD(t)	((struct maildir *)(void *)(t))
+#define MDD(m)	((struct maildir_delivery *)(void *)(m))
+
+/* Is dir still a Maildir (tmp/, new/, cur/)?  One that is gone, or no
+ * longer one, holds none of the messages a pending row names: better than
+ * an account stuck on a folder its user took apart (doc/DESIGN.md §7). */
+static bool
+looks_like_maildir(const char *dir)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	struct pf_error ignored;
+	char sub[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < 3; i++)
+		if (path_join(sub, sizeof(sub), dir, subs[i], &ignored) == -1 ||
+		    access(sub, F_OK) == -1)
+			return false;
+	return true;
+}
+
+static int
+be_open(const char *target, enum deliver_open_mode how, struct deliver **t_r,
+    struct pf_error *err)
+{
+	struct maildir *md = NULL;
+
+	if (how == DELIVER_EXISTING ? !looks_like_maildir(target) :
+	    maildir_create(target, err) == -1)
+		return how == DELIVER_EXISTING ? 0 : -1;
+	if (maildir_open(target, &md, err) == -1)
+		return -1;
+	*t_r = &md->base;
+	return 0;
+}
+
+static void
+be_close(struct deliver *t)
+{
+	struct maildir *md = MD(t);
+
+	maildir_close(&md);
+}
+
+static const char *
+be_target(const struct deliver *t)
+{
+	return maildir_path((const struct maildir *)(const void *)t);
+}
+
+static int
+be_begin(struct deliver *t, struct deliver_msg **m_r, struct pf_error *err)
+{
+	struct maildir_delivery *d;
+
+	if (maildir_deliver_begin(MD(t), &d, err) == -1)
+		return -1;
+	*m_r = &d->base;
+	return 0;
+}
+
+static int
+be_write(struct deliver_msg *m, const void *buf, size_t len,
+    struct pf_error *err)
+{
+	return maildir_deliver_write(MDD(m), buf, len, err);
+}
+
+static int
+be_finish(struct deliver_msg *m, struct pf_error *err)
+{
+	return maildir_deliver_finish(MDD(m), err);
+}
+
+static const char *
+be_location(const struct deliver_msg *m)
+{
+	return maildir_delivery_name((const struct maildir_delivery *)
+	    (const void *)m);
+}
+
+static uint64_t
+be_size(const struct deliver_msg *m)
+{
+	return maildir_delivery_size((const struct maildir_delivery *)
+	    (const void *)m);
+}
+
+static int
+be_commit(struct deliver *t, struct deliver_msg *const *m, size_t n,
+    bool *placed_r, struct pf_error *err)
+{
+	struct maildir_delivery **d = xcalloc(n + 1, sizeof(*d));
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		d[i] = MDD(m[i]);
+	rc = maildir_commit(MD(t), d, n, placed_r, err);
+	free(d);
+	return rc;
+}
+
+static void
+be_free(struct deliver_msg *m)
+{
+	struct maildir_delivery *d = MDD(m);
+
+	maildir_delivery_free(&d);
+}
+
+static int
+be_find(struct deliver *t, const char *const *locations, size_t n,
+    bool *found_r, struct pf_error *err)
+{
+	return maildir_find_delivered(MD(t), locations, n, found_r, err);
+}
+
+static int
+be_clean(struct deliver *t, size_t *removed_r, struct pf_error *err)
+{
+	return maildir_clean_tmp(MD(t), removed_r, err);
+}
+
+const struct deliver_backend deliver_maildir = {
+	.kind = "maildir",
+	.open = be_open,
+	.close = be_close,
+	.target = be_target,
+	.begin = be_begin,
+	.write = be_write,
+	.finish = be_finish,
+	.location = be_location,
+	.size = be_size,
+	.commit = be_commit,
+	.free = be_free,
+	.find = be_find,
+	.clean = be_clean,
+};

@@ -1060,8 +1060,8 @@ seen_pending_load(struct seen *s, struct seen_entry **entries_r, size_t *n_r,
 			e = xreallocarray(e, cap, sizeof(*e));
 		}
 		e[n].uidl = xstrdup(uidl != NULL ? uidl : "");
-		e[n].name = xstrdup(name != NULL ? name : "");
-		e[n].dir = dir != NULL ? xstrdup(dir) : NULL;
+		e[n].location = xstrdup(name != NULL ? name : "");
+		e[n].target = dir != NULL ? xstrdup(dir) : NULL;
 		e[n].size = (uint64_t)sqlite3_column_int64(st, 2);
 		e[n].fetched = (time_t)sqlite3_column_int64(st, 3);
 		n++;
@@ -1089,8 +1089,8 @@ seen_entries_free(struct seen_entry **entries_r, size_t n)
 	/* The strings were allocated by seen_pending_load. */
 	for (i = 0; i < n; i++) {
 		free((char *)(uintptr_t)e[i].uidl);
-		free((char *)(uintptr_t)e[i].name);
-		free((char *)(uintptr_t)e[i].dir);
+		free((char *)(uintptr_t)e[i].location);
+		free((char *)(uintptr_t)e[i].target);
 	}
 	free(e);
 	*entries_r = NULL;
@@ -1108,7 +1108,7 @@ seen_pending_add(struct seen *s, const struct seen_entry *entries, size_t n,
 		return -1;
 	for (i = 0; i < n; i++) {
 		if (entries[i].uidl == NULL || entries[i].uidl[0] == '\0' ||
-		    entries[i].name == NULL || entries[i].name[0] == '\0' ||
+		    entries[i].location == NULL || entries[i].location[0] == '\0' ||
 		    entries[i].size > INT64_MAX)
 			return pf_error_set(err, PF_FAIL_INTERNAL,
 			    "seen_pending_add: entry %zu is incomplete", i);
@@ -1123,11 +1123,11 @@ seen_pending_add(struct seen *s, const struct seen_entry *entries, size_t n,
 	for (i = 0; i < n; i++) {
 		sqlite3_bind_int64(st, 1, s->mailbox);
 		sqlite3_bind_text(st, 2, entries[i].uidl, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, entries[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, entries[i].location, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 4, (sqlite3_int64)entries[i].size);
 		sqlite3_bind_int64(st, 5, (sqlite3_int64)entries[i].fetched);
-		if (entries[i].dir != NULL)
-			sqlite3_bind_text(st, 6, entries[i].dir, -1,
+		if (entries[i].target != NULL)
+			sqlite3_bind_text(st, 6, entries[i].target, -1,
 			    SQLITE_STATIC);
 		else
 			sqlite3_bind_null(st, 6);

@@ -64,9 +64,11 @@ struct seen_who {
 /* One delivery: what the group commit records and recovery returns. */
 struct seen_entry {
 	const char	*uidl;		/* the key: UIDL (untrusted!) or digest */
-	const char	*name;		/* final Maildir file name, no directory */
-	const char	*dir;		/* the Maildir it went to; NULL: unknown
-					 * (a row from before schema 2) */
+	const char	*location;	/* where in its target (store/deliver.h;
+					 * a Maildir file name) */
+	const char	*target;	/* the delivery target it went to (a
+					 * Maildir's path); NULL: unknown (a row
+					 * from before schema 2) */
 	uint64_t	 size;		/* bytes as delivered */
 	time_t		 fetched;	/* when it was fetched */
 };
@@ -171,8 +173,8 @@ void	seen_entries_free(struct seen_entry **entries_r, size_t n);
 
 /*
  * Decide pending deliveries in one durable transaction (doc/DESIGN.md §3):
- * at recovery (step 2, delivered[i] from maildir_find_delivered) and at
- * the group commit (step 6c, delivered[i] from maildir_commit).  Where
+ * at recovery (step 2, delivered[i] from deliver_find) and at
+ * the group commit (step 6c, delivered[i] from deliver_commit).  Where
  * delivered[i] is true the key becomes seen (the account's byte total
  * grows by its size); otherwise the pending row is dropped and the
  * message will be fetched again.  A key without a pending row is
@@ -182,8 +184,8 @@ int	seen_pending_resolve(struct seen *s, const struct seen_entry *entries,
 	    size_t n, const bool *delivered, struct pf_error *err);
 
 /*
- * Group commit, step a: record `n` finished deliveries (still in tmp/) as
- * pending, in one durable transaction.  Must precede maildir_commit.
+ * Group commit, step a: record `n` finished deliveries (not yet visible) as
+ * pending, in one durable transaction.  Must precede deliver_commit.
  */
 int	seen_pending_add(struct seen *s, const struct seen_entry *entries,
 	    size_t n, struct pf_error *err);

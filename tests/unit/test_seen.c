@@ -196,7 +196,7 @@ status_of(const struct fixture *f, const struct seen_who *who)
 static void
 add_done(struct seen *s, const char *uidl, uint64_t size, time_t when)
 {
-	struct seen_entry e = { .uidl = uidl, .name = "some.name,S=1",
+	struct seen_entry e = { .uidl = uidl, .location = "some.name,S=1",
 	    .size = size, .fetched = when };
 	struct pf_error err;
 
@@ -329,8 +329,8 @@ crash_child(const struct fixture *f)
 		static const char *const u[] = { "u2", "u3", "u4", "u5" };
 
 		e[i].uidl = u[i];
-		e[i].name = maildir_delivery_name(d[i + 1]);
-		e[i].dir = f->md;
+		e[i].location = maildir_delivery_name(d[i + 1]);
+		e[i].target = f->md;
 		e[i].size = maildir_delivery_size(d[i + 1]);
 		e[i].fetched = 5000;
 	}
@@ -400,13 +400,13 @@ test_recovery_after_sigkill(void **state)
 	assert_int_equal(seen_pending_load(s, &pending, &n, &err), 0);
 	assert_int_equal(n, 3);
 	for (i = 0; i < n; i++)
-		names[i] = pending[i].name;
+		names[i] = pending[i].location;
 	assert_string_equal(pending[0].uidl, "u2");
 	assert_string_equal(pending[2].uidl, "u4");
 	assert_int_equal(pending[2].fetched, 5000);
 	/* Each pending row names the Maildir it went to. */
 	for (i = 0; i < n; i++)
-		assert_string_equal(pending[i].dir, f->md);
+		assert_string_equal(pending[i].target, f->md);
 	assert_int_equal(maildir_find_delivered(md, names, n, found, &err), 0);
 	assert_false(found[0]);
 	assert_true(found[1]);
@@ -513,8 +513,8 @@ test_twenty_thousand(void **state)
 		snprintf(names[i], sizeof(names[i]), "UID%07zu",
 		    (i * 7919) % N);
 		e[i].uidl = names[i];
-		e[i].name = "x,S=1";
-		e[i].dir = "/m";
+		e[i].location = "x,S=1";
+		e[i].target = "/m";
 		e[i].size = 1;
 		e[i].fetched = (time_t)i;
 		uidls[i] = names[i];
@@ -1163,8 +1163,8 @@ test_v1_migration(void **state)
 	assert_int_equal(seen_pending_load(s, &pending, &n, &err), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(pending[0].uidl, "P1");
-	assert_string_equal(pending[0].name, "1.M1P1Q1.h,S=5");
-	assert_null(pending[0].dir);
+	assert_string_equal(pending[0].location, "1.M1P1Q1.h,S=5");
+	assert_null(pending[0].target);
 	assert_int_equal(pending[0].size, 5);
 	assert_int_equal(pending[0].fetched, 202);
 	seen_entries_free(&pending, n);
@@ -1559,12 +1559,12 @@ test_pending_dir(void **state)
 	assert_int_equal(seen_pending_load(s, &pending, &n, &err), 0);
 	assert_int_equal(n, 3);
 	assert_string_equal(pending[0].uidl, "k1");
-	assert_string_equal(pending[0].dir, f->md);
+	assert_string_equal(pending[0].target, f->md);
 	assert_string_equal(pending[1].uidl, "k2");
-	assert_null(pending[1].dir);
+	assert_null(pending[1].target);
 	assert_string_equal(pending[2].uidl, "k3");
-	assert_string_equal(pending[2].dir, "/srv/other/Mail");
-	assert_string_equal(pending[2].name, "n3");
+	assert_string_equal(pending[2].target, "/srv/other/Mail");
+	assert_string_equal(pending[2].location, "n3");
 	assert_int_equal(pending[2].size, 3);
 	assert_int_equal(pending[2].fetched, 12);
 	seen_entries_free(&pending, n);

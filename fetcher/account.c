@@ -1,0 +1,114 @@
+/*
+ * account.c - an account's identity for the seen-list, and the choice of
+ * what to fetch, skip and delete.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "account.h"
+#include "log.h"
+#include "xmalloc.h"
+
+void
+account_who(const struct conf *conf, const struct conf_account *acct,
+    struct seen_who *who, struct seen_owner **owners_r)
+{
+	struct seen_owner *owners;
+	size_t i;
+
+	owners = xcalloc(conf->naccounts + 1, sizeof(*owners));
+	who->all = owners;
+	who->n = conf->naccounts;
+	who->self = 0;
+	for (i = 0; i < conf->naccounts; i++) {
+		const struct conf_account *a = &conf->accounts[i];
+
+		owners[i] = (struct seen_owner){
+			.account = a->name, .user = a->user, .host = a->host,
+			.port = a->port,
+		};
+		if (strcmp(a->name, acct->name) == 0)
+			who->self = i;
+	}
+	*owners_r = owners;
+}
+
+const char *
+account_target(const struct conf_account *a, const char **kind_r)
+{
+	*kind_r = "maildir";
+	return a->maildir;
+}
+
+const struct pop3_msg **
+account_unseen(const struct pop3_listing *l, struct seen *s, size_t *n_r)
+{
+	const struct pop3_msg **sel;
+	size_t i, n = 0;
+
+	sel = xcalloc(l->count + 1, sizeof(*sel));
+	for (i = 0; i < l->count; i++) {
+		const struct pop3_msg *m = &l->msgs[i];
+
+		if (m->uidl == NULL || s == NULL || !seen_contains(s, m->uidl))
+			sel[n++] = m;
+	}
+	*n_r = n;
+	return sel;
+}
+
+size_t
+account_limit(const struct conf_account *a, const struct pop3_msg **sel,
+    size_t nsel, bool verbose_skips, unsigned long *skipped)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < nsel; i++) {
+		const struct pop3_msg *m = sel[i];
+
+		if (a->max_size > 0 && m->size > a->max_size) {
+			(*skipped)++;
+			if (verbose_skips)
+				log_debug("%s: skipping message %u (UIDL %s): "
+				    "%" PRIu64 " bytes is over max_size",
+				    a->name, m->number, m->uidl ? m->uidl :
+				    "none", m->size);
+			continue;
+		}
+		if (a->max_messages > 0 && n >= a->max_messages) {
+			(*skipped)++;
+			continue;
+		}
+		sel[n++] = m;
+	}
+	return n;
+}
+
+const struct pop3_msg **
+account_select(const struct conf_account *a, const struct pop3_listing *l,
+    struct seen *s, bool verbose_skips, size_t *n_r, unsigned long *skipped)
+{
+	const struct pop3_msg **sel = account_unseen(l, s, n_r);
+
+	*n_r = account_limit(a, sel, *n_r, verbose_skips, skipped);
+	return sel;
+}
+
+bool
+account_want_delete(const struct conf_account *a, struct seen *s,
+    const struct pop3_msg *m, time_t now)
+{
+	time_t fetched;
+
+	if (a->delete)
+		return true;
+	if (a->delete_after_days == 0 || s == NULL)
+		return false;
+	if (!seen_lookup(s, m->uidl, &fetched))
+		return false;
+	return (int64_t)now - (int64_t)fetched >=
+	    (int64_t)a->delete_after_days * 86400;
+}

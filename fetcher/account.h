@@ -1,0 +1,52 @@
+/*
+ * account.h - what an account's configuration means to a run: who it is
+ * to the seen-list (doc/DESIGN.md §2), and which listed messages it
+ * fetches, skips and deletes.
+ */
+#ifndef POPFETCH_ACCOUNT_H
+#define POPFETCH_ACCOUNT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "conf.h"
+#include "pop3.h"
+#include "seen.h"
+
+/* The account among all configured ones, as the seen-list tells them
+ * apart; who->all points into *owners_r: free it after use. */
+void	account_who(const struct conf *conf, const struct conf_account *acct,
+	    struct seen_who *who, struct seen_owner **owners_r);
+
+/* Where the account delivers: the delivery backend (store/deliver.h) in
+ * *kind_r, and the target returned.  The configuration's choice of
+ * backend is read here and nowhere else. */
+const char *account_target(const struct conf_account *a, const char **kind_r);
+
+/*
+ * What to fetch from listing l: the messages not in seen-list s (NULL:
+ * none seen), in number order; of those, the ones over max_size and past
+ * max_messages are skipped and counted in *skipped (with verbose_skips,
+ * each over max_size gets a debug line).  Returns a new array of borrowed
+ * pointers into l, *n_r of them.  Sizes must be known.
+ */
+const struct pop3_msg **account_select(const struct conf_account *a,
+	    const struct pop3_listing *l, struct seen *s, bool verbose_skips,
+	    size_t *n_r, unsigned long *skipped);
+
+/* The unseen part of account_select alone: sizes need not be known. */
+const struct pop3_msg **account_unseen(const struct pop3_listing *l,
+	    struct seen *s, size_t *n_r);
+
+/* The limits part of account_select, on sel[0..n) in place; how many
+ * are kept. */
+size_t	account_limit(const struct conf_account *a,
+	    const struct pop3_msg **sel, size_t n, bool verbose_skips,
+	    unsigned long *skipped);
+
+/* Is the seen message m due for deletion at `now` (DESIGN §3 step 7)? */
+bool	account_want_delete(const struct conf_account *a, struct seen *s,
+	    const struct pop3_msg *m, time_t now);
+
+#endif

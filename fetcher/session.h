@@ -1,0 +1,43 @@
+/*
+ * session.h - an account's POP3 session: its secret, the connection, TLS
+ * as configured, greeting, CAPA, STLS and the login.  Shared by a fetch,
+ * a dry run and `check`; the commands after the login are theirs.
+ */
+#ifndef POPFETCH_SESSION_H
+#define POPFETCH_SESSION_H
+
+#include <stdbool.h>
+
+#include "conf.h"
+#include "error.h"
+#include "net.h"
+#include "pop3.h"
+
+struct session {
+	const struct conf_account *acct;
+	struct conn		*conn;
+	struct pop3		*pop3;
+	char			*secret;	/* until the login */
+	const char		*with;		/* "POP3S", ...: Received: */
+	struct tls_cert_info	*rejected;	/* check: a refused certificate
+						 * is described here */
+};
+
+/* Get the account's secret: its password or its password_command's
+ * output.  Before any connection: a failing command costs none. */
+int	session_secret(struct session *s, struct pf_error *err);
+
+/* Connect, TLS as configured, greeting, CAPA, STLS: all before the login. */
+int	session_connect(struct session *s, struct pf_error *err);
+
+/* Log in with the secret session_secret got, then forget it. */
+int	session_login(struct session *s, struct pf_error *err);
+
+/* All three in turn; the login only when need_secret. */
+int	session_open(struct session *s, bool need_secret, struct pf_error *err);
+
+/* Drop the connection, with a QUIT when `quit` and still in step with the
+ * server; free the secret if it is still held. */
+void	session_close(struct session *s, bool quit);
+
+#endif

@@ -1,0 +1,253 @@
+/*
+ * commit.c - the group commit (doc/DESIGN.md §3 step 6: a record pending,
+ * b make visible, c mark seen) and recovery (step 2), over the seen-list
+ * and the delivery seam.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "commit.h"
+#include "log.h"
+#include "params.h"
+#include "xmalloc.h"
+
+/* Finished deliveries awaiting their group commit. */
+struct batch {
+	struct deliver_msg	*m[SEEN_BATCH];
+	const void		*tag[SEEN_BATCH];
+	char			*key[SEEN_BATCH];
+	size_t			 n;
+	uint64_t		 bytes;
+};
+
+/* batch[filling] gets new messages; the other one is full, or empty. */
+struct commit_queue {
+	struct seen		*seen;
+	struct deliver		*target;
+	commit_placed_fn	*placed;
+	void			*ctx;
+	struct batch		 batch[2];
+	unsigned		 filling;
+};
+
+struct commit_queue *
+commit_queue_new(struct seen *s, struct deliver *t, commit_placed_fn *placed,
+    void *ctx)
+{
+	struct commit_queue *q = xcalloc(1, sizeof(*q));
+
+	q->seen = s;
+	q->target = t;
+	q->placed = placed;
+	q->ctx = ctx;
+	return q;
+}
+
+/* Free b's deliveries (those not committed go) and keys; b is empty. */
+static void
+batch_clear(struct batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		deliver_free(&b->m[i]);
+		free(b->key[i]);
+		b->key[i] = NULL;
+	}
+	b->n = 0;
+	b->bytes = 0;
+}
+
+/* Steps 6a-c for the deliveries in b; on failure they are thrown away and
+ * the pending rows let the next run decide. */
+static int
+batch_commit(struct commit_queue *q, struct batch *b, struct pf_error *err)
+{
+	struct seen_entry entries[SEEN_BATCH];
+	bool placed[SEEN_BATCH];
+	time_t now = time(NULL);
+	size_t i, n = b->n;
+	int rc = -1;
+
+	if (n == 0)
+		return 0;
+	for (i = 0; i < n; i++) {
+		entries[i] = (struct seen_entry){
+			.uidl = b->key[i],
+			.location = deliver_location(b->m[i]),
+			.target = deliver_target(q->target),
+			.size = deliver_size(b->m[i]),
+			.fetched = now,
+		};
+		placed[i] = false;
+	}
+	if (seen_pending_add(q->seen, entries, n, err) == -1 ||		/* a */
+	    deliver_commit(q->target, b->m, n, placed, err) == -1 ||	/* b */
+	    seen_pending_resolve(q->seen, entries, n, placed, err) == -1) /* c */
+		goto done;
+	for (i = 0; i < n; i++)
+		if (placed[i])	/* else DESIGN §7: it will be fetched again */
+			q->placed(q->ctx, b->tag[i], &b->key[i],
+			    entries[i].location, entries[i].size);
+	rc = 0;
+done:
+	batch_clear(b);
+	return rc;
+}
+
+int
+commit_queue_add(struct commit_queue *q, struct deliver_msg *m, char *key,
+    const void *tag, struct pf_error *err)
+{
+	struct batch *b = &q->batch[q->filling];
+
+	b->m[b->n] = m;
+	b->tag[b->n] = tag;
+	b->key[b->n] = key;
+	b->n++;
+	b->bytes += deliver_size(m);
+	if (b->n < SEEN_BATCH && b->bytes < SEEN_BATCH_BYTES)
+		return 0;
+	/* b is full: commit the one before it, whose files have had the
+	 * time of a batch to reach the disk, and fill that one next. */
+	q->filling ^= 1;
+	return batch_commit(q, &q->batch[q->filling], err) == -1 ? -1 : 1;
+}
+
+bool
+commit_queue_holds(const struct commit_queue *q, const char *key)
+{
+	size_t i, j;
+
+	for (j = 0; j < 2; j++)
+		for (i = 0; i < q->batch[j].n; i++)
+			if (strcmp(q->batch[j].key[i], key) == 0)
+				return true;
+	return false;
+}
+
+int
+commit_queue_flush(struct commit_queue *q, struct pf_error *err)
+{
+	if (batch_commit(q, &q->batch[q->filling ^ 1], err) == -1)
+		return -1;
+	return batch_commit(q, &q->batch[q->filling], err);
+}
+
+void
+commit_queue_free(struct commit_queue **q_r)
+{
+	struct commit_queue *q = *q_r;
+
+	if (q == NULL)
+		return;
+	batch_clear(&q->batch[0]);
+	batch_clear(&q->batch[1]);
+	free(q);
+	*q_r = NULL;
+}
+
+/* ---- recovery ---- */
+
+/*
+ * Look for pending deliveries idx[0..n) of e, all made into `target`: the
+ * account's (`here`, open already), or one it had before its
+ * configuration was edited (DESIGN §7); a target that is gone holds none.
+ */
+static int
+find_in(struct deliver *here, const char *target, const struct seen_entry *e,
+    const size_t *idx, size_t n, bool *found, struct pf_error *err)
+{
+	struct deliver *t = here, *other = NULL;
+	const char **locations;
+	bool *hit;
+	size_t i;
+	int rc;
+
+	if (strcmp(target, deliver_target(here)) != 0) {
+		if (deliver_open(here->be->kind, target, DELIVER_EXISTING,
+		    &other, err) == -1)
+			return -1;
+		if (other == NULL)
+			return 0;
+		t = other;
+	}
+	locations = xcalloc(n, sizeof(*locations));
+	hit = xcalloc(n, sizeof(*hit));
+	for (i = 0; i < n; i++)
+		locations[i] = e[idx[i]].location;
+	rc = deliver_find(t, locations, n, hit, err);
+	for (i = 0; rc == 0 && i < n; i++)
+		found[idx[i]] = hit[i];
+	/* The killed run's leftovers there: nobody else would take them
+	 * (the account's own target is cleaned by commit_recover). */
+	if (rc == 0 && other != NULL)
+		rc = deliver_clean(other, NULL, err);
+	deliver_close(&other);
+	free(locations);
+	free(hit);
+	return rc;
+}
+
+int
+commit_recover(struct seen *s, struct deliver *t, const char *name,
+    struct pf_error *err)
+{
+	struct seen_entry *entries = NULL;
+	const char *here = deliver_target(t);
+	size_t *idx = NULL;
+	bool *found = NULL, *done = NULL;
+	size_t i, j, k, n = 0, removed = 0;
+	int rc = -1;
+
+	if (seen_pending_load(s, &entries, &n, err) == -1)
+		return -1;
+	if (n > 0) {
+		idx = xcalloc(n, sizeof(*idx));
+		found = xcalloc(n, sizeof(*found));
+		done = xcalloc(n, sizeof(*done));
+		/* One pass per target named by the rows (usually one). */
+		for (i = 0; i < n; i++) {
+			const char *target = entries[i].target != NULL ?
+			    entries[i].target : here;
+
+			if (done[i])
+				continue;
+			for (j = i, k = 0; j < n; j++) {
+				const char *tj = entries[j].target != NULL ?
+				    entries[j].target : here;
+
+				if (!done[j] && strcmp(tj, target) == 0) {
+					idx[k++] = j;
+					done[j] = true;
+				}
+			}
+			if (find_in(t, target, entries, idx, k, found,
+			    err) == -1)
+				goto done;
+		}
+		if (seen_pending_resolve(s, entries, n, found, err) == -1)
+			goto done;
+		for (i = 0; i < n; i++)
+			log_debug("%s: recovered an interrupted delivery of "
+			    "UIDL %s: %s%s", name, entries[i].uidl, found[i] ?
+			    "it reached " : "it will be fetched again",
+			    found[i] ? (entries[i].target != NULL ?
+			    entries[i].target : here) : "");
+	}
+	if (deliver_clean(t, &removed, err) == -1)
+		goto done;
+	if (removed > 0)
+		log_debug("%s: removed %zu leftover(s) of interrupted "
+		    "deliveries from %s", name, removed, here);
+	rc = 0;
+done:
+	seen_entries_free(&entries, n);
+	free(idx);
+	free(found);
+	free(done);
+	return rc;
+}

@@ -1,0 +1,105 @@
+/*
+ * deliver.c - the delivery seam: the table of backends and the calls the
+ * run makes, each passed to the backend of the target or message.
+ */
+#include "config.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "deliver.h"
+
+/* Every backend, by the name the configuration uses (doc/DESIGN.md §9). */
+static const struct deliver_backend *const backends[] = {
+	&deliver_maildir,
+};
+
+int
+deliver_open(const char *kind, const char *target, enum deliver_open_mode how,
+    struct deliver **t_r, struct pf_error *err)
+{
+	size_t i;
+
+	*t_r = NULL;
+	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (strcmp(backends[i]->kind, kind) == 0)
+			return backends[i]->open(target, how, t_r, err);
+	return pf_error_set(err, PF_FAIL_INTERNAL, "no delivery backend '%s'",
+	    kind);
+}
+
+void
+deliver_close(struct deliver **t_r)
+{
+	if (*t_r == NULL)
+		return;
+	(*t_r)->be->close(*t_r);
+	*t_r = NULL;
+}
+
+const char *
+deliver_target(const struct deliver *t)
+{
+	return t->be->target(t);
+}
+
+int
+deliver_begin(struct deliver *t, struct deliver_msg **m_r,
+    struct pf_error *err)
+{
+	return t->be->begin(t, m_r, err);
+}
+
+int
+deliver_write(struct deliver_msg *m, const void *buf, size_t len,
+    struct pf_error *err)
+{
+	return m->be->write(m, buf, len, err);
+}
+
+int
+deliver_finish(struct deliver_msg *m, struct pf_error *err)
+{
+	return m->be->finish(m, err);
+}
+
+const char *
+deliver_location(const struct deliver_msg *m)
+{
+	return m->be->location(m);
+}
+
+uint64_t
+deliver_size(const struct deliver_msg *m)
+{
+	return m->be->size(m);
+}
+
+int
+deliver_commit(struct deliver *t, struct deliver_msg *const *m, size_t n,
+    bool *placed_r, struct pf_error *err)
+{
+	return t->be->commit(t, m, n, placed_r, err);
+}
+
+void
+deliver_free(struct deliver_msg **m_r)
+{
+	if (*m_r == NULL)
+		return;
+	(*m_r)->be->free(*m_r);
+	*m_r = NULL;
+}
+
+int
+deliver_find(struct deliver *t, const char *const *locations, size_t n,
+    bool *found_r, struct pf_error *err)
+{
+	return t->be->find(t, locations, n, found_r, err);
+}
+
+int
+deliver_clean(struct deliver *t, size_t *removed_r, struct pf_error *err)
+{
+	return t->be->clean(t, removed_r, err);
+}
