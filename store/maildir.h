@@ -1,8 +1,8 @@
 /*
  * maildir.h - Maildir delivery (tmp/ -> new/) and recovery of what an
- * interrupted run left behind.  See the design note at the head of
- * maildir.c and seen.c for the order of operations that makes a delivery
- * exactly-once.
+ * interrupted run left behind: the first backend of the delivery seam
+ * (deliver.h; the run uses it only through that).  The order of
+ * operations that makes a delivery exactly once is doc/DESIGN.md §3.
  *
  * Used error categories: PF_FAIL_IO (74) for every file-system failure,
  * including a path too long and a disk that is full; PF_FAIL_INTERNAL (70)
