@@ -41,9 +41,9 @@
 #include <sqlite3.h>
 
 #include "error.h"
+#include "fsutil.h"
 #include "lock.h"
 #include "log.h"
-#include "maildir.h"
 #include "params.h"
 #include "seen.h"
 #include "xmalloc.h"
@@ -753,7 +753,7 @@ open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
 {
 	int fd;
 
-	if (maildir_mkdirs(state_dir, err) == -1)
+	if (pf_mkdirs(state_dir, err) == -1)
 		return -1;
 	fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 	    0600);
