@@ -762,16 +762,8 @@ open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
 	if (fd != -1) {
 		/* An empty file is an empty database; make its entry durable. */
 		close(fd);
-		fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd == -1)
-			return pf_error_set_errno(err, PF_FAIL_IO, "open(%s)",
-			    state_dir);
-		if (fsync(fd) == -1 && errno != EINVAL) {
-			pf_error_set_errno(err, PF_FAIL_IO, "fsync(%s)", state_dir);
-			close(fd);
+		if (pf_fsync_dir(state_dir, err) == -1)
 			return -1;
-		}
-		close(fd);
 	}
 	if (db_open(s, SQLITE_OPEN_READWRITE, err) == -1)
 		return -1;
