@@ -37,7 +37,6 @@
 #include <openssl/x509v3.h>
 
 #include "error.h"
-#include "net.h"
 #include "params.h"
 #include "tls.h"
 #include "xmalloc.h"
