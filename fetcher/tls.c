@@ -41,9 +41,6 @@
 #include "tls.h"
 #include "xmalloc.h"
 
-/* Room for "what the certificate is for" in a host name mismatch. */
-#define TLS_NAMES_MAX	256
-
 struct tls {
 	SSL_CTX		*ctx;
 	SSL		*ssl;
