@@ -53,8 +53,6 @@
 #include "xmalloc.h"
 
 #define CONF_SYSTEM_PATH	"/etc/popfetch.conf"
-#define CONF_DEFAULT_TIMEOUT	60
-#define CONF_DEFAULT_FORGET_AFTER_DAYS	30
 #define CONF_PORT_POP3S		995
 #define CONF_PORT_POP3		110
 

@@ -16,37 +16,9 @@
 
 #include "error.h"
 #include "params.h"
+#include "tls.h"	/* struct tls_settings, struct tls_info */
 
 struct conn;
-
-/* What a TLS handshake must check (from the account's settings). */
-/* A server certificate that failed verification, for `check` to show
- * (strings from the certificate: untrusted, print them escaped). */
-struct tls_cert_info {
-	bool	valid;			/* filled in */
-	char	fingerprint[128];	/* "sha256:AB:CD:..." */
-	char	subject[512];		/* RFC 2253 form */
-	char	issuer[512];
-	char	not_before[32];		/* "2026-12-06 10:00:00 UTC" */
-	char	not_after[32];
-};
-
-struct tls_settings {
-	const char	*host;		/* SNI and the name the certificate must match */
-	bool		 verify;	/* tls_verify */
-	const char	*ca_file;	/* NULL: system default store */
-	bool		 has_fingerprint;
-	unsigned char	 fingerprint[32];	/* SHA-256 of the DER leaf; replaces CA+name checks */
-	struct tls_cert_info *rejected;	/* not NULL: gets the server's certificate
-					 * when it fails verification or the pin */
-};
-
-/* What `popfetch check` shows of an established TLS session. */
-struct tls_info {
-	char	version[32];		/* "TLSv1.3" */
-	char	cipher[128];		/* "TLS_AES_256_GCM_SHA384" */
-	char	fingerprint[128];	/* "sha256:AB:CD:..." (form tls_fingerprint accepts) */
-};
 
 /*
  * One wait for server data (doc/DESIGN.md §5.4), owned by the reader, who

@@ -33,9 +33,6 @@
 #include "secret.h"
 #include "xmalloc.h"
 
-/* Without a pidfd, how often we look whether the shell has exited. */
-#define SECRET_EXIT_POLL_MS	5
-
 /* Milliseconds left until the deadline (-1: none; 0: passed). */
 static int
 ms_left(const struct timespec *deadline, unsigned timeout_s)

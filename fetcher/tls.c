@@ -37,13 +37,9 @@
 #include <openssl/x509v3.h>
 
 #include "error.h"
-#include "net.h"
 #include "params.h"
 #include "tls.h"
 #include "xmalloc.h"
-
-/* Room for "what the certificate is for" in a host name mismatch. */
-#define TLS_NAMES_MAX	256
 
 struct tls {
 	SSL_CTX		*ctx;

@@ -28,7 +28,6 @@
 #include "params.h"
 
 #define LOG_ERASE	"\r\033[K"	/* to column 0, clear to end of line */
-#define LOG_LINE_MAX	4096		/* bytes of one line, '\n' included */
 
 static int	 verbosity;
 static bool	 use_syslog;

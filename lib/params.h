@@ -1,110 +1,58 @@
 /*
  * params.h - every numeric limit of popfetch, in one place, each with its
- * reason.  "How long may a status line be?" has one answer: here.
+ * reason.  "How long may a status line be?" has one answer: here.  One
+ * section per module, in layer order (doc/DESIGN.md §1.1).
  */
 #ifndef POPFETCH_PARAMS_H
 #define POPFETCH_PARAMS_H
 
-/*
- * Longest status, CAPA, UIDL or LIST line we accept, CRLF included.  RFC 1939
- * §3 allows 512 octets for a response line and RFC 2449 §4 raises it to 512
- * for extended responses too; real servers stay well below.  We accept 16x
- * that before deciding the server has broken the protocol (exit 76).
- */
-#define POP3_LINE_MAX		8192
+/* ---- lib/: logging (lib/log.c) ---- */
 
-/*
- * Longest UIDL unique-id: RFC 1939 §7 says 1 to 70 characters in the range
- * 0x21..0x7E.  Some servers exceed 70; we accept up to 512 but no more.
- */
-#define POP3_UIDL_MAX		512
-
-/* OpenSSL's own read buffer (read-ahead): a few 16 KiB records per
- * read(2). */
-#define TLS_READ_BUF		(64 * 1024)
-
-/*
- * Message data (RETR, TOP bodies) arriving at less than this many KiB/s,
- * measured over the account's `timeout`, is a stall (75; doc/DESIGN.md
- * §5.4).  Any link mail is fetched over, even a poor mobile one, carries
- * tens of KiB/s; a server sending less is stuck or hostile, and one that
- * trickles a byte now and then, each within `timeout`, would otherwise
- * hold the account for days over one large message.  At this rate a
- * 10 MB message still gets its 2.7 hours.
- */
-#define NET_STALL_RATE_KIB	1
-
-/* Socket read buffer; large so that message data is scanned with memchr in
- * big chunks rather than line by line.  A TLS read returns one record (at
- * most 16 KiB) anyway, so more than a few records would only cost memory. */
-#define NET_READ_BUF		(64 * 1024)
-
-/*
- * Commands in flight when the server advertises PIPELINING (RFC 2449 §6.6).
- * Large, so that on a slow link the server always has work: 256 to 512
- * messages are asked for ahead of the one being read, which keeps even
- * 10 KB messages flowing at 25 MB/s over a 100 ms round trip.  Bounded so
- * that the commands the server has not read yet (at most 512 x 17 octets,
- * "RETR 4294967295\r\n", under 9 KiB) always fit in the socket buffers
- * (Linux defaults: 16 KiB to send, 128 KiB to receive): our write
- * completes even while the server, blocked on replies we have not read
- * yet, reads nothing.
- */
-#define POP3_PIPELINE_WINDOW	512
-
-/* RFC 7677 / RFC 5802: smallest PBKDF2 iteration count we accept from a
- * server (RFC 7677 §4 says at least 4096), and the largest, so that a hostile
- * server cannot make us spin. */
-#define SCRAM_MIN_ITERATIONS	4096
-#define SCRAM_MAX_ITERATIONS	1000000
-
-/* doc/DESIGN.md §5: a message that keeps coming past twice its LIST size plus this is
- * a protocol error (76). */
-#define RUNAWAY_SLACK		((off_t)64 * 1024 * 1024)
-
-/* Messages delivered between two seen-list commits (group commit). */
-#define SEEN_BATCH		64
-
-/* Bytes delivered between two seen-list commits: a batch is also closed
- * when it holds this much.  A full batch commits once the next one is full
- * too, so a killed run refetches at most twice this (or 2 x SEEN_BATCH
- * messages). */
-#define SEEN_BATCH_BYTES	((uint64_t)32 * 1024 * 1024)
-
-/* Bytes of a message's header kept for --dry-run's From/Subject/Date. */
-#define DRYRUN_HEADER_MAX	(32 * 1024)
-
-/* Seconds between two redraws of the progress line. */
-#define PROGRESS_INTERVAL	0.2
+/* Bytes of one log line, '\n' included: an error line (PF_ERROR_WHAT_MAX
+ * of our words and PF_ERROR_SERVER_MAX of the server's, error.h) fits with
+ * room to spare; a longer line is cut at a character. */
+#define LOG_LINE_MAX		4096
 
 /* Bytes of one progress line, escape sequence included: it is clipped to
  * the terminal width anyway, and "NAME: n/N messages, B, R/s, T s" with a
  * long account name fits easily. */
 #define LOG_PROGRESS_MAX	512
 
-/* SQLite page cache per connection, KiB (PRAGMA cache_size = -N).  The
- * seen-list is read once at the start (into memory) and then written in
- * small transactions: SQLite's default of 2 MB would only keep pages that
- * are never read again, and count in the peak RSS. */
-#define SEEN_CACHE_KIB		512
+/* ---- config/: the configuration file (config/conf.c) ---- */
 
-/* SQLite busy timeout in milliseconds. */
-#define SEEN_BUSY_TIMEOUT_MS	5000
+/* Largest configuration file we read: a real one is a few KB, so anything
+ * near this is a mistake (or /dev/zero), refused rather than slurped. */
+#define CONF_FILE_MAX		(1024 * 1024)
 
-/* Milliseconds between two attempts to switch a new database to WAL while
- * another popfetch (-j) holds it: SQLite does not wait itself there. */
-#define SEEN_WAL_RETRY_MS	10
+/* Longest account name: it ends up in log lines, lock and state names. */
+#define CONF_ACCOUNT_NAME_MAX	64
 
-/* ---- store/ (Maildir, seen-list, lock) ---- */
+/* Default `timeout`, seconds (popfetch.conf(5) documents it): far longer
+ * than a working server or password_command takes to answer, short enough
+ * that a dead one does not hang a cron run for long. */
+#define CONF_DEFAULT_TIMEOUT	60
 
-/* Runs kept per mailbox in the state database: `status` shows the last one;
- * a few more help debugging without letting the table grow forever. */
-#define SEEN_RUN_HISTORY	10
+/* Largest config value for `timeout`, seconds (one day). */
+#define CONF_TIMEOUT_MAX	86400
+
+/* Default `forget_after_days` (popfetch.conf(5) documents it): a month
+ * outlasts a short or partial listing (doc/DESIGN.md §4), and the
+ * seen-list still does not keep every message ever fetched. */
+#define CONF_DEFAULT_FORGET_AFTER_DAYS	30
+
+/* Largest `delete_after_days` (100 years): keeps N * 86400 seconds far
+ * inside a 64-bit time_t and any 32-bit unsigned day count. */
+#define CONF_DELETE_AFTER_DAYS_MAX	36500
+
+/* ---- store/: Maildir (store/maildir.c) ---- */
 
 /* Maildir write buffer: a message up to this size is held in memory and
  * written by a sync thread in one write(2); a larger one reaches write(2)
  * in chunks this large, so a big message costs few system calls. */
 #define MAILDIR_WRITE_BUF	(64 * 1024)
+
+/* First size of a message's buffer; it doubles up to MAILDIR_WRITE_BUF. */
+#define MAILDIR_BUF_MIN		(8 * 1024)
 
 /* Threads that fsync finished deliveries while the next messages arrive.
  * fsyncs issued together cost about one journal commit on ext4, XFS and
@@ -115,9 +63,6 @@
 /* Bytes of finished messages that may wait in memory for those threads to
  * write them: past it, receiving pauses until they catch up. */
 #define MAILDIR_SYNC_HELD	(512 * 1024)
-
-/* First size of a message's buffer; it doubles up to MAILDIR_WRITE_BUF. */
-#define MAILDIR_BUF_MIN		(8 * 1024)
 
 /* Stack of each of those threads: they only create, write, fsync, close. */
 #define MAILDIR_SYNC_STACK	(256 * 1024)
@@ -131,26 +76,89 @@
  * name stays far below NAME_MAX (255) on every file system. */
 #define MAILDIR_HOST_MAX	100
 
-/* Largest config value for `timeout`, seconds (one day). */
-#define CONF_TIMEOUT_MAX	86400
+/* ---- store/: seen-list (store/seen.c) ---- */
 
-/* Largest configuration file we read: a real one is a few KB, so anything
- * near this is a mistake (or /dev/zero), refused rather than slurped. */
-#define CONF_FILE_MAX		(1024 * 1024)
+/* SQLite page cache per connection, KiB (PRAGMA cache_size = -N).  The
+ * seen-list is read once at the start (into memory) and then written in
+ * small transactions: SQLite's default of 2 MB would only keep pages that
+ * are never read again, and count in the peak RSS. */
+#define SEEN_CACHE_KIB		512
 
-/* Longest account name: it ends up in log lines, lock and state names. */
-#define CONF_ACCOUNT_NAME_MAX	64
+/* SQLite busy timeout in milliseconds: how long a write transaction
+ * queues behind another popfetch's (-j: other accounts) before it is a
+ * temporary failure, 75 (doc/DESIGN.md §3.4).  Theirs are short. */
+#define SEEN_BUSY_TIMEOUT_MS	5000
 
-/* Largest `delete_after_days` (100 years): keeps N * 86400 seconds far
- * inside a 64-bit time_t and any 32-bit unsigned day count. */
-#define CONF_DELETE_AFTER_DAYS_MAX	36500
+/* Milliseconds between two attempts to switch a new database to WAL while
+ * another popfetch (-j) holds it: SQLite does not wait itself there. */
+#define SEEN_WAL_RETRY_MS	10
 
-/* Most of password_command's output we keep (popfetch.conf(5): its first line is the
- * secret).  Passwords and OAuth2 access tokens are far smaller; the rest of
- * the output is read and thrown away so the command can finish. */
+/* Runs kept per mailbox in the state database: `status` shows the last one;
+ * a few more help debugging without letting the table grow forever. */
+#define SEEN_RUN_HISTORY	10
+
+/* ---- store/: the group commit (store/commit.c) ---- */
+
+/* Messages delivered between two seen-list commits (group commit,
+ * doc/DESIGN.md §3.1 step 6): a batch shares its durable transactions and
+ * its fsync of new/, and a killed run refetches at most two batches. */
+#define SEEN_BATCH		64
+
+/* Bytes delivered between two seen-list commits: a batch is also closed
+ * when it holds this much.  A full batch commits once the next one is full
+ * too, so a killed run refetches at most twice this (or 2 x SEEN_BATCH
+ * messages). */
+#define SEEN_BATCH_BYTES	((uint64_t)32 * 1024 * 1024)
+
+/* ---- fetcher/: connections and TLS (fetcher/net.c, fetcher/tls.c) ---- */
+
+/* Socket read buffer; large so that message data is scanned with memchr in
+ * big chunks rather than line by line.  A TLS read returns one record (at
+ * most 16 KiB) anyway, so more than a few records would only cost memory. */
+#define NET_READ_BUF		(64 * 1024)
+
+/*
+ * Message data (RETR, TOP bodies) arriving at less than this many KiB/s,
+ * measured over the account's `timeout`, is a stall (75; doc/DESIGN.md
+ * §5.4).  Any link mail is fetched over, even a poor mobile one, carries
+ * tens of KiB/s; a server sending less is stuck or hostile, and one that
+ * trickles a byte now and then, each within `timeout`, would otherwise
+ * hold the account for days over one large message.  At this rate a
+ * 10 MB message still gets its 2.7 hours.
+ */
+#define NET_STALL_RATE_KIB	1
+
+/* OpenSSL's own read buffer (read-ahead): a few 16 KiB records per
+ * read(2). */
+#define TLS_READ_BUF		(64 * 1024)
+
+/* Bytes of "what the certificate is for" (its SANs or CN) in a host name
+ * mismatch message: a certificate with hundreds of names is cut here, so
+ * the error line stays readable. */
+#define TLS_NAMES_MAX		256
+
+/* ---- fetcher/: password_command (fetcher/secret.c) ---- */
+
+/* Most of password_command's output we keep (popfetch.conf(5): its first
+ * line is the secret).  Passwords and OAuth2 access tokens are far smaller;
+ * the rest of the output is read and thrown away so the command can
+ * finish. */
 #define SECRET_OUTPUT_MAX	(64 * 1024)
 
-/* ---- POP3 session (fetcher/pop3.c) ---- */
+/* Without a pidfd (Linux before 5.3, some seccomp filters), how often, in
+ * milliseconds, we look whether the shell has exited: soon enough that
+ * nobody waits for it, at a few hundred cheap wake-ups a second. */
+#define SECRET_EXIT_POLL_MS	5
+
+/* ---- fetcher/: POP3 session (fetcher/pop3.c) ---- */
+
+/*
+ * Longest status, CAPA, UIDL or LIST line we accept, CRLF included.  RFC 1939
+ * §3 and RFC 2449 §4 allow 512 octets for a response line; real servers stay
+ * well below.  We accept 16x that before deciding the server has broken the
+ * protocol (exit 76).
+ */
+#define POP3_LINE_MAX		8192
 
 /* Longest command line we send, CRLF included.  RFC 2449 §4 limits commands
  * to 255 octets, but SASL client responses (RFC 5034 §4) are not commands
@@ -170,6 +178,16 @@
  * list grow without bound. */
 #define POP3_SASL_MECHS_MAX	64
 
+/* Longest APOP timestamp we keep from the greeting (RFC 1939 §7: an RFC 822
+ * msg-id, e.g. <1896.697170952@dbc.mtview.ca.us>). */
+#define POP3_APOP_TIMESTAMP_MAX	256
+
+/*
+ * Longest UIDL unique-id: RFC 1939 §7 says 1 to 70 characters in the range
+ * 0x21..0x7E.  Some servers exceed 70; we accept up to 512 but no more.
+ */
+#define POP3_UIDL_MAX		512
+
 /* Highest message number and most lines in a UIDL or LIST reply.  A million
  * messages is far beyond any real POP3 maildrop, and the cap bounds the
  * memory a hostile server can make the listing take. */
@@ -188,8 +206,40 @@
  */
 #define POP3_UIDL_TOTAL_MAX	((size_t)POP3_MESSAGES_MAX * 70)
 
-/* Longest APOP timestamp we keep from the greeting (RFC 1939 §7: an RFC 822
- * msg-id, e.g. <1896.697170952@dbc.mtview.ca.us>). */
-#define POP3_APOP_TIMESTAMP_MAX	256
+/*
+ * Commands in flight when the server advertises PIPELINING (RFC 2449 §6.6).
+ * Large, so that on a slow link the server always has work: 256 to 512
+ * messages are asked for ahead of the one being read, which keeps even
+ * 10 KB messages flowing at 25 MB/s over a 100 ms round trip.  Bounded so
+ * that the commands the server has not read yet (at most 512 x 17 octets,
+ * "RETR 4294967295\r\n", under 9 KiB) always fit in the socket buffers
+ * (Linux defaults: 16 KiB to send, 128 KiB to receive): our write
+ * completes even while the server, blocked on replies we have not read
+ * yet, reads nothing.
+ */
+#define POP3_PIPELINE_WINDOW	512
+
+/* doc/DESIGN.md §5: a message that keeps coming past twice its LIST size
+ * plus this is a protocol error (76). */
+#define RUNAWAY_SLACK		((off_t)64 * 1024 * 1024)
+
+/* ---- fetcher/: SASL (fetcher/sasl.c) ---- */
+
+/* RFC 7677 / RFC 5802: smallest PBKDF2 iteration count we accept from a
+ * server (RFC 7677 §4 says at least 4096), and the largest, so that a hostile
+ * server cannot make us spin. */
+#define SCRAM_MIN_ITERATIONS	4096
+#define SCRAM_MAX_ITERATIONS	1000000
+
+/* ---- fetcher/: the run, --dry-run and reporting (fetcher/run.c,
+ * fetcher/dryrun.c, fetcher/report.c) ---- */
+
+/* Bytes of a message's header kept for --dry-run's From/Subject/Date:
+ * they stand near the top; a header that is longer is not kept whole. */
+#define DRYRUN_HEADER_MAX	(32 * 1024)
+
+/* Seconds between two redraws of the progress line: five a second looks
+ * live and costs nothing next to the transfer. */
+#define PROGRESS_INTERVAL	0.2
 
 #endif

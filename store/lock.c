@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "fsutil.h"
 #include "lock.h"
-#include "maildir.h"
 #include "xmalloc.h"
 
 struct pf_lock {
@@ -76,7 +76,7 @@ lock_acquire(const char *state_dir, const char *account,
 
 	*lock_r = NULL;
 	if (lock_name(account, name, sizeof(name), err) == -1 ||
-	    maildir_mkdirs(state_dir, err) == -1)
+	    pf_mkdirs(state_dir, err) == -1)
 		goto fail;
 	n = snprintf(path, sizeof(path), "%s/%s", state_dir, name);
 	if (n < 0 || (size_t)n >= sizeof(path)) {

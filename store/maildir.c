@@ -33,6 +33,7 @@
 
 #include "deliver.h"
 #include "error.h"
+#include "fsutil.h"
 #include "log.h"
 #include "maildir.h"
 #include "params.h"
@@ -129,24 +130,6 @@ path_join(char *buf, size_t size, const char *dir, const char *name,
 	return 0;
 }
 
-/* fsync the directory at `path`; file systems that cannot sync a directory
- * (EINVAL) have nothing more to do. */
-static int
-fsync_dir_path(const char *path, struct pf_error *err)
-{
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return pf_error_set_errno(err, PF_FAIL_IO, "open(%s)", path);
-	if (fsync(fd) == -1 && errno != EINVAL) {
-		pf_error_set_errno(err, PF_FAIL_IO, "fsync(%s)", path);
-		close(fd);
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
 /* fsync an open directory, naming it `dir`/`sub` in the error. */
 static int
 fsync_dir_fd(int fd, const char *dir, const char *sub, struct pf_error *err)
@@ -157,71 +140,6 @@ fsync_dir_fd(int fd, const char *dir, const char *sub, struct pf_error *err)
 	return 0;
 }
 
-/*
- * mkdir one directory, mode 0700.  If we created it, fsync its parent so
- * the new entry is durable; if it exists, it must be a directory.
- */
-static int
-mkdir_one(char *path, struct pf_error *err)
-{
-	struct stat st;
-	char *slash;
-	int rc;
-
-	if (mkdir(path, 0700) == -1) {
-		if (errno != EEXIST)
-			return pf_error_set_errno(err, PF_FAIL_IO, "mkdir(%s)",
-			    path);
-		if (stat(path, &st) == -1)
-			return pf_error_set_errno(err, PF_FAIL_IO, "stat(%s)",
-			    path);
-		if (!S_ISDIR(st.st_mode)) {
-			errno = ENOTDIR;
-			return pf_error_set_errno(err, PF_FAIL_IO, "mkdir(%s)",
-			    path);
-		}
-		return 0;
-	}
-	if ((slash = strrchr(path, '/')) == NULL)
-		return fsync_dir_path(".", err);
-	if (slash == path)
-		return fsync_dir_path("/", err);
-	*slash = '\0';
-	rc = fsync_dir_path(path, err);
-	*slash = '/';
-	return rc;
-}
-
-int
-maildir_mkdirs(const char *path, struct pf_error *err)
-{
-	char buf[PATH_MAX];
-	struct stat st;
-	size_t len;
-	char *p;
-
-	len = strlen(path);
-	if (len == 0)
-		return pf_error_set(err, PF_FAIL_IO, "mkdir(): empty path");
-	if (len >= sizeof(buf))
-		return pf_error_set(err, PF_FAIL_IO, "path too long: %s", path);
-	memcpy(buf, path, len + 1);
-	while (len > 1 && buf[len - 1] == '/')
-		buf[--len] = '\0';
-	if (stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
-		return 0;
-
-	for (p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/' || p[-1] == '/')
-			continue;
-		*p = '\0';
-		if (mkdir_one(buf, err) == -1)
-			return -1;
-		*p = '/';
-	}
-	return mkdir_one(buf, err);
-}
-
 int
 maildir_create(const char *path, struct pf_error *err)
 {
@@ -229,11 +147,11 @@ maildir_create(const char *path, struct pf_error *err)
 	char buf[PATH_MAX];
 	size_t i;
 
-	if (maildir_mkdirs(path, err) == -1)
+	if (pf_mkdirs(path, err) == -1)
 		return -1;
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		if (path_join(buf, sizeof(buf), path, subs[i], err) == -1 ||
-		    mkdir_one(buf, err) == -1)
+		    pf_mkdirs(buf, err) == -1)
 			return -1;
 	}
 	return 0;

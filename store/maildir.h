@@ -25,14 +25,6 @@ struct maildir;
 struct maildir_delivery;
 
 /*
- * Create the directory `path` and its missing parents, mode 0700, fsyncing
- * each parent that gained an entry so that the new directory survives a
- * power loss.  Existing directories are left as they are.  Also used for
- * the state directory.  Returns 0, or -1 with err set (PF_FAIL_IO).
- */
-int	maildir_mkdirs(const char *path, struct pf_error *err);
-
-/*
  * Create the Maildir at `path` with tmp/, new/ and cur/ (and missing
  * parents), all mode 0700.  An existing Maildir is fine and left as is.
  * Returns 0, or -1 with err set (PF_FAIL_IO).

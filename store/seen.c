@@ -41,9 +41,9 @@
 #include <sqlite3.h>
 
 #include "error.h"
+#include "fsutil.h"
 #include "lock.h"
 #include "log.h"
-#include "maildir.h"
 #include "params.h"
 #include "seen.h"
 #include "xmalloc.h"
@@ -753,7 +753,7 @@ open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
 {
 	int fd;
 
-	if (maildir_mkdirs(state_dir, err) == -1)
+	if (pf_mkdirs(state_dir, err) == -1)
 		return -1;
 	fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 	    0600);
@@ -762,16 +762,8 @@ open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
 	if (fd != -1) {
 		/* An empty file is an empty database; make its entry durable. */
 		close(fd);
-		fd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd == -1)
-			return pf_error_set_errno(err, PF_FAIL_IO, "open(%s)",
-			    state_dir);
-		if (fsync(fd) == -1 && errno != EINVAL) {
-			pf_error_set_errno(err, PF_FAIL_IO, "fsync(%s)", state_dir);
-			close(fd);
+		if (pf_fsync_dir(state_dir, err) == -1)
 			return -1;
-		}
-		close(fd);
 	}
 	if (db_open(s, SQLITE_OPEN_READWRITE, err) == -1)
 		return -1;

@@ -26,6 +26,7 @@
 #include <sqlite3.h>
 
 #include "error.h"
+#include "fsutil.h"
 #include "maildir.h"
 #include "params.h"
 #include "seen.h"
@@ -657,7 +658,7 @@ test_status_creates_nothing(void **state)
 	assert_false(test_path_exists(f->state));
 
 	/* The directory exists, the database does not. */
-	assert_int_equal(maildir_mkdirs(f->state, &err), 0);
+	assert_int_equal(pf_mkdirs(f->state, &err), 0);
 	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_false(st.ever_run);
 	assert_false(test_path_exists(f->db));
@@ -1112,7 +1113,7 @@ make_v1_db(const struct fixture *f)
 	struct pf_error err;
 	sqlite3 *h = NULL;
 
-	assert_int_equal(maildir_mkdirs(f->state, &err), 0);
+	assert_int_equal(pf_mkdirs(f->state, &err), 0);
 	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(h, v1_schema, NULL, NULL, NULL),
 	    SQLITE_OK);
@@ -1654,7 +1655,7 @@ test_not_a_database(void **state)
 	struct seen *s = NULL;
 	char junk[4096];
 
-	assert_int_equal(maildir_mkdirs(f->state, &err), 0);
+	assert_int_equal(pf_mkdirs(f->state, &err), 0);
 	memset(junk, 'j', sizeof(junk));
 	assert_int_equal(test_write_file(f->db, O_CREAT, junk, sizeof(junk)),
 	    0);
@@ -1688,7 +1689,7 @@ test_migrations(void **state)
 	sqlite3 *h = NULL;
 
 	/* A database at user_version 0 with no tables. */
-	assert_int_equal(maildir_mkdirs(f->state, &err), 0);
+	assert_int_equal(pf_mkdirs(f->state, &err), 0);
 	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(h, "CREATE TABLE t (x); DROP TABLE t",
 	    NULL, NULL, NULL), SQLITE_OK);

@@ -1,0 +1,28 @@
+/*
+ * fsutil.h - durable directory creation, for every store/ file that makes
+ * a directory (the Maildir and its parents, the state directory).
+ *
+ * Used error categories: PF_FAIL_IO (74), naming the call and the path:
+ * "mkdir(/home/a/Mail): Permission denied".
+ */
+#ifndef POPFETCH_FSUTIL_H
+#define POPFETCH_FSUTIL_H
+
+#include "error.h"
+
+/*
+ * Create the directory `path` and its missing parents, mode 0700, fsyncing
+ * each parent that gained an entry so that the new directory survives a
+ * power loss.  Existing directories are left as they are.  Returns 0, or -1
+ * with err set (PF_FAIL_IO).
+ */
+int	pf_mkdirs(const char *path, struct pf_error *err);
+
+/*
+ * fsync the directory at `path`, so that entries added to it survive a
+ * power loss; file systems that cannot sync a directory (EINVAL) have
+ * nothing more to do.  Returns 0, or -1 with err set (PF_FAIL_IO).
+ */
+int	pf_fsync_dir(const char *path, struct pf_error *err);
+
+#endif
