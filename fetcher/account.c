@@ -105,7 +105,7 @@ account_want_delete(const struct conf_account *a, struct seen *s,
 
 	if (a->delete)
 		return true;
-	if (a->delete_after_days == 0 || s == NULL)
+	if (a->delete_after_days == 0 || s == NULL || m->uidl == NULL)
 		return false;
 	if (!seen_lookup(s, m->uidl, &fetched))
 		return false;

@@ -15,7 +15,8 @@
 #include "seen.h"
 
 /* The account among all configured ones, as the seen-list tells them
- * apart; who->all points into *owners_r: free it after use. */
+ * apart; who->all points into *owners_r: free it after use.  acct must be
+ * one of conf's accounts (found by name). */
 void	account_who(const struct conf *conf, const struct conf_account *acct,
 	    struct seen_who *who, struct seen_owner **owners_r);
 
@@ -45,7 +46,8 @@ size_t	account_limit(const struct conf_account *a,
 	    const struct pop3_msg **sel, size_t n, bool verbose_skips,
 	    unsigned long *skipped);
 
-/* Is the seen message m due for deletion at `now` (DESIGN §3 step 7)? */
+/* Is the seen message m due for deletion at `now` (DESIGN §3 step 7)?
+ * Without a UIDL, only when the account deletes everything. */
 bool	account_want_delete(const struct conf_account *a, struct seen *s,
 	    const struct pop3_msg *m, time_t now);
 

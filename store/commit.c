@@ -112,9 +112,13 @@ commit_queue_add(struct commit_queue *q, struct deliver_msg *m, char *key,
 	if (b->n < SEEN_BATCH && b->bytes < SEEN_BATCH_BYTES)
 		return 0;
 	/* b is full: commit the one before it, whose files have had the
-	 * time of a batch to reach the disk, and fill that one next. */
+	 * time of a batch to reach the disk, and fill that one next; b waits
+	 * until it is full in turn. */
 	q->filling ^= 1;
-	return batch_commit(q, &q->batch[q->filling], err) == -1 ? -1 : 1;
+	b = &q->batch[q->filling];
+	if (b->n == 0)
+		return 0;
+	return batch_commit(q, b, err) == -1 ? -1 : 1;
 }
 
 bool

@@ -37,8 +37,9 @@ struct commit_queue *commit_queue_new(struct seen *s, struct deliver *t,
  * Queue finished message m under its seen-list key, with the caller's tag
  * (all three owned by the queue from now on; the tag is only passed back).
  * When the filling batch is full (SEEN_BATCH messages or SEEN_BATCH_BYTES)
- * the other one is committed and the full one fills next.  Returns 1 if a
- * commit was made, 0 if not, or -1 with err set: the batch that failed is
+ * the other one is committed and then fills, while the full one waits for
+ * its turn (its files reach the disk meanwhile).  Returns 1 if messages
+ * were committed, 0 if not, or -1 with err set: the batch that failed is
  * thrown away, and its pending rows let the next run decide.
  */
 int	commit_queue_add(struct commit_queue *q, struct deliver_msg *m,

@@ -320,6 +320,8 @@ test_want_delete(void **state)
 	/* Two days later the young one is due too. */
 	assert_true(account_want_delete(&a, s, &l->msgs[1], now + 2 * day));
 	assert_false(account_want_delete(&a, NULL, &l->msgs[0], now));
+	/* Without a UIDL there is no fetch date to go by. */
+	assert_false(account_want_delete(&a, s, &nouidl, now));
 	seen_close(&s);
 }
 
