@@ -409,13 +409,16 @@ read_reply(struct pop3 *s, bool allow_cont, enum reply_kind *kind_r,
 
 	/* doc/DESIGN.md §5.4: one deadline for the whole line. */
 	io_wait_begin(&s->wait, IO_WAIT_LINE);
-	if (linebuf_read_line(s->lb, &line, &len, err) == -1) {
+	switch (linebuf_read_line(s->lb, &line, &len, err)) {
+	case LINEBUF_LINE:
+		break;
+	case LINEBUF_EOF:
+		pf_error_set(err, PF_FAIL_TEMP,
+		    "connection lost (waiting for the reply to %s)",
+		    pending_name(head, name, sizeof(name)));
+		/* FALLTHROUGH */
+	default:
 		s->broken = true;
-		if (err != NULL && err->category == PF_FAIL_TEMP &&
-		    strcmp(err->what, "connection lost") == 0)
-			pf_error_set(err, PF_FAIL_TEMP,
-			    "connection lost (waiting for the reply to %s)",
-			    pending_name(head, name, sizeof(name)));
 		return -1;
 	}
 	log_trace("%s: < %s", s->account, line);
@@ -573,7 +576,7 @@ read_body_line(struct pop3 *s, const char **line_r, size_t *len_r,
 
 	*end_r = false;
 	io_wait_begin(&s->wait, IO_WAIT_LINE);
-	if (linebuf_read_line(s->lb, &line, &len, err) == -1) {
+	if (linebuf_read_line(s->lb, &line, &len, err) != LINEBUF_LINE) {
 		s->broken = true;
 		return -1;
 	}
