@@ -495,16 +495,19 @@ resp_code_category(const char *text, enum pf_fail dflt)
 	return dflt;
 }
 
-/* Fill err for a -ERR: category from its response code or `dflt`, our
- * words from fmt, the server's line attached. */
+/*
+ * Fail with our words from fmt and `line` (untrusted) as the server's.
+ * The category is `cat`, unless `text` (the text of a -ERR; NULL for a
+ * line that is no reply) has a response code that says otherwise.
+ */
 static int
-err_reply(const char *line, const char *text, enum pf_fail dflt,
-    struct pf_error *err, const char *fmt, ...)
+fail_line(struct pf_error *err, enum pf_fail cat, const char *line,
+    const char *text, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
 static int
-err_reply(const char *line, const char *text, enum pf_fail dflt,
-    struct pf_error *err, const char *fmt, ...)
+fail_line(struct pf_error *err, enum pf_fail cat, const char *line,
+    const char *text, const char *fmt, ...)
 {
 	char what[256];
 	va_list ap;
@@ -512,14 +515,16 @@ err_reply(const char *line, const char *text, enum pf_fail dflt,
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	pf_error_set(err, resp_code_category(text, dflt), "%s", what);
+	if (text != NULL)
+		cat = resp_code_category(text, cat);
+	pf_error_set(err, cat, "%s", what);
 	pf_error_set_server(err, line, (size_t)-1);
 	return -1;
 }
 
 /*
  * Fill err for a -ERR to a login command (USER, PASS, APOP, AUTH or a
- * SASL step): err_reply with PF_FAIL_AUTH unless a response code says
+ * SASL step): fail_line with PF_FAIL_AUTH unless a response code says
  * otherwise.  [IN-USE] (RFC 2449 §8.1.1) means the login was fine but
  * another session holds the maildrop's lock: say that, not
  * "authentication failed", so that nobody goes looking for a wrong
@@ -537,12 +542,12 @@ login_refused(const char *line, const char *text, struct pf_error *err,
 	va_list ap;
 
 	if (has_resp_code(text, "IN-USE"))
-		return err_reply(line, text, PF_FAIL_TEMP, err, "mailbox in "
+		return fail_line(err, PF_FAIL_TEMP, line, text, "mailbox in "
 		    "use by another client (the server said [IN-USE])");
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	return err_reply(line, text, PF_FAIL_AUTH, err, "%s", what);
+	return fail_line(err, PF_FAIL_AUTH, line, text, "%s", what);
 }
 
 /*
@@ -680,7 +685,7 @@ pop3_greeting(struct pop3 *s, struct pf_error *err)
 	if (kind == REPLY_ERR)
 		/* RFC 1939 §4 allows no -ERR greeting; servers use it for
 		 * "too many connections": try again later. */
-		return err_reply(line, text, PF_FAIL_TEMP, err,
+		return fail_line(err, PF_FAIL_TEMP, line, text,
 		    "server refused the connection");
 	free(s->timestamp);
 	s->timestamp = find_timestamp(text);
@@ -761,7 +766,7 @@ capa_reply(struct pop3 *s, struct pf_error *err)
 
 		/* RFC 2449 §5: a server without CAPA says -ERR; fine. */
 		if (cat != PF_OK)
-			return err_reply(line, text, cat, err, "CAPA failed");
+			return fail_line(err, cat, line, text, "CAPA failed");
 		return 0;
 	}
 	for (;;) {
@@ -771,11 +776,9 @@ capa_reply(struct pop3 *s, struct pf_error *err)
 			break;
 		if (s->capa.nlines == POP3_CAPA_LINES_MAX) {
 			s->broken = true;
-			pf_error_set(err, PF_FAIL_PROTO,
+			return fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "more than %d capability lines",
 			    POP3_CAPA_LINES_MAX);
-			pf_error_set_server(err, line, len);
-			return -1;
 		}
 		capa_add(&s->capa, line);
 	}
@@ -837,7 +840,7 @@ pop3_stls(struct pop3 *s, struct pf_error *err)
 	if ((rc = simple_cmd(s, CMD_STLS, "STLS", &line, &text, err)) == -1)
 		return -1;
 	if (rc == 1)
-		return err_reply(line, text, PF_FAIL_TLS, err,
+		return fail_line(err, PF_FAIL_TLS, line, text,
 		    "server refused STLS");
 	/*
 	 * RFC 2595 §4: nothing may follow the +OK in clear text.  Bytes
@@ -1020,10 +1023,9 @@ auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
 				/* Logged in, yet the exchange is not done:
 				 * for SCRAM the server never proved that it
 				 * knows the password.  Refuse. */
-				pf_error_set(err, PF_FAIL_AUTH,
+				fail_line(err, PF_FAIL_AUTH, line, NULL,
 				    "%s: server accepted the login without "
 				    "completing the exchange", name);
-				pf_error_set_server(err, line, (size_t)-1);
 				goto out;
 			}
 			rc = 0;
@@ -1061,11 +1063,9 @@ auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
 				/* Two-step form: the first challenge is
 				 * empty and asks for the initial response. */
 				if (text[0] != '\0') {
-					pf_error_set(err, PF_FAIL_PROTO,
-					    "unexpected first %s challenge",
-					    name);
-					pf_error_set_server(err, line,
-					    (size_t)-1);
+					fail_line(err, PF_FAIL_PROTO, line,
+					    NULL, "unexpected first %s "
+					    "challenge", name);
 					sasl_cancel(s);
 					goto out;
 				}
@@ -1237,19 +1237,13 @@ pop3_stat(struct pop3 *s, unsigned *count_r, uint64_t *size_r,
 	if ((rc = simple_cmd(s, CMD_STAT, "STAT", &line, &text, err)) == -1)
 		return -1;
 	if (rc == 1)
-		return err_reply(line, text, PF_FAIL_PROTO, err, "STAT failed");
-	if (parse_num_size(text, UINT32_MAX, &count, &size, &why) == -1) {
-		pf_error_set(err, PF_FAIL_PROTO, "malformed STAT reply: %s",
-		    why);
-		pf_error_set_server(err, line, (size_t)-1);
-		return -1;
-	}
-	if (count > POP3_MESSAGES_MAX) {
-		pf_error_set(err, PF_FAIL_PROTO,
+		return fail_line(err, PF_FAIL_PROTO, line, text, "STAT failed");
+	if (parse_num_size(text, UINT32_MAX, &count, &size, &why) == -1)
+		return fail_line(err, PF_FAIL_PROTO, line, NULL,
+		    "malformed STAT reply: %s", why);
+	if (count > POP3_MESSAGES_MAX)
+		return fail_line(err, PF_FAIL_PROTO, line, NULL,
 		    "STAT announces more than %d messages", POP3_MESSAGES_MAX);
-		pf_error_set_server(err, line, (size_t)-1);
-		return -1;
-	}
 	s->stat_known = true;
 	s->stat_count = (unsigned)count;
 	if (count_r != NULL)
@@ -1315,28 +1309,6 @@ cmp_uid_string(const void *a, const void *b)
 	return c;
 }
 
-/* Fail on a bad UIDL or LIST line: our words, and the line as the
- * server's words (trimmed by pf_error_set_server). */
-static int
-bad_line(struct pop3 *s, struct pf_error *err, const char *line,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static int
-bad_line(struct pop3 *s, struct pf_error *err, const char *line,
-    const char *fmt, ...)
-{
-	char what[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	(void)s;
-	pf_error_set(err, PF_FAIL_PROTO, "%s", what);
-	pf_error_set_server(err, line, (size_t)-1);
-	return -1;
-}
-
 /* Highest message number we accept: STAT's count once known. */
 static unsigned
 max_number(const struct pop3 *s)
@@ -1376,12 +1348,13 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 		nlen = strcspn(line, " ");
 		if (parse_decimal(line, nlen, max_number(s), &num) == -1 ||
 		    num == 0) {
-			bad_line(s, err, line,
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "bad message number in UIDL line");
 			goto fail;
 		}
 		if (line[nlen] != ' ' || line[nlen + 1] == '\0') {
-			bad_line(s, err, line, "UIDL line without unique-id");
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
+			    "UIDL line without unique-id");
 			goto fail;
 		}
 		uid = line + nlen + 1;
@@ -1389,7 +1362,7 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 		/* RFC 1939 §7: 0x21..0x7E; more than 70 tolerated up to
 		 * POP3_UIDL_MAX (params.h). */
 		if (ulen > POP3_UIDL_MAX) {
-			bad_line(s, err, line,
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "unique-id longer than %d characters",
 			    POP3_UIDL_MAX);
 			goto fail;
@@ -1398,12 +1371,13 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 			if (uid[i] < 0x21 || uid[i] > 0x7e)
 				break;
 		if (i < ulen) {
-			bad_line(s, err, line, "unique-id with a space or a "
-			    "character outside 0x21..0x7E");
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
+			    "unique-id with a space or a character outside "
+			    "0x21..0x7E");
 			goto fail;
 		}
 		if (bitmap_test_set(seen, (unsigned)num)) {
-			bad_line(s, err, line,
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "duplicate message number %u in UIDL",
 			    (unsigned)num);
 			goto fail;
@@ -1412,8 +1386,9 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 		 * so total cannot overflow before the test fires. */
 		total += ulen;
 		if (total > POP3_UIDL_TOTAL_MAX) {
-			bad_line(s, err, line, "UIDL listing too large: more "
-			    "than %zu octets of unique-ids in %zu lines",
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
+			    "UIDL listing too large: more than %zu octets of "
+			    "unique-ids in %zu lines",
 			    POP3_UIDL_TOTAL_MAX, n + 1);
 			goto fail;
 		}
@@ -1458,16 +1433,17 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 			break;
 		if (parse_num_size(line, max_number(s), &num, &size,
 		    &why) == -1) {
-			bad_line(s, err, line, "malformed LIST line: %s", why);
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
+			    "malformed LIST line: %s", why);
 			goto fail;
 		}
 		if (num == 0) {
-			bad_line(s, err, line,
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "malformed LIST line: bad message number");
 			goto fail;
 		}
 		if (bitmap_test_set(seen, (unsigned)num)) {
-			bad_line(s, err, line,
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "duplicate message number %u in LIST",
 			    (unsigned)num);
 			goto fail;
@@ -1594,14 +1570,14 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 		enum pf_fail cat = resp_code_category(text, PF_OK);
 
 		if (cat != PF_OK) {
-			err_reply(line, text, cat, err, "UIDL failed");
+			fail_line(err, cat, line, text, "UIDL failed");
 			goto out;
 		}
 		/* doc/DESIGN.md §5: a server that said it has UIDL, or whose
 		 * UIDLs we hold, is having a bad moment, not a change of
 		 * nature: a switch to "no UIDL" would fetch everything. */
 		if (s->capa.uidl || s->uidl_expected) {
-			err_reply(line, text, PF_FAIL_TEMP, err, "UIDL failed "
+			fail_line(err, PF_FAIL_TEMP, line, text, "UIDL failed "
 			    "(%s)", s->capa.uidl ? "the server announced UIDL" :
 			    "the seen-list holds this server's UIDLs");
 			goto out;
@@ -1629,7 +1605,8 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 		if (read_reply(s, false, &kind, &line, &text, err) == -1)
 			goto out;
 		if (kind == REPLY_ERR) {
-			err_reply(line, text, PF_FAIL_PROTO, err, "LIST failed");
+			fail_line(err, PF_FAIL_PROTO, line, text,
+			    "LIST failed");
 			goto out;
 		}
 		l->sizes_known = true;
@@ -1685,7 +1662,7 @@ pop3_list_sizes(struct pop3 *s, struct pop3_listing *l, struct pf_error *err)
 	    read_reply(s, false, &kind, &line, &text, err) == -1)
 		return -1;
 	if (kind == REPLY_ERR)
-		return err_reply(line, text, PF_FAIL_PROTO, err, "LIST failed");
+		return fail_line(err, PF_FAIL_PROTO, line, text, "LIST failed");
 	if (read_list_body(s, &sized, &n, err) == -1)
 		return -1;
 	sort_unless_ordered(sized, n, sizeof(*sized), cmp_msg_number);
@@ -1937,7 +1914,7 @@ quit_reply(struct pop3 *s, struct pf_error *err)
 		return -1;
 	if (kind == REPLY_OK)
 		return 0;
-	return err_reply(line, text, PF_FAIL_TEMP, err,
+	return fail_line(err, PF_FAIL_TEMP, line, text,
 	    "QUIT failed: deletions not committed");
 }
 
@@ -2056,7 +2033,7 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 
 			/* doc/DESIGN.md §5: one refused message blocks
 			 * nothing; the others are still in the window. */
-			err_reply(line, text, PF_FAIL_PROTO, &why,
+			fail_line(&why, PF_FAIL_PROTO, line, text,
 			    "RETR %u failed", m->number);
 			if (sink->refused == NULL) {
 				s->broken = s->npending > 0;
@@ -2103,7 +2080,7 @@ pop3_top(struct pop3 *s, const struct pop3_msg *m, unsigned lines,
 	    read_reply(s, false, &kind, &line, &text, err) == -1)
 		return -1;
 	if (kind == REPLY_ERR)
-		return err_reply(line, text, PF_FAIL_PROTO, err,
+		return fail_line(err, PF_FAIL_PROTO, line, text,
 		    "TOP %u failed", m->number);
 	if (stream_body(s, m, sink, &octets, err) == -1 ||
 	    (sink->end != NULL && sink->end(sink->ctx, m, octets, err) == -1)) {
@@ -2137,7 +2114,7 @@ pop3_dele_each(struct pop3 *s, const unsigned *numbers, size_t n,
 			return -1;
 		if (kind == REPLY_ERR) {
 			s->broken = s->npending > 0;
-			return err_reply(line, text, PF_FAIL_PROTO, err,
+			return fail_line(err, PF_FAIL_PROTO, line, text,
 			    "DELE %u failed", numbers[done]);
 		}
 		done++;
@@ -2152,7 +2129,7 @@ pop3_rset(struct pop3 *s, struct pf_error *err)
 	int rc;
 
 	if ((rc = simple_cmd(s, CMD_RSET, "RSET", &line, &text, err)) == 1)
-		return err_reply(line, text, PF_FAIL_PROTO, err, "RSET failed");
+		return fail_line(err, PF_FAIL_PROTO, line, text, "RSET failed");
 	return rc;
 }
 
@@ -2163,7 +2140,7 @@ pop3_noop(struct pop3 *s, struct pf_error *err)
 	int rc;
 
 	if ((rc = simple_cmd(s, CMD_NOOP, "NOOP", &line, &text, err)) == 1)
-		return err_reply(line, text, PF_FAIL_PROTO, err, "NOOP failed");
+		return fail_line(err, PF_FAIL_PROTO, line, text, "NOOP failed");
 	return rc;
 }
 
