@@ -2,7 +2,7 @@
  * pop3.c - the POP3 client session (see pop3.h).
  *
  * RFC 1939  POP3: greeting, USER/PASS, APOP, STAT, LIST, UIDL, RETR, TOP,
- *           DELE, RSET, NOOP, QUIT; §3 multi-line replies and byte-stuffing.
+ *           DELE, NOOP, QUIT; §3 multi-line replies and byte-stuffing.
  * RFC 2449  CAPA (§5), PIPELINING (§6.6), response codes (§8) IN-USE,
  *           LOGIN-DELAY, SYS/TEMP, AUTH; 255-octet command lines (§4).
  * RFC 2595  STLS (§4): the client discards what it knew before TLS.
@@ -61,7 +61,6 @@ enum pop3_cmd {
 	CMD_RETR,
 	CMD_TOP,
 	CMD_DELE,
-	CMD_RSET,
 	CMD_NOOP,
 	CMD_QUIT,
 };
@@ -90,7 +89,6 @@ static const struct pop3_cmd_info {
 	[CMD_RETR] = { "RETR",		true,	0 },
 	[CMD_TOP]  = { "TOP",		true,	0 },
 	[CMD_DELE] = { "DELE",		false,	0 },
-	[CMD_RSET] = { "RSET",		false,	0 },
 	[CMD_NOOP] = { "NOOP",		false,	0 },
 	[CMD_QUIT] = { "QUIT",		false,	0 },
 };
@@ -2120,28 +2118,6 @@ pop3_dele_each(struct pop3 *s, const unsigned *numbers, size_t n,
 		done++;
 	}
 	return 0;
-}
-
-int
-pop3_rset(struct pop3 *s, struct pf_error *err)
-{
-	const char *line, *text;
-	int rc;
-
-	if ((rc = simple_cmd(s, CMD_RSET, "RSET", &line, &text, err)) == 1)
-		return fail_line(err, PF_FAIL_PROTO, line, text, "RSET failed");
-	return rc;
-}
-
-int
-pop3_noop(struct pop3 *s, struct pf_error *err)
-{
-	const char *line, *text;
-	int rc;
-
-	if ((rc = simple_cmd(s, CMD_NOOP, "NOOP", &line, &text, err)) == 1)
-		return fail_line(err, PF_FAIL_PROTO, line, text, "NOOP failed");
-	return rc;
 }
 
 int

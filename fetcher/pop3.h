@@ -319,10 +319,6 @@ int	pop3_top(struct pop3 *s, const struct pop3_msg *m, unsigned lines,
 int	pop3_dele_each(struct pop3 *s, const unsigned *numbers, size_t n,
 	    struct pf_error *err);
 
-/* RSET and NOOP (RFC 1939 §5).  Errors: PF_FAIL_PROTO, PF_FAIL_TEMP. */
-int	pop3_rset(struct pop3 *s, struct pf_error *err);
-int	pop3_noop(struct pop3 *s, struct pf_error *err);
-
 /*
  * QUIT (RFC 1939 §6).  Returns 0 only on +OK: only then have the DELEs of
  * this session been committed.  QUIT is sent once per session: a second
