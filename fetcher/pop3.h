@@ -61,7 +61,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "conf.h"
+#include "conf_auth.h"
 #include "error.h"
 #include "net.h"
 
