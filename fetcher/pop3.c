@@ -109,6 +109,28 @@ enum reply_kind {
 	REPLY_CONT,		/* "+ text": SASL continuation (RFC 5034 §4) */
 };
 
+/*
+ * Where the session stands with the server.  Every change goes through
+ * set_state(), and these are all of them:
+ *
+ *   READY -> BODY        the +OK of a multi-line reply is read
+ *   BODY -> READY        its "." line is read
+ *   READY -> QUIT_SENT   QUIT sent after the RETRs (pop3_quit_after_retr)
+ *   READY, QUIT_SENT -> CLOSED
+ *                        QUIT's reply read, or QUIT sent not to be read
+ *   any -> BROKEN        a reply half read, a transport failure, or
+ *                        replies left unread in flight
+ *
+ * BROKEN is final: nothing but pop3_free() is meaningful after it.
+ */
+enum session_state {
+	SESSION_READY = 0,	/* in step: pending replies, if any, unread */
+	SESSION_BODY,		/* a multi-line +OK read, its body not yet */
+	SESSION_QUIT_SENT,	/* QUIT out, its reply not read */
+	SESSION_CLOSED,		/* QUIT done: quit_err is its outcome */
+	SESSION_BROKEN,		/* out of step: drop the connection */
+};
+
 struct pop3 {
 	char		*account;
 	pop3_read_fn	 read;		/* one of these two */
@@ -124,8 +146,7 @@ struct pop3 {
 	struct pending	 pending[PENDING_MAX];
 	size_t		 phead;
 	size_t		 npending;
-	bool		 body_pending;	/* +OK of a multi-line reply read */
-	bool		 broken;	/* reply half read, or transport failed */
+	enum session_state state;
 
 	char		*timestamp;	/* APOP, from the greeting */
 	struct pop3_capa capa;
@@ -134,12 +155,20 @@ struct pop3 {
 	unsigned	 stat_count;
 	const char	*mech_used;
 
-	/* QUIT sent with the last RETR (pop3_quit_after_retr) */
+	/* The caller's request: QUIT once pop3_retr_each has every message
+	 * in (pop3_quit_after_retr). */
 	bool		 quit_after_retr;
-	enum { QUIT_NOT_SENT, QUIT_SENT, QUIT_DONE } quit;
-	int		 quit_rc;
+	/* QUIT's outcome, PF_OK until one failed.  A QUIT that broke the
+	 * session leaves it BROKEN, not CLOSED: this tells it was tried. */
 	struct pf_error	 quit_err;
 };
+
+static void
+set_state(struct pop3 *s, enum session_state to)
+{
+	if (s->state != SESSION_BROKEN)
+		s->state = to;
+}
 
 static void	capa_clear(struct pop3_capa *c);
 
@@ -199,7 +228,8 @@ pop3_free(struct pop3 **sp)
 bool
 pop3_is_synchronised(const struct pop3 *s)
 {
-	return s->npending == 0 && !s->body_pending && !s->broken;
+	return s->npending == 0 &&
+	    (s->state == SESSION_READY || s->state == SESSION_CLOSED);
 }
 
 const char *
@@ -300,10 +330,10 @@ queue_cmd(struct pop3 *s, enum pop3_cmd cmd, unsigned arg, const char *line,
 	if (s->npending == PENDING_MAX)
 		return pf_error_set(err, PF_FAIL_INTERNAL,
 		    "too many pipelined commands");
-	if (s->npending == 0 && !s->body_pending &&
+	if (s->npending == 0 && s->state != SESSION_BODY &&
 	    (n = linebuf_buffered(s->lb)) > 0) {
 		junk = linebuf_peek(s->lb, &n);
-		s->broken = true;
+		set_state(s, SESSION_BROKEN);
 		pf_error_set(err, PF_FAIL_PROTO,
 		    "server sent data nobody asked for (before %s)",
 		    pop3_cmds[cmd].name);
@@ -354,7 +384,7 @@ flush(struct pop3 *s, struct pf_error *err)
 		s->outlen = 0;
 	}
 	if (rc == -1)
-		s->broken = true;
+		set_state(s, SESSION_BROKEN);
 	return rc;
 }
 
@@ -416,7 +446,7 @@ read_reply(struct pop3 *s, bool allow_cont, enum reply_kind *kind_r,
 		    pending_name(head, name, sizeof(name)));
 		/* FALLTHROUGH */
 	default:
-		s->broken = true;
+		set_state(s, SESSION_BROKEN);
 		return -1;
 	}
 	log_trace("%s: < %s", s->account, line);
@@ -432,7 +462,7 @@ read_reply(struct pop3 *s, bool allow_cont, enum reply_kind *kind_r,
 		*text_r = line + 1 + (line[1] == ' ');
 		return 0;
 	} else {
-		s->broken = true;
+		set_state(s, SESSION_BROKEN);
 		if (head->cmd == CMD_NONE)
 			pf_error_set(err, PF_FAIL_PROTO,
 			    "not a POP3 server greeting");
@@ -445,7 +475,7 @@ read_reply(struct pop3 *s, bool allow_cont, enum reply_kind *kind_r,
 	}
 	if (s->npending > 0) {
 		if (*kind_r == REPLY_OK && pop3_cmds[head->cmd].multiline)
-			s->body_pending = true;
+			set_state(s, SESSION_BODY);
 		s->phead = (s->phead + 1) % PENDING_MAX;
 		s->npending--;
 	}
@@ -580,12 +610,12 @@ read_body_line(struct pop3 *s, const char **line_r, size_t *len_r,
 	*end_r = false;
 	io_wait_begin(&s->wait, IO_WAIT_LINE);
 	if (linebuf_read_line(s->lb, &line, &len, err) != LINEBUF_LINE) {
-		s->broken = true;
+		set_state(s, SESSION_BROKEN);
 		return -1;
 	}
 	if (len == 1 && line[0] == '.') {
 		*end_r = true;
-		s->body_pending = false;
+		set_state(s, SESSION_READY);
 		return 0;
 	}
 	log_trace("%s: < %s", s->account, line);
@@ -773,7 +803,7 @@ capa_reply(struct pop3 *s, struct pf_error *err)
 		if (end)
 			break;
 		if (s->capa.nlines == POP3_CAPA_LINES_MAX) {
-			s->broken = true;
+			set_state(s, SESSION_BROKEN);
 			return fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "more than %d capability lines",
 			    POP3_CAPA_LINES_MAX);
@@ -846,7 +876,7 @@ pop3_stls(struct pop3 *s, struct pf_error *err)
 	 * the middle injecting commands' replies (CVE-2011-0411's cousin).
 	 */
 	if (linebuf_buffered(s->lb) > 0) {
-		s->broken = true;
+		set_state(s, SESSION_BROKEN);
 		return pf_error_set(err, PF_FAIL_TLS,
 		    "server sent data after its STLS reply, before TLS "
 		    "(possible injection attack)");
@@ -911,7 +941,7 @@ auth_user(struct pop3 *s, const struct pop3_auth_params *p,
 			/* PASS's reply, -ERR too; err keeps USER's. */
 			if (read_reply(s, false, &kind, &line, &text,
 			    &ignored) == -1)
-				s->broken = true;
+				set_state(s, SESSION_BROKEN);
 			return -1;
 		}
 		if (read_reply(s, false, &kind, &line, &text, err) == -1)
@@ -975,7 +1005,7 @@ sasl_cancel(struct pop3 *s)
 
 	if (queue_line(s, "*", true, &e) == -1 || flush(s, &e) == -1 ||
 	    read_reply(s, false, &kind, &line, &text, &e) == -1)
-		s->broken = true;
+		set_state(s, SESSION_BROKEN);
 }
 
 /*
@@ -1081,7 +1111,7 @@ auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
 			break;
 		}
 	}
-	s->broken = true;
+	set_state(s, SESSION_BROKEN);
 	pf_error_set(err, PF_FAIL_PROTO, "%s: too many SASL challenges", name);
 out:
 	secret_free(&ir);
@@ -1403,7 +1433,7 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 	*n_r = n;
 	return 0;
 fail:
-	s->broken = true;
+	set_state(s, SESSION_BROKEN);
 	for (i = 0; i < n; i++)
 		free(ents[i].uid);
 	free(ents);
@@ -1460,7 +1490,7 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 	*n_r = n;
 	return 0;
 fail:
-	s->broken = true;
+	set_state(s, SESSION_BROKEN);
 	free(msgs);
 	free(seen);
 	return -1;
@@ -1871,7 +1901,7 @@ stream_body(struct pop3 *s, const struct pop3_msg *m,
 			return -1;
 		octets += olen;
 	}
-	s->body_pending = false;
+	set_state(s, SESSION_READY);
 	log_trace("%s: < [%" PRIu64 " octets of message data]", s->account,
 	    wire);
 	/* doc/DESIGN.md §5: the "." is authoritative; LIST sizes are approximate. */
@@ -1883,21 +1913,33 @@ stream_body(struct pop3 *s, const struct pop3_msg *m,
 	return 0;
 }
 
+/* QUIT has been tried: its outcome (quit_err) is final. */
+static bool
+quit_done(const struct pop3 *s)
+{
+	return s->state == SESSION_CLOSED || s->quit_err.category != PF_OK;
+}
+
+/* QUIT's outcome: 0, or -1 with err filled. */
+static int
+quit_outcome(const struct pop3 *s, struct pf_error *err)
+{
+	if (s->quit_err.category == PF_OK)
+		return 0;
+	*err = s->quit_err;
+	return -1;
+}
+
 int
 pop3_quit_nowait(struct pop3 *s, struct pf_error *err)
 {
-	if (s->quit != QUIT_DONE) {
-		pf_error_clear(&s->quit_err);
-		s->quit_rc = 0;
-		if (s->quit == QUIT_NOT_SENT &&
-		    (queue_cmd(s, CMD_QUIT, 0, "QUIT", &s->quit_err) == -1 ||
-		    flush(s, &s->quit_err) == -1))
-			s->quit_rc = -1;
-		s->quit = QUIT_DONE;
+	if (!quit_done(s)) {
+		if (s->state != SESSION_QUIT_SENT &&
+		    queue_cmd(s, CMD_QUIT, 0, "QUIT", &s->quit_err) == 0)
+			(void)flush(s, &s->quit_err);
+		set_state(s, SESSION_CLOSED);
 	}
-	if (s->quit_rc == -1)
-		*err = s->quit_err;
-	return s->quit_rc;
+	return quit_outcome(s, err);
 }
 
 /* Read QUIT's reply; -ERR is "some deleted messages not removed" (RFC
@@ -2019,7 +2061,7 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 			held = NULL;
 			if (sink->end != NULL &&
 			    sink->end(sink->ctx, m, held_octets, err) == -1) {
-				s->broken = true;
+				set_state(s, SESSION_BROKEN);
 				return -1;
 			}
 		}
@@ -2034,18 +2076,19 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 			fail_line(&why, PF_FAIL_PROTO, line, text,
 			    "RETR %u failed", m->number);
 			if (sink->refused == NULL) {
-				s->broken = s->npending > 0;
+				if (s->npending > 0)
+					set_state(s, SESSION_BROKEN);
 				*err = why;
 				return -1;
 			}
 			if (sink->refused(sink->ctx, m, &why, err) == -1) {
-				s->broken = true;
+				set_state(s, SESSION_BROKEN);
 				return -1;
 			}
 			continue;
 		}
 		if (stream_body(s, m, sink, &held_octets, err) == -1) {
-			s->broken = true;
+			set_state(s, SESSION_BROKEN);
 			return -1;
 		}
 		held = m;
@@ -2056,11 +2099,12 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 	 * a server may close as soon as it has handled QUIT, dropping output
 	 * we have not read yet (Dovecot does, with a slow client).
 	 */
-	if (s->quit_after_retr && s->quit == QUIT_NOT_SENT) {
+	if (s->quit_after_retr && s->state == SESSION_READY &&
+	    !quit_done(s)) {
 		if (queue_cmd(s, CMD_QUIT, 0, "QUIT", err) == -1 ||
 		    flush(s, err) == -1)
 			return -1;
-		s->quit = QUIT_SENT;
+		set_state(s, SESSION_QUIT_SENT);
 	}
 	return 0;
 }
@@ -2082,7 +2126,7 @@ pop3_top(struct pop3 *s, const struct pop3_msg *m, unsigned lines,
 		    "TOP %u failed", m->number);
 	if (stream_body(s, m, sink, &octets, err) == -1 ||
 	    (sink->end != NULL && sink->end(sink->ctx, m, octets, err) == -1)) {
-		s->broken = true;
+		set_state(s, SESSION_BROKEN);
 		return -1;
 	}
 	return 0;
@@ -2111,7 +2155,8 @@ pop3_dele_each(struct pop3 *s, const unsigned *numbers, size_t n,
 		if (read_reply(s, false, &kind, &line, &text, err) == -1)
 			return -1;
 		if (kind == REPLY_ERR) {
-			s->broken = s->npending > 0;
+			if (s->npending > 0)
+				set_state(s, SESSION_BROKEN);
 			return fail_line(err, PF_FAIL_PROTO, line, text,
 			    "DELE %u failed", numbers[done]);
 		}
@@ -2123,29 +2168,12 @@ pop3_dele_each(struct pop3 *s, const unsigned *numbers, size_t n,
 int
 pop3_quit(struct pop3 *s, struct pf_error *err)
 {
-	switch (s->quit) {
-	case QUIT_DONE:		/* a second call */
-		if (s->quit_rc == -1)
-			*err = s->quit_err;
-		return s->quit_rc;
-	case QUIT_SENT:		/* by pop3_retr_each: read its reply */
-		s->quit = QUIT_DONE;
-		pf_error_clear(&s->quit_err);
-		s->quit_rc = quit_reply(s, &s->quit_err);
-		if (s->quit_rc == -1)
-			*err = s->quit_err;
-		return s->quit_rc;
-	case QUIT_NOT_SENT:
-		break;
+	if (!quit_done(s)) {
+		if (s->state == SESSION_QUIT_SENT ||
+		    (queue_cmd(s, CMD_QUIT, 0, "QUIT", &s->quit_err) == 0 &&
+		    flush(s, &s->quit_err) == 0))
+			(void)quit_reply(s, &s->quit_err);
+		set_state(s, SESSION_CLOSED);
 	}
-	s->quit = QUIT_DONE;
-	pf_error_clear(&s->quit_err);
-	if (queue_cmd(s, CMD_QUIT, 0, "QUIT", &s->quit_err) == -1 ||
-	    flush(s, &s->quit_err) == -1)
-		s->quit_rc = -1;
-	else
-		s->quit_rc = quit_reply(s, &s->quit_err);
-	if (s->quit_rc == -1)
-		*err = s->quit_err;
-	return s->quit_rc;
+	return quit_outcome(s, err);
 }
