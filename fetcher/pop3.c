@@ -115,7 +115,7 @@ enum reply_kind {
  *
  *   READY -> BODY        the +OK of a multi-line reply is read
  *   BODY -> READY        its "." line is read
- *   READY -> QUIT_SENT   QUIT sent after the RETRs (pop3_quit_after_retr)
+ *   READY -> QUIT_SENT   QUIT sent after the RETRs (POP3_QUIT_AFTER_RETR)
  *   READY, QUIT_SENT -> CLOSED
  *                        QUIT's reply read, or QUIT sent not to be read
  *   any -> BROKEN        a reply half read, a transport failure, or
@@ -156,7 +156,7 @@ struct pop3 {
 	const char	*mech_used;
 
 	/* The caller's request: QUIT once pop3_retr_each has every message
-	 * in (pop3_quit_after_retr). */
+	 * in (POP3_QUIT_AFTER_RETR). */
 	bool		 quit_after_retr;
 	/* QUIT's outcome, PF_OK until one failed.  A QUIT that broke the
 	 * session leaves it BROKEN, not CLOSED: this tells it was tried. */
@@ -1930,16 +1930,12 @@ quit_outcome(const struct pop3 *s, struct pf_error *err)
 	return -1;
 }
 
-int
-pop3_quit_nowait(struct pop3 *s, struct pf_error *err)
+static int
+send_quit(struct pop3 *s, struct pf_error *err)
 {
-	if (!quit_done(s)) {
-		if (s->state != SESSION_QUIT_SENT &&
-		    queue_cmd(s, CMD_QUIT, 0, "QUIT", &s->quit_err) == 0)
-			(void)flush(s, &s->quit_err);
-		set_state(s, SESSION_CLOSED);
-	}
-	return quit_outcome(s, err);
+	if (queue_cmd(s, CMD_QUIT, 0, "QUIT", err) == -1)
+		return -1;
+	return flush(s, err);
 }
 
 /* Read QUIT's reply; -ERR is "some deleted messages not removed" (RFC
@@ -1962,12 +1958,6 @@ void
 pop3_expect_uidl(struct pop3 *s)
 {
 	s->uidl_expected = true;
-}
-
-void
-pop3_quit_after_retr(struct pop3 *s)
-{
-	s->quit_after_retr = true;
 }
 
 /* Is what is left unread (a line cut short) nothing, or could it be the
@@ -2095,14 +2085,13 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 	}
 	/*
 	 * Every byte is in: QUIT now, its reply read (if at all: see
-	 * pop3_quit_nowait) after the caller's group commit.  Not earlier:
+	 * POP3_QUIT_NOWAIT) after the caller's group commit.  Not earlier:
 	 * a server may close as soon as it has handled QUIT, dropping output
 	 * we have not read yet (Dovecot does, with a slow client).
 	 */
 	if (s->quit_after_retr && s->state == SESSION_READY &&
 	    !quit_done(s)) {
-		if (queue_cmd(s, CMD_QUIT, 0, "QUIT", err) == -1 ||
-		    flush(s, err) == -1)
+		if (send_quit(s, err) == -1)
 			return -1;
 		set_state(s, SESSION_QUIT_SENT);
 	}
@@ -2166,12 +2155,16 @@ pop3_dele_each(struct pop3 *s, const unsigned *numbers, size_t n,
 }
 
 int
-pop3_quit(struct pop3 *s, struct pf_error *err)
+pop3_quit(struct pop3 *s, enum pop3_quit_mode mode, struct pf_error *err)
 {
+	if (mode == POP3_QUIT_AFTER_RETR) {
+		s->quit_after_retr = true;
+		return 0;
+	}
 	if (!quit_done(s)) {
-		if (s->state == SESSION_QUIT_SENT ||
-		    (queue_cmd(s, CMD_QUIT, 0, "QUIT", &s->quit_err) == 0 &&
-		    flush(s, &s->quit_err) == 0))
+		if (s->state != SESSION_QUIT_SENT)
+			(void)send_quit(s, &s->quit_err);
+		if (mode == POP3_QUIT_COMMIT && s->quit_err.category == PF_OK)
 			(void)quit_reply(s, &s->quit_err);
 		set_state(s, SESSION_CLOSED);
 	}

@@ -295,15 +295,6 @@ int	pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs,
 	    size_t n, const struct pop3_sink *sink, struct pf_error *err);
 
 /*
- * For a run that deletes nothing: the next successful pop3_retr_each
- * sends QUIT as soon as the last message is in, and pop3_quit (called
- * after the caller's group commit) only reads its reply, so that round
- * trip overlaps the commit.  QUIT never goes out with the RETRs: a server
- * may close once it has handled QUIT, dropping replies still unread.
- */
-void	pop3_quit_after_retr(struct pop3 *s);
-
-/*
  * TOP m->number `lines` (RFC 1939 §7) into `sink`, as for RETR (`lines` 0:
  * the header only).  A -ERR leaves the session synchronised (PF_FAIL_PROTO,
  * the server's words attached).
@@ -319,23 +310,32 @@ int	pop3_top(struct pop3 *s, const struct pop3_msg *m, unsigned lines,
 int	pop3_dele_each(struct pop3 *s, const unsigned *numbers, size_t n,
 	    struct pf_error *err);
 
-/*
- * QUIT (RFC 1939 §6).  Returns 0 only on +OK: only then have the DELEs of
- * this session been committed.  QUIT is sent once per session: a second
- * call reports the first one's outcome.  Errors: PF_FAIL_TEMP (-ERR "some deleted
- * messages not removed", connection lost), PF_FAIL_PROTO.
- */
-int	pop3_quit(struct pop3 *s, struct pf_error *err);
+/* How pop3_quit ends the session (doc/DESIGN.md §3.1 step 7). */
+enum pop3_quit_mode {
+	POP3_QUIT_COMMIT,	/* send QUIT, read its reply */
+	POP3_QUIT_NOWAIT,	/* send QUIT, never read its reply */
+	POP3_QUIT_AFTER_RETR,	/* nothing yet: QUIT after the next RETRs */
+};
 
 /*
- * QUIT for a session that deleted nothing (keep mode): sent unless
- * pop3_retr_each already sent it, and its reply never waited for, since it
- * can tell nothing (RFC 1939 §6: +OK or "some deleted messages not
- * removed").  That saves the caller a round trip before it closes.  Later
- * pop3_quit calls return this one's outcome.  Errors: as for sending
- * (PF_FAIL_TEMP).
+ * QUIT (RFC 1939 §6), sent once per session; a later call sends and reads
+ * nothing and reports the first one's outcome.
+ *   POP3_QUIT_COMMIT: send QUIT (unless already sent) and read its reply.
+ *     Returns 0 only on +OK: only then have this session's DELEs been
+ *     committed.  Errors: PF_FAIL_TEMP (-ERR "some deleted messages not
+ *     removed", connection lost), PF_FAIL_PROTO.
+ *   POP3_QUIT_NOWAIT: for a session that deleted nothing.  Send QUIT
+ *     (unless already sent) and never wait for its reply: it can tell
+ *     nothing, and the caller saves a round trip.  Errors: as for sending.
+ *   POP3_QUIT_AFTER_RETR: for a session that will delete nothing.  Send
+ *     nothing now; the next successful pop3_retr_each sends QUIT once the
+ *     reply after its last message is read (never with the RETRs: a server
+ *     may close once it has handled QUIT, dropping replies still unread),
+ *     so a later COMMIT only reads the reply and that round trip overlaps
+ *     the caller's group commit.  Returns 0.
  */
-int	pop3_quit_nowait(struct pop3 *s, struct pf_error *err);
+int	pop3_quit(struct pop3 *s, enum pop3_quit_mode mode,
+	    struct pf_error *err);
 
 /* True when no command is in flight and no reply is half read. */
 bool	pop3_is_synchronised(const struct pop3 *s);

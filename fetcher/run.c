@@ -251,7 +251,7 @@ disconnect(struct run *r, bool quit)
 	struct pf_error ignored;
 
 	if (quit && r->pop3 != NULL && pop3_is_synchronised(r->pop3))
-		(void)pop3_quit(r->pop3, &ignored);
+		(void)pop3_quit(r->pop3, POP3_QUIT_COMMIT, &ignored);
 	pop3_free(&r->pop3);
 	conn_close(&r->conn);
 }
@@ -1087,11 +1087,11 @@ finish_session(struct run *r, bool keep, struct pf_error *err)
 	struct pf_error ferr;
 
 	if (keep && r->ndele == 0) {
-		if (pop3_quit_nowait(r->pop3, err) == -1)
+		if (pop3_quit(r->pop3, POP3_QUIT_NOWAIT, err) == -1)
 			log_debug("%s: QUIT: %s", r->name, err->what);
 		return 0;
 	}
-	if (pop3_quit(r->pop3, err) == -1) {
+	if (pop3_quit(r->pop3, POP3_QUIT_COMMIT, err) == -1) {
 		if (r->ndele > 0)
 			return -1;	/* deletions not confirmed */
 		log_debug("%s: QUIT: %s", r->name, err->what);
@@ -1156,7 +1156,7 @@ fetch_mail(struct run *r, struct pf_error *err)
 	 * message is in, and its reply need not be waited for. */
 	keep = !a->delete && a->delete_after_days == 0;
 	if (keep)
-		pop3_quit_after_retr(r->pop3);
+		(void)pop3_quit(r->pop3, POP3_QUIT_AFTER_RETR, err);
 	if (n > 0 && pop3_retr_each(r->pop3, sel, n, &sink, err) == -1) {
 		struct pf_error cerr;
 
