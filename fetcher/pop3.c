@@ -2001,6 +2001,70 @@ held_stands(struct pop3 *s, const struct pop3_sink *sink,
 }
 
 /*
+ * A window of pipelined commands, one per message (RETR, DELE): with
+ * PIPELINING up to POP3_PIPELINE_WINDOW in flight, topped up in one write
+ * once half of them are answered; without it, lock-step.  With `noop`, a
+ * NOOP follows the last one (alone in lock-step).
+ */
+struct window {
+	enum pop3_cmd		 cmd;
+	const struct pop3_msg *const *msgs;	/* the messages, or */
+	const unsigned		*numbers;	/* their numbers */
+	size_t			 n;
+	bool			 noop;
+	size_t			 sent;		/* commands queued */
+	size_t			 done;		/* their replies read */
+	bool			 noop_sent;
+};
+
+/*
+ * Top the window up if it is due, then read the next reply: *i_r is the
+ * index of the message it answers, or n for the NOOP.
+ */
+static int
+window_next(struct pop3 *s, struct window *w, size_t *i_r,
+    enum reply_kind *kind_r, const char **line_r, const char **text_r,
+    struct pf_error *err)
+{
+	size_t size = s->capa.pipelining ? POP3_PIPELINE_WINDOW : 1;
+	unsigned num;
+	bool noop;
+
+	if ((w->sent < w->n || (w->noop && !w->noop_sent)) &&
+	    s->npending <= size / 2) {
+		while (w->sent < w->n && s->npending < size) {
+			num = w->msgs != NULL ? w->msgs[w->sent]->number :
+			    w->numbers[w->sent];
+			if (queue_cmdf(s, w->cmd, num, err, "%s %u",
+			    pop3_cmds[w->cmd].name, num) == -1)
+				return -1;
+			w->sent++;
+		}
+		if (w->noop && w->sent == w->n &&
+		    (s->capa.pipelining || s->npending == 0)) {
+			if (queue_cmd(s, CMD_NOOP, 0, "NOOP", err) == -1)
+				return -1;
+			w->noop_sent = true;
+		}
+		if (flush(s, err) == -1)
+			return -1;
+	}
+	noop = pending_head(s)->cmd == CMD_NOOP;
+	if (read_reply(s, false, kind_r, line_r, text_r, err) == -1)
+		return -1;
+	*i_r = noop ? w->n : w->done++;
+	return 0;
+}
+
+/* Leave the window: replies still in flight will never be read. */
+static void
+window_abandon(struct pop3 *s)
+{
+	if (s->npending > 0)
+		set_state(s, SESSION_BROKEN);
+}
+
+/*
  * The window of RETRs (doc/DESIGN.md §5).  A message whose "." has been
  * read is `held`: its end() waits for the next status line, which must be
  * a reply to what we sent next, else that "." was inside the message (an
@@ -2011,38 +2075,18 @@ int
 pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
     const struct pop3_sink *sink, struct pf_error *err)
 {
-	size_t window = s->capa.pipelining ? POP3_PIPELINE_WINDOW : 1;
-	size_t sent = 0, done = 0;
+	struct window w = { .cmd = CMD_RETR, .msgs = msgs, .n = n,
+	    .noop = true };
 	const struct pop3_msg *held = NULL, *m;
 	uint64_t held_octets = 0;
-	bool noop_sent = false;
 	enum reply_kind kind;
-	enum pop3_cmd cmd;
 	const char *line, *text;
+	size_t i;
 
 	for (; n > 0;) {
-		/* Refill the window when it is half empty, in one write. */
-		if (!noop_sent && s->npending <= window / 2) {
-			while (sent < n && s->npending < window) {
-				if (queue_cmdf(s, CMD_RETR, msgs[sent]->number,
-				    err, "RETR %u", msgs[sent]->number) == -1)
-					return -1;
-				sent++;
-			}
-			/* Lock-step without PIPELINING: NOOP goes alone. */
-			if (sent == n &&
-			    (s->capa.pipelining || s->npending == 0)) {
-				if (queue_cmd(s, CMD_NOOP, 0, "NOOP", err) == -1)
-					return -1;
-				noop_sent = true;
-			}
-			if (flush(s, err) == -1) {
-				held_stands(s, sink, held, held_octets, err);
-				return -1;
-			}
-		}
-		cmd = pending_head(s)->cmd;
-		if (read_reply(s, false, &kind, &line, &text, err) == -1) {
+		/* A failure to queue is the server's unasked-for data
+		 * (PF_FAIL_PROTO): held_stands leaves `held` undelivered. */
+		if (window_next(s, &w, &i, &kind, &line, &text, err) == -1) {
 			held_stands(s, sink, held, held_octets, err);
 			return -1;
 		}
@@ -2055,9 +2099,9 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 				return -1;
 			}
 		}
-		if (cmd == CMD_NOOP)
-			break;		/* +OK or -ERR: either is a reply */
-		m = msgs[done++];
+		if (i == n)
+			break;		/* NOOP's +OK or -ERR: either is a reply */
+		m = msgs[i];
 		if (kind == REPLY_ERR) {
 			struct pf_error why;
 
@@ -2066,8 +2110,7 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 			fail_line(&why, PF_FAIL_PROTO, line, text,
 			    "RETR %u failed", m->number);
 			if (sink->refused == NULL) {
-				if (s->npending > 0)
-					set_state(s, SESSION_BROKEN);
+				window_abandon(s);
 				*err = why;
 				return -1;
 			}
@@ -2125,31 +2168,19 @@ int
 pop3_dele_each(struct pop3 *s, const unsigned *numbers, size_t n,
     struct pf_error *err)
 {
-	size_t window = s->capa.pipelining ? POP3_PIPELINE_WINDOW : 1;
-	size_t sent = 0, done = 0;
+	struct window w = { .cmd = CMD_DELE, .numbers = numbers, .n = n };
 	enum reply_kind kind;
 	const char *line, *text;
+	size_t i;
 
-	while (done < n) {
-		if (sent < n && s->npending <= window / 2) {
-			while (sent < n && s->npending < window) {
-				if (queue_cmdf(s, CMD_DELE, numbers[sent], err,
-				    "DELE %u", numbers[sent]) == -1)
-					return -1;
-				sent++;
-			}
-			if (flush(s, err) == -1)
-				return -1;
-		}
-		if (read_reply(s, false, &kind, &line, &text, err) == -1)
+	while (w.done < n) {
+		if (window_next(s, &w, &i, &kind, &line, &text, err) == -1)
 			return -1;
 		if (kind == REPLY_ERR) {
-			if (s->npending > 0)
-				set_state(s, SESSION_BROKEN);
+			window_abandon(s);
 			return fail_line(err, PF_FAIL_PROTO, line, text,
-			    "DELE %u failed", numbers[done]);
+			    "DELE %u failed", numbers[i]);
 		}
-		done++;
 	}
 	return 0;
 }
