@@ -1281,12 +1281,6 @@ pop3_stat(struct pop3 *s, unsigned *count_r, uint64_t *size_r,
 	return 0;
 }
 
-/* One UIDL entry while parsing. */
-struct uid_entry {
-	unsigned	 number;
-	char		*uid;
-};
-
 /*
  * qsort, unless one pass finds base in order already, as servers usually
  * list (by number, and Dovecot's hexadecimal UIDs by string too).  n may
@@ -1316,19 +1310,12 @@ cmp_msg_number(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* qsort order of pointers to pop3_msg by unique-id. */
 static int
-cmp_uid_number(const void *a, const void *b)
+cmp_msg_uidl(const void *a, const void *b)
 {
-	const struct uid_entry *x = a, *y = b;
-
-	return (x->number > y->number) - (x->number < y->number);
-}
-
-static int
-cmp_uid_string(const void *a, const void *b)
-{
-	const struct uid_entry *const *x = a, *const *y = b;
-	int c = strcmp((*x)->uid, (*y)->uid);
+	const struct pop3_msg *const *x = a, *const *y = b;
+	int c = strcmp((*x)->uidl, (*y)->uidl);
 
 	/* Ties by number, so the later duplicate is reported. */
 	if (c == 0)
@@ -1354,13 +1341,13 @@ bitmap_test_set(unsigned char *bm, unsigned n)
 	return was;
 }
 
-/* Read a UIDL body (RFC 1939 §7) into *ents_r / *n_r, validating each line
- * once. */
+/* Read a UIDL body (RFC 1939 §7) into *ents_r / *n_r (sizes 0), in
+ * server order, validating each line once. */
 static int
-read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
+read_uidl_body(struct pop3 *s, struct pop3_msg **ents_r, size_t *n_r,
     struct pf_error *err)
 {
-	struct uid_entry *ents = NULL;
+	struct pop3_msg *ents = NULL;
 	unsigned char *seen = NULL;
 	size_t n = 0, alloc = 0, nlen, ulen, i, total = 0;
 	const char *line, *uid;
@@ -1425,7 +1412,8 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 			ents = xreallocarray(ents, alloc, sizeof(*ents));
 		}
 		ents[n].number = (unsigned)num;
-		ents[n].uid = xstrdup(uid);
+		ents[n].size = 0;
+		ents[n].uidl = xstrdup(uid);
 		n++;
 	}
 	free(seen);
@@ -1435,7 +1423,7 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 fail:
 	set_state(s, SESSION_BROKEN);
 	for (i = 0; i < n; i++)
-		free(ents[i].uid);
+		free(ents[i].uidl);
 	free(ents);
 	free(seen);
 	return -1;
@@ -1496,15 +1484,60 @@ fail:
 	return -1;
 }
 
-/* Attach UIDs to the LIST entries; every number must be in both lists and
- * every UID unique.  Takes the uid strings (ents[i].uid set to NULL). */
+/*
+ * UIDL and LIST must name the same messages (numbers are unique in each:
+ * read_*_body checked).  Pair each of dst[0..ndst) with the entry of
+ * src[0..nsrc) (sorted by number) of the same number, and take what dst
+ * lacks from it: the unique-id when dst is LIST's (src's uidl set to
+ * NULL), else the size.  A dst message missing from src fails, its line
+ * quoted; the caller checks for src messages missing from dst.
+ */
 static int
-merge_uidl(struct pop3_msg *msgs, size_t nmsgs, struct uid_entry *ents,
+pair_listings(struct pop3_msg *dst, size_t ndst, bool dst_is_list,
+    struct pop3_msg *src, size_t nsrc, struct pf_error *err)
+{
+	struct pop3_msg *hit;
+	char line[64 + POP3_UIDL_MAX];
+	size_t i;
+
+	for (i = 0; i < ndst; i++) {
+		/* Both lists in the same order, as usual: no search.  An
+		 * empty src may be NULL, which bsearch does not take. */
+		if (i < nsrc && src[i].number == dst[i].number)
+			hit = &src[i];
+		else
+			hit = nsrc == 0 ? NULL : bsearch(&dst[i], src, nsrc,
+			    sizeof(*src), cmp_msg_number);
+		if (hit == NULL) {
+			if (dst_is_list)
+				snprintf(line, sizeof(line), "%u %" PRIu64,
+				    dst[i].number, dst[i].size);
+			else
+				snprintf(line, sizeof(line), "%u %s",
+				    dst[i].number, dst[i].uidl);
+			return fail_line(err, PF_FAIL_PROTO, line, NULL,
+			    "message %u is in %s but not in %s", dst[i].number,
+			    dst_is_list ? "LIST" : "UIDL",
+			    dst_is_list ? "UIDL" : "LIST");
+		}
+		if (dst_is_list) {
+			dst[i].uidl = hit->uidl;
+			hit->uidl = NULL;
+		} else
+			dst[i].size = hit->size;
+	}
+	return 0;
+}
+
+/* Attach UIDs to the LIST entries; every number must be in both lists and
+ * every UID unique.  Takes the uid strings (ents[i].uidl set to NULL). */
+static int
+merge_uidl(struct pop3_msg *msgs, size_t nmsgs, struct pop3_msg *ents,
     size_t nents, struct pf_error *err)
 {
-	struct uid_entry **byuid = NULL, key, *hit;
+	struct pop3_msg **byuid = NULL;
 	char line[64 + POP3_UIDL_MAX];
-	size_t i, matched = 0;
+	size_t i;
 	int rc = -1;
 
 	/* Duplicate UIDs: sort pointers by string, compare neighbours.
@@ -1513,56 +1546,52 @@ merge_uidl(struct pop3_msg *msgs, size_t nmsgs, struct uid_entry *ents,
 	byuid = xreallocarray(NULL, nents, sizeof(*byuid));
 	for (i = 0; i < nents; i++)
 		byuid[i] = &ents[i];
-	sort_unless_ordered(byuid, nents, sizeof(*byuid), cmp_uid_string);
+	sort_unless_ordered(byuid, nents, sizeof(*byuid), cmp_msg_uidl);
 	for (i = 1; i < nents; i++)
-		if (strcmp(byuid[i - 1]->uid, byuid[i]->uid) == 0) {
+		if (strcmp(byuid[i - 1]->uidl, byuid[i]->uidl) == 0) {
 			snprintf(line, sizeof(line), "%u %s",
-			    byuid[i]->number, byuid[i]->uid);
-			pf_error_set(err, PF_FAIL_PROTO,
+			    byuid[i]->number, byuid[i]->uidl);
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "duplicate unique-id in UIDL (messages %u and %u)",
 			    byuid[i - 1]->number, byuid[i]->number);
-			pf_error_set_server(err, line, (size_t)-1);
 			goto out;
 		}
 
-	/* An empty UIDL listing has ents == NULL: bsearch takes no NULL
-	 * base, even with no elements (UBSan). */
-	sort_unless_ordered(ents, nents, sizeof(*ents), cmp_uid_number);
-	for (i = 0; i < nmsgs; i++) {
-		key.number = msgs[i].number;
-		/* Both lists in the same order, as usual: no search. */
-		if (i < nents && ents[i].number == key.number)
-			hit = &ents[i];
-		else
-			hit = nents == 0 ? NULL : bsearch(&key, ents, nents,
-			    sizeof(*ents), cmp_uid_number);
-		if (hit == NULL) {
-			snprintf(line, sizeof(line), "%u %" PRIu64,
-			    msgs[i].number, msgs[i].size);
-			pf_error_set(err, PF_FAIL_PROTO,
-			    "message %u is in LIST but not in UIDL",
-			    msgs[i].number);
-			pf_error_set_server(err, line, (size_t)-1);
-			goto out;
-		}
-		msgs[i].uidl = hit->uid;
-		hit->uid = NULL;
-		matched++;
-	}
-	if (matched != nents) {
-		for (i = 0; i < nents && ents[i].uid == NULL; i++)
+	sort_unless_ordered(ents, nents, sizeof(*ents), cmp_msg_number);
+	if (pair_listings(msgs, nmsgs, true, ents, nents, err) == -1)
+		goto out;
+	if (nmsgs != nents) {
+		/* The first not taken. */
+		for (i = 0; i < nents && ents[i].uidl == NULL; i++)
 			;
 		snprintf(line, sizeof(line), "%u %s", ents[i].number,
-		    ents[i].uid);
-		pf_error_set(err, PF_FAIL_PROTO,
+		    ents[i].uidl);
+		fail_line(err, PF_FAIL_PROTO, line, NULL,
 		    "message %u is in UIDL but not in LIST", ents[i].number);
-		pf_error_set_server(err, line, (size_t)-1);
 		goto out;
 	}
 	rc = 0;
 out:
 	free(byuid);
 	return rc;
+}
+
+/* LIST's reply and body; LIST is sent first unless `sent` already. */
+static int
+list_reply(struct pop3 *s, bool sent, struct pop3_msg **msgs_r, size_t *n_r,
+    struct pf_error *err)
+{
+	enum reply_kind kind;
+	const char *line, *text;
+
+	if (!sent && (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1 ||
+	    flush(s, err) == -1))
+		return -1;
+	if (read_reply(s, false, &kind, &line, &text, err) == -1)
+		return -1;
+	if (kind == REPLY_ERR)
+		return fail_line(err, PF_FAIL_PROTO, line, text, "LIST failed");
+	return read_list_body(s, msgs_r, n_r, err);
 }
 
 /*
@@ -1574,7 +1603,7 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
     struct pf_error *err)
 {
 	struct pop3_listing *l = NULL;
-	struct uid_entry *ents = NULL;
+	struct pop3_msg *ents = NULL;
 	size_t nents = 0, i;
 	enum reply_kind kind;
 	const char *line, *text;
@@ -1626,20 +1655,9 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 			l->msgs[i].number = ents[i].number;
 		l->count = nents;
 	} else {
-		if (!list_sent &&
-		    (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1 ||
-		    flush(s, err) == -1))
+		if (list_reply(s, list_sent, &l->msgs, &l->count, err) == -1)
 			goto out;
-		if (read_reply(s, false, &kind, &line, &text, err) == -1)
-			goto out;
-		if (kind == REPLY_ERR) {
-			fail_line(err, PF_FAIL_PROTO, line, text,
-			    "LIST failed");
-			goto out;
-		}
 		l->sizes_known = true;
-		if (read_list_body(s, &l->msgs, &l->count, err) == -1)
-			goto out;
 	}
 	if (has_uidl &&
 	    merge_uidl(l->msgs, l->count, ents, nents, err) == -1)
@@ -1653,7 +1671,7 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 	rc = 0;
 out:
 	for (i = 0; i < nents; i++)
-		free(ents[i].uid);
+		free(ents[i].uidl);
 	free(ents);
 	pop3_listing_free(&l);
 	return rc;
@@ -1676,40 +1694,17 @@ pop3_list_uidls(struct pop3 *s, struct pop3_listing **listing_r,
 int
 pop3_list_sizes(struct pop3 *s, struct pop3_listing *l, struct pf_error *err)
 {
-	struct pop3_msg *sized = NULL, key, *hit;
-	enum reply_kind kind;
-	const char *line, *text;
-	char buf[64 + POP3_UIDL_MAX];
+	struct pop3_msg *sized = NULL;
 	size_t n = 0, i;
 	int rc = -1;
 
 	if (l->sizes_known)
 		return 0;
-	if (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1 ||
-	    flush(s, err) == -1 ||
-	    read_reply(s, false, &kind, &line, &text, err) == -1)
-		return -1;
-	if (kind == REPLY_ERR)
-		return fail_line(err, PF_FAIL_PROTO, line, text, "LIST failed");
-	if (read_list_body(s, &sized, &n, err) == -1)
+	if (list_reply(s, false, &sized, &n, err) == -1)
 		return -1;
 	sort_unless_ordered(sized, n, sizeof(*sized), cmp_msg_number);
-	/* The same messages as UIDL's, no more (numbers are unique in
-	 * both, read_*_body checked), no fewer. */
-	for (i = 0; i < l->count; i++) {
-		key.number = l->msgs[i].number;
-		hit = n == 0 ? NULL : bsearch(&key, sized, n, sizeof(*sized),
-		    cmp_msg_number);
-		if (hit == NULL) {
-			snprintf(buf, sizeof(buf), "%u %s", l->msgs[i].number,
-			    l->msgs[i].uidl);
-			pf_error_set(err, PF_FAIL_PROTO, "message %u is in "
-			    "UIDL but not in LIST", l->msgs[i].number);
-			pf_error_set_server(err, buf, (size_t)-1);
-			goto out;
-		}
-		l->msgs[i].size = hit->size;
-	}
+	if (pair_listings(l->msgs, l->count, false, sized, n, err) == -1)
+		goto out;
 	if (n != l->count) {
 		pf_error_set(err, PF_FAIL_PROTO, "LIST has %zu messages, UIDL "
 		    "%zu", n, l->count);
