@@ -15,7 +15,8 @@
  * continuation, anything else is a protocol error) and matches it to the
  * head of the FIFO.  Without PIPELINING the FIFO never holds more than one
  * command (strict lock-step); with it, RETR and DELE keep up to
- * POP3_PIPELINE_WINDOW in flight (mpop's send/receive indices).
+ * POP3_PIPELINE_WINDOW in flight (struct window; mpop's send/receive
+ * indices).  Where the session stands is one enum session_state.
  *
  * Why the window cannot deadlock: we only write while the server may be
  * blocked writing replies we have not read yet, and what we write is at most
@@ -1630,7 +1631,7 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 			fail_line(err, cat, line, text, "UIDL failed");
 			goto out;
 		}
-		/* doc/DESIGN.md §5: a server that said it has UIDL, or whose
+		/* doc/DESIGN.md §5.1: a server that said it has UIDL, or whose
 		 * UIDLs we hold, is having a bad moment, not a change of
 		 * nature: a switch to "no UIDL" would fetch everything. */
 		if (s->capa.uidl || s->uidl_expected) {
@@ -1832,7 +1833,7 @@ dot_filter_run(struct dot_filter *f, const char *in, size_t inlen, char *out,
 	return i;
 }
 
-/* doc/DESIGN.md §5: more than 2 x the LIST size + RUNAWAY_SLACK is a runaway. */
+/* doc/DESIGN.md §5.4: past 2 x the LIST size + RUNAWAY_SLACK: a runaway. */
 static uint64_t
 runaway_limit(uint64_t size)
 {
@@ -1847,7 +1848,7 @@ runaway_limit(uint64_t size)
  * Stream the body of the multi-line reply whose +OK was just read into the
  * sink: begin(), then data() per input chunk, up to the "." line; end() is
  * the caller's (pop3_retr_each calls it only once the next reply shows the
- * "." was the end: doc/DESIGN.md §5).  *octets_r gets what data() got.
+ * "." was the end: doc/DESIGN.md §5.3).  *octets_r gets what data() got.
  */
 static int
 stream_body(struct pop3 *s, const struct pop3_msg *m,
@@ -1899,7 +1900,7 @@ stream_body(struct pop3 *s, const struct pop3_msg *m,
 	set_state(s, SESSION_READY);
 	log_trace("%s: < [%" PRIu64 " octets of message data]", s->account,
 	    wire);
-	/* doc/DESIGN.md §5: the "." is authoritative; LIST sizes are approximate. */
+	/* doc/DESIGN.md §5.4: the "." is authoritative, LIST's size is not. */
 	/* popfetch(1): a warning shown with -v (LOG_WARNING with --syslog). */
 	if (octets + f.crs != m->size && log_verbosity() >= 1)
 		log_warnx("%s: message %u has %" PRIu64 " octets, LIST said %"
@@ -2060,7 +2061,7 @@ window_abandon(struct pop3 *s)
 }
 
 /*
- * The window of RETRs (doc/DESIGN.md §5).  A message whose "." has been
+ * The window of RETRs (doc/DESIGN.md §5.3).  A message whose "." has been
  * read is `held`: its end() waits for the next status line, which must be
  * a reply to what we sent next, else that "." was inside the message (an
  * unstuffed dot line) and the message is not delivered.  After the last
@@ -2100,7 +2101,7 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 		if (kind == REPLY_ERR) {
 			struct pf_error why;
 
-			/* doc/DESIGN.md §5: one refused message blocks
+			/* doc/DESIGN.md §5.2: one refused message blocks
 			 * nothing; the others are still in the window. */
 			fail_line(&why, PF_FAIL_PROTO, line, text,
 			    "RETR %u failed", m->number);

@@ -4,13 +4,14 @@
  * RFC 1939 (POP3), RFC 2449 (CAPA, PIPELINING, RESP-CODES), RFC 2595 (STLS),
  * RFC 5034 (AUTH), RFC 5802/7677 (SCRAM-SHA-256), XOAUTH2 (Google/Microsoft).
  *
- * Each command function sends, reads, validates and fills a result, so the
- * account run reads like RFC 1939's session diagram:
+ * Each command function sends, reads, validates and fills a result.  The
+ * account run (fetcher/run.c, doc/DESIGN.md §3.1 steps 3-7) calls:
  *
- *     pop3_greeting -> pop3_capa (or both: pop3_greeting_capa)
- *       -> [pop3_stls, handshake, pop3_capa]
- *       -> pop3_auth -> pop3_stat -> pop3_list_messages
+ *     pop3_greeting_capa -> [pop3_stls, handshake, pop3_capa] -> pop3_auth
+ *       -> pop3_list_uidls [-> pop3_list_sizes], or pop3_list_messages
  *       -> pop3_retr_each -> pop3_dele_each -> pop3_quit
+ *
+ * (`check` ends with pop3_stat instead, a dry run previews with pop3_top.)
  *
  * The session never touches a socket: it reads and writes through the two
  * function pointers given to pop3_new() (conn_read/conn_write from net.h, or
@@ -242,7 +243,7 @@ int	pop3_stat(struct pop3 *s, unsigned *count_r, uint64_t *size_r,
  * together at most POP3_UIDL_TOTAL_MAX octets ("UIDL listing too large").
  * -ERR to UIDL is "no UIDL" (success with has_uidl false and uidl NULL)
  * only from a server whose CAPA did not list UIDL, in a session not marked
- * with pop3_expect_uidl; otherwise it is PF_FAIL_TEMP (doc/DESIGN.md §5).
+ * with pop3_expect_uidl; otherwise it is PF_FAIL_TEMP (doc/DESIGN.md §5.1).
  * On success *listing_r is a new listing (free with pop3_listing_free()).
  * Errors: PF_FAIL_PROTO with the offending line as the server's words,
  * PF_FAIL_TEMP.
@@ -284,8 +285,8 @@ void	pop3_listing_free(struct pop3_listing **l);
  * ("unexpected reply to ...", or "server sent data nobody asked for");
  * a connection that ends or stalls after the "." with nothing more read,
  * or only the start of a +OK/-ERR line, leaves the "." standing: end() is
- * called, then the transport error returned (doc/DESIGN.md §5.3).  A -ERR to a RETR goes to
- * sink->refused, and the others go on.  Errors: PF_FAIL_TEMP ("connection
+ * called, then the transport error returned (doc/DESIGN.md §5.3).  A -ERR
+ * to a RETR goes to sink->refused, and the others go on (§5.2).  Errors: PF_FAIL_TEMP ("connection
  * lost in the middle of message N"; end() not called), PF_FAIL_PROTO (-ERR
  * to RETR without sink->refused, a runaway message: more than 2 x size +
  * RUNAWAY_SLACK octets, or out of step as above; end() not called), any
