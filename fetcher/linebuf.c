@@ -134,28 +134,27 @@ enum linebuf_result
 linebuf_read_line(struct linebuf *lb, const char **line_r, size_t *len_r,
     struct pf_error *err)
 {
-	enum linebuf_result r;
 	const char *start;
 	ssize_t n;
 
 	for (;;) {
 		start = lb->buf + lb->start;
-		switch ((r = linebuf_get_line(lb, line_r, len_r))) {
+		switch (linebuf_get_line(lb, line_r, len_r)) {
+		case LINEBUF_LINE:
+			return LINEBUF_LINE;
 		case LINEBUF_TOO_LONG:
 			pf_error_set(err, PF_FAIL_PROTO,
 			    "status line longer than %zu octets", lb->line_max);
 			/* Untrusted: the start of the line, sanitised and cut. */
 			pf_error_set_server(err, start, lb->end - lb->start);
-			return r;
+			return LINEBUF_TOO_LONG;
 		case LINEBUF_BAD_CHAR:
 			pf_error_set(err, PF_FAIL_PROTO,
 			    "control character in status line");
 			pf_error_set_server(err, *line_r, *len_r);
-			return r;
-		case LINEBUF_MORE:
+			return LINEBUF_BAD_CHAR;
+		default:		/* LINEBUF_MORE */
 			break;
-		default:
-			return r;
 		}
 		n = linebuf_fill(lb, err);
 		if (n == 0) {

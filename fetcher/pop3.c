@@ -2023,14 +2023,14 @@ window_next(struct pop3 *s, struct window *w, size_t *i_r,
     struct pf_error *err)
 {
 	size_t size = s->capa.pipelining ? POP3_PIPELINE_WINDOW : 1;
-	unsigned num;
 	bool noop;
 
 	if ((w->sent < w->n || (w->noop && !w->noop_sent)) &&
 	    s->npending <= size / 2) {
 		while (w->sent < w->n && s->npending < size) {
-			num = w->msgs != NULL ? w->msgs[w->sent]->number :
-			    w->numbers[w->sent];
+			unsigned num = w->msgs != NULL ?
+			    w->msgs[w->sent]->number : w->numbers[w->sent];
+
 			if (queue_cmdf(s, w->cmd, num, err, "%s %u",
 			    pop3_cmds[w->cmd].name, num) == -1)
 				return -1;
