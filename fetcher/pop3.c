@@ -122,7 +122,8 @@ enum reply_kind {
  *   any -> BROKEN        a reply half read, a transport failure, or
  *                        replies left unread in flight
  *
- * BROKEN is final: nothing but pop3_free() is meaningful after it.
+ * set_state() keeps BROKEN: out of step once, out of step for good (the
+ * caller drops the connection, pop3.h).
  */
 enum session_state {
 	SESSION_READY = 0,	/* in step: pending replies, if any, unread */
