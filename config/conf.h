@@ -12,21 +12,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conf_auth.h"
 #include "error.h"
 
 enum conf_tls {
 	CONF_TLS_IMPLICIT = 0,
 	CONF_TLS_STARTTLS,
 	CONF_TLS_NONE,
-};
-
-enum conf_auth {
-	CONF_AUTH_AUTO = 0,
-	CONF_AUTH_USER,
-	CONF_AUTH_APOP,
-	CONF_AUTH_PLAIN,
-	CONF_AUTH_SCRAM_SHA_256,
-	CONF_AUTH_XOAUTH2,
 };
 
 struct conf_account {

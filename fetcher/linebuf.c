@@ -130,7 +130,7 @@ linebuf_fill(struct linebuf *lb, struct pf_error *err)
 	return n;
 }
 
-int
+enum linebuf_result
 linebuf_read_line(struct linebuf *lb, const char **line_r, size_t *len_r,
     struct pf_error *err)
 {
@@ -141,26 +141,28 @@ linebuf_read_line(struct linebuf *lb, const char **line_r, size_t *len_r,
 		start = lb->buf + lb->start;
 		switch (linebuf_get_line(lb, line_r, len_r)) {
 		case LINEBUF_LINE:
-			return 0;
+			return LINEBUF_LINE;
 		case LINEBUF_TOO_LONG:
 			pf_error_set(err, PF_FAIL_PROTO,
 			    "status line longer than %zu octets", lb->line_max);
 			/* Untrusted: the start of the line, sanitised and cut. */
 			pf_error_set_server(err, start, lb->end - lb->start);
-			return -1;
+			return LINEBUF_TOO_LONG;
 		case LINEBUF_BAD_CHAR:
 			pf_error_set(err, PF_FAIL_PROTO,
 			    "control character in status line");
 			pf_error_set_server(err, *line_r, *len_r);
-			return -1;
-		case LINEBUF_MORE:
+			return LINEBUF_BAD_CHAR;
+		default:		/* LINEBUF_MORE */
 			break;
 		}
 		n = linebuf_fill(lb, err);
-		if (n == 0)
-			return pf_error_set(err, PF_FAIL_TEMP, "connection lost");
+		if (n == 0) {
+			pf_error_set(err, PF_FAIL_TEMP, "connection lost");
+			return LINEBUF_EOF;
+		}
 		if (n < 0)
-			return -1;
+			return LINEBUF_ERROR;
 	}
 }
 

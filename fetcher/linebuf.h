@@ -29,12 +29,17 @@ struct linebuf;
 typedef ssize_t (*linebuf_read_fn)(void *ctx, void *buf, size_t len,
     struct pf_error *err);
 
-/* Results of linebuf_get_line(), which does no I/O. */
+/*
+ * Results of linebuf_get_line(), which does no I/O (the first four), and of
+ * linebuf_read_line(), which never returns LINEBUF_MORE.
+ */
 enum linebuf_result {
 	LINEBUF_LINE = 0,	/* a complete line was returned */
 	LINEBUF_MORE,		/* no complete line buffered yet: fill and retry */
 	LINEBUF_TOO_LONG,	/* the pending line exceeds line_max */
 	LINEBUF_BAD_CHAR,	/* the line holds NUL, a stray CR or another control */
+	LINEBUF_EOF,		/* end of stream before a whole line */
+	LINEBUF_ERROR,		/* the source failed */
 };
 
 /*
@@ -73,15 +78,18 @@ ssize_t	linebuf_fill(struct linebuf *lb, struct pf_error *err);
 
 /*
  * Blocking form: fill until a complete line is buffered and return it as
- * linebuf_get_line() does.  Returns 0, or -1 with err set:
- *   PF_FAIL_PROTO  line longer than line_max ("status line longer than N
- *                  octets", with its start as the server's words), or a
- *                  control character in it;
- *   PF_FAIL_TEMP   "connection lost" (end of stream before a whole line,
- *                  whether or not part of one was buffered);
- *   anything the source reports (PF_FAIL_TEMP on timeout, PF_FAIL_TLS).
+ * linebuf_get_line() does.  Returns LINEBUF_LINE (0), or another result
+ * with err set:
+ *   LINEBUF_TOO_LONG  PF_FAIL_PROTO "status line longer than N octets",
+ *                     with its start as the server's words;
+ *   LINEBUF_BAD_CHAR  PF_FAIL_PROTO "control character in status line";
+ *   LINEBUF_EOF       PF_FAIL_TEMP "connection lost" (end of stream before
+ *                     a whole line, whether or not part of one was
+ *                     buffered): callers may say more, see pop3.c;
+ *   LINEBUF_ERROR     whatever the source reports (PF_FAIL_TEMP on
+ *                     timeout, PF_FAIL_TLS).
  */
-int	linebuf_read_line(struct linebuf *lb, const char **line_r,
+enum linebuf_result linebuf_read_line(struct linebuf *lb, const char **line_r,
 	    size_t *len_r, struct pf_error *err);
 
 /*

@@ -2,7 +2,7 @@
  * pop3.c - the POP3 client session (see pop3.h).
  *
  * RFC 1939  POP3: greeting, USER/PASS, APOP, STAT, LIST, UIDL, RETR, TOP,
- *           DELE, RSET, NOOP, QUIT; §3 multi-line replies and byte-stuffing.
+ *           DELE, NOOP, QUIT; §3 multi-line replies and byte-stuffing.
  * RFC 2449  CAPA (§5), PIPELINING (§6.6), response codes (§8) IN-USE,
  *           LOGIN-DELAY, SYS/TEMP, AUTH; 255-octet command lines (§4).
  * RFC 2595  STLS (§4): the client discards what it knew before TLS.
@@ -15,7 +15,8 @@
  * continuation, anything else is a protocol error) and matches it to the
  * head of the FIFO.  Without PIPELINING the FIFO never holds more than one
  * command (strict lock-step); with it, RETR and DELE keep up to
- * POP3_PIPELINE_WINDOW in flight (mpop's send/receive indices).
+ * POP3_PIPELINE_WINDOW in flight (struct window; mpop's send/receive
+ * indices).  Where the session stands is one enum session_state.
  *
  * Why the window cannot deadlock: we only write while the server may be
  * blocked writing replies we have not read yet, and what we write is at most
@@ -61,7 +62,6 @@ enum pop3_cmd {
 	CMD_RETR,
 	CMD_TOP,
 	CMD_DELE,
-	CMD_RSET,
 	CMD_NOOP,
 	CMD_QUIT,
 };
@@ -90,7 +90,6 @@ static const struct pop3_cmd_info {
 	[CMD_RETR] = { "RETR",		true,	0 },
 	[CMD_TOP]  = { "TOP",		true,	0 },
 	[CMD_DELE] = { "DELE",		false,	0 },
-	[CMD_RSET] = { "RSET",		false,	0 },
 	[CMD_NOOP] = { "NOOP",		false,	0 },
 	[CMD_QUIT] = { "QUIT",		false,	0 },
 };
@@ -111,6 +110,29 @@ enum reply_kind {
 	REPLY_CONT,		/* "+ text": SASL continuation (RFC 5034 §4) */
 };
 
+/*
+ * Where the session stands with the server.  Every change goes through
+ * set_state(), and these are all of them:
+ *
+ *   READY -> BODY        the +OK of a multi-line reply is read
+ *   BODY -> READY        its "." line is read
+ *   READY -> QUIT_SENT   QUIT sent after the RETRs (POP3_QUIT_AFTER_RETR)
+ *   READY, QUIT_SENT -> CLOSED
+ *                        QUIT's reply read, or QUIT sent not to be read
+ *   any -> BROKEN        a reply half read, a transport failure, or
+ *                        replies left unread in flight
+ *
+ * set_state() keeps BROKEN: out of step once, out of step for good (the
+ * caller drops the connection, pop3.h).
+ */
+enum session_state {
+	SESSION_READY = 0,	/* in step: pending replies, if any, unread */
+	SESSION_BODY,		/* a multi-line +OK read, its body not yet */
+	SESSION_QUIT_SENT,	/* QUIT out, its reply not read */
+	SESSION_CLOSED,		/* QUIT done: quit_err is its outcome */
+	SESSION_BROKEN,		/* out of step: drop the connection */
+};
+
 struct pop3 {
 	char		*account;
 	pop3_read_fn	 read;		/* one of these two */
@@ -126,8 +148,7 @@ struct pop3 {
 	struct pending	 pending[PENDING_MAX];
 	size_t		 phead;
 	size_t		 npending;
-	bool		 body_pending;	/* +OK of a multi-line reply read */
-	bool		 broken;	/* reply half read, or transport failed */
+	enum session_state state;
 
 	char		*timestamp;	/* APOP, from the greeting */
 	struct pop3_capa capa;
@@ -136,12 +157,20 @@ struct pop3 {
 	unsigned	 stat_count;
 	const char	*mech_used;
 
-	/* QUIT sent with the last RETR (pop3_quit_after_retr) */
+	/* The caller's request: QUIT once pop3_retr_each has every message
+	 * in (POP3_QUIT_AFTER_RETR). */
 	bool		 quit_after_retr;
-	enum { QUIT_NOT_SENT, QUIT_SENT, QUIT_DONE } quit;
-	int		 quit_rc;
+	/* QUIT's outcome, PF_OK until one failed.  A QUIT that broke the
+	 * session leaves it BROKEN, not CLOSED: this tells it was tried. */
 	struct pf_error	 quit_err;
 };
+
+static void
+set_state(struct pop3 *s, enum session_state to)
+{
+	if (s->state != SESSION_BROKEN)
+		s->state = to;
+}
 
 static void	capa_clear(struct pop3_capa *c);
 
@@ -201,7 +230,8 @@ pop3_free(struct pop3 **sp)
 bool
 pop3_is_synchronised(const struct pop3 *s)
 {
-	return s->npending == 0 && !s->body_pending && !s->broken;
+	return s->npending == 0 &&
+	    (s->state == SESSION_READY || s->state == SESSION_CLOSED);
 }
 
 const char *
@@ -302,10 +332,10 @@ queue_cmd(struct pop3 *s, enum pop3_cmd cmd, unsigned arg, const char *line,
 	if (s->npending == PENDING_MAX)
 		return pf_error_set(err, PF_FAIL_INTERNAL,
 		    "too many pipelined commands");
-	if (s->npending == 0 && !s->body_pending &&
+	if (s->npending == 0 && s->state != SESSION_BODY &&
 	    (n = linebuf_buffered(s->lb)) > 0) {
 		junk = linebuf_peek(s->lb, &n);
-		s->broken = true;
+		set_state(s, SESSION_BROKEN);
 		pf_error_set(err, PF_FAIL_PROTO,
 		    "server sent data nobody asked for (before %s)",
 		    pop3_cmds[cmd].name);
@@ -356,7 +386,7 @@ flush(struct pop3 *s, struct pf_error *err)
 		s->outlen = 0;
 	}
 	if (rc == -1)
-		s->broken = true;
+		set_state(s, SESSION_BROKEN);
 	return rc;
 }
 
@@ -409,13 +439,16 @@ read_reply(struct pop3 *s, bool allow_cont, enum reply_kind *kind_r,
 
 	/* doc/DESIGN.md §5.4: one deadline for the whole line. */
 	io_wait_begin(&s->wait, IO_WAIT_LINE);
-	if (linebuf_read_line(s->lb, &line, &len, err) == -1) {
-		s->broken = true;
-		if (err != NULL && err->category == PF_FAIL_TEMP &&
-		    strcmp(err->what, "connection lost") == 0)
-			pf_error_set(err, PF_FAIL_TEMP,
-			    "connection lost (waiting for the reply to %s)",
-			    pending_name(head, name, sizeof(name)));
+	switch (linebuf_read_line(s->lb, &line, &len, err)) {
+	case LINEBUF_LINE:
+		break;
+	case LINEBUF_EOF:
+		pf_error_set(err, PF_FAIL_TEMP,
+		    "connection lost (waiting for the reply to %s)",
+		    pending_name(head, name, sizeof(name)));
+		/* FALLTHROUGH */
+	default:
+		set_state(s, SESSION_BROKEN);
 		return -1;
 	}
 	log_trace("%s: < %s", s->account, line);
@@ -431,7 +464,7 @@ read_reply(struct pop3 *s, bool allow_cont, enum reply_kind *kind_r,
 		*text_r = line + 1 + (line[1] == ' ');
 		return 0;
 	} else {
-		s->broken = true;
+		set_state(s, SESSION_BROKEN);
 		if (head->cmd == CMD_NONE)
 			pf_error_set(err, PF_FAIL_PROTO,
 			    "not a POP3 server greeting");
@@ -444,7 +477,7 @@ read_reply(struct pop3 *s, bool allow_cont, enum reply_kind *kind_r,
 	}
 	if (s->npending > 0) {
 		if (*kind_r == REPLY_OK && pop3_cmds[head->cmd].multiline)
-			s->body_pending = true;
+			set_state(s, SESSION_BODY);
 		s->phead = (s->phead + 1) % PENDING_MAX;
 		s->npending--;
 	}
@@ -492,16 +525,19 @@ resp_code_category(const char *text, enum pf_fail dflt)
 	return dflt;
 }
 
-/* Fill err for a -ERR: category from its response code or `dflt`, our
- * words from fmt, the server's line attached. */
+/*
+ * Fail with our words from fmt and `line` (untrusted) as the server's.
+ * The category is `cat`, unless `text` (the text of a -ERR; NULL for a
+ * line that is no reply) has a response code that says otherwise.
+ */
 static int
-err_reply(const char *line, const char *text, enum pf_fail dflt,
-    struct pf_error *err, const char *fmt, ...)
+fail_line(struct pf_error *err, enum pf_fail cat, const char *line,
+    const char *text, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
 static int
-err_reply(const char *line, const char *text, enum pf_fail dflt,
-    struct pf_error *err, const char *fmt, ...)
+fail_line(struct pf_error *err, enum pf_fail cat, const char *line,
+    const char *text, const char *fmt, ...)
 {
 	char what[256];
 	va_list ap;
@@ -509,14 +545,16 @@ err_reply(const char *line, const char *text, enum pf_fail dflt,
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	pf_error_set(err, resp_code_category(text, dflt), "%s", what);
+	if (text != NULL)
+		cat = resp_code_category(text, cat);
+	pf_error_set(err, cat, "%s", what);
 	pf_error_set_server(err, line, (size_t)-1);
 	return -1;
 }
 
 /*
  * Fill err for a -ERR to a login command (USER, PASS, APOP, AUTH or a
- * SASL step): err_reply with PF_FAIL_AUTH unless a response code says
+ * SASL step): fail_line with PF_FAIL_AUTH unless a response code says
  * otherwise.  [IN-USE] (RFC 2449 §8.1.1) means the login was fine but
  * another session holds the maildrop's lock: say that, not
  * "authentication failed", so that nobody goes looking for a wrong
@@ -534,12 +572,12 @@ login_refused(const char *line, const char *text, struct pf_error *err,
 	va_list ap;
 
 	if (has_resp_code(text, "IN-USE"))
-		return err_reply(line, text, PF_FAIL_TEMP, err, "mailbox in "
+		return fail_line(err, PF_FAIL_TEMP, line, text, "mailbox in "
 		    "use by another client (the server said [IN-USE])");
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	return err_reply(line, text, PF_FAIL_AUTH, err, "%s", what);
+	return fail_line(err, PF_FAIL_AUTH, line, text, "%s", what);
 }
 
 /*
@@ -573,13 +611,13 @@ read_body_line(struct pop3 *s, const char **line_r, size_t *len_r,
 
 	*end_r = false;
 	io_wait_begin(&s->wait, IO_WAIT_LINE);
-	if (linebuf_read_line(s->lb, &line, &len, err) == -1) {
-		s->broken = true;
+	if (linebuf_read_line(s->lb, &line, &len, err) != LINEBUF_LINE) {
+		set_state(s, SESSION_BROKEN);
 		return -1;
 	}
 	if (len == 1 && line[0] == '.') {
 		*end_r = true;
-		s->body_pending = false;
+		set_state(s, SESSION_READY);
 		return 0;
 	}
 	log_trace("%s: < %s", s->account, line);
@@ -677,7 +715,7 @@ pop3_greeting(struct pop3 *s, struct pf_error *err)
 	if (kind == REPLY_ERR)
 		/* RFC 1939 §4 allows no -ERR greeting; servers use it for
 		 * "too many connections": try again later. */
-		return err_reply(line, text, PF_FAIL_TEMP, err,
+		return fail_line(err, PF_FAIL_TEMP, line, text,
 		    "server refused the connection");
 	free(s->timestamp);
 	s->timestamp = find_timestamp(text);
@@ -758,7 +796,7 @@ capa_reply(struct pop3 *s, struct pf_error *err)
 
 		/* RFC 2449 §5: a server without CAPA says -ERR; fine. */
 		if (cat != PF_OK)
-			return err_reply(line, text, cat, err, "CAPA failed");
+			return fail_line(err, cat, line, text, "CAPA failed");
 		return 0;
 	}
 	for (;;) {
@@ -767,12 +805,10 @@ capa_reply(struct pop3 *s, struct pf_error *err)
 		if (end)
 			break;
 		if (s->capa.nlines == POP3_CAPA_LINES_MAX) {
-			s->broken = true;
-			pf_error_set(err, PF_FAIL_PROTO,
+			set_state(s, SESSION_BROKEN);
+			return fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "more than %d capability lines",
 			    POP3_CAPA_LINES_MAX);
-			pf_error_set_server(err, line, len);
-			return -1;
 		}
 		capa_add(&s->capa, line);
 	}
@@ -834,7 +870,7 @@ pop3_stls(struct pop3 *s, struct pf_error *err)
 	if ((rc = simple_cmd(s, CMD_STLS, "STLS", &line, &text, err)) == -1)
 		return -1;
 	if (rc == 1)
-		return err_reply(line, text, PF_FAIL_TLS, err,
+		return fail_line(err, PF_FAIL_TLS, line, text,
 		    "server refused STLS");
 	/*
 	 * RFC 2595 §4: nothing may follow the +OK in clear text.  Bytes
@@ -842,7 +878,7 @@ pop3_stls(struct pop3 *s, struct pf_error *err)
 	 * the middle injecting commands' replies (CVE-2011-0411's cousin).
 	 */
 	if (linebuf_buffered(s->lb) > 0) {
-		s->broken = true;
+		set_state(s, SESSION_BROKEN);
 		return pf_error_set(err, PF_FAIL_TLS,
 		    "server sent data after its STLS reply, before TLS "
 		    "(possible injection attack)");
@@ -907,7 +943,7 @@ auth_user(struct pop3 *s, const struct pop3_auth_params *p,
 			/* PASS's reply, -ERR too; err keeps USER's. */
 			if (read_reply(s, false, &kind, &line, &text,
 			    &ignored) == -1)
-				s->broken = true;
+				set_state(s, SESSION_BROKEN);
 			return -1;
 		}
 		if (read_reply(s, false, &kind, &line, &text, err) == -1)
@@ -971,7 +1007,7 @@ sasl_cancel(struct pop3 *s)
 
 	if (queue_line(s, "*", true, &e) == -1 || flush(s, &e) == -1 ||
 	    read_reply(s, false, &kind, &line, &text, &e) == -1)
-		s->broken = true;
+		set_state(s, SESSION_BROKEN);
 }
 
 /*
@@ -1017,10 +1053,9 @@ auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
 				/* Logged in, yet the exchange is not done:
 				 * for SCRAM the server never proved that it
 				 * knows the password.  Refuse. */
-				pf_error_set(err, PF_FAIL_AUTH,
+				fail_line(err, PF_FAIL_AUTH, line, NULL,
 				    "%s: server accepted the login without "
 				    "completing the exchange", name);
-				pf_error_set_server(err, line, (size_t)-1);
 				goto out;
 			}
 			rc = 0;
@@ -1058,11 +1093,9 @@ auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
 				/* Two-step form: the first challenge is
 				 * empty and asks for the initial response. */
 				if (text[0] != '\0') {
-					pf_error_set(err, PF_FAIL_PROTO,
-					    "unexpected first %s challenge",
-					    name);
-					pf_error_set_server(err, line,
-					    (size_t)-1);
+					fail_line(err, PF_FAIL_PROTO, line,
+					    NULL, "unexpected first %s "
+					    "challenge", name);
 					sasl_cancel(s);
 					goto out;
 				}
@@ -1080,7 +1113,7 @@ auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
 			break;
 		}
 	}
-	s->broken = true;
+	set_state(s, SESSION_BROKEN);
 	pf_error_set(err, PF_FAIL_PROTO, "%s: too many SASL challenges", name);
 out:
 	secret_free(&ir);
@@ -1234,19 +1267,13 @@ pop3_stat(struct pop3 *s, unsigned *count_r, uint64_t *size_r,
 	if ((rc = simple_cmd(s, CMD_STAT, "STAT", &line, &text, err)) == -1)
 		return -1;
 	if (rc == 1)
-		return err_reply(line, text, PF_FAIL_PROTO, err, "STAT failed");
-	if (parse_num_size(text, UINT32_MAX, &count, &size, &why) == -1) {
-		pf_error_set(err, PF_FAIL_PROTO, "malformed STAT reply: %s",
-		    why);
-		pf_error_set_server(err, line, (size_t)-1);
-		return -1;
-	}
-	if (count > POP3_MESSAGES_MAX) {
-		pf_error_set(err, PF_FAIL_PROTO,
+		return fail_line(err, PF_FAIL_PROTO, line, text, "STAT failed");
+	if (parse_num_size(text, UINT32_MAX, &count, &size, &why) == -1)
+		return fail_line(err, PF_FAIL_PROTO, line, NULL,
+		    "malformed STAT reply: %s", why);
+	if (count > POP3_MESSAGES_MAX)
+		return fail_line(err, PF_FAIL_PROTO, line, NULL,
 		    "STAT announces more than %d messages", POP3_MESSAGES_MAX);
-		pf_error_set_server(err, line, (size_t)-1);
-		return -1;
-	}
 	s->stat_known = true;
 	s->stat_count = (unsigned)count;
 	if (count_r != NULL)
@@ -1255,12 +1282,6 @@ pop3_stat(struct pop3 *s, unsigned *count_r, uint64_t *size_r,
 		*size_r = size;
 	return 0;
 }
-
-/* One UIDL entry while parsing. */
-struct uid_entry {
-	unsigned	 number;
-	char		*uid;
-};
 
 /*
  * qsort, unless one pass finds base in order already, as servers usually
@@ -1291,47 +1312,18 @@ cmp_msg_number(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* qsort order of pointers to pop3_msg by unique-id. */
 static int
-cmp_uid_number(const void *a, const void *b)
+cmp_msg_uidl(const void *a, const void *b)
 {
-	const struct uid_entry *x = a, *y = b;
-
-	return (x->number > y->number) - (x->number < y->number);
-}
-
-static int
-cmp_uid_string(const void *a, const void *b)
-{
-	const struct uid_entry *const *x = a, *const *y = b;
-	int c = strcmp((*x)->uid, (*y)->uid);
+	const struct pop3_msg *const *x = a, *const *y = b;
+	int c = strcmp((*x)->uidl, (*y)->uidl);
 
 	/* Ties by number, so the later duplicate is reported. */
 	if (c == 0)
 		c = ((*x)->number > (*y)->number) -
 		    ((*x)->number < (*y)->number);
 	return c;
-}
-
-/* Fail on a bad UIDL or LIST line: our words, and the line as the
- * server's words (trimmed by pf_error_set_server). */
-static int
-bad_line(struct pop3 *s, struct pf_error *err, const char *line,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static int
-bad_line(struct pop3 *s, struct pf_error *err, const char *line,
-    const char *fmt, ...)
-{
-	char what[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	(void)s;
-	pf_error_set(err, PF_FAIL_PROTO, "%s", what);
-	pf_error_set_server(err, line, (size_t)-1);
-	return -1;
 }
 
 /* Highest message number we accept: STAT's count once known. */
@@ -1351,13 +1343,13 @@ bitmap_test_set(unsigned char *bm, unsigned n)
 	return was;
 }
 
-/* Read a UIDL body (RFC 1939 §7) into *ents_r / *n_r, validating each line
- * once. */
+/* Read a UIDL body (RFC 1939 §7) into *ents_r / *n_r (sizes 0), in
+ * server order, validating each line once. */
 static int
-read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
+read_uidl_body(struct pop3 *s, struct pop3_msg **ents_r, size_t *n_r,
     struct pf_error *err)
 {
-	struct uid_entry *ents = NULL;
+	struct pop3_msg *ents = NULL;
 	unsigned char *seen = NULL;
 	size_t n = 0, alloc = 0, nlen, ulen, i, total = 0;
 	const char *line, *uid;
@@ -1373,12 +1365,13 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 		nlen = strcspn(line, " ");
 		if (parse_decimal(line, nlen, max_number(s), &num) == -1 ||
 		    num == 0) {
-			bad_line(s, err, line,
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "bad message number in UIDL line");
 			goto fail;
 		}
 		if (line[nlen] != ' ' || line[nlen + 1] == '\0') {
-			bad_line(s, err, line, "UIDL line without unique-id");
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
+			    "UIDL line without unique-id");
 			goto fail;
 		}
 		uid = line + nlen + 1;
@@ -1386,7 +1379,7 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 		/* RFC 1939 §7: 0x21..0x7E; more than 70 tolerated up to
 		 * POP3_UIDL_MAX (params.h). */
 		if (ulen > POP3_UIDL_MAX) {
-			bad_line(s, err, line,
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "unique-id longer than %d characters",
 			    POP3_UIDL_MAX);
 			goto fail;
@@ -1395,12 +1388,13 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 			if (uid[i] < 0x21 || uid[i] > 0x7e)
 				break;
 		if (i < ulen) {
-			bad_line(s, err, line, "unique-id with a space or a "
-			    "character outside 0x21..0x7E");
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
+			    "unique-id with a space or a character outside "
+			    "0x21..0x7E");
 			goto fail;
 		}
 		if (bitmap_test_set(seen, (unsigned)num)) {
-			bad_line(s, err, line,
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "duplicate message number %u in UIDL",
 			    (unsigned)num);
 			goto fail;
@@ -1409,8 +1403,9 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 		 * so total cannot overflow before the test fires. */
 		total += ulen;
 		if (total > POP3_UIDL_TOTAL_MAX) {
-			bad_line(s, err, line, "UIDL listing too large: more "
-			    "than %zu octets of unique-ids in %zu lines",
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
+			    "UIDL listing too large: more than %zu octets of "
+			    "unique-ids in %zu lines",
 			    POP3_UIDL_TOTAL_MAX, n + 1);
 			goto fail;
 		}
@@ -1419,7 +1414,8 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 			ents = xreallocarray(ents, alloc, sizeof(*ents));
 		}
 		ents[n].number = (unsigned)num;
-		ents[n].uid = xstrdup(uid);
+		ents[n].size = 0;
+		ents[n].uidl = xstrdup(uid);
 		n++;
 	}
 	free(seen);
@@ -1427,9 +1423,9 @@ read_uidl_body(struct pop3 *s, struct uid_entry **ents_r, size_t *n_r,
 	*n_r = n;
 	return 0;
 fail:
-	s->broken = true;
+	set_state(s, SESSION_BROKEN);
 	for (i = 0; i < n; i++)
-		free(ents[i].uid);
+		free(ents[i].uidl);
 	free(ents);
 	free(seen);
 	return -1;
@@ -1455,16 +1451,17 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 			break;
 		if (parse_num_size(line, max_number(s), &num, &size,
 		    &why) == -1) {
-			bad_line(s, err, line, "malformed LIST line: %s", why);
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
+			    "malformed LIST line: %s", why);
 			goto fail;
 		}
 		if (num == 0) {
-			bad_line(s, err, line,
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "malformed LIST line: bad message number");
 			goto fail;
 		}
 		if (bitmap_test_set(seen, (unsigned)num)) {
-			bad_line(s, err, line,
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "duplicate message number %u in LIST",
 			    (unsigned)num);
 			goto fail;
@@ -1483,21 +1480,66 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 	*n_r = n;
 	return 0;
 fail:
-	s->broken = true;
+	set_state(s, SESSION_BROKEN);
 	free(msgs);
 	free(seen);
 	return -1;
 }
 
-/* Attach UIDs to the LIST entries; every number must be in both lists and
- * every UID unique.  Takes the uid strings (ents[i].uid set to NULL). */
+/*
+ * UIDL and LIST must name the same messages (numbers are unique in each:
+ * read_*_body checked).  Pair each of dst[0..ndst) with the entry of
+ * src[0..nsrc) (sorted by number) of the same number, and take what dst
+ * lacks from it: the unique-id when dst is LIST's (src's uidl set to
+ * NULL), else the size.  A dst message missing from src fails, its line
+ * quoted; the caller checks for src messages missing from dst.
+ */
 static int
-merge_uidl(struct pop3_msg *msgs, size_t nmsgs, struct uid_entry *ents,
+pair_listings(struct pop3_msg *dst, size_t ndst, bool dst_is_list,
+    struct pop3_msg *src, size_t nsrc, struct pf_error *err)
+{
+	struct pop3_msg *hit;
+	char line[64 + POP3_UIDL_MAX];
+	size_t i;
+
+	for (i = 0; i < ndst; i++) {
+		/* Both lists in the same order, as usual: no search.  An
+		 * empty src may be NULL, which bsearch does not take. */
+		if (i < nsrc && src[i].number == dst[i].number)
+			hit = &src[i];
+		else
+			hit = nsrc == 0 ? NULL : bsearch(&dst[i], src, nsrc,
+			    sizeof(*src), cmp_msg_number);
+		if (hit == NULL) {
+			if (dst_is_list)
+				snprintf(line, sizeof(line), "%u %" PRIu64,
+				    dst[i].number, dst[i].size);
+			else
+				snprintf(line, sizeof(line), "%u %s",
+				    dst[i].number, dst[i].uidl);
+			return fail_line(err, PF_FAIL_PROTO, line, NULL,
+			    "message %u is in %s but not in %s", dst[i].number,
+			    dst_is_list ? "LIST" : "UIDL",
+			    dst_is_list ? "UIDL" : "LIST");
+		}
+		if (dst_is_list) {
+			dst[i].uidl = hit->uidl;
+			hit->uidl = NULL;
+		} else
+			dst[i].size = hit->size;
+	}
+	return 0;
+}
+
+/* Attach UIDs to the LIST entries; every number must be in both lists and
+ * every UID unique.  Takes the uid strings (ents[i].uidl set to NULL). */
+static int
+merge_uidl(struct pop3_msg *msgs, size_t nmsgs, struct pop3_msg *ents,
     size_t nents, struct pf_error *err)
 {
-	struct uid_entry **byuid = NULL, key, *hit;
+	struct pop3_msg **byuid = NULL;
 	char line[64 + POP3_UIDL_MAX];
-	size_t i, matched = 0;
+	size_t i;
 	int rc = -1;
 
 	/* Duplicate UIDs: sort pointers by string, compare neighbours.
@@ -1506,56 +1548,52 @@ merge_uidl(struct pop3_msg *msgs, size_t nmsgs, struct uid_entry *ents,
 	byuid = xreallocarray(NULL, nents, sizeof(*byuid));
 	for (i = 0; i < nents; i++)
 		byuid[i] = &ents[i];
-	sort_unless_ordered(byuid, nents, sizeof(*byuid), cmp_uid_string);
+	sort_unless_ordered(byuid, nents, sizeof(*byuid), cmp_msg_uidl);
 	for (i = 1; i < nents; i++)
-		if (strcmp(byuid[i - 1]->uid, byuid[i]->uid) == 0) {
+		if (strcmp(byuid[i - 1]->uidl, byuid[i]->uidl) == 0) {
 			snprintf(line, sizeof(line), "%u %s",
-			    byuid[i]->number, byuid[i]->uid);
-			pf_error_set(err, PF_FAIL_PROTO,
+			    byuid[i]->number, byuid[i]->uidl);
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "duplicate unique-id in UIDL (messages %u and %u)",
 			    byuid[i - 1]->number, byuid[i]->number);
-			pf_error_set_server(err, line, (size_t)-1);
 			goto out;
 		}
 
-	/* An empty UIDL listing has ents == NULL: bsearch takes no NULL
-	 * base, even with no elements (UBSan). */
-	sort_unless_ordered(ents, nents, sizeof(*ents), cmp_uid_number);
-	for (i = 0; i < nmsgs; i++) {
-		key.number = msgs[i].number;
-		/* Both lists in the same order, as usual: no search. */
-		if (i < nents && ents[i].number == key.number)
-			hit = &ents[i];
-		else
-			hit = nents == 0 ? NULL : bsearch(&key, ents, nents,
-			    sizeof(*ents), cmp_uid_number);
-		if (hit == NULL) {
-			snprintf(line, sizeof(line), "%u %" PRIu64,
-			    msgs[i].number, msgs[i].size);
-			pf_error_set(err, PF_FAIL_PROTO,
-			    "message %u is in LIST but not in UIDL",
-			    msgs[i].number);
-			pf_error_set_server(err, line, (size_t)-1);
-			goto out;
-		}
-		msgs[i].uidl = hit->uid;
-		hit->uid = NULL;
-		matched++;
-	}
-	if (matched != nents) {
-		for (i = 0; i < nents && ents[i].uid == NULL; i++)
+	sort_unless_ordered(ents, nents, sizeof(*ents), cmp_msg_number);
+	if (pair_listings(msgs, nmsgs, true, ents, nents, err) == -1)
+		goto out;
+	if (nmsgs != nents) {
+		/* The first not taken. */
+		for (i = 0; i < nents && ents[i].uidl == NULL; i++)
 			;
 		snprintf(line, sizeof(line), "%u %s", ents[i].number,
-		    ents[i].uid);
-		pf_error_set(err, PF_FAIL_PROTO,
+		    ents[i].uidl);
+		fail_line(err, PF_FAIL_PROTO, line, NULL,
 		    "message %u is in UIDL but not in LIST", ents[i].number);
-		pf_error_set_server(err, line, (size_t)-1);
 		goto out;
 	}
 	rc = 0;
 out:
 	free(byuid);
 	return rc;
+}
+
+/* LIST's reply and body; LIST is sent first unless `sent` already. */
+static int
+list_reply(struct pop3 *s, bool sent, struct pop3_msg **msgs_r, size_t *n_r,
+    struct pf_error *err)
+{
+	enum reply_kind kind;
+	const char *line, *text;
+
+	if (!sent && (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1 ||
+	    flush(s, err) == -1))
+		return -1;
+	if (read_reply(s, false, &kind, &line, &text, err) == -1)
+		return -1;
+	if (kind == REPLY_ERR)
+		return fail_line(err, PF_FAIL_PROTO, line, text, "LIST failed");
+	return read_list_body(s, msgs_r, n_r, err);
 }
 
 /*
@@ -1567,7 +1605,7 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
     struct pf_error *err)
 {
 	struct pop3_listing *l = NULL;
-	struct uid_entry *ents = NULL;
+	struct pop3_msg *ents = NULL;
 	size_t nents = 0, i;
 	enum reply_kind kind;
 	const char *line, *text;
@@ -1591,14 +1629,14 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 		enum pf_fail cat = resp_code_category(text, PF_OK);
 
 		if (cat != PF_OK) {
-			err_reply(line, text, cat, err, "UIDL failed");
+			fail_line(err, cat, line, text, "UIDL failed");
 			goto out;
 		}
-		/* doc/DESIGN.md §5: a server that said it has UIDL, or whose
+		/* doc/DESIGN.md §5.1: a server that said it has UIDL, or whose
 		 * UIDLs we hold, is having a bad moment, not a change of
 		 * nature: a switch to "no UIDL" would fetch everything. */
 		if (s->capa.uidl || s->uidl_expected) {
-			err_reply(line, text, PF_FAIL_TEMP, err, "UIDL failed "
+			fail_line(err, PF_FAIL_TEMP, line, text, "UIDL failed "
 			    "(%s)", s->capa.uidl ? "the server announced UIDL" :
 			    "the seen-list holds this server's UIDLs");
 			goto out;
@@ -1619,19 +1657,9 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 			l->msgs[i].number = ents[i].number;
 		l->count = nents;
 	} else {
-		if (!list_sent &&
-		    (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1 ||
-		    flush(s, err) == -1))
+		if (list_reply(s, list_sent, &l->msgs, &l->count, err) == -1)
 			goto out;
-		if (read_reply(s, false, &kind, &line, &text, err) == -1)
-			goto out;
-		if (kind == REPLY_ERR) {
-			err_reply(line, text, PF_FAIL_PROTO, err, "LIST failed");
-			goto out;
-		}
 		l->sizes_known = true;
-		if (read_list_body(s, &l->msgs, &l->count, err) == -1)
-			goto out;
 	}
 	if (has_uidl &&
 	    merge_uidl(l->msgs, l->count, ents, nents, err) == -1)
@@ -1645,7 +1673,7 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 	rc = 0;
 out:
 	for (i = 0; i < nents; i++)
-		free(ents[i].uid);
+		free(ents[i].uidl);
 	free(ents);
 	pop3_listing_free(&l);
 	return rc;
@@ -1668,40 +1696,17 @@ pop3_list_uidls(struct pop3 *s, struct pop3_listing **listing_r,
 int
 pop3_list_sizes(struct pop3 *s, struct pop3_listing *l, struct pf_error *err)
 {
-	struct pop3_msg *sized = NULL, key, *hit;
-	enum reply_kind kind;
-	const char *line, *text;
-	char buf[64 + POP3_UIDL_MAX];
+	struct pop3_msg *sized = NULL;
 	size_t n = 0, i;
 	int rc = -1;
 
 	if (l->sizes_known)
 		return 0;
-	if (queue_cmd(s, CMD_LIST, 0, "LIST", err) == -1 ||
-	    flush(s, err) == -1 ||
-	    read_reply(s, false, &kind, &line, &text, err) == -1)
-		return -1;
-	if (kind == REPLY_ERR)
-		return err_reply(line, text, PF_FAIL_PROTO, err, "LIST failed");
-	if (read_list_body(s, &sized, &n, err) == -1)
+	if (list_reply(s, false, &sized, &n, err) == -1)
 		return -1;
 	sort_unless_ordered(sized, n, sizeof(*sized), cmp_msg_number);
-	/* The same messages as UIDL's, no more (numbers are unique in
-	 * both, read_*_body checked), no fewer. */
-	for (i = 0; i < l->count; i++) {
-		key.number = l->msgs[i].number;
-		hit = n == 0 ? NULL : bsearch(&key, sized, n, sizeof(*sized),
-		    cmp_msg_number);
-		if (hit == NULL) {
-			snprintf(buf, sizeof(buf), "%u %s", l->msgs[i].number,
-			    l->msgs[i].uidl);
-			pf_error_set(err, PF_FAIL_PROTO, "message %u is in "
-			    "UIDL but not in LIST", l->msgs[i].number);
-			pf_error_set_server(err, buf, (size_t)-1);
-			goto out;
-		}
-		l->msgs[i].size = hit->size;
-	}
+	if (pair_listings(l->msgs, l->count, false, sized, n, err) == -1)
+		goto out;
 	if (n != l->count) {
 		pf_error_set(err, PF_FAIL_PROTO, "LIST has %zu messages, UIDL "
 		    "%zu", n, l->count);
@@ -1829,7 +1834,7 @@ dot_filter_run(struct dot_filter *f, const char *in, size_t inlen, char *out,
 	return i;
 }
 
-/* doc/DESIGN.md §5: more than 2 x the LIST size + RUNAWAY_SLACK is a runaway. */
+/* doc/DESIGN.md §5.4: past 2 x the LIST size + RUNAWAY_SLACK: a runaway. */
 static uint64_t
 runaway_limit(uint64_t size)
 {
@@ -1844,7 +1849,7 @@ runaway_limit(uint64_t size)
  * Stream the body of the multi-line reply whose +OK was just read into the
  * sink: begin(), then data() per input chunk, up to the "." line; end() is
  * the caller's (pop3_retr_each calls it only once the next reply shows the
- * "." was the end: doc/DESIGN.md §5).  *octets_r gets what data() got.
+ * "." was the end: doc/DESIGN.md §5.3).  *octets_r gets what data() got.
  */
 static int
 stream_body(struct pop3 *s, const struct pop3_msg *m,
@@ -1893,10 +1898,10 @@ stream_body(struct pop3 *s, const struct pop3_msg *m,
 			return -1;
 		octets += olen;
 	}
-	s->body_pending = false;
+	set_state(s, SESSION_READY);
 	log_trace("%s: < [%" PRIu64 " octets of message data]", s->account,
 	    wire);
-	/* doc/DESIGN.md §5: the "." is authoritative; LIST sizes are approximate. */
+	/* doc/DESIGN.md §5.4: the "." is authoritative, LIST's size is not. */
 	/* popfetch(1): a warning shown with -v (LOG_WARNING with --syslog). */
 	if (octets + f.crs != m->size && log_verbosity() >= 1)
 		log_warnx("%s: message %u has %" PRIu64 " octets, LIST said %"
@@ -1905,21 +1910,29 @@ stream_body(struct pop3 *s, const struct pop3_msg *m,
 	return 0;
 }
 
-int
-pop3_quit_nowait(struct pop3 *s, struct pf_error *err)
+/* QUIT has been tried: its outcome (quit_err) is final. */
+static bool
+quit_done(const struct pop3 *s)
 {
-	if (s->quit != QUIT_DONE) {
-		pf_error_clear(&s->quit_err);
-		s->quit_rc = 0;
-		if (s->quit == QUIT_NOT_SENT &&
-		    (queue_cmd(s, CMD_QUIT, 0, "QUIT", &s->quit_err) == -1 ||
-		    flush(s, &s->quit_err) == -1))
-			s->quit_rc = -1;
-		s->quit = QUIT_DONE;
-	}
-	if (s->quit_rc == -1)
-		*err = s->quit_err;
-	return s->quit_rc;
+	return s->state == SESSION_CLOSED || s->quit_err.category != PF_OK;
+}
+
+/* QUIT's outcome: 0, or -1 with err filled. */
+static int
+quit_outcome(const struct pop3 *s, struct pf_error *err)
+{
+	if (s->quit_err.category == PF_OK)
+		return 0;
+	*err = s->quit_err;
+	return -1;
+}
+
+static int
+send_quit(struct pop3 *s, struct pf_error *err)
+{
+	if (queue_cmd(s, CMD_QUIT, 0, "QUIT", err) == -1)
+		return -1;
+	return flush(s, err);
 }
 
 /* Read QUIT's reply; -ERR is "some deleted messages not removed" (RFC
@@ -1934,7 +1947,7 @@ quit_reply(struct pop3 *s, struct pf_error *err)
 		return -1;
 	if (kind == REPLY_OK)
 		return 0;
-	return err_reply(line, text, PF_FAIL_TEMP, err,
+	return fail_line(err, PF_FAIL_TEMP, line, text,
 	    "QUIT failed: deletions not committed");
 }
 
@@ -1942,12 +1955,6 @@ void
 pop3_expect_uidl(struct pop3 *s)
 {
 	s->uidl_expected = true;
-}
-
-void
-pop3_quit_after_retr(struct pop3 *s)
-{
-	s->quit_after_retr = true;
 }
 
 /* Is what is left unread (a line cut short) nothing, or could it be the
@@ -1991,7 +1998,71 @@ held_stands(struct pop3 *s, const struct pop3_sink *sink,
 }
 
 /*
- * The window of RETRs (doc/DESIGN.md §5).  A message whose "." has been
+ * A window of pipelined commands, one per message (RETR, DELE): with
+ * PIPELINING up to POP3_PIPELINE_WINDOW in flight, topped up in one write
+ * once half of them are answered; without it, lock-step.  With `noop`, a
+ * NOOP follows the last one (alone in lock-step).
+ */
+struct window {
+	enum pop3_cmd		 cmd;
+	const struct pop3_msg *const *msgs;	/* the messages, or */
+	const unsigned		*numbers;	/* their numbers */
+	size_t			 n;
+	bool			 noop;
+	size_t			 sent;		/* commands queued */
+	size_t			 done;		/* their replies read */
+	bool			 noop_sent;
+};
+
+/*
+ * Top the window up if it is due, then read the next reply: *i_r is the
+ * index of the message it answers, or n for the NOOP.
+ */
+static int
+window_next(struct pop3 *s, struct window *w, size_t *i_r,
+    enum reply_kind *kind_r, const char **line_r, const char **text_r,
+    struct pf_error *err)
+{
+	size_t size = s->capa.pipelining ? POP3_PIPELINE_WINDOW : 1;
+	bool noop;
+
+	if ((w->sent < w->n || (w->noop && !w->noop_sent)) &&
+	    s->npending <= size / 2) {
+		while (w->sent < w->n && s->npending < size) {
+			unsigned num = w->msgs != NULL ?
+			    w->msgs[w->sent]->number : w->numbers[w->sent];
+
+			if (queue_cmdf(s, w->cmd, num, err, "%s %u",
+			    pop3_cmds[w->cmd].name, num) == -1)
+				return -1;
+			w->sent++;
+		}
+		if (w->noop && w->sent == w->n &&
+		    (s->capa.pipelining || s->npending == 0)) {
+			if (queue_cmd(s, CMD_NOOP, 0, "NOOP", err) == -1)
+				return -1;
+			w->noop_sent = true;
+		}
+		if (flush(s, err) == -1)
+			return -1;
+	}
+	noop = pending_head(s)->cmd == CMD_NOOP;
+	if (read_reply(s, false, kind_r, line_r, text_r, err) == -1)
+		return -1;
+	*i_r = noop ? w->n : w->done++;
+	return 0;
+}
+
+/* Leave the window: replies still in flight will never be read. */
+static void
+window_abandon(struct pop3 *s)
+{
+	if (s->npending > 0)
+		set_state(s, SESSION_BROKEN);
+}
+
+/*
+ * The window of RETRs (doc/DESIGN.md §5.3).  A message whose "." has been
  * read is `held`: its end() waits for the next status line, which must be
  * a reply to what we sent next, else that "." was inside the message (an
  * unstuffed dot line) and the message is not delivered.  After the last
@@ -2001,38 +2072,18 @@ int
 pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
     const struct pop3_sink *sink, struct pf_error *err)
 {
-	size_t window = s->capa.pipelining ? POP3_PIPELINE_WINDOW : 1;
-	size_t sent = 0, done = 0;
+	struct window w = { .cmd = CMD_RETR, .msgs = msgs, .n = n,
+	    .noop = true };
 	const struct pop3_msg *held = NULL, *m;
 	uint64_t held_octets = 0;
-	bool noop_sent = false;
 	enum reply_kind kind;
-	enum pop3_cmd cmd;
 	const char *line, *text;
+	size_t i;
 
 	for (; n > 0;) {
-		/* Refill the window when it is half empty, in one write. */
-		if (!noop_sent && s->npending <= window / 2) {
-			while (sent < n && s->npending < window) {
-				if (queue_cmdf(s, CMD_RETR, msgs[sent]->number,
-				    err, "RETR %u", msgs[sent]->number) == -1)
-					return -1;
-				sent++;
-			}
-			/* Lock-step without PIPELINING: NOOP goes alone. */
-			if (sent == n &&
-			    (s->capa.pipelining || s->npending == 0)) {
-				if (queue_cmd(s, CMD_NOOP, 0, "NOOP", err) == -1)
-					return -1;
-				noop_sent = true;
-			}
-			if (flush(s, err) == -1) {
-				held_stands(s, sink, held, held_octets, err);
-				return -1;
-			}
-		}
-		cmd = pending_head(s)->cmd;
-		if (read_reply(s, false, &kind, &line, &text, err) == -1) {
+		/* A failure to queue is the server's unasked-for data
+		 * (PF_FAIL_PROTO): held_stands leaves `held` undelivered. */
+		if (window_next(s, &w, &i, &kind, &line, &text, err) == -1) {
 			held_stands(s, sink, held, held_octets, err);
 			return -1;
 		}
@@ -2041,48 +2092,48 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 			held = NULL;
 			if (sink->end != NULL &&
 			    sink->end(sink->ctx, m, held_octets, err) == -1) {
-				s->broken = true;
+				set_state(s, SESSION_BROKEN);
 				return -1;
 			}
 		}
-		if (cmd == CMD_NOOP)
-			break;		/* +OK or -ERR: either is a reply */
-		m = msgs[done++];
+		if (i == n)
+			break;		/* NOOP's +OK or -ERR: either is a reply */
+		m = msgs[i];
 		if (kind == REPLY_ERR) {
 			struct pf_error why;
 
-			/* doc/DESIGN.md §5: one refused message blocks
+			/* doc/DESIGN.md §5.2: one refused message blocks
 			 * nothing; the others are still in the window. */
-			err_reply(line, text, PF_FAIL_PROTO, &why,
+			fail_line(&why, PF_FAIL_PROTO, line, text,
 			    "RETR %u failed", m->number);
 			if (sink->refused == NULL) {
-				s->broken = s->npending > 0;
+				window_abandon(s);
 				*err = why;
 				return -1;
 			}
 			if (sink->refused(sink->ctx, m, &why, err) == -1) {
-				s->broken = true;
+				set_state(s, SESSION_BROKEN);
 				return -1;
 			}
 			continue;
 		}
 		if (stream_body(s, m, sink, &held_octets, err) == -1) {
-			s->broken = true;
+			set_state(s, SESSION_BROKEN);
 			return -1;
 		}
 		held = m;
 	}
 	/*
 	 * Every byte is in: QUIT now, its reply read (if at all: see
-	 * pop3_quit_nowait) after the caller's group commit.  Not earlier:
+	 * POP3_QUIT_NOWAIT) after the caller's group commit.  Not earlier:
 	 * a server may close as soon as it has handled QUIT, dropping output
 	 * we have not read yet (Dovecot does, with a slow client).
 	 */
-	if (s->quit_after_retr && s->quit == QUIT_NOT_SENT) {
-		if (queue_cmd(s, CMD_QUIT, 0, "QUIT", err) == -1 ||
-		    flush(s, err) == -1)
+	if (s->quit_after_retr && s->state == SESSION_READY &&
+	    !quit_done(s)) {
+		if (send_quit(s, err) == -1)
 			return -1;
-		s->quit = QUIT_SENT;
+		set_state(s, SESSION_QUIT_SENT);
 	}
 	return 0;
 }
@@ -2100,11 +2151,11 @@ pop3_top(struct pop3 *s, const struct pop3_msg *m, unsigned lines,
 	    read_reply(s, false, &kind, &line, &text, err) == -1)
 		return -1;
 	if (kind == REPLY_ERR)
-		return err_reply(line, text, PF_FAIL_PROTO, err,
+		return fail_line(err, PF_FAIL_PROTO, line, text,
 		    "TOP %u failed", m->number);
 	if (stream_body(s, m, sink, &octets, err) == -1 ||
 	    (sink->end != NULL && sink->end(sink->ctx, m, octets, err) == -1)) {
-		s->broken = true;
+		set_state(s, SESSION_BROKEN);
 		return -1;
 	}
 	return 0;
@@ -2114,82 +2165,36 @@ int
 pop3_dele_each(struct pop3 *s, const unsigned *numbers, size_t n,
     struct pf_error *err)
 {
-	size_t window = s->capa.pipelining ? POP3_PIPELINE_WINDOW : 1;
-	size_t sent = 0, done = 0;
+	struct window w = { .cmd = CMD_DELE, .numbers = numbers, .n = n };
 	enum reply_kind kind;
 	const char *line, *text;
+	size_t i;
 
-	while (done < n) {
-		if (sent < n && s->npending <= window / 2) {
-			while (sent < n && s->npending < window) {
-				if (queue_cmdf(s, CMD_DELE, numbers[sent], err,
-				    "DELE %u", numbers[sent]) == -1)
-					return -1;
-				sent++;
-			}
-			if (flush(s, err) == -1)
-				return -1;
-		}
-		if (read_reply(s, false, &kind, &line, &text, err) == -1)
+	while (w.done < n) {
+		if (window_next(s, &w, &i, &kind, &line, &text, err) == -1)
 			return -1;
 		if (kind == REPLY_ERR) {
-			s->broken = s->npending > 0;
-			return err_reply(line, text, PF_FAIL_PROTO, err,
-			    "DELE %u failed", numbers[done]);
+			window_abandon(s);
+			return fail_line(err, PF_FAIL_PROTO, line, text,
+			    "DELE %u failed", numbers[i]);
 		}
-		done++;
 	}
 	return 0;
 }
 
 int
-pop3_rset(struct pop3 *s, struct pf_error *err)
+pop3_quit(struct pop3 *s, enum pop3_quit_mode mode, struct pf_error *err)
 {
-	const char *line, *text;
-	int rc;
-
-	if ((rc = simple_cmd(s, CMD_RSET, "RSET", &line, &text, err)) == 1)
-		return err_reply(line, text, PF_FAIL_PROTO, err, "RSET failed");
-	return rc;
-}
-
-int
-pop3_noop(struct pop3 *s, struct pf_error *err)
-{
-	const char *line, *text;
-	int rc;
-
-	if ((rc = simple_cmd(s, CMD_NOOP, "NOOP", &line, &text, err)) == 1)
-		return err_reply(line, text, PF_FAIL_PROTO, err, "NOOP failed");
-	return rc;
-}
-
-int
-pop3_quit(struct pop3 *s, struct pf_error *err)
-{
-	switch (s->quit) {
-	case QUIT_DONE:		/* a second call */
-		if (s->quit_rc == -1)
-			*err = s->quit_err;
-		return s->quit_rc;
-	case QUIT_SENT:		/* by pop3_retr_each: read its reply */
-		s->quit = QUIT_DONE;
-		pf_error_clear(&s->quit_err);
-		s->quit_rc = quit_reply(s, &s->quit_err);
-		if (s->quit_rc == -1)
-			*err = s->quit_err;
-		return s->quit_rc;
-	case QUIT_NOT_SENT:
-		break;
+	if (mode == POP3_QUIT_AFTER_RETR) {
+		s->quit_after_retr = true;
+		return 0;
 	}
-	s->quit = QUIT_DONE;
-	pf_error_clear(&s->quit_err);
-	if (queue_cmd(s, CMD_QUIT, 0, "QUIT", &s->quit_err) == -1 ||
-	    flush(s, &s->quit_err) == -1)
-		s->quit_rc = -1;
-	else
-		s->quit_rc = quit_reply(s, &s->quit_err);
-	if (s->quit_rc == -1)
-		*err = s->quit_err;
-	return s->quit_rc;
+	if (!quit_done(s)) {
+		if (s->state != SESSION_QUIT_SENT)
+			(void)send_quit(s, &s->quit_err);
+		if (mode == POP3_QUIT_COMMIT && s->quit_err.category == PF_OK)
+			(void)quit_reply(s, &s->quit_err);
+		set_state(s, SESSION_CLOSED);
+	}
+	return quit_outcome(s, err);
 }

@@ -4,13 +4,14 @@
  * RFC 1939 (POP3), RFC 2449 (CAPA, PIPELINING, RESP-CODES), RFC 2595 (STLS),
  * RFC 5034 (AUTH), RFC 5802/7677 (SCRAM-SHA-256), XOAUTH2 (Google/Microsoft).
  *
- * Each command function sends, reads, validates and fills a result, so the
- * account run reads like RFC 1939's session diagram:
+ * Each command function sends, reads, validates and fills a result.  The
+ * account run (fetcher/run.c, doc/DESIGN.md §3.1 steps 3-7) calls:
  *
- *     pop3_greeting -> pop3_capa (or both: pop3_greeting_capa)
- *       -> [pop3_stls, handshake, pop3_capa]
- *       -> pop3_auth -> pop3_stat -> pop3_list_messages
+ *     pop3_greeting_capa -> [pop3_stls, handshake, pop3_capa] -> pop3_auth
+ *       -> pop3_list_uidls [-> pop3_list_sizes], or pop3_list_messages
  *       -> pop3_retr_each -> pop3_dele_each -> pop3_quit
+ *
+ * (`check` ends with pop3_stat instead, a dry run previews with pop3_top.)
  *
  * The session never touches a socket: it reads and writes through the two
  * function pointers given to pop3_new() (conn_read/conn_write from net.h, or
@@ -61,7 +62,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "conf.h"
+#include "conf_auth.h"
 #include "error.h"
 #include "net.h"
 
@@ -242,7 +243,7 @@ int	pop3_stat(struct pop3 *s, unsigned *count_r, uint64_t *size_r,
  * together at most POP3_UIDL_TOTAL_MAX octets ("UIDL listing too large").
  * -ERR to UIDL is "no UIDL" (success with has_uidl false and uidl NULL)
  * only from a server whose CAPA did not list UIDL, in a session not marked
- * with pop3_expect_uidl; otherwise it is PF_FAIL_TEMP (doc/DESIGN.md §5).
+ * with pop3_expect_uidl; otherwise it is PF_FAIL_TEMP (doc/DESIGN.md §5.1).
  * On success *listing_r is a new listing (free with pop3_listing_free()).
  * Errors: PF_FAIL_PROTO with the offending line as the server's words,
  * PF_FAIL_TEMP.
@@ -284,8 +285,8 @@ void	pop3_listing_free(struct pop3_listing **l);
  * ("unexpected reply to ...", or "server sent data nobody asked for");
  * a connection that ends or stalls after the "." with nothing more read,
  * or only the start of a +OK/-ERR line, leaves the "." standing: end() is
- * called, then the transport error returned (doc/DESIGN.md §5.3).  A -ERR to a RETR goes to
- * sink->refused, and the others go on.  Errors: PF_FAIL_TEMP ("connection
+ * called, then the transport error returned (doc/DESIGN.md §5.3).  A -ERR
+ * to a RETR goes to sink->refused, and the others go on (§5.2).  Errors: PF_FAIL_TEMP ("connection
  * lost in the middle of message N"; end() not called), PF_FAIL_PROTO (-ERR
  * to RETR without sink->refused, a runaway message: more than 2 x size +
  * RUNAWAY_SLACK octets, or out of step as above; end() not called), any
@@ -293,15 +294,6 @@ void	pop3_listing_free(struct pop3_listing **l);
  */
 int	pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs,
 	    size_t n, const struct pop3_sink *sink, struct pf_error *err);
-
-/*
- * For a run that deletes nothing: the next successful pop3_retr_each
- * sends QUIT as soon as the last message is in, and pop3_quit (called
- * after the caller's group commit) only reads its reply, so that round
- * trip overlaps the commit.  QUIT never goes out with the RETRs: a server
- * may close once it has handled QUIT, dropping replies still unread.
- */
-void	pop3_quit_after_retr(struct pop3 *s);
 
 /*
  * TOP m->number `lines` (RFC 1939 §7) into `sink`, as for RETR (`lines` 0:
@@ -319,27 +311,32 @@ int	pop3_top(struct pop3 *s, const struct pop3_msg *m, unsigned lines,
 int	pop3_dele_each(struct pop3 *s, const unsigned *numbers, size_t n,
 	    struct pf_error *err);
 
-/* RSET and NOOP (RFC 1939 §5).  Errors: PF_FAIL_PROTO, PF_FAIL_TEMP. */
-int	pop3_rset(struct pop3 *s, struct pf_error *err);
-int	pop3_noop(struct pop3 *s, struct pf_error *err);
+/* How pop3_quit ends the session (doc/DESIGN.md §3.1 step 7). */
+enum pop3_quit_mode {
+	POP3_QUIT_COMMIT,	/* send QUIT, read its reply */
+	POP3_QUIT_NOWAIT,	/* send QUIT, never read its reply */
+	POP3_QUIT_AFTER_RETR,	/* nothing yet: QUIT after the next RETRs */
+};
 
 /*
- * QUIT (RFC 1939 §6).  Returns 0 only on +OK: only then have the DELEs of
- * this session been committed.  QUIT is sent once per session: a second
- * call reports the first one's outcome.  Errors: PF_FAIL_TEMP (-ERR "some deleted
- * messages not removed", connection lost), PF_FAIL_PROTO.
+ * QUIT (RFC 1939 §6), sent once per session; a later call sends and reads
+ * nothing and reports the first one's outcome.
+ *   POP3_QUIT_COMMIT: send QUIT (unless already sent) and read its reply.
+ *     Returns 0 only on +OK: only then have this session's DELEs been
+ *     committed.  Errors: PF_FAIL_TEMP (-ERR "some deleted messages not
+ *     removed", connection lost), PF_FAIL_PROTO.
+ *   POP3_QUIT_NOWAIT: for a session that deleted nothing.  Send QUIT
+ *     (unless already sent) and never wait for its reply: it can tell
+ *     nothing, and the caller saves a round trip.  Errors: as for sending.
+ *   POP3_QUIT_AFTER_RETR: for a session that will delete nothing.  Send
+ *     nothing now; the next successful pop3_retr_each sends QUIT once the
+ *     reply after its last message is read (never with the RETRs: a server
+ *     may close once it has handled QUIT, dropping replies still unread),
+ *     so a later COMMIT only reads the reply and that round trip overlaps
+ *     the caller's group commit.  Returns 0.
  */
-int	pop3_quit(struct pop3 *s, struct pf_error *err);
-
-/*
- * QUIT for a session that deleted nothing (keep mode): sent unless
- * pop3_retr_each already sent it, and its reply never waited for, since it
- * can tell nothing (RFC 1939 §6: +OK or "some deleted messages not
- * removed").  That saves the caller a round trip before it closes.  Later
- * pop3_quit calls return this one's outcome.  Errors: as for sending
- * (PF_FAIL_TEMP).
- */
-int	pop3_quit_nowait(struct pop3 *s, struct pf_error *err);
+int	pop3_quit(struct pop3 *s, enum pop3_quit_mode mode,
+	    struct pf_error *err);
 
 /* True when no command is in flight and no reply is half read. */
 bool	pop3_is_synchronised(const struct pop3 *s);

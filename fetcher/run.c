@@ -446,11 +446,11 @@ finish_session(struct run *r, bool keep, struct pf_error *err)
 	struct pf_error ferr;
 
 	if (keep && r->ndele == 0) {
-		if (pop3_quit_nowait(r->s.pop3, err) == -1)
+		if (pop3_quit(r->s.pop3, POP3_QUIT_NOWAIT, err) == -1)
 			log_debug("%s: QUIT: %s", r->name, err->what);
 		return 0;
 	}
-	if (pop3_quit(r->s.pop3, err) == -1) {
+	if (pop3_quit(r->s.pop3, POP3_QUIT_COMMIT, err) == -1) {
 		if (r->ndele > 0)
 			return -1;	/* deletions not confirmed */
 		log_debug("%s: QUIT: %s", r->name, err->what);
@@ -510,7 +510,7 @@ fetch_mail(struct run *r, struct pf_error *err)
 	 * message is in, and its reply need not be waited for. */
 	keep = !a->delete && a->delete_after_days == 0;
 	if (keep)
-		pop3_quit_after_retr(r->s.pop3);
+		(void)pop3_quit(r->s.pop3, POP3_QUIT_AFTER_RETR, err);
 	if (n > 0 && pop3_retr_each(r->s.pop3, sel, n, &sink, err) == -1) {
 		struct pf_error cerr;
 

@@ -87,7 +87,7 @@ session_close(struct session *s, bool quit)
 	struct pf_error ignored;
 
 	if (quit && s->pop3 != NULL && pop3_is_synchronised(s->pop3))
-		(void)pop3_quit(s->pop3, &ignored);
+		(void)pop3_quit(s->pop3, POP3_QUIT_COMMIT, &ignored);
 	pop3_free(&s->pop3);
 	conn_close(&s->conn);
 	secret_free(&s->secret);

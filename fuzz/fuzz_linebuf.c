@@ -90,7 +90,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t llen, avail;
 	const char *line, *raw;
 	bool has_bad;
-	int rc;
+	enum linebuf_result rc;
 
 	if (len < 3)
 		return 0;
@@ -120,7 +120,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rc = linebuf_read_line(lb, &line, &llen, &err);
 		remain = len - cursor;
 		nl = remain > 0 ? memchr(copy + cursor, '\n', remain) : NULL;
-		if (rc == 0) {
+		if (rc == LINEBUF_LINE) {
 			/* The model's next line: up to LF, one CR dropped. */
 			FZ_CHECK(nl != NULL);
 			content = (size_t)(nl - (copy + cursor));
@@ -150,6 +150,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_check_error(&err);
 		if (f.failed) {
 			/* A transport error is passed up unchanged. */
+			FZ_CHECK(rc == LINEBUF_ERROR);
 			FZ_CHECK(err.category == PF_FAIL_TEMP);
 			FZ_CHECK(strcmp(err.what, "fuzz: timeout") == 0);
 			break;
@@ -158,6 +159,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    strncmp(err.what, "control character", 17) == 0) {
 			/* A whole line within the limit, with a bad byte; it
 			 * counts as consumed and reading goes on. */
+			FZ_CHECK(rc == LINEBUF_BAD_CHAR);
 			FZ_CHECK(nl != NULL);
 			content = (size_t)(nl - (copy + cursor));
 			FZ_CHECK(content + 1 <= line_max);
@@ -173,12 +175,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (err.category == PF_FAIL_PROTO) {
 			/* No LF among the next line_max octets. */
+			FZ_CHECK(rc == LINEBUF_TOO_LONG);
 			FZ_CHECK(strncmp(err.what, "status line longer", 18) == 0);
 			FZ_CHECK(remain >= line_max);
 			FZ_CHECK(memchr(copy + cursor, '\n', line_max) == NULL);
 			break;
 		}
 		/* End of stream before a whole line. */
+		FZ_CHECK(rc == LINEBUF_EOF);
 		FZ_CHECK(err.category == PF_FAIL_TEMP);
 		FZ_CHECK(strcmp(err.what, "connection lost") == 0);
 		FZ_CHECK(f.pos == len);

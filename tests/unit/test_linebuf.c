@@ -82,12 +82,14 @@ check_lines(struct feed *f, const char *const *expect, size_t n)
 	size_t len, i;
 
 	for (i = 0; i < n; i++) {
-		assert_int_equal(linebuf_read_line(lb, &line, &len, &err), 0);
+		assert_int_equal(linebuf_read_line(lb, &line, &len, &err),
+		    LINEBUF_LINE);
 		assert_int_equal(len, strlen(expect[i]));
 		assert_memory_equal(line, expect[i], len);
 		assert_int_equal(line[len], '\0');
 	}
-	assert_int_equal(linebuf_read_line(lb, &line, &len, &err), -1);
+	assert_int_equal(linebuf_read_line(lb, &line, &len, &err),
+	    LINEBUF_EOF);
 	assert_int_equal(err.category, PF_FAIL_TEMP);
 	assert_string_equal(err.what, "connection lost");
 	linebuf_free(&lb);
@@ -151,7 +153,7 @@ test_random_chunks(void **state)
 }
 
 /* A line of `content` octets plus terminator, fed in `chunk`s. */
-static int
+static enum linebuf_result
 one_line(size_t content, const char *term, size_t chunk, struct pf_error *err,
     size_t *len_r)
 {
@@ -161,7 +163,7 @@ one_line(size_t content, const char *term, size_t chunk, struct pf_error *err,
 	    false, 0, 0 };
 	struct linebuf *lb = new_lb(&f);
 	const char *line;
-	int rc;
+	enum linebuf_result rc;
 
 	memset(data, 'a', content);
 	memcpy(data + content, term, tl);
@@ -181,19 +183,19 @@ test_limit(void **state)
 	for (chunk = 0; chunk <= 1; chunk++) {
 		/* POP3_LINE_MAX octets with CRLF: accepted. */
 		assert_int_equal(one_line(POP3_LINE_MAX - 2, "\r\n", chunk,
-		    &err, &len), 0);
+		    &err, &len), LINEBUF_LINE);
 		assert_int_equal(len, POP3_LINE_MAX - 2);
 		/* One more: refused. */
 		assert_int_equal(one_line(POP3_LINE_MAX - 1, "\r\n", chunk,
-		    &err, &len), -1);
+		    &err, &len), LINEBUF_TOO_LONG);
 		assert_int_equal(err.category, PF_FAIL_PROTO);
 		assert_non_null(strstr(err.what, "longer than"));
 		/* Bare LF counts one octet. */
 		assert_int_equal(one_line(POP3_LINE_MAX - 1, "\n", chunk,
-		    &err, &len), 0);
+		    &err, &len), LINEBUF_LINE);
 		assert_int_equal(len, POP3_LINE_MAX - 1);
 		assert_int_equal(one_line(POP3_LINE_MAX, "\n", chunk, &err,
-		    &len), -1);
+		    &len), LINEBUF_TOO_LONG);
 		assert_int_equal(err.category, PF_FAIL_PROTO);
 	}
 }
@@ -208,7 +210,8 @@ test_mib_line(void **state)
 
 	(void)state;
 	/* 1 MiB and then a LF, in one piece. */
-	assert_int_equal(one_line(1024 * 1024, "\r\n", 0, &err, &len), -1);
+	assert_int_equal(one_line(1024 * 1024, "\r\n", 0, &err, &len),
+	    LINEBUF_TOO_LONG);
 	assert_int_equal(err.category, PF_FAIL_PROTO);
 	assert_true(strlen(err.server) < PF_ERROR_SERVER_MAX);
 
@@ -218,7 +221,8 @@ test_mib_line(void **state)
 		struct feed f = { "", 0, 0, 4096, false, 0, true, false, 0, 0 };
 
 		lb = new_lb(&f);
-		assert_int_equal(linebuf_read_line(lb, &line, &len, &err), -1);
+		assert_int_equal(linebuf_read_line(lb, &line, &len, &err),
+		    LINEBUF_TOO_LONG);
 		assert_int_equal(err.category, PF_FAIL_PROTO);
 		assert_true(f.served <= POP3_LINE_MAX + 4096);
 		linebuf_free(&lb);
@@ -227,7 +231,8 @@ test_mib_line(void **state)
 		struct feed f = { "", 0, 0, 0, false, 0, true, false, 0, 0 };
 
 		lb = new_lb(&f);
-		assert_int_equal(linebuf_read_line(lb, &line, &len, &err), -1);
+		assert_int_equal(linebuf_read_line(lb, &line, &len, &err),
+		    LINEBUF_TOO_LONG);
 		assert_int_equal(err.category, PF_FAIL_PROTO);
 		assert_true(f.served <= NET_READ_BUF);
 		linebuf_free(&lb);
@@ -258,7 +263,8 @@ test_bad_chars(void **state)
 		    false, false, 0, 0 };
 
 		lb = new_lb(&f);
-		assert_int_equal(linebuf_read_line(lb, &line, &len, &err), -1);
+		assert_int_equal(linebuf_read_line(lb, &line, &len, &err),
+		    LINEBUF_BAD_CHAR);
 		assert_int_equal(err.category, PF_FAIL_PROTO);
 		assert_non_null(strstr(err.what, "control character"));
 		linebuf_free(&lb);
@@ -279,7 +285,8 @@ test_eof(void **state)
 		    false, 0, 0 };
 
 		lb = new_lb(&f);
-		assert_int_equal(linebuf_read_line(lb, &line, &len, &err), -1);
+		assert_int_equal(linebuf_read_line(lb, &line, &len, &err),
+		    LINEBUF_EOF);
 		assert_int_equal(err.category, PF_FAIL_TEMP);
 		assert_string_equal(err.what, "connection lost");
 		linebuf_free(&lb);
@@ -288,7 +295,8 @@ test_eof(void **state)
 		struct feed f = { "", 0, 0, 0, false, 0, false, false, 0, 0 };
 
 		lb = new_lb(&f);
-		assert_int_equal(linebuf_read_line(lb, &line, &len, &err), -1);
+		assert_int_equal(linebuf_read_line(lb, &line, &len, &err),
+		    LINEBUF_EOF);
 		assert_int_equal(err.category, PF_FAIL_TEMP);
 		linebuf_free(&lb);
 	}
@@ -297,7 +305,8 @@ test_eof(void **state)
 		struct feed f = { "+OK", 3, 0, 0, false, 0, false, true, 0, 0 };
 
 		lb = new_lb(&f);
-		assert_int_equal(linebuf_read_line(lb, &line, &len, &err), -1);
+		assert_int_equal(linebuf_read_line(lb, &line, &len, &err),
+		    LINEBUF_ERROR);
 		assert_int_equal(err.category, PF_FAIL_TEMP);
 		assert_string_equal(err.what, "timeout reading from server");
 		linebuf_free(&lb);
@@ -352,7 +361,8 @@ test_raw(void **state)
 
 	(void)state;
 	lb = new_lb(&f);
-	assert_int_equal(linebuf_read_line(lb, &line, &len, &err), 0);
+	assert_int_equal(linebuf_read_line(lb, &line, &len, &err),
+	    LINEBUF_LINE);
 	assert_string_equal(line, "+OK");
 	/* Take 15 raw octets ("RAW DATA\0\1\r\n.\r\n"). */
 	while (have < 15) {
@@ -368,7 +378,8 @@ test_raw(void **state)
 		have += n;
 	}
 	assert_memory_equal(got, "RAW DATA\x00\x01\r\n.\r\n", 15);
-	assert_int_equal(linebuf_read_line(lb, &line, &len, &err), 0);
+	assert_int_equal(linebuf_read_line(lb, &line, &len, &err),
+	    LINEBUF_LINE);
 	assert_string_equal(line, "+OK next");
 	linebuf_free(&lb);
 }

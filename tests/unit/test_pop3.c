@@ -909,18 +909,19 @@ test_stat(void **state)
 	(void)state;
 	script(&f, NULL);
 	fake_add(&f, "STAT", "+OK 2 320 and more\r\n");
-	fake_add(&f, "NOOP", "+OK\r\n");
-	fake_add(&f, "RSET", "+OK\r\n");
-	fake_add(&f, "RSET", "-ERR no\r\n");
+	fake_add(&f, "STAT", "-ERR no\r\n");
+	fake_add(&f, "STAT", "+OK 1 160\r\n");
 	s = started(&f, NULL);
 	assert_int_equal(pop3_stat(s, &count, &size, &err), 0);
 	assert_int_equal(count, 2);
 	assert_int_equal(size, 320);
-	assert_int_equal(pop3_noop(s, &err), 0);
-	assert_int_equal(pop3_rset(s, &err), 0);
-	assert_int_equal(pop3_rset(s, &err), -1);
+	/* A -ERR to a command the server must accept: PF_FAIL_PROTO, and
+	 * the session stays in step. */
+	assert_int_equal(pop3_stat(s, &count, &size, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_PROTO);
 	assert_true(pop3_is_synchronised(s));
+	assert_int_equal(pop3_stat(s, &count, NULL, &err), 0);
+	assert_int_equal(count, 1);
 	session_end(&s, &f);
 }
 
@@ -948,7 +949,8 @@ test_quit(void **state)
 		script(&f, NULL);
 		fake_add(&f, "QUIT", cases[i].reply);
 		s = started(&f, NULL);
-		assert_int_equal(pop3_quit(s, &err), cases[i].rc);
+		assert_int_equal(pop3_quit(s, POP3_QUIT_COMMIT, &err),
+		    cases[i].rc);
 		if (cases[i].rc == -1)
 			assert_int_equal(err.category, PF_FAIL_TEMP);
 		if (cases[i].server != NULL)
@@ -1949,8 +1951,8 @@ test_retr_pipelined(void **state)
 }
 
 /*
- * pop3_quit_after_retr: QUIT goes out right after the last message is in,
- * never with the RETRs; pop3_quit then only reads its reply.  Alike with
+ * POP3_QUIT_AFTER_RETR: QUIT goes out right after the last message is in,
+ * never with the RETRs; POP3_QUIT_COMMIT then only reads its reply.  Alike with
  * and without PIPELINING.
  */
 static void
@@ -1981,7 +1983,7 @@ test_retr_then_quit(void **state)
 		fake_add(&f, "NOOP", "+OK\r\n");
 		fake_add(&f, "QUIT", "+OK bye\r\n");
 		s = started(&f, "");
-		pop3_quit_after_retr(s);
+		assert_int_equal(pop3_quit(s, POP3_QUIT_AFTER_RETR, &err), 0);
 		assert_int_equal(pop3_retr_each(s, msgs, 3, &sink, &err), 0);
 		assert_int_equal(c.ends, 3);
 		/* QUIT sent, in a write of its own, after the reply to the
@@ -1995,9 +1997,9 @@ test_retr_then_quit(void **state)
 		assert_int_equal(f.writes, pipelined ? 3 : 6);
 		assert_false(pop3_is_synchronised(s));
 		writes = f.writes;
-		assert_int_equal(pop3_quit(s, &err), 0);
+		assert_int_equal(pop3_quit(s, POP3_QUIT_COMMIT, &err), 0);
 		/* Once: a second call reports the first. */
-		assert_int_equal(pop3_quit(s, &err), 0);
+		assert_int_equal(pop3_quit(s, POP3_QUIT_COMMIT, &err), 0);
 		assert_int_equal(f.writes, writes);
 		assert_null(strstr(q + 1, "QUIT"));
 		assert_true(pop3_is_synchronised(s));
@@ -2386,7 +2388,7 @@ test_dele(void **state)
 	assert_int_equal(pop3_dele_each(s, nums, n, &err), 0);
 	assert_int_equal(f.max_per_write, POP3_PIPELINE_WINDOW);
 	assert_true(f.max_outstanding <= POP3_PIPELINE_WINDOW);
-	assert_int_equal(pop3_quit(s, &err), 0);
+	assert_int_equal(pop3_quit(s, POP3_QUIT_COMMIT, &err), 0);
 	session_end(&s, &f);
 
 	/* Lock-step, and -ERR on one DELE is an error. */
@@ -2495,7 +2497,7 @@ test_user_pass_pipelined(void **state)
 	assert_int_equal(err.category, PF_FAIL_AUTH);
 	assert_non_null(strstr(err.what, "user name rejected"));
 	assert_true(pop3_is_synchronised(s));
-	assert_int_equal(pop3_quit(s, &err), 0);
+	assert_int_equal(pop3_quit(s, POP3_QUIT_COMMIT, &err), 0);
 	session_end(&s, &f);
 
 	script(&f, capa);
@@ -2600,13 +2602,13 @@ test_quit_nowait(void **state)
 	fake_add(&f, "QUIT", "+OK bye\r\n");
 	s = started(&f, NULL);
 	w = f.writes;
-	assert_int_equal(pop3_quit_nowait(s, &err), 0);
+	assert_int_equal(pop3_quit(s, POP3_QUIT_NOWAIT, &err), 0);
 	assert_int_equal(f.writes, w + 1);
 	assert_string_equal(sent(&f), "QUIT\r\n");
 	assert_int_equal(f.replies_read, 1);	/* the greeting only */
 	/* Later calls send nothing and read nothing. */
-	assert_int_equal(pop3_quit(s, &err), 0);
-	assert_int_equal(pop3_quit_nowait(s, &err), 0);
+	assert_int_equal(pop3_quit(s, POP3_QUIT_COMMIT, &err), 0);
+	assert_int_equal(pop3_quit(s, POP3_QUIT_NOWAIT, &err), 0);
 	assert_int_equal(f.writes, w + 1);
 	assert_int_equal(f.replies_read, 1);
 	session_end(&s, &f);
