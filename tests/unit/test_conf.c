@@ -948,20 +948,37 @@ test_plaintext_allowed_cases(void **state)
 	conf_free(&conf);
 }
 
+/* `got` is `want`, or both are NULL. */
+static void
+assert_str_or_null(const char *got, const char *want)
+{
+	if (want == NULL)
+		assert_null(got);
+	else
+		assert_string_equal(got, want);
+}
+
+/* An account's filter, mda and maildir (NULL: not set). */
+static void
+assert_delivery(const struct conf_account *a, const char *filter,
+    const char *mda, const char *maildir)
+{
+	assert_non_null(a);
+	assert_str_or_null(a->filter, filter);
+	assert_str_or_null(a->mda, mda);
+	assert_str_or_null(a->maildir, maildir);
+}
+
 /* popfetch.conf(5): filter and mda, per account and as top-level defaults. */
 static void
 test_filter_mda_values(void **state)
 {
-	const struct conf_account *a;
 	struct conf *conf;
 
 	(void)state;
 	/* Unset: NULL, the Maildir as before. */
 	conf = load_ok(MINIMAL);
-	a = &conf->accounts[0];
-	assert_null(a->filter);
-	assert_null(a->mda);
-	assert_string_equal(a->maildir, "/tmp/Mail/work");
+	assert_delivery(&conf->accounts[0], NULL, NULL, "/tmp/Mail/work");
 	conf_free(&conf);
 
 	/* Kept as written: no `~` expansion, tab and newline allowed (the
@@ -970,10 +987,9 @@ test_filter_mda_values(void **state)
 	    "  password = \"p\"\n"
 	    "  filter = \"~/bin/sort-mail --to ~/x\\t$HOME\\necho\"\n"
 	    "  mda = '~/bin/deliver -a \"$POPFETCH_ACCOUNT\"'\n}\n");
-	a = &conf->accounts[0];
-	assert_string_equal(a->filter, "~/bin/sort-mail --to ~/x\t$HOME\necho");
-	assert_string_equal(a->mda, "~/bin/deliver -a \"$POPFETCH_ACCOUNT\"");
-	assert_null(a->maildir);
+	assert_delivery(&conf->accounts[0],
+	    "~/bin/sort-mail --to ~/x\t$HOME\necho",
+	    "~/bin/deliver -a \"$POPFETCH_ACCOUNT\"", NULL);
 	conf_free(&conf);
 
 	/* ${NAME} in double quotes, as in every value. */
@@ -981,15 +997,13 @@ test_filter_mda_values(void **state)
 	    "  password = \"p\"\n  maildir = \"/m\"\n"
 	    "  filter = \"f ${POPFETCH_TEST_SET}\"\n"
 	    "  mda = \"lda ${POPFETCH_TEST_NOPE:--e}\"\n}\n");
-	assert_string_equal(conf->accounts[0].filter, "f v a l");
-	assert_string_equal(conf->accounts[0].mda, "lda -e");
+	assert_delivery(&conf->accounts[0], "f v a l", "lda -e", NULL);
 	conf_free(&conf);
 }
 
 static void
 test_filter_mda_top_level_defaults(void **state)
 {
-	const struct conf_account *a, *b, *c;
 	struct conf *conf;
 
 	(void)state;
@@ -1003,24 +1017,14 @@ test_filter_mda_top_level_defaults(void **state)
 	    "  mda = \"b-mda\"\n}\n"
 	    "account c {\n  host = \"h\"\n  user = \"u\"\n"
 	    "  password = \"p\"\n  maildir = \"/srv/Mail/c\"\n}\n");
-	a = conf_account_find(conf, "a");
-	b = conf_account_find(conf, "b");
-	c = conf_account_find(conf, "c");
-	assert_non_null(a);
-	assert_non_null(b);
-	assert_non_null(c);
 	/* a inherits both, and needs no maildir */
-	assert_string_equal(a->filter, "/usr/local/bin/sort-mail");
-	assert_string_equal(a->mda, "/usr/lib/dovecot/dovecot-lda -e");
-	assert_null(a->maildir);
+	assert_delivery(conf_account_find(conf, "a"), "/usr/local/bin/sort-mail",
+	    "/usr/lib/dovecot/dovecot-lda -e", NULL);
 	/* b's own win */
-	assert_string_equal(b->filter, "b-filter");
-	assert_string_equal(b->mda, "b-mda");
-	assert_null(b->maildir);
+	assert_delivery(conf_account_find(conf, "b"), "b-filter", "b-mda", NULL);
 	/* c has a maildir, but the inherited mda wins over it */
-	assert_string_equal(c->filter, "/usr/local/bin/sort-mail");
-	assert_string_equal(c->mda, "/usr/lib/dovecot/dovecot-lda -e");
-	assert_null(c->maildir);
+	assert_delivery(conf_account_find(conf, "c"), "/usr/local/bin/sort-mail",
+	    "/usr/lib/dovecot/dovecot-lda -e", NULL);
 	conf_free(&conf);
 
 	/* A top-level default after the accounts; a top-level maildir with
@@ -1029,12 +1033,10 @@ test_filter_mda_top_level_defaults(void **state)
 	    "  mda = \"lda\"\n}\n"
 	    "account b {\n  host = \"h\"\n  user = \"u\"\n}\n"
 	    "password = \"p\"\nmaildir = \"~/Mail\"\nfilter = \"f\"\n");
-	assert_string_equal(conf->accounts[0].mda, "lda");
-	assert_null(conf->accounts[0].maildir);
-	assert_string_equal(conf->accounts[0].filter, "f");
-	assert_null(conf->accounts[1].mda);
+	assert_delivery(&conf->accounts[0], "f", "lda", NULL);
+	assert_delivery(&conf->accounts[1], "f", NULL,
+	    conf->accounts[1].maildir);
 	assert_home_path(conf->accounts[1].maildir, "/Mail");
-	assert_string_equal(conf->accounts[1].filter, "f");
 	conf_free(&conf);
 
 	/* With an mda the maildir is not used, so not expanded either: a
@@ -1042,8 +1044,7 @@ test_filter_mda_top_level_defaults(void **state)
 	conf = load_ok("account work {\n  host = \"h\"\n  user = \"u\"\n"
 	    "  password = \"p\"\n  maildir = \"~no-such-user-popfetch/M\"\n"
 	    "  mda = \"lda\"\n}\n");
-	assert_null(conf->accounts[0].maildir);
-	assert_string_equal(conf->accounts[0].mda, "lda");
+	assert_delivery(&conf->accounts[0], NULL, "lda", NULL);
 	conf_free(&conf);
 }
 
