@@ -61,6 +61,7 @@ enum opt_kind {
 	KIND_TEXT,		/* printable text: host, user */
 	KIND_PATH,		/* printable text, `~` expanded */
 	KIND_COMMAND,		/* password_command: also tab and newline */
+	KIND_SHELL,		/* filter, mda: as KIND_COMMAND, not blank */
 	KIND_SECRET,		/* password: anything but CR, LF (and NUL) */
 	KIND_NUMBER,		/* decimal, def->min..def->max */
 	KIND_BOOL,
@@ -87,6 +88,8 @@ enum opt_id {
 	OPT_AUTH,
 	OPT_ALLOW_PLAINTEXT,
 	OPT_MAILDIR,
+	OPT_FILTER,
+	OPT_MDA,
 	OPT_DELETE,
 	OPT_DELETE_AFTER_DAYS,
 	OPT_FORGET_AFTER_DAYS,
@@ -122,6 +125,8 @@ static const struct opt_def opt_table[OPT_COUNT] = {
 	[OPT_AUTH] =		{ "auth", KIND_AUTH, BOTH, 0, 0 },
 	[OPT_ALLOW_PLAINTEXT] =	{ "allow_plaintext_password", KIND_BOOL, BOTH, 0, 0 },
 	[OPT_MAILDIR] =		{ "maildir", KIND_PATH, BOTH, 0, 0 },
+	[OPT_FILTER] =		{ "filter", KIND_SHELL, BOTH, 0, 0 },
+	[OPT_MDA] =		{ "mda", KIND_SHELL, BOTH, 0, 0 },
 	[OPT_DELETE] =		{ "delete", KIND_BOOL, BOTH, 0, 0 },
 	[OPT_DELETE_AFTER_DAYS] = { "delete_after_days", KIND_NUMBER, BOTH, 0,
 				    CONF_DELETE_AFTER_DAYS_MAX },
@@ -589,7 +594,8 @@ check_value(const struct opt_def *def, const char *value, char *why,
 	bool b;
 
 	if (value[0] == '\0') {
-		snprintf(why, whysize, "is empty");
+		snprintf(why, whysize, "%s", def->kind == KIND_SHELL ?
+		    "must not be empty" : "is empty");
 		return -1;
 	}
 	switch (def->kind) {
@@ -601,8 +607,20 @@ check_value(const struct opt_def *def, const char *value, char *why,
 		}
 		return 0;
 	case KIND_COMMAND:
+	case KIND_SHELL:
 		if (has_control(value, "\t\n")) {
 			snprintf(why, whysize, "contains a control character");
+			return -1;
+		}
+		/*
+		 * A blank command is a shell that exits 0 at once: as an mda
+		 * it would count every message delivered (and let it be
+		 * deleted) while it went nowhere.
+		 */
+		if (def->kind == KIND_SHELL && strspn(value, " \t\n") ==
+		    strlen(value)) {
+			snprintf(why, whysize, "must not be empty (it holds "
+			    "only blanks)");
 			return -1;
 		}
 		return 0;
@@ -1488,11 +1506,24 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 		}
 	}
 
-	if ((e = effective(sec, si, OPT_MAILDIR)).value == NULL)
-		return fail_at(si->start_line, name, "maildir", "missing "
-		    "(required)");
-	if (expand_path(e, name, OPT_MAILDIR, &a->maildir) == -1)
-		return -1;
+	/*
+	 * filter and mda are commands for /bin/sh -c: kept as written, no
+	 * `~` expansion (the shell does its own).  mda replaces Maildir
+	 * delivery, so with it maildir is neither required nor used, also
+	 * when set (here or at the top level): a->maildir stays NULL, and
+	 * nothing can deliver into a Maildir the account does not use.
+	 */
+	if ((e = effective(sec, si, OPT_FILTER)).value != NULL)
+		a->filter = xstrdup(e.value);
+	if ((e = effective(sec, si, OPT_MDA)).value != NULL) {
+		a->mda = xstrdup(e.value);
+	} else {
+		if ((e = effective(sec, si, OPT_MAILDIR)).value == NULL)
+			return fail_at(si->start_line, name, "maildir",
+			    "missing (required)");
+		if (expand_path(e, name, OPT_MAILDIR, &a->maildir) == -1)
+			return -1;
+	}
 
 	a->delete = eff_bool(effective(sec, si, OPT_DELETE), false);
 	a->delete_after_days = (unsigned)eff_number(effective(sec, si,
@@ -1755,6 +1786,8 @@ conf_free(struct conf **confp)
 		secret_free(&a->password);
 		secret_free(&a->password_command);
 		free(a->maildir);
+		free(a->filter);
+		free(a->mda);
 		explicit_bzero(a, sizeof(*a));
 	}
 	free(conf->accounts);

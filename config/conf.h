@@ -35,7 +35,13 @@ struct conf_account {
 	char		*password_command;	/* NULL when not set */
 	enum conf_auth	 auth;
 	bool		 allow_plaintext_password;
-	char		*maildir;		/* `~` expanded */
+	char		*maildir;		/* `~` expanded; NULL when mda is
+						 * set (mda wins, maildir unused) */
+	char		*filter;		/* command for /bin/sh -c, run per
+						 * message; NULL: none */
+	char		*mda;			/* command for /bin/sh -c that
+						 * takes each message instead of
+						 * the Maildir; NULL: Maildir */
 	bool		 delete;
 	unsigned	 delete_after_days;
 	unsigned	 forget_after_days;	/* days a UIDL may be missing from

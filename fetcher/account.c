@@ -39,6 +39,11 @@ account_who(const struct conf *conf, const struct conf_account *acct,
 const char *
 account_target(const struct conf_account *a, const char **kind_r)
 {
+	/* With an mda there is no Maildir (conf.h): never hand on NULL. */
+	if (a->mda != NULL) {
+		*kind_r = "mda";
+		return a->mda;
+	}
 	*kind_r = "maildir";
 	return a->maildir;
 }

@@ -448,11 +448,14 @@ cmd_accounts(const struct conf *conf)
 {
 	size_t i;
 
+	/* NAME USER@HOST:PORT TLS MAILDIR|mda[ disabled] */
 	for (i = 0; i < conf->naccounts; i++) {
 		const struct conf_account *a = &conf->accounts[i];
 
-		printf("%s %s@%s:%u %s %s\n", a->name, a->user, a->host,
-		    a->port, conf_tls_name(a->tls), a->maildir);
+		printf("%s %s@%s:%u %s %s%s\n", a->name, a->user, a->host,
+		    a->port, conf_tls_name(a->tls),
+		    a->mda != NULL ? "mda" : a->maildir,
+		    a->enabled ? "" : " disabled");
 	}
 	return fflush(stdout) == 0 ? 0 : 74;
 }

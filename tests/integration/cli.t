@@ -488,25 +488,74 @@ def _(tmp):
 
 # ------------------------------------------------------------------ accounts, check
 
-@T.test("accounts: one line per account: name, user@host:port, TLS mode, Maildir")
+@T.test("accounts: one line per account: name, user@host:port, TLS mode, Maildir "
+        "(or `mda`), ` disabled` for enabled = false")
 def _(tmp):
     pf = pftest.Popfetch(tmp)
     conf = (pftest.account_conf("imp", host="127.0.0.1", user="ann", password="x",
                                 tls="implicit", maildir=pf.path("Mail/imp")) +
             pftest.account_conf("stls", host="mail.example", user="bob", password="x",
-                                tls="starttls", maildir=pf.path("Mail/stls")) +
+                                tls="starttls", maildir=pf.path("Mail/stls"),
+                                enabled=True) +
             pftest.account_conf("clear", host="127.0.0.1", user="cy", password="x",
                                 tls="none", port=1110, allow_plaintext_password=True,
-                                maildir=pf.path("Mail/clear"), enabled=False))
+                                maildir=pf.path("Mail/clear"), enabled=False) +
+            pftest.account_conf("lda", host="127.0.0.1", user="dee", password="x",
+                                mda="/usr/lib/dovecot/dovecot-lda -e") +
+            pftest.account_conf("both", host="127.0.0.1", user="eve", password="x",
+                                maildir=pf.path("Mail/both"), mda="deliver",
+                                filter="sort-mail", enabled=False))
     pf.write_config(conf)
     r = pf.run("accounts").expect(0)
     eq(r.stderr, "", "stderr")
-    got = [ln.split() for ln in r.stdout.splitlines()]
-    eq(got, [["imp", "ann@127.0.0.1:995", "implicit", pf.path("Mail/imp")],
-             ["stls", "bob@mail.example:110", "starttls", pf.path("Mail/stls")],
-             ["clear", "cy@127.0.0.1:1110", "none", pf.path("Mail/clear")]],
-       "lines (default ports 995 and 110)")
+    eq(r.stdout,
+       "imp ann@127.0.0.1:995 implicit %s\n"
+       "stls bob@mail.example:110 starttls %s\n"
+       "clear cy@127.0.0.1:1110 none %s disabled\n"
+       "lda dee@127.0.0.1:995 implicit mda\n"
+       "both eve@127.0.0.1:995 implicit mda disabled\n"
+       % (pf.path("Mail/imp"), pf.path("Mail/stls"), pf.path("Mail/clear")),
+       "lines (default ports 995 and 110; mda wins over maildir)")
     no_database(pf, "accounts")
+    # Top-level defaults: an inherited mda (no maildir needed), an
+    # inherited enabled = false, and an account's own enabled = true.
+    pf.write_config('mda = "deliver -a \\"$POPFETCH_ACCOUNT\\""\n'
+                    'enabled = false\n' +
+                    pftest.account_conf("one", host="h1", user="u", password="x") +
+                    pftest.account_conf("two", host="h2", user="u", password="x",
+                                        enabled=True))
+    r = pf.run("accounts").expect(0)
+    eq((r.stdout, r.stderr), ("one u@h1:995 implicit mda disabled\n"
+                              "two u@h2:995 implicit mda\n", ""), "inherited")
+    no_database(pf, "accounts (inherited)")
+
+
+@T.test("config: maildir missing without mda is 78 naming the file, line, "
+        "account and option; an empty filter or mda is 78")
+def _(tmp):
+    pf = pftest.Popfetch(tmp)
+    pf.write_config('filter = "sort-mail"\n\naccount work {\n    host = "h"\n'
+                    '    user = "u"\n    password = "x"\n}\n')
+    for cmd in ("accounts", "fetch", "status"):
+        r = pf.run(cmd)
+        eq((r.rc, r.stdout), (78, ""), str(r))
+        eq(r.stderr, "popfetch: %s:3: account work: option maildir: missing "
+           "(required)\n" % pf.config_path, cmd + ": the error line")
+    no_database(pf, "maildir missing")
+    for key, where in (("mda", "account"), ("filter", "account"),
+                       ("mda", "top"), ("filter", "top")):
+        if where == "top":
+            text = ('%s = ""\n' % key + pftest.account_conf(
+                "work", host="h", user="u", password="x", maildir=pf.path("M")))
+            want = "popfetch: %s:1: option %s: must not be empty\n"
+        else:
+            text = pftest.account_conf("work", host="h", user="u", password="x",
+                                       maildir=pf.path("M"), **{key: ""})
+            want = "popfetch: %s:6: account work: option %s: must not be empty\n"
+        pf.write_config(text)
+        r = pf.run("accounts")
+        eq((r.rc, r.stdout, r.stderr), (78, "", want % (pf.config_path, key)),
+           "empty %s (%s)" % (key, where))
 
 
 @T.test("check: TLS version, cipher, the certificate's SHA-256 fingerprint, "

@@ -137,6 +137,13 @@ test_target(void **state)
 	assert_string_equal(deliver_target(t), md);
 	deliver_close(&t);
 	assert_int_equal(test_count_entries(md, "new"), 0);
+
+	/* An mda account has no Maildir (maildir NULL): the target is the
+	 * command, never a NULL path. */
+	a.maildir = NULL;
+	a.mda = "lda -e";
+	assert_string_equal(account_target(&a, &kind), "lda -e");
+	assert_string_equal(kind, "mda");
 }
 
 /* A listing of `n` messages numbered 1..n with these UIDLs and sizes. */

@@ -425,6 +425,55 @@ static const struct err_case err_cases[] = {
 	  "account work {\n  host = \"h\"\n  user = \"u\"\n  password = \"p\"\n"
 	  "  maildir = \"~no-such-user-popfetch/Mail\"\n}\n", 5,
 	  { "account work: option maildir: ", "cannot expand", NULL } },
+	/* filter and mda: never empty, never blank; maildir is required
+	 * unless an mda is set. */
+	{ "filter_empty",
+	  "account work {\n" ACCOUNT_BODY "  filter = \"\"\n}\n", 6,
+	  { "account work: option filter: must not be empty", NULL } },
+	{ "filter_empty_top_level",
+	  "\nfilter = ''\n" MINIMAL, 2,
+	  { "option filter: must not be empty", NULL } },
+	{ "filter_blank",
+	  "account work {\n" ACCOUNT_BODY "  filter = \" \\t \"\n}\n", 6,
+	  { "account work: option filter: must not be empty", NULL } },
+	{ "mda_empty",
+	  "account work {\n" ACCOUNT_BODY "  mda = \"\"\n}\n", 6,
+	  { "account work: option mda: must not be empty", NULL } },
+	{ "mda_empty_top_level",
+	  "mda = \"\"\n" MINIMAL, 1,
+	  { "option mda: must not be empty", NULL } },
+	{ "mda_empty_from_environment",
+	  "account work {\n  host = \"h\"\n  user = \"u\"\n  password = \"p\"\n"
+	  "  mda = \"${POPFETCH_TEST_EMPTY}\"\n}\n", 5,
+	  { "account work: option mda: must not be empty", NULL } },
+	{ "mda_blank_newline",
+	  "mda = \"\\n \"\n" MINIMAL, 1,
+	  { "option mda: must not be empty", NULL } },
+	{ "mda_control_character",
+	  "account work {\n" ACCOUNT_BODY "  mda = \"lda\\r\"\n}\n", 6,
+	  { "account work: option mda: ", "control character", NULL } },
+	{ "mda_env_unset",
+	  "account work {\n" ACCOUNT_BODY
+	  "  mda = \"${POPFETCH_TEST_NOPE} -e\"\n}\n", 6,
+	  { "account work: option mda: environment variable "
+	    "POPFETCH_TEST_NOPE is not set", NULL } },
+	{ "mda_set_twice",
+	  "account work {\n" ACCOUNT_BODY "  mda = a\n  mda = b\n}\n", 7,
+	  { "account work: option mda: set twice (first on line 6)", NULL } },
+	{ "filter_as_section",
+	  "account work {\n" ACCOUNT_BODY "  filter { }\n}\n", 6,
+	  { "account work: ", "filter", NULL } },
+	/* A filter alone does not replace the Maildir. */
+	{ "missing_maildir_with_filter",
+	  "filter = \"sort-mail\"\naccount work {\n"
+	  "  host = \"h\"\n  user = \"u\"\n  password = \"p\"\n}\n", 2,
+	  { "account work: option maildir: missing (required)", NULL } },
+	/* Another account's mda is not this one's. */
+	{ "missing_maildir_mda_in_other_account",
+	  "account a {\n  host = \"h\"\n  user = \"u\"\n  password = \"p\"\n"
+	  "  mda = \"lda\"\n}\naccount b {\n  host = \"h\"\n  user = \"u\"\n"
+	  "  password = \"p\"\n}\n", 7,
+	  { "account b: option maildir: missing (required)", NULL } },
 	{ "option_path_syntax",
 	  MINIMAL "\"account=work|port\" = 5\n", 7,
 	  { "unknown option", NULL } },
@@ -896,6 +945,106 @@ test_plaintext_allowed_cases(void **state)
 	assert_int_equal(conf->accounts[0].auth, CONF_AUTH_APOP);
 	assert_int_equal(conf->accounts[2].tls, CONF_TLS_NONE);
 	assert_true(conf->accounts[3].allow_plaintext_password);
+	conf_free(&conf);
+}
+
+/* `got` is `want`, or both are NULL. */
+static void
+assert_str_or_null(const char *got, const char *want)
+{
+	if (want == NULL)
+		assert_null(got);
+	else
+		assert_string_equal(got, want);
+}
+
+/* An account's filter, mda and maildir (NULL: not set). */
+static void
+assert_delivery(const struct conf_account *a, const char *filter,
+    const char *mda, const char *maildir)
+{
+	assert_non_null(a);
+	assert_str_or_null(a->filter, filter);
+	assert_str_or_null(a->mda, mda);
+	assert_str_or_null(a->maildir, maildir);
+}
+
+/* popfetch.conf(5): filter and mda, per account and as top-level defaults. */
+static void
+test_filter_mda_values(void **state)
+{
+	struct conf *conf;
+
+	(void)state;
+	/* Unset: NULL, the Maildir as before. */
+	conf = load_ok(MINIMAL);
+	assert_delivery(&conf->accounts[0], NULL, NULL, "/tmp/Mail/work");
+	conf_free(&conf);
+
+	/* Kept as written: no `~` expansion, tab and newline allowed (the
+	 * shell gets them), $NAME without braces is the shell's. */
+	conf = load_ok("account work {\n  host = \"h\"\n  user = \"u\"\n"
+	    "  password = \"p\"\n"
+	    "  filter = \"~/bin/sort-mail --to ~/x\\t$HOME\\necho\"\n"
+	    "  mda = '~/bin/deliver -a \"$POPFETCH_ACCOUNT\"'\n}\n");
+	assert_delivery(&conf->accounts[0],
+	    "~/bin/sort-mail --to ~/x\t$HOME\necho",
+	    "~/bin/deliver -a \"$POPFETCH_ACCOUNT\"", NULL);
+	conf_free(&conf);
+
+	/* ${NAME} in double quotes, as in every value. */
+	conf = load_ok("account work {\n  host = \"h\"\n  user = \"u\"\n"
+	    "  password = \"p\"\n  maildir = \"/m\"\n"
+	    "  filter = \"f ${POPFETCH_TEST_SET}\"\n"
+	    "  mda = \"lda ${POPFETCH_TEST_NOPE:--e}\"\n}\n");
+	assert_delivery(&conf->accounts[0], "f v a l", "lda -e", NULL);
+	conf_free(&conf);
+}
+
+static void
+test_filter_mda_top_level_defaults(void **state)
+{
+	struct conf *conf;
+
+	(void)state;
+	conf = load_ok(
+	    "filter = \"/usr/local/bin/sort-mail\"\n"
+	    "mda = \"/usr/lib/dovecot/dovecot-lda -e\"\n"
+	    "account a {\n  host = \"h\"\n  user = \"u\"\n"
+	    "  password = \"p\"\n}\n"
+	    "account b {\n  host = \"h\"\n  user = \"u\"\n"
+	    "  password = \"p\"\n  filter = \"b-filter\"\n"
+	    "  mda = \"b-mda\"\n}\n"
+	    "account c {\n  host = \"h\"\n  user = \"u\"\n"
+	    "  password = \"p\"\n  maildir = \"/srv/Mail/c\"\n}\n");
+	/* a inherits both, and needs no maildir */
+	assert_delivery(conf_account_find(conf, "a"), "/usr/local/bin/sort-mail",
+	    "/usr/lib/dovecot/dovecot-lda -e", NULL);
+	/* b's own win */
+	assert_delivery(conf_account_find(conf, "b"), "b-filter", "b-mda", NULL);
+	/* c has a maildir, but the inherited mda wins over it */
+	assert_delivery(conf_account_find(conf, "c"), "/usr/local/bin/sort-mail",
+	    "/usr/lib/dovecot/dovecot-lda -e", NULL);
+	conf_free(&conf);
+
+	/* A top-level default after the accounts; a top-level maildir with
+	 * an account's mda: the mda wins for that account only. */
+	conf = load_ok("account a {\n  host = \"h\"\n  user = \"u\"\n"
+	    "  mda = \"lda\"\n}\n"
+	    "account b {\n  host = \"h\"\n  user = \"u\"\n}\n"
+	    "password = \"p\"\nmaildir = \"~/Mail\"\nfilter = \"f\"\n");
+	assert_delivery(&conf->accounts[0], "f", "lda", NULL);
+	assert_delivery(&conf->accounts[1], "f", NULL,
+	    conf->accounts[1].maildir);
+	assert_home_path(conf->accounts[1].maildir, "/Mail");
+	conf_free(&conf);
+
+	/* With an mda the maildir is not used, so not expanded either: a
+	 * `~user` that does not exist is no error there. */
+	conf = load_ok("account work {\n  host = \"h\"\n  user = \"u\"\n"
+	    "  password = \"p\"\n  maildir = \"~no-such-user-popfetch/M\"\n"
+	    "  mda = \"lda\"\n}\n");
+	assert_delivery(&conf->accounts[0], NULL, "lda", NULL);
 	conf_free(&conf);
 }
 
@@ -1500,6 +1649,8 @@ main(void)
 		T(test_credentials_override_as_a_pair),
 		T(test_xoauth2_sources),
 		T(test_plaintext_allowed_cases),
+		T(test_filter_mda_values),
+		T(test_filter_mda_top_level_defaults),
 		T(test_password_kept_verbatim),
 		T(test_comments_and_quotes),
 		T(test_comments_between_tokens),
