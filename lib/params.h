@@ -173,11 +173,6 @@
  * finish. */
 #define SECRET_OUTPUT_MAX	(64 * 1024)
 
-/* Without a pidfd (Linux before 5.3, some seccomp filters), how often, in
- * milliseconds, we look whether the shell has exited: soon enough that
- * nobody waits for it, at a few hundred cheap wake-ups a second. */
-#define SECRET_EXIT_POLL_MS	5
-
 /* ---- fetcher/: POP3 session (fetcher/pop3.c) ---- */
 
 /*
