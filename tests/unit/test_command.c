@@ -107,6 +107,28 @@ pattern(size_t len, unsigned seed)
 	return p;
 }
 
+/* A command fed len bytes of pattern(len, seed); free fed.data after. */
+struct fed {
+	char			*data;
+	struct command_input	 in;
+	struct command		 c;
+};
+
+static void
+fed_init(struct fed *f, const char *line, size_t len, unsigned seed,
+    unsigned timeout, size_t out_max)
+{
+	memset(f, 0, sizeof(*f));
+	f->data = pattern(len, seed);
+	f->in.buf = f->data;
+	f->in.len = len;
+	f->c.line = line;
+	f->c.in = &f->in;
+	f->c.nin = 1;
+	f->c.timeout = timeout;
+	f->c.out_max = out_max;
+}
+
 /* --- stderr captured: fd 2 goes to a temporary file meanwhile --- */
 
 struct capture {
@@ -206,19 +228,32 @@ test_stderr_flood_bounded(void **state)
 
 /* --- how it ended --- */
 
+/* `line` (no input, 5 s) must end so, and print `out` if not NULL. */
+static void
+expect_end(const char *line, enum command_end end, int code, const char *out)
+{
+	struct command_result r;
+
+	run_line(line, 64, 5, &r);
+	assert_int_equal(r.end, end);
+	assert_int_equal(r.code, code);
+	if (out != NULL) {
+		assert_string_equal(r.out, out);
+		assert_int_equal(r.out_len, strlen(out));
+	}
+	command_result_free(&r);
+	command_result_free(&r);	/* twice is harmless */
+	assert_null(r.out);
+	assert_no_child();
+}
+
 static void
 test_exit_status_and_output(void **state)
 {
 	struct command_result r;
 
 	(void)state;
-	run_line("echo hi; exit 3", 64, 5, &r);
-	assert_int_equal(r.end, COMMAND_EXITED);
-	assert_int_equal(r.code, 3);
-	assert_string_equal(r.out, "hi\n");
-	assert_int_equal(r.out_len, 3);
-	command_result_free(&r);
-	command_result_free(&r);	/* twice is harmless */
+	expect_end("echo hi; exit 3", COMMAND_EXITED, 3, "hi\n");
 
 	/* out_max 0: stdout is /dev/null, nothing is kept */
 	run_line("echo hi; exit 0", 0, 5, &r);
@@ -233,36 +268,23 @@ test_exit_status_and_output(void **state)
 	assert_string_equal(r.out, "01234");
 	assert_int_equal(r.out_len, 5);
 	command_result_free(&r);
-	assert_no_child();
 }
 
 static void
 test_not_run(void **state)
 {
-	struct command_result r;
-
 	(void)state;
-	run_line("/nonexistent/popfetch-no-such-command", 64, 5, &r);
-	assert_int_equal(r.end, COMMAND_NOT_RUN);
-	assert_int_equal(r.code, 127);
-	command_result_free(&r);
-	run_line("/dev/null", 64, 5, &r);	/* not executable */
-	assert_int_equal(r.end, COMMAND_NOT_RUN);
-	assert_int_equal(r.code, 126);
-	command_result_free(&r);
+	expect_end("/nonexistent/popfetch-no-such-command", COMMAND_NOT_RUN,
+	    127, NULL);
+	/* not executable */
+	expect_end("/dev/null", COMMAND_NOT_RUN, 126, NULL);
 }
 
 static void
 test_signalled(void **state)
 {
-	struct command_result r;
-
 	(void)state;
-	run_line("echo x; kill -TERM $$", 64, 5, &r);
-	assert_int_equal(r.end, COMMAND_SIGNALLED);
-	assert_int_equal(r.code, SIGTERM);
-	assert_string_equal(r.out, "x\n");
-	command_result_free(&r);
+	expect_end("echo x; kill -TERM $$", COMMAND_SIGNALLED, SIGTERM, "x\n");
 }
 
 /* --- environment --- */
@@ -327,68 +349,63 @@ static void
 test_big_input_and_output(void **state)
 {
 	size_t len = 10 * MIB;
-	char *data = pattern(len, 1);
-	struct command_input in = { .buf = data, .len = len };
-	struct command c = { .line = "cat", .in = &in, .nin = 1,
-	    .timeout = 60, .out_max = 2 * len };
+	struct fed f;
 	struct command_result r;
 
 	(void)state;
-	run_ok(&c, &r);
+	fed_init(&f, "cat", len, 1, 60, 2 * len);
+	run_ok(&f.c, &r);
 	assert_int_equal(r.end, COMMAND_EXITED);
 	assert_int_equal(r.code, 0);
 	assert_int_equal(r.out_len, len);
-	assert_memory_equal(r.out, data, len);
+	assert_memory_equal(r.out, f.data, len);
 	command_result_free(&r);
 
 	/* 10 MiB written back before it reads any input */
-	c.line = "head -c 10485760 /dev/zero; cat";
-	run_ok(&c, &r);
+	f.c.line = "head -c 10485760 /dev/zero; cat";
+	run_ok(&f.c, &r);
 	assert_int_equal(r.end, COMMAND_EXITED);
 	assert_int_equal(r.out_len, 2 * len);
 	assert_int_equal(r.out[0], '\0');
 	assert_int_equal(r.out[len - 1], '\0');
-	assert_memory_equal(r.out + len, data, len);
+	assert_memory_equal(r.out + len, f.data, len);
 	command_result_free(&r);
 
 	/* the same with little kept: the rest is read and dropped */
-	c.out_max = 10;
-	run_ok(&c, &r);
+	f.c.out_max = 10;
+	run_ok(&f.c, &r);
 	assert_int_equal(r.end, COMMAND_EXITED);
 	assert_int_equal(r.out_len, 10);
 	command_result_free(&r);
-	free(data);
+	free(f.data);
 }
 
 /* A command that reads none or part of its input: not an error. */
 static void
 test_input_not_read(void **state)
 {
-	size_t len = 10 * MIB;
-	char *data = pattern(len, 2);
-	struct command_input in = { .buf = data, .len = len };
-	struct command c = { .line = "exit 0", .in = &in, .nin = 1,
-	    .timeout = 30, .out_max = 64 };
+	struct fed f;
 	struct command_result r;
 	sigset_t pending;
 
 	(void)state;
+	fed_init(&f, "exit 0", 10 * MIB, 2, 30, 64);
 	/* SIGPIPE is at its default here: one delivered would kill us */
-	run_ok(&c, &r);
+	run_ok(&f.c, &r);
 	assert_int_equal(r.end, COMMAND_EXITED);
 	assert_int_equal(r.code, 0);
 	command_result_free(&r);
-	c.line = "exit 5";
-	run_ok(&c, &r);
+	f.c.line = "exit 5";
+	run_ok(&f.c, &r);
 	assert_int_equal(r.end, COMMAND_EXITED);
 	assert_int_equal(r.code, 5);
 	command_result_free(&r);
-	c.line = "head -c 100000 >/dev/null; exec <&-; sleep 0.2; echo ok";
-	expect_out(&c, "ok\n");
+	f.c.line = "head -c 100000 >/dev/null; exec <&-; sleep 0.2; echo ok";
+	expect_out(&f.c, "ok\n");
 	/* nor is one left pending */
 	sigpending(&pending);
 	assert_false(sigismember(&pending, SIGPIPE));
-	free(data);
+	free(f.data);
 }
 
 /* An input fd that cannot be read: our failure, and nothing is left. */
@@ -442,19 +459,30 @@ test_setup_failure(void **state)
 
 /* --- time --- */
 
+/* c (timeout 1 s) must be killed, in about 1 s. */
 static void
-test_timeout(void **state)
+expect_timed_out(const struct command *c)
 {
 	struct command_result r;
 	double t0 = test_now(), t;
 
-	(void)state;
-	run_line("sleep 30", 64, 1, &r);
+	run_ok(c, &r);
 	t = test_now() - t0;
 	assert_int_equal(r.end, COMMAND_TIMED_OUT);
 	assert_true(t >= 0.9 && t < 2.5);
 	command_result_free(&r);
 	assert_no_child();
+}
+
+static void
+test_timeout(void **state)
+{
+	struct command c = { .line = "sleep 30", .timeout = 1, .out_max = 64 };
+	struct command_result r;
+	double t0;
+
+	(void)state;
+	expect_timed_out(&c);
 
 	/* a command that never stops writing */
 	t0 = test_now();
@@ -520,42 +548,27 @@ test_timeout_kills_group(void **state)
 static void
 test_timeout_after_input(void **state)
 {
-	size_t len = 4 * MIB;
-	char *data = pattern(len, 3);
-	struct command_input in = { .buf = data, .len = len };
-	/* about 1.6 s in all, never more than 0.4 s without reading */
-	struct command c = { .line = "for i in 1 2 3 4; do "
-	    "head -c 1048576 >/dev/null; sleep 0.4; done; cat >/dev/null",
-	    .in = &in, .nin = 1, .timeout = 1, .out_max = 64 };
+	struct fed f;
 	struct command_result r;
-	double t0 = test_now(), t;
+	double t0 = test_now();
 
 	(void)state;
-	run_ok(&c, &r);
+	/* about 1.6 s in all, never more than 0.4 s without reading */
+	fed_init(&f, "for i in 1 2 3 4; do head -c 1048576 >/dev/null; "
+	    "sleep 0.4; done; cat >/dev/null", 4 * MIB, 3, 1, 64);
+	run_ok(&f.c, &r);
 	assert_int_equal(r.end, COMMAND_EXITED);
 	assert_int_equal(r.code, 0);
 	assert_true(test_now() - t0 > 1.2);
 	command_result_free(&r);
 
 	/* all written at once, then 1 s */
-	c.line = "cat >/dev/null; sleep 30";
-	t0 = test_now();
-	run_ok(&c, &r);
-	t = test_now() - t0;
-	assert_int_equal(r.end, COMMAND_TIMED_OUT);
-	assert_true(t >= 0.9 && t < 2.5);
-	command_result_free(&r);
-
+	f.c.line = "cat >/dev/null; sleep 30";
+	expect_timed_out(&f.c);
 	/* a command that takes none of its input for 1 s is stuck too */
-	c.line = "sleep 30";
-	t0 = test_now();
-	run_ok(&c, &r);
-	t = test_now() - t0;
-	assert_int_equal(r.end, COMMAND_TIMED_OUT);
-	assert_true(t >= 0.9 && t < 2.5);
-	command_result_free(&r);
-	free(data);
-	assert_no_child();
+	f.c.line = "sleep 30";
+	expect_timed_out(&f.c);
+	free(f.data);
 }
 
 /* A background process holding stdout and stderr delays nothing, and is
