@@ -17,7 +17,10 @@
  * popfetch did with it), and keeps only its stdin, stdout and stderr.
  * SIGPIPE from writing to a command that stopped reading is neither
  * delivered nor left pending.  The environment is read (not changed) at
- * each call: nobody may setenv(3) while a command is being started.
+ * each call: nobody may setenv(3) while a command is being started.  The
+ * shell is reaped by its pid: nobody in the process may reap with
+ * waitpid(-1) or set SIGCHLD to SIG_IGN meanwhile (fetcher/cli.c's -j
+ * parent does, but it runs no commands).
  */
 #ifndef POPFETCH_COMMAND_H
 #define POPFETCH_COMMAND_H
