@@ -18,6 +18,34 @@
  * long account name fits easily. */
 #define LOG_PROGRESS_MAX	512
 
+/* ---- lib/: child commands (lib/command.c) ---- */
+
+/* Bytes moved by one read(2), write(2) or pread(2) between us and a
+ * command: a pipe holds 64 KiB by default, so one call fills or empties
+ * it. */
+#define COMMAND_IO_BUF		(64 * 1024)
+
+/* Bytes of one stderr line of a command that we log; the rest of the line
+ * is dropped and "..." marks the cut.  A diagnostic is shorter, and the
+ * line escaped (up to 4x) behind its prefix still fits LOG_LINE_MAX. */
+#define COMMAND_ERR_LINE_MAX	512
+
+/* stderr lines of one command that we log; later ones are only counted:
+ * a failing filter says why in a few lines, and one that floods its
+ * stderr must not flood our log. */
+#define COMMAND_ERR_LINES_MAX	100
+
+/* Where F_GETPIPE_SZ is missing, what a pipe may hold: after the shell
+ * exits we read this much more at most, so all it wrote is read but a
+ * process it left writing cannot hold us (Linux's default
+ * /proc/sys/fs/pipe-max-size). */
+#define COMMAND_PIPE_MAX	(1024 * 1024)
+
+/* Without a pidfd (Linux before 5.3, some seccomp filters), how often, in
+ * milliseconds, we look whether the shell has exited: soon enough that
+ * nobody waits for it, at a few hundred cheap wake-ups a second. */
+#define COMMAND_EXIT_POLL_MS	5
+
 /* ---- config/: the configuration file (config/conf.c) ---- */
 
 /* Largest configuration file we read: a real one is a few KB, so anything
@@ -144,11 +172,6 @@
  * the rest of the output is read and thrown away so the command can
  * finish. */
 #define SECRET_OUTPUT_MAX	(64 * 1024)
-
-/* Without a pidfd (Linux before 5.3, some seccomp filters), how often, in
- * milliseconds, we look whether the shell has exited: soon enough that
- * nobody waits for it, at a few hundred cheap wake-ups a second. */
-#define SECRET_EXIT_POLL_MS	5
 
 /* ---- fetcher/: POP3 session (fetcher/pop3.c) ---- */
 
