@@ -222,7 +222,7 @@ dry_run(struct session *s, struct seen *seen, const struct pop3_listing *l,
 			goto done;
 	}
 	fflush(stdout);
-	report_summary(a->name, n, skipped, would_delete, 0,
+	report_summary(a->name, n, skipped, would_delete, -1, 0,
 	    report_clock() - t0, true);
 	rc = 0;
 done:

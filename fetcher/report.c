@@ -77,12 +77,15 @@ progress_erase(struct progress *p)
 
 void
 report_summary(const char *name, unsigned long fetched, unsigned long skipped,
-    unsigned long deleted, uint64_t bytes, double seconds, bool dry_run)
+    unsigned long deleted, long discarded, uint64_t bytes, double seconds,
+    bool dry_run)
 {
-	char b1[32];
+	char b1[32], b2[48] = "";
 
-	log_info("%s: %lu new, %lu skipped, %lu deleted, %s in %.1f s%s",
-	    name, fetched, skipped, deleted, report_bytes(bytes, b1,
+	if (discarded >= 0)
+		snprintf(b2, sizeof(b2), ", %ld discarded", discarded);
+	log_info("%s: %lu new, %lu skipped, %lu deleted%s, %s in %.1f s%s",
+	    name, fetched, skipped, deleted, b2, report_bytes(bytes, b1,
 	    sizeof(b1)), seconds, dry_run ? " (dry run: nothing fetched, "
 	    "written or deleted)" : "");
 }

@@ -44,10 +44,11 @@ void	progress_draw(struct progress *p, bool force);
 void	progress_erase(struct progress *p);
 
 /* The summary line of an account's fetch (or, with dry_run, of what it
- * would do); it replaces the progress line. */
+ * would do); it replaces the progress line.  discarded < 0: the account
+ * has no filter, and the line says nothing of discards. */
 void	report_summary(const char *name, unsigned long fetched,
-	    unsigned long skipped, unsigned long deleted, uint64_t bytes,
-	    double seconds, bool dry_run);
+	    unsigned long skipped, unsigned long deleted, long discarded,
+	    uint64_t bytes, double seconds, bool dry_run);
 
 /*
  * `popfetch status` for the n accounts sel[] and, with `orphans`, the

@@ -29,6 +29,7 @@
 #include "deliver.h"
 #include "dryrun.h"
 #include "error.h"
+#include "filter.h"
 #include "lock.h"
 #include "log.h"
 #include "params.h"
@@ -37,6 +38,7 @@
 #include "run.h"
 #include "seen.h"
 #include "session.h"
+#include "spool.h"
 #include "thread.h"
 #include "xmalloc.h"
 
@@ -62,6 +64,14 @@ struct run {
 	struct deliver_msg	*cur;
 	struct commit_queue	*queue;
 
+	/* with a filter (DESIGN §10.1): the message being received as the
+	 * filter will read it, and those in the filter, oldest first */
+	struct filter		*filter;
+	struct spool		*spool;
+	struct held		*held[FILTER_QUEUE_MAX];
+	size_t			 nheld;
+	unsigned long		 discarded;
+
 	/* Received: header parts fixed for the run */
 	char			 localhost[256];
 
@@ -81,7 +91,24 @@ struct run {
 	struct progress		 progress;
 };
 
+/* A message received whole, in the filter. */
+struct held {
+	struct filter_job	 job;
+	const struct pop3_msg	*m;
+	char			*key;
+	struct deliver_msg	*d;
+};
+
 /* ---- step 5: the sink pop3_retr_each streams into ---- */
+
+/* Message data: into the delivery, and for the filter into its spool. */
+static int
+put(struct run *r, const char *buf, size_t len, struct pf_error *err)
+{
+	if (r->spool != NULL && spool_write(r->spool, buf, len, err) == -1)
+		return -1;
+	return deliver_write(r->cur, buf, len, err);
+}
 
 /* Write the Received: trace field (popfetch.conf(5)) at the top of the message. */
 static int
@@ -107,7 +134,7 @@ write_received(struct run *r, const struct pop3_msg *m, struct pf_error *err)
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return pf_error_set(err, PF_FAIL_INTERNAL,
 		    "Received: header too long");
-	return deliver_write(r->cur, line, (size_t)n, err);
+	return put(r, line, (size_t)n, err);
 }
 
 static int
@@ -118,6 +145,10 @@ sink_begin(void *ctx, const struct pop3_msg *m, struct pf_error *err)
 	if (deliver_begin(r->target, &r->cur, err) == -1)
 		return -1;
 	r->progress.cur = 0;
+	if (r->filter != NULL) {
+		spool_free(&r->spool);
+		r->spool = spool_new();
+	}
 	if (r->no_uidl) {
 		crypto_sha256_free(&r->digest);
 		r->digest = crypto_sha256_begin();
@@ -135,7 +166,7 @@ sink_data(void *ctx, const char *buf, size_t len, struct pf_error *err)
 	r->progress.cur += len;
 	if (r->digest != NULL)
 		crypto_sha256_update(r->digest, buf, len);
-	if (deliver_write(r->cur, buf, len, err) == -1)
+	if (put(r, buf, len, err) == -1)
 		return -1;
 	progress_draw(&r->progress, false);
 	return 0;
@@ -174,6 +205,35 @@ dele_add(struct run *r, unsigned number, char *key)
 	r->ndele++;
 }
 
+/*
+ * A message the server, the filter or the delivery target refused: named,
+ * and left on the server; the run goes on and ends with the first such
+ * error (DESIGN §5.2, §10), or with a command that cannot be run (78)
+ * before any other.
+ */
+static void
+note_refused(struct run *r, const struct pop3_msg *m, const char *what,
+    const struct pf_error *why)
+{
+	char buf[PF_ERROR_WHAT_MAX + PF_ERROR_SERVER_MAX + 8];
+	struct pf_error e;
+
+	pf_error_set(&e, why->category, "message %u (UIDL %s) %s: %s",
+	    m->number, m->uidl != NULL ? m->uidl : "none", what, why->what);
+	memcpy(e.server, why->server, sizeof(e.server));
+	if (r->any_refused && !(why->category == PF_FAIL_CONFIG &&
+	    r->refused.category != PF_FAIL_CONFIG)) {
+		log_errx("%s: %s", r->name, pf_error_format(&e, buf,
+		    sizeof(buf)));
+		return;
+	}
+	if (r->any_refused)
+		log_errx("%s: %s", r->name, pf_error_format(&r->refused, buf,
+		    sizeof(buf)));
+	r->refused = e;
+	r->any_refused = true;
+}
+
 /* Step 6, for each message the group commit placed (commit_placed_fn). */
 static void
 placed(void *ctx, const void *tag, char **key, const char *location,
@@ -184,9 +244,11 @@ placed(void *ctx, const void *tag, char **key, const char *location,
 
 	log_debug("%s: message %u (UIDL %s, %" PRIu64 " bytes) -> %s",
 	    r->name, m->number, m->uidl != NULL ? m->uidl : "none", size,
-	    location);
+	    location[0] != '\0' ? location : "discarded");
 	r->stats.fetched++;
 	r->stats.bytes += size;
+	if (location[0] == '\0')
+		r->discarded++;
 	/* Without UIDL (delete = true): delete what was delivered. */
 	if (r->no_uidl) {
 		dele_add(r, m->number, *key);
@@ -194,18 +256,138 @@ placed(void *ctx, const void *tag, char **key, const char *location,
 	}
 }
 
+/* Step 6, for each message the delivery target refused (an MDA's exit
+ * status): it stays on the server (commit_failed_fn). */
+static void
+commit_failed(void *ctx, const void *tag, const struct pf_error *why)
+{
+	note_refused(ctx, tag, "not delivered", why);
+}
+
+/*
+ * A stable id for the message with seen-list key `key` in this mailbox
+ * (X-Popfetch-Id, DESIGN §10.3): the same message has the same id in
+ * every run, so an MDA can drop a repeat.
+ */
+static void
+message_id(const struct run *r, const char *key, char *out, size_t size)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[CRYPTO_SHA256_LEN];
+	char *in;
+	size_t i, o = 0;
+
+	in = xasprintf("%s@%s:%u\n%s", r->acct->user, r->acct->host,
+	    r->acct->port, key);
+	crypto_sha256(in, strlen(in), md);
+	free(in);
+	for (i = 0; i < 16 && o + 2 < size; i++) {
+		out[o++] = hex[md[i] >> 4];
+		out[o++] = hex[md[i] & 0xf];
+	}
+	snprintf(out + o, size - o, "@popfetch");
+}
+
+/* Label finished delivery d (NULL: discarded) and queue it for the group
+ * commit; d and key are the queue's from now on. */
+static int
+enqueue(struct run *r, const struct pop3_msg *m, struct deliver_msg *d,
+    char *key, const char *folder, struct pf_error *err)
+{
+	char id[64];
+	struct deliver_label l = {
+		.folder = folder, .account = r->name, .uidl = m->uidl,
+		.id = id, .timeout = r->acct->timeout,
+	};
+	int rc;
+
+	message_id(r, key, id, sizeof(id));
+	if (d != NULL && deliver_label(d, &l, err) == -1) {
+		deliver_free(&d);
+		free(key);
+		return -1;
+	}
+	rc = commit_queue_add(r->queue, d, key, m, err);
+	if (rc == 1)
+		progress_draw(&r->progress, true);
+	return rc == -1 ? -1 : 0;
+}
+
+/* Act on the filter's verdict for h (DESIGN §10.1). */
+static int
+verdict(struct run *r, struct held *h, struct pf_error *err)
+{
+	switch (h->job.verdict) {
+	case FILTER_DELIVER:
+		return enqueue(r, h->m, h->d, h->key, h->job.folder, err);
+	case FILTER_DISCARD:
+		log_debug("%s: message %u discarded by the filter", r->name,
+		    h->m->number);
+		deliver_free(&h->d);
+		return enqueue(r, h->m, NULL, h->key, NULL, err);
+	case FILTER_REFUSED:
+		break;
+	}
+	note_refused(r, h->m, "not delivered", &h->job.why);
+	deliver_free(&h->d);
+	free(h->key);
+	return 0;
+}
+
+/*
+ * Take the filter's verdicts, oldest first, as far as they are in: all of
+ * them with `all`, waiting; otherwise waiting only while the filter holds
+ * FILTER_QUEUE_MAX messages.  After a failure the rest are dropped.
+ */
+static int
+take_filtered(struct run *r, bool all, struct pf_error *err)
+{
+	struct filter_job *j;
+	struct held *h;
+	int rc = 0;
+
+	while (r->nheld > 0) {
+		j = filter_take(r->filter, all || r->nheld >= FILTER_QUEUE_MAX);
+		if (j == NULL)
+			break;
+		h = j->owner;
+		memmove(r->held, r->held + 1, (r->nheld - 1) * sizeof(*r->held));
+		r->nheld--;
+		if (rc == 0)
+			rc = verdict(r, h, err);
+		else {
+			deliver_free(&h->d);
+			free(h->key);
+		}
+		free(h);
+	}
+	return rc;
+}
+
+/* Is key among the messages received in this run and not committed yet? */
+static bool
+in_flight(const struct run *r, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < r->nheld; i++)
+		if (strcmp(r->held[i]->key, key) == 0)
+			return true;
+	return commit_queue_holds(r->queue, key);
+}
+
 static int
 sink_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
     struct pf_error *err)
 {
 	struct run *r = ctx;
+	struct deliver_msg *d;
+	struct held *h;
 	char *key;
-	int rc;
 
 	(void)octets;
 	key = message_key(r, m);
-	if (r->no_uidl && (seen_contains(r->seen, key) ||
-	    commit_queue_holds(r->queue, key))) {
+	if (r->no_uidl && (seen_contains(r->seen, key) || in_flight(r, key))) {
 		/* DESIGN §6: delivered before (an earlier run's DELE was not
 		 * committed), or a copy of one in this run: not again.
 		 * Deleted once that delivery is recorded: now, or after the
@@ -213,6 +395,7 @@ sink_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
 		log_debug("%s: message %u has the content of one delivered "
 		    "before: not delivered again", r->name, m->number);
 		deliver_free(&r->cur);
+		spool_free(&r->spool);
 		r->progress.cur = 0;
 		if (seen_contains(r->seen, key))
 			dele_add(r, m->number, key);
@@ -230,11 +413,22 @@ sink_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
 	r->progress.done++;
 	r->progress.bytes += deliver_size(r->cur);
 	r->progress.cur = 0;
-	rc = commit_queue_add(r->queue, r->cur, key, m, err);
+	d = r->cur;
 	r->cur = NULL;
-	if (rc == 1)
-		progress_draw(&r->progress, true);
-	return rc == -1 ? -1 : 0;
+	if (r->filter == NULL)
+		return enqueue(r, m, d, key, NULL, err);
+	/* DESIGN §10.1: the filter runs while the next messages arrive. */
+	h = xcalloc(1, sizeof(*h));
+	h->m = m;
+	h->key = key;
+	h->d = d;
+	h->job.spool = r->spool;
+	h->job.uidl = m->uidl;
+	h->job.owner = h;
+	r->spool = NULL;
+	r->held[r->nheld++] = h;
+	filter_submit(r->filter, &h->job);
+	return take_filtered(r, false, err);
 }
 
 /* Copies (same digest) of messages that were still queued: delete
@@ -260,21 +454,8 @@ static int
 sink_refused(void *ctx, const struct pop3_msg *m, const struct pf_error *why,
     struct pf_error *err)
 {
-	struct run *r = ctx;
-	char buf[PF_ERROR_WHAT_MAX + PF_ERROR_SERVER_MAX + 8];
-
 	(void)err;
-	if (r->any_refused) {
-		log_errx("%s: message %u (UIDL %s) refused by the server: %s",
-		    r->name, m->number, m->uidl != NULL ? m->uidl : "none",
-		    pf_error_format(why, buf, sizeof(buf)));
-		return 0;
-	}
-	pf_error_set(&r->refused, why->category, "message %u (UIDL %s) "
-	    "refused by the server: %s", m->number, m->uidl != NULL ?
-	    m->uidl : "none", why->what);
-	memcpy(r->refused.server, why->server, sizeof(r->refused.server));
-	r->any_refused = true;
+	note_refused(ctx, m, "refused by the server", why);
 	return 0;
 }
 
@@ -500,6 +681,9 @@ fetch_mail(struct run *r, struct pf_error *err)
 	n = account_limit(a, sel, n, true, &r->stats.skipped);
 	r->progress.total = n;
 	r->queue = commit_queue_new(r->seen, r->target, placed, r);
+	commit_queue_on_failure(r->queue, commit_failed);
+	if (a->filter != NULL)
+		r->filter = filter_new(a->filter, r->name, a->timeout);
 	r->dele = xcalloc(r->listing->count + 1, sizeof(*r->dele));
 	r->dele_key = xcalloc(r->listing->count + 1, sizeof(*r->dele_key));
 	r->dup = xcalloc(r->listing->count + 1, sizeof(*r->dup));
@@ -516,11 +700,13 @@ fetch_mail(struct run *r, struct pf_error *err)
 
 		/* Keep what arrived whole; drop the message in progress. */
 		deliver_free(&r->cur);
-		if (commit_all(r, &cerr) == -1)
+		spool_free(&r->spool);
+		if (take_filtered(r, true, &cerr) == -1 ||
+		    commit_all(r, &cerr) == -1)
 			log_warnx("%s: %s", r->name, cerr.what);
 		goto done;
 	}
-	if (commit_all(r, err) == -1)
+	if (take_filtered(r, true, err) == -1 || commit_all(r, err) == -1)
 		goto done;
 
 	/* Step 7: DELE what is safely delivered and due. */
@@ -557,6 +743,16 @@ run_cleanup(struct run *r)
 	size_t i;
 
 	deliver_free(&r->cur);
+	spool_free(&r->spool);
+	/* Messages still in the filter go as the queue's do: not kept. */
+	for (; r->nheld > 0; r->nheld--) {
+		struct held *h = filter_take(r->filter, true)->owner;
+
+		deliver_free(&h->d);
+		free(h->key);
+		free(h);
+	}
+	filter_free(&r->filter);
 	commit_queue_free(&r->queue);
 	for (i = 0; i < r->ndele; i++)
 		free(r->dele_key[i]);
@@ -651,8 +847,8 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	/* The summary replaces the progress line (log.c erases it in the
 	 * same write); the erase after it is for -q, which hides it. */
 	report_summary(r.name, r.stats.fetched, r.stats.skipped,
-	    r.stats.deleted, r.stats.bytes, report_clock() - r.progress.t0,
-	    false);
+	    r.stats.deleted, acct->filter != NULL ? (long)r.discarded : -1,
+	    r.stats.bytes, report_clock() - r.progress.t0, false);
 	progress_erase(&r.progress);
 	run_cleanup(&r);
 	return 0;

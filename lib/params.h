@@ -46,6 +46,16 @@
  * nobody waits for it, at a few hundred cheap wake-ups a second. */
 #define COMMAND_EXIT_POLL_MS	5
 
+/* ---- lib/: spools for filters and MDAs (lib/spool.c) ---- */
+
+/* A message kept for a filter or an MDA stays in memory up to this size
+ * and goes to an unlinked temporary file past it: most mail is far
+ * smaller, and memory stays bounded however large one message is. */
+#define SPOOL_MEM		(1024 * 1024)
+
+/* First size of a spool's buffer; it doubles up to SPOOL_MEM. */
+#define SPOOL_BUF_MIN		(8 * 1024)
+
 /* ---- config/: the configuration file (config/conf.c) ---- */
 
 /* Largest configuration file we read: a real one is a few KB, so anything
@@ -253,6 +263,21 @@
  * server cannot make us spin. */
 #define SCRAM_MIN_ITERATIONS	4096
 #define SCRAM_MAX_ITERATIONS	1000000
+
+/* ---- fetcher/: the filter command (fetcher/filter.c) ---- */
+
+/* Filters run at once: two keep a trivial filter (a fork and an exec of
+ * /bin/sh per message) ahead of the transfer without crowding the CPU. */
+#define FILTER_THREADS		2
+
+/* Messages received and waiting for (or in) the filter at once: the run
+ * waits for the oldest beyond this.  Each holds a spool of at most
+ * SPOOL_MEM bytes of memory, so this bounds what filtering costs. */
+#define FILTER_QUEUE_MAX	16
+
+/* Bytes of a filter's output kept: its first line names a folder, which
+ * is at most a file name; the rest is read and dropped. */
+#define FILTER_OUT_MAX		4096
 
 /* ---- fetcher/: the run, --dry-run and reporting (fetcher/run.c,
  * fetcher/dryrun.c, fetcher/report.c) ---- */

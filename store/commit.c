@@ -28,6 +28,7 @@ struct commit_queue {
 	struct seen		*seen;
 	struct deliver		*target;
 	commit_placed_fn	*placed;
+	commit_failed_fn	*failed;
 	void			*ctx;
 	struct batch		 batch[2];
 	unsigned		 filling;
@@ -46,6 +47,12 @@ commit_queue_new(struct seen *s, struct deliver *t, commit_placed_fn *placed,
 	return q;
 }
 
+void
+commit_queue_on_failure(struct commit_queue *q, commit_failed_fn *failed)
+{
+	q->failed = failed;
+}
+
 /* Free b's deliveries (those not committed go) and keys; b is empty. */
 static void
 batch_clear(struct batch *b)
@@ -59,6 +66,45 @@ batch_clear(struct batch *b)
 	}
 	b->n = 0;
 	b->bytes = 0;
+}
+
+/*
+ * Step 6b for the deliveries of b (the discarded ones have none): placed[i]
+ * says whether message i is in; refusals are told to q->failed.
+ */
+static int
+batch_place(struct commit_queue *q, struct batch *b, bool *placed,
+    struct pf_error *err)
+{
+	struct deliver_msg *m[SEEN_BATCH];
+	struct deliver_result *res;
+	size_t i, k = 0, j;
+	int rc;
+
+	for (i = 0; i < b->n; i++)
+		if (b->m[i] != NULL)
+			m[k++] = b->m[i];
+		else
+			placed[i] = true;	/* discarded: decided */
+	if (k == 0)
+		return 0;
+	res = xcalloc(k, sizeof(*res));
+	rc = deliver_commit(q->target, m, k, res, err);
+	for (i = 0, j = 0; rc == 0 && i < b->n; i++) {
+		if (b->m[i] == NULL)
+			continue;
+		placed[i] = res[j].status == DELIVER_PLACED;
+		/* DELIVER_TAKEN: DESIGN §7, it will be fetched again. */
+		if (res[j].status == DELIVER_FAILED) {
+			if (q->failed != NULL)
+				q->failed(q->ctx, b->tag[i], &res[j].why);
+			else
+				log_warnx("%s", res[j].why.what);
+		}
+		j++;
+	}
+	free(res);
+	return rc;
 }
 
 /* Steps 6a-c for the deliveries in b; on failure they are thrown away and
@@ -77,19 +123,20 @@ batch_commit(struct commit_queue *q, struct batch *b, struct pf_error *err)
 	for (i = 0; i < n; i++) {
 		entries[i] = (struct seen_entry){
 			.uidl = b->key[i],
-			.location = deliver_location(b->m[i]),
+			.location = b->m[i] != NULL ?
+			    deliver_location(b->m[i]) : "",
 			.target = deliver_target(q->target),
-			.size = deliver_size(b->m[i]),
+			.size = b->m[i] != NULL ? deliver_size(b->m[i]) : 0,
 			.fetched = now,
 		};
 		placed[i] = false;
 	}
 	if (seen_pending_add(q->seen, entries, n, err) == -1 ||		/* a */
-	    deliver_commit(q->target, b->m, n, placed, err) == -1 ||	/* b */
+	    batch_place(q, b, placed, err) == -1 ||			/* b */
 	    seen_pending_resolve(q->seen, entries, n, placed, err) == -1) /* c */
 		goto done;
 	for (i = 0; i < n; i++)
-		if (placed[i])	/* else DESIGN §7: it will be fetched again */
+		if (placed[i])
 			q->placed(q->ctx, b->tag[i], &b->key[i],
 			    entries[i].location, entries[i].size);
 	rc = 0;
@@ -108,7 +155,7 @@ commit_queue_add(struct commit_queue *q, struct deliver_msg *m, char *key,
 	b->tag[b->n] = tag;
 	b->key[b->n] = key;
 	b->n++;
-	b->bytes += deliver_size(m);
+	b->bytes += m != NULL ? deliver_size(m) : 0;
 	if (b->n < SEEN_BATCH && b->bytes < SEEN_BATCH_BYTES)
 		return 0;
 	/* b is full: commit the one before it, whose files have had the
@@ -171,9 +218,12 @@ find_in(struct deliver *here, const char *target, const struct seen_entry *e,
 	size_t i;
 	int rc;
 
+	/* A discard (empty location) was decided when it was recorded. */
+	for (i = 0; i < n; i++)
+		if (e[idx[i]].location[0] == '\0')
+			found[idx[i]] = true;
 	if (strcmp(target, deliver_target(here)) != 0) {
-		if (deliver_open(here->be->kind, target, DELIVER_EXISTING,
-		    &other, err) == -1)
+		if (deliver_open_recorded(target, &other, err) == -1)
 			return -1;
 		if (other == NULL)
 			return 0;
@@ -185,7 +235,7 @@ find_in(struct deliver *here, const char *target, const struct seen_entry *e,
 		locations[i] = e[idx[i]].location;
 	rc = deliver_find(t, locations, n, hit, err);
 	for (i = 0; rc == 0 && i < n; i++)
-		found[idx[i]] = hit[i];
+		found[idx[i]] = found[idx[i]] || hit[i];
 	/* The killed run's leftovers there: nobody else would take them
 	 * (the account's own target is cleaned by commit_recover). */
 	if (rc == 0 && other != NULL)

@@ -25,6 +25,11 @@ struct commit_queue;
 typedef void commit_placed_fn(void *ctx, const void *tag, char **key,
     const char *location, uint64_t size);
 
+/* Told of each message the target refused (an MDA's exit status): it is
+ * not seen, and will be fetched again. */
+typedef void commit_failed_fn(void *ctx, const void *tag,
+    const struct pf_error *why);
+
 /*
  * A queue of finished deliveries into target t, recorded in seen-list s,
  * in two batches: one fills while the other's files reach the disk.  Each
@@ -33,9 +38,15 @@ typedef void commit_placed_fn(void *ctx, const void *tag, char **key,
 struct commit_queue *commit_queue_new(struct seen *s, struct deliver *t,
 	    commit_placed_fn *placed, void *ctx);
 
+/* Tell failed() of each message the target refuses (default: a warning). */
+void	commit_queue_on_failure(struct commit_queue *q,
+	    commit_failed_fn *failed);
+
 /*
  * Queue finished message m under its seen-list key, with the caller's tag
  * (all three owned by the queue from now on; the tag is only passed back).
+ * m NULL records a message discarded on purpose (a filter's verdict): it
+ * becomes seen with no delivery, and placed() gets location "".
  * When the filling batch is full (SEEN_BATCH messages or SEEN_BATCH_BYTES)
  * the other one is committed and then fills, while the full one waits for
  * its turn (its files reach the disk meanwhile).  Returns 1 if messages

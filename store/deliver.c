@@ -4,15 +4,40 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "deliver.h"
 
-/* Every backend, by the name the configuration uses (doc/DESIGN.md §9). */
+/*
+ * Every backend, by the name the configuration uses (doc/DESIGN.md §9).
+ * deliver_open_recorded asks them in this order whether a recorded target
+ * is theirs: the Maildir, whose targets are plain paths, comes last.
+ */
 static const struct deliver_backend *const backends[] = {
+	&deliver_mda,
 	&deliver_maildir,
 };
+
+/* A folder name, with the leading '.' the Maildir++ directory adds. */
+#define NAME_MAX_FOLDER	(NAME_MAX - 1)
+
+#define NBACKENDS	(sizeof(backends) / sizeof(backends[0]))
+
+bool
+deliver_folder_ok(const char *name)
+{
+	const unsigned char *p;
+
+	if (name == NULL || name[0] == '\0' || name[0] == '.' ||
+	    strlen(name) >= NAME_MAX_FOLDER || strstr(name, "..") != NULL)
+		return false;
+	for (p = (const unsigned char *)name; *p != '\0'; p++)
+		if (*p == '/' || *p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
 
 int
 deliver_open(const char *kind, const char *target, enum deliver_open_mode how,
@@ -21,11 +46,25 @@ deliver_open(const char *kind, const char *target, enum deliver_open_mode how,
 	size_t i;
 
 	*t_r = NULL;
-	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+	for (i = 0; i < NBACKENDS; i++)
 		if (strcmp(backends[i]->kind, kind) == 0)
 			return backends[i]->open(target, how, t_r, err);
 	return pf_error_set(err, PF_FAIL_INTERNAL, "no delivery backend '%s'",
 	    kind);
+}
+
+int
+deliver_open_recorded(const char *target, struct deliver **t_r,
+    struct pf_error *err)
+{
+	size_t i;
+
+	*t_r = NULL;
+	for (i = 0; i < NBACKENDS; i++)
+		if (backends[i]->owns(target))
+			return backends[i]->open(target, DELIVER_EXISTING, t_r,
+			    err);
+	return 0;
 }
 
 void
@@ -76,10 +115,17 @@ deliver_size(const struct deliver_msg *m)
 }
 
 int
-deliver_commit(struct deliver *t, struct deliver_msg *const *m, size_t n,
-    bool *placed_r, struct pf_error *err)
+deliver_label(struct deliver_msg *m, const struct deliver_label *l,
+    struct pf_error *err)
 {
-	return t->be->commit(t, m, n, placed_r, err);
+	return m->be->label(m, l, err);
+}
+
+int
+deliver_commit(struct deliver *t, struct deliver_msg *const *m, size_t n,
+    struct deliver_result *res, struct pf_error *err)
+{
+	return t->be->commit(t, m, n, res, err);
 }
 
 void

@@ -40,6 +40,29 @@ struct deliver_msg {
 	const struct deliver_backend	*be;
 };
 
+/* What a finished message is labelled with before its commit. */
+struct deliver_label {
+	const char	*folder;	/* Maildir++ folder ("Junk"); NULL or "":
+					 * the inbox */
+	const char	*account;	/* for a command: POPFETCH_ACCOUNT */
+	const char	*uidl;		/* POPFETCH_UIDL; NULL: none */
+	const char	*id;		/* a stable id: X-Popfetch-Id */
+	unsigned	 timeout;	/* seconds a command may take */
+};
+
+/* The outcome of one message's commit. */
+enum deliver_status {
+	DELIVER_PLACED,		/* visible, durably */
+	DELIVER_TAKEN,		/* its location was taken: not placed, to be
+				 * fetched again (a warning) */
+	DELIVER_FAILED,		/* refused (an MDA's exit status): `why` */
+};
+
+struct deliver_result {
+	enum deliver_status	 status;
+	struct pf_error		 why;
+};
+
 /* How deliver_open treats a target that is not there. */
 enum deliver_open_mode {
 	DELIVER_CREATE,		/* make it (a run's own target) */
@@ -49,6 +72,8 @@ enum deliver_open_mode {
 /* A backend: the operations below, each as documented on its wrapper. */
 struct deliver_backend {
 	const char	*kind;		/* as the configuration names it */
+	bool		(*owns)(const char *target);	/* a recorded target
+							 * is this backend's */
 	int		(*open)(const char *target, enum deliver_open_mode how,
 			    struct deliver **t_r, struct pf_error *err);
 	void		(*close)(struct deliver *t);
@@ -60,15 +85,25 @@ struct deliver_backend {
 	int		(*finish)(struct deliver_msg *m, struct pf_error *err);
 	const char	*(*location)(const struct deliver_msg *m);
 	uint64_t	(*size)(const struct deliver_msg *m);
+	int		(*label)(struct deliver_msg *m,
+			    const struct deliver_label *l,
+			    struct pf_error *err);
 	int		(*commit)(struct deliver *t,
 			    struct deliver_msg *const *m, size_t n,
-			    bool *placed_r, struct pf_error *err);
+			    struct deliver_result *res, struct pf_error *err);
 	void		(*free)(struct deliver_msg *m);
 	int		(*find)(struct deliver *t, const char *const *locations,
 			    size_t n, bool *found_r, struct pf_error *err);
 	int		(*clean)(struct deliver *t, size_t *removed_r,
 			    struct pf_error *err);
 };
+
+/*
+ * Is name a folder name a filter may give (doc/DESIGN.md §10.1): not
+ * empty, no '/', no leading '.', no "..", no control character, short
+ * enough to be a directory name with its leading '.'?
+ */
+bool	deliver_folder_ok(const char *name);
 
 /*
  * Open the target `target` of backend `kind` ("maildir").  With
@@ -78,6 +113,11 @@ struct deliver_backend {
  */
 int	deliver_open(const char *kind, const char *target,
 	    enum deliver_open_mode how, struct deliver **t_r,
+	    struct pf_error *err);
+
+/* Open a target as the seen-list recorded it (deliver_target), with the
+ * backend that owns that form, as DELIVER_EXISTING. */
+int	deliver_open_recorded(const char *target, struct deliver **t_r,
 	    struct pf_error *err);
 
 /* Close a target and clear *t_r; NULL is fine.  Every message begun on it
@@ -105,13 +145,21 @@ const char *deliver_location(const struct deliver_msg *m);
 uint64_t deliver_size(const struct deliver_msg *m);
 
 /*
+ * Label a finished message before its commit: the folder it goes to, and
+ * what a command is told about it.  Strings are copied.  A folder name
+ * must pass deliver_folder_ok (else PF_FAIL_INTERNAL).
+ */
+int	deliver_label(struct deliver_msg *m, const struct deliver_label *l,
+	    struct pf_error *err);
+
+/*
  * Make n finished messages visible, durably, never replacing anything
- * (doc/DESIGN.md §7): placed_r[i] false means message i's location was
- * taken and it was not placed (a warning, not a failure).  On failure
- * some may be visible already; the seen-list's pending rows decide.
+ * (doc/DESIGN.md §7); res[i] says how message i fared.  -1 (err set) when
+ * the commit as a whole failed: some may be visible already, and the
+ * seen-list's pending rows decide.
  */
 int	deliver_commit(struct deliver *t, struct deliver_msg *const *m,
-	    size_t n, bool *placed_r, struct pf_error *err);
+	    size_t n, struct deliver_result *res, struct pf_error *err);
 
 /* Free a message and clear *m_r; NULL is fine.  One not committed is
  * thereby thrown away. */
@@ -131,7 +179,8 @@ int	deliver_find(struct deliver *t, const char *const *locations,
 int	deliver_clean(struct deliver *t, size_t *removed_r,
 	    struct pf_error *err);
 
-/* The Maildir backend (store/maildir.c). */
+/* The backends: the Maildir (store/maildir.c), an MDA (store/mda.c). */
 extern const struct deliver_backend deliver_maildir;
+extern const struct deliver_backend deliver_mda;
 
 #endif

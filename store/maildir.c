@@ -67,6 +67,14 @@ struct maildir_syncer {
 	bool				 stop;
 };
 
+/* A Maildir++ folder (".Junk") that a commit delivered into. */
+struct md_folder {
+	char	 name[NAME_MAX + 1];	/* ".Junk" */
+	int	 new_fd;
+	int	 cur_fd;
+	bool	 dirty;		/* new/ gained an entry: fsync it */
+};
+
 struct maildir {
 	struct deliver	 base;		/* first: the delivery seam's view */
 	char	*path;
@@ -76,6 +84,8 @@ struct maildir {
 	long	 pid;
 	char	 host[MAILDIR_HOST_MAX + 1];	/* escaped */
 	struct maildir_syncer	 sync;
+	struct md_folder	*folders;	/* Maildir++ folders opened */
+	size_t			 nfolders;
 };
 
 enum delivery_state {
@@ -103,6 +113,8 @@ struct maildir_delivery {
 	char			*buf;		/* up to MAILDIR_WRITE_BUF */
 	char			 tmp_name[NAME_MAX + 1];
 	char			 final_name[NAME_MAX + 1];
+	char			 folder[NAME_MAX + 1];	/* "" or ".Junk" */
+	char			 location[2 * NAME_MAX + 2];	/* deliver.h */
 
 	/* the file's work in a sync thread (see struct maildir_syncer) */
 	struct maildir_delivery	*next;		/* queue link */
@@ -456,6 +468,11 @@ maildir_close(struct maildir **md_r)
 		close(md->new_fd);
 	if (md->cur_fd != -1)
 		close(md->cur_fd);
+	for (; md->nfolders > 0; md->nfolders--) {
+		close(md->folders[md->nfolders - 1].new_fd);
+		close(md->folders[md->nfolders - 1].cur_fd);
+	}
+	free(md->folders);
 	free(md->path);
 	free(md);
 	*md_r = NULL;
@@ -689,18 +706,19 @@ maildir_delivery_size(const struct maildir_delivery *d)
  * could defeat.  -1 with errno set (EEXIST: the name is taken).
  */
 static int
-move_noreplace(struct maildir *md, const char *old, const char *new)
+move_noreplace(struct maildir *md, const char *old, int new_fd,
+    const char *new)
 {
 	struct stat st;
 
 #ifdef HAVE_RENAMEAT2
-	if (renameat2(md->tmp_fd, old, md->new_fd, new, RENAME_NOREPLACE) == 0)
+	if (renameat2(md->tmp_fd, old, new_fd, new, RENAME_NOREPLACE) == 0)
 		return 0;
 	if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP &&
 	    errno != EOPNOTSUPP)
 		return -1;
 #endif
-	if (linkat(md->tmp_fd, old, md->new_fd, new, 0) == 0) {
+	if (linkat(md->tmp_fd, old, new_fd, new, 0) == 0) {
 		/* A leftover link in tmp/ is harmless: clean_tmp takes it. */
 		if (unlinkat(md->tmp_fd, old, 0) == -1)
 			log_debug("unlink(%s/tmp/%s): %s", md->path, old,
@@ -710,11 +728,96 @@ move_noreplace(struct maildir *md, const char *old, const char *new)
 	if (errno == EEXIST || (errno != EPERM && errno != ENOTSUP &&
 	    errno != EOPNOTSUPP && errno != EXDEV && errno != EMLINK))
 		return -1;
-	if (fstatat(md->new_fd, new, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+	if (fstatat(new_fd, new, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		errno = EEXIST;
 		return -1;
 	}
-	return renameat(md->tmp_fd, old, md->new_fd, new);
+	return renameat(md->tmp_fd, old, new_fd, new);
+}
+
+/* Open directory `sub` of the Maildir++ folder at `path` into *fd_r. */
+static int
+open_folder_sub(const char *path, const char *sub, int *fd_r,
+    struct pf_error *err)
+{
+	char buf[PATH_MAX];
+
+	if (path_join(buf, sizeof(buf), path, sub, err) == -1)
+		return -1;
+	if ((*fd_r = open(buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return pf_error_set_errno(err, PF_FAIL_IO, "open(%s)", buf);
+	return 0;
+}
+
+/*
+ * The Maildir++ folder `name` (".Junk") of md, made if missing: tmp/,
+ * new/, cur/ and the `maildirfolder` file that marks it, every new entry
+ * fsynced (doc/DESIGN.md §10.2), so that the folder is durable before
+ * anything is renamed into it.  Kept open until maildir_close.
+ */
+static int
+folder_open(struct maildir *md, const char *name, struct md_folder **f_r,
+    struct pf_error *err)
+{
+	struct md_folder f = { .new_fd = -1, .cur_fd = -1 };
+	char path[PATH_MAX], mark[PATH_MAX];
+	size_t i;
+	int fd;
+
+	for (i = 0; i < md->nfolders; i++) {
+		if (strcmp(md->folders[i].name, name) == 0) {
+			*f_r = &md->folders[i];
+			return 0;
+		}
+	}
+	if (path_join(path, sizeof(path), md->path, name, err) == -1 ||
+	    path_join(mark, sizeof(mark), path, "maildirfolder", err) == -1 ||
+	    maildir_create(path, err) == -1)
+		return -1;
+	fd = open(mark, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return pf_error_set_errno(err, PF_FAIL_IO, "open(%s)", mark);
+	close(fd);
+	if (pf_fsync_dir(path, err) == -1 ||
+	    open_folder_sub(path, "new", &f.new_fd, err) == -1 ||
+	    open_folder_sub(path, "cur", &f.cur_fd, err) == -1) {
+		if (f.new_fd != -1)
+			close(f.new_fd);
+		return -1;
+	}
+	snprintf(f.name, sizeof(f.name), "%s", name);
+	md->folders = xreallocarray(md->folders, md->nfolders + 1,
+	    sizeof(*md->folders));
+	md->folders[md->nfolders] = f;
+	*f_r = &md->folders[md->nfolders++];
+	return 0;
+}
+
+int
+maildir_deliver_folder(struct maildir_delivery *d, const char *folder,
+    struct pf_error *err)
+{
+	int n;
+
+	if (d->state != DELIVERY_FINISHED)
+		return pf_error_set(err, PF_FAIL_INTERNAL,
+		    "maildir_deliver_folder on a delivery not finished");
+	if (folder == NULL || folder[0] == '\0') {
+		d->folder[0] = '\0';
+		return 0;
+	}
+	if (!deliver_folder_ok(folder))
+		return pf_error_set(err, PF_FAIL_INTERNAL,
+		    "maildir_deliver_folder: not a folder name");
+	n = snprintf(d->folder, sizeof(d->folder), ".%s", folder);
+	if (n < 0 || (size_t)n >= sizeof(d->folder) ||
+	    snprintf(d->location, sizeof(d->location), "%s/%s", d->folder,
+	    d->final_name) >= (int)sizeof(d->location)) {
+		d->folder[0] = '\0';
+		return pf_error_set(err, PF_FAIL_IO, "folder name too long: %s",
+		    folder);
+	}
+	return 0;
 }
 
 int
@@ -734,23 +837,46 @@ maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
 			return -1;
 	}
 	for (i = 0; i < n; i++) {
+		struct md_folder *f = NULL;
+		const char *sep = d[i]->folder[0] != '\0' ? "/" : "";
+
 		if (placed_r != NULL)
 			placed_r[i] = false;
-		if (move_noreplace(md, d[i]->tmp_name, d[i]->final_name) == -1) {
+		if (d[i]->folder[0] != '\0' &&
+		    folder_open(md, d[i]->folder, &f, err) == -1)
+			return -1;
+		if (move_noreplace(md, d[i]->tmp_name, f != NULL ? f->new_fd :
+		    md->new_fd, d[i]->final_name) == -1) {
 			if (errno == EEXIST && placed_r != NULL) {
-				log_warnx("%s/new/%s exists already: not "
+				log_warnx("%s/%s%snew/%s exists already: not "
 				    "replaced; the message will be fetched "
-				    "again", md->path, d[i]->final_name);
+				    "again", md->path, d[i]->folder, sep,
+				    d[i]->final_name);
 				continue;
 			}
 			return pf_error_set_errno(err, PF_FAIL_IO,
-			    "rename(%s/tmp/%s, %s/new/%s)", md->path,
-			    d[i]->tmp_name, md->path, d[i]->final_name);
+			    "rename(%s/tmp/%s, %s/%s%snew/%s)", md->path,
+			    d[i]->tmp_name, md->path, d[i]->folder, sep,
+			    d[i]->final_name);
 		}
 		d[i]->state = DELIVERY_COMMITTED;
 		if (placed_r != NULL)
 			placed_r[i] = true;
-		placed++;
+		if (f != NULL)
+			f->dirty = true;
+		else
+			placed++;
+	}
+	for (i = 0; i < md->nfolders; i++) {
+		struct md_folder *f = &md->folders[i];
+		char sub[NAME_MAX + 8];
+
+		if (!f->dirty)
+			continue;
+		f->dirty = false;
+		snprintf(sub, sizeof(sub), "%s/new", f->name);
+		if (fsync_dir_fd(f->new_fd, md->path, sub, err) == -1)
+			return -1;
 	}
 	if (placed == 0)
 		return 0;
@@ -852,15 +978,88 @@ scan_for(struct maildir *md, int dirfd, const char *sub,
 	return 0;
 }
 
+/*
+ * Is `location` ".Junk/NAME", a delivery into a Maildir++ folder?  Then
+ * folder (size NAME_MAX + 1) gets ".Junk" and *name_r points at NAME.
+ */
+static bool
+split_folder(const char *location, char *folder, const char **name_r)
+{
+	const char *slash = strchr(location, '/');
+	size_t len;
+
+	if (slash == NULL || location[0] != '.')
+		return false;
+	len = (size_t)(slash - location);
+	if (len < 2 || len > NAME_MAX)
+		return false;
+	memcpy(folder, location, len);
+	folder[len] = '\0';
+	*name_r = slash + 1;
+	return deliver_folder_ok(folder + 1) && name_is_plain(*name_r);
+}
+
+/* maildir_find_delivered for one delivery into a Maildir++ folder; one
+ * that does not exist holds nothing. */
+static int
+find_in_folder(struct maildir *md, const char *folder, const char *name,
+    bool *found_r, struct pf_error *err)
+{
+	char path[PATH_MAX], sub[NAME_MAX + 8];
+	struct stat st;
+	int new_fd = -1, cur_fd = -1, rc = -1;
+
+	*found_r = false;
+	if (path_join(path, sizeof(path), md->path, folder, err) == -1)
+		return -1;
+	errno = 0;
+	if (open_folder_sub(path, "new", &new_fd, err) == -1 ||
+	    open_folder_sub(path, "cur", &cur_fd, err) == -1) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			rc = 0;
+		goto done;
+	}
+	if (fstatat(new_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		*found_r = true;
+	snprintf(sub, sizeof(sub), "%s/cur", folder);
+	if (!*found_r && scan_for(md, cur_fd, sub, &name, 1, found_r,
+	    err) == -1)
+		goto done;
+	snprintf(sub, sizeof(sub), "%s/new", folder);
+	if (!*found_r && scan_for(md, new_fd, sub, &name, 1, found_r,
+	    err) == -1)
+		goto done;
+	/* What the caller marks done next must be durable first. */
+	if (*found_r && (fsync_dir_fd(new_fd, md->path, sub, err) == -1 ||
+	    (snprintf(sub, sizeof(sub), "%s/cur", folder),
+	    fsync_dir_fd(cur_fd, md->path, sub, err) == -1)))
+		goto done;
+	rc = 0;
+done:
+	if (new_fd != -1)
+		close(new_fd);
+	if (cur_fd != -1)
+		close(cur_fd);
+	return rc;
+}
+
 int
 maildir_find_delivered(struct maildir *md, const char *const *names,
     size_t n, bool *found_r, struct pf_error *err)
 {
+	char folder[NAME_MAX + 1];
+	const char *name;
 	struct stat st;
 	size_t i, missing = 0, found = 0;
 
 	for (i = 0; i < n; i++) {
 		found_r[i] = false;
+		if (split_folder(names[i], folder, &name)) {
+			if (find_in_folder(md, folder, name, &found_r[i],
+			    err) == -1)
+				return -1;
+			continue;
+		}
 		if (!name_is_plain(names[i]))
 			continue;
 		if (fstatat(md->new_fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0)
@@ -1014,6 +1213,14 @@ looks_like_maildir(const char *dir)
 	return true;
 }
 
+/* A recorded target that no other backend claims is a Maildir's path. */
+static bool
+be_owns(const char *target)
+{
+	(void)target;
+	return true;
+}
+
 static int
 be_open(const char *target, enum deliver_open_mode how, struct deliver **t_r,
     struct pf_error *err)
@@ -1070,8 +1277,16 @@ be_finish(struct deliver_msg *m, struct pf_error *err)
 static const char *
 be_location(const struct deliver_msg *m)
 {
-	return maildir_delivery_name((const struct maildir_delivery *)
-	    (const void *)m);
+	const struct maildir_delivery *d = (const void *)m;
+
+	return d->folder[0] != '\0' ? d->location : maildir_delivery_name(d);
+}
+
+static int
+be_label(struct deliver_msg *m, const struct deliver_label *l,
+    struct pf_error *err)
+{
+	return maildir_deliver_folder(MDD(m), l->folder, err);
 }
 
 static uint64_t
@@ -1083,16 +1298,20 @@ be_size(const struct deliver_msg *m)
 
 static int
 be_commit(struct deliver *t, struct deliver_msg *const *m, size_t n,
-    bool *placed_r, struct pf_error *err)
+    struct deliver_result *res, struct pf_error *err)
 {
 	struct maildir_delivery **d = xcalloc(n + 1, sizeof(*d));
+	bool *placed = xcalloc(n + 1, sizeof(*placed));
 	size_t i;
 	int rc;
 
 	for (i = 0; i < n; i++)
 		d[i] = MDD(m[i]);
-	rc = maildir_commit(MD(t), d, n, placed_r, err);
+	rc = maildir_commit(MD(t), d, n, placed, err);
+	for (i = 0; i < n; i++)
+		res[i].status = placed[i] ? DELIVER_PLACED : DELIVER_TAKEN;
 	free(d);
+	free(placed);
 	return rc;
 }
 
@@ -1119,6 +1338,7 @@ be_clean(struct deliver *t, size_t *removed_r, struct pf_error *err)
 
 const struct deliver_backend deliver_maildir = {
 	.kind = "maildir",
+	.owns = be_owns,
 	.open = be_open,
 	.close = be_close,
 	.target = be_target,
@@ -1126,6 +1346,7 @@ const struct deliver_backend deliver_maildir = {
 	.write = be_write,
 	.finish = be_finish,
 	.location = be_location,
+	.label = be_label,
 	.size = be_size,
 	.commit = be_commit,
 	.free = be_free,

@@ -88,10 +88,20 @@ const char *maildir_delivery_name(const struct maildir_delivery *d);
 uint64_t maildir_delivery_size(const struct maildir_delivery *d);
 
 /*
+ * After maildir_deliver_finish: deliver d into the Maildir++ folder
+ * `folder` ("Junk" for .Junk/; NULL or "": the inbox), made at commit
+ * time if missing.  The name must pass deliver_folder_ok (deliver.h).
+ * The location (deliver.h) is then ".Junk/NAME".
+ */
+int	maildir_deliver_folder(struct maildir_delivery *d, const char *folder,
+	    struct pf_error *err);
+
+/*
  * Wait until every delivery of the batch is fsynced and closed (failing
  * with PF_FAIL_IO, "fsync(FILE): ...", if one was not: nothing is renamed
- * then), move them into new/ (one rename each, never replacing a file:
- * doc/DESIGN.md §7) and then fsync new/ once, so that all of them are
+ * then), move them into new/ of the inbox or of their folder (one rename
+ * each, never replacing a file: doc/DESIGN.md §7) and then fsync each
+ * new/ once, so that all of them are
  * durable.  placed_r[i] (placed_r may be NULL) tells whether delivery i is
  * in new/: false when its name was taken already, which is then a warning
  * and not a failure (the caller drops its pending row; the delivery stays

@@ -1100,7 +1100,7 @@ seen_pending_add(struct seen *s, const struct seen_entry *entries, size_t n,
 		return -1;
 	for (i = 0; i < n; i++) {
 		if (entries[i].uidl == NULL || entries[i].uidl[0] == '\0' ||
-		    entries[i].location == NULL || entries[i].location[0] == '\0' ||
+		    entries[i].location == NULL ||
 		    entries[i].size > INT64_MAX)
 			return pf_error_set(err, PF_FAIL_INTERNAL,
 			    "seen_pending_add: entry %zu is incomplete", i);

@@ -65,7 +65,8 @@ struct seen_who {
 struct seen_entry {
 	const char	*uidl;		/* the key: UIDL (untrusted!) or digest */
 	const char	*location;	/* where in its target (store/deliver.h;
-					 * a Maildir file name) */
+					 * a Maildir file name); "": discarded
+					 * by a filter, nothing delivered */
 	const char	*target;	/* the delivery target it went to (a
 					 * Maildir's path); NULL: unknown (a row
 					 * from before schema 2) */

@@ -266,7 +266,8 @@ test_seam_roundtrip(void **state)
 	struct deliver_msg *m[2] = { NULL, NULL };
 	struct pf_error err;
 	const char *names[3];
-	bool placed_r[2] = { false, false }, found[3] = { true, true, true };
+	struct deliver_result placed_r[2];
+	bool found[3] = { true, true, true };
 	char loc0[256], path[PATH_MAX];
 	size_t removed = 99;
 	struct timespec ts[2];
@@ -285,8 +286,8 @@ test_seam_roundtrip(void **state)
 	assert_int_equal(test_count_entries(f->md, "new"), 0);
 
 	assert_int_equal(deliver_commit(t, m, 2, placed_r, &err), 0);
-	assert_true(placed_r[0]);
-	assert_true(placed_r[1]);
+	assert_int_equal(placed_r[0].status, DELIVER_PLACED);
+	assert_int_equal(placed_r[1].status, DELIVER_PLACED);
 	assert_true(file_holds(f->md, "new", deliver_location(m[0]),
 	    "Subject: a\n\nbody\n", 17));
 	assert_true(file_holds(f->md, "new", deliver_location(m[1]),
@@ -687,7 +688,7 @@ recover_child(const struct fixture *f)
 	struct pf_error err;
 	struct seen *s = NULL;
 	static char big[MAILDIR_WRITE_BUF + 1];
-	bool ok[3];
+	struct deliver_result ok[3];
 
 	memset(&err, 0, sizeof(err));
 	memset(big, 'B', sizeof(big));
@@ -727,9 +728,12 @@ recover_child(const struct fixture *f)
 	batch[1] = b;
 	batch[2] = h;
 	CHILD_CHECK(deliver_commit(md, batch, 3, ok, &err) == 0);
-	CHILD_CHECK(ok[0] && ok[1] && ok[2]);
-	CHILD_CHECK(deliver_commit(other, &e, 1, ok, &err) == 0 && ok[0]);
-	CHILD_CHECK(deliver_commit(gone, &g, 1, ok, &err) == 0 && ok[0]);
+	CHILD_CHECK(ok[0].status == DELIVER_PLACED &&
+	    ok[1].status == DELIVER_PLACED && ok[2].status == DELIVER_PLACED);
+	CHILD_CHECK(deliver_commit(other, &e, 1, ok, &err) == 0 &&
+	    ok[0].status == DELIVER_PLACED);
+	CHILD_CHECK(deliver_commit(gone, &g, 1, ok, &err) == 0 &&
+	    ok[0].status == DELIVER_PLACED);
 	printf("%s\n", deliver_location(b));
 	fflush(stdout);
 	kill(getpid(), SIGKILL);
@@ -839,14 +843,14 @@ test_recover_not_a_maildir(void **state)
 	struct seen_status st;
 	struct pf_error err;
 	char path[PATH_MAX];
-	bool ok = false;
+	struct deliver_result ok;
 
 	m = finished(o, "x\n", 2);
 	row = (struct seen_entry){ .uidl = "x", .location = deliver_location(m),
 	    .target = f->other, .size = 2, .fetched = 1 };
 	assert_int_equal(seen_pending_add(s, &row, 1, &err), 0);
 	assert_int_equal(deliver_commit(o, &m, 1, &ok, &err), 0);
-	assert_true(ok);
+	assert_int_equal(ok.status, DELIVER_PLACED);
 	deliver_free(&m);
 	deliver_close(&o);
 	test_pathf(path, sizeof(path), "%s/cur", f->other);
