@@ -2,6 +2,7 @@
  * XOAUTH2) and the APOP digest (RFC 1939 §7 example). */
 #include "config.h"
 
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -12,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "conf.h"
 #include "crypto.h"
 #include "error.h"
 #include "sasl.h"
@@ -362,6 +364,64 @@ test_names(void **state)
 	    "XOAUTH2");
 }
 
+/*
+ * The table of mechanisms, row by row: what pop3.c and config/ rely on.
+ * A new row that config does not know by the same word, or whose
+ * exposure disagrees with config's tls = none check, fails here.
+ */
+static void
+test_table(void **state)
+{
+	const struct sasl_mech *m, *o;
+	struct pf_error err;
+	struct sasl *sa;
+	char lower[64], *ir, autos[256] = "";
+	size_t i, j, k;
+
+	(void)state;
+	for (i = 0; (m = sasl_mech_at(i)) != NULL; i++) {
+		assert_non_null(m->name);
+		assert_true(strlen(m->name) < sizeof(lower));
+		assert_ptr_equal(sasl_mech_find(m->name), m);
+		for (k = 0; m->name[k] != '\0'; k++)
+			lower[k] = (char)tolower((unsigned char)m->name[k]);
+		lower[k] = '\0';
+		assert_ptr_equal(sasl_mech_find(lower), m);
+		/* config's word for it is its name, and it is this row's. */
+		assert_string_equal(conf_auth_name(m->conf), lower);
+		assert_ptr_equal(sasl_mech_for_conf(m->conf), m);
+		assert_int_equal(conf_auth_reveals_secret(m->conf),
+		    m->reveals_secret);
+		for (j = 0; j < i; j++) {
+			o = sasl_mech_at(j);
+			assert_int_not_equal(o->conf, m->conf);
+		}
+		/* Every mechanism speaks first, once. */
+		assert_non_null(m->first);
+		sa = sasl_new(m, "u", "p", &err);
+		assert_non_null(sa);
+		ir = sasl_initial_response(sa, &err);
+		assert_non_null(ir);
+		assert_true(ir[0] != '\0');
+		secret_free(&ir);
+		sasl_free(&sa);
+		if (m->in_auto) {
+			if (autos[0] != '\0')
+				strcat(autos, " ");
+			strcat(autos, m->name);
+		}
+	}
+	assert_true(i > 0);
+	assert_null(sasl_mech_at(i));
+	assert_null(sasl_mech_find("CRAM-MD5"));
+	/* POP3's own ways and auto are not SASL rows. */
+	assert_null(sasl_mech_for_conf(CONF_AUTH_AUTO));
+	assert_null(sasl_mech_for_conf(CONF_AUTH_USER));
+	assert_null(sasl_mech_for_conf(CONF_AUTH_APOP));
+	/* popfetch.conf(5): auto prefers SCRAM-SHA-256, then PLAIN. */
+	assert_string_equal(autos, "SCRAM-SHA-256 PLAIN");
+}
+
 int
 main(void)
 {
@@ -377,6 +437,7 @@ main(void)
 		cmocka_unit_test(test_xoauth2),
 		cmocka_unit_test(test_apop),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_table),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
