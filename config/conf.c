@@ -189,12 +189,12 @@ static void
 auth_allowed(char *buf, size_t size)
 {
 	size_t i;
-	int n;
 
 	buf[0] = '\0';
 	for (i = 0; i < NELEM(auth_kinds); i++) {
-		n = (int)strlen(buf);
-		snprintf(buf + n, size - (size_t)n, "%s%s", i > 0 ? ", " : "",
+		size_t n = strlen(buf);
+
+		snprintf(buf + n, size - n, "%s%s", i > 0 ? ", " : "",
 		    auth_kinds[i].name);
 	}
 }
@@ -631,7 +631,7 @@ check_value(const struct opt_def *def, const char *value, char *why,
     size_t whysize)
 {
 	unsigned char fpr[32];
-	char buf[80], allowed[160];
+	char buf[80];
 	uint64_t n;
 	bool b;
 
@@ -694,6 +694,8 @@ check_value(const struct opt_def *def, const char *value, char *why,
 		return 0;
 	case KIND_AUTH:
 		if (parse_auth(value) == -1) {
+			char allowed[160];
+
 			auth_allowed(allowed, sizeof(allowed));
 			snprintf(why, whysize, "invalid value '%s' (allowed: "
 			    "%s)", shown(value, buf, sizeof(buf)), allowed);
