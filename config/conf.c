@@ -145,17 +145,59 @@ static const char *const tls_names[] = {
 };
 #define TLS_ALLOWED	"implicit, starttls, none"
 
-static const char *const auth_names[] = {
-	[CONF_AUTH_AUTO] = "auto",
-	[CONF_AUTH_USER] = "user",
-	[CONF_AUTH_APOP] = "apop",
-	[CONF_AUTH_PLAIN] = "plain",
-	[CONF_AUTH_SCRAM_SHA_256] = "scram-sha-256",
-	[CONF_AUTH_XOAUTH2] = "xoauth2",
+/*
+ * The `auth` values, indexed by enum conf_auth: the word, and what an
+ * eavesdropper learns over tls = none (refused without
+ * allow_plaintext_password unless nothing).  A SASL mechanism is also a row
+ * of fetcher/sasl.c's table, whose reveals_secret says the same (test_sasl
+ * holds them together); doc/DESIGN.md §9.3.
+ */
+enum auth_exposure {
+	EXPOSES_NOTHING,	/* never the password itself */
+	EXPOSES_PASSWORD,
+	EXPOSES_TOKEN,		/* the access token password_command prints */
 };
-#define AUTH_ALLOWED	"auto, user, apop, plain, scram-sha-256, xoauth2"
+
+static const struct auth_kind {
+	const char		*name;
+	enum auth_exposure	 exposes;
+} auth_kinds[] = {
+	[CONF_AUTH_AUTO] = { "auto", EXPOSES_PASSWORD },	/* may */
+	[CONF_AUTH_USER] = { "user", EXPOSES_PASSWORD },
+	[CONF_AUTH_APOP] = { "apop", EXPOSES_NOTHING },
+	[CONF_AUTH_PLAIN] = { "plain", EXPOSES_PASSWORD },
+	[CONF_AUTH_SCRAM_SHA_256] = { "scram-sha-256", EXPOSES_NOTHING },
+	[CONF_AUTH_XOAUTH2] = { "xoauth2", EXPOSES_TOKEN },
+};
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* The `auth` value named `s` (any case), or -1. */
+static int
+parse_auth(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < NELEM(auth_kinds); i++)
+		if (strcasecmp(s, auth_kinds[i].name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* "auto, user, ..." for the error message. */
+static void
+auth_allowed(char *buf, size_t size)
+{
+	size_t i;
+
+	buf[0] = '\0';
+	for (i = 0; i < NELEM(auth_kinds); i++) {
+		size_t n = strlen(buf);
+
+		snprintf(buf + n, size - n, "%s%s", i > 0 ? ", " : "",
+		    auth_kinds[i].name);
+	}
+}
 
 /* What we know about one `account` section while and after parsing. */
 struct sec_info {
@@ -651,9 +693,12 @@ check_value(const struct opt_def *def, const char *value, char *why,
 		}
 		return 0;
 	case KIND_AUTH:
-		if (parse_name(value, auth_names, NELEM(auth_names)) == -1) {
+		if (parse_auth(value) == -1) {
+			char allowed[160];
+
+			auth_allowed(allowed, sizeof(allowed));
 			snprintf(why, whysize, "invalid value '%s' (allowed: "
-			    AUTH_ALLOWED ")", shown(value, buf, sizeof(buf)));
+			    "%s)", shown(value, buf, sizeof(buf)), allowed);
 			return -1;
 		}
 		return 0;
@@ -1434,8 +1479,8 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 	a->user = xstrdup(e.value);
 
 	e = effective(sec, si, OPT_AUTH);
-	a->auth = e.value != NULL ? (enum conf_auth)parse_name(e.value,
-	    auth_names, NELEM(auth_names)) : CONF_AUTH_AUTO;
+	a->auth = e.value != NULL ? (enum conf_auth)parse_auth(e.value) :
+	    CONF_AUTH_AUTO;
 	a->allow_plaintext_password = eff_bool(effective(sec, si,
 	    OPT_ALLOW_PLAINTEXT), false);
 
@@ -1464,11 +1509,11 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 		    "together with password (line %d); use one of them",
 		    pw.line);
 	if (pw.value == NULL && cmd.value == NULL) {
-		if (a->auth == CONF_AUTH_XOAUTH2)
+		if (auth_kinds[a->auth].exposes == EXPOSES_TOKEN)
 			return fail_at(si->start_line, name, "password",
-			    "missing: with auth = xoauth2 set password_command "
+			    "missing: with auth = %s set password_command "
 			    "(prints the access token) or password (a static "
-			    "token)");
+			    "token)", auth_kinds[a->auth].name);
 		return fail_at(si->start_line, name, "password", "missing: "
 		    "set password or password_command");
 	}
@@ -1484,25 +1529,24 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 	 * over a plain connection states none.
 	 */
 	if (a->tls == CONF_TLS_NONE && !a->allow_plaintext_password) {
-		switch (a->auth) {
-		case CONF_AUTH_APOP:
-		case CONF_AUTH_SCRAM_SHA_256:
-			break;
-		case CONF_AUTH_AUTO:
+		if (a->auth == CONF_AUTH_AUTO)
 			return fail_at(tls.line, name, "tls", "tls = none with "
 			    "auth = auto may send the password in clear text; "
 			    "set allow_plaintext_password = true, or auth = "
 			    "apop (or scram-sha-256)");
-		case CONF_AUTH_XOAUTH2:
+		switch (auth_kinds[a->auth].exposes) {
+		case EXPOSES_NOTHING:
+			break;
+		case EXPOSES_TOKEN:
 			return fail_at(tls.line, name, "tls", "tls = none with "
-			    "auth = xoauth2 sends the access token in clear "
-			    "text; set allow_plaintext_password = true, or use "
-			    "tls = implicit or starttls");
-		default:
+			    "auth = %s sends the access token in clear text; "
+			    "set allow_plaintext_password = true, or use tls = "
+			    "implicit or starttls", auth_kinds[a->auth].name);
+		case EXPOSES_PASSWORD:
 			return fail_at(tls.line, name, "tls", "tls = none with "
 			    "auth = %s sends the password in clear text; set "
 			    "allow_plaintext_password = true, or use tls = "
-			    "implicit or starttls", auth_names[a->auth]);
+			    "implicit or starttls", auth_kinds[a->auth].name);
 		}
 	}
 
@@ -1886,9 +1930,16 @@ conf_tls_name(enum conf_tls tls)
 const char *
 conf_auth_name(enum conf_auth auth)
 {
-	if ((size_t)auth < NELEM(auth_names))
-		return auth_names[auth];
+	if ((size_t)auth < NELEM(auth_kinds))
+		return auth_kinds[auth].name;
 	return "?";
+}
+
+bool
+conf_auth_reveals_secret(enum conf_auth auth)
+{
+	return (size_t)auth >= NELEM(auth_kinds) ||
+	    auth_kinds[auth].exposes != EXPOSES_NOTHING;
 }
 
 const char *

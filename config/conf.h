@@ -100,6 +100,11 @@ const struct conf_account *conf_account_find(const struct conf *conf,
 const char *conf_tls_name(enum conf_tls tls);
 /* "auto", "user", "apop", "plain", "scram-sha-256", "xoauth2". */
 const char *conf_auth_name(enum conf_auth auth);
+/*
+ * Does `auth` send the password or token in clear text, so that
+ * tls = none needs allow_plaintext_password (auto: it may, so true)?
+ */
+bool	conf_auth_reveals_secret(enum conf_auth auth);
 
 /*
  * Parse a fingerprint in the form `tls_fingerprint` accepts: SHA-256 in hex,

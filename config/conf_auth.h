@@ -6,6 +6,8 @@
 #ifndef POPFETCH_CONF_AUTH_H
 #define POPFETCH_CONF_AUTH_H
 
+/* A value per `auth` word, each with its row in conf.c's auth_kinds[]; a
+ * SASL mechanism's also names its row in fetcher/sasl.c (DESIGN.md §9.3). */
 enum conf_auth {
 	CONF_AUTH_AUTO = 0,
 	CONF_AUTH_USER,

@@ -890,21 +890,43 @@ pop3_stls(struct pop3 *s, struct pf_error *err)
 
 /* ---- authentication ---- */
 
-enum auth_method {
-	AM_SCRAM,
-	AM_PLAIN,
-	AM_XOAUTH2,
+/*
+ * A way to log in: a SASL mechanism, any row of sasl.c's table, or one of
+ * POP3's own commands (RFC 1939 §7), which are not SASL.
+ */
+enum auth_kind {
+	AM_SASL,
 	AM_USER,
 	AM_APOP,
 };
 
-static const char *const auth_method_names[] = {
-	[AM_SCRAM] = "SCRAM-SHA-256",
-	[AM_PLAIN] = "PLAIN",
-	[AM_XOAUTH2] = "XOAUTH2",
-	[AM_USER] = "USER",
-	[AM_APOP] = "APOP",
+struct auth_method {
+	enum auth_kind		 kind;
+	const struct sasl_mech	*sasl;		/* AM_SASL only */
 };
+
+/* As `check` prints it ("logged in with: ..."). */
+static const char *
+auth_method_name(const struct auth_method *m)
+{
+	switch (m->kind) {
+	case AM_SASL:
+		return m->sasl->name;
+	case AM_USER:
+		return "USER";
+	case AM_APOP:
+		return "APOP";
+	}
+	return "?";
+}
+
+/* Does it send the password or token as such (Guarantee 5)? */
+static bool
+auth_method_reveals_secret(const struct auth_method *m)
+{
+	return m->kind == AM_USER ||
+	    (m->kind == AM_SASL && m->sasl->reveals_secret);
+}
 
 /* USER/PASS, RFC 1939 §7.  *rejected_r: the server said -ERR. */
 static int
@@ -1019,10 +1041,10 @@ sasl_cancel(struct pop3 *s)
  * initial response with a bare -ERR gets the two-step form once (popfetch.conf(5)).
  */
 static int
-auth_sasl(struct pop3 *s, enum sasl_mech mech, const struct pop3_auth_params *p,
-    bool *rejected_r, struct pf_error *err)
+auth_sasl(struct pop3 *s, const struct sasl_mech *mech,
+    const struct pop3_auth_params *p, bool *rejected_r, struct pf_error *err)
 {
-	const char *name = sasl_mech_name(mech), *line, *text;
+	const char *name = mech->name, *line, *text;
 	struct sasl *sa = NULL;
 	char *ir = NULL, *cmd = NULL, *resp = NULL, *ir_retry = NULL;
 	enum reply_kind kind;
@@ -1125,24 +1147,20 @@ out:
 }
 
 static int
-auth_try(struct pop3 *s, enum auth_method m, const struct pop3_auth_params *p,
-    bool *rejected_r, struct pf_error *err)
+auth_try(struct pop3 *s, const struct auth_method *m,
+    const struct pop3_auth_params *p, bool *rejected_r, struct pf_error *err)
 {
 	*rejected_r = false;
-	switch (m) {
-	case AM_SCRAM:
-		return auth_sasl(s, SASL_MECH_SCRAM_SHA_256, p, rejected_r, err);
-	case AM_PLAIN:
-		return auth_sasl(s, SASL_MECH_PLAIN, p, rejected_r, err);
-	case AM_XOAUTH2:
-		return auth_sasl(s, SASL_MECH_XOAUTH2, p, rejected_r, err);
+	switch (m->kind) {
+	case AM_SASL:
+		return auth_sasl(s, m->sasl, p, rejected_r, err);
 	case AM_USER:
 		return auth_user(s, p, rejected_r, err);
 	case AM_APOP:
 		return auth_apop(s, p, rejected_r, err);
 	}
 	return pf_error_set(err, PF_FAIL_INTERNAL, "unknown auth method %d",
-	    (int)m);
+	    (int)m->kind);
 }
 
 /* May the mechanism be tried: offered by the server, or CAPA unknown? */
@@ -1152,12 +1170,31 @@ sasl_offered(const struct pop3 *s, const char *mech)
 	return !s->capa.known || pop3_has_sasl(s, mech);
 }
 
+/*
+ * The candidates in order.  Only the first two are ever tried (the second
+ * after a rejected first, see pop3_auth), so only those are kept; *ncand
+ * counts them all.
+ */
+#define AUTH_TRIES	2
+
+static void
+add_cand(struct auth_method cand[AUTH_TRIES], size_t *ncand,
+    enum auth_kind kind, const struct sasl_mech *sasl)
+{
+	if (*ncand < AUTH_TRIES) {
+		cand[*ncand].kind = kind;
+		cand[*ncand].sasl = sasl;
+	}
+	(*ncand)++;
+}
+
 int
 pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
     struct pf_error *err)
 {
-	enum auth_method cand[6];
-	size_t ncand = 0;
+	struct auth_method cand[AUTH_TRIES];
+	const struct sasl_mech *m;
+	size_t ncand = 0, i;
 	bool clear_ok = p->tls_active || p->allow_plaintext;
 	bool rejected;
 	int rc;
@@ -1173,19 +1210,24 @@ pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
 
 	switch (p->mode) {
 	case CONF_AUTH_AUTO:
-		/* popfetch.conf(5); SCRAM and APOP never reveal the password. */
-		if (s->capa.known && pop3_has_sasl(s, "SCRAM-SHA-256"))
-			cand[ncand++] = AM_SCRAM;
-		if (clear_ok && s->capa.known && pop3_has_sasl(s, "PLAIN"))
-			cand[ncand++] = AM_PLAIN;
+		/*
+		 * popfetch.conf(5): the SASL mechanisms the server lists, in
+		 * sasl.c's order of preference, those that reveal the secret
+		 * only where clear text is allowed; then USER, then APOP
+		 * (which never reveals the password).
+		 */
+		for (i = 0; (m = sasl_mech_at(i)) != NULL; i++)
+			if (m->in_auto && (clear_ok || !m->reveals_secret) &&
+			    s->capa.known && pop3_has_sasl(s, m->name))
+				add_cand(cand, &ncand, AM_SASL, m);
 		if (clear_ok && (!s->capa.known || s->capa.user))
-			cand[ncand++] = AM_USER;
+			add_cand(cand, &ncand, AM_USER, NULL);
 		if (s->timestamp != NULL)
-			cand[ncand++] = AM_APOP;
+			add_cand(cand, &ncand, AM_APOP, NULL);
 		/* USER not advertised (RFC 2449 §6.5 lets servers omit it):
 		 * still worth a try when nothing else is left. */
 		if (clear_ok && ncand == 0)
-			cand[ncand++] = AM_USER;
+			add_cand(cand, &ncand, AM_USER, NULL);
 		if (ncand == 0)
 			return pf_error_set(err, PF_FAIL_AUTH,
 			    "no usable authentication mechanism: the server "
@@ -1194,63 +1236,53 @@ pop3_auth(struct pop3 *s, const struct pop3_auth_params *p,
 			    "allow_plaintext_password");
 		break;
 	case CONF_AUTH_USER:
-		cand[ncand++] = AM_USER;
+		add_cand(cand, &ncand, AM_USER, NULL);
 		break;
 	case CONF_AUTH_APOP:
 		if (s->timestamp == NULL)
 			return pf_error_set(err, PF_FAIL_AUTH,
 			    "server does not offer APOP (no timestamp in its "
 			    "greeting)");
-		cand[ncand++] = AM_APOP;
-		break;
-	case CONF_AUTH_PLAIN:
-		if (!sasl_offered(s, "PLAIN"))
-			return pf_error_set(err, PF_FAIL_AUTH,
-			    "server does not offer SASL PLAIN");
-		cand[ncand++] = AM_PLAIN;
-		break;
-	case CONF_AUTH_SCRAM_SHA_256:
-		if (!sasl_offered(s, "SCRAM-SHA-256"))
-			return pf_error_set(err, PF_FAIL_AUTH,
-			    "server does not offer SASL SCRAM-SHA-256");
-		cand[ncand++] = AM_SCRAM;
-		break;
-	case CONF_AUTH_XOAUTH2:
-		if (!sasl_offered(s, "XOAUTH2"))
-			return pf_error_set(err, PF_FAIL_AUTH,
-			    "server does not offer SASL XOAUTH2");
-		cand[ncand++] = AM_XOAUTH2;
+		add_cand(cand, &ncand, AM_APOP, NULL);
 		break;
 	default:
-		return pf_error_set(err, PF_FAIL_INTERNAL,
-		    "unknown auth mode %d", (int)p->mode);
+		/* Every other `auth` value names a row of sasl.c's table. */
+		if ((m = sasl_mech_for_conf(p->mode)) == NULL)
+			return pf_error_set(err, PF_FAIL_INTERNAL,
+			    "unknown auth mode %d", (int)p->mode);
+		if (!sasl_offered(s, m->name))
+			return pf_error_set(err, PF_FAIL_AUTH,
+			    "server does not offer SASL %s", m->name);
+		add_cand(cand, &ncand, AM_SASL, m);
+		break;
 	}
 	/* Guarantee 5: a password or token in clear text only inside TLS or
 	 * when the user allowed it. */
-	if (!clear_ok && (cand[0] == AM_USER || cand[0] == AM_PLAIN ||
-	    cand[0] == AM_XOAUTH2))
+	if (!clear_ok && auth_method_reveals_secret(&cand[0]))
 		return pf_error_set(err, PF_FAIL_CONFIG,
 		    "refusing to send a clear-text password without TLS "
 		    "(set allow_plaintext_password to allow it)");
 
-	rc = auth_try(s, cand[0], p, &rejected, err);
+	rc = auth_try(s, &cand[0], p, &rejected, err);
 	/*
-	 * popfetch.conf(5): inside TLS, a rejected SCRAM attempt gets one attempt with
-	 * the next mechanism (the server may advertise SCRAM for users whose
-	 * stored password cannot do it).  Not after [IN-USE] and the like,
-	 * and not when the server failed our checks.
+	 * popfetch.conf(5): inside TLS, a rejected SASL mechanism that keeps
+	 * the secret hidden (SCRAM) gets one attempt with the next candidate:
+	 * the server may advertise it for users whose stored password cannot
+	 * do it.  Not after [IN-USE] and the like, and not when the server
+	 * failed our checks.
 	 */
-	if (rc == -1 && cand[0] == AM_SCRAM && p->tls_active && ncand > 1 &&
+	if (rc == -1 && cand[0].kind == AM_SASL &&
+	    !cand[0].sasl->reveals_secret && p->tls_active && ncand > 1 &&
 	    rejected && err->category == PF_FAIL_AUTH &&
 	    pop3_is_synchronised(s)) {
-		log_debug("%s: SCRAM-SHA-256 rejected, trying %s", s->account,
-		    auth_method_names[cand[1]]);
-		rc = auth_try(s, cand[1], p, &rejected, err);
+		log_debug("%s: %s rejected, trying %s", s->account,
+		    auth_method_name(&cand[0]), auth_method_name(&cand[1]));
+		rc = auth_try(s, &cand[1], p, &rejected, err);
 		if (rc == 0)
 			cand[0] = cand[1];
 	}
 	if (rc == 0)
-		s->mech_used = auth_method_names[cand[0]];
+		s->mech_used = auth_method_name(&cand[0]);
 	return rc;
 }
 

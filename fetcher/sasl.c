@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 
 #include "crypto.h"
@@ -38,7 +39,7 @@ enum sasl_state {
 };
 
 struct sasl {
-	enum sasl_mech	 mech;
+	const struct sasl_mech *mech;
 	enum sasl_state	 state;
 	char		*user;
 	char		*secret;
@@ -49,19 +50,8 @@ struct sasl {
 
 static char	*test_nonce;
 
-static const char *const mech_names[] = {
-	[SASL_MECH_PLAIN] = "PLAIN",
-	[SASL_MECH_SCRAM_SHA_256] = "SCRAM-SHA-256",
-	[SASL_MECH_XOAUTH2] = "XOAUTH2",
-};
-
-const char *
-sasl_mech_name(enum sasl_mech mech)
-{
-	if ((size_t)mech >= sizeof(mech_names) / sizeof(mech_names[0]))
-		return "?";
-	return mech_names[mech];
-}
+static int	scram_step(struct sasl *, const unsigned char *, size_t, char **,
+		    struct pf_error *);
 
 void
 sasl_set_test_nonce(const char *nonce)
@@ -71,42 +61,18 @@ sasl_set_test_nonce(const char *nonce)
 }
 
 struct sasl *
-sasl_new(enum sasl_mech mech, const char *user, const char *secret,
+sasl_new(const struct sasl_mech *mech, const char *user, const char *secret,
     struct pf_error *err)
 {
-	unsigned char raw[SCRAM_NONCE_OCTETS];
 	struct sasl *sa;
-	char *b64 = NULL;
 
 	sa = xcalloc(1, sizeof(*sa));
 	sa->mech = mech;
 	sa->user = xstrdup(user);
 	sa->secret = xstrdup(secret);
-	if (mech != SASL_MECH_SCRAM_SHA_256)
-		return sa;
-	if (test_nonce != NULL) {
-		if (strlen(test_nonce) > SCRAM_NONCE_MAX)
-			goto fail;
-		memcpy(sa->nonce, test_nonce, strlen(test_nonce) + 1);
-		return sa;
-	}
-	if (crypto_random(raw, sizeof(raw)) == -1) {
-		pf_error_set(err, PF_FAIL_INTERNAL,
-		    "no random bytes for the SCRAM nonce");
-		goto fail;
-	}
-	b64 = crypto_base64_encode(raw, sizeof(raw));
-	if (b64 == NULL || strlen(b64) > SCRAM_NONCE_MAX) {
-		pf_error_set(err, PF_FAIL_INTERNAL, "SCRAM nonce encoding");
-		goto fail;
-	}
-	memcpy(sa->nonce, b64, strlen(b64) + 1);
-	free(b64);
+	if (mech->start != NULL && mech->start(sa, err) == -1)
+		sasl_free(&sa);
 	return sa;
-fail:
-	free(b64);
-	sasl_free(&sa);
-	return NULL;
 }
 
 void
@@ -202,7 +168,7 @@ sasl_scram_client_first(struct sasl *sa, struct pf_error *err)
 {
 	char *name;
 
-	if (sa->mech != SASL_MECH_SCRAM_SHA_256 || sa->state != SASL_ST_START) {
+	if (sa->mech->step != scram_step || sa->state != SASL_ST_START) {
 		pf_error_set(err, PF_FAIL_INTERNAL,
 		    "SCRAM client-first out of sequence");
 		return NULL;
@@ -260,7 +226,7 @@ sasl_scram_client_final(struct sasl *sa, const char *msg, size_t len,
 	size_t saltlen = 0, cnlen;
 	unsigned long iterations = 0;
 
-	if (sa->mech != SASL_MECH_SCRAM_SHA_256 || sa->state != SASL_ST_SENT) {
+	if (sa->mech->step != scram_step || sa->state != SASL_ST_SENT) {
 		pf_error_set(err, PF_FAIL_INTERNAL,
 		    "SCRAM client-final out of sequence");
 		return NULL;
@@ -397,7 +363,7 @@ sasl_scram_server_final(struct sasl *sa, const char *msg, size_t len,
 	ssize_t vlen;
 	int ok;
 
-	if (sa->mech != SASL_MECH_SCRAM_SHA_256 ||
+	if (sa->mech->step != scram_step ||
 	    sa->state != SASL_ST_FINAL_SENT)
 		return pf_error_set(err, PF_FAIL_INTERNAL,
 		    "SCRAM server-final out of sequence");
@@ -427,35 +393,185 @@ sasl_scram_server_final(struct sasl *sa, const char *msg, size_t len,
 	return 0;
 }
 
-char *
-sasl_initial_response(struct sasl *sa, struct pf_error *err)
+/* ---- the mechanisms' steps (struct sasl_mech in sasl.h) ---- */
+
+static char *
+plain_first(struct sasl *sa, struct pf_error *err)
+{
+	(void)err;
+	sa->state = SASL_ST_DONE;
+	return sasl_plain_blob(sa->user, sa->secret);
+}
+
+static char *
+xoauth2_first(struct sasl *sa, struct pf_error *err)
+{
+	(void)err;
+	sa->state = SASL_ST_DONE;
+	return sasl_xoauth2_blob(sa->user, sa->secret);
+}
+
+static int
+xoauth2_step(struct sasl *sa, const unsigned char *dec, size_t len,
+    char **response_r, struct pf_error *err)
+{
+	(void)dec;
+	(void)len;
+	(void)err;
+	if (sa->state != SASL_ST_DONE)
+		return 1;
+	/*
+	 * An error report in JSON (Google: {"status":"401", ...}); the
+	 * protocol wants an empty answer, after which the server fails the
+	 * AUTH with -ERR.
+	 */
+	sa->state = SASL_ST_ERROR_SEEN;
+	*response_r = xstrdup("");
+	return 0;
+}
+
+static int
+scram_start(struct sasl *sa, struct pf_error *err)
+{
+	unsigned char raw[SCRAM_NONCE_OCTETS];
+	char *b64;
+
+	if (test_nonce != NULL) {
+		if (strlen(test_nonce) > SCRAM_NONCE_MAX)
+			return -1;
+		memcpy(sa->nonce, test_nonce, strlen(test_nonce) + 1);
+		return 0;
+	}
+	if (crypto_random(raw, sizeof(raw)) == -1)
+		return pf_error_set(err, PF_FAIL_INTERNAL,
+		    "no random bytes for the SCRAM nonce");
+	b64 = crypto_base64_encode(raw, sizeof(raw));
+	if (b64 == NULL || strlen(b64) > SCRAM_NONCE_MAX) {
+		free(b64);
+		return pf_error_set(err, PF_FAIL_INTERNAL,
+		    "SCRAM nonce encoding");
+	}
+	memcpy(sa->nonce, b64, strlen(b64) + 1);
+	free(b64);
+	return 0;
+}
+
+static char *
+scram_first(struct sasl *sa, struct pf_error *err)
 {
 	char *raw, *b64;
 
+	if ((raw = sasl_scram_client_first(sa, err)) == NULL)
+		return NULL;
+	b64 = crypto_base64_encode(raw, strlen(raw));
+	free(raw);
+	if (b64 == NULL)
+		fatalx("base64 encoding failed");
+	return b64;
+}
+
+static int
+scram_step(struct sasl *sa, const unsigned char *dec, size_t len,
+    char **response_r, struct pf_error *err)
+{
+	char *raw;
+
+	if (sa->state == SASL_ST_SENT) {
+		raw = sasl_scram_client_final(sa, (const char *)dec, len, err);
+		if (raw == NULL)
+			return -1;
+		*response_r = crypto_base64_encode(raw, strlen(raw));
+		secret_free(&raw);
+		if (*response_r == NULL)
+			fatalx("base64 encoding failed");
+		return 0;
+	}
+	if (sa->state == SASL_ST_FINAL_SENT) {
+		/* RFC 5034 §4: server-final comes as a challenge, answered
+		 * with an empty line, then +OK. */
+		if (sasl_scram_server_final(sa, (const char *)dec, len,
+		    err) == -1)
+			return -1;
+		*response_r = xstrdup("");
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * Every mechanism popfetch speaks, once.  The order is `auth = auto`'s
+ * preference among the rows with in_auto (popfetch.conf(5)): SCRAM never
+ * reveals the password, PLAIN does and is chosen only where that is
+ * allowed; XOAUTH2 needs a token, so only `auth = xoauth2` asks for it.
+ */
+static const struct sasl_mech mechs[] = {
+	{
+		.name = "SCRAM-SHA-256",
+		.conf = CONF_AUTH_SCRAM_SHA_256,
+		.reveals_secret = false,
+		.in_auto = true,
+		.start = scram_start,
+		.first = scram_first,
+		.step = scram_step,
+	},
+	{
+		.name = "PLAIN",
+		.conf = CONF_AUTH_PLAIN,
+		.reveals_secret = true,
+		.in_auto = true,
+		.first = plain_first,
+	},
+	{
+		.name = "XOAUTH2",
+		.conf = CONF_AUTH_XOAUTH2,
+		.reveals_secret = true,
+		.in_auto = false,
+		.first = xoauth2_first,
+		.step = xoauth2_step,
+	},
+};
+
+const struct sasl_mech *
+sasl_mech_at(size_t i)
+{
+	return i < sizeof(mechs) / sizeof(mechs[0]) ? &mechs[i] : NULL;
+}
+
+const struct sasl_mech *
+sasl_mech_find(const char *name)
+{
+	const struct sasl_mech *m;
+	size_t i;
+
+	for (i = 0; (m = sasl_mech_at(i)) != NULL; i++)
+		if (strcasecmp(m->name, name) == 0)
+			return m;
+	return NULL;
+}
+
+const struct sasl_mech *
+sasl_mech_for_conf(enum conf_auth auth)
+{
+	const struct sasl_mech *m;
+	size_t i;
+
+	for (i = 0; (m = sasl_mech_at(i)) != NULL; i++)
+		if (m->conf == auth)
+			return m;
+	return NULL;
+}
+
+/* ---- the exchange ---- */
+
+char *
+sasl_initial_response(struct sasl *sa, struct pf_error *err)
+{
 	if (sa->state != SASL_ST_START) {
 		pf_error_set(err, PF_FAIL_INTERNAL,
 		    "SASL initial response out of sequence");
 		return NULL;
 	}
-	switch (sa->mech) {
-	case SASL_MECH_PLAIN:
-		sa->state = SASL_ST_DONE;
-		return sasl_plain_blob(sa->user, sa->secret);
-	case SASL_MECH_XOAUTH2:
-		sa->state = SASL_ST_DONE;
-		return sasl_xoauth2_blob(sa->user, sa->secret);
-	case SASL_MECH_SCRAM_SHA_256:
-		if ((raw = sasl_scram_client_first(sa, err)) == NULL)
-			return NULL;
-		b64 = crypto_base64_encode(raw, strlen(raw));
-		free(raw);
-		if (b64 == NULL)
-			fatalx("base64 encoding failed");
-		return b64;
-	}
-	pf_error_set(err, PF_FAIL_INTERNAL, "unknown SASL mechanism %d",
-	    (int)sa->mech);
-	return NULL;
+	return sa->mech->first(sa, err);
 }
 
 int
@@ -464,8 +580,7 @@ sasl_step(struct sasl *sa, const char *challenge, size_t len,
 {
 	unsigned char *dec = NULL;
 	size_t declen = 0;
-	char *raw = NULL;
-	int rc = -1;
+	int rc = 1;
 
 	*response_r = NULL;
 	/* RFC 5034 §4: an empty challenge first asks for the initial response. */
@@ -473,7 +588,7 @@ sasl_step(struct sasl *sa, const char *challenge, size_t len,
 		if (len != 0) {
 			pf_error_set(err, PF_FAIL_PROTO,
 			    "unexpected %s challenge before the initial "
-			    "response", sasl_mech_name(sa->mech));
+			    "response", sa->mech->name);
 			pf_error_set_server(err, challenge, len);
 			return -1;
 		}
@@ -485,53 +600,15 @@ sasl_step(struct sasl *sa, const char *challenge, size_t len,
 		pf_error_set_server(err, challenge, len);
 		return -1;
 	}
-	switch (sa->mech) {
-	case SASL_MECH_XOAUTH2:
-		if (sa->state == SASL_ST_DONE) {
-			/*
-			 * An error report in JSON (Google: {"status":"401",
-			 * ...}); the protocol wants an empty answer, after
-			 * which the server fails the AUTH with -ERR.
-			 */
-			sa->state = SASL_ST_ERROR_SEEN;
-			*response_r = xstrdup("");
-			rc = 0;
-			goto out;
-		}
-		break;
-	case SASL_MECH_SCRAM_SHA_256:
-		if (sa->state == SASL_ST_SENT) {
-			raw = sasl_scram_client_final(sa, (const char *)dec,
-			    declen, err);
-			if (raw == NULL)
-				goto out;
-			*response_r = crypto_base64_encode(raw, strlen(raw));
-			if (*response_r == NULL)
-				fatalx("base64 encoding failed");
-			rc = 0;
-			goto out;
-		}
-		if (sa->state == SASL_ST_FINAL_SENT) {
-			/* RFC 5034 §4: server-final comes as a challenge,
-			 * answered with an empty line, then +OK. */
-			if (sasl_scram_server_final(sa, (const char *)dec,
-			    declen, err) == -1)
-				goto out;
-			*response_r = xstrdup("");
-			rc = 0;
-			goto out;
-		}
-		break;
-	case SASL_MECH_PLAIN:
-		break;
-	}
-	pf_error_set(err, PF_FAIL_PROTO, "unexpected %s challenge",
-	    sasl_mech_name(sa->mech));
-	pf_error_set_server(err, challenge, len);
-out:
-	secret_free(&raw);
+	if (sa->mech->step != NULL)
+		rc = sa->mech->step(sa, dec, declen, response_r, err);
 	free(dec);
-	return rc;
+	if (rc != 1)
+		return rc;
+	pf_error_set(err, PF_FAIL_PROTO, "unexpected %s challenge",
+	    sa->mech->name);
+	pf_error_set_server(err, challenge, len);
+	return -1;
 }
 
 bool

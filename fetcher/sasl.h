@@ -27,18 +27,48 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "conf_auth.h"
 #include "error.h"
-
-enum sasl_mech {
-	SASL_MECH_PLAIN = 0,
-	SASL_MECH_SCRAM_SHA_256,
-	SASL_MECH_XOAUTH2,
-};
 
 struct sasl;
 
-/* "PLAIN", "SCRAM-SHA-256", "XOAUTH2". */
-const char *sasl_mech_name(enum sasl_mech mech);
+/*
+ * A SASL mechanism, described once: a row of the table in sasl.c.  pop3.c
+ * chooses its login from that table (USER/PASS and APOP, not SASL, are its
+ * own); config/ knows the mechanism only as its `auth` word.
+ *
+ * The steps, for sasl.c (every mechanism here is client-first):
+ *   start  prepare a new exchange (SCRAM: the nonce), or NULL; -1 on error.
+ *   first  the client's first message, base64, as a new string released
+ *          with secret_free(); moves sa's state on.
+ *   step   answer one server challenge after the first message: `dec` is
+ *          the decoded challenge (untrusted, may hold NUL), *response_r a
+ *          new base64 string.  0 answered, -1 error (err set), 1 not a
+ *          challenge the mechanism expects now (sasl_step() reports it).
+ *          NULL: no challenge is ever expected.
+ */
+struct sasl_mech {
+	const char	*name;		/* on the wire: CAPA SASL, AUTH */
+	enum conf_auth	 conf;		/* the `auth` value that asks for it */
+	bool		 reveals_secret;	/* without TLS an eavesdropper
+					 * learns the password or token */
+	bool		 in_auto;	/* `auth = auto` may choose it; rows are
+					 * in auto's order of preference */
+	int		(*start)(struct sasl *sa, struct pf_error *err);
+	char		*(*first)(struct sasl *sa, struct pf_error *err);
+	int		(*step)(struct sasl *sa, const unsigned char *dec,
+			    size_t len, char **response_r,
+			    struct pf_error *err);
+};
+
+/* Row i of the table (auto's order of preference), NULL past the end. */
+const struct sasl_mech *sasl_mech_at(size_t i);
+
+/* The row whose name is `name` (any case), or NULL. */
+const struct sasl_mech *sasl_mech_find(const char *name);
+
+/* The row answering to the `auth` value, or NULL (auto, user, apop). */
+const struct sasl_mech *sasl_mech_for_conf(enum conf_auth auth);
 
 /*
  * A client exchange for `mech`.  `user` and `secret` are copied (the copy of
@@ -46,14 +76,14 @@ const char *sasl_mech_name(enum sasl_mech mech);
  * nonce (24 base64 characters from 18 random octets) unless a test nonce is
  * set.  Returns NULL with PF_FAIL_INTERNAL if no randomness is available.
  */
-struct sasl *sasl_new(enum sasl_mech mech, const char *user,
+struct sasl *sasl_new(const struct sasl_mech *mech, const char *user,
 	    const char *secret, struct pf_error *err);
 
 /* Wipe and free the exchange, set *sp to NULL. */
 void	sasl_free(struct sasl **sp);
 
 /*
- * The client's first message, base64-encoded (all three mechanisms are
+ * The client's first message, base64-encoded (every mechanism here is
  * client-first).  It is sent either as the AUTH initial response or in
  * answer to the server's first, empty, challenge.  Returns a new string
  * (caller releases it with secret_free()); calling it twice is an internal

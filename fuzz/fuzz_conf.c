@@ -87,10 +87,10 @@ check_conf(const struct conf *conf)
 		FZ_CHECK(a->tls_ca_file == NULL || a->tls_ca_file[0] != '~');
 		FZ_CHECK(a->port >= 1 && a->port <= 65535);
 		FZ_CHECK(a->tls >= CONF_TLS_IMPLICIT && a->tls <= CONF_TLS_NONE);
-		FZ_CHECK(a->auth >= CONF_AUTH_AUTO &&
-		    a->auth <= CONF_AUTH_XOAUTH2);
 		FZ_CHECK(conf_tls_name(a->tls) != NULL);
-		FZ_CHECK(conf_auth_name(a->auth) != NULL);
+		/* A value config knows ("?" otherwise), the last one included
+		 * whichever it is. */
+		FZ_CHECK(strcmp(conf_auth_name(a->auth), "?") != 0);
 		FZ_CHECK((a->password != NULL) != (a->password_command != NULL));
 		FZ_CHECK(a->password == NULL ||
 		    strpbrk(a->password, "\r\n") == NULL);
@@ -99,8 +99,8 @@ check_conf(const struct conf *conf)
 		FZ_CHECK(a->forget_after_days <= CONF_DELETE_AFTER_DAYS_MAX);
 		FZ_CHECK(a->max_size <= INT64_MAX);
 		if (a->tls == CONF_TLS_NONE && !a->allow_plaintext_password)
-			FZ_CHECK(a->auth == CONF_AUTH_APOP ||
-			    a->auth == CONF_AUTH_SCRAM_SHA_256);
+			FZ_CHECK(a->auth != CONF_AUTH_AUTO &&
+			    !conf_auth_reveals_secret(a->auth));
 	}
 }
 

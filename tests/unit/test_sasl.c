@@ -2,6 +2,7 @@
  * XOAUTH2) and the APOP digest (RFC 1939 §7 example). */
 #include "config.h"
 
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -12,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "conf.h"
 #include "crypto.h"
 #include "error.h"
 #include "sasl.h"
@@ -52,7 +54,7 @@ scram_started(void)
 	struct sasl *sa;
 	char *first;
 
-	sa = sasl_new(SASL_MECH_SCRAM_SHA_256, R_USER, R_PASS, &err);
+	sa = sasl_new(sasl_mech_find("SCRAM-SHA-256"), R_USER, R_PASS, &err);
 	assert_non_null(sa);
 	first = sasl_scram_client_first(sa, &err);
 	assert_non_null(first);
@@ -94,7 +96,7 @@ test_scram_steps_base64(void **state)
 	size_t declen;
 
 	(void)state;
-	sa = sasl_new(SASL_MECH_SCRAM_SHA_256, R_USER, R_PASS, &err);
+	sa = sasl_new(sasl_mech_find("SCRAM-SHA-256"), R_USER, R_PASS, &err);
 	assert_non_null(sa);
 	/* Two-step form: an empty first challenge asks for client-first. */
 	assert_int_equal(sasl_step(sa, "", 0, &ir, &err), 0);
@@ -231,7 +233,7 @@ test_scram_username_escape(void **state)
 	char *first;
 
 	(void)state;
-	sa = sasl_new(SASL_MECH_SCRAM_SHA_256, "a,b=c=", "pw", &err);
+	sa = sasl_new(sasl_mech_find("SCRAM-SHA-256"), "a,b=c=", "pw", &err);
 	first = sasl_scram_client_first(sa, &err);
 	assert_string_equal(first, "n,,n=a=2Cb=3Dc=3D,r=" R_CNONCE);
 	secret_free(&first);
@@ -250,8 +252,8 @@ test_scram_random_nonce(void **state)
 
 	(void)state;
 	sasl_set_test_nonce(NULL);
-	a = sasl_new(SASL_MECH_SCRAM_SHA_256, "u", "p", &err);
-	b = sasl_new(SASL_MECH_SCRAM_SHA_256, "u", "p", &err);
+	a = sasl_new(sasl_mech_find("SCRAM-SHA-256"), "u", "p", &err);
+	b = sasl_new(sasl_mech_find("SCRAM-SHA-256"), "u", "p", &err);
 	fa = sasl_scram_client_first(a, &err);
 	fb = sasl_scram_client_first(b, &err);
 	assert_int_equal(strlen(fa), strlen("n,,n=u,r=") + 24);
@@ -277,7 +279,7 @@ test_plain(void **state)
 	secret_free(&blob);
 	assert_null(blob);
 
-	sa = sasl_new(SASL_MECH_PLAIN, "alice", "secret", &err);
+	sa = sasl_new(sasl_mech_find("PLAIN"), "alice", "secret", &err);
 	assert_false(sasl_is_complete(sa));
 	blob = sasl_initial_response(sa, &err);
 	assert_string_equal(blob, "AGFsaWNlAHNlY3JldA==");
@@ -309,7 +311,7 @@ test_xoauth2(void **state)
 	secret_free(&blob);
 
 	/* Two-step form with an error challenge, answered with "". */
-	sa = sasl_new(SASL_MECH_XOAUTH2, "someuser@example.com",
+	sa = sasl_new(sasl_mech_find("XOAUTH2"), "someuser@example.com",
 	    "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg", &err);
 	assert_int_equal(sasl_step(sa, "", 0, &resp, &err), 0);
 	assert_true(strncmp(resp, "dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQ", 34) == 0);
@@ -327,7 +329,7 @@ test_xoauth2(void **state)
 	sasl_free(&sa);
 
 	/* A non-empty first challenge is a protocol error. */
-	sa = sasl_new(SASL_MECH_XOAUTH2, "u", "t", &err);
+	sa = sasl_new(sasl_mech_find("XOAUTH2"), "u", "t", &err);
 	assert_int_equal(sasl_step(sa, "Zm9v", 4, &resp, &err), -1);
 	assert_int_equal(err.category, PF_FAIL_PROTO);
 	sasl_free(&sa);
@@ -352,10 +354,72 @@ static void
 test_names(void **state)
 {
 	(void)state;
-	assert_string_equal(sasl_mech_name(SASL_MECH_PLAIN), "PLAIN");
-	assert_string_equal(sasl_mech_name(SASL_MECH_SCRAM_SHA_256),
+	/* The `auth` value that asks for a mechanism, to its name on the
+	 * wire (pop3.c's AUTH line). */
+	assert_string_equal(sasl_mech_for_conf(CONF_AUTH_PLAIN)->name,
+	    "PLAIN");
+	assert_string_equal(sasl_mech_for_conf(CONF_AUTH_SCRAM_SHA_256)->name,
 	    "SCRAM-SHA-256");
-	assert_string_equal(sasl_mech_name(SASL_MECH_XOAUTH2), "XOAUTH2");
+	assert_string_equal(sasl_mech_for_conf(CONF_AUTH_XOAUTH2)->name,
+	    "XOAUTH2");
+}
+
+/*
+ * The table of mechanisms, row by row: what pop3.c and config/ rely on.
+ * A new row that config does not know by the same word, or whose
+ * exposure disagrees with config's tls = none check, fails here.
+ */
+static void
+test_table(void **state)
+{
+	const struct sasl_mech *m, *o;
+	struct pf_error err;
+	struct sasl *sa;
+	char lower[64], *ir, autos[256] = "";
+	size_t i, j, k;
+
+	(void)state;
+	for (i = 0; (m = sasl_mech_at(i)) != NULL; i++) {
+		assert_non_null(m->name);
+		assert_true(strlen(m->name) < sizeof(lower));
+		assert_ptr_equal(sasl_mech_find(m->name), m);
+		for (k = 0; m->name[k] != '\0'; k++)
+			lower[k] = (char)tolower((unsigned char)m->name[k]);
+		lower[k] = '\0';
+		assert_ptr_equal(sasl_mech_find(lower), m);
+		/* config's word for it is its name, and it is this row's. */
+		assert_string_equal(conf_auth_name(m->conf), lower);
+		assert_ptr_equal(sasl_mech_for_conf(m->conf), m);
+		assert_int_equal(conf_auth_reveals_secret(m->conf),
+		    m->reveals_secret);
+		for (j = 0; j < i; j++) {
+			o = sasl_mech_at(j);
+			assert_int_not_equal(o->conf, m->conf);
+		}
+		/* Every mechanism speaks first, once. */
+		assert_non_null(m->first);
+		sa = sasl_new(m, "u", "p", &err);
+		assert_non_null(sa);
+		ir = sasl_initial_response(sa, &err);
+		assert_non_null(ir);
+		assert_true(ir[0] != '\0');
+		secret_free(&ir);
+		sasl_free(&sa);
+		if (m->in_auto) {
+			if (autos[0] != '\0')
+				strcat(autos, " ");
+			strcat(autos, m->name);
+		}
+	}
+	assert_true(i > 0);
+	assert_null(sasl_mech_at(i));
+	assert_null(sasl_mech_find("CRAM-MD5"));
+	/* POP3's own ways and auto are not SASL rows. */
+	assert_null(sasl_mech_for_conf(CONF_AUTH_AUTO));
+	assert_null(sasl_mech_for_conf(CONF_AUTH_USER));
+	assert_null(sasl_mech_for_conf(CONF_AUTH_APOP));
+	/* popfetch.conf(5): auto prefers SCRAM-SHA-256, then PLAIN. */
+	assert_string_equal(autos, "SCRAM-SHA-256 PLAIN");
 }
 
 int
@@ -373,6 +437,7 @@ main(void)
 		cmocka_unit_test(test_xoauth2),
 		cmocka_unit_test(test_apop),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_table),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
