@@ -69,19 +69,20 @@ batch_clear(struct batch *b)
 }
 
 /*
- * Step 6b for the deliveries of b (the discarded ones have none): placed[i]
- * says whether message i is in; refusals are told to q->failed.
+ * Step 6b for the deliveries b->m[from..from+n) (the discarded ones have
+ * none): placed[i] says whether message i is in; refusals are told to
+ * q->failed.
  */
 static int
-batch_place(struct commit_queue *q, struct batch *b, bool *placed,
-    struct pf_error *err)
+batch_place(struct commit_queue *q, struct batch *b, size_t from, size_t n,
+    bool *placed, struct pf_error *err)
 {
 	struct deliver_msg *m[SEEN_BATCH];
 	struct deliver_result *res;
 	size_t i, k = 0, j;
 	int rc;
 
-	for (i = 0; i < b->n; i++)
+	for (i = from; i < from + n; i++)
 		if (b->m[i] != NULL)
 			m[k++] = b->m[i];
 		else
@@ -90,7 +91,7 @@ batch_place(struct commit_queue *q, struct batch *b, bool *placed,
 		return 0;
 	res = xcalloc(k, sizeof(*res));
 	rc = deliver_commit(q->target, m, k, res, err);
-	for (i = 0, j = 0; rc == 0 && i < b->n; i++) {
+	for (i = from, j = 0; rc == 0 && i < from + n; i++) {
 		if (b->m[i] == NULL)
 			continue;
 		placed[i] = res[j].status == DELIVER_PLACED;
@@ -107,16 +108,21 @@ batch_place(struct commit_queue *q, struct batch *b, bool *placed,
 	return rc;
 }
 
-/* Steps 6a-c for the deliveries in b; on failure they are thrown away and
- * the pending rows let the next run decide. */
+/*
+ * Steps 6a-c for the deliveries in b; on failure they are thrown away and
+ * the pending rows let the next run decide.  A target whose deliveries
+ * recovery cannot find (an MDA) takes them one at a time, each recorded
+ * as soon as it is in: a kill then repeats only the one being handed
+ * over (DESIGN §10.3).
+ */
 static int
 batch_commit(struct commit_queue *q, struct batch *b, struct pf_error *err)
 {
 	struct seen_entry entries[SEEN_BATCH];
 	bool placed[SEEN_BATCH];
 	time_t now = time(NULL);
-	size_t i, n = b->n;
-	int rc = -1;
+	size_t i, n = b->n, step, done = 0;
+	int rc;
 
 	if (n == 0)
 		return 0;
@@ -131,16 +137,22 @@ batch_commit(struct commit_queue *q, struct batch *b, struct pf_error *err)
 		};
 		placed[i] = false;
 	}
-	if (seen_pending_add(q->seen, entries, n, err) == -1 ||		/* a */
-	    batch_place(q, b, placed, err) == -1 ||			/* b */
-	    seen_pending_resolve(q->seen, entries, n, placed, err) == -1) /* c */
-		goto done;
-	for (i = 0; i < n; i++)
+	step = q->target->be->unfindable ? 1 : n;
+	for (i = 0; i < n; i += step) {
+		/* a: pending, b: placed, c: seen */
+		if (seen_pending_add(q->seen, entries + i, step, err) == -1 ||
+		    batch_place(q, b, i, step, placed, err) == -1 ||
+		    seen_pending_resolve(q->seen, entries + i, step,
+		    placed + i, err) == -1)
+			break;
+		done = i + step;
+	}
+	rc = done == n ? 0 : -1;
+	/* What is recorded is told, even when a later step failed. */
+	for (i = 0; i < done; i++)
 		if (placed[i])
 			q->placed(q->ctx, b->tag[i], &b->key[i],
 			    entries[i].location, entries[i].size);
-	rc = 0;
-done:
 	batch_clear(b);
 	return rc;
 }

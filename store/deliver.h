@@ -74,6 +74,9 @@ struct deliver_backend {
 	const char	*kind;		/* as the configuration names it */
 	bool		(*owns)(const char *target);	/* a recorded target
 							 * is this backend's */
+	bool		 unfindable;	/* find can never say "delivered": the
+					 * group commit records each message
+					 * alone, right after its commit */
 	int		(*open)(const char *target, enum deliver_open_mode how,
 			    struct deliver **t_r, struct pf_error *err);
 	void		(*close)(struct deliver *t);

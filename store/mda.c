@@ -305,6 +305,7 @@ mda_clean(struct deliver *t, size_t *removed_r, struct pf_error *err)
 const struct deliver_backend deliver_mda = {
 	.kind = "mda",
 	.owns = mda_owns,
+	.unfindable = true,
 	.open = mda_open,
 	.close = mda_close,
 	.target = mda_target,
