@@ -44,11 +44,15 @@ struct filter {
 	bool			 tried;		/* threads started, or not */
 };
 
-/* The verdict for a filter that exited 0 with output `out`. */
+/* The verdict for a filter that exited 0 with output `out` (out_len
+ * bytes: a NUL in it is output too, never the end of the line). */
 static void
-verdict_from_output(struct filter *f, struct filter_job *j, const char *out)
+verdict_from_output(struct filter *f, struct filter_job *j, const char *out,
+    size_t out_len)
 {
-	size_t len = out != NULL ? strcspn(out, "\n") : 0;
+	const char *nl = out != NULL ? memchr(out, '\n', out_len) : NULL;
+	size_t len = out == NULL ? 0 : nl != NULL ? (size_t)(nl - out) :
+	    out_len;
 	char *shown;
 
 	if (len > 0 && out[len - 1] == '\r')
@@ -105,7 +109,7 @@ run_job(struct filter *f, struct filter_job *j)
 	switch (r.end) {
 	case COMMAND_EXITED:
 		if (r.code == 0)
-			verdict_from_output(f, j, r.out);
+			verdict_from_output(f, j, r.out, r.out_len);
 		else if (r.code == FILTER_EXIT_DISCARD)
 			j->verdict = FILTER_DISCARD;
 		else if (r.code == EX_TEMPFAIL)

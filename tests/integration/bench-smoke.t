@@ -12,6 +12,7 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,9 @@ T = pftest.Suite(__file__)
 SRCDIR = os.environ.get("top_srcdir") or os.path.dirname(os.path.dirname(HERE))
 BENCH = os.path.join(SRCDIR, "bench", "run")
 SCENARIOS = ("mixed-keep", "nothing-new", "latency")
+# The filter scenario runs popfetch only: without a filter and with each
+# filter of bench/run's FILTER_VARIANTS.
+FILTER_ROWS = ("popfetch", "popfetch+exit0", "popfetch+cat")
 PEERS = (("mpop", ("mpop",)), ("fdm", ("fdm",)), ("fetchmail", ("fetchmail", "maildrop")),
          ("getmail", ("getmail",)))
 
@@ -54,7 +58,7 @@ def _(tmp):
     # depends on popfetch and raw only), so the per-run limit must leave
     # room for a hung peer run in every scenario within our own 280 s.
     argv = [sys.executable, "-B", BENCH, "--no-install", "--scale", "0.005", "--runs", "1",
-            "--scenarios", ",".join(SCENARIOS), "--clients", ",".join(clients),
+            "--scenarios", ",".join(SCENARIOS + ("filter",)), "--clients", ",".join(clients),
             "--workdir", work, "--json", js, "--timeout", "30"]
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=280,
@@ -75,6 +79,13 @@ def _(tmp):
              "the raw limit's row for " + scen)
     like(out, r"(?m)^Targets \(issue 6\):$")
     like(out, r"(?m)^  (PASS|MISS) 1 mixed-keep +popfetch / raw limit = \d+\.\d\d")
+    for row in FILTER_ROWS:
+        like(out, r"(?m)^filter +%s +\d+\.\d{3} \(\d+\.\d{3}-\d+\.\d{3}\) .* ok (\d+)/\1 once$"
+             % re.escape(row), "the filter scenario's row for " + row)
+    like(out, r"(?m)^  (PASS|MISS) 6 filter +popfetch filter / no filter = \d+\.\d\d "
+              r"\(target <= 1\.20\)$")
+    like(out, r"(?m)^  info 6 filter +popfetch filter \"cat >/dev/null\" / no filter = "
+              r"\d+\.\d\d$")
     with open(js) as f:
         data = json.load(f)
     sets = data["mailsets"]
@@ -96,6 +107,14 @@ def _(tmp):
         eq(raw["verify"]["server_retr"], 0 if scen == "nothing-new" else want,
            "%s: messages Dovecot sent to the raw limit" % scen)
         ok(raw["wall"] > 0 and raw["maxrss_kb"] > 0, "raw run measured", raw)
+    want = sets["mixed"]["count"]
+    for row in FILTER_ROWS:
+        pf = res[("filter", row)]
+        eq(pf["status"], None, "filter: " + row)
+        v = pf["runs"][0]["verify"]
+        eq((v["delivered"], v["unique"], v["missing"], v["differ"]), (want, want, 0, 0),
+           "filter: %s's Maildir (every message kept, into the inbox)" % row)
+    ok(("filter", "raw") not in res, "the filter scenario runs popfetch only")
     ok(os.path.isdir(work) and not os.listdir(os.path.join(work, "runs", "mixed-keep",
                                                          "popfetch")),
        "verified runs are cleaned up")

@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "deliver.h"
 #include "error.h"
 #include "maildir.h"
 #include "params.h"
@@ -609,6 +610,280 @@ test_disk_full(void **state)
 	test_wait_exit(pid, 0);
 }
 
+/* md/.NAME is a Maildir++ folder: tmp/ new/ cur/ mode 0700, and an empty
+ * regular file maildirfolder. */
+static void
+expect_folder(const char *md, const char *name)
+{
+	static const char *const subs[] = { "", "/tmp", "/new", "/cur" };
+	char path[PATH_MAX];
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		test_pathf(path, sizeof(path), "%s/.%s%s", md, name, subs[i]);
+		if (test_mode_of(path) != 0700)
+			fail_msg("%s: mode %o, want 700", path,
+			    (unsigned)test_mode_of(path));
+	}
+	test_pathf(path, sizeof(path), "%s/.%s/maildirfolder", md, name);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_size, 0);
+}
+
+/* doc/DESIGN.md §10.2: a delivery for a folder lands in .NAME/new/, the
+ * folder made at the commit; two folders and the inbox in one batch. */
+static void
+test_folder_deliver(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir *md = new_maildir(f);
+	struct maildir_delivery *d[4];
+	struct pf_error err;
+	bool placed[4];
+	char buf[64], sub[PATH_MAX];
+	int i;
+
+	d[0] = deliver(md, "junk one\n", 9, 9);
+	d[1] = deliver(md, "list one\n", 9, 9);
+	d[2] = deliver(md, "inbox\n", 6, 6);
+	d[3] = deliver(md, "junk two\n", 9, 9);
+	assert_int_equal(maildir_deliver_folder(d[0], "Junk", &err), 0);
+	assert_int_equal(maildir_deliver_folder(d[1], "Lists", &err), 0);
+	assert_int_equal(maildir_deliver_folder(d[2], "", &err), 0);
+	assert_int_equal(maildir_deliver_folder(d[3], "Junk", &err), 0);
+	/* Nothing is made before the commit. */
+	test_pathf(sub, sizeof(sub), "%s/.Junk", f->md);
+	assert_false(test_path_exists(sub));
+	assert_int_equal(maildir_commit(md, d, 4, placed, &err), 0);
+	for (i = 0; i < 4; i++)
+		assert_true(placed[i]);
+	expect_folder(f->md, "Junk");
+	expect_folder(f->md, "Lists");
+	assert_true(file_exists(f->md, ".Junk/new", maildir_delivery_name(d[0])));
+	assert_true(file_exists(f->md, ".Junk/new", maildir_delivery_name(d[3])));
+	assert_true(file_exists(f->md, ".Lists/new", maildir_delivery_name(d[1])));
+	assert_true(file_exists(f->md, "new", maildir_delivery_name(d[2])));
+	test_pathf(sub, sizeof(sub), "%s/.Junk", f->md);
+	assert_int_equal(test_count_entries(sub, "new"), 2);
+	assert_int_equal(test_count_entries(sub, "tmp"), 0);
+	assert_int_equal(test_count_entries(sub, "cur"), 0);
+	assert_int_equal(test_count_entries(f->md, "new"), 1);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
+	read_mail(f->md, ".Junk/new", maildir_delivery_name(d[0]), buf,
+	    sizeof(buf));
+	assert_string_equal(buf, "junk one\n");
+	test_pathf(sub, sizeof(sub), "%s/.Lists/new/%s", f->md,
+	    maildir_delivery_name(d[1]));
+	assert_int_equal(test_mode_of(sub), 0600);
+	for (i = 0; i < 4; i++)
+		maildir_delivery_free(&d[i]);
+
+	/* A later batch into an existing folder. */
+	d[0] = deliver(md, "junk three\n", 11, 11);
+	assert_int_equal(maildir_deliver_folder(d[0], "Junk", &err), 0);
+	assert_int_equal(maildir_commit(md, d, 1, placed, &err), 0);
+	assert_true(placed[0]);
+	test_pathf(sub, sizeof(sub), "%s/.Junk", f->md);
+	assert_int_equal(test_count_entries(sub, "new"), 3);
+	maildir_delivery_free(&d[0]);
+	maildir_close(&md);
+
+	/* A folder another program made (no maildirfolder yet) is used. */
+	md = new_maildir(f);
+	test_pathf(sub, sizeof(sub), "%s/.Other", f->md);
+	assert_int_equal(maildir_create(sub, &err), 0);
+	d[0] = deliver(md, "other\n", 6, 6);
+	assert_int_equal(maildir_deliver_folder(d[0], "Other", &err), 0);
+	assert_int_equal(maildir_commit(md, d, 1, placed, &err), 0);
+	expect_folder(f->md, "Other");
+	assert_true(file_exists(f->md, ".Other/new", maildir_delivery_name(d[0])));
+	maildir_delivery_free(&d[0]);
+	maildir_close(&md);
+}
+
+/* Only names deliver_folder_ok allows; "" and NULL mean the inbox. */
+static void
+test_folder_names(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[] = {
+		"../x", "..", ".", ".x", ".Junk", "a/b", "/", "a/", "a..b",
+		"x..", "a\tb", "a\nb", "a\x1b" "b", "a\x7f", "\r",
+	};
+	struct maildir *md = new_maildir(f);
+	struct maildir_delivery *d, *e;
+	struct pf_error err;
+	char longname[NAME_MAX + 2];
+	bool placed;
+	size_t i;
+
+	d = deliver(md, "x\n", 2, 2);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_false(deliver_folder_ok(bad[i]));
+		pf_error_clear(&err);
+		if (maildir_deliver_folder(d, bad[i], &err) != -1)
+			fail_msg("folder \"%s\" accepted", bad[i]);
+		assert_int_equal(err.category, PF_FAIL_INTERNAL);
+	}
+	assert_false(deliver_folder_ok(""));
+	assert_false(deliver_folder_ok(NULL));
+	/* NAME_MAX with its '.': the longest is NAME_MAX - 2 characters. */
+	memset(longname, 'a', sizeof(longname));
+	longname[NAME_MAX - 1] = '\0';
+	assert_false(deliver_folder_ok(longname));
+	longname[NAME_MAX - 2] = '\0';
+	assert_true(deliver_folder_ok(longname));
+	assert_true(deliver_folder_ok("Junk"));
+	assert_true(deliver_folder_ok("a.b"));
+	assert_true(deliver_folder_ok("Spam Mail"));
+	assert_true(deliver_folder_ok("Ünïcödé"));
+
+	/* A refused name leaves the delivery for the inbox. */
+	assert_int_equal(maildir_deliver_folder(d, "", &err), 0);
+	e = deliver(md, "y\n", 2, 2);
+	assert_int_equal(maildir_deliver_folder(e, "Junk", &err), 0);
+	assert_int_equal(maildir_deliver_folder(e, NULL, &err), 0);
+	assert_int_equal(maildir_commit(md, &d, 1, &placed, &err), 0);
+	assert_true(placed);
+	assert_int_equal(maildir_commit(md, &e, 1, &placed, &err), 0);
+	assert_true(placed);
+	assert_true(file_exists(f->md, "new", maildir_delivery_name(d)));
+	assert_true(file_exists(f->md, "new", maildir_delivery_name(e)));
+	assert_int_equal(test_count_entries(f->md, "."), 3);	/* no folder */
+	maildir_delivery_free(&d);
+	maildir_delivery_free(&e);
+
+	/* Before finish: out of order. */
+	assert_int_equal(maildir_deliver_begin(md, &d, &err), 0);
+	assert_int_equal(maildir_deliver_folder(d, "Junk", &err), -1);
+	assert_int_equal(err.category, PF_FAIL_INTERNAL);
+	maildir_delivery_free(&d);
+	maildir_close(&md);
+}
+
+/* Through the seam: a labelled message's location is ".Junk/NAME". */
+static void
+test_folder_location(void **state)
+{
+	struct fixture *f = *state;
+	struct deliver *t = NULL;
+	struct deliver_msg *m = NULL, *n = NULL;
+	struct deliver_result res[2];
+	struct deliver_label junk = { .folder = "Junk" }, bad = { .folder = "../x" };
+	struct pf_error err;
+	struct deliver_msg *both[2];
+	char want[NAME_MAX * 2];
+	const char *name;
+
+	assert_int_equal(deliver_open("maildir", f->md, DELIVER_CREATE, &t,
+	    &err), 0);
+	assert_int_equal(deliver_begin(t, &m, &err), 0);
+	assert_int_equal(deliver_write(m, "x\n", 2, &err), 0);
+	assert_int_equal(deliver_finish(m, &err), 0);
+	name = deliver_location(m);
+	assert_non_null(name);
+	assert_null(strchr(name, '/'));
+	test_pathf(want, sizeof(want), ".Junk/%s", name);
+	assert_int_equal(deliver_label(m, &bad, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_INTERNAL);
+	assert_int_equal(deliver_label(m, &junk, &err), 0);
+	assert_string_equal(deliver_location(m), want);
+
+	assert_int_equal(deliver_begin(t, &n, &err), 0);
+	assert_int_equal(deliver_write(n, "y\n", 2, &err), 0);
+	assert_int_equal(deliver_finish(n, &err), 0);
+	both[0] = m;
+	both[1] = n;
+	assert_int_equal(deliver_commit(t, both, 2, res, &err), 0);
+	assert_int_equal(res[0].status, DELIVER_PLACED);
+	assert_int_equal(res[1].status, DELIVER_PLACED);
+	test_pathf(want, sizeof(want), "%s/%s", f->md, deliver_location(m));
+	assert_true(strstr(want, "/.Junk/") != NULL);
+	test_pathf(want, sizeof(want), "%s/.Junk/new/%s", f->md,
+	    strchr(deliver_location(m), '/') + 1);
+	assert_true(test_path_exists(want));
+	assert_true(file_exists(f->md, "new", deliver_location(n)));
+	deliver_free(&m);
+	deliver_free(&n);
+	deliver_close(&t);
+}
+
+/*
+ * Recovery of folder deliveries (doc/DESIGN.md §10.2): ".Junk/NAME" is
+ * found in .Junk/new and, renamed by a reader, in .Junk/cur; a folder
+ * that does not exist holds nothing and is not made; a location naming a
+ * bad folder is never found, even when such a directory holds the file.
+ */
+static void
+test_folder_find(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir *md = new_maildir(f);
+	struct maildir_delivery *d[2];
+	struct pf_error err;
+	bool placed[2], found[12];
+	char loc[12][2 * NAME_MAX + 8], path[PATH_MAX], junk[PATH_MAX];
+	const char *names[12];
+	const char *n0, *n1;
+	int i;
+
+	d[0] = deliver(md, "one\n", 4, 4);
+	d[1] = deliver(md, "two\n", 4, 4);
+	assert_int_equal(maildir_deliver_folder(d[0], "Junk", &err), 0);
+	assert_int_equal(maildir_deliver_folder(d[1], "Junk", &err), 0);
+	assert_int_equal(maildir_commit(md, d, 2, placed, &err), 0);
+	n0 = maildir_delivery_name(d[0]);
+	n1 = maildir_delivery_name(d[1]);
+	test_pathf(junk, sizeof(junk), "%s/.Junk", f->md);
+	test_mail_read(junk, n1, ":2,S");
+
+	/* A directory with a bad folder name, holding a copy. */
+	test_pathf(path, sizeof(path), "%s/.a..b", f->md);
+	assert_int_equal(maildir_create(path, &err), 0);
+	test_pathf(path, sizeof(path), "%s/.a..b/new/%s", f->md, n0);
+	assert_int_equal(test_write_file(path, O_CREAT | O_EXCL, "x", 1), 0);
+
+	test_pathf(loc[0], sizeof(loc[0]), ".Junk/%s", n0);	/* in new/ */
+	test_pathf(loc[1], sizeof(loc[1]), ".Junk/%s", n1);	/* in cur/ */
+	test_pathf(loc[2], sizeof(loc[2]), ".Nope/%s", n0);	/* no folder */
+	test_pathf(loc[3], sizeof(loc[3]), ".a..b/%s", n0);	/* bad name */
+	test_pathf(loc[4], sizeof(loc[4]), "../Mail/.Junk/new/%s", n0);
+	test_pathf(loc[5], sizeof(loc[5]), ".Junk/../.Junk/new/%s", n0);
+	test_pathf(loc[6], sizeof(loc[6]), ".Junk/");
+	test_pathf(loc[7], sizeof(loc[7]), "./%s", n0);
+	test_pathf(loc[8], sizeof(loc[8]), "%s", n0);		/* the inbox */
+	test_pathf(loc[9], sizeof(loc[9]), ".Junk/..");
+	test_pathf(loc[10], sizeof(loc[10]), "..Junk/%s", n0);
+	test_pathf(loc[11], sizeof(loc[11]), ".Junk/%.10s", n0);	/* prefix */
+	for (i = 0; i < 12; i++) {
+		names[i] = loc[i];
+		found[i] = true;
+	}
+	assert_int_equal(maildir_find_delivered(md, names, 12, found, &err), 0);
+	assert_true(found[0]);
+	assert_true(found[1]);
+	for (i = 2; i < 12; i++)
+		if (found[i])
+			fail_msg("location \"%s\" found", loc[i]);
+	test_pathf(path, sizeof(path), "%s/.Nope", f->md);
+	assert_false(test_path_exists(path));
+
+	/* Each alone too (no scan of the inbox for company). */
+	for (i = 0; i < 4; i++) {
+		bool one = !(i < 2);
+
+		assert_int_equal(maildir_find_delivered(md, &names[i], 1, &one,
+		    &err), 0);
+		assert_int_equal(one, i < 2);
+	}
+	assert_false(test_path_exists(path));
+	for (i = 0; i < 2; i++)
+		maildir_delivery_free(&d[i]);
+	maildir_close(&md);
+}
+
 /* Each case runs in a fresh directory. */
 #define T(fn)	\
 	cmocka_unit_test_setup_teardown(fn, setup, test_fixture_teardown)
@@ -625,6 +900,10 @@ main(void)
 		T(test_find_delivered),
 		T(test_commit_never_replaces),
 		T(test_disk_full),
+		T(test_folder_deliver),
+		T(test_folder_names),
+		T(test_folder_location),
+		T(test_folder_find),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
