@@ -261,10 +261,13 @@ def _(tmp):
     eq(r.rc, 75, str(r))
     ok(time.time() - t0 < 20, "killed after the timeout", time.time() - t0)
     contains(r.stderr, "the filter did not finish within 2 s")
-    box.configure(filter=box.script("flood", "yes | head -c 20000000\n"
-                                    "yes 1>&2 | head -c 2000000 1>&2\nexit 0\n"))
+    box.configure(filter=box.script(
+        "flood", "cat >/dev/null\nhead -c 20000000 /dev/zero | tr '\\0' x\n"
+        "yes | head -c 2000000 1>&2\nexit 0\n"))
     r = box.run("fetch", timeout=60)
-    eq(r.rc, 75, "a flood's first line is not a folder name: " + str(r))
+    eq(r.rc, 75, "a 20 MB first line is no folder name: " + str(r))
+    contains(r.stderr, "which is not a folder name")
+    ok(len(r.stderr) < 100000, "stderr lines logged are bounded", len(r.stderr))
     box.configure(filter=box.script("noread", "exit 0\n"))
     r = box.run("fetch").expect(0)
     eq(len(box.maildir()), 2, "not reading stdin is no error")
