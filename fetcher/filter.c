@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sysexits.h>
 
 #include "command.h"
 #include "deliver.h"
@@ -106,32 +105,12 @@ run_job(struct filter *f, struct filter_job *j)
 		j->why.category = PF_FAIL_TEMP;
 		goto out;
 	}
-	switch (r.end) {
-	case COMMAND_EXITED:
-		if (r.code == 0)
-			verdict_from_output(f, j, r.out, r.out_len);
-		else if (r.code == FILTER_EXIT_DISCARD)
-			j->verdict = FILTER_DISCARD;
-		else if (r.code == EX_TEMPFAIL)
-			pf_error_set(&j->why, PF_FAIL_TEMP, "the filter asked "
-			    "to try again later (exit %d)", r.code);
-		else
-			pf_error_set(&j->why, PF_FAIL_TEMP, "the filter failed "
-			    "(exit %d)", r.code);
-		break;
-	case COMMAND_SIGNALLED:
-		pf_error_set(&j->why, PF_FAIL_TEMP, "the filter was killed by "
-		    "signal %d", r.code);
-		break;
-	case COMMAND_TIMED_OUT:
-		pf_error_set(&j->why, PF_FAIL_TEMP, "the filter did not finish "
-		    "within %u s", f->timeout);
-		break;
-	case COMMAND_NOT_RUN:
-		pf_error_set(&j->why, PF_FAIL_CONFIG, "the filter command "
-		    "cannot be run: %s", f->command);
-		break;
-	}
+	if (r.end == COMMAND_EXITED && r.code == 0)
+		verdict_from_output(f, j, r.out, r.out_len);
+	else if (r.end == COMMAND_EXITED && r.code == FILTER_EXIT_DISCARD)
+		j->verdict = FILTER_DISCARD;
+	else
+		command_failure(&c, &r, "filter", &j->why);
 	command_result_free(&r);
 out:
 	spool_free(&j->spool);

@@ -38,6 +38,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include "command.h"
@@ -693,4 +694,32 @@ command_result_free(struct command_result *r)
 	free(r->out);
 	r->out = NULL;
 	r->out_len = 0;
+}
+
+void
+command_failure(const struct command *c, const struct command_result *r,
+    const char *what, struct pf_error *err)
+{
+	switch (r->end) {
+	case COMMAND_EXITED:
+		if (r->code == EX_TEMPFAIL)
+			pf_error_set(err, PF_FAIL_TEMP, "the %s asked to try "
+			    "again later (exit %d)", what, r->code);
+		else
+			pf_error_set(err, PF_FAIL_TEMP, "the %s failed (exit %d)",
+			    what, r->code);
+		break;
+	case COMMAND_SIGNALLED:
+		pf_error_set(err, PF_FAIL_TEMP, "the %s was killed by signal %d",
+		    what, r->code);
+		break;
+	case COMMAND_TIMED_OUT:
+		pf_error_set(err, PF_FAIL_TEMP, "the %s did not finish within "
+		    "%u s", what, c->timeout);
+		break;
+	case COMMAND_NOT_RUN:
+		pf_error_set(err, PF_FAIL_CONFIG, "the %s command cannot be "
+		    "run: %s", what, c->line);
+		break;
+	}
 }

@@ -74,6 +74,15 @@ struct command_result {
 int	command_run(const struct command *c, struct command_result *r,
 	    struct pf_error *err);
 
+/*
+ * Why command c, called `what` ("filter"), did not succeed, in err: its
+ * exit status (75, EX_TEMPFAIL, is "asked to try again later"), the
+ * signal that killed it, its timeout, all PF_FAIL_TEMP; or that it cannot
+ * be run, PF_FAIL_CONFIG.  For any result but an exit 0.
+ */
+void	command_failure(const struct command *c, const struct command_result *r,
+	    const char *what, struct pf_error *err);
+
 /* Wipe (whatever out_secret was: it costs one memset) and free r->out;
  * r may be freed twice. */
 void	command_result_free(struct command_result *r);

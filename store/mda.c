@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sysexits.h>
 
 #include "command.h"
 #include "deliver.h"
@@ -208,30 +207,10 @@ hand_over(struct mda *t, struct mda_msg *m, struct deliver_result *res,
 		return -1;
 	rc = 0;
 	res->status = DELIVER_FAILED;
-	switch (r.end) {
-	case COMMAND_EXITED:
-		if (r.code == 0)
-			res->status = DELIVER_PLACED;
-		else if (r.code == EX_TEMPFAIL)
-			pf_error_set(&res->why, PF_FAIL_TEMP, "the mda asked to "
-			    "try again later (exit %d)", r.code);
-		else
-			pf_error_set(&res->why, PF_FAIL_TEMP, "the mda failed "
-			    "(exit %d)", r.code);
-		break;
-	case COMMAND_SIGNALLED:
-		pf_error_set(&res->why, PF_FAIL_TEMP, "the mda was killed by "
-		    "signal %d", r.code);
-		break;
-	case COMMAND_TIMED_OUT:
-		pf_error_set(&res->why, PF_FAIL_TEMP, "the mda did not finish "
-		    "within %u s", m->timeout);
-		break;
-	case COMMAND_NOT_RUN:
-		pf_error_set(&res->why, PF_FAIL_CONFIG, "the mda command "
-		    "cannot be run: %s", t->command);
-		break;
-	}
+	if (r.end == COMMAND_EXITED && r.code == 0)
+		res->status = DELIVER_PLACED;
+	else
+		command_failure(&c, &r, "mda", &res->why);
 	command_result_free(&r);
 	return rc;
 }
