@@ -3,8 +3,12 @@
  * filter, an MDA backend, password_command (fetcher/secret.c).
  *
  * The command runs as `/bin/sh -c LINE` in a process group of its own, so
- * that a timeout kills everything it started.  Its input is written while
- * its stdout and stderr are read (poll(2)), so no size of either deadlocks.
+ * that a timeout kills everything it started.  It is started with
+ * posix_spawn(3), which copies none of popfetch's memory mappings, where
+ * the C library can close every other descriptor in the child (glibc >=
+ * 2.34), and with fork and exec otherwise; the child's state is the same.
+ * Its input is written while its stdout and stderr are read (poll(2)), so
+ * no size of either deadlocks.
  * Its result is taken when the shell exits, not at EOF on its pipes: a
  * background process it leaves behind holding them delays nothing, and is
  * left alone.  Memory is bounded whatever the command prints: stdout past
@@ -66,8 +70,9 @@ struct command_result {
 /*
  * Run c to its end.  Returns 0 with *r filled whatever the command did, or
  * -1 with err set (PF_FAIL_IO or PF_FAIL_TEMP) only when popfetch itself
- * could not set it up (pipe, fork...) or see it through (poll, read, pread
- * of an input fd...); the command is then killed and reaped and *r holds
+ * could not set it up (pipe, fork or posix_spawn, a shortage such as
+ * ENOMEM or EAGAIN at exec...) or see it through (poll, read, pread of an
+ * input fd...); the command is then killed and reaped and *r holds
  * nothing to free.  err's words start "cannot run it: " when nothing was
  * started; the caller puts its own name in front ("filter: ...").
  */

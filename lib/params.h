@@ -266,8 +266,8 @@
 
 /* ---- fetcher/: the filter command (fetcher/filter.c) ---- */
 
-/* Filters run at once: two keep a trivial filter (a fork and an exec of
- * /bin/sh per message) ahead of the transfer without crowding the CPU. */
+/* Filters run at once: two keep a trivial filter (a start of /bin/sh per
+ * message, lib/command.c) ahead of the transfer without crowding the CPU. */
 #define FILTER_THREADS		2
 
 /* Messages received and waiting for (or in) the filter at once: the run
