@@ -464,6 +464,54 @@ def syslog_test(tmp):
     ok(pids, "-j 1 logs both accounts from one process")
 
 
+NOSYSLOG = "popfetch: no syslog (/dev/log): logging to stderr"
+
+
+def nosyslog_test(tmp):
+    a = Accounts(tmp)
+    a.add("good", nmsgs=2)
+    a.add("bad", nmsgs=1, password="nope")
+    a.write()
+    olddev = os.path.join(tmp, "olddev")
+    os.mkdir(olddev)
+    # A socket file nobody listens on (a syslog daemon that died) ...
+    deaf = os.path.join(tmp, "deaf.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(deaf)
+    s.close()
+    # ... and no socket at all (a container without /dev/log).
+    for sock in (os.path.join(tmp, "missing.sock"), deaf):
+        for jobs in ("1", "2"):
+            what = "%s, -j %s" % (os.path.basename(sock), jobs)
+            pf = a.sandbox("pf-%s-j%s" % (os.path.basename(sock), jobs))
+            argv = private_dev_log_argv(sock, olddev,
+                                        pf.command(["--syslog", "fetch", "-j", jobs]))
+            p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=pf.env(), cwd=pf.dir, timeout=60)
+            err = p.stderr.decode()
+            eq(p.returncode, 77, what + ": exit code of bad", err)
+            eq(lines_of(err)[0], NOSYSLOG, what + ": first, one line saying so", err)
+            eq(err.count("no syslog"), 1, what + ": said once", err)
+            eq(summaries(err), {"good": (2, 0, 0)}, what + ": good's summary on stderr", err)
+            like(err, r"(?m)^popfetch: bad: \S.*$", what + ": bad's error line on stderr")
+            eq(len(a.maildir("good", pf)), 2, what + ": good fetched")
+    # -q and nothing to report: nothing at all (cron mails nothing).
+    pf = a.sandbox("pf-quiet")
+    a.names.remove("bad")
+    a.write(pf)
+    p = subprocess.run(private_dev_log_argv(deaf, olddev, pf.command(["--syslog", "-q"])),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=pf.env(), cwd=pf.dir, timeout=60)
+    eq((p.returncode, p.stdout, p.stderr), (0, b"", b""), "-q, all well: silent")
+
+
+_why = syslog_capable()
+if _why:
+    T.skip("--syslog without a syslog daemon: stderr, after one line saying so", _why)
+else:
+    test("--syslog without a syslog daemon (no /dev/log, nobody listening): "
+         "the lines on stderr, after one line saying so")(nosyslog_test)
+
 _why = syslog_capable()
 if _why:
     T.skip("--syslog: facility mail, ident popfetch, LOG_INFO summaries, LOG_ERR "
