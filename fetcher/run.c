@@ -792,8 +792,15 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	r.localhost[sizeof(r.localhost) - 1] = '\0';
 
 	account_who(conf, acct, &r.who, &r.owners);
-	if (lock_acquire(conf->state_dir, acct->name, &r.lock, &err) == -1)
+	if (lock_acquire(conf->state_dir, acct->name, &r.lock, &err) == -1) {
+		/* -q: an account being fetched by another popfetch (a cron run
+		 * overlapping a long one) is no news: 75 without the line. */
+		if (err.category == PF_FAIL_TEMP && log_verbosity() < 0) {
+			run_cleanup(&r);
+			return pf_exit_code(err.category);
+		}
 		goto fail;
+	}
 	/*
 	 * Steps 2 and 3 side by side; a failure of step 2 is
 	 * reported first, as if it had run alone, and once it is known it

@@ -576,7 +576,8 @@ def _(tmp):
 
 
 @test("-j 3: each account still takes its lock: one being fetched by another "
-      "popfetch is skipped (75), the others are fetched, nothing twice")
+      "popfetch is skipped (75), the others are fetched, nothing twice; "
+      "-q: skipped without a line")
 def _(tmp):
     a = Accounts(tmp)
     a.add("held", nmsgs=2, latency_ms=1500)
@@ -587,6 +588,8 @@ def _(tmp):
     later(lambda: bg.poll() is None and bg.kill())
     ok(pftest.wait_for(lambda: a.srv["held"].connections(), 15),
        "the first popfetch is connected to held's server (lock taken)")
+    r = a.pf.run("-q", "fetch", "-a", "held")
+    eq((r.rc, r.stderr), (75, ""), "-q: skipped (75) without an error line: " + str(r))
     r = a.pf.run("fetch", "-j", "3")
     eq(r.rc, 75, str(r))
     only_lines(r.stderr, [SUMMARY_RE, ERROR_RE], "-j 3")
@@ -717,7 +720,7 @@ def _(tmp):
                "popfetch@.timer", "bash-completion/completions/popfetch"):
         contains(files, f_, "FILES names " + f_)
     ex = page[page.index(".SH EXAMPLES"):]
-    for what, rx in (("cron", r"\*/10 \* \* \* \* popfetch"),
+    for what, rx in (("cron", r"\*/10 \* \* \* \* \S*/popfetch -q"),
                      ("systemd", r"systemctl --user enable --now popfetch\.timer"),
                      ("systemd template", r"popfetch@work\.timer"),
                      ("one-shot", r"popfetch fetch -n -a work")):
@@ -773,11 +776,17 @@ def install_test(tmp):
     for src, inst in (("doc/popfetch.1", p("mandir", "man1", "popfetch.1")),
                       ("doc/popfetch.conf.5", p("mandir", "man5", "popfetch.conf.5")),
                       ("contrib/popfetch.conf.example", p("docdir", "popfetch.conf.example")),
-                      ("contrib/cron/popfetch.cron", p("docdir", "popfetch.cron")),
                       ("contrib/bash-completion/popfetch", p("bashcompletiondir", "popfetch")),
                       ("contrib/systemd/popfetch.timer", p("systemduserunitdir", "popfetch.timer"))):
         with open(os.path.join(SRCDIR, src), "rb") as a_, open(inst, "rb") as b_:
             eq(b_.read(), a_.read(), inst + " is " + src)
+    with open(os.path.join(SRCDIR, "contrib/cron/popfetch.cron.in")) as a_, \
+            open(p("docdir", "popfetch.cron")) as b_:
+        text = b_.read()
+        eq(text, a_.read().replace("@bindir@", d["bindir"]),
+           "popfetch.cron is contrib/cron/popfetch.cron.in, @bindir@ substituted")
+    like(text, r"(?m)^[^#\n]*\s%s -q " % re.escape(os.path.join(d["bindir"], "popfetch")),
+         "the cron entry runs the installed binary (cron's PATH lacks it)")
     for unit in ("popfetch.service", "popfetch@.service"):
         with open(p("systemduserunitdir", unit)) as f:
             text = f.read()
@@ -894,7 +903,7 @@ t popfetch -a x fetch ""
 
 
 def cron_test(tmp):
-    with open(os.path.join(SRCDIR, "contrib/cron/popfetch.cron")) as f:
+    with open(os.path.join(SRCDIR, "contrib/cron/popfetch.cron.in")) as f:
         entries = [ln for ln in f.read().splitlines()
                    if ln.strip() and not ln.lstrip().startswith("#")]
     eq(len(entries), 1, "one active crontab entry", entries)
@@ -902,7 +911,7 @@ def cron_test(tmp):
     eq(len(fields[:5]), 5, "five time fields")
     for x in fields[:5]:
         like(x, r"^[0-9*/,-]+$", "time field " + x)
-    eq(fields[5], "popfetch", "runs popfetch")
+    eq(fields[5], "@bindir@/popfetch", "runs popfetch by its installed path")
     a = Accounts(tmp)
     a.add("one", nmsgs=2)
     a.add("two", nmsgs=1)
