@@ -1637,6 +1637,9 @@ build_conf(struct conf *conf)
 		    "%d); use one of them", parse->top_lines[OPT_PASSWORD]);
 
 	conf->naccounts = cfg_size(root, "account");
+	if (conf->naccounts == 0)
+		return fail_at(0, NULL, NULL, "no account section: nothing to "
+		    "fetch (add one: account NAME { host = ... })");
 	conf->accounts = xcalloc(conf->naccounts, sizeof(*conf->accounts));
 	for (i = 0; i < conf->naccounts; i++) {
 		sec = cfg_getnsec(root, "account", (unsigned)i);

@@ -804,4 +804,19 @@ def _(tmp):
     like(r.stdout, r"^work u@127\.0\.0\.1:995 implicit ")
 
 
+@T.test("config without an account section: 78 for every command, saying so")
+def _(tmp):
+    pf = pftest.Popfetch(tmp)
+    for text in ("", "# nothing yet\ntimeout = 30\n"):
+        pf.write_config(text)
+        for cmd in (["fetch"], ["fetch", "-n"], ["check"], ["status"],
+                    ["status", "--json"], ["accounts"]):
+            r = pf.run(*cmd)
+            eq((r.rc, r.stdout), (78, ""), "%r %s: %s" % (text, cmd, r))
+            eq(r.stderr, "popfetch: %s: no account section: nothing to fetch "
+               "(add one: account NAME { host = ... })\n" % pf.config_path,
+               "%s: the error line" % cmd)
+    no_database(pf, "no account section")
+
+
 T.done()

@@ -1439,19 +1439,19 @@ test_load_raw_nul(void **state)
 	free(path);
 }
 
+/* SPEC §3: no account section is a configuration error, saying so. */
 static void
 test_empty_and_accountless(void **state)
 {
-	struct conf *conf;
+	static const char *const needles[] = { "no account section", NULL };
+	struct conf *conf = NULL;
 
 	(void)state;
-	conf = load_ok("");
-	assert_int_equal(conf->naccounts, 0);
-	assert_int_equal(conf->timeout, 60);
-	assert_null(conf_account_find(conf, "work"));
-	conf_free(&conf);
-	conf = load_ok("# only a comment\ntimeout = 7\n");
-	assert_int_equal(conf->naccounts, 0);
+	load_err_mode("", 0600, 0, needles);
+	load_err_mode("# only a comment\ntimeout = 7\n", 0600, 0, needles);
+	conf = load_ok("timeout = 7\naccount a {\n host = \"h\"\n user = \"u\"\n"
+	    " password_command = \"true\"\n maildir = \"/m\"\n}\n");
+	assert_int_equal(conf->naccounts, 1);
 	assert_int_equal(conf->timeout, 7);
 	conf_free(&conf);
 	conf_free(&conf);	/* freeing NULL is fine */
