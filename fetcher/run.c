@@ -519,8 +519,18 @@ prep_local(struct prep *p)
 	p->run_begun = true;
 	target = account_target(r->acct, &kind);
 	if (deliver_open(kind, target, DELIVER_CREATE, &r->target,
-	    &p->err) == -1 ||
-	    commit_recover(r->seen, r->target, r->name, &p->err) == -1 ||
+	    &p->err) == -1) {
+		char what[PF_ERROR_WHAT_MAX];
+
+		/* Which setting: mkdir(/x) alone does not say. */
+		memcpy(what, p->err.what, sizeof(what));
+		if (p->err.category == PF_FAIL_IO &&
+		    strcmp(kind, "maildir") == 0)
+			pf_error_set(&p->err, PF_FAIL_IO, "maildir %s: %s",
+			    target, what);
+		return -1;
+	}
+	if (commit_recover(r->seen, r->target, r->name, &p->err) == -1 ||
 	    seen_any(r->seen, &p->any_seen, &p->err) == -1)
 		return -1;
 	prep_set_ready(p);

@@ -819,4 +819,25 @@ def _(tmp):
     no_database(pf, "no account section")
 
 
+@T.test("mkdir failing under a file: the error line names the setting "
+        "(maildir / state_dir), 74")
+def _(tmp):
+    pf = pftest.Popfetch(tmp)
+    afile = pf.path("afile")
+    with open(afile, "w") as f:
+        f.write("not a directory\n")
+    o = dict(host="127.0.0.1", port=pftest.free_port(), user="u", tls="none",
+             password_command="echo x", allow_plaintext_password=True)
+    pf.write_config(pftest.account_conf("work", maildir=afile + "/Mail", **o))
+    r = pf.run("fetch")
+    eq((r.rc, r.stderr), (74, "popfetch: work: maildir %s/Mail: mkdir(%s): Not a "
+                              "directory\n" % (afile, afile)), str(r))
+    pf.write_config('state_dir = "%s/state"\n' % afile +
+                    pftest.account_conf("work", maildir=pf.path("Mail"), **o))
+    for cmd in (["fetch"], ["fetch", "-n"]):
+        r = pf.run(*cmd)
+        eq((r.rc, r.stderr), (74, "popfetch: work: state_dir %s/state: mkdir(%s): "
+                                  "Not a directory\n" % (afile, afile)), str(r))
+
+
 T.done()
