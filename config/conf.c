@@ -1448,8 +1448,9 @@ expand_path(struct eff e, const char *account, enum opt_id id, char **out)
 static int
 build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 {
-	struct eff e, pw, cmd, tls;
+	struct eff e, pw, cmd, tls, ca;
 	const char *name = cfg_title(sec);
+	struct stat st;
 	cfg_t *cred;
 	const int *cred_lines;
 
@@ -1469,9 +1470,18 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 	if ((e = effective(sec, si, OPT_TLS_CA_FILE)).value != NULL &&
 	    expand_path(e, name, OPT_TLS_CA_FILE, &a->tls_ca_file) == -1)
 		return -1;
+	ca = e;
 	if ((e = effective(sec, si, OPT_TLS_FINGERPRINT)).value != NULL)
 		a->has_fingerprint = conf_parse_fingerprint(e.value,
 		    a->tls_fingerprint) == 0;
+	/* A CA file that will be used but does not exist: say where it is
+	 * set now, not at the first connection. */
+	if (a->tls_ca_file != NULL && a->tls != CONF_TLS_NONE &&
+	    a->tls_verify && !a->has_fingerprint &&
+	    stat(a->tls_ca_file, &st) == -1 &&
+	    (errno == ENOENT || errno == ENOTDIR))
+		return fail_at(ca.line, name, "tls_ca_file", "%s: %s",
+		    a->tls_ca_file, strerror(errno));
 
 	if ((e = effective(sec, si, OPT_USER)).value == NULL)
 		return fail_at(si->start_line, name, "user", "missing "
