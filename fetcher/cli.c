@@ -80,6 +80,9 @@ struct cli {
 	/* which command-specific options were given, for the usage check */
 	bool		 seen_account, seen_dry_run, seen_jobs, seen_progress,
 			 seen_json;
+	/* the first fetch-only option and the first --account, as typed
+	 * ("-n", "--jobs"), for the usage error */
+	char		 typed_fetch_opt[24], typed_account[24];
 };
 
 static void
@@ -189,8 +192,8 @@ parse_args(int argc, char *argv[], struct cli *cli)
 	};
 	bool help = false, version = false;
 	const char *word = NULL, *extra = NULL;
-	char *end;
-	int ch;
+	char *end, typed[24];
+	int ch, li;
 	size_t i;
 
 	opterr = 0;
@@ -200,8 +203,14 @@ parse_args(int argc, char *argv[], struct cli *cli)
 	 * letting getopt stop at the first one when POSIXLY_CORRECT is set:
 	 * options may stand anywhere, whatever the environment says.
 	 */
-	while ((ch = getopt_long(argc, argv, "-:c:vqa:nj:hV", longopts,
-	    NULL)) != -1) {
+	while ((li = -1, ch = getopt_long(argc, argv, "-:c:vqa:nj:hV",
+	    longopts, &li)) != -1) {
+		/* The option as typed, for a usage error about it. */
+		if (li >= 0)
+			snprintf(typed, sizeof(typed), "--%s",
+			    longopts[li].name);
+		else
+			snprintf(typed, sizeof(typed), "-%c", ch);
 		switch (ch) {
 		case 1:
 			if (word == NULL)
@@ -225,11 +234,15 @@ parse_args(int argc, char *argv[], struct cli *cli)
 			cli->accounts = xreallocarray(cli->accounts,
 			    cli->naccounts + 1, sizeof(*cli->accounts));
 			cli->accounts[cli->naccounts++] = optarg;
+			if (!cli->seen_account)
+				strcpy(cli->typed_account, typed);
 			cli->seen_account = true;
 			break;
 		case 'n':
 			cli->dry_run = true;
 			cli->seen_dry_run = true;
+			if (cli->typed_fetch_opt[0] == '\0')
+				strcpy(cli->typed_fetch_opt, typed);
 			break;
 		case 'j':
 			errno = 0;
@@ -239,14 +252,20 @@ parse_args(int argc, char *argv[], struct cli *cli)
 				return usage_error("invalid number of jobs '%s' "
 				    "(expected 1 to 1024)", optarg);
 			cli->seen_jobs = true;
+			if (cli->typed_fetch_opt[0] == '\0')
+				strcpy(cli->typed_fetch_opt, typed);
 			break;
 		case OPT_PROGRESS:
 			cli->progress = 1;
 			cli->seen_progress = true;
+			if (cli->typed_fetch_opt[0] == '\0')
+				strcpy(cli->typed_fetch_opt, typed);
 			break;
 		case OPT_NO_PROGRESS:
 			cli->progress = 0;
 			cli->seen_progress = true;
+			if (cli->typed_fetch_opt[0] == '\0')
+				strcpy(cli->typed_fetch_opt, typed);
 			break;
 		case OPT_JSON:
 			cli->json = true;
@@ -309,13 +328,14 @@ parse_args(int argc, char *argv[], struct cli *cli)
 
 	/* Command options that make no sense for the chosen command. */
 	if (cli->seen_account && cli->command == CMD_ACCOUNTS)
-		return usage_error("--account does not apply to 'accounts'");
+		return usage_error("option '%s' does not apply to 'accounts'",
+		    cli->typed_account);
 	if ((cli->seen_dry_run || cli->seen_jobs || cli->seen_progress) &&
 	    cli->command != CMD_FETCH)
-		return usage_error("--dry-run, --jobs and --progress apply "
-		    "only to 'fetch'");
+		return usage_error("option '%s' applies only to 'fetch'",
+		    cli->typed_fetch_opt);
 	if (cli->seen_json && cli->command != CMD_STATUS)
-		return usage_error("--json applies only to 'status'");
+		return usage_error("option '--json' applies only to 'status'");
 	return -1;
 }
 

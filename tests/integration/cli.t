@@ -737,7 +737,16 @@ def _(tmp):
                       (["status", "-c"], "option '-c' needs an argument"),
                       (["-qZ"], "unknown option '-Z'"),
                       (["--frob=1"], "unknown option '--frob=1'"),
-                      (["status", "--", "-q"], "unexpected argument '-q'")):
+                      (["status", "--", "-q"], "unexpected argument '-q'"),
+                      (["status", "-n"], "option '-n' applies only to 'fetch'"),
+                      (["check", "-qn"], "option '-n' applies only to 'fetch'"),
+                      (["status", "--dry-run"],
+                       "option '--dry-run' applies only to 'fetch'"),
+                      (["check", "--jobs=2"], "option '--jobs' applies only to 'fetch'"),
+                      (["status", "--no-progress", "-j", "2"],
+                       "option '--no-progress' applies only to 'fetch'"),
+                      (["accounts", "-a", "x"], "option '-a' does not apply to 'accounts'"),
+                      (["fetch", "--json"], "option '--json' applies only to 'status'")):
         r = pf.run(*args, config=False)
         eq((r.rc, r.stdout), (64, ""), str(r))
         eq(r.stderr.splitlines()[0], "popfetch: " + msg, "first line for %s" % args)
