@@ -506,8 +506,9 @@ def _(tmp):
 
 # ------------------------------------------------------------------ dry run
 
-@T.test("--dry-run: UIDL, size, From, Subject, Date per message; writes "
-        "nothing (no Maildir, no database); server unchanged")
+@T.test("--dry-run: UIDL, size, From, Subject, Date per message; the summary "
+        "counts the bytes it would fetch; writes nothing (no Maildir, no "
+        "database); server unchanged")
 def _(tmp):
     g = pftest.MailGen(81)
     msgs = [g.message(size=1500, subject="Dry subject %d" % i,
@@ -539,6 +540,13 @@ def _(tmp):
         not_contains(blocks[i], "skip", "message %d would be fetched" % (i + 1))
         like(blocks[i], r"delete", "delete = true: message %d would be deleted" % (i + 1))
     not_contains(r.stderr, "popfetch:", "no error")
+    # The summary shows what it would fetch: 3 new, the sizes LIST gave.
+    m = re.match(r"work: 3 new, 1 skipped, 3 deleted, (\d+(?:\.\d+)?) (k?B) in ",
+                 r.stderr)
+    ok(m, "dry-run summary: " + r.stderr)
+    got = human_to_bytes(m.group(1), m.group(2))
+    ok(abs(got - sum(sizes[:3])) <= 0.051 * sum(sizes[:3]),
+       "dry-run summary bytes %s %s ~ %d" % (m.group(1), m.group(2), sum(sizes[:3])))
     ok(not os.path.exists(box.md), "no Maildir created")
     ok(not os.path.exists(os.path.dirname(box.md)), "not even its parent")
     left = os.listdir(box.pf.state_dir) if os.path.isdir(box.pf.state_dir) else []
