@@ -83,6 +83,7 @@ struct cli {
 	/* the first fetch-only option and the first --account, as typed
 	 * ("-n", "--jobs"), for the usage error */
 	char		 typed_fetch_opt[24], typed_account[24];
+	const char	*unknown_command;	/* reported by cli_main */
 };
 
 static void
@@ -318,9 +319,10 @@ parse_args(int argc, char *argv[], struct cli *cli)
 		else if (extra == NULL)
 			extra = argv[optind];
 	}
-	if (word != NULL && parse_command(word, &cli->command) == -1)
-		return usage_error("unknown command '%s' (expected fetch, check, "
-		    "status or accounts)", word);
+	if (word != NULL && parse_command(word, &cli->command) == -1) {
+		cli->unknown_command = word;	/* cli_main says it */
+		return 64;
+	}
 	if (extra != NULL)
 		return usage_error("unexpected argument '%s'", extra);
 	if (cli->verbose > 0 && cli->quiet)
@@ -480,6 +482,33 @@ cmd_accounts(const struct conf *conf)
 	return fflush(stdout) == 0 ? 0 : 74;
 }
 
+/*
+ * "unknown command 'work'": when the configuration loads (quietly) and
+ * has an account of that name, it was probably meant as -a work.
+ */
+static int
+unknown_command(const struct cli *cli)
+{
+	const char *w = cli->unknown_command;
+	struct conf *conf = NULL;
+	struct pf_error err;
+	char *path = NULL;
+	bool account = false;
+
+	pf_error_clear(&err);
+	if (conf_locate(cli->config_path, &path, &err) == 0 &&
+	    conf_load(path, &conf, &err) == 0)
+		account = conf_account_find(conf, w) != NULL;
+	conf_free(&conf);
+	free(path);
+	if (account)
+		return usage_error("unknown command '%s' (expected fetch, "
+		    "check, status or accounts); did you mean 'popfetch -a "
+		    "%s'?", w, w);
+	return usage_error("unknown command '%s' (expected fetch, check, "
+	    "status or accounts)", w);
+}
+
 int
 cli_main(int argc, char *argv[])
 {
@@ -493,8 +522,11 @@ cli_main(int argc, char *argv[])
 
 	pf_error_clear(&err);
 	signal(SIGPIPE, SIG_IGN);
-	if ((code = parse_args(argc, argv, &cli)) != -1)
+	if ((code = parse_args(argc, argv, &cli)) != -1) {
+		if (cli.unknown_command != NULL)
+			code = unknown_command(&cli);
 		goto done;
+	}
 	log_init(cli.quiet ? -1 : cli.verbose, cli.use_syslog);
 
 	if (conf_locate(cli.config_path, &path, &err) == -1 ||

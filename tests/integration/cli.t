@@ -849,4 +849,31 @@ def _(tmp):
                                   "Not a directory\n" % (afile, afile)), str(r))
 
 
+@T.test("'popfetch work' with an account work: 64, did you mean 'popfetch -a "
+        "work'?; a mistyped configuration key: the nearest known one")
+def _(tmp):
+    pf = pftest.Popfetch(tmp)
+    pf.write_config(pftest.account_conf("work", host="127.0.0.1", user="u",
+                                        password_command="echo x",
+                                        maildir=pf.path("Mail/work")))
+    plain = "popfetch: unknown command '%s' (expected fetch, check, status or accounts)"
+    r = pf.run("work")
+    eq((r.rc, r.stdout), (64, ""), str(r))
+    eq(r.stderr.splitlines()[0], (plain % "work") +
+       "; did you mean 'popfetch -a work'?", "an account's name")
+    for args in (["home"], ["-c", os.path.join(tmp, "missing.conf"), "work"]):
+        r = pf.run(*args, config=args[0] != "-c")
+        eq((r.rc, r.stdout), (64, ""), str(r))
+        eq(r.stderr.splitlines()[0], plain % args[-1],
+           "no account of that name, or no configuration: %s" % args)
+    pf.write_config(pftest.account_conf("work", host="127.0.0.1", user="u",
+                                        password_command="echo x",
+                                        maildir=pf.path("Mail/work")) +
+                    "delte = true\n")
+    r = pf.run("accounts")
+    eq((r.rc, r.stdout), (78, ""), str(r))
+    like(r.stderr, r"^popfetch: %s:\d+: unknown option 'delte'; did you mean "
+         r"'delete'\?\n$" % re.escape(pf.config_path), "the nearest key")
+
+
 T.done()
