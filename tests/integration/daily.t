@@ -656,6 +656,14 @@ else:
 
 # ------------------------------------------------------------------ docs
 
+def doc_page(name):
+    """A man page as built (paths of the installation substituted), or,
+    outside a build, its source doc/NAME.in."""
+    if BUILDDIR and os.path.exists(os.path.join(BUILDDIR, "doc", name)):
+        return os.path.join(BUILDDIR, "doc", name)
+    return os.path.join(SRCDIR, "doc", name + ".in")
+
+
 def man_render(page):
     env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8", MAN_KEEP_FORMATTING="")
     return subprocess.run(["man", "--warnings", "-l", page], stdout=subprocess.PIPE,
@@ -665,8 +673,8 @@ def man_render(page):
 
 @test("man pages render without warnings (man --warnings -l, groff -ww)")
 def _(tmp):
-    for page in ("doc/popfetch.1", "doc/popfetch.conf.5"):
-        path = os.path.join(SRCDIR, page)
+    for page in ("popfetch.1", "popfetch.conf.5"):
+        path = doc_page(page)
         r = man_render(path)
         eq((r.returncode, r.stderr), (0, ""), page + ": man --warnings")
         ok(len(r.stdout) > 2000, page + ": rendered", len(r.stdout))
@@ -684,8 +692,8 @@ def _(tmp):
 @test("popfetch(1) documents every command, option, exit code, environment "
       "variable and file; popfetch.conf(5) every key")
 def _(tmp):
-    with open(os.path.join(SRCDIR, "doc/popfetch.1")) as f:
-        page = f.read().replace("\\-", "-")
+    with open(doc_page("popfetch.1")) as f:
+        page = f.read().replace("\\-", "-").replace("\\:", "").replace("\\%", "")
     with open(os.path.join(SRCDIR, "fetcher/cli.c")) as f:
         cli = f.read()
     longopts = re.findall(r'\{\s*"([a-z-]+)",\s*(?:no|required)_argument', cli)
@@ -726,7 +734,7 @@ def _(tmp):
                      ("one-shot", r"popfetch fetch -n -a work")):
         like(ex, rx, "EXAMPLES: " + what)
 
-    with open(os.path.join(SRCDIR, "doc/popfetch.conf.5")) as f:
+    with open(doc_page("popfetch.conf.5")) as f:
         conf5 = f.read().replace("\\-", "-")
     with open(os.path.join(SRCDIR, "config/conf.c")) as f:
         keys = re.findall(r'\[OPT_[A-Z_]+\]\s*=\s*\{\s*"([a-z_]+)"', f.read())
@@ -743,6 +751,15 @@ def build_ready():
     if not shutil.which("make"):
         return "make not found"
     return None
+
+
+def subst_man(text, d):
+    """doc/*.in as Makefile.am makes the page: @var@ by the path, '-' as
+    roff's '\\-'."""
+    text = text.replace("@bindir@", d["bindir"].replace("-", "\\-"))
+    for var in ("docdir", "systemduserunitdir", "bashcompletiondir"):
+        text = text.replace("@%s@" % var, d[var].replace("/", "/\\:").replace("-", "\\-"))
+    return text
 
 
 def install_test(tmp):
@@ -773,9 +790,25 @@ def install_test(tmp):
         eq(stat.S_IMODE(os.stat(path).st_mode), mode, "mode of " + path)
     found = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(dest) for f in fs)
     eq(found, sorted(want), "nothing else installed")
-    for src, inst in (("doc/popfetch.1", p("mandir", "man1", "popfetch.1")),
-                      ("doc/popfetch.conf.5", p("mandir", "man5", "popfetch.conf.5")),
-                      ("contrib/popfetch.conf.example", p("docdir", "popfetch.conf.example")),
+    for page, inst in (("popfetch.1", p("mandir", "man1", "popfetch.1")),
+                       ("popfetch.conf.5", p("mandir", "man5", "popfetch.conf.5"))):
+        with open(os.path.join(SRCDIR, "doc", page + ".in")) as a_, open(inst) as b_:
+            text = b_.read()
+            eq(text, subst_man(a_.read(), d), inst + " is doc/%s.in, substituted" % page)
+        ok(not re.search(r"@[a-z_]+@", text), inst + ": nothing left to substitute",
+           re.findall(r"@[a-z_]+@", text))
+    with open(p("mandir", "man1", "popfetch.1")) as f:
+        files = f.read().replace("\\-", "-").replace("\\:", "").replace("\\%", "")
+    files = files[files.index(".SH FILES"):files.index(".SH EXAMPLES")]
+    for var, name in (("docdir", "popfetch.conf.example"),
+                      ("systemduserunitdir", "popfetch.service"),
+                      ("systemduserunitdir", "popfetch@.timer"),
+                      ("bashcompletiondir", "popfetch")):
+        like(files, r"(?m)^\.I %s$" % re.escape(os.path.join(d[var], name)),
+             "popfetch(1) FILES: the installed " + name)
+    if not d["docdir"].startswith("/usr/share/"):
+        not_contains(files, "/usr/share/", "FILES: no path of another prefix")
+    for src, inst in (("contrib/popfetch.conf.example", p("docdir", "popfetch.conf.example")),
                       ("contrib/bash-completion/popfetch", p("bashcompletiondir", "popfetch")),
                       ("contrib/systemd/popfetch.timer", p("systemduserunitdir", "popfetch.timer"))):
         with open(os.path.join(SRCDIR, src), "rb") as a_, open(inst, "rb") as b_:
