@@ -474,6 +474,55 @@ gram_err_of(const char *fmt)
 }
 
 /*
+ * "; did you mean 'password'?" for an unknown key within edit distance 2
+ * (a swap of two neighbours counts as one) of a known one, else "".
+ */
+static const char *
+key_hint(const char *key, char *buf, size_t size)
+{
+	unsigned d[3][40];
+	size_t i, j, k, n = strlen(key), m, best_d = 3, best = OPT_COUNT;
+
+	if (n == 0 || n >= 40)
+		return "";
+	for (k = 0; k < OPT_COUNT; k++) {
+		const char *t = opt_table[k].name;
+
+		if ((m = strlen(t)) >= 40)
+			continue;
+		/* rows i-2, i-1, i of the optimal string alignment distance */
+		for (j = 0; j <= m; j++)
+			d[1][j] = (unsigned)j;
+		for (i = 1; i <= n; i++) {
+			d[2][0] = (unsigned)i;
+			for (j = 1; j <= m; j++) {
+				unsigned c = key[i - 1] != t[j - 1], v;
+
+				v = d[1][j - 1] + c;
+				if (d[1][j] + 1 < v)
+					v = d[1][j] + 1;
+				if (d[2][j - 1] + 1 < v)
+					v = d[2][j - 1] + 1;
+				if (i > 1 && j > 1 && key[i - 1] == t[j - 2] &&
+				    key[i - 2] == t[j - 1] && d[0][j - 2] + 1 < v)
+					v = d[0][j - 2] + 1;
+				d[2][j] = v;
+			}
+			memcpy(d[0], d[1], sizeof(d[0]));
+			memcpy(d[1], d[2], sizeof(d[1]));
+		}
+		if (d[1][m] < best_d) {
+			best_d = d[1][m];
+			best = k;
+		}
+	}
+	if (best == OPT_COUNT || best_d >= n)
+		return "";
+	snprintf(buf, size, "; did you mean '%s'?", opt_table[best].name);
+	return buf;
+}
+
+/*
  * libconfuse's own messages.  The two a user meets most are reworded into
  * our vocabulary; the rest keep libconfuse's words behind our prefix.
  */
@@ -504,8 +553,9 @@ conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 		va_copy(aq, ap);
 		arg = va_arg(aq, const char *);
 		va_end(aq);
-		fail_at(line, account, NULL, "unknown option '%s'",
-		    shown(arg, buf, sizeof(buf)));
+		fail_at(line, account, NULL, "unknown option '%s'%s",
+		    shown(arg, buf, sizeof(buf)),
+		    key_hint(arg, msg, sizeof(msg)));
 	} else if ((gram = gram_err_of(fmt)) != GRAM_OK) {
 		/* The line of the token after which something is missing. */
 		if (parse->gram_err == gram && parse->gram_err_line == line &&
@@ -747,8 +797,9 @@ opt_parse_cb(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	 * sets the option of another section from here: not our syntax.
 	 */
 	if (id == -1 || value == NULL || cfg_getopt(cfg, opt->name) != opt)
-		return fail_at(cfg->line, account, NULL, "unknown option '%s'",
-		    shown(cfg_opt_name(opt), why, 80));
+		return fail_at(cfg->line, account, NULL, "unknown option "
+		    "'%s'%s", shown(cfg_opt_name(opt), why, 80),
+		    key_hint(cfg_opt_name(opt), buf, sizeof(buf)));
 	def = &opt_table[id];
 	/*
 	 * libconfuse hands us the values in file order, as conf_scan() saw
@@ -1448,8 +1499,9 @@ expand_path(struct eff e, const char *account, enum opt_id id, char **out)
 static int
 build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 {
-	struct eff e, pw, cmd, tls;
+	struct eff e, pw, cmd, tls, ca;
 	const char *name = cfg_title(sec);
+	struct stat st;
 	cfg_t *cred;
 	const int *cred_lines;
 
@@ -1469,9 +1521,18 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 	if ((e = effective(sec, si, OPT_TLS_CA_FILE)).value != NULL &&
 	    expand_path(e, name, OPT_TLS_CA_FILE, &a->tls_ca_file) == -1)
 		return -1;
+	ca = e;
 	if ((e = effective(sec, si, OPT_TLS_FINGERPRINT)).value != NULL)
 		a->has_fingerprint = conf_parse_fingerprint(e.value,
 		    a->tls_fingerprint) == 0;
+	/* A CA file that will be used but does not exist: say where it is
+	 * set now, not at the first connection. */
+	if (a->tls_ca_file != NULL && a->tls != CONF_TLS_NONE &&
+	    a->tls_verify && !a->has_fingerprint &&
+	    stat(a->tls_ca_file, &st) == -1 &&
+	    (errno == ENOENT || errno == ENOTDIR))
+		return fail_at(ca.line, name, "tls_ca_file", "%s: %s",
+		    a->tls_ca_file, strerror(errno));
 
 	if ((e = effective(sec, si, OPT_USER)).value == NULL)
 		return fail_at(si->start_line, name, "user", "missing "
@@ -1637,6 +1698,9 @@ build_conf(struct conf *conf)
 		    "%d); use one of them", parse->top_lines[OPT_PASSWORD]);
 
 	conf->naccounts = cfg_size(root, "account");
+	if (conf->naccounts == 0)
+		return fail_at(0, NULL, NULL, "no account section: nothing to "
+		    "fetch (add one: account NAME { host = ... })");
 	conf->accounts = xcalloc(conf->naccounts, sizeof(*conf->accounts));
 	for (i = 0; i < conf->naccounts; i++) {
 		sec = cfg_getnsec(root, "account", (unsigned)i);

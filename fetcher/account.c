@@ -85,6 +85,11 @@ account_limit(const struct conf_account *a, const struct pop3_msg **sel,
 		}
 		if (a->max_messages > 0 && n >= a->max_messages) {
 			(*skipped)++;
+			if (verbose_skips)
+				log_debug("%s: skipping message %u (UIDL %s): "
+				    "over max_messages (%u per run)", a->name,
+				    m->number, m->uidl ? m->uidl : "none",
+				    (unsigned)a->max_messages);
 			continue;
 		}
 		sel[n++] = m;

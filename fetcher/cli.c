@@ -80,6 +80,10 @@ struct cli {
 	/* which command-specific options were given, for the usage check */
 	bool		 seen_account, seen_dry_run, seen_jobs, seen_progress,
 			 seen_json;
+	/* the first fetch-only option and the first --account, as typed
+	 * ("-n", "--jobs"), for the usage error */
+	char		 typed_fetch_opt[24], typed_account[24];
+	const char	*unknown_command;	/* reported by cli_main */
 };
 
 static void
@@ -189,8 +193,8 @@ parse_args(int argc, char *argv[], struct cli *cli)
 	};
 	bool help = false, version = false;
 	const char *word = NULL, *extra = NULL;
-	char *end;
-	int ch;
+	char *end, typed[24];
+	int ch, li;
 	size_t i;
 
 	opterr = 0;
@@ -200,8 +204,14 @@ parse_args(int argc, char *argv[], struct cli *cli)
 	 * letting getopt stop at the first one when POSIXLY_CORRECT is set:
 	 * options may stand anywhere, whatever the environment says.
 	 */
-	while ((ch = getopt_long(argc, argv, "-:c:vqa:nj:hV", longopts,
-	    NULL)) != -1) {
+	while ((li = -1, ch = getopt_long(argc, argv, "-:c:vqa:nj:hV",
+	    longopts, &li)) != -1) {
+		/* The option as typed, for a usage error about it. */
+		if (li >= 0)
+			snprintf(typed, sizeof(typed), "--%s",
+			    longopts[li].name);
+		else
+			snprintf(typed, sizeof(typed), "-%c", ch);
 		switch (ch) {
 		case 1:
 			if (word == NULL)
@@ -225,11 +235,15 @@ parse_args(int argc, char *argv[], struct cli *cli)
 			cli->accounts = xreallocarray(cli->accounts,
 			    cli->naccounts + 1, sizeof(*cli->accounts));
 			cli->accounts[cli->naccounts++] = optarg;
+			if (!cli->seen_account)
+				strcpy(cli->typed_account, typed);
 			cli->seen_account = true;
 			break;
 		case 'n':
 			cli->dry_run = true;
 			cli->seen_dry_run = true;
+			if (cli->typed_fetch_opt[0] == '\0')
+				strcpy(cli->typed_fetch_opt, typed);
 			break;
 		case 'j':
 			errno = 0;
@@ -239,14 +253,20 @@ parse_args(int argc, char *argv[], struct cli *cli)
 				return usage_error("invalid number of jobs '%s' "
 				    "(expected 1 to 1024)", optarg);
 			cli->seen_jobs = true;
+			if (cli->typed_fetch_opt[0] == '\0')
+				strcpy(cli->typed_fetch_opt, typed);
 			break;
 		case OPT_PROGRESS:
 			cli->progress = 1;
 			cli->seen_progress = true;
+			if (cli->typed_fetch_opt[0] == '\0')
+				strcpy(cli->typed_fetch_opt, typed);
 			break;
 		case OPT_NO_PROGRESS:
 			cli->progress = 0;
 			cli->seen_progress = true;
+			if (cli->typed_fetch_opt[0] == '\0')
+				strcpy(cli->typed_fetch_opt, typed);
 			break;
 		case OPT_JSON:
 			cli->json = true;
@@ -299,9 +319,10 @@ parse_args(int argc, char *argv[], struct cli *cli)
 		else if (extra == NULL)
 			extra = argv[optind];
 	}
-	if (word != NULL && parse_command(word, &cli->command) == -1)
-		return usage_error("unknown command '%s' (expected fetch, check, "
-		    "status or accounts)", word);
+	if (word != NULL && parse_command(word, &cli->command) == -1) {
+		cli->unknown_command = word;	/* cli_main says it */
+		return 64;
+	}
 	if (extra != NULL)
 		return usage_error("unexpected argument '%s'", extra);
 	if (cli->verbose > 0 && cli->quiet)
@@ -309,13 +330,14 @@ parse_args(int argc, char *argv[], struct cli *cli)
 
 	/* Command options that make no sense for the chosen command. */
 	if (cli->seen_account && cli->command == CMD_ACCOUNTS)
-		return usage_error("--account does not apply to 'accounts'");
+		return usage_error("option '%s' does not apply to 'accounts'",
+		    cli->typed_account);
 	if ((cli->seen_dry_run || cli->seen_jobs || cli->seen_progress) &&
 	    cli->command != CMD_FETCH)
-		return usage_error("--dry-run, --jobs and --progress apply "
-		    "only to 'fetch'");
+		return usage_error("option '%s' applies only to 'fetch'",
+		    cli->typed_fetch_opt);
 	if (cli->seen_json && cli->command != CMD_STATUS)
-		return usage_error("--json applies only to 'status'");
+		return usage_error("option '--json' applies only to 'status'");
 	return -1;
 }
 
@@ -460,6 +482,33 @@ cmd_accounts(const struct conf *conf)
 	return fflush(stdout) == 0 ? 0 : 74;
 }
 
+/*
+ * "unknown command 'work'": when the configuration loads (quietly) and
+ * has an account of that name, it was probably meant as -a work.
+ */
+static int
+unknown_command(const struct cli *cli)
+{
+	const char *w = cli->unknown_command;
+	struct conf *conf = NULL;
+	struct pf_error err;
+	char *path = NULL;
+	bool account = false;
+
+	pf_error_clear(&err);
+	if (conf_locate(cli->config_path, &path, &err) == 0 &&
+	    conf_load(path, &conf, &err) == 0)
+		account = conf_account_find(conf, w) != NULL;
+	conf_free(&conf);
+	free(path);
+	if (account)
+		return usage_error("unknown command '%s' (expected fetch, "
+		    "check, status or accounts); did you mean 'popfetch -a "
+		    "%s'?", w, w);
+	return usage_error("unknown command '%s' (expected fetch, check, "
+	    "status or accounts)", w);
+}
+
 int
 cli_main(int argc, char *argv[])
 {
@@ -473,8 +522,11 @@ cli_main(int argc, char *argv[])
 
 	pf_error_clear(&err);
 	signal(SIGPIPE, SIG_IGN);
-	if ((code = parse_args(argc, argv, &cli)) != -1)
+	if ((code = parse_args(argc, argv, &cli)) != -1) {
+		if (cli.unknown_command != NULL)
+			code = unknown_command(&cli);
 		goto done;
+	}
 	log_init(cli.quiet ? -1 : cli.verbose, cli.use_syslog);
 
 	if (conf_locate(cli.config_path, &path, &err) == -1 ||

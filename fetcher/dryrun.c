@@ -180,6 +180,7 @@ dry_run(struct session *s, struct seen *seen, const struct pop3_listing *l,
 	time_t now = time(NULL);
 	size_t i, j, n;
 	unsigned long would_delete = 0, skipped = 0;
+	uint64_t bytes = 0;
 	int rc = -1;
 
 	if (!l->has_uidl && !a->delete)
@@ -187,10 +188,12 @@ dry_run(struct session *s, struct seen *seen, const struct pop3_listing *l,
 		    "support UIDL, so popfetch cannot tell new messages from "
 		    "old; set delete = true to fetch and delete every message");
 	sel = account_select(a, l, seen, false, &n, &skipped);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (dry_show(&dry, a->delete ? "fetch and delete" : "fetch",
 		    sel[i], "", true, err) == -1)
 			goto done;
+		bytes += sel[i]->size;	/* as LIST announces it */
+	}
 	for (i = 0; i < l->count; i++) {
 		const struct pop3_msg *m = &l->msgs[i];
 		bool selected = false, known;
@@ -222,7 +225,7 @@ dry_run(struct session *s, struct seen *seen, const struct pop3_listing *l,
 			goto done;
 	}
 	fflush(stdout);
-	report_summary(a->name, n, skipped, would_delete, -1, 0,
+	report_summary(a->name, n, skipped, would_delete, -1, bytes,
 	    report_clock() - t0, true);
 	rc = 0;
 done:

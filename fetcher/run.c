@@ -519,8 +519,18 @@ prep_local(struct prep *p)
 	p->run_begun = true;
 	target = account_target(r->acct, &kind);
 	if (deliver_open(kind, target, DELIVER_CREATE, &r->target,
-	    &p->err) == -1 ||
-	    commit_recover(r->seen, r->target, r->name, &p->err) == -1 ||
+	    &p->err) == -1) {
+		char what[PF_ERROR_WHAT_MAX];
+
+		/* Which setting: mkdir(/x) alone does not say. */
+		memcpy(what, p->err.what, sizeof(what));
+		if (p->err.category == PF_FAIL_IO &&
+		    strcmp(kind, "maildir") == 0)
+			pf_error_set(&p->err, PF_FAIL_IO, "maildir %s: %s",
+			    target, what);
+		return -1;
+	}
+	if (commit_recover(r->seen, r->target, r->name, &p->err) == -1 ||
 	    seen_any(r->seen, &p->any_seen, &p->err) == -1)
 		return -1;
 	prep_set_ready(p);
@@ -792,8 +802,15 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	r.localhost[sizeof(r.localhost) - 1] = '\0';
 
 	account_who(conf, acct, &r.who, &r.owners);
-	if (lock_acquire(conf->state_dir, acct->name, &r.lock, &err) == -1)
+	if (lock_acquire(conf->state_dir, acct->name, &r.lock, &err) == -1) {
+		/* -q: an account being fetched by another popfetch (a cron run
+		 * overlapping a long one) is no news: 75 without the line. */
+		if (err.category == PF_FAIL_TEMP && log_verbosity() < 0) {
+			run_cleanup(&r);
+			return pf_exit_code(err.category);
+		}
 		goto fail;
+	}
 	/*
 	 * Steps 2 and 3 side by side; a failure of step 2 is
 	 * reported first, as if it had run alone, and once it is known it

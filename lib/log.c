@@ -19,6 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <paths.h>
 #include <syslog.h>
 #include <termios.h>
 #include <unistd.h>
@@ -28,6 +32,7 @@
 #include "params.h"
 
 #define LOG_ERASE	"\r\033[K"	/* to column 0, clear to end of line */
+#define NOSYSLOG_LINE	"popfetch: no syslog (" _PATH_LOG "): logging to stderr\n"
 
 static int	 verbosity;
 static bool	 use_syslog;
@@ -35,12 +40,52 @@ static bool	 progress_mode;		/* progress lines may be on stderr */
 /* Ours is on screen now.  Atomic: a helper thread may log (fetcher/run.c's
  * local start) while the main thread does. */
 static atomic_bool progress_shown;
+/* --syslog found no syslog daemon: lines go to stderr, after one line that
+ * says so, printed before the first of them.  Shared with the -j children
+ * (forked later) so that it is printed once per run. */
+static bool	 nosyslog;
+static atomic_int *nosyslog_said;
+static atomic_int nosyslog_said_here;
+
+/* Whether a syslog daemon takes datagrams (or a stream) on _PATH_LOG, as
+ * syslog(3) would connect. */
+static bool
+syslog_reachable(void)
+{
+	struct sockaddr_un sun;
+	int fd, ok = 0;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	strncpy(sun.sun_path, _PATH_LOG, sizeof(sun.sun_path) - 1);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return false;
+	ok = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+	if (!ok && errno == EPROTOTYPE) {
+		close(fd);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+			return false;
+		ok = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+	}
+	close(fd);
+	return ok;
+}
 
 void
 log_init(int v, bool sys)
 {
 	verbosity = v;
 	use_syslog = sys;
+	if (use_syslog && !syslog_reachable()) {
+		use_syslog = false;
+		nosyslog = true;
+		nosyslog_said = mmap(NULL, sizeof(*nosyslog_said),
+		    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (nosyslog_said == MAP_FAILED)
+			nosyslog_said = &nosyslog_said_here;	/* once per process */
+		else
+			atomic_init(nosyslog_said, 0);
+	}
 	if (use_syslog)
 		openlog("popfetch", LOG_PID, LOG_MAIL);
 }
@@ -139,6 +184,11 @@ vlog(enum log_level level, const char *prefix, int errnum, const char *fmt,
 		return;
 	}
 	line[len++] = '\n';
+	if (nosyslog && atomic_exchange(nosyslog_said, 1) == 0) {
+		if (erase)
+			write_all(LOG_ERASE, strlen(LOG_ERASE));
+		write_all(NOSYSLOG_LINE, strlen(NOSYSLOG_LINE));
+	}
 	write_all(line, len);
 	if (erase)
 		progress_shown = false;

@@ -8,7 +8,8 @@
  * Levels: errors and warnings always (unless --quiet hides warnings),
  * log_info for summaries (hidden by -q), log_debug for -v, log_trace for -vv.
  * With --syslog the same lines go to syslog (ident "popfetch", facility mail)
- * instead of stderr.
+ * instead of stderr; when no syslog daemon listens on /dev/log, they go to
+ * stderr after all, the first one preceded by a line saying so.
  */
 #ifndef POPFETCH_LOG_H
 #define POPFETCH_LOG_H

@@ -75,9 +75,17 @@ lock_acquire(const char *state_dir, const char *account,
 	int fd = -1, n, rc;
 
 	*lock_r = NULL;
-	if (lock_name(account, name, sizeof(name), err) == -1 ||
-	    pf_mkdirs(state_dir, err) == -1)
+	if (lock_name(account, name, sizeof(name), err) == -1)
 		goto fail;
+	if (pf_mkdirs(state_dir, err) == -1) {
+		char what[PF_ERROR_WHAT_MAX];
+
+		/* Which setting: the path alone may not tell. */
+		memcpy(what, err->what, sizeof(what));
+		pf_error_set(err, err->category, "state_dir %s: %s", state_dir,
+		    what);
+		goto fail;
+	}
 	n = snprintf(path, sizeof(path), "%s/%s", state_dir, name);
 	if (n < 0 || (size_t)n >= sizeof(path)) {
 		pf_error_set(err, PF_FAIL_IO, "path too long: %s/%s", state_dir,

@@ -753,8 +753,14 @@ open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
 {
 	int fd;
 
-	if (pf_mkdirs(state_dir, err) == -1)
-		return -1;
+	if (pf_mkdirs(state_dir, err) == -1) {
+		char what[PF_ERROR_WHAT_MAX];
+
+		/* Which setting: the path alone may not tell. */
+		memcpy(what, err->what, sizeof(what));
+		return pf_error_set(err, err->category, "state_dir %s: %s",
+		    state_dir, what);
+	}
 	fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 	    0600);
 	if (fd == -1 && errno != EEXIST)

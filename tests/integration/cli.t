@@ -737,7 +737,16 @@ def _(tmp):
                       (["status", "-c"], "option '-c' needs an argument"),
                       (["-qZ"], "unknown option '-Z'"),
                       (["--frob=1"], "unknown option '--frob=1'"),
-                      (["status", "--", "-q"], "unexpected argument '-q'")):
+                      (["status", "--", "-q"], "unexpected argument '-q'"),
+                      (["status", "-n"], "option '-n' applies only to 'fetch'"),
+                      (["check", "-qn"], "option '-n' applies only to 'fetch'"),
+                      (["status", "--dry-run"],
+                       "option '--dry-run' applies only to 'fetch'"),
+                      (["check", "--jobs=2"], "option '--jobs' applies only to 'fetch'"),
+                      (["status", "--no-progress", "-j", "2"],
+                       "option '--no-progress' applies only to 'fetch'"),
+                      (["accounts", "-a", "x"], "option '-a' does not apply to 'accounts'"),
+                      (["fetch", "--json"], "option '--json' applies only to 'status'")):
         r = pf.run(*args, config=False)
         eq((r.rc, r.stdout), (64, ""), str(r))
         eq(r.stderr.splitlines()[0], "popfetch: " + msg, "first line for %s" % args)
@@ -802,6 +811,69 @@ def _(tmp):
                                         maildir=pf.path("Mail/work")), mode=0o644)
     r = pf.run("accounts").expect(0)
     like(r.stdout, r"^work u@127\.0\.0\.1:995 implicit ")
+
+
+@T.test("config without an account section: 78 for every command, saying so")
+def _(tmp):
+    pf = pftest.Popfetch(tmp)
+    for text in ("", "# nothing yet\ntimeout = 30\n"):
+        pf.write_config(text)
+        for cmd in (["fetch"], ["fetch", "-n"], ["check"], ["status"],
+                    ["status", "--json"], ["accounts"]):
+            r = pf.run(*cmd)
+            eq((r.rc, r.stdout), (78, ""), "%r %s: %s" % (text, cmd, r))
+            eq(r.stderr, "popfetch: %s: no account section: nothing to fetch "
+               "(add one: account NAME { host = ... })\n" % pf.config_path,
+               "%s: the error line" % cmd)
+    no_database(pf, "no account section")
+
+
+@T.test("mkdir failing under a file: the error line names the setting "
+        "(maildir / state_dir), 74")
+def _(tmp):
+    pf = pftest.Popfetch(tmp)
+    afile = pf.path("afile")
+    with open(afile, "w") as f:
+        f.write("not a directory\n")
+    o = dict(host="127.0.0.1", port=pftest.free_port(), user="u", tls="none",
+             password_command="echo x", allow_plaintext_password=True)
+    pf.write_config(pftest.account_conf("work", maildir=afile + "/Mail", **o))
+    r = pf.run("fetch")
+    eq((r.rc, r.stderr), (74, "popfetch: work: maildir %s/Mail: mkdir(%s): Not a "
+                              "directory\n" % (afile, afile)), str(r))
+    pf.write_config('state_dir = "%s/state"\n' % afile +
+                    pftest.account_conf("work", maildir=pf.path("Mail"), **o))
+    for cmd in (["fetch"], ["fetch", "-n"]):
+        r = pf.run(*cmd)
+        eq((r.rc, r.stderr), (74, "popfetch: work: state_dir %s/state: mkdir(%s): "
+                                  "Not a directory\n" % (afile, afile)), str(r))
+
+
+@T.test("'popfetch work' with an account work: 64, did you mean 'popfetch -a "
+        "work'?; a mistyped configuration key: the nearest known one")
+def _(tmp):
+    pf = pftest.Popfetch(tmp)
+    pf.write_config(pftest.account_conf("work", host="127.0.0.1", user="u",
+                                        password_command="echo x",
+                                        maildir=pf.path("Mail/work")))
+    plain = "popfetch: unknown command '%s' (expected fetch, check, status or accounts)"
+    r = pf.run("work")
+    eq((r.rc, r.stdout), (64, ""), str(r))
+    eq(r.stderr.splitlines()[0], (plain % "work") +
+       "; did you mean 'popfetch -a work'?", "an account's name")
+    for args in (["home"], ["-c", os.path.join(tmp, "missing.conf"), "work"]):
+        r = pf.run(*args, config=args[0] != "-c")
+        eq((r.rc, r.stdout), (64, ""), str(r))
+        eq(r.stderr.splitlines()[0], plain % args[-1],
+           "no account of that name, or no configuration: %s" % args)
+    pf.write_config(pftest.account_conf("work", host="127.0.0.1", user="u",
+                                        password_command="echo x",
+                                        maildir=pf.path("Mail/work")) +
+                    "delte = true\n")
+    r = pf.run("accounts")
+    eq((r.rc, r.stdout), (78, ""), str(r))
+    like(r.stderr, r"^popfetch: %s:\d+: unknown option 'delte'; did you mean "
+         r"'delete'\?\n$" % re.escape(pf.config_path), "the nearest key")
 
 
 T.done()

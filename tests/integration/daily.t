@@ -464,6 +464,54 @@ def syslog_test(tmp):
     ok(pids, "-j 1 logs both accounts from one process")
 
 
+NOSYSLOG = "popfetch: no syslog (/dev/log): logging to stderr"
+
+
+def nosyslog_test(tmp):
+    a = Accounts(tmp)
+    a.add("good", nmsgs=2)
+    a.add("bad", nmsgs=1, password="nope")
+    a.write()
+    olddev = os.path.join(tmp, "olddev")
+    os.mkdir(olddev)
+    # A socket file nobody listens on (a syslog daemon that died) ...
+    deaf = os.path.join(tmp, "deaf.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(deaf)
+    s.close()
+    # ... and no socket at all (a container without /dev/log).
+    for sock in (os.path.join(tmp, "missing.sock"), deaf):
+        for jobs in ("1", "2"):
+            what = "%s, -j %s" % (os.path.basename(sock), jobs)
+            pf = a.sandbox("pf-%s-j%s" % (os.path.basename(sock), jobs))
+            argv = private_dev_log_argv(sock, olddev,
+                                        pf.command(["--syslog", "fetch", "-j", jobs]))
+            p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=pf.env(), cwd=pf.dir, timeout=60)
+            err = p.stderr.decode()
+            eq(p.returncode, 77, what + ": exit code of bad", err)
+            eq(lines_of(err)[0], NOSYSLOG, what + ": first, one line saying so", err)
+            eq(err.count("no syslog"), 1, what + ": said once", err)
+            eq(summaries(err), {"good": (2, 0, 0)}, what + ": good's summary on stderr", err)
+            like(err, r"(?m)^popfetch: bad: \S.*$", what + ": bad's error line on stderr")
+            eq(len(a.maildir("good", pf)), 2, what + ": good fetched")
+    # -q and nothing to report: nothing at all (cron mails nothing).
+    pf = a.sandbox("pf-quiet")
+    a.names.remove("bad")
+    a.write(pf)
+    p = subprocess.run(private_dev_log_argv(deaf, olddev, pf.command(["--syslog", "-q"])),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=pf.env(), cwd=pf.dir, timeout=60)
+    eq((p.returncode, p.stdout, p.stderr), (0, b"", b""), "-q, all well: silent")
+
+
+_why = syslog_capable()
+if _why:
+    T.skip("--syslog without a syslog daemon: stderr, after one line saying so", _why)
+else:
+    test("--syslog without a syslog daemon (no /dev/log, nobody listening): "
+         "the lines on stderr, after one line saying so")(nosyslog_test)
+
 _why = syslog_capable()
 if _why:
     T.skip("--syslog: facility mail, ident popfetch, LOG_INFO summaries, LOG_ERR "
@@ -528,7 +576,8 @@ def _(tmp):
 
 
 @test("-j 3: each account still takes its lock: one being fetched by another "
-      "popfetch is skipped (75), the others are fetched, nothing twice")
+      "popfetch is skipped (75), the others are fetched, nothing twice; "
+      "-q: skipped without a line")
 def _(tmp):
     a = Accounts(tmp)
     a.add("held", nmsgs=2, latency_ms=1500)
@@ -539,6 +588,8 @@ def _(tmp):
     later(lambda: bg.poll() is None and bg.kill())
     ok(pftest.wait_for(lambda: a.srv["held"].connections(), 15),
        "the first popfetch is connected to held's server (lock taken)")
+    r = a.pf.run("-q", "fetch", "-a", "held")
+    eq((r.rc, r.stderr), (75, ""), "-q: skipped (75) without an error line: " + str(r))
     r = a.pf.run("fetch", "-j", "3")
     eq(r.rc, 75, str(r))
     only_lines(r.stderr, [SUMMARY_RE, ERROR_RE], "-j 3")
@@ -605,6 +656,14 @@ else:
 
 # ------------------------------------------------------------------ docs
 
+def doc_page(name):
+    """A man page as built (paths of the installation substituted), or,
+    outside a build, its source doc/NAME.in."""
+    if BUILDDIR and os.path.exists(os.path.join(BUILDDIR, "doc", name)):
+        return os.path.join(BUILDDIR, "doc", name)
+    return os.path.join(SRCDIR, "doc", name + ".in")
+
+
 def man_render(page):
     env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8", MAN_KEEP_FORMATTING="")
     return subprocess.run(["man", "--warnings", "-l", page], stdout=subprocess.PIPE,
@@ -614,8 +673,8 @@ def man_render(page):
 
 @test("man pages render without warnings (man --warnings -l, groff -ww)")
 def _(tmp):
-    for page in ("doc/popfetch.1", "doc/popfetch.conf.5"):
-        path = os.path.join(SRCDIR, page)
+    for page in ("popfetch.1", "popfetch.conf.5"):
+        path = doc_page(page)
         r = man_render(path)
         eq((r.returncode, r.stderr), (0, ""), page + ": man --warnings")
         ok(len(r.stdout) > 2000, page + ": rendered", len(r.stdout))
@@ -633,8 +692,8 @@ def _(tmp):
 @test("popfetch(1) documents every command, option, exit code, environment "
       "variable and file; popfetch.conf(5) every key")
 def _(tmp):
-    with open(os.path.join(SRCDIR, "doc/popfetch.1")) as f:
-        page = f.read().replace("\\-", "-")
+    with open(doc_page("popfetch.1")) as f:
+        page = f.read().replace("\\-", "-").replace("\\:", "").replace("\\%", "")
     with open(os.path.join(SRCDIR, "fetcher/cli.c")) as f:
         cli = f.read()
     longopts = re.findall(r'\{\s*"([a-z-]+)",\s*(?:no|required)_argument', cli)
@@ -669,13 +728,13 @@ def _(tmp):
                "popfetch@.timer", "bash-completion/completions/popfetch"):
         contains(files, f_, "FILES names " + f_)
     ex = page[page.index(".SH EXAMPLES"):]
-    for what, rx in (("cron", r"\*/10 \* \* \* \* popfetch"),
+    for what, rx in (("cron", r"\*/10 \* \* \* \* \S*/popfetch -q"),
                      ("systemd", r"systemctl --user enable --now popfetch\.timer"),
                      ("systemd template", r"popfetch@work\.timer"),
                      ("one-shot", r"popfetch fetch -n -a work")):
         like(ex, rx, "EXAMPLES: " + what)
 
-    with open(os.path.join(SRCDIR, "doc/popfetch.conf.5")) as f:
+    with open(doc_page("popfetch.conf.5")) as f:
         conf5 = f.read().replace("\\-", "-")
     with open(os.path.join(SRCDIR, "config/conf.c")) as f:
         keys = re.findall(r'\[OPT_[A-Z_]+\]\s*=\s*\{\s*"([a-z_]+)"', f.read())
@@ -692,6 +751,15 @@ def build_ready():
     if not shutil.which("make"):
         return "make not found"
     return None
+
+
+def subst_man(text, d):
+    """doc/*.in as Makefile.am makes the page: @var@ by the path, '-' as
+    roff's '\\-'."""
+    text = text.replace("@bindir@", d["bindir"].replace("-", "\\-"))
+    for var in ("docdir", "systemduserunitdir", "bashcompletiondir"):
+        text = text.replace("@%s@" % var, d[var].replace("/", "/\\:").replace("-", "\\-"))
+    return text
 
 
 def install_test(tmp):
@@ -722,14 +790,36 @@ def install_test(tmp):
         eq(stat.S_IMODE(os.stat(path).st_mode), mode, "mode of " + path)
     found = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(dest) for f in fs)
     eq(found, sorted(want), "nothing else installed")
-    for src, inst in (("doc/popfetch.1", p("mandir", "man1", "popfetch.1")),
-                      ("doc/popfetch.conf.5", p("mandir", "man5", "popfetch.conf.5")),
-                      ("contrib/popfetch.conf.example", p("docdir", "popfetch.conf.example")),
-                      ("contrib/cron/popfetch.cron", p("docdir", "popfetch.cron")),
+    for page, inst in (("popfetch.1", p("mandir", "man1", "popfetch.1")),
+                       ("popfetch.conf.5", p("mandir", "man5", "popfetch.conf.5"))):
+        with open(os.path.join(SRCDIR, "doc", page + ".in")) as a_, open(inst) as b_:
+            text = b_.read()
+            eq(text, subst_man(a_.read(), d), inst + " is doc/%s.in, substituted" % page)
+        ok(not re.search(r"@[a-z_]+@", text), inst + ": nothing left to substitute",
+           re.findall(r"@[a-z_]+@", text))
+    with open(p("mandir", "man1", "popfetch.1")) as f:
+        files = f.read().replace("\\-", "-").replace("\\:", "").replace("\\%", "")
+    files = files[files.index(".SH FILES"):files.index(".SH EXAMPLES")]
+    for var, name in (("docdir", "popfetch.conf.example"),
+                      ("systemduserunitdir", "popfetch.service"),
+                      ("systemduserunitdir", "popfetch@.timer"),
+                      ("bashcompletiondir", "popfetch")):
+        like(files, r"(?m)^\.I %s$" % re.escape(os.path.join(d[var], name)),
+             "popfetch(1) FILES: the installed " + name)
+    if not d["docdir"].startswith("/usr/share/"):
+        not_contains(files, "/usr/share/", "FILES: no path of another prefix")
+    for src, inst in (("contrib/popfetch.conf.example", p("docdir", "popfetch.conf.example")),
                       ("contrib/bash-completion/popfetch", p("bashcompletiondir", "popfetch")),
                       ("contrib/systemd/popfetch.timer", p("systemduserunitdir", "popfetch.timer"))):
         with open(os.path.join(SRCDIR, src), "rb") as a_, open(inst, "rb") as b_:
             eq(b_.read(), a_.read(), inst + " is " + src)
+    with open(os.path.join(SRCDIR, "contrib/cron/popfetch.cron.in")) as a_, \
+            open(p("docdir", "popfetch.cron")) as b_:
+        text = b_.read()
+        eq(text, a_.read().replace("@bindir@", d["bindir"]),
+           "popfetch.cron is contrib/cron/popfetch.cron.in, @bindir@ substituted")
+    like(text, r"(?m)^[^#\n]*\s%s -q " % re.escape(os.path.join(d["bindir"], "popfetch")),
+         "the cron entry runs the installed binary (cron's PATH lacks it)")
     for unit in ("popfetch.service", "popfetch@.service"):
         with open(p("systemduserunitdir", unit)) as f:
             text = f.read()
@@ -846,7 +936,7 @@ t popfetch -a x fetch ""
 
 
 def cron_test(tmp):
-    with open(os.path.join(SRCDIR, "contrib/cron/popfetch.cron")) as f:
+    with open(os.path.join(SRCDIR, "contrib/cron/popfetch.cron.in")) as f:
         entries = [ln for ln in f.read().splitlines()
                    if ln.strip() and not ln.lstrip().startswith("#")]
     eq(len(entries), 1, "one active crontab entry", entries)
@@ -854,7 +944,7 @@ def cron_test(tmp):
     eq(len(fields[:5]), 5, "five time fields")
     for x in fields[:5]:
         like(x, r"^[0-9*/,-]+$", "time field " + x)
-    eq(fields[5], "popfetch", "runs popfetch")
+    eq(fields[5], "@bindir@/popfetch", "runs popfetch by its installed path")
     a = Accounts(tmp)
     a.add("one", nmsgs=2)
     a.add("two", nmsgs=1)

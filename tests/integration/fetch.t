@@ -452,8 +452,8 @@ def _(tmp):
     eq(box.dc.server_message_count(box.user), 1, "the skipped one is left")
 
 
-@T.test("max_messages: lowest message numbers first, the rest skipped and "
-        "fetched by later runs")
+@T.test("max_messages: lowest message numbers first, the rest skipped (-v: a "
+        "line each) and fetched by later runs")
 def _(tmp):
     msgs = pftest.MailGen(72).messages(5, 1000, 3000)
     box = Box(tmp, msgs, max_messages=2)
@@ -464,7 +464,12 @@ def _(tmp):
                 for m in box.maildir().messages()]
     summary(box.run("fetch").expect(0), "work", 2, 3, 0)
     eq(ids(), uidls[:2], "messages 1 and 2")
-    summary(box.run("fetch").expect(0), "work", 2, 1, 0)
+    r = box.run("-v", "fetch").expect(0)
+    # popfetch(1), -v: a line per skipped message, as for max_size.
+    eq([ln for ln in r.stderr.splitlines() if "skipping" in ln],
+       ["work: skipping message 5 (UIDL %s): over max_messages (2 per run)"
+        % uidls[4]], "-v: the message held back by max_messages: " + r.stderr)
+    like(r.stderr, r"(?m)^work: 2 new, 1 skipped, 0 deleted, ", "summary")
     eq(ids(), uidls[:4], "then 3 and 4")
     box.configure(max_messages=0)
     summary(box.run("fetch").expect(0), "work", 1, 0, 0)
@@ -501,8 +506,9 @@ def _(tmp):
 
 # ------------------------------------------------------------------ dry run
 
-@T.test("--dry-run: UIDL, size, From, Subject, Date per message; writes "
-        "nothing (no Maildir, no database); server unchanged")
+@T.test("--dry-run: UIDL, size, From, Subject, Date per message; the summary "
+        "counts the bytes it would fetch; writes nothing (no Maildir, no "
+        "database); server unchanged")
 def _(tmp):
     g = pftest.MailGen(81)
     msgs = [g.message(size=1500, subject="Dry subject %d" % i,
@@ -534,6 +540,13 @@ def _(tmp):
         not_contains(blocks[i], "skip", "message %d would be fetched" % (i + 1))
         like(blocks[i], r"delete", "delete = true: message %d would be deleted" % (i + 1))
     not_contains(r.stderr, "popfetch:", "no error")
+    # The summary shows what it would fetch: 3 new, the sizes LIST gave.
+    m = re.match(r"work: 3 new, 1 skipped, 3 deleted, (\d+(?:\.\d+)?) (k?B) in ",
+                 r.stderr)
+    ok(m, "dry-run summary: " + r.stderr)
+    got = human_to_bytes(m.group(1), m.group(2))
+    ok(abs(got - sum(sizes[:3])) <= 0.051 * sum(sizes[:3]),
+       "dry-run summary bytes %s %s ~ %d" % (m.group(1), m.group(2), sum(sizes[:3])))
     ok(not os.path.exists(box.md), "no Maildir created")
     ok(not os.path.exists(os.path.dirname(box.md)), "not even its parent")
     left = os.listdir(box.pf.state_dir) if os.path.isdir(box.pf.state_dir) else []

@@ -454,7 +454,7 @@ def _(tmp):
 # ------------------------------------------------------------------ docs
 
 def man_text():
-    with open(os.path.join(SRCDIR, "doc/popfetch.conf.5")) as f:
+    with open(os.path.join(SRCDIR, "doc/popfetch.conf.5.in")) as f:
         t = f.read()
     for esc, ch in (("\\-", "-"), ("\\(ti", "~"), ("\\(dq", '"'), ("\\(aq", "'"),
                     ("\\(ha", "^"), ("\\(rs", "\\"), ("\\e", "\\"),

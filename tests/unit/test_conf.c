@@ -139,7 +139,18 @@ struct err_case {
 static const struct err_case err_cases[] = {
 	{ "unknown_key_in_account",
 	  "account work {\n" ACCOUNT_BODY "  hots = \"x\"\n}\n", 6,
-	  { "account work: ", "unknown option 'hots'", NULL } },
+	  { "account work: ", "unknown option 'hots'; did you mean 'host'?",
+	    NULL } },
+	{ "unknown_key_hint_swapped_letters",
+	  "account work {\n" ACCOUNT_BODY "  delte = true\n}\n", 6,
+	  { "unknown option 'delte'; did you mean 'delete'?", NULL } },
+	{ "unknown_key_hint_top_level",
+	  "max_mesages = 3\n" MINIMAL, 1,
+	  { "unknown option 'max_mesages'; did you mean 'max_messages'?",
+	    NULL } },
+	{ "unknown_key_hint_one_line_account",
+	  "account work { host = \"h\" user = \"u\" pasword = \"x\" }\n", 1,
+	  { "unknown option 'pasword'; did you mean 'password'?", NULL } },
 	{ "unknown_key_top_level",
 	  "timeout = 30\nfrobnicate = yes\n" MINIMAL, 2,
 	  { "unknown option 'frobnicate'", NULL } },
@@ -1181,7 +1192,8 @@ test_tilde_expansion(void **state)
 	(void)state;
 	conf = load_ok("state_dir = \"~/state\"\n"
 	    "account work {\n  host = \"h\"\n  user = \"u\"\n  password = \"p\"\n"
-	    "  maildir = \"~/Mail/work\"\n  tls_ca_file = \"~/ca.pem\"\n}\n");
+	    "  maildir = \"~/Mail/work\"\n  tls_ca_file = \"~/ca.pem\"\n"
+	    "  tls_verify = false\n}\n");	/* unused: need not exist */
 	a = &conf->accounts[0];
 	assert_home_path(conf->state_dir, "/state");
 	assert_home_path(a->maildir, "/Mail/work");
@@ -1439,19 +1451,63 @@ test_load_raw_nul(void **state)
 	free(path);
 }
 
+/* A tls_ca_file that would be used must exist: 78 at its line. */
+static void
+test_tls_ca_file_missing(void **state)
+{
+	static const char *const needles[] = { "account work: option "
+	    "tls_ca_file: /nonexistent/ca.pem: No such file or directory", NULL };
+	struct conf *conf;
+	char *ca, *text;
+	int fd;
+
+	(void)state;
+	load_err_mode("account work {\n  host = \"h\"\n  user = \"u\"\n"
+	    "  password = \"p\"\n  maildir = \"/m\"\n"
+	    "  tls_ca_file = \"/nonexistent/ca.pem\"\n}\n", 0600, 6, needles);
+	load_err_mode("tls = starttls\ntls_ca_file = \"/nonexistent/ca.pem\"\n"
+	    "account work {\n  host = \"h\"\n  user = \"u\"\n"
+	    "  password = \"p\"\n  maildir = \"/m\"\n}\n", 0600, 2, needles);
+	/* Not used (tls = none, tls_verify = false, a pin): not checked. */
+	conf = load_ok("tls_ca_file = \"/nonexistent/ca.pem\"\n"
+	    "account a {\n  host = \"h\"\n  user = \"u\"\n  password = \"p\"\n"
+	    "  maildir = \"/m\"\n  tls = none\n  allow_plaintext_password = true\n}\n"
+	    "account b {\n  host = \"h\"\n  user = \"u\"\n  password = \"p\"\n"
+	    "  maildir = \"/m\"\n  tls_verify = false\n}\n"
+	    "account c {\n  host = \"h\"\n  user = \"u\"\n  password = \"p\"\n"
+	    "  maildir = \"/m\"\n  tls_fingerprint = \"00:11:22:33:44:55:66:77:"
+	    "88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:"
+	    "EE:FF\"\n}\n");
+	assert_int_equal(conf->naccounts, 3);
+	conf_free(&conf);
+	/* An existing file is fine. */
+	assert_true(asprintf(&ca, "%s/ca.pem", tmpdir) > 0);
+	assert_true((fd = open(ca, O_WRONLY | O_CREAT | O_TRUNC, 0600)) >= 0);
+	close(fd);
+	assert_true(asprintf(&text, "account work {\n  host = \"h\"\n"
+	    "  user = \"u\"\n  password = \"p\"\n  maildir = \"/m\"\n"
+	    "  tls_ca_file = \"%s\"\n}\n", ca) > 0);
+	conf = load_ok(text);
+	assert_string_equal(conf->accounts[0].tls_ca_file, ca);
+	conf_free(&conf);
+	unlink(ca);
+	free(ca);
+	free(text);
+}
+
+/* SPEC §3: no account section is a configuration error, saying so. */
 static void
 test_empty_and_accountless(void **state)
 {
-	struct conf *conf;
+	static const char *const needles[] = { "no account section", NULL };
+	struct conf *conf = NULL;
 
 	(void)state;
-	conf = load_ok("");
-	assert_int_equal(conf->naccounts, 0);
-	assert_int_equal(conf->timeout, 60);
-	assert_null(conf_account_find(conf, "work"));
-	conf_free(&conf);
-	conf = load_ok("# only a comment\ntimeout = 7\n");
-	assert_int_equal(conf->naccounts, 0);
+	load_err_mode("", 0600, 0, needles);
+	load_err_mode("# only a comment\ntimeout = 7\n", 0600, 0, needles);
+	conf = load_ok("timeout = 7\naccount a {\n host = \"h\"\n user = \"u\"\n"
+	    " password_command = \"true\"\n maildir = \"/m\"\n}\n");
+	assert_int_equal(conf->naccounts, 1);
 	assert_int_equal(conf->timeout, 7);
 	conf_free(&conf);
 	conf_free(&conf);	/* freeing NULL is fine */
@@ -1669,6 +1725,7 @@ main(void)
 		T(test_load_directory),
 		T(test_load_raw_nul),
 		T(test_empty_and_accountless),
+		T(test_tls_ca_file_missing),
 		T(test_account_order_and_find),
 		T(test_locate_order),
 		T(test_locate_named_must_exist),
