@@ -73,32 +73,6 @@ enum opt_kind {
 #define SCOPE_TOP	0x1	/* may stand at the top level */
 #define SCOPE_ACCOUNT	0x2	/* may stand inside account { } */
 
-enum opt_id {
-	OPT_STATE_DIR,
-	OPT_TIMEOUT,
-	OPT_HOST,
-	OPT_PORT,
-	OPT_TLS,
-	OPT_TLS_VERIFY,
-	OPT_TLS_CA_FILE,
-	OPT_TLS_FINGERPRINT,
-	OPT_USER,
-	OPT_PASSWORD,
-	OPT_PASSWORD_COMMAND,
-	OPT_AUTH,
-	OPT_ALLOW_PLAINTEXT,
-	OPT_MAILDIR,
-	OPT_FILTER,
-	OPT_MDA,
-	OPT_DELETE,
-	OPT_DELETE_AFTER_DAYS,
-	OPT_FORGET_AFTER_DAYS,
-	OPT_MAX_SIZE,
-	OPT_MAX_MESSAGES,
-	OPT_RECEIVED_HEADER,
-	OPT_ENABLED,
-	OPT_COUNT
-};
 
 struct opt_def {
 	const char	*name;
@@ -110,32 +84,32 @@ struct opt_def {
 #define BOTH	(SCOPE_TOP | SCOPE_ACCOUNT)
 
 /* popfetch.conf(5): every key, where it may stand, and its range. */
-static const struct opt_def opt_table[OPT_COUNT] = {
-	[OPT_STATE_DIR] =	{ "state_dir", KIND_PATH, SCOPE_TOP, 0, 0 },
-	[OPT_TIMEOUT] =		{ "timeout", KIND_NUMBER, BOTH, 1, CONF_TIMEOUT_MAX },
-	[OPT_HOST] =		{ "host", KIND_TEXT, SCOPE_ACCOUNT, 0, 0 },
-	[OPT_PORT] =		{ "port", KIND_NUMBER, BOTH, 1, 65535 },
-	[OPT_TLS] =		{ "tls", KIND_TLS, BOTH, 0, 0 },
-	[OPT_TLS_VERIFY] =	{ "tls_verify", KIND_BOOL, BOTH, 0, 0 },
-	[OPT_TLS_CA_FILE] =	{ "tls_ca_file", KIND_PATH, BOTH, 0, 0 },
-	[OPT_TLS_FINGERPRINT] =	{ "tls_fingerprint", KIND_FINGERPRINT, BOTH, 0, 0 },
-	[OPT_USER] =		{ "user", KIND_TEXT, SCOPE_ACCOUNT, 0, 0 },
-	[OPT_PASSWORD] =	{ "password", KIND_SECRET, BOTH, 0, 0 },
-	[OPT_PASSWORD_COMMAND] = { "password_command", KIND_COMMAND, BOTH, 0, 0 },
-	[OPT_AUTH] =		{ "auth", KIND_AUTH, BOTH, 0, 0 },
-	[OPT_ALLOW_PLAINTEXT] =	{ "allow_plaintext_password", KIND_BOOL, BOTH, 0, 0 },
-	[OPT_MAILDIR] =		{ "maildir", KIND_PATH, BOTH, 0, 0 },
-	[OPT_FILTER] =		{ "filter", KIND_SHELL, BOTH, 0, 0 },
-	[OPT_MDA] =		{ "mda", KIND_SHELL, BOTH, 0, 0 },
-	[OPT_DELETE] =		{ "delete", KIND_BOOL, BOTH, 0, 0 },
-	[OPT_DELETE_AFTER_DAYS] = { "delete_after_days", KIND_NUMBER, BOTH, 0,
+static const struct opt_def opt_table[CONF_OPT_COUNT] = {
+	[CONF_OPT_STATE_DIR] =	{ "state_dir", KIND_PATH, SCOPE_TOP, 0, 0 },
+	[CONF_OPT_TIMEOUT] =		{ "timeout", KIND_NUMBER, BOTH, 1, CONF_TIMEOUT_MAX },
+	[CONF_OPT_HOST] =		{ "host", KIND_TEXT, SCOPE_ACCOUNT, 0, 0 },
+	[CONF_OPT_PORT] =		{ "port", KIND_NUMBER, BOTH, 1, 65535 },
+	[CONF_OPT_TLS] =		{ "tls", KIND_TLS, BOTH, 0, 0 },
+	[CONF_OPT_TLS_VERIFY] =	{ "tls_verify", KIND_BOOL, BOTH, 0, 0 },
+	[CONF_OPT_TLS_CA_FILE] =	{ "tls_ca_file", KIND_PATH, BOTH, 0, 0 },
+	[CONF_OPT_TLS_FINGERPRINT] =	{ "tls_fingerprint", KIND_FINGERPRINT, BOTH, 0, 0 },
+	[CONF_OPT_USER] =		{ "user", KIND_TEXT, SCOPE_ACCOUNT, 0, 0 },
+	[CONF_OPT_PASSWORD] =	{ "password", KIND_SECRET, BOTH, 0, 0 },
+	[CONF_OPT_PASSWORD_COMMAND] = { "password_command", KIND_COMMAND, BOTH, 0, 0 },
+	[CONF_OPT_AUTH] =		{ "auth", KIND_AUTH, BOTH, 0, 0 },
+	[CONF_OPT_ALLOW_PLAINTEXT] =	{ "allow_plaintext_password", KIND_BOOL, BOTH, 0, 0 },
+	[CONF_OPT_MAILDIR] =		{ "maildir", KIND_PATH, BOTH, 0, 0 },
+	[CONF_OPT_FILTER] =		{ "filter", KIND_SHELL, BOTH, 0, 0 },
+	[CONF_OPT_MDA] =		{ "mda", KIND_SHELL, BOTH, 0, 0 },
+	[CONF_OPT_DELETE] =		{ "delete", KIND_BOOL, BOTH, 0, 0 },
+	[CONF_OPT_DELETE_AFTER_DAYS] = { "delete_after_days", KIND_NUMBER, BOTH, 0,
 				    CONF_DELETE_AFTER_DAYS_MAX },
-	[OPT_FORGET_AFTER_DAYS] = { "forget_after_days", KIND_NUMBER, BOTH, 0,
+	[CONF_OPT_FORGET_AFTER_DAYS] = { "forget_after_days", KIND_NUMBER, BOTH, 0,
 				    CONF_DELETE_AFTER_DAYS_MAX },
-	[OPT_MAX_SIZE] =	{ "max_size", KIND_NUMBER, BOTH, 0, INT64_MAX },
-	[OPT_MAX_MESSAGES] =	{ "max_messages", KIND_NUMBER, BOTH, 0, UINT_MAX },
-	[OPT_RECEIVED_HEADER] =	{ "received_header", KIND_BOOL, BOTH, 0, 0 },
-	[OPT_ENABLED] =		{ "enabled", KIND_BOOL, BOTH, 0, 0 },
+	[CONF_OPT_MAX_SIZE] =	{ "max_size", KIND_NUMBER, BOTH, 0, INT64_MAX },
+	[CONF_OPT_MAX_MESSAGES] =	{ "max_messages", KIND_NUMBER, BOTH, 0, UINT_MAX },
+	[CONF_OPT_RECEIVED_HEADER] =	{ "received_header", KIND_BOOL, BOTH, 0, 0 },
+	[CONF_OPT_ENABLED] =		{ "enabled", KIND_BOOL, BOTH, 0, 0 },
 };
 
 static const char *const tls_names[] = {
@@ -205,7 +179,7 @@ struct sec_info {
 	char	*title;			/* our copy: see account_done_cb */
 	bool	 closed;
 	int	 start_line;		/* the line of `account NAME {` */
-	int	 lines[OPT_COUNT];	/* where each option was set; 0: not */
+	int	 lines[CONF_OPT_COUNT];	/* where each option was set; 0: not */
 };
 
 /* What the pre-scan found wrong in one value (see conf_scan). */
@@ -244,7 +218,7 @@ struct parse_state {
 	bool		 failed;
 	int		 fail_line;	/* the line of that error, 0: none */
 	cfg_t		*root;
-	int		 top_lines[OPT_COUNT];
+	int		 top_lines[CONF_OPT_COUNT];
 	struct sec_info	*secs;
 	size_t		 nsecs;
 	size_t		 nclosed;	/* account sections read so far */
@@ -415,11 +389,11 @@ password_line(cfg_t *cfg)
 	if (cfg == NULL)
 		return 0;
 	if (cfg == parse->root)
-		return parse->top_lines[OPT_PASSWORD];
+		return parse->top_lines[CONF_OPT_PASSWORD];
 	if (parse->nsecs == 0)
 		return 0;
 	si = &parse->secs[parse->nsecs - 1];
-	return !si->closed && si->sec == cfg ? si->lines[OPT_PASSWORD] : 0;
+	return !si->closed && si->sec == cfg ? si->lines[CONF_OPT_PASSWORD] : 0;
 }
 
 /*
@@ -481,11 +455,11 @@ static const char *
 key_hint(const char *key, char *buf, size_t size)
 {
 	unsigned d[3][40];
-	size_t i, j, k, n = strlen(key), m, best_d = 3, best = OPT_COUNT;
+	size_t i, j, k, n = strlen(key), m, best_d = 3, best = CONF_OPT_COUNT;
 
 	if (n == 0 || n >= 40)
 		return "";
-	for (k = 0; k < OPT_COUNT; k++) {
+	for (k = 0; k < CONF_OPT_COUNT; k++) {
 		const char *t = opt_table[k].name;
 
 		if ((m = strlen(t)) >= 40)
@@ -516,7 +490,7 @@ key_hint(const char *key, char *buf, size_t size)
 			best = k;
 		}
 	}
-	if (best == OPT_COUNT || best_d >= n)
+	if (best == CONF_OPT_COUNT || best_d >= n)
 		return "";
 	snprintf(buf, size, "; did you mean '%s'?", opt_table[best].name);
 	return buf;
@@ -771,7 +745,7 @@ opt_lookup(const char *name)
 {
 	int i;
 
-	for (i = 0; i < OPT_COUNT; i++)
+	for (i = 0; i < CONF_OPT_COUNT; i++)
 		if (strcmp(opt_table[i].name, name) == 0)
 			return i;
 	return -1;
@@ -1438,26 +1412,29 @@ check_secure(const struct stat *st)
 struct eff {
 	const char	*value;		/* NULL: not set anywhere */
 	int		 line;
+	enum conf_from	 from;
 };
 
 static struct eff
-effective(cfg_t *sec, const struct sec_info *si, enum opt_id id)
+effective(cfg_t *sec, const struct sec_info *si, enum conf_opt id)
 {
-	struct eff e = { NULL, 0 };
+	struct eff e = { NULL, 0, CONF_FROM_DEFAULT };
 	const char *name = opt_table[id].name;
 
 	if (cfg_size(sec, name) > 0) {
 		e.value = cfg_getstr(sec, name);
 		e.line = si->lines[id];
+		e.from = CONF_FROM_ACCOUNT;
 	} else if (cfg_size(parse->root, name) > 0) {
 		e.value = cfg_getstr(parse->root, name);
 		e.line = parse->top_lines[id];
+		e.from = CONF_FROM_TOP;
 	}
 	return e;
 }
 
 static uint64_t
-eff_number(struct eff e, enum opt_id id, uint64_t def)
+eff_number(struct eff e, enum conf_opt id, uint64_t def)
 {
 	char why[8];
 	uint64_t n;
@@ -1480,7 +1457,7 @@ eff_bool(struct eff e, bool def)
 
 /* Expand `~` in a path option; "~nosuchuser" is an error. */
 static int
-expand_path(struct eff e, const char *account, enum opt_id id, char **out)
+expand_path(struct eff e, const char *account, enum conf_opt id, char **out)
 {
 	char buf[80];
 
@@ -1504,25 +1481,34 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 	struct stat st;
 	cfg_t *cred;
 	const int *cred_lines;
+	enum conf_from cred_from;
+	int id;
 
 	a->name = xstrdup(name);
+	/* Where every value comes from (popfetch config); the pair password,
+	 * password_command is corrected below. */
+	for (id = CONF_OPT_TIMEOUT; id < CONF_OPT_COUNT; id++) {
+		e = effective(sec, si, (enum conf_opt)id);
+		a->origin[id].from = e.from;
+		a->origin[id].line = e.line;
+	}
 
-	if ((e = effective(sec, si, OPT_HOST)).value == NULL)
+	if ((e = effective(sec, si, CONF_OPT_HOST)).value == NULL)
 		return fail_at(si->start_line, name, "host", "missing "
 		    "(required)");
 	a->host = xstrdup(e.value);
 
-	tls = effective(sec, si, OPT_TLS);
+	tls = effective(sec, si, CONF_OPT_TLS);
 	a->tls = tls.value != NULL ? (enum conf_tls)parse_name(tls.value,
 	    tls_names, NELEM(tls_names)) : CONF_TLS_IMPLICIT;
-	a->port = (unsigned)eff_number(effective(sec, si, OPT_PORT), OPT_PORT,
+	a->port = (unsigned)eff_number(effective(sec, si, CONF_OPT_PORT), CONF_OPT_PORT,
 	    a->tls == CONF_TLS_IMPLICIT ? CONF_PORT_POP3S : CONF_PORT_POP3);
-	a->tls_verify = eff_bool(effective(sec, si, OPT_TLS_VERIFY), true);
-	if ((e = effective(sec, si, OPT_TLS_CA_FILE)).value != NULL &&
-	    expand_path(e, name, OPT_TLS_CA_FILE, &a->tls_ca_file) == -1)
+	a->tls_verify = eff_bool(effective(sec, si, CONF_OPT_TLS_VERIFY), true);
+	if ((e = effective(sec, si, CONF_OPT_TLS_CA_FILE)).value != NULL &&
+	    expand_path(e, name, CONF_OPT_TLS_CA_FILE, &a->tls_ca_file) == -1)
 		return -1;
 	ca = e;
-	if ((e = effective(sec, si, OPT_TLS_FINGERPRINT)).value != NULL)
+	if ((e = effective(sec, si, CONF_OPT_TLS_FINGERPRINT)).value != NULL)
 		a->has_fingerprint = conf_parse_fingerprint(e.value,
 		    a->tls_fingerprint) == 0;
 	/* A CA file that will be used but does not exist: say where it is
@@ -1534,16 +1520,16 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 		return fail_at(ca.line, name, "tls_ca_file", "%s: %s",
 		    a->tls_ca_file, strerror(errno));
 
-	if ((e = effective(sec, si, OPT_USER)).value == NULL)
+	if ((e = effective(sec, si, CONF_OPT_USER)).value == NULL)
 		return fail_at(si->start_line, name, "user", "missing "
 		    "(required)");
 	a->user = xstrdup(e.value);
 
-	e = effective(sec, si, OPT_AUTH);
+	e = effective(sec, si, CONF_OPT_AUTH);
 	a->auth = e.value != NULL ? (enum conf_auth)parse_auth(e.value) :
 	    CONF_AUTH_AUTO;
 	a->allow_plaintext_password = eff_bool(effective(sec, si,
-	    OPT_ALLOW_PLAINTEXT), false);
+	    CONF_OPT_ALLOW_PLAINTEXT), false);
 
 	/*
 	 * password and password_command are one setting, "where the secret
@@ -1555,16 +1541,25 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 	    cfg_size(sec, "password_command") > 0) {
 		cred = sec;
 		cred_lines = si->lines;
+		cred_from = CONF_FROM_ACCOUNT;
 	} else {
 		cred = parse->root;
 		cred_lines = parse->top_lines;
+		cred_from = CONF_FROM_TOP;
 	}
 	pw.value = cfg_size(cred, "password") > 0 ?
 	    cfg_getstr(cred, "password") : NULL;
-	pw.line = cred_lines[OPT_PASSWORD];
+	pw.line = cred_lines[CONF_OPT_PASSWORD];
 	cmd.value = cfg_size(cred, "password_command") > 0 ?
 	    cfg_getstr(cred, "password_command") : NULL;
-	cmd.line = cred_lines[OPT_PASSWORD_COMMAND];
+	cmd.line = cred_lines[CONF_OPT_PASSWORD_COMMAND];
+	a->origin[CONF_OPT_PASSWORD].from = pw.value != NULL ? cred_from :
+	    CONF_FROM_DEFAULT;
+	a->origin[CONF_OPT_PASSWORD].line = pw.value != NULL ? pw.line : 0;
+	a->origin[CONF_OPT_PASSWORD_COMMAND].from = cmd.value != NULL ?
+	    cred_from : CONF_FROM_DEFAULT;
+	a->origin[CONF_OPT_PASSWORD_COMMAND].line = cmd.value != NULL ?
+	    cmd.line : 0;
 	if (pw.value != NULL && cmd.value != NULL)
 		return fail_at(cmd.line, name, "password_command", "set "
 		    "together with password (line %d); use one of them",
@@ -1618,33 +1613,33 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 	 * when set (here or at the top level): a->maildir stays NULL, and
 	 * nothing can deliver into a Maildir the account does not use.
 	 */
-	if ((e = effective(sec, si, OPT_FILTER)).value != NULL)
+	if ((e = effective(sec, si, CONF_OPT_FILTER)).value != NULL)
 		a->filter = xstrdup(e.value);
-	if ((e = effective(sec, si, OPT_MDA)).value != NULL) {
+	if ((e = effective(sec, si, CONF_OPT_MDA)).value != NULL) {
 		a->mda = xstrdup(e.value);
 	} else {
-		if ((e = effective(sec, si, OPT_MAILDIR)).value == NULL)
+		if ((e = effective(sec, si, CONF_OPT_MAILDIR)).value == NULL)
 			return fail_at(si->start_line, name, "maildir",
 			    "missing (required)");
-		if (expand_path(e, name, OPT_MAILDIR, &a->maildir) == -1)
+		if (expand_path(e, name, CONF_OPT_MAILDIR, &a->maildir) == -1)
 			return -1;
 	}
 
-	a->delete = eff_bool(effective(sec, si, OPT_DELETE), false);
+	a->delete = eff_bool(effective(sec, si, CONF_OPT_DELETE), false);
 	a->delete_after_days = (unsigned)eff_number(effective(sec, si,
-	    OPT_DELETE_AFTER_DAYS), OPT_DELETE_AFTER_DAYS, 0);
+	    CONF_OPT_DELETE_AFTER_DAYS), CONF_OPT_DELETE_AFTER_DAYS, 0);
 	a->forget_after_days = (unsigned)eff_number(effective(sec, si,
-	    OPT_FORGET_AFTER_DAYS), OPT_FORGET_AFTER_DAYS,
+	    CONF_OPT_FORGET_AFTER_DAYS), CONF_OPT_FORGET_AFTER_DAYS,
 	    CONF_DEFAULT_FORGET_AFTER_DAYS);
-	a->max_size = eff_number(effective(sec, si, OPT_MAX_SIZE),
-	    OPT_MAX_SIZE, 0);
+	a->max_size = eff_number(effective(sec, si, CONF_OPT_MAX_SIZE),
+	    CONF_OPT_MAX_SIZE, 0);
 	a->max_messages = (unsigned)eff_number(effective(sec, si,
-	    OPT_MAX_MESSAGES), OPT_MAX_MESSAGES, 0);
-	a->received_header = eff_bool(effective(sec, si, OPT_RECEIVED_HEADER),
+	    CONF_OPT_MAX_MESSAGES), CONF_OPT_MAX_MESSAGES, 0);
+	a->received_header = eff_bool(effective(sec, si, CONF_OPT_RECEIVED_HEADER),
 	    true);
-	a->enabled = eff_bool(effective(sec, si, OPT_ENABLED), true);
-	a->timeout = (unsigned)eff_number(effective(sec, si, OPT_TIMEOUT),
-	    OPT_TIMEOUT, CONF_DEFAULT_TIMEOUT);
+	a->enabled = eff_bool(effective(sec, si, CONF_OPT_ENABLED), true);
+	a->timeout = (unsigned)eff_number(effective(sec, si, CONF_OPT_TIMEOUT),
+	    CONF_OPT_TIMEOUT, CONF_DEFAULT_TIMEOUT);
 	return 0;
 }
 
@@ -1672,9 +1667,12 @@ build_conf(struct conf *conf)
 
 	e.value = cfg_size(root, "state_dir") > 0 ?
 	    cfg_getstr(root, "state_dir") : NULL;
-	e.line = parse->top_lines[OPT_STATE_DIR];
+	e.line = parse->top_lines[CONF_OPT_STATE_DIR];
+	e.from = e.value != NULL ? CONF_FROM_TOP : CONF_FROM_DEFAULT;
+	conf->state_dir_origin.from = e.from;
+	conf->state_dir_origin.line = e.line;
 	if (e.value != NULL) {
-		if (expand_path(e, NULL, OPT_STATE_DIR, &conf->state_dir) == -1)
+		if (expand_path(e, NULL, CONF_OPT_STATE_DIR, &conf->state_dir) == -1)
 			return -1;
 	} else if ((xdg = getenv("XDG_STATE_HOME")) != NULL && xdg[0] != '\0') {
 		conf->state_dir = path_join(xdg, "popfetch");
@@ -1687,15 +1685,16 @@ build_conf(struct conf *conf)
 	conf->timeout = CONF_DEFAULT_TIMEOUT;
 	if (cfg_size(root, "timeout") > 0)
 		conf->timeout = (unsigned)eff_number((struct eff){
-		    cfg_getstr(root, "timeout"), 0 }, OPT_TIMEOUT,
+		    cfg_getstr(root, "timeout"), 0, CONF_FROM_TOP },
+		    CONF_OPT_TIMEOUT,
 		    CONF_DEFAULT_TIMEOUT);
 
 	/* Top-level both: wrong even if every account overrides it. */
 	if (cfg_size(root, "password") > 0 &&
 	    cfg_size(root, "password_command") > 0)
-		return fail_at(parse->top_lines[OPT_PASSWORD_COMMAND], NULL,
+		return fail_at(parse->top_lines[CONF_OPT_PASSWORD_COMMAND], NULL,
 		    "password_command", "set together with password (line "
-		    "%d); use one of them", parse->top_lines[OPT_PASSWORD]);
+		    "%d); use one of them", parse->top_lines[CONF_OPT_PASSWORD]);
 
 	conf->naccounts = cfg_size(root, "account");
 	if (conf->naccounts == 0)
@@ -1746,7 +1745,7 @@ int
 conf_load(const char *path, struct conf **conf_r, struct pf_error *err)
 {
 	struct parse_state state;
-	cfg_opt_t top_opts[OPT_COUNT + 2], acct_opts[OPT_COUNT + 1];
+	cfg_opt_t top_opts[CONF_OPT_COUNT + 2], acct_opts[CONF_OPT_COUNT + 1];
 	struct conf *conf = NULL;
 	struct stat st;
 	char *buf = NULL;
@@ -1781,16 +1780,16 @@ conf_load(const char *path, struct conf **conf_r, struct pf_error *err)
 	state.text = buf;
 
 	/* Every scalar option is a string we check ourselves (see top). */
-	for (i = 0; i < OPT_COUNT; i++) {
+	for (i = 0; i < CONF_OPT_COUNT; i++) {
 		top_opts[i] = (cfg_opt_t)CFG_STR_CB(opt_table[i].name, NULL,
 		    CFGF_NODEFAULT, opt_parse_cb);
 		acct_opts[i] = top_opts[i];
 	}
-	acct_opts[OPT_COUNT] = (cfg_opt_t)CFG_END();
-	top_opts[OPT_COUNT] = (cfg_opt_t)CFG_SEC("account", acct_opts,
+	acct_opts[CONF_OPT_COUNT] = (cfg_opt_t)CFG_END();
+	top_opts[CONF_OPT_COUNT] = (cfg_opt_t)CFG_SEC("account", acct_opts,
 	    CFGF_MULTI | CFGF_TITLE | CFGF_NO_TITLE_DUPES);
-	top_opts[OPT_COUNT].validcb = account_done_cb;
-	top_opts[OPT_COUNT + 1] = (cfg_opt_t)CFG_END();
+	top_opts[CONF_OPT_COUNT].validcb = account_done_cb;
+	top_opts[CONF_OPT_COUNT + 1] = (cfg_opt_t)CFG_END();
 
 	if ((root = cfg_init(top_opts, CFGF_NONE)) == NULL) {
 		pf_error_set_errno(err, PF_FAIL_INTERNAL, "cfg_init");
@@ -1981,6 +1980,12 @@ conf_account_find(const struct conf *conf, const char *name)
 		if (strcmp(conf->accounts[i].name, name) == 0)
 			return &conf->accounts[i];
 	return NULL;
+}
+
+const char *
+conf_opt_name(enum conf_opt opt)
+{
+	return (unsigned)opt < CONF_OPT_COUNT ? opt_table[opt].name : "?";
 }
 
 const char *

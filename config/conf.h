@@ -15,6 +15,46 @@
 #include "conf_auth.h"
 #include "error.h"
 
+/* Every option of popfetch.conf(5), in the order `popfetch config` shows them. */
+enum conf_opt {
+	CONF_OPT_STATE_DIR,
+	CONF_OPT_TIMEOUT,
+	CONF_OPT_HOST,
+	CONF_OPT_PORT,
+	CONF_OPT_TLS,
+	CONF_OPT_TLS_VERIFY,
+	CONF_OPT_TLS_CA_FILE,
+	CONF_OPT_TLS_FINGERPRINT,
+	CONF_OPT_USER,
+	CONF_OPT_PASSWORD,
+	CONF_OPT_PASSWORD_COMMAND,
+	CONF_OPT_AUTH,
+	CONF_OPT_ALLOW_PLAINTEXT,
+	CONF_OPT_MAILDIR,
+	CONF_OPT_FILTER,
+	CONF_OPT_MDA,
+	CONF_OPT_DELETE,
+	CONF_OPT_DELETE_AFTER_DAYS,
+	CONF_OPT_FORGET_AFTER_DAYS,
+	CONF_OPT_MAX_SIZE,
+	CONF_OPT_MAX_MESSAGES,
+	CONF_OPT_RECEIVED_HEADER,
+	CONF_OPT_ENABLED,
+	CONF_OPT_COUNT
+};
+
+/* Where an account's value of an option came from (popfetch config). */
+enum conf_from {
+	CONF_FROM_DEFAULT = 0,	/* not set: the built-in default */
+	CONF_FROM_ACCOUNT,	/* the account's own section */
+	CONF_FROM_TOP,		/* the top level, inherited */
+};
+
+struct conf_origin {
+	enum conf_from	 from;
+	int		 line;		/* the line in conf->path; 0: default */
+};
+
 enum conf_tls {
 	CONF_TLS_IMPLICIT = 0,
 	CONF_TLS_STARTTLS,
@@ -52,12 +92,17 @@ struct conf_account {
 	bool		 received_header;
 	bool		 enabled;
 	unsigned	 timeout;		/* seconds: connect, each reply line, data rate window */
+	/* Where each option's value came from (CONF_OPT_STATE_DIR: unused).
+	 * password and password_command come as a pair: an account that
+	 * sets either ignores both top-level ones. */
+	struct conf_origin origin[CONF_OPT_COUNT];
 };
 
 struct conf {
 	char			*path;		/* the file that was read */
 	char			*state_dir;	/* `~` expanded */
 	unsigned		 timeout;
+	struct conf_origin	 state_dir_origin;
 	size_t			 naccounts;
 	struct conf_account	*accounts;	/* in config order */
 };
@@ -95,6 +140,9 @@ void	conf_free(struct conf **conf);
 /* The account named `name`, or NULL.  Borrowed pointer into conf. */
 const struct conf_account *conf_account_find(const struct conf *conf,
 	    const char *name);
+
+/* The option's name in popfetch.conf(5) ("host", "tls_ca_file"). */
+const char *conf_opt_name(enum conf_opt opt);
 
 /* "implicit", "starttls", "none". */
 const char *conf_tls_name(enum conf_tls tls);

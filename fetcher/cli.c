@@ -5,6 +5,7 @@
  *   popfetch [GLOBAL OPTIONS] check  [-a NAME]...
  *   popfetch [GLOBAL OPTIONS] status [-a NAME]... [--json]
  *   popfetch [GLOBAL OPTIONS] accounts
+ *   popfetch [GLOBAL OPTIONS] config [-a NAME]...
  *   popfetch --help | --version
  *
  * Options may stand anywhere (GNU getopt permutes), so `popfetch -a work
@@ -41,6 +42,7 @@
 #include "report.h"
 #include "run.h"
 #include "seen.h"
+#include "showconf.h"
 #include "xmalloc.h"
 
 enum command {
@@ -48,6 +50,7 @@ enum command {
 	CMD_CHECK,
 	CMD_STATUS,
 	CMD_ACCOUNTS,
+	CMD_CONFIG,
 };
 
 static const char *const command_names[] = {
@@ -55,6 +58,7 @@ static const char *const command_names[] = {
 	[CMD_CHECK] = "check",
 	[CMD_STATUS] = "status",
 	[CMD_ACCOUNTS] = "accounts",
+	[CMD_CONFIG] = "config",
 };
 
 /* Long-only options. */
@@ -119,6 +123,7 @@ print_help(void)
 "  check            connect, verify TLS, log in; show capabilities and STAT\n"
 "  status           show the seen-list and last run of each account\n"
 "  accounts         list the configured accounts\n"
+"  config           show each account's settings and where each comes from\n"
 "\n"
 "Global options:\n"
 "  -c, --config FILE   read FILE instead of the default configuration\n"
@@ -129,7 +134,8 @@ print_help(void)
 "  -V, --version       show the version and library versions and exit\n"
 "\n"
 "Command options:\n"
-"  -a, --account NAME  only this account (may be repeated; fetch, check, status)\n"
+"  -a, --account NAME  only this account (may be repeated; fetch, check,\n"
+"                      status, config)\n"
 "  -n, --dry-run       fetch: list what would be fetched, skipped or deleted;\n"
 "                      write nothing\n"
 "  -j, --jobs N        fetch: fetch up to N accounts at the same time\n"
@@ -344,7 +350,7 @@ parse_args(int argc, char *argv[], struct cli *cli)
 /*
  * The accounts to work on, in config order: those named with -a (each must
  * exist), else, for fetch and check, every enabled account, and for status
- * every account.  Returns 0 and a new array of borrowed pointers, or 78.
+ * and config every account.  Returns 0 and a new array of borrowed pointers, or 78.
  */
 static int
 select_accounts(const struct cli *cli, const struct conf *conf,
@@ -371,7 +377,8 @@ select_accounts(const struct cli *cli, const struct conf *conf,
 				if (strcmp(cli->accounts[j], a->name) == 0)
 					want = true;
 		} else
-			want = a->enabled || cli->command == CMD_STATUS;
+			want = a->enabled || cli->command == CMD_STATUS ||
+			    cli->command == CMD_CONFIG;
 		if (want)
 			sel[n++] = a;
 	}
@@ -583,6 +590,9 @@ cli_main(int argc, char *argv[])
 		report_status(conf, sel, n, cli.naccounts == 0, cli.json,
 		    stdout, codes);
 		code = first_failure(codes, n + 1);
+		break;
+	case CMD_CONFIG:
+		show_config(conf, sel, n, stdout);
 		break;
 	case CMD_ACCOUNTS:
 		break;

@@ -530,6 +530,111 @@ def _(tmp):
     no_database(pf, "accounts (inherited)")
 
 
+@T.test("config: every account's effective settings after defaults and the top "
+        "level, each with its origin (FILE:LINE, top level, default); the "
+        "password masked and in no output; -a selects; no database")
+def _(tmp):
+    pf = pftest.Popfetch(tmp)
+    pf.write_config(
+        "# popfetch, the newcomer's config\n"                      # 1
+        'maildir = "~/Mail/${POPFETCH_T_BOX}"\n'                    # 2
+        "timeout = 30\n"                                            # 3
+        "\n"                                                        # 4
+        "account work {\n"                                          # 5
+        '    host = "pop.example.com"\n'                            # 6
+        '    user = "alice"\n'                                      # 7
+        '    password = "%s"\n'                                     # 8
+        "    timeout = 5   # a slow server\n"                       # 9
+        '    filter = "spamc -c"\n'                                 # 10
+        "}\n"                                                       # 11
+        "account list {\n"                                          # 12
+        '    host = "pop.example.org"\n'                            # 13
+        "    tls = starttls\n"                                      # 14
+        '    user = "bob"\n'                                        # 15
+        '    password_command = "pass show \\"mail/list\\""\n'      # 16
+        '    mda = "/usr/bin/procmail -d bob"\n'                    # 17
+        "    enabled = false\n"                                     # 18
+        '    tls_fingerprint = "%s"\n'                              # 19
+        "}\n" % (SECRET, "ab" * 32))
+    env = {"POPFETCH_T_BOX": "inbox"}
+    c = pf.config_path
+    work = (
+        "account work\n"
+        '  host = "pop.example.com"                    # %(c)s:6\n'
+        "  port = 995                                  # default (tls = implicit)\n"
+        "  tls = implicit                              # default\n"
+        "  tls_verify = true                           # default\n"
+        "  tls_ca_file = (none: the system store)      # default\n"
+        "  tls_fingerprint = (none)                    # default\n"
+        '  user = "alice"                              # %(c)s:7\n'
+        "  password = ********                         # %(c)s:8\n"
+        "  auth = auto                                 # default\n"
+        "  allow_plaintext_password = false            # default\n"
+        '  maildir = "%(md)s"%(pad)s# top level, %(c)s:2\n'
+        '  filter = "spamc -c"                         # %(c)s:10\n'
+        "  mda = (none: deliver to maildir)            # default\n"
+        "  delete = false                              # default\n"
+        "  delete_after_days = 0                       # default\n"
+        "  forget_after_days = 30                      # default\n"
+        "  max_size = 0                                # default\n"
+        "  max_messages = 0                            # default\n"
+        "  received_header = true                      # default\n"
+        "  enabled = true                              # default\n"
+        "  timeout = 5                                 # %(c)s:9\n")
+    md = pf.path("Mail/inbox")
+    mdline = '  maildir = "%s"' % md
+    work %= {"c": c, "md": md, "pad": " " * max(1, 46 - len(mdline))}
+    fp = ":".join(["AB"] * 32)
+    lst = (
+        "account list\n"
+        '  host = "pop.example.org"                    # %(c)s:13\n'
+        "  port = 110                                  # default (tls = starttls)\n"
+        "  tls = starttls                              # %(c)s:14\n"
+        "  tls_verify = true                           # default\n"
+        "  tls_ca_file = (none: the system store)      # default\n"
+        '  tls_fingerprint = "sha256:%(fp)s" # %(c)s:19\n'
+        '  user = "bob"                                # %(c)s:15\n'
+        '  password_command = "pass show \\"mail/list\\"" # %(c)s:16\n'
+        "  auth = auto                                 # default\n"
+        "  allow_plaintext_password = false            # default\n"
+        "  maildir = (not used: mda is set)            # top level, %(c)s:2\n"
+        "  filter = (none)                             # default\n"
+        '  mda = "/usr/bin/procmail -d bob"            # %(c)s:17\n'
+        "  delete = false                              # default\n"
+        "  delete_after_days = 0                       # default\n"
+        "  forget_after_days = 30                      # default\n"
+        "  max_size = 0                                # default\n"
+        "  max_messages = 0                            # default\n"
+        "  received_header = true                      # default\n"
+        "  enabled = false                             # %(c)s:18\n"
+        "  timeout = 30                                # top level, %(c)s:3\n"
+        % {"c": c, "fp": fp})
+    sdline = 'state_dir = "%s"' % pf.state_dir
+    head = ("# configuration: %s\n%s%s# default\n"
+            % (c, sdline, " " * max(1, 46 - len(sdline))))
+    r = pf.run("config", env=env).expect(0)
+    eq(r.stderr, "", "stderr")
+    eq(r.stdout, head + "\n" + work + "\n" + lst,
+       "every account, disabled too, in config order")
+    for args in (["config"], ["config", "-v"], ["-a", "work", "config"]):
+        r = pf.run(*args, env=env).expect(0)
+        not_contains(r.stdout + r.stderr, SECRET, "the password, %s" % args)
+    r = pf.run("config", "-a", "list", env=env).expect(0)
+    eq((r.stdout, r.stderr), (head + "\n" + lst, ""), "-a list")
+    r = pf.run("config", "-a", "list", "--account", "work", env=env).expect(0)
+    eq(r.stdout, head + "\n" + work + "\n" + lst, "-a twice: config order")
+    r = pf.run("config", "-a", "nosuch", env=env)
+    eq((r.rc, r.stdout), (78, ""), str(r))
+    no_database(pf, "config")
+    # Configuration errors are reported as by every other command.
+    r = pf.run("config")
+    eq((r.rc, r.stdout), (78, ""), str(r))
+    contains(r.stderr, "%s:2: option maildir: environment variable "
+             "POPFETCH_T_BOX is not set" % c, "an error: as for accounts")
+    eq(pf.run("config", "-n", env=env).rc, 64, "config -n")
+    eq(pf.run("config", "--json", env=env).rc, 64, "config --json")
+
+
 @T.test("config: maildir missing without mda is 78 naming the file, line, "
         "account and option; an empty filter or mda is 78")
 def _(tmp):
@@ -691,7 +796,8 @@ def _(tmp):
     like(r.stdout, r"(?m)^libConfuse \d+\.\d+", "libConfuse version")
     r = pf.run("--help", config=False).expect(0)
     like(r.stdout, r"(?i)usage: popfetch", "help text")
-    for w in ("fetch", "check", "status", "accounts", "--dry-run", "--jobs", "--json"):
+    for w in ("fetch", "check", "status", "accounts", "config", "--dry-run",
+              "--jobs", "--json"):
         contains(r.stdout, w, "help mentions " + w)
     eq(r.stderr, "", "stderr of --help")
     eq(pf.run("-h", config=False).rc, 0, "-h")

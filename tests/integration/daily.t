@@ -708,8 +708,13 @@ def _(tmp):
     eq(help_.rc, 0, str(help_))
     for o in longopts:
         contains(help_.stdout, "--" + o, "--help lists --" + o)
-    for cmd in ("fetch", "check", "status", "accounts"):
+    cmds = re.search(r"command_names\[\] = \{(.*?)\};", cli, re.S).group(1)
+    cmds = re.findall(r'\] = "([a-z]+)"', cmds)
+    ok(set(cmds) >= {"fetch", "check", "status", "accounts", "config"},
+       "commands found in cli.c", cmds)
+    for cmd in cmds:
         like(page, r"(?m)^\.B %s$" % cmd, "command " + cmd)
+        contains(help_.stdout, "  %s " % cmd, "--help lists " + cmd)
     exits = page[page.index(".SH EXIT STATUS"):page.index(".SH ENVIRONMENT")]
     for code in (0, 64, 69, 70, 74, 75, 76, 77, 78):
         like(exits, r"(?m)^\.B %d$" % code, "exit code %d" % code)
@@ -737,7 +742,7 @@ def _(tmp):
     with open(doc_page("popfetch.conf.5")) as f:
         conf5 = f.read().replace("\\-", "-")
     with open(os.path.join(SRCDIR, "config/conf.c")) as f:
-        keys = re.findall(r'\[OPT_[A-Z_]+\]\s*=\s*\{\s*"([a-z_]+)"', f.read())
+        keys = re.findall(r'\[CONF_OPT_[A-Z_]+\]\s*=\s*\{\s*"([a-z_]+)"', f.read())
     ok(len(keys) >= 20, "config keys found in conf.c", keys)
     for k in keys:
         like(conf5, r'(?m)^\.BI "%s = "' % k, "popfetch.conf.5 documents " + k)
@@ -915,6 +920,8 @@ t "$2" -c "$3" fetch -a ""
 t "$2" --config "$3" -a h
 t popfetch -j ""
 t popfetch -a x fetch ""
+t popfetch config --
+t popfetch con
 '''
     r = subprocess.run(["bash", "--norc", "--noprofile", "-c", script, "bash", comp,
                         binary, pf.config_path], stdout=subprocess.PIPE,
@@ -923,7 +930,8 @@ t popfetch -a x fetch ""
     eq(r.stderr, "", "no errors")
     out = r.stdout.splitlines()
     eq(out[0], "complete -F _popfetch popfetch", "registered")
-    eq(out[1].split(","), ["fetch", "check", "status", "accounts"], "commands")
+    eq(out[1].split(","), ["fetch", "check", "status", "accounts", "config"],
+       "commands")
     eq(out[2], "status", "st -> status")
     eq(out[3], "--no-progress", "fetch options by default")
     eq(out[4], "--json", "status: --json")
@@ -933,6 +941,9 @@ t popfetch -a x fetch ""
     eq(out[7], "home", "--config FILE -a h")
     eq(out[8].split(","), ["1", "2", "4", "8"], "-j")
     eq(out[9], "", "no second command")
+    ok("--account" in out[10].split(",") and "--json" not in out[10].split(",")
+       and "--dry-run" not in out[10].split(","), "config: -a, not --json", out[10])
+    eq(out[11], "config", "con -> config")
 
 
 def cron_test(tmp):

@@ -883,6 +883,91 @@ test_top_level_defaults(void **state)
 	conf_free(&conf);
 }
 
+/*
+ * Where each value came from (popfetch config): the account's own line, the
+ * top level's line for an inherited value, "default" for one set nowhere;
+ * the credential pair as a pair; comments do not shift the lines.
+ */
+static void
+test_origins(void **state)
+{
+	const struct conf_account *a, *b;
+	struct conf *conf;
+
+	(void)state;
+	conf = load_ok(
+	    "# popfetch\n"				/* 1 */
+	    "maildir = \"/srv/Mail/shared\"\n"	/* 2 */
+	    "password_command = \"pass show mail\"\n" /* 3 */
+	    "/* a block\n   comment */\n"		/* 4, 5 */
+	    "timeout = 15\n"				/* 6 */
+	    "account a {\n"				/* 7 */
+	    "  host = \"ha\"  # the host\n"		/* 8 */
+	    "  user = \"ua\"\n"			/* 9 */
+	    "}\n"					/* 10 */
+	    "account b {\n"				/* 11 */
+	    "  host = \"hb\"\n"			/* 12 */
+	    "  user = \"ub\"\n"			/* 13 */
+	    "  // own password\n"			/* 14 */
+	    "  password = \"s3cret\"\n"		/* 15 */
+	    "  maildir = \"/srv/Mail/b\"\n"		/* 16 */
+	    "  tls = starttls\n"			/* 17 */
+	    "}\n"					/* 18 */
+	    "enabled = false\n");			/* 19 */
+	a = conf_account_find(conf, "a");
+	b = conf_account_find(conf, "b");
+	assert_non_null(a);
+	assert_non_null(b);
+
+	assert_int_equal(conf->state_dir_origin.from, CONF_FROM_DEFAULT);
+	assert_int_equal(conf->state_dir_origin.line, 0);
+
+	assert_int_equal(a->origin[CONF_OPT_HOST].from, CONF_FROM_ACCOUNT);
+	assert_int_equal(a->origin[CONF_OPT_HOST].line, 8);
+	assert_int_equal(a->origin[CONF_OPT_USER].line, 9);
+	assert_int_equal(a->origin[CONF_OPT_MAILDIR].from, CONF_FROM_TOP);
+	assert_int_equal(a->origin[CONF_OPT_MAILDIR].line, 2);
+	assert_int_equal(a->origin[CONF_OPT_PASSWORD_COMMAND].from,
+	    CONF_FROM_TOP);
+	assert_int_equal(a->origin[CONF_OPT_PASSWORD_COMMAND].line, 3);
+	assert_int_equal(a->origin[CONF_OPT_PASSWORD].from, CONF_FROM_DEFAULT);
+	assert_int_equal(a->origin[CONF_OPT_TIMEOUT].from, CONF_FROM_TOP);
+	assert_int_equal(a->origin[CONF_OPT_TIMEOUT].line, 6);
+	/* a top-level value after the accounts is inherited all the same */
+	assert_int_equal(a->origin[CONF_OPT_ENABLED].from, CONF_FROM_TOP);
+	assert_int_equal(a->origin[CONF_OPT_ENABLED].line, 19);
+	assert_int_equal(a->origin[CONF_OPT_PORT].from, CONF_FROM_DEFAULT);
+	assert_int_equal(a->origin[CONF_OPT_PORT].line, 0);
+	assert_int_equal(a->origin[CONF_OPT_TLS].from, CONF_FROM_DEFAULT);
+	assert_int_equal(a->origin[CONF_OPT_FORGET_AFTER_DAYS].from,
+	    CONF_FROM_DEFAULT);
+	assert_int_equal(a->origin[CONF_OPT_FILTER].from, CONF_FROM_DEFAULT);
+
+	/* b's own values win; its password replaces the top-level command */
+	assert_int_equal(b->origin[CONF_OPT_MAILDIR].from, CONF_FROM_ACCOUNT);
+	assert_int_equal(b->origin[CONF_OPT_MAILDIR].line, 16);
+	assert_int_equal(b->origin[CONF_OPT_PASSWORD].from, CONF_FROM_ACCOUNT);
+	assert_int_equal(b->origin[CONF_OPT_PASSWORD].line, 15);
+	assert_int_equal(b->origin[CONF_OPT_PASSWORD_COMMAND].from,
+	    CONF_FROM_DEFAULT);
+	assert_int_equal(b->origin[CONF_OPT_PASSWORD_COMMAND].line, 0);
+	assert_int_equal(b->origin[CONF_OPT_TLS].from, CONF_FROM_ACCOUNT);
+	assert_int_equal(b->origin[CONF_OPT_TLS].line, 17);
+	assert_int_equal(b->origin[CONF_OPT_PORT].from, CONF_FROM_DEFAULT);
+	assert_int_equal(b->port, 110);
+	conf_free(&conf);
+
+	conf = load_ok("state_dir = \"/var/lib/pf\"\n"
+	    "account w {\n  host = \"h\"\n  user = \"u\"\n"
+	    "  password = \"p\"\n  maildir = \"/m\"\n}\n");
+	assert_int_equal(conf->state_dir_origin.from, CONF_FROM_TOP);
+	assert_int_equal(conf->state_dir_origin.line, 1);
+	assert_string_equal(conf_opt_name(CONF_OPT_TLS_CA_FILE), "tls_ca_file");
+	assert_string_equal(conf_opt_name(CONF_OPT_ALLOW_PLAINTEXT),
+	    "allow_plaintext_password");
+	conf_free(&conf);
+}
+
 static void
 test_top_level_default_after_account(void **state)
 {
@@ -1702,6 +1787,7 @@ main(void)
 		T(test_auth_values),
 		T(test_top_level_defaults),
 		T(test_top_level_default_after_account),
+		T(test_origins),
 		T(test_credentials_override_as_a_pair),
 		T(test_xoauth2_sources),
 		T(test_plaintext_allowed_cases),
