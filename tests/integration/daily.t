@@ -18,7 +18,8 @@ completion and `make install`.
                environment variable and config key documented
   install      make install DESTDIR=... from $top_builddir: every file in
                place; make uninstall removes them; the units pass
-               `systemd-analyze verify --user`; the completion completes;
+               `systemd-analyze verify --user`; the bash and zsh completions
+               complete;
                the cron line runs silently
 
 Every account has its own POP3 user: the lock and the seen-list are keyed
@@ -730,7 +731,8 @@ def _(tmp):
     files = page[page.index(".SH FILES"):page.index(".SH EXAMPLES")]
     for f_ in ("popfetch/config", "/etc/popfetch.conf", "popfetch.db", "lock.",
                "popfetch.conf.example", "systemd/user/popfetch.service",
-               "popfetch@.timer", "bash-completion/completions/popfetch"):
+               "popfetch@.timer", "bash-completion/completions/popfetch",
+               "zsh/vendor-completions/_popfetch"):
         contains(files, f_, "FILES names " + f_)
     ex = page[page.index(".SH EXAMPLES"):]
     for what, rx in (("cron", r"\*/10 \* \* \* \* \S*/popfetch -q"),
@@ -762,7 +764,8 @@ def subst_man(text, d):
     """doc/*.in as Makefile.am makes the page: @var@ by the path, '-' as
     roff's '\\-'."""
     text = text.replace("@bindir@", d["bindir"].replace("-", "\\-"))
-    for var in ("docdir", "systemduserunitdir", "bashcompletiondir"):
+    for var in ("docdir", "systemduserunitdir", "bashcompletiondir",
+                "zshcompletiondir"):
         text = text.replace("@%s@" % var, d[var].replace("/", "/\\:").replace("-", "\\-"))
     return text
 
@@ -770,8 +773,9 @@ def subst_man(text, d):
 def install_test(tmp):
     dest = os.path.join(tmp, "dest")
     d = {v: make_var(v) for v in ("bindir", "mandir", "docdir", "systemduserunitdir",
-                                 "bashcompletiondir", "EXEEXT")}
-    for v in ("bindir", "mandir", "docdir", "systemduserunitdir", "bashcompletiondir"):
+                                 "bashcompletiondir", "zshcompletiondir", "EXEEXT")}
+    for v in ("bindir", "mandir", "docdir", "systemduserunitdir", "bashcompletiondir",
+              "zshcompletiondir"):
         ok(os.path.isabs(d[v]), "%s is an absolute path" % v, d[v])
     r = make("install", "DESTDIR=" + dest)
     eq(r.returncode, 0, "make install DESTDIR: " + r.stdout + r.stderr)
@@ -789,6 +793,7 @@ def install_test(tmp):
         p("systemduserunitdir", "popfetch@.service"): 0o644,
         p("systemduserunitdir", "popfetch@.timer"): 0o644,
         p("bashcompletiondir", "popfetch"): 0o644,
+        p("zshcompletiondir", "_popfetch"): 0o644,
     }
     for path, mode in sorted(want.items()):
         ok(os.path.isfile(path), "installed: " + path)
@@ -808,13 +813,15 @@ def install_test(tmp):
     for var, name in (("docdir", "popfetch.conf.example"),
                       ("systemduserunitdir", "popfetch.service"),
                       ("systemduserunitdir", "popfetch@.timer"),
-                      ("bashcompletiondir", "popfetch")):
+                      ("bashcompletiondir", "popfetch"),
+                      ("zshcompletiondir", "_popfetch")):
         like(files, r"(?m)^\.I %s$" % re.escape(os.path.join(d[var], name)),
              "popfetch(1) FILES: the installed " + name)
     if not d["docdir"].startswith("/usr/share/"):
         not_contains(files, "/usr/share/", "FILES: no path of another prefix")
     for src, inst in (("contrib/popfetch.conf.example", p("docdir", "popfetch.conf.example")),
                       ("contrib/bash-completion/popfetch", p("bashcompletiondir", "popfetch")),
+                      ("contrib/zsh-completion/_popfetch", p("zshcompletiondir", "_popfetch")),
                       ("contrib/systemd/popfetch.timer", p("systemduserunitdir", "popfetch.timer"))):
         with open(os.path.join(SRCDIR, src), "rb") as a_, open(inst, "rb") as b_:
             eq(b_.read(), a_.read(), inst + " is " + src)
@@ -946,6 +953,90 @@ t popfetch con
     eq(out[11], "config", "con -> config")
 
 
+# Drives a real interactive zsh through a pseudo-terminal (zsh/zpty): one
+# fresh shell per line (zsh reuses a list for a line it just completed),
+# compinit with the installed _popfetch first in $fpath, each line typed
+# once zle shows its prompt, and compadd
+# wrapped to append the words each call offers (matched against what was
+# typed: `builtin compadd -O`) to OUT before adding them as usual.  So the
+# words are those zsh's own completion system offers after TAB.
+ZSH_DRIVER = r"""
+zmodload zsh/zpty zsh/zselect || exit 2
+compdir=$1 out=$2; shift 2
+integer n=0
+for l in "$@"; do
+    (( n++ ))
+    print -r -- "--- $n" >> $out
+    zpty z zsh -f -i
+    zpty -w z "PS1='pf%% '; unsetopt autolist automenu; fpath=(${(q)compdir} \$fpath); autoload -Uz compinit; compinit -u -D"
+    zpty -w z "compadd() { if [[ \${@[(I)-[OAD]]} -ne 0 ]]; then builtin compadd \"\$@\"; return; fi; local -a __m; builtin compadd -O __m \"\$@\"; (( \$#__m )) && print -rl -- \$__m >> ${(q)out}; builtin compadd \"\$@\"; }"
+    zpty -w z "print READY'-'$n"
+    # The prompt after READY: zle has the terminal (typeahead sent before
+    # zle switches the terminal mode may be lost).
+    zpty -r z got "*READY-$n*pf% *" || { print -u2 "zsh did not start ($n)"; exit 3; }
+    zselect -t 5
+    zpty -w -n z "$l"$'\t'
+    zpty -w z $'\C-u'"print DONE'-'$n"
+    zpty -r z got "*DONE-$n*" || { print -u2 "no completion for line $n"; exit 3; }
+    zpty -d z
+done
+"""
+
+
+def zsh_completion_test(tmp):
+    ok("dest" in S, "make install ran")
+    zsh = shutil.which("zsh")
+    ok(zsh, "zsh is installed (scripts/deps installs it)")
+    compdir = S["dest"] + S["dirs"]["zshcompletiondir"]
+    ok(os.path.isfile(os.path.join(compdir, "_popfetch")), "installed _popfetch")
+    pf = pftest.Popfetch(tmp)
+    pf.write_config(pftest.account_conf("work", host="h", user="u", password="x",
+                                        maildir="/nonexistent/w") +
+                    pftest.account_conf("home", host="h2", user="u", password="x",
+                                        maildir="/nonexistent/h", enabled=False))
+    bindir = os.path.join(tmp, "bin")      # `popfetch` on $PATH is the one built
+    os.makedirs(bindir)
+    os.symlink(pftest.popfetch_binary(), os.path.join(bindir, "popfetch"))
+    driver = os.path.join(tmp, "driver.zsh")
+    with open(driver, "w") as f:
+        f.write(ZSH_DRIVER)
+    out = os.path.join(tmp, "offered")
+    c = pf.config_path
+    lines = ["popfetch ", "popfetch st", "popfetch -c %s -a " % c,
+             "popfetch --config=%s -a h" % c, "popfetch status -", "popfetch check --",
+             "popfetch config --", "popfetch -j ", "popfetch -a x fetch ", "popfetch con",
+             "popfetch -c %s config -a " % c]
+    env = pf.env({"PATH": bindir + os.pathsep + os.environ.get("PATH", "")})
+    r = subprocess.run([zsh, "-f", driver, compdir, out] + lines, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=120,
+                       env=env, cwd=tmp)
+    eq((r.returncode, r.stderr), (0, ""), "the driver ran: " + r.stdout)
+    got = {}
+    with open(out) as f:
+        for ln in f.read().splitlines():
+            if ln.startswith("--- "):
+                cur = got.setdefault(lines[int(ln[4:]) - 1], [])
+            else:
+                cur.append(ln)
+    w = [sorted(set(got.get(ln, []))) for ln in lines]
+    cmds = sorted(["fetch", "check", "status", "accounts", "config"])
+    eq(w[0], cmds, "the commands")
+    eq(w[1], ["status"], "st -> status")
+    eq(w[2], ["home", "work"], "-a: the accounts of -c FILE")
+    eq(w[3], ["home"], "--config=FILE -a h")
+    eq(w[4], sorted(["-a", "--account", "-c", "--config", "-v", "--verbose", "-q",
+                     "--quiet", "--syslog", "-h", "--help", "-V", "--version",
+                     "--json"]), "status -: its options and the global ones")
+    ok("--account" in w[5] and "--config" in w[5] and "--json" not in w[5]
+       and "--dry-run" not in w[5], "check --: no --json, no --dry-run", w[5])
+    ok("--account" in w[6] and "--json" not in w[6] and "--jobs" not in w[6],
+       "config --: -a, not --json", w[6])
+    eq(w[7], ["1", "2", "4", "8"], "-j")
+    eq([x for x in w[8] if not x.startswith("-")], [], "no second command")
+    eq(w[9], ["config"], "con -> config")
+    eq(w[10], ["home", "work"], "config -a: the accounts")
+
+
 def cron_test(tmp):
     with open(os.path.join(SRCDIR, "contrib/cron/popfetch.cron.in")) as f:
         entries = [ln for ln in f.read().splitlines()
@@ -979,7 +1070,9 @@ for _name, _fn in (
         ("systemd units: systemd-analyze verify --user clean, Type=oneshot, "
          "hardening, timers", units_test),
         ("bash completion: commands, options per command, account names "
-         "from -c FILE", completion_test)):
+         "from -c FILE", completion_test),
+        ("zsh completion (driven through zsh/zpty): commands, options per "
+         "command, account names from -c FILE", zsh_completion_test)):
     if _why:
         T.skip(_name, _why)
     else:
