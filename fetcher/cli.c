@@ -573,7 +573,7 @@ cli_main(int argc, char *argv[])
 		for (i = 0; i < n; i++) {
 			if (i > 0)
 				putchar('\n');
-			codes[i] = check_account(sel[i], stdout);
+			codes[i] = check_account(conf, sel[i], stdout);
 		}
 		code = first_failure(codes, n);
 		break;

@@ -1,0 +1,594 @@
+/*
+ * oauth2.c - OAuth2 tokens for XOAUTH2 and OAUTHBEARER.  See oauth2.h and
+ * doc/DESIGN.md §11.
+ *
+ * RFC 6749 (refresh §6, errors §5.2), RFC 8628 (device grant), RFC 8252
+ * and RFC 7636 (loopback redirect with PKCE), RFC 6750 (bearer tokens).
+ * HTTP is fetcher/http.c's, JSON fetcher/json.c's.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "fsutil.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "oauth2.h"
+#include "params.h"
+#include "xmalloc.h"
+
+/* ---- providers ---- */
+
+/*
+ * The presets (popfetch.conf(5) lists them).  "{tenant}" in a Microsoft
+ * URL is oauth2_tenant (default "common").  The scopes ask for a refresh token:
+ * Microsoft's offline_access; Google's comes with access_type=offline.
+ */
+static const struct preset {
+	enum conf_oauth2_provider id;
+	const char	*token_url;
+	const char	*device_url;	/* NULL: no device grant */
+	const char	*auth_url;
+	const char	*scope;
+	const char	*auth_extra;	/* appended to the authorization URL */
+} presets[] = {
+	{ CONF_OAUTH2_MICROSOFT,
+	  "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+	  "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
+	  "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
+	  "https://outlook.office.com/POP.AccessAsUser.All offline_access",
+	  NULL },
+	{ CONF_OAUTH2_GOOGLE,
+	  "https://oauth2.googleapis.com/token",
+	  NULL,
+	  "https://accounts.google.com/o/oauth2/v2/auth",
+	  "https://mail.google.com/",
+	  "access_type=offline&prompt=consent" },
+};
+
+/* An account's endpoints: its own settings over its provider's preset. */
+struct endpoints {
+	char		*token_url;
+	char		*device_url;	/* NULL: none */
+	char		*auth_url;	/* NULL: none */
+	char		*scope;		/* NULL: none sent */
+	const char	*auth_extra;
+};
+
+static char *
+preset_url(const char *url, const char *tenant)
+{
+	const char *t;
+
+	if (url == NULL)
+		return NULL;
+	if ((t = strstr(url, "{tenant}")) == NULL)
+		return xstrdup(url);
+	return xasprintf("%.*s%s%s", (int)(t - url), url, tenant,
+	    t + strlen("{tenant}"));
+}
+
+static void
+endpoints_get(const struct conf_account *a, struct endpoints *ep)
+{
+	const struct preset *p = NULL;
+	const char *tenant = a->oauth2_tenant != NULL ? a->oauth2_tenant :
+	    "common";
+	size_t i;
+
+	memset(ep, 0, sizeof(*ep));
+	for (i = 0; i < sizeof(presets) / sizeof(presets[0]); i++)
+		if (presets[i].id == a->oauth2_provider)
+			p = &presets[i];
+	ep->token_url = a->oauth2_token_url != NULL ?
+	    xstrdup(a->oauth2_token_url) :
+	    p != NULL ? preset_url(p->token_url, tenant) : NULL;
+	ep->device_url = a->oauth2_device_url != NULL ?
+	    xstrdup(a->oauth2_device_url) :
+	    p != NULL ? preset_url(p->device_url, tenant) : NULL;
+	ep->auth_url = a->oauth2_auth_url != NULL ?
+	    xstrdup(a->oauth2_auth_url) :
+	    p != NULL ? preset_url(p->auth_url, tenant) : NULL;
+	ep->scope = a->oauth2_scope != NULL ? xstrdup(a->oauth2_scope) :
+	    p != NULL ? xstrdup(p->scope) : NULL;
+	ep->auth_extra = p != NULL ? p->auth_extra : NULL;
+}
+
+static void
+endpoints_free(struct endpoints *ep)
+{
+	free(ep->token_url);
+	free(ep->device_url);
+	free(ep->auth_url);
+	free(ep->scope);
+	memset(ep, 0, sizeof(*ep));
+}
+
+/* ---- the token file ---- */
+
+char *
+oauth2_token_path(const char *state_dir, const char *name)
+{
+	/* Account names are [A-Za-z0-9._@+-], not starting with '.' or '-'
+	 * (config/conf.c): safe as they are in a file name. */
+	return xasprintf("%s/oauth2.%s", state_dir, name);
+}
+
+void
+oauth2_tokens_free(struct oauth2_tokens *t)
+{
+	secret_free(&t->access_token);
+	secret_free(&t->refresh_token);
+	t->expires_at = 0;
+}
+
+int
+oauth2_tokens_parse(const char *text, size_t len, struct oauth2_tokens *t,
+    struct pf_error *err)
+{
+	const char *p = text, *end = text + len, *nl, *eq;
+	size_t klen, vlen;
+	char **dst;
+
+	memset(t, 0, sizeof(*t));
+	if (memchr(text, '\0', len) != NULL)
+		return pf_error_set(err, PF_FAIL_CONFIG, "holds a NUL byte");
+	for (; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		if (p == nl || *p == '#')
+			continue;
+		if ((eq = memchr(p, '=', (size_t)(nl - p))) == NULL) {
+			oauth2_tokens_free(t);
+			return pf_error_set(err, PF_FAIL_CONFIG, "a line "
+			    "without '='");
+		}
+		klen = (size_t)(eq - p);
+		vlen = (size_t)(nl - eq - 1);
+		dst = NULL;
+		if (klen == 12 && memcmp(p, "access_token", 12) == 0)
+			dst = &t->access_token;
+		else if (klen == 13 && memcmp(p, "refresh_token", 13) == 0)
+			dst = &t->refresh_token;
+		else if (klen == 10 && memcmp(p, "expires_at", 10) == 0) {
+			long long v = 0;
+			size_t i;
+
+			for (i = 0; i < vlen && i < 18; i++) {
+				if (eq[1 + i] < '0' || eq[1 + i] > '9')
+					break;
+				v = v * 10 + (eq[1 + i] - '0');
+			}
+			if (vlen == 0 || i != vlen) {
+				oauth2_tokens_free(t);
+				return pf_error_set(err, PF_FAIL_CONFIG,
+				    "expires_at is not a time");
+			}
+			t->expires_at = v;
+		}
+		if (dst != NULL && vlen > 0) {
+			secret_free(dst);
+			*dst = xmalloc(vlen + 1);
+			memcpy(*dst, eq + 1, vlen);
+			(*dst)[vlen] = '\0';
+		}
+	}
+	return 0;
+}
+
+/* "run: chmod 600 FILE" and friends, as config/conf.c says them. */
+static int
+check_file_secure(const struct stat *st, const char *path,
+    struct pf_error *err)
+{
+	char me[64], owner[64];
+	struct passwd *pw;
+	uid_t euid = geteuid();
+
+	if (!S_ISREG(st->st_mode))
+		return pf_error_set(err, PF_FAIL_CONFIG, "token file %s is not "
+		    "a regular file", path);
+	if (st->st_uid != euid) {
+		if ((pw = getpwuid(euid)) != NULL)
+			snprintf(me, sizeof(me), "%s", pw->pw_name);
+		else
+			snprintf(me, sizeof(me), "%lu", (unsigned long)euid);
+		if ((pw = getpwuid(st->st_uid)) != NULL)
+			snprintf(owner, sizeof(owner), "%s", pw->pw_name);
+		else
+			snprintf(owner, sizeof(owner), "%lu",
+			    (unsigned long)st->st_uid);
+		return pf_error_set(err, PF_FAIL_CONFIG, "token file %s "
+		    "belongs to %s, not %s; run: chown %s %s", path, owner,
+		    me, me, path);
+	}
+	if ((st->st_mode & (S_IRWXG | S_IRWXO)) != 0)
+		return pf_error_set(err, PF_FAIL_CONFIG, "token file %s is "
+		    "readable or writable by group or others (mode %04o); "
+		    "run: chmod 600 %s", path,
+		    (unsigned)(st->st_mode & 07777), path);
+	return 0;
+}
+
+/* Read the token file; 1 if there is none. */
+static int
+tokens_read(const char *path, const char *name, struct oauth2_tokens *t,
+    struct pf_error *err)
+{
+	char *buf;
+	struct stat st;
+	ssize_t n;
+	size_t len = 0;
+	int fd, rc;
+
+	memset(t, 0, sizeof(*t));
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 1;
+		return pf_error_set_errno(err, errno == ELOOP ?
+		    PF_FAIL_CONFIG : PF_FAIL_IO, "token file %s", path);
+	}
+	if (fstat(fd, &st) == -1) {
+		close(fd);
+		return pf_error_set_errno(err, PF_FAIL_IO, "token file %s",
+		    path);
+	}
+	if (check_file_secure(&st, path, err) == -1) {
+		close(fd);
+		return -1;
+	}
+	buf = xmalloc(OAUTH2_TOKEN_FILE_MAX + 1);
+	while (len < OAUTH2_TOKEN_FILE_MAX &&
+	    (n = read(fd, buf + len, OAUTH2_TOKEN_FILE_MAX - len)) != 0) {
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			pf_error_set_errno(err, PF_FAIL_IO, "token file %s",
+			    path);
+			close(fd);
+			crypto_cleanse(buf, len);
+			free(buf);
+			return -1;
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	rc = oauth2_tokens_parse(buf, len, t, err);
+	crypto_cleanse(buf, len);
+	free(buf);
+	if (rc == -1) {
+		char what[128];
+
+		snprintf(what, sizeof(what), "%.100s", err->what);
+		return pf_error_set(err, PF_FAIL_CONFIG, "token file %s is "
+		    "damaged (%s); run: popfetch authorize -a %s", path,
+		    what, name);
+	}
+	return 0;
+}
+
+/* Write the tokens to path: a temporary file, fsync, rename, fsync the
+ * directory (doc/DESIGN.md §3.4's durability). */
+static int
+tokens_write(const char *state_dir, const char *path,
+    const struct oauth2_tokens *t, struct pf_error *err)
+{
+	char *tmp = xasprintf("%s.tmpXXXXXX", path), *text;
+	size_t len, off = 0;
+	ssize_t n;
+	int fd;
+
+	text = xasprintf("# popfetch OAuth2 tokens (popfetch authorize); "
+	    "keep secret\naccess_token=%s\nexpires_at=%lld\n%s%s%s",
+	    t->access_token != NULL ? t->access_token : "",
+	    t->expires_at,
+	    t->refresh_token != NULL ? "refresh_token=" : "",
+	    t->refresh_token != NULL ? t->refresh_token : "",
+	    t->refresh_token != NULL ? "\n" : "");
+	len = strlen(text);
+	/* mkstemp: mode 0600, a name nobody else has */
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
+		pf_error_set_errno(err, PF_FAIL_IO, "token file %s", path);
+		goto fail;
+	}
+	while (off < len) {
+		if ((n = write(fd, text + off, len - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			pf_error_set_errno(err, PF_FAIL_IO, "token file %s",
+			    tmp);
+			goto fail_fd;
+		}
+		off += (size_t)n;
+	}
+	if (fchmod(fd, S_IRUSR | S_IWUSR) == -1 || fsync(fd) == -1) {
+		pf_error_set_errno(err, PF_FAIL_IO, "token file %s", tmp);
+		goto fail_fd;
+	}
+	if (close(fd) == -1) {
+		fd = -1;
+		pf_error_set_errno(err, PF_FAIL_IO, "token file %s", tmp);
+		goto fail_fd;
+	}
+	fd = -1;
+	if (rename(tmp, path) == -1) {
+		pf_error_set_errno(err, PF_FAIL_IO, "token file %s", path);
+		goto fail_fd;
+	}
+	if (pf_fsync_dir(state_dir, err) == -1)
+		goto fail;
+	secret_free(&text);
+	free(tmp);
+	return 0;
+fail_fd:
+	if (fd != -1)
+		close(fd);
+	(void)unlink(tmp);
+fail:
+	secret_free(&text);
+	free(tmp);
+	return -1;
+}
+
+/*
+ * The account's token lock, state_dir/oauth2.NAME.lock: held from reading
+ * the file to writing the new one.  Waits up to `timeout` seconds (a
+ * refresh takes one request): a second refresh with a refresh token that
+ * the first one just rotated away would be refused (invalid_grant).
+ */
+static int
+token_lock(const char *state_dir, const char *name, unsigned timeout,
+    int *fd_r, struct pf_error *err)
+{
+	char *path;
+	time_t deadline = time(NULL) + (time_t)timeout;
+	int fd;
+
+	if (pf_mkdirs(state_dir, err) == -1)
+		return -1;
+	path = xasprintf("%s/oauth2.%s.lock", state_dir, name);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1) {
+		pf_error_set_errno(err, PF_FAIL_IO, "%s", path);
+		free(path);
+		return -1;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			pf_error_set_errno(err, PF_FAIL_IO, "flock %s", path);
+			goto fail;
+		}
+		if (time(NULL) >= deadline) {
+			pf_error_set(err, PF_FAIL_TEMP, "the OAuth2 tokens of "
+			    "account %s are being renewed by another popfetch "
+			    "(%s held for %u s)", name, path, timeout);
+			goto fail;
+		}
+		usleep(50 * 1000);
+	}
+	free(path);
+	*fd_r = fd;
+	return 0;
+fail:
+	close(fd);
+	free(path);
+	return -1;
+}
+
+static void
+token_unlock(int *fd)
+{
+	if (*fd != -1)
+		close(*fd);	/* drops the flock */
+	*fd = -1;
+}
+
+/* ---- the token endpoint ---- */
+
+static void
+http_settings_of(const struct conf_account *a, struct http_settings *hs)
+{
+	hs->ca_file = a->tls_ca_file;
+	hs->timeout = a->timeout;
+}
+
+/*
+ * POST `form` to the token (or device) endpoint and read the answer:
+ * 0 with *t filled (a 2xx token response); 1 with *oerr filled (a 4xx
+ * OAuth2 error response: the caller decides); -1 with err set for
+ * anything else (75 for 5xx and 429, 76 for what is not the JSON the
+ * grant defines).  When device is not NULL a 2xx answer is a device
+ * authorization response instead.
+ */
+static int
+endpoint_post(const char *url, const char *form, const struct conf_account *a,
+    struct json_token *t, struct json_device *device,
+    struct json_oauth_error *oerr, struct pf_error *err)
+{
+	struct http_settings hs;
+	struct http_response r;
+	char shown[256];
+	int rc;
+
+	http_settings_of(a, &hs);
+	if (http_post_form(url, form, &hs, &r, err) == -1)
+		return -1;
+	http_url_shown(url, shown, sizeof(shown));
+	if (r.status >= 200 && r.status < 300) {
+		struct pf_error perr;
+
+		pf_error_clear(&perr);
+		rc = device != NULL ?
+		    json_parse_device(r.body, r.len, device, &perr) :
+		    json_parse_token(r.body, r.len, t, &perr);
+		if (rc == -1)
+			pf_error_set(err, PF_FAIL_PROTO, "%s: %s", shown,
+			    perr.what);
+		http_response_free(&r);
+		return rc;
+	}
+	if (r.status >= 500 || r.status == 429) {
+		pf_error_set(err, PF_FAIL_TEMP, "%s: the server failed "
+		    "(HTTP %ld); try again later", shown, r.status);
+		http_response_free(&r);
+		return -1;
+	}
+	if (r.status >= 400) {
+		struct pf_error perr;
+
+		pf_error_clear(&perr);
+		rc = json_parse_oauth_error(r.body, r.len, oerr, &perr);
+		http_response_free(&r);
+		if (rc == -1)
+			return pf_error_set(err, PF_FAIL_PROTO, "%s: HTTP %ld "
+			    "without an OAuth2 error (%s)", shown, r.status,
+			    perr.what);
+		return 1;
+	}
+	http_response_free(&r);
+	return pf_error_set(err, PF_FAIL_PROTO, "%s: unexpected HTTP %ld",
+	    shown, r.status);
+}
+
+/* The provider's words for an error response, after our own. */
+static void
+add_description(struct pf_error *err, const struct json_oauth_error *e)
+{
+	if (e->description != NULL)
+		pf_error_set_server(err, e->description,
+		    strlen(e->description));
+}
+
+/* Add the client's credentials to a form (RFC 6749 §2.3.1, in the body:
+ * what both presets document for native apps). */
+static void
+form_client(char **form, const struct conf_account *a)
+{
+	http_form_add(form, "client_id", a->oauth2_client_id);
+	if (a->oauth2_client_secret != NULL)
+		http_form_add(form, "client_secret", a->oauth2_client_secret);
+}
+
+/* A token response into the stored form, keeping the old refresh token
+ * when no new one came (RFC 6749 §6: rotation is the server's choice). */
+static void
+tokens_from_response(struct oauth2_tokens *t, struct json_token *jt,
+    time_t now)
+{
+	secret_free(&t->access_token);
+	t->access_token = jt->access_token;
+	jt->access_token = NULL;
+	t->expires_at = (long long)now + (jt->expires_in >= 0 ?
+	    jt->expires_in : OAUTH2_DEFAULT_EXPIRES);
+	if (jt->refresh_token != NULL) {
+		secret_free(&t->refresh_token);
+		t->refresh_token = jt->refresh_token;
+		jt->refresh_token = NULL;
+	}
+}
+
+static int
+refresh(const struct conf_account *a, const struct endpoints *ep,
+    struct oauth2_tokens *t, struct pf_error *err)
+{
+	struct json_token jt = { 0 };
+	struct json_oauth_error oe = { 0 };
+	char *form = NULL;
+	time_t now = time(NULL);
+	int rc;
+
+	http_form_add(&form, "grant_type", "refresh_token");
+	http_form_add(&form, "refresh_token", t->refresh_token);
+	form_client(&form, a);
+	log_debug("%s: refreshing the OAuth2 access token", a->name);
+	rc = endpoint_post(ep->token_url, form, a, &jt, NULL, &oe, err);
+	secret_free(&form);
+	if (rc == 1) {
+		if (strcmp(oe.error, "invalid_client") == 0 ||
+		    strcmp(oe.error, "unauthorized_client") == 0)
+			pf_error_set(err, PF_FAIL_AUTH, "the provider refused "
+			    "the client (%.64s): check oauth2_client_id and "
+			    "oauth2_client_secret of account %s", oe.error,
+			    a->name);
+		else
+			pf_error_set(err, PF_FAIL_AUTH, "the provider refused "
+			    "the refresh token (%.64s); run: popfetch "
+			    "authorize -a %s", oe.error, a->name);
+		add_description(err, &oe);
+		json_oauth_error_free(&oe);
+		return -1;
+	}
+	if (rc == -1)
+		return -1;
+	tokens_from_response(t, &jt, now);
+	json_token_free(&jt);
+	return 0;
+}
+
+int
+oauth2_access_token(const char *state_dir, const struct conf_account *a,
+    char **token_r, struct pf_error *err)
+{
+	struct oauth2_tokens t;
+	struct endpoints ep;
+	char *path;
+	int lockfd = -1, rc = -1, r;
+
+	*token_r = NULL;
+	if (token_lock(state_dir, a->name, a->timeout, &lockfd, err) == -1)
+		return -1;
+	path = oauth2_token_path(state_dir, a->name);
+	endpoints_get(a, &ep);
+	if ((r = tokens_read(path, a->name, &t, err)) == -1)
+		goto out;
+	if (r == 1 || (t.refresh_token == NULL && t.access_token == NULL)) {
+		pf_error_set(err, PF_FAIL_AUTH, "no OAuth2 tokens yet for "
+		    "account %s; run: popfetch authorize -a %s", a->name,
+		    a->name);
+		goto out;
+	}
+	if (t.access_token == NULL || t.expires_at == 0 ||
+	    t.expires_at - (long long)time(NULL) <= OAUTH2_REFRESH_MARGIN) {
+		if (t.refresh_token == NULL) {
+			pf_error_set(err, PF_FAIL_AUTH, "the OAuth2 access "
+			    "token of account %s expired and there is no "
+			    "refresh token; run: popfetch authorize -a %s",
+			    a->name, a->name);
+			goto out_tokens;
+		}
+		if (ep.token_url == NULL) {
+			pf_error_set(err, PF_FAIL_CONFIG, "account %s: no "
+			    "oauth2_token_url", a->name);
+			goto out_tokens;
+		}
+		if (refresh(a, &ep, &t, err) == -1 ||
+		    tokens_write(state_dir, path, &t, err) == -1)
+			goto out_tokens;
+	} else
+		log_debug("%s: the stored OAuth2 access token is valid for "
+		    "%lld s more", a->name,
+		    t.expires_at - (long long)time(NULL));
+	*token_r = t.access_token;
+	t.access_token = NULL;
+	rc = 0;
+out_tokens:
+	oauth2_tokens_free(&t);
+out:
+	endpoints_free(&ep);
+	free(path);
+	token_unlock(&lockfd);
+	return rc;
+}

@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""OAuth2 without a helper script (SPEC §9, doc/DESIGN.md §11).
+
+A fake authorization server (pftest.OAuthServer, TLS with the test CA on
+127.0.0.1) and the scripted POP3 server (popserver.py, XOAUTH2 and
+OAUTHBEARER) stand in for the provider:
+
+  refresh        an expired or nearly expired access token is refreshed
+                 before the login, the rotated refresh token stored (0600,
+                 atomically), and the fresh token logs in (XOAUTH2 and
+                 OAUTHBEARER); a valid one is used as it is
+  refusals       invalid_grant -> 77 with `popfetch authorize -a NAME`;
+                 5xx, a hanging endpoint -> 75; malformed JSON, no
+                 access_token -> 76; a certificate that fails -> 69 with
+                 nothing sent; in every case no POP3 login
+  token file     missing -> 77 with the command; readable by others -> 78
+                 with `chmod 600`; never in output or -vv traces
+  -j             two accounts refreshing at once, each its own file
+  authorize      device grant (pending, slow_down, expired_token,
+                 access_denied) and loopback redirect with PKCE, the test
+                 playing the browser
+"""
+import base64
+import os
+import re
+import stat
+import sys
+import threading
+import time
+import urllib.request
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pftest  # noqa: E402
+from pftest import eq, ok, contains, not_contains, like  # noqa: E402
+
+T = pftest.Suite(__file__)
+CERTS = T.certs()
+NAME = "work"
+later = T.later
+test = T.test
+
+
+class Box:
+    """A POP3 server with two messages, a fake OAuth2 server and a
+    popfetch sandbox whose account `work` uses them."""
+
+    def __init__(self, tmp, auth="xoauth2", oauth_cert=None, nmsg=2, **opts):
+        self.oauth = pftest.OAuthServer(oauth_cert or CERTS.server).start()
+        later(self.oauth.stop)
+        self.msgs = pftest.MailGen(nmsg).messages(nmsg, 500, 900)
+        self.srv = pftest.PopServer(os.path.join(tmp, "srv"), messages=self.msgs,
+                                    tls="implicit", cert=CERTS.server,
+                                    sasl=["XOAUTH2", "OAUTHBEARER"],
+                                    oauth_tokens={}, user_cmd=False).start()
+        later(self.srv.stop)
+        self.pf = pftest.Popfetch(os.path.join(tmp, "pf"))
+        self.opts = {"host": "127.0.0.1", "port": self.srv.port, "user": "alice",
+                     "tls": "implicit", "tls_ca_file": CERTS.ca.cert,
+                     "auth": auth, "maildir": self.pf.path("Mail/" + NAME),
+                     "timeout": 5, "oauth2_provider": pftest.Bare("custom"),
+                     "oauth2_client_id": "cid",
+                     "oauth2_token_url": self.oauth.url("/token")}
+        self.opts.update(opts)
+        self.write()
+
+    def write(self, extra=""):
+        self.pf.write_config(pftest.account_conf(NAME, **self.opts) + extra)
+
+    def configure(self, **opts):
+        self.opts.update(opts)
+        self.write()
+
+    @property
+    def token_file(self):
+        return os.path.join(self.pf.state_dir, "oauth2." + NAME)
+
+    def store(self, access="at-old", expires_in=-10, refresh="rt-1", mode=0o600,
+              name=NAME):
+        os.makedirs(self.pf.state_dir, mode=0o700, exist_ok=True)
+        path = os.path.join(self.pf.state_dir, "oauth2." + name)
+        text = "access_token=%s\nexpires_at=%d\n" % (access, int(time.time()) + expires_in)
+        if refresh:
+            text += "refresh_token=%s\n" % refresh
+            self.oauth.refresh_tokens.add(refresh)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+
+    def tokens(self):
+        with open(self.token_file) as f:
+            return dict(ln.split("=", 1) for ln in f.read().splitlines()
+                        if ln and not ln.startswith("#"))
+
+    def accept(self, *tokens):
+        """Let the POP3 server take these access tokens for alice."""
+        self.srv.configure(oauth_tokens={"alice": tokens[-1]})
+
+    def run(self, *args, timeout=60):
+        r = self.pf.run(*(args or ("fetch",)), timeout=timeout)
+        self.srv.wait_closed(10)
+        return r
+
+    def auth_lines(self):
+        return [ln for ln in self.srv.client_lines() if ln.startswith(b"AUTH")]
+
+
+def error_line(r, code, what_re):
+    eq(r.rc, code, "exit code\n%s" % r)
+    m = re.fullmatch(r"popfetch: %s: ([^\n]+)\n" % NAME, r.stderr)
+    ok(m, "stderr is one error line", r.stderr)
+    T.diag("error line: " + r.stderr.rstrip("\n")[:300])
+    like(m.group(1), what_re, "error text")
+    return m.group(1)
+
+
+def no_secrets(box, r, *extra):
+    for s in ["rt-", "at-", "code-", "dc-"] + list(extra):
+        not_contains(r.stdout + r.stderr, s, "secret %r in the output" % s)
+
+
+def no_login(box):
+    eq(box.auth_lines(), [], "no AUTH sent to the POP3 server")
+
+
+# ------------------------------------------------------------------ refresh
+
+@test("refresh: an expired access token is refreshed, the rotated refresh token stored, XOAUTH2 login")
+def _(tmp):
+    box = Box(tmp)
+    box.store(expires_in=-10)
+    box.srv.configure(oauth_tokens={"alice": "at-2"})
+    r = box.run()
+    eq(r.rc, 0, "exit\n%s" % r)
+    posts = box.oauth.posts()
+    eq(len(posts), 1, "one token request")
+    eq(posts[0]["grant_type"], "refresh_token")
+    eq(posts[0]["refresh_token"], "rt-1")
+    eq(posts[0]["client_id"], "cid")
+    t = box.tokens()
+    eq(t["access_token"], "at-2", "new access token stored")
+    eq(t["refresh_token"], "rt-2", "rotated refresh token stored")
+    eq(stat.S_IMODE(os.stat(box.token_file).st_mode), 0o600, "token file mode")
+    ok(abs(int(t["expires_at"]) - (time.time() + 3600)) < 30, "expires_at")
+    auth = box.auth_lines()
+    eq(len(auth), 1, "one AUTH")
+    eq(auth[0].split(b" ")[1], b"XOAUTH2")
+    eq(base64.b64decode(auth[0].split(b" ")[2]),
+       b"user=alice\x01auth=Bearer at-2\x01\x01", "the fresh token")
+    eq(len(pftest.read_maildir(box.opts["maildir"]).messages()), 2, "delivered")
+    no_secrets(box, r)
+    leftovers = [f for f in os.listdir(box.pf.state_dir) if ".tmp" in f]
+    eq(leftovers, [], "no temporary file left")
+    # The next run uses the stored token: no request.
+    r = box.run()
+    eq(r.rc, 0, "second run\n%s" % r)
+    eq(len(box.oauth.posts()), 1, "no second token request")
+    # The old refresh token is gone on the server: rotation was required.
+    ok("rt-1" not in box.oauth.refresh_tokens, "rt-1 rotated away")
+
+
+@test("refresh: a token expiring within 5 minutes is refreshed; one valid for 10 is not")
+def _(tmp):
+    box = Box(tmp)
+    box.store(access="at-valid", expires_in=600)
+    box.srv.configure(oauth_tokens={"alice": "at-valid"})
+    r = box.run()
+    eq(r.rc, 0, "exit\n%s" % r)
+    eq(box.oauth.posts(), [], "valid for 10 minutes: no refresh")
+    box.store(access="at-valid", expires_in=240)
+    box.srv.configure(oauth_tokens={"alice": "at-2"})
+    r = box.run()
+    eq(r.rc, 0, "exit\n%s" % r)
+    eq(len(box.oauth.posts()), 1, "4 minutes left: refreshed")
+    eq(box.tokens()["access_token"], "at-2")
+
+
+@test("refresh: no rotation keeps the old refresh token")
+def _(tmp):
+    box = Box(tmp)
+    box.oauth.rotate = False
+    box.store()
+    box.srv.configure(oauth_tokens={"alice": "at-2"})
+    r = box.run()
+    eq(r.rc, 0, "exit\n%s" % r)
+    eq(box.tokens()["refresh_token"], "rt-1", "kept")
+
+
+@test("OAUTHBEARER: login with the fresh token (RFC 7628 gs2 header, host, port)")
+def _(tmp):
+    box = Box(tmp, auth="oauthbearer")
+    box.store()
+    box.srv.configure(oauth_tokens={"alice": "at-2"})
+    r = box.run("-vv", "fetch")
+    eq(r.rc, 0, "exit\n%s" % r)
+    auth = box.auth_lines()
+    eq(len(auth), 1, "one AUTH")
+    eq(auth[0].split(b" ")[1], b"OAUTHBEARER")
+    eq(base64.b64decode(auth[0].split(b" ")[2]),
+       b"n,a=alice,\x01host=127.0.0.1\x01port=%d\x01auth=Bearer at-2\x01\x01"
+       % box.srv.port, "client response")
+    contains(r.stderr, "AUTH OAUTHBEARER ****", "-vv masks the AUTH line")
+    no_secrets(box, r)
+    not_contains(r.stderr, auth[0].split(b" ")[2].decode(), "-vv shows no response")
+
+
+@test("OAUTHBEARER: a refused token gets the error challenge answered with ^A, 77")
+def _(tmp):
+    box = Box(tmp, auth="oauthbearer")
+    box.store(access="at-stale", expires_in=3000)
+    box.srv.configure(oauth_tokens={"alice": "at-other"})
+    r = box.run()
+    error_line(r, 77, r"OAUTHBEARER|authentication")
+    lines = box.srv.client_lines()
+    i = [j for j, ln in enumerate(lines) if ln.startswith(b"AUTH")][0]
+    eq(lines[i + 1], b"AQ==", "answer to the error challenge")
+    not_contains(box.srv.events(), "did not answer the error challenge")
+
+
+@test("invalid_grant: 77 with `popfetch authorize -a work`, no login")
+def _(tmp):
+    box = Box(tmp)
+    box.store(refresh="rt-revoked")
+    box.oauth.refresh_tokens.clear()
+    r = box.run()
+    text = error_line(r, 77, r"invalid_grant")
+    contains(text, "run: popfetch authorize -a work")
+    no_login(box)
+    no_secrets(box, r)
+    eq(box.tokens()["refresh_token"], "rt-revoked", "token file untouched")
+
+
+@test("token endpoint 5xx: 75, no login with the stale token")
+def _(tmp):
+    box = Box(tmp)
+    box.store(access="at-old", expires_in=100)    # still valid, but < 5 min
+    box.srv.configure(oauth_tokens={"alice": "at-old"})
+    box.oauth.fail["/token"] = (503, "<html>busy</html>")
+    r = box.run()
+    error_line(r, 75, r"HTTP 503")
+    no_login(box)
+
+
+@test("token endpoint unreachable: 75")
+def _(tmp):
+    box = Box(tmp)
+    box.store()
+    box.configure(oauth2_token_url="https://127.0.0.1:%d/token" % pftest.free_port())
+    r = box.run()
+    error_line(r, 75, r"127\.0\.0\.1")
+    no_login(box)
+
+
+@test("token endpoint that hangs: 75 within the timeout")
+def _(tmp):
+    box = Box(tmp, timeout=2)
+    box.store()
+    box.oauth.hang.add("/token")
+    t0 = time.monotonic()
+    r = box.run(timeout=30)
+    error_line(r, 75, r"time|Timeout")
+    ok(time.monotonic() - t0 < 10, "bounded by timeout (%.1f s)" % (time.monotonic() - t0))
+    no_login(box)
+
+
+@test("token response that is not JSON, or has no access_token: 76")
+def _(tmp):
+    box = Box(tmp)
+    for body, why in [("{\"access_token\": \"at-9\", ", r"not JSON"),
+                      ("{\"token_type\": \"Bearer\"}", r"no access_token"),
+                      ("[\"at-9\"]", r"not a JSON object"),
+                      ("{\"access_token\": 17}", r"not a string")]:
+        box.store()
+        box.oauth.fail["/token"] = (200, body)
+        r = box.run()
+        error_line(r, 76, why)
+        no_login(box)
+        not_contains(r.stderr, "at-9")
+
+
+@test("token endpoint certificate fails (wrong host, unknown CA): 69, nothing sent")
+def _(tmp):
+    for cert, name in [(CERTS.wronghost, "wronghost"), (CERTS.selfsigned, "selfsigned")]:
+        sub = os.path.join(tmp, name)
+        os.makedirs(sub)
+        box = Box(sub, oauth_cert=cert)
+        box.store()
+        r = box.run()
+        error_line(r, 69, r"TLS")
+        eq(box.oauth.requests, [], "no request reached the endpoint")
+        no_login(box)
+
+
+@test("token file: missing -> 77 with the command; readable by others -> 78 with chmod")
+def _(tmp):
+    box = Box(tmp)
+    r = box.run()
+    text = error_line(r, 77, r"no OAuth2 tokens")
+    contains(text, "popfetch authorize -a work")
+    box.store(mode=0o644)
+    r = box.run()
+    text = error_line(r, 78, r"token file")
+    contains(text, "chmod 600 " + box.token_file)
+    no_login(box)
+    eq(box.oauth.posts(), [], "no request")
+
+
+@test("-j 2: two accounts refresh at once, each with its own token file")
+def _(tmp):
+    box = Box(tmp)
+    box.store(refresh="rt-a")
+    box.store(refresh="rt-b", name="other")
+    box.srv.configure(oauth_tokens={"alice": "x"})
+    other = dict(box.opts, maildir=box.pf.path("Mail/other"))
+    box.write(pftest.account_conf("other", **other))
+    box.oauth.rotate = True
+    r = box.pf.run("fetch", "-j", "2")
+    # Both refreshed exactly once; logins fail (the POP3 server wants x).
+    posts = box.oauth.posts()
+    eq(sorted(p["refresh_token"] for p in posts), ["rt-a", "rt-b"], "one refresh each")
+    ok(r.rc == 77, "exit\n%s" % r)
+    a = open(box.token_file).read()
+    b = open(os.path.join(box.pf.state_dir, "oauth2.other")).read()
+    ok(a != b, "two token files")
+
+
+@test("password_command printing a token keeps working with auth = xoauth2")
+def _(tmp):
+    box = Box(tmp)
+    for k in ("oauth2_provider", "oauth2_client_id", "oauth2_token_url"):
+        box.opts.pop(k)
+    box.configure(password_command="echo at-cmd")
+    box.srv.configure(oauth_tokens={"alice": "at-cmd"})
+    r = box.run()
+    eq(r.rc, 0, "exit\n%s" % r)
+    eq(box.oauth.requests, [], "no OAuth2 request")
+
+
+T.done()
