@@ -592,3 +592,192 @@ out:
 	token_unlock(&lockfd);
 	return rc;
 }
+
+/* ---- popfetch authorize ---- */
+
+/*
+ * Wait `seconds` (or until `deadline`), showing the time left on stderr:
+ * on a terminal a line redrawn each second, else one line a minute (and
+ * nothing with -q).
+ */
+static time_t	countdown_shown;	/* when the last line was, without a tty */
+
+static void
+countdown(const char *name, unsigned seconds, time_t deadline)
+{
+	bool tty = isatty(STDERR_FILENO);
+	unsigned i;
+
+	for (i = 0; i < seconds; i++) {
+		time_t now = time(NULL);
+		long left = (long)(deadline - now);
+
+		if (left <= 0)
+			break;
+		if (log_verbosity() >= 0 &&
+		    (tty || now - countdown_shown >= 60)) {
+			countdown_shown = now;
+			fprintf(stderr, tty ? "\r%s: waiting for sign-in, "
+			    "%ld:%02ld left " : "%s: waiting for sign-in, "
+			    "%ld:%02ld left\n", name, left / 60, left % 60);
+			fflush(stderr);
+		}
+		sleep(1);
+	}
+}
+
+static void
+countdown_end(void)
+{
+	if (isatty(STDERR_FILENO) && log_verbosity() >= 0)
+		fputs("\r\033[K", stderr);
+}
+
+/* A refused grant: 77, with the provider's words. */
+static int
+grant_refused(struct pf_error *err, const struct json_oauth_error *oe,
+    const char *name, const char *what)
+{
+	if (strcmp(oe->error, "access_denied") == 0)
+		pf_error_set(err, PF_FAIL_AUTH, "%s: the sign-in was declined "
+		    "(access_denied)", what);
+	else if (strcmp(oe->error, "expired_token") == 0)
+		pf_error_set(err, PF_FAIL_AUTH, "%s: the code expired before "
+		    "the sign-in (expired_token); run: popfetch authorize -a "
+		    "%s", what, name);
+	else
+		pf_error_set(err, PF_FAIL_AUTH, "%s: the provider refused "
+		    "(%.64s)", what, oe->error);
+	add_description(err, oe);
+	return -1;
+}
+
+/* RFC 8628: the device authorization grant. */
+static int
+device_grant(const struct conf_account *a, const struct endpoints *ep,
+    FILE *out, struct json_token *jt, struct pf_error *err)
+{
+	static const char what[] = "device authorization";
+	struct json_device dev;
+	struct json_oauth_error oe = { 0 };
+	char *form = NULL;
+	unsigned interval;
+	time_t deadline;
+	int rc;
+
+	http_form_add(&form, "client_id", a->oauth2_client_id);
+	if (ep->scope != NULL)
+		http_form_add(&form, "scope", ep->scope);
+	rc = endpoint_post(ep->device_url, form, a, NULL, &dev, &oe, err);
+	secret_free(&form);
+	if (rc == 1) {
+		grant_refused(err, &oe, a->name, what);
+		json_oauth_error_free(&oe);
+		return -1;
+	}
+	if (rc == -1)
+		return -1;
+	/* What the user must do, at once (SPEC §9). */
+	fprintf(out, "To authorize account %s, open %s\nand enter the code "
+	    "%s\n", a->name, dev.verification_uri, dev.user_code);
+	if (dev.verification_uri_complete != NULL)
+		fprintf(out, "(or open %s)\n", dev.verification_uri_complete);
+	fflush(out);
+	interval = dev.interval > 0 ? (unsigned)dev.interval :
+	    OAUTH2_DEVICE_INTERVAL;
+	deadline = time(NULL) + dev.expires_in;
+	for (;;) {
+		countdown(a->name, interval, deadline);
+		if (time(NULL) >= deadline) {
+			countdown_end();
+			pf_error_set(err, PF_FAIL_AUTH, "%s: the code expired "
+			    "before the sign-in; run: popfetch authorize -a %s",
+			    what, a->name);
+			rc = -1;
+			break;
+		}
+		http_form_add(&form, "grant_type",
+		    "urn:ietf:params:oauth:grant-type:device_code");
+		http_form_add(&form, "device_code", dev.device_code);
+		form_client(&form, a);
+		rc = endpoint_post(ep->token_url, form, a, jt, NULL, &oe, err);
+		secret_free(&form);
+		if (rc != 1) {
+			countdown_end();
+			break;
+		}
+		if (strcmp(oe.error, "authorization_pending") == 0) {
+			json_oauth_error_free(&oe);
+			continue;
+		}
+		if (strcmp(oe.error, "slow_down") == 0) {
+			/* RFC 8628 §3.5: 5 s more for this and every later
+			 * request. */
+			json_oauth_error_free(&oe);
+			if (interval < OAUTH2_DEVICE_INTERVAL_MAX)
+				interval += OAUTH2_DEVICE_INTERVAL;
+			log_debug("%s: slow_down: polling every %u s", a->name,
+			    interval);
+			continue;
+		}
+		countdown_end();
+		rc = grant_refused(err, &oe, a->name, what);
+		json_oauth_error_free(&oe);
+		break;
+	}
+	json_device_free(&dev);
+	return rc;
+}
+
+int
+oauth2_authorize(const char *state_dir, const struct conf_account *a,
+    FILE *out, struct pf_error *err)
+{
+	struct oauth2_tokens t = { 0 };
+	struct json_token jt = { 0 };
+	struct endpoints ep;
+	char *path = oauth2_token_path(state_dir, a->name);
+	int lockfd = -1, rc = -1;
+	time_t now;
+
+	endpoints_get(a, &ep);
+	if (ep.token_url == NULL) {
+		pf_error_set(err, PF_FAIL_CONFIG, "account %s: no "
+		    "oauth2_token_url", a->name);
+		goto out;
+	}
+	/* Refuse a token file we would not read back, before the sign-in. */
+	if (pf_mkdirs(state_dir, err) == -1 ||
+	    tokens_read(path, a->name, &t, err) == -1)
+		goto out;
+	oauth2_tokens_free(&t);
+	if (ep.device_url != NULL)
+		rc = device_grant(a, &ep, out, &jt, err);
+	else
+		pf_error_set(err, PF_FAIL_CONFIG, "account %s: set "
+		    "oauth2_device_url or oauth2_auth_url for authorize "
+		    "(the loopback grant is not there yet)", a->name);
+	if (rc == -1)
+		goto out;
+	rc = -1;
+	now = time(NULL);
+	tokens_from_response(&t, &jt, now);
+	if (token_lock(state_dir, a->name, a->timeout, &lockfd, err) == -1 ||
+	    tokens_write(state_dir, path, &t, err) == -1)
+		goto out;
+	fprintf(out, "Account %s is authorized; its tokens are in %s\n",
+	    a->name, path);
+	if (t.refresh_token == NULL)
+		log_warnx("%s: the provider gave no refresh token: authorize "
+		    "again when the access token expires (in %lld s)", a->name,
+		    t.expires_at - (long long)now);
+	fflush(out);
+	rc = 0;
+out:
+	token_unlock(&lockfd);
+	json_token_free(&jt);
+	oauth2_tokens_free(&t);
+	endpoints_free(&ep);
+	free(path);
+	return rc;
+}

@@ -27,6 +27,7 @@ import stat
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 sys.dont_write_bytecode = True
@@ -336,6 +337,108 @@ def _(tmp):
     r = box.run()
     eq(r.rc, 0, "exit\n%s" % r)
     eq(box.oauth.requests, [], "no OAuth2 request")
+
+
+# ------------------------------------------------------------------ authorize
+
+def wait_output(p, pattern, timeout=20):
+    """Wait until the spawned popfetch's stdout matches; the match."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        with open(p.pftest_files[0]) as f:
+            m = re.search(pattern, f.read())
+        if m:
+            return m
+        ok(p.poll() is None, "popfetch still running while waiting for %r" % pattern)
+        time.sleep(0.05)
+    raise AssertionError("no %r in stdout within %d s" % (pattern, timeout))
+
+
+def device_box(tmp, polls):
+    box = Box(tmp, oauth2_device_url=None)
+    box.configure(oauth2_device_url=box.oauth.url("/device"), oauth2_scope="pop offline")
+    box.oauth.device_polls = list(polls)
+    return box
+
+
+@test("authorize, device grant: code printed at once; pending, slow_down (+5 s), tokens stored; fetch logs in")
+def _(tmp):
+    box = device_box(tmp, ["authorization_pending", "slow_down", "ok"])
+    p = box.pf.spawn("authorize", "-a", NAME)
+    m = wait_output(p, r"open (\S+)\nand enter the code (\S+)\n")
+    eq(m.group(1), box.oauth.url("/verify"))
+    eq(m.group(2), "WDJB-MJHT")
+    ok(p.poll() is None, "printed while still waiting")
+    r = box.pf.collect(p, timeout=60)
+    eq(r.rc, 0, "authorize\n%s" % r)
+    dev = box.oauth.posts("/device")
+    eq(dev, [{"client_id": "cid", "scope": "pop offline"}], "device request")
+    polls = box.oauth.posts("/token")
+    eq(len(polls), 3, "three polls")
+    for f in polls:
+        eq(f["grant_type"], "urn:ietf:params:oauth:grant-type:device_code")
+        eq(f["device_code"], box.oauth.device_code)
+    times = box.oauth.times[1:]
+    ok(times[1] - times[0] >= 0.9, "interval 1 s honoured")
+    ok(times[2] - times[1] >= 5.5, "slow_down adds 5 s (%.1f)" % (times[2] - times[1]))
+    contains(r.stdout, "Account work is authorized")
+    like(r.stderr, r"waiting for sign-in, \d+:\d\d left", "countdown shown")
+    no_secrets(box, r)
+    eq(stat.S_IMODE(os.stat(box.token_file).st_mode), 0o600, "token file mode")
+    t = box.tokens()
+    at = box.oauth.access_tokens[-1]
+    eq(t["access_token"], at)
+    ok(t["refresh_token"].startswith("rt-"), "refresh token stored")
+    # The stored token logs in, no refresh needed.
+    box.srv.configure(oauth_tokens={"alice": at})
+    r = box.run()
+    eq(r.rc, 0, "fetch\n%s" % r)
+    eq(len(box.oauth.posts("/token")), 3, "no refresh")
+
+
+@test("authorize, device grant: expired_token and access_denied are 77")
+def _(tmp):
+    for step, why in [("expired_token", r"expired"), ("access_denied", r"declined")]:
+        sub = os.path.join(tmp, step)
+        os.makedirs(sub)
+        box = device_box(sub, ["authorization_pending", step])
+        r = box.pf.run("authorize", "-a", NAME, timeout=60)
+        eq(r.rc, 77, "exit\n%s" % r)
+        like(r.stderr, r"popfetch: work: .*" + why, "error line")
+        ok(not os.path.exists(box.token_file), "no token file")
+        if step == "expired_token":
+            contains(r.stderr, "popfetch authorize -a work")
+
+
+@test("authorize, device grant: the code's lifetime bounds the wait")
+def _(tmp):
+    box = device_box(tmp, ["authorization_pending"] * 100)
+    box.oauth.device_expires = 3
+    r = box.pf.run("authorize", "-a", NAME, timeout=30)
+    eq(r.rc, 77, "exit\n%s" % r)
+    like(r.stderr, r"expired", "error")
+
+
+@test("authorize: usage and configuration errors")
+def _(tmp):
+    box = Box(tmp)
+    r = box.pf.run("authorize")
+    eq(r.rc, 64, "no -a\n%s" % r)
+    contains(r.stderr, "popfetch authorize -a NAME")
+    r = box.pf.run("authorize", "-a", NAME, "-a", "x")
+    eq(r.rc, 64, "two -a\n%s" % r)
+    r = box.pf.run("authorize", "-a", "nosuch")
+    eq(r.rc, 78, "unknown account\n%s" % r)
+    # custom with only a token URL: nothing to authorize with.
+    r = box.pf.run("authorize", "-a", NAME)
+    eq(r.rc, 78, "no device or auth URL\n%s" % r)
+    contains(r.stderr, "oauth2_device_url or oauth2_auth_url")
+    box.write(pftest.account_conf("plain", host="h", user="u", password_command="echo x",
+                                  maildir=box.pf.path("Mail/p")))
+    r = box.pf.run("authorize", "-a", "plain")
+    eq(r.rc, 78, "no provider\n%s" % r)
+    contains(r.stderr, "no oauth2_provider")
+
 
 
 T.done()
