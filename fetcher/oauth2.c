@@ -8,7 +8,10 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
@@ -17,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -729,6 +733,273 @@ device_grant(const struct conf_account *a, const struct endpoints *ep,
 	return rc;
 }
 
+/* base64url without padding (RFC 7636 §4.1, Appendix A). */
+static char *
+base64url(const void *data, size_t len)
+{
+	char *s = crypto_base64_encode(data, len), *p;
+
+	if (s == NULL)
+		fatalx("base64 encoding failed");
+	for (p = s; *p != '\0'; p++) {
+		if (*p == '+')
+			*p = '-';
+		else if (*p == '/')
+			*p = '_';
+		else if (*p == '=') {
+			*p = '\0';
+			break;
+		}
+	}
+	return s;
+}
+
+static char *
+random_b64url(size_t octets, struct pf_error *err)
+{
+	unsigned char raw[64];
+	char *s;
+
+	if (octets > sizeof(raw) || crypto_random(raw, octets) == -1) {
+		pf_error_set(err, PF_FAIL_INTERNAL, "no random bytes");
+		return NULL;
+	}
+	s = base64url(raw, octets);
+	crypto_cleanse(raw, sizeof(raw));
+	return s;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * The value of `name` in a query string ("a=1&b=2"), percent-decoded, as
+ * a new string; NULL when absent or not decodable to printable text.
+ */
+static char *
+query_param(const char *q, size_t qlen, const char *name)
+{
+	const char *p = q, *end = q + qlen, *amp, *eq;
+	size_t nlen = strlen(name), i, o;
+	char *v;
+
+	for (; p < end; p = amp + 1) {
+		if ((amp = memchr(p, '&', (size_t)(end - p))) == NULL)
+			amp = end;
+		eq = memchr(p, '=', (size_t)(amp - p));
+		if (eq == NULL || (size_t)(eq - p) != nlen ||
+		    memcmp(p, name, nlen) != 0)
+			continue;
+		v = xmalloc((size_t)(amp - eq));
+		for (i = 1, o = 0; eq + i < amp; i++) {
+			int c = (unsigned char)eq[i];
+
+			if (c == '%' && eq + i + 2 < amp &&
+			    hexval(eq[i + 1]) >= 0 && hexval(eq[i + 2]) >= 0) {
+				c = hexval(eq[i + 1]) * 16 + hexval(eq[i + 2]);
+				i += 2;
+			} else if (c == '+')
+				c = ' ';
+			if (c < 0x20 || c == 0x7f) {
+				secret_free(&v);
+				return NULL;
+			}
+			v[o++] = (char)c;
+		}
+		v[o] = '\0';
+		return v;
+	}
+	return NULL;
+}
+
+/* Answer the browser and close. */
+static void
+browser_reply(int fd, const char *status, const char *text)
+{
+	char *msg = xasprintf("HTTP/1.0 %s\r\nContent-Type: text/plain; "
+	    "charset=utf-8\r\nContent-Length: %zu\r\nConnection: close\r\n"
+	    "\r\n%s", status, strlen(text), text);
+	size_t off = 0, len = strlen(msg);
+	ssize_t n;
+
+	while (off < len && (n = send(fd, msg + off, len - off,
+	    MSG_NOSIGNAL)) > 0)
+		off += (size_t)n;
+	free(msg);
+	close(fd);
+}
+
+/*
+ * Read one request's first line from an accepted connection (at most
+ * OAUTH2_LOOPBACK_REQUEST_MAX bytes, within a few seconds) and take the
+ * query of "GET /PATH?QUERY HTTP/1.x".  1: not a redirect (answered);
+ * 0: *code_r or *error_r set (not yet answered); -1: ignore.
+ */
+static int
+read_redirect(int fd, const char *state, char **code_r, char **error_r)
+{
+	char *buf = xmalloc(OAUTH2_LOOPBACK_REQUEST_MAX + 1), *sp, *q, *got;
+	size_t len = 0;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	time_t until = time(NULL) + 5;
+	ssize_t n;
+	int rc = 1;
+
+	*code_r = *error_r = NULL;
+	while (len < OAUTH2_LOOPBACK_REQUEST_MAX &&
+	    memchr(buf, '\n', len) == NULL && time(NULL) < until) {
+		if (poll(&pfd, 1, 1000) <= 0)
+			continue;
+		n = recv(fd, buf + len, OAUTH2_LOOPBACK_REQUEST_MAX - len, 0);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	if (strncmp(buf, "GET /", 5) != 0 || (sp = strchr(buf + 4, ' ')) ==
+	    NULL || memchr(buf, '\n', len) == NULL) {
+		browser_reply(fd, "400 Bad Request", "popfetch: bad request\n");
+		goto out;
+	}
+	*sp = '\0';
+	if ((q = strchr(buf + 4, '?')) == NULL) {
+		browser_reply(fd, "404 Not Found", "popfetch: not here\n");
+		goto out;
+	}
+	q++;
+	got = query_param(q, strlen(q), "state");
+	if (got == NULL || strcmp(got, state) != 0) {
+		/* Not our request (or a forged one): keep waiting. */
+		free(got);
+		browser_reply(fd, "400 Bad Request", "popfetch: this is not "
+		    "the answer to the sign-in popfetch started (state "
+		    "differs)\n");
+		goto out;
+	}
+	free(got);
+	*code_r = query_param(q, strlen(q), "code");
+	*error_r = query_param(q, strlen(q), "error");
+	if (*code_r == NULL && *error_r == NULL) {
+		browser_reply(fd, "400 Bad Request", "popfetch: no code in "
+		    "the redirect\n");
+		goto out;
+	}
+	rc = 0;
+out:
+	crypto_cleanse(buf, len);
+	free(buf);
+	return rc;
+}
+
+/* RFC 8252 with RFC 7636: the loopback redirect grant with PKCE. */
+static int
+loopback_grant(const struct conf_account *a, const struct endpoints *ep,
+    FILE *out, struct json_token *jt, struct pf_error *err)
+{
+	static const char what[] = "authorization";
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t slen = sizeof(sin);
+	struct json_oauth_error oe = { 0 };
+	unsigned char digest[CRYPTO_SHA256_LEN];
+	char *verifier = NULL, *challenge = NULL, *state = NULL, *redirect = NULL;
+	char *url = NULL, *form = NULL, *code = NULL, *oerr = NULL;
+	time_t deadline = time(NULL) + OAUTH2_LOOPBACK_WAIT;
+	int lfd, cfd, rc = -1;
+
+	if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return pf_error_set_errno(err, PF_FAIL_IO, "socket");
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    listen(lfd, 8) == -1 ||
+	    getsockname(lfd, (struct sockaddr *)&sin, &slen) == -1) {
+		pf_error_set_errno(err, PF_FAIL_IO, "listening on 127.0.0.1");
+		goto out;
+	}
+	if ((verifier = random_b64url(OAUTH2_PKCE_OCTETS, err)) == NULL ||
+	    (state = random_b64url(16, err)) == NULL)
+		goto out;
+	crypto_sha256(verifier, strlen(verifier), digest);
+	challenge = base64url(digest, sizeof(digest));
+	redirect = xasprintf("http://127.0.0.1:%u/",
+	    (unsigned)ntohs(sin.sin_port));
+	http_form_add(&url, "response_type", "code");
+	http_form_add(&url, "client_id", a->oauth2_client_id);
+	http_form_add(&url, "redirect_uri", redirect);
+	if (ep->scope != NULL)
+		http_form_add(&url, "scope", ep->scope);
+	http_form_add(&url, "state", state);
+	http_form_add(&url, "code_challenge", challenge);
+	http_form_add(&url, "code_challenge_method", "S256");
+	/* What the user must open, at once (SPEC §9). */
+	fprintf(out, "To authorize account %s, open this URL in a browser on "
+	    "this machine:\n%s%c%s%s%s\n", a->name, ep->auth_url,
+	    strchr(ep->auth_url, '?') != NULL ? '&' : '?', url,
+	    ep->auth_extra != NULL ? "&" : "",
+	    ep->auth_extra != NULL ? ep->auth_extra : "");
+	fflush(out);
+
+	for (;;) {
+		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
+
+		if (time(NULL) >= deadline) {
+			countdown_end();
+			pf_error_set(err, PF_FAIL_AUTH, "%s: no answer from "
+			    "the browser within %d s; run: popfetch authorize "
+			    "-a %s", what, OAUTH2_LOOPBACK_WAIT, a->name);
+			goto out;
+		}
+		if (poll(&pfd, 1, 0) <= 0) {
+			countdown(a->name, 1, deadline);
+			continue;
+		}
+		if ((cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1)
+			continue;
+		if (read_redirect(cfd, state, &code, &oerr) == 0)
+			break;
+	}
+	countdown_end();
+	if (code == NULL) {
+		browser_reply(cfd, "200 OK", "popfetch: the sign-in failed; "
+		    "see the terminal.\n");
+		pf_error_set(err, PF_FAIL_AUTH, "%s: the sign-in failed "
+		    "(%.64s)", what, oerr);
+		goto out;
+	}
+	browser_reply(cfd, "200 OK", "popfetch: done; you may close this "
+	    "window.\n");
+	http_form_add(&form, "grant_type", "authorization_code");
+	http_form_add(&form, "code", code);
+	http_form_add(&form, "redirect_uri", redirect);
+	http_form_add(&form, "code_verifier", verifier);
+	form_client(&form, a);
+	rc = endpoint_post(ep->token_url, form, a, jt, NULL, &oe, err);
+	if (rc == 1) {
+		rc = grant_refused(err, &oe, a->name, what);
+		json_oauth_error_free(&oe);
+	}
+out:
+	close(lfd);
+	secret_free(&verifier);
+	secret_free(&code);
+	secret_free(&form);
+	free(oerr);
+	free(challenge);
+	free(state);
+	free(redirect);
+	free(url);
+	crypto_cleanse(digest, sizeof(digest));
+	return rc;
+}
+
 int
 oauth2_authorize(const char *state_dir, const struct conf_account *a,
     FILE *out, struct pf_error *err)
@@ -753,10 +1024,12 @@ oauth2_authorize(const char *state_dir, const struct conf_account *a,
 	oauth2_tokens_free(&t);
 	if (ep.device_url != NULL)
 		rc = device_grant(a, &ep, out, &jt, err);
+	else if (ep.auth_url != NULL)
+		rc = loopback_grant(a, &ep, out, &jt, err);
 	else
 		pf_error_set(err, PF_FAIL_CONFIG, "account %s: set "
-		    "oauth2_device_url or oauth2_auth_url for authorize "
-		    "(the loopback grant is not there yet)", a->name);
+		    "oauth2_device_url or oauth2_auth_url for authorize",
+		    a->name);
 	if (rc == -1)
 		goto out;
 	rc = -1;

@@ -440,5 +440,93 @@ def _(tmp):
     contains(r.stderr, "no oauth2_provider")
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **k):
+        return None
+
+
+def play_browser(box, url):
+    """Open the printed URL at the fake provider; follow its redirect to
+    popfetch's loopback listener by hand; return popfetch's page."""
+    import ssl
+    import urllib.error
+    ctx = ssl.create_default_context(cafile=CERTS.ca.cert)
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx),
+                                         NoRedirect())
+    try:
+        opener.open(url, timeout=10)
+        raise AssertionError("no redirect from the authorization endpoint")
+    except urllib.error.HTTPError as e:
+        eq(e.code, 302, "redirect")
+        loc = e.headers["Location"]
+    like(loc, r"^http://127\.0\.0\.1:\d+/\?", "redirect to the loopback listener")
+    with urllib.request.urlopen(loc, timeout=10) as resp:
+        return resp.status, resp.read().decode()
+
+
+def loopback_box(tmp):
+    box = Box(tmp)
+    box.configure(oauth2_auth_url=box.oauth.url("/authorize"), oauth2_scope="https://mail.example/")
+    return box
+
+
+@test("authorize, loopback redirect with PKCE: URL printed at once, the browser's redirect, tokens stored; OAUTHBEARER login")
+def _(tmp):
+    box = loopback_box(tmp)
+    box.configure(auth="oauthbearer")
+    p = box.pf.spawn("authorize", "-a", NAME)
+    m = wait_output(p, r"open this URL in a browser on this machine:\n(\S+)\n")
+    url = m.group(1)
+    ok(url.startswith(box.oauth.url("/authorize") + "?"), "the authorization endpoint")
+    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+    eq(q["response_type"], "code")
+    eq(q["client_id"], "cid")
+    eq(q["code_challenge_method"], "S256")
+    eq(len(q["code_challenge"]), 43, "S256 challenge, base64url")
+    eq(q["scope"], "https://mail.example/")
+    like(q["redirect_uri"], r"^http://127\.0\.0\.1:\d+/$", "loopback redirect URI")
+    ok(len(q["state"]) >= 16, "state")
+    status, page = play_browser(box, url)
+    eq(status, 200)
+    contains(page, "you may close this window")
+    r = box.pf.collect(p, timeout=30)
+    eq(r.rc, 0, "authorize\n%s" % r)
+    ok(not box.oauth.bad_exchange, "the code exchange passed the PKCE check")
+    ex = box.oauth.posts("/token")
+    eq(len(ex), 1)
+    eq(ex[0]["grant_type"], "authorization_code")
+    eq(ex[0]["redirect_uri"], q["redirect_uri"])
+    ok(43 <= len(ex[0]["code_verifier"]) <= 128, "verifier length")
+    no_secrets(box, r)
+    t = box.tokens()
+    at = box.oauth.access_tokens[-1]
+    eq(t["access_token"], at)
+    box.srv.configure(oauth_tokens={"alice": at})
+    r = box.run()
+    eq(r.rc, 0, "fetch\n%s" % r)
+    eq(box.auth_lines()[0].split(b" ")[1], b"OAUTHBEARER")
+
+
+@test("authorize, loopback: a redirect with a wrong state is ignored; access_denied is 77")
+def _(tmp):
+    import urllib.error
+    box = loopback_box(tmp)
+    box.oauth.deny = True
+    p = box.pf.spawn("authorize", "-a", NAME)
+    m = wait_output(p, r"browser on this machine:\n(\S+)\n")
+    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(m.group(1)).query))
+    try:
+        urllib.request.urlopen(q["redirect_uri"] + "?code=forged&state=nope", timeout=10)
+        raise AssertionError("a forged redirect was accepted")
+    except urllib.error.HTTPError as e:
+        eq(e.code, 400, "forged redirect refused")
+    ok(p.poll() is None, "still waiting after a forged redirect")
+    play_browser(box, m.group(1))
+    r = box.pf.collect(p, timeout=30)
+    eq(r.rc, 77, "exit\n%s" % r)
+    contains(r.stderr, "access_denied")
+    eq(box.oauth.posts("/token"), [], "no code exchange")
+    ok(not os.path.exists(box.token_file), "no token file")
+
 
 T.done()
