@@ -49,6 +49,7 @@
 
 #include "conf.h"
 #include "error.h"
+#include "fsutil.h"
 #include "params.h"
 #include "xmalloc.h"
 
@@ -1449,7 +1450,6 @@ static int
 check_secure(const struct stat *st)
 {
 	char me[64], owner[64], qpath[PATH_MAX + 16];
-	struct passwd *pw;
 	uid_t euid = geteuid();
 	bool bad_owner, bad_mode;
 	const char *q;
@@ -1458,14 +1458,8 @@ check_secure(const struct stat *st)
 	bad_mode = (st->st_mode & (S_IRWXG | S_IRWXO)) != 0;
 	if (!bad_owner && !bad_mode)
 		return 0;
-	if ((pw = getpwuid(euid)) != NULL)
-		snprintf(me, sizeof(me), "%s", pw->pw_name);
-	else
-		snprintf(me, sizeof(me), "%lu", (unsigned long)euid);
-	if ((pw = getpwuid(st->st_uid)) != NULL)
-		snprintf(owner, sizeof(owner), "%s", pw->pw_name);
-	else
-		snprintf(owner, sizeof(owner), "%lu", (unsigned long)st->st_uid);
+	pf_uid_name(euid, me, sizeof(me));
+	pf_uid_name(st->st_uid, owner, sizeof(owner));
 	q = shell_word(parse->path, qpath, sizeof(qpath));
 	if (bad_owner && bad_mode)
 		return fail_at(0, NULL, NULL, "holds a password but belongs "

@@ -137,7 +137,7 @@ static int
 request(const char *url, const char *form, const struct http_settings *hs,
     struct http_response *resp, struct pf_error *err)
 {
-	char errbuf[CURL_ERROR_SIZE], shown[256];
+	char errbuf[CURL_ERROR_SIZE];
 	struct sink k = { 0 };
 	struct curl_slist *hdrs = NULL;
 	CURLcode rc;
@@ -180,6 +180,8 @@ request(const char *url, const char *form, const struct http_settings *hs,
 	curl_easy_cleanup(c);
 	curl_slist_free_all(hdrs);
 	if (k.too_long) {
+		char shown[256];
+
 		if (k.buf != NULL) {
 			crypto_cleanse(k.buf, k.cap);
 			free(k.buf);

@@ -9,12 +9,12 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,23 +198,16 @@ static int
 check_file_secure(const struct stat *st, const char *path,
     struct pf_error *err)
 {
-	char me[64], owner[64];
-	struct passwd *pw;
 	uid_t euid = geteuid();
 
 	if (!S_ISREG(st->st_mode))
 		return pf_error_set(err, PF_FAIL_CONFIG, "token file %s is not "
 		    "a regular file", path);
 	if (st->st_uid != euid) {
-		if ((pw = getpwuid(euid)) != NULL)
-			snprintf(me, sizeof(me), "%s", pw->pw_name);
-		else
-			snprintf(me, sizeof(me), "%lu", (unsigned long)euid);
-		if ((pw = getpwuid(st->st_uid)) != NULL)
-			snprintf(owner, sizeof(owner), "%s", pw->pw_name);
-		else
-			snprintf(owner, sizeof(owner), "%lu",
-			    (unsigned long)st->st_uid);
+		char me[64], owner[64];
+
+		pf_uid_name(euid, me, sizeof(me));
+		pf_uid_name(st->st_uid, owner, sizeof(owner));
 		return pf_error_set(err, PF_FAIL_CONFIG, "token file %s "
 		    "belongs to %s, not %s; run: chown %s %s", path, owner,
 		    me, me, path);
@@ -435,9 +428,13 @@ endpoint_post(const char *url, const char *form, const struct conf_account *a,
 		struct pf_error perr;
 
 		pf_error_clear(&perr);
-		rc = device != NULL ?
-		    json_parse_device(r.body, r.len, device, &perr) :
-		    json_parse_token(r.body, r.len, t, &perr);
+		if (device != NULL)
+			rc = json_parse_device(r.body, r.len, device, &perr);
+		else if (t != NULL)
+			rc = json_parse_token(r.body, r.len, t, &perr);
+		else
+			rc = pf_error_set(&perr, PF_FAIL_INTERNAL, "nowhere "
+			    "to put the answer");
 		if (rc == -1)
 			pf_error_set(err, PF_FAIL_PROTO, "%s: %s", shown,
 			    perr.what);
@@ -769,18 +766,6 @@ random_b64url(size_t octets, struct pf_error *err)
 	return s;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * The value of `name` in a query string ("a=1&b=2"), percent-decoded, as
  * a new string; NULL when absent or not decodable to printable text.
@@ -788,14 +773,15 @@ hexval(int c)
 static char *
 query_param(const char *q, size_t qlen, const char *name)
 {
-	const char *p = q, *end = q + qlen, *amp, *eq;
+	const char *p = q, *end = q + qlen, *amp;
 	size_t nlen = strlen(name), i, o;
 	char *v;
 
 	for (; p < end; p = amp + 1) {
 		if ((amp = memchr(p, '&', (size_t)(end - p))) == NULL)
 			amp = end;
-		eq = memchr(p, '=', (size_t)(amp - p));
+		const char *eq = memchr(p, '=', (size_t)(amp - p));
+
 		if (eq == NULL || (size_t)(eq - p) != nlen ||
 		    memcmp(p, name, nlen) != 0)
 			continue;
@@ -804,8 +790,11 @@ query_param(const char *q, size_t qlen, const char *name)
 			int c = (unsigned char)eq[i];
 
 			if (c == '%' && eq + i + 2 < amp &&
-			    hexval(eq[i + 1]) >= 0 && hexval(eq[i + 2]) >= 0) {
-				c = hexval(eq[i + 1]) * 16 + hexval(eq[i + 2]);
+			    isxdigit((unsigned char)eq[i + 1]) &&
+			    isxdigit((unsigned char)eq[i + 2])) {
+				char hx[3] = { eq[i + 1], eq[i + 2], '\0' };
+
+				c = (int)strtol(hx, NULL, 16);
 				i += 2;
 			} else if (c == '+')
 				c = ' ';

@@ -446,8 +446,15 @@ xoauth2_first(struct sasl *sa, struct pf_error *err)
 	return sasl_xoauth2_blob(sa->user, sa->secret);
 }
 
+/*
+ * XOAUTH2 and OAUTHBEARER: a challenge after the credentials is an error
+ * report in JSON (Google: {"status":"401", ...}; RFC 7628 §3.2.2:
+ * {"status":"invalid_token", ...}), answered so that the server fails the
+ * AUTH with -ERR: XOAUTH2 wants an empty line, OAUTHBEARER a lone ^A
+ * (kvsep).  Anything after that is unexpected.
+ */
 static int
-xoauth2_step(struct sasl *sa, const unsigned char *dec, size_t len,
+oauth_error_step(struct sasl *sa, const unsigned char *dec, size_t len,
     char **response_r, struct pf_error *err)
 {
 	(void)dec;
@@ -455,13 +462,9 @@ xoauth2_step(struct sasl *sa, const unsigned char *dec, size_t len,
 	(void)err;
 	if (sa->state != SASL_ST_DONE)
 		return 1;
-	/*
-	 * An error report in JSON (Google: {"status":"401", ...}); the
-	 * protocol wants an empty answer, after which the server fails the
-	 * AUTH with -ERR.
-	 */
 	sa->state = SASL_ST_ERROR_SEEN;
-	*response_r = xstrdup("");
+	*response_r = sa->mech->conf == CONF_AUTH_OAUTHBEARER ?
+	    encode_and_wipe((unsigned char[]){ 0x01 }, 1) : xstrdup("");
 	return 0;
 }
 
@@ -471,25 +474,6 @@ oauthbearer_first(struct sasl *sa, struct pf_error *err)
 	(void)err;
 	sa->state = SASL_ST_DONE;
 	return sasl_oauthbearer_blob(sa->user, sa->host, sa->port, sa->secret);
-}
-
-static int
-oauthbearer_step(struct sasl *sa, const unsigned char *dec, size_t len,
-    char **response_r, struct pf_error *err)
-{
-	(void)dec;
-	(void)len;
-	(void)err;
-	if (sa->state != SASL_ST_DONE)
-		return 1;
-	/*
-	 * RFC 7628 §3.2.2: a failure comes as a challenge holding a JSON
-	 * error ({"status":"invalid_token",...}); the client answers with a
-	 * lone ^A (kvsep), and the server then fails the AUTH with -ERR.
-	 */
-	sa->state = SASL_ST_ERROR_SEEN;
-	*response_r = encode_and_wipe((unsigned char[]){ 0x01 }, 1);
-	return 0;
 }
 
 static int
@@ -589,7 +573,7 @@ static const struct sasl_mech mechs[] = {
 		.reveals_secret = true,
 		.in_auto = false,
 		.first = xoauth2_first,
-		.step = xoauth2_step,
+		.step = oauth_error_step,
 	},
 	{
 		.name = "OAUTHBEARER",
@@ -597,7 +581,7 @@ static const struct sasl_mech mechs[] = {
 		.reveals_secret = true,
 		.in_auto = false,
 		.first = oauthbearer_first,
-		.step = oauthbearer_step,
+		.step = oauth_error_step,
 	},
 };
 
