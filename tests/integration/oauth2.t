@@ -154,6 +154,10 @@ def _(tmp):
     no_secrets(box, r)
     leftovers = [f for f in os.listdir(box.pf.state_dir) if ".tmp" in f]
     eq(leftovers, [], "no temporary file left")
+    for tok in ("at-2", "rt-2", "rt-1"):
+        eq([os.path.basename(f) for f in pftest.files_containing(box.pf.state_dir, tok)
+            if not f.endswith("/oauth2." + NAME)], [],
+           "%s only in the token file (not in the seen-list)" % tok)
     # The next run uses the stored token: no request.
     r = box.run()
     eq(r.rc, 0, "second run\n%s" % r)
@@ -325,6 +329,30 @@ def _(tmp):
     a = open(box.token_file).read()
     b = open(os.path.join(box.pf.state_dir, "oauth2.other")).read()
     ok(a != b, "two token files")
+
+
+@test("token lock: a refresh waits for another holder (authorize, a -j sibling), 75 past the timeout")
+def _(tmp):
+    import fcntl
+    box = Box(tmp, timeout=3)
+    box.store()
+    box.srv.configure(oauth_tokens={"alice": "at-2"})
+    os.makedirs(box.pf.state_dir, exist_ok=True)
+    fd = os.open(box.token_file + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    later(lambda: os.close(fd))
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    threading.Timer(1.0, lambda: fcntl.flock(fd, fcntl.LOCK_UN)).start()
+    t0 = time.monotonic()
+    r = box.run()
+    eq(r.rc, 0, "waited, then refreshed\n%s" % r)
+    ok(time.monotonic() - t0 >= 0.9, "it waited for the lock")
+    eq(len(box.oauth.posts()), 1, "one refresh")
+    box.store(refresh="rt-9")
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    r = box.run()
+    error_line(r, 75, r"being renewed by another popfetch")
+    eq(len(box.oauth.posts()), 1, "no second refresh while locked")
+    eq(len(box.auth_lines()), 1, "no login in the locked-out run")
 
 
 @test("password_command printing a token keeps working with auth = xoauth2")
