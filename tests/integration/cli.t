@@ -856,7 +856,7 @@ def _(tmp):
     pf.write_config(pftest.account_conf("work", host="127.0.0.1", user="u",
                                         password_command="echo x",
                                         maildir=pf.path("Mail/work")))
-    plain = "popfetch: unknown command '%s' (expected fetch, check, status or accounts)"
+    plain = "popfetch: unknown command '%s' (expected fetch, check, status, accounts or authorize)"
     r = pf.run("work")
     eq((r.rc, r.stdout), (64, ""), str(r))
     eq(r.stderr.splitlines()[0], (plain % "work") +
