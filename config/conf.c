@@ -49,6 +49,7 @@
 
 #include "conf.h"
 #include "error.h"
+#include "fsutil.h"
 #include "params.h"
 #include "xmalloc.h"
 
@@ -68,6 +69,8 @@ enum opt_kind {
 	KIND_TLS,
 	KIND_AUTH,
 	KIND_FINGERPRINT,
+	KIND_PROVIDER,		/* oauth2_provider */
+	KIND_URL,		/* oauth2_*_url: an https: URL */
 };
 
 #define SCOPE_TOP	0x1	/* may stand at the top level */
@@ -97,6 +100,14 @@ static const struct opt_def opt_table[CONF_OPT_COUNT] = {
 	[CONF_OPT_PASSWORD] =	{ "password", KIND_SECRET, BOTH, 0, 0 },
 	[CONF_OPT_PASSWORD_COMMAND] = { "password_command", KIND_COMMAND, BOTH, 0, 0 },
 	[CONF_OPT_AUTH] =		{ "auth", KIND_AUTH, BOTH, 0, 0 },
+	[CONF_OPT_OAUTH2_PROVIDER] =	{ "oauth2_provider", KIND_PROVIDER, BOTH, 0, 0 },
+	[CONF_OPT_OAUTH2_CLIENT_ID] = { "oauth2_client_id", KIND_TEXT, BOTH, 0, 0 },
+	[CONF_OPT_OAUTH2_CLIENT_SECRET] = { "oauth2_client_secret", KIND_SECRET, BOTH, 0, 0 },
+	[CONF_OPT_OAUTH2_TENANT] =	{ "oauth2_tenant", KIND_TEXT, BOTH, 0, 0 },
+	[CONF_OPT_OAUTH2_TOKEN_URL] = { "oauth2_token_url", KIND_URL, BOTH, 0, 0 },
+	[CONF_OPT_OAUTH2_DEVICE_URL] = { "oauth2_device_url", KIND_URL, BOTH, 0, 0 },
+	[CONF_OPT_OAUTH2_AUTH_URL] =	{ "oauth2_auth_url", KIND_URL, BOTH, 0, 0 },
+	[CONF_OPT_OAUTH2_SCOPE] =	{ "oauth2_scope", KIND_TEXT, BOTH, 0, 0 },
 	[CONF_OPT_ALLOW_PLAINTEXT] =	{ "allow_plaintext_password", KIND_BOOL, BOTH, 0, 0 },
 	[CONF_OPT_MAILDIR] =		{ "maildir", KIND_PATH, BOTH, 0, 0 },
 	[CONF_OPT_FILTER] =		{ "filter", KIND_SHELL, BOTH, 0, 0 },
@@ -111,6 +122,14 @@ static const struct opt_def opt_table[CONF_OPT_COUNT] = {
 	[CONF_OPT_RECEIVED_HEADER] =	{ "received_header", KIND_BOOL, BOTH, 0, 0 },
 	[CONF_OPT_ENABLED] =		{ "enabled", KIND_BOOL, BOTH, 0, 0 },
 };
+
+static const char *const provider_names[] = {
+	[CONF_OAUTH2_NONE] = "",
+	[CONF_OAUTH2_MICROSOFT] = "microsoft",
+	[CONF_OAUTH2_GOOGLE] = "google",
+	[CONF_OAUTH2_CUSTOM] = "custom",
+};
+#define PROVIDER_ALLOWED	"microsoft, google, custom"
 
 static const char *const tls_names[] = {
 	[CONF_TLS_IMPLICIT] = "implicit",
@@ -142,6 +161,7 @@ static const struct auth_kind {
 	[CONF_AUTH_PLAIN] = { "plain", EXPOSES_PASSWORD },
 	[CONF_AUTH_SCRAM_SHA_256] = { "scram-sha-256", EXPOSES_NOTHING },
 	[CONF_AUTH_XOAUTH2] = { "xoauth2", EXPOSES_TOKEN },
+	[CONF_AUTH_OAUTHBEARER] = { "oauthbearer", EXPOSES_TOKEN },
 };
 
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
@@ -732,6 +752,25 @@ check_value(const struct opt_def *def, const char *value, char *why,
 			    "fingerprint (64 hex digits, colons optional, "
 			    "optional sha256: prefix)", shown(value, buf,
 			    sizeof(buf)));
+			return -1;
+		}
+		return 0;
+	case KIND_PROVIDER:
+		/* index 0, "", is "not set", never a value */
+		if (parse_name(value, provider_names,
+		    NELEM(provider_names)) <= 0) {
+			snprintf(why, whysize, "invalid value '%s' (allowed: "
+			    PROVIDER_ALLOWED ")", shown(value, buf,
+			    sizeof(buf)));
+			return -1;
+		}
+		return 0;
+	case KIND_URL:
+		if (has_control(value, "") || strchr(value, ' ') != NULL ||
+		    strncasecmp(value, "https://", 8) != 0 ||
+		    value[8] == '\0' || value[8] == '/') {
+			snprintf(why, whysize, "'%s' is not an https:// URL",
+			    shown(value, buf, sizeof(buf)));
 			return -1;
 		}
 		return 0;
@@ -1377,7 +1416,6 @@ static int
 check_secure(const struct stat *st)
 {
 	char me[64], owner[64], qpath[PATH_MAX + 16];
-	struct passwd *pw;
 	uid_t euid = geteuid();
 	bool bad_owner, bad_mode;
 	const char *q;
@@ -1386,14 +1424,8 @@ check_secure(const struct stat *st)
 	bad_mode = (st->st_mode & (S_IRWXG | S_IRWXO)) != 0;
 	if (!bad_owner && !bad_mode)
 		return 0;
-	if ((pw = getpwuid(euid)) != NULL)
-		snprintf(me, sizeof(me), "%s", pw->pw_name);
-	else
-		snprintf(me, sizeof(me), "%lu", (unsigned long)euid);
-	if ((pw = getpwuid(st->st_uid)) != NULL)
-		snprintf(owner, sizeof(owner), "%s", pw->pw_name);
-	else
-		snprintf(owner, sizeof(owner), "%lu", (unsigned long)st->st_uid);
+	pf_uid_name(euid, me, sizeof(me));
+	pf_uid_name(st->st_uid, owner, sizeof(owner));
 	q = shell_word(parse->path, qpath, sizeof(qpath));
 	if (bad_owner && bad_mode)
 		return fail_at(0, NULL, NULL, "holds a password but belongs "
@@ -1473,6 +1505,89 @@ expand_path(struct eff e, const char *account, enum conf_opt id, char **out)
 }
 
 /* Copy and check one account (popfetch.conf(5)). */
+/* An optional string option into *out (NULL when not set). */
+static void
+eff_copy(cfg_t *sec, const struct sec_info *si, enum conf_opt id, char **out)
+{
+	struct eff e = effective(sec, si, id);
+
+	*out = e.value != NULL ? xstrdup(e.value) : NULL;
+}
+
+/*
+ * SPEC §9: oauth2_provider and its options.  With a provider the token
+ * comes from fetcher/oauth2.c: the account needs neither password nor
+ * password_command (and may not set them itself; top-level ones are
+ * ignored, as an account's own credential setting overrides them), auth
+ * is xoauth2 (the default then) or oauthbearer, oauth2_client_id is
+ * required, and custom needs oauth2_token_url.  `auth` is the effective
+ * auth setting, for its line.
+ */
+static int
+build_oauth2(struct conf_account *a, cfg_t *sec, const struct sec_info *si,
+    struct eff auth)
+{
+	const char *name = a->name;
+	struct eff prov, e;
+
+	prov = effective(sec, si, CONF_OPT_OAUTH2_PROVIDER);
+	if (prov.value == NULL) {
+		/* The other oauth2_ options mean nothing without it. */
+		static const enum conf_opt others[] = { CONF_OPT_OAUTH2_CLIENT_ID,
+		    CONF_OPT_OAUTH2_CLIENT_SECRET, CONF_OPT_OAUTH2_TOKEN_URL,
+		    CONF_OPT_OAUTH2_DEVICE_URL, CONF_OPT_OAUTH2_AUTH_URL,
+		    CONF_OPT_OAUTH2_SCOPE, CONF_OPT_OAUTH2_TENANT };
+		size_t i;
+
+		for (i = 0; i < NELEM(others); i++)
+			if (cfg_size(sec, opt_table[others[i]].name) > 0)
+				return fail_at(si->lines[others[i]], name,
+				    opt_table[others[i]].name, "set without "
+				    "oauth2_provider (microsoft, google or "
+				    "custom)");
+		return 0;
+	}
+	a->oauth2_provider = (enum conf_oauth2_provider)parse_name(prov.value,
+	    provider_names, NELEM(provider_names));
+	if (auth.value == NULL)
+		a->auth = CONF_AUTH_XOAUTH2;
+	else if (a->auth != CONF_AUTH_XOAUTH2 &&
+	    a->auth != CONF_AUTH_OAUTHBEARER)
+		return fail_at(auth.line, name, "auth", "auth = %s cannot use "
+		    "an OAuth2 token (oauth2_provider = %s); use auth = "
+		    "xoauth2 or oauthbearer", auth_kinds[a->auth].name,
+		    prov.value);
+	if (cfg_size(sec, "password") > 0)
+		return fail_at(si->lines[CONF_OPT_PASSWORD], name, "password",
+		    "set together with oauth2_provider (line %d); use one of "
+		    "them", prov.line);
+	if (cfg_size(sec, "password_command") > 0)
+		return fail_at(si->lines[CONF_OPT_PASSWORD_COMMAND], name,
+		    "password_command", "set together with oauth2_provider "
+		    "(line %d); use one of them", prov.line);
+	if ((e = effective(sec, si, CONF_OPT_OAUTH2_CLIENT_ID)).value == NULL)
+		return fail_at(prov.line, name, "oauth2_client_id", "missing: "
+		    "oauth2_provider = %s needs the client ID of an "
+		    "application registered with the provider (see "
+		    "popfetch.conf(5))", prov.value);
+	a->oauth2_client_id = xstrdup(e.value);
+	if (a->oauth2_provider == CONF_OAUTH2_CUSTOM &&
+	    effective(sec, si, CONF_OPT_OAUTH2_TOKEN_URL).value == NULL)
+		return fail_at(prov.line, name, "oauth2_token_url", "missing: "
+		    "oauth2_provider = custom needs oauth2_token_url");
+	if (a->oauth2_provider != CONF_OAUTH2_MICROSOFT &&
+	    (e = effective(sec, si, CONF_OPT_OAUTH2_TENANT)).value != NULL)
+		return fail_at(e.line, name, "oauth2_tenant", "only for "
+		    "oauth2_provider = microsoft");
+	eff_copy(sec, si, CONF_OPT_OAUTH2_CLIENT_SECRET, &a->oauth2_client_secret);
+	eff_copy(sec, si, CONF_OPT_OAUTH2_TOKEN_URL, &a->oauth2_token_url);
+	eff_copy(sec, si, CONF_OPT_OAUTH2_DEVICE_URL, &a->oauth2_device_url);
+	eff_copy(sec, si, CONF_OPT_OAUTH2_AUTH_URL, &a->oauth2_auth_url);
+	eff_copy(sec, si, CONF_OPT_OAUTH2_SCOPE, &a->oauth2_scope);
+	eff_copy(sec, si, CONF_OPT_OAUTH2_TENANT, &a->oauth2_tenant);
+	return 0;
+}
+
 static int
 build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 {
@@ -1530,6 +1645,19 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 	    CONF_AUTH_AUTO;
 	a->allow_plaintext_password = eff_bool(effective(sec, si,
 	    CONF_OPT_ALLOW_PLAINTEXT), false);
+	if (build_oauth2(a, sec, si, e) == -1)
+		return -1;
+	if (a->oauth2_provider != CONF_OAUTH2_NONE) {
+		/* Top-level password and password_command are ignored. */
+		a->origin[CONF_OPT_PASSWORD] = (struct conf_origin){
+		    CONF_FROM_DEFAULT, 0 };
+		a->origin[CONF_OPT_PASSWORD_COMMAND] = (struct conf_origin){
+		    CONF_FROM_DEFAULT, 0 };
+		goto credentials_done;
+	}
+	/* Without a provider top-level oauth2_ options are ignored. */
+	for (id = CONF_OPT_OAUTH2_PROVIDER; id <= CONF_OPT_OAUTH2_SCOPE; id++)
+		a->origin[id] = (struct conf_origin){ CONF_FROM_DEFAULT, 0 };
 
 	/*
 	 * password and password_command are one setting, "where the secret
@@ -1577,6 +1705,7 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 		a->password = xstrdup(pw.value);
 	if (cmd.value != NULL)
 		a->password_command = xstrdup(cmd.value);
+credentials_done:
 
 	/*
 	 * popfetch.conf(5): no clear-text secret over tls = none unless the account
@@ -1716,7 +1845,8 @@ build_conf(struct conf *conf)
 static void
 wipe_cfg_secrets(cfg_t *cfg)
 {
-	static const char *const names[] = { "password", "password_command" };
+	static const char *const names[] = { "password", "password_command",
+	    "oauth2_client_secret" };
 	size_t i;
 	char *s;
 
@@ -1895,6 +2025,13 @@ conf_free(struct conf **confp)
 		free(a->maildir);
 		free(a->filter);
 		free(a->mda);
+		free(a->oauth2_client_id);
+		secret_free(&a->oauth2_client_secret);
+		free(a->oauth2_token_url);
+		free(a->oauth2_device_url);
+		free(a->oauth2_auth_url);
+		free(a->oauth2_scope);
+		free(a->oauth2_tenant);
 		explicit_bzero(a, sizeof(*a));
 	}
 	free(conf->accounts);
@@ -1994,6 +2131,12 @@ conf_tls_name(enum conf_tls tls)
 	if ((size_t)tls < NELEM(tls_names))
 		return tls_names[tls];
 	return "?";
+}
+
+const char *
+conf_oauth2_provider_name(enum conf_oauth2_provider p)
+{
+	return (size_t)p < NELEM(provider_names) ? provider_names[p] : "?";
 }
 
 const char *

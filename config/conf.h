@@ -15,6 +15,14 @@
 #include "conf_auth.h"
 #include "error.h"
 
+/* `oauth2_provider` (popfetch.conf(5); doc/DESIGN.md §11). */
+enum conf_oauth2_provider {
+	CONF_OAUTH2_NONE = 0,		/* not set: password or password_command */
+	CONF_OAUTH2_MICROSOFT,
+	CONF_OAUTH2_GOOGLE,
+	CONF_OAUTH2_CUSTOM,
+};
+
 /* Every option of popfetch.conf(5), in the order `popfetch config` shows them. */
 enum conf_opt {
 	CONF_OPT_STATE_DIR,
@@ -29,6 +37,14 @@ enum conf_opt {
 	CONF_OPT_PASSWORD,
 	CONF_OPT_PASSWORD_COMMAND,
 	CONF_OPT_AUTH,
+	CONF_OPT_OAUTH2_PROVIDER,
+	CONF_OPT_OAUTH2_CLIENT_ID,
+	CONF_OPT_OAUTH2_CLIENT_SECRET,
+	CONF_OPT_OAUTH2_TENANT,
+	CONF_OPT_OAUTH2_TOKEN_URL,
+	CONF_OPT_OAUTH2_DEVICE_URL,
+	CONF_OPT_OAUTH2_AUTH_URL,
+	CONF_OPT_OAUTH2_SCOPE,
 	CONF_OPT_ALLOW_PLAINTEXT,
 	CONF_OPT_MAILDIR,
 	CONF_OPT_FILTER,
@@ -92,6 +108,18 @@ struct conf_account {
 	bool		 received_header;
 	bool		 enabled;
 	unsigned	 timeout;		/* seconds: connect, each reply line, data rate window */
+	/* OAuth2 (SPEC §9): with a provider the access token comes from
+	 * fetcher/oauth2.c, and password/password_command are NULL.  The
+	 * URLs and scope are NULL unless set: the provider's preset applies
+	 * (fetcher/oauth2.c); custom has oauth2_token_url. */
+	enum conf_oauth2_provider oauth2_provider;
+	char		*oauth2_client_id;	/* required with a provider */
+	char		*oauth2_client_secret;	/* secret; NULL when not set */
+	char		*oauth2_token_url;
+	char		*oauth2_device_url;
+	char		*oauth2_auth_url;
+	char		*oauth2_scope;
+	char		*oauth2_tenant;		/* microsoft: NULL = "common" */
 	/* Where each option's value came from (CONF_OPT_STATE_DIR: unused).
 	 * password and password_command come as a pair: an account that
 	 * sets either ignores both top-level ones. */
@@ -144,9 +172,13 @@ const struct conf_account *conf_account_find(const struct conf *conf,
 /* The option's name in popfetch.conf(5) ("host", "tls_ca_file"). */
 const char *conf_opt_name(enum conf_opt opt);
 
+/* "microsoft", "google", "custom"; "" for none. */
+const char *conf_oauth2_provider_name(enum conf_oauth2_provider p);
+
 /* "implicit", "starttls", "none". */
 const char *conf_tls_name(enum conf_tls tls);
-/* "auto", "user", "apop", "plain", "scram-sha-256", "xoauth2". */
+/* "auto", "user", "apop", "plain", "scram-sha-256", "xoauth2",
+ * "oauthbearer". */
 const char *conf_auth_name(enum conf_auth auth);
 /*
  * Does `auth` send the password or token in clear text, so that

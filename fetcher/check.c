@@ -35,10 +35,12 @@ show_refused(const struct conf_account *a, const struct tls_cert_info *ci,
 }
 
 int
-check_account(const struct conf_account *acct, FILE *out)
+check_account(const struct conf *conf, const struct conf_account *acct,
+    FILE *out)
 {
 	struct tls_cert_info refused;
-	struct session s = { .acct = acct, .rejected = &refused };
+	struct session s = { .acct = acct, .state_dir = conf->state_dir,
+	    .rejected = &refused };
 	const struct pop3_capa *capa;
 	struct pf_error err;
 	struct tls_info ti;

@@ -10,6 +10,7 @@
 #include "conf.h"
 
 /* Check one account, printing to out; returns its exit code (0: fine). */
-int	check_account(const struct conf_account *acct, FILE *out);
+int	check_account(const struct conf *conf, const struct conf_account *acct,
+	    FILE *out);
 
 #endif

@@ -39,6 +39,7 @@
 #include "crypto.h"
 #include "error.h"
 #include "log.h"
+#include "oauth2.h"
 #include "report.h"
 #include "run.h"
 #include "seen.h"
@@ -51,6 +52,7 @@ enum command {
 	CMD_STATUS,
 	CMD_ACCOUNTS,
 	CMD_CONFIG,
+	CMD_AUTHORIZE,
 };
 
 static const char *const command_names[] = {
@@ -59,6 +61,7 @@ static const char *const command_names[] = {
 	[CMD_STATUS] = "status",
 	[CMD_ACCOUNTS] = "accounts",
 	[CMD_CONFIG] = "config",
+	[CMD_AUTHORIZE] = "authorize",
 };
 
 /* Long-only options. */
@@ -124,6 +127,8 @@ print_help(void)
 "  status           show the seen-list and last run of each account\n"
 "  accounts         list the configured accounts\n"
 "  config           show each account's settings and where each comes from\n"
+"  authorize -a NAME  sign in to NAME's OAuth2 provider once and store its\n"
+"                   tokens (accounts with oauth2_provider)\n"
 "\n"
 "Global options:\n"
 "  -c, --config FILE   read FILE instead of the default configuration\n"
@@ -135,7 +140,7 @@ print_help(void)
 "\n"
 "Command options:\n"
 "  -a, --account NAME  only this account (may be repeated; fetch, check,\n"
-"                      status, config)\n"
+"                      status, config; authorize: exactly one)\n"
 "  -n, --dry-run       fetch: list what would be fetched, skipped or deleted;\n"
 "                      write nothing\n"
 "  -j, --jobs N        fetch: fetch up to N accounts at the same time\n"
@@ -344,7 +349,28 @@ parse_args(int argc, char *argv[], struct cli *cli)
 		    cli->typed_fetch_opt);
 	if (cli->seen_json && cli->command != CMD_STATUS)
 		return usage_error("option '--json' applies only to 'status'");
+	if (cli->command == CMD_AUTHORIZE && cli->naccounts != 1)
+		return usage_error("'authorize' needs exactly one account: "
+		    "popfetch authorize -a NAME");
 	return -1;
+}
+
+/* SPEC §9: the provider's interactive grant for one account. */
+static int
+cmd_authorize(const struct conf *conf, const struct conf_account *a)
+{
+	struct pf_error err;
+
+	pf_error_clear(&err);
+	if (a->oauth2_provider == CONF_OAUTH2_NONE) {
+		pf_error_set(&err, PF_FAIL_CONFIG, "%s: account %s has no "
+		    "oauth2_provider: nothing to authorize (see "
+		    "popfetch.conf(5), OAUTH2)", conf->path, a->name);
+		return report_error(a->name, &err);
+	}
+	if (oauth2_authorize(conf->state_dir, a, stdout, &err) == -1)
+		return report_error(a->name, &err);
+	return 0;
 }
 
 /*
@@ -510,10 +536,10 @@ unknown_command(const struct cli *cli)
 	free(path);
 	if (account)
 		return usage_error("unknown command '%s' (expected fetch, "
-		    "check, status or accounts); did you mean 'popfetch -a "
-		    "%s'?", w, w);
+		    "check, status, accounts, config or authorize); did you "
+		    "mean 'popfetch -a %s'?", w, w);
 	return usage_error("unknown command '%s' (expected fetch, check, "
-	    "status or accounts)", w);
+	    "status, accounts, config or authorize)", w);
 }
 
 int
@@ -580,7 +606,7 @@ cli_main(int argc, char *argv[])
 		for (i = 0; i < n; i++) {
 			if (i > 0)
 				putchar('\n');
-			codes[i] = check_account(sel[i], stdout);
+			codes[i] = check_account(conf, sel[i], stdout);
 		}
 		code = first_failure(codes, n);
 		break;
@@ -595,6 +621,9 @@ cli_main(int argc, char *argv[])
 		show_config(conf, sel, n, stdout);
 		break;
 	case CMD_ACCOUNTS:
+		break;
+	case CMD_AUTHORIZE:
+		code = cmd_authorize(conf, sel[0]);
 		break;
 	}
 	if (fflush(stdout) != 0 && code == 0)

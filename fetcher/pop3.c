@@ -1052,6 +1052,7 @@ auth_sasl(struct pop3 *s, const struct sasl_mech *mech,
 
 	if ((sa = sasl_new(mech, p->user, p->secret, err)) == NULL)
 		goto out;
+	sasl_set_peer(sa, p->host, p->port);
 	if ((ir = sasl_initial_response(sa, err)) == NULL)
 		goto out;
 	if (s->capa.known && s->capa.nsasl > 0 &&

@@ -145,6 +145,8 @@ struct pop3_auth_params {
 	const char	*secret;	/* password, or the OAuth2 token (xoauth2) */
 	bool		 tls_active;	/* the transport is TLS (implicit or STLS) */
 	bool		 allow_plaintext; /* allow_plaintext_password */
+	const char	*host;		/* OAUTHBEARER's host=; NULL: none */
+	unsigned	 port;		/* OAUTHBEARER's port=; 0: none */
 };
 
 /*

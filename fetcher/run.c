@@ -787,7 +787,8 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 {
 	struct run r = {
 		.conf = conf, .acct = acct, .opts = opts, .name = acct->name,
-		.s = { .acct = acct, .with = "POP3" },
+		.s = { .acct = acct, .state_dir = conf->state_dir,
+		    .with = "POP3" },
 		.progress = { .name = acct->name, .on = opts->progress },
 	};
 	struct pf_error err;
@@ -821,7 +822,8 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	 */
 	prep_begin(&prep);
 	crc = 0;
-	if (!prep_failed(&prep, acct->password_command != NULL))
+	if (!prep_failed(&prep, acct->password_command != NULL ||
+	    acct->oauth2_provider != CONF_OAUTH2_NONE))
 		crc = session_secret(&r.s, &err);
 	if (crc == 0 && !prep_failed(&prep, false))
 		crc = session_connect(&r.s, &err);

@@ -1,8 +1,9 @@
 /*
- * sasl.c - SASL client mechanisms (PLAIN, SCRAM-SHA-256, XOAUTH2) and the
- * APOP digest.  See sasl.h.
+ * sasl.c - SASL client mechanisms (PLAIN, SCRAM-SHA-256, XOAUTH2,
+ * OAUTHBEARER) and the APOP digest.  See sasl.h.
  *
  * RFC 4616 (PLAIN), RFC 5802 (SCRAM) with RFC 7677 (SCRAM-SHA-256),
+ * RFC 7628 (OAUTHBEARER),
  * RFC 1939 §7 (APOP), and the XOAUTH2 format documented by Google ("OAuth 2.0
  * Mechanism", developers.google.com/gmail/imap/xoauth2-protocol) and
  * Microsoft ("Authenticate an IMAP, POP or SMTP connection using OAuth").
@@ -35,7 +36,7 @@ enum sasl_state {
 	SASL_ST_SENT,		/* PLAIN/XOAUTH2 credentials, SCRAM client-first */
 	SASL_ST_FINAL_SENT,	/* SCRAM client-final sent */
 	SASL_ST_DONE,		/* SCRAM verified the server; others complete */
-	SASL_ST_ERROR_SEEN,	/* XOAUTH2 error challenge answered */
+	SASL_ST_ERROR_SEEN,	/* XOAUTH2/OAUTHBEARER error challenge answered */
 };
 
 struct sasl {
@@ -43,6 +44,8 @@ struct sasl {
 	enum sasl_state	 state;
 	char		*user;
 	char		*secret;
+	char		*host;		/* OAUTHBEARER host=, NULL: none */
+	unsigned	 port;		/* OAUTHBEARER port=, 0: none */
 	char		 nonce[SCRAM_NONCE_MAX + 1];
 	char		*client_first_bare;
 	unsigned char	 server_signature[CRYPTO_SHA256_LEN];
@@ -76,6 +79,14 @@ sasl_new(const struct sasl_mech *mech, const char *user, const char *secret,
 }
 
 void
+sasl_set_peer(struct sasl *sa, const char *host, unsigned port)
+{
+	free(sa->host);
+	sa->host = host != NULL ? xstrdup(host) : NULL;
+	sa->port = port;
+}
+
+void
 sasl_free(struct sasl **sp)
 {
 	struct sasl *sa = *sp;
@@ -83,6 +94,7 @@ sasl_free(struct sasl **sp)
 	if (sa == NULL)
 		return;
 	free(sa->user);
+	free(sa->host);
 	secret_free(&sa->secret);
 	free(sa->client_first_bare);
 	crypto_cleanse(sa, sizeof(*sa));
@@ -128,6 +140,29 @@ sasl_xoauth2_blob(const char *user, const char *token)
 	char *b64;
 
 	b64 = encode_and_wipe((unsigned char *)raw, len);
+	free(raw);
+	return b64;
+}
+
+/* RFC 5802 §5.1 saslname, also RFC 7628's gs2 authzid. */
+static char	*scram_escape_user(const char *user);
+
+char *
+sasl_oauthbearer_blob(const char *user, const char *host, unsigned port,
+    const char *token)
+{
+	char *name = scram_escape_user(user), *hostkv, *portkv, *raw, *b64;
+
+	/* RFC 7628 §3.1: gs2-header "n,a=USER," then kvpairs, each ended
+	 * by ^A, and a final ^A. */
+	hostkv = host != NULL ? xasprintf("host=%s\001", host) : xstrdup("");
+	portkv = port != 0 ? xasprintf("port=%u\001", port) : xstrdup("");
+	raw = xasprintf("n,a=%s,\001%s%sauth=Bearer %s\001\001", name, hostkv,
+	    portkv, token);
+	free(name);
+	free(hostkv);
+	free(portkv);
+	b64 = encode_and_wipe((unsigned char *)raw, strlen(raw));
 	free(raw);
 	return b64;
 }
@@ -411,8 +446,15 @@ xoauth2_first(struct sasl *sa, struct pf_error *err)
 	return sasl_xoauth2_blob(sa->user, sa->secret);
 }
 
+/*
+ * XOAUTH2 and OAUTHBEARER: a challenge after the credentials is an error
+ * report in JSON (Google: {"status":"401", ...}; RFC 7628 §3.2.2:
+ * {"status":"invalid_token", ...}), answered so that the server fails the
+ * AUTH with -ERR: XOAUTH2 wants an empty line, OAUTHBEARER a lone ^A
+ * (kvsep).  Anything after that is unexpected.
+ */
 static int
-xoauth2_step(struct sasl *sa, const unsigned char *dec, size_t len,
+oauth_error_step(struct sasl *sa, const unsigned char *dec, size_t len,
     char **response_r, struct pf_error *err)
 {
 	(void)dec;
@@ -420,14 +462,18 @@ xoauth2_step(struct sasl *sa, const unsigned char *dec, size_t len,
 	(void)err;
 	if (sa->state != SASL_ST_DONE)
 		return 1;
-	/*
-	 * An error report in JSON (Google: {"status":"401", ...}); the
-	 * protocol wants an empty answer, after which the server fails the
-	 * AUTH with -ERR.
-	 */
 	sa->state = SASL_ST_ERROR_SEEN;
-	*response_r = xstrdup("");
+	*response_r = sa->mech->conf == CONF_AUTH_OAUTHBEARER ?
+	    encode_and_wipe((unsigned char[]){ 0x01 }, 1) : xstrdup("");
 	return 0;
+}
+
+static char *
+oauthbearer_first(struct sasl *sa, struct pf_error *err)
+{
+	(void)err;
+	sa->state = SASL_ST_DONE;
+	return sasl_oauthbearer_blob(sa->user, sa->host, sa->port, sa->secret);
 }
 
 static int
@@ -527,7 +573,15 @@ static const struct sasl_mech mechs[] = {
 		.reveals_secret = true,
 		.in_auto = false,
 		.first = xoauth2_first,
-		.step = xoauth2_step,
+		.step = oauth_error_step,
+	},
+	{
+		.name = "OAUTHBEARER",
+		.conf = CONF_AUTH_OAUTHBEARER,
+		.reveals_secret = true,
+		.in_auto = false,
+		.first = oauthbearer_first,
+		.step = oauth_error_step,
 	},
 };
 

@@ -141,6 +141,15 @@ char	*sasl_plain_blob(const char *user, const char *password);
  * secret_free. */
 char	*sasl_xoauth2_blob(const char *user, const char *token);
 
+/* RFC 7628: base64("n,a=" saslname(user) ",\1host=" host "\1port=" port
+ * "\1auth=Bearer " token "\1\1"), host= left out when host is NULL,
+ * port= when port is 0.  Release with secret_free. */
+char	*sasl_oauthbearer_blob(const char *user, const char *host,
+	    unsigned port, const char *token);
+
+/* The server OAUTHBEARER names (host=, port=); before the first step. */
+void	sasl_set_peer(struct sasl *sa, const char *host, unsigned port);
+
 /*
  * APOP digest (RFC 1939 §7): MD5 of timestamp (with its angle brackets)
  * followed by the secret, as 32 lower-case hex digits and NUL in out[33].

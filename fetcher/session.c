@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "oauth2.h"
 #include "secret.h"
 #include "session.h"
 #include "xmalloc.h"
@@ -14,6 +15,8 @@ session_secret(struct session *s, struct pf_error *err)
 {
 	const struct conf_account *a = s->acct;
 
+	if (a->oauth2_provider != CONF_OAUTH2_NONE)
+		return oauth2_access_token(s->state_dir, a, &s->secret, err);
 	return secret_get(a->password, a->password_command, a->timeout,
 	    &s->secret, err);
 }
@@ -64,6 +67,8 @@ session_login(struct session *s, struct pf_error *err)
 		.secret = s->secret,
 		.tls_active = conn_is_tls(s->conn),
 		.allow_plaintext = a->allow_plaintext_password,
+		.host = a->host,
+		.port = a->port,
 	};
 
 	if (pop3_auth(s->pop3, &ap, err) == -1)

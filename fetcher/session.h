@@ -15,6 +15,7 @@
 
 struct session {
 	const struct conf_account *acct;
+	const char		*state_dir;	/* the OAuth2 token file's */
 	struct conn		*conn;
 	struct pop3		*pop3;
 	char			*secret;	/* until the login */
@@ -24,7 +25,9 @@ struct session {
 };
 
 /* Get the account's secret: its password or its password_command's
- * output.  Before any connection: a failing command costs none. */
+ * output, or with oauth2_provider its OAuth2 access token (refreshed
+ * when needed, fetcher/oauth2.h).  Before any connection: a failing
+ * command or token endpoint costs none. */
 int	session_secret(struct session *s, struct pf_error *err);
 
 /* Connect, TLS as configured, greeting, CAPA, STLS: all before the login. */

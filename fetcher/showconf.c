@@ -12,9 +12,11 @@
  *
  * Every option in the order of enum conf_opt (timeout last), one per line;
  * strings double-quoted with popfetch.conf(5)'s escapes, numbers, booleans and
- * names bare, "(none...)" for a value set nowhere.  The password is
- * printed as ******** whatever it is; password_command is printed as
- * written (it names where the secret is, it is not the secret).
+ * names bare, "(none...)" for a value set nowhere.  The password and
+ * oauth2_client_secret are printed as ******** whatever they are;
+ * password_command is printed as written (it names where the secret is,
+ * it is not the secret).  An account with an oauth2_provider has neither
+ * password nor password_command; one without shows oauth2_provider only.
  */
 #include "config.h"
 
@@ -95,6 +97,16 @@ add_quoted(struct line *l, const char *s)
 	add(l, "\"");
 }
 
+/* `s` quoted, or `none` (a "(none...)" text) when it is NULL. */
+static void
+add_opt_quoted(struct line *l, const char *s, const char *none)
+{
+	if (s != NULL)
+		add_quoted(l, s);
+	else
+		add(l, "%s", none);
+}
+
 /* "FILE:LINE", "top level, FILE:LINE" or "default". */
 static void
 add_origin(struct line *l, const struct conf *conf, struct conf_origin o)
@@ -149,13 +161,22 @@ show_opt(const struct conf *conf, const struct conf_account *a,
 {
 	struct conf_origin o = a->origin[opt];
 	struct line l = { .len = 0 };
-	const char *note = NULL;
+	const char *note = NULL, *preset = "(none)";
 	size_t i;
 
-	/* The credential not in use is left out: the account has one. */
+	/* The credential not in use is left out: the account has one (none
+	 * with an oauth2_provider).  The oauth2_ options other than
+	 * oauth2_provider mean nothing without a provider. */
 	if ((opt == CONF_OPT_PASSWORD && a->password == NULL) ||
 	    (opt == CONF_OPT_PASSWORD_COMMAND && a->password_command == NULL))
 		return;
+	if (opt > CONF_OPT_OAUTH2_PROVIDER && opt <= CONF_OPT_OAUTH2_SCOPE &&
+	    a->oauth2_provider == CONF_OAUTH2_NONE)
+		return;
+	if (a->oauth2_provider == CONF_OAUTH2_MICROSOFT)
+		preset = "(none: the microsoft preset)";
+	else if (a->oauth2_provider == CONF_OAUTH2_GOOGLE)
+		preset = "(none: the google preset)";
 
 	add(&l, "  %s = ", conf_opt_name(opt));
 	switch (opt) {
@@ -207,6 +228,42 @@ show_opt(const struct conf *conf, const struct conf_account *a,
 		break;
 	case CONF_OPT_AUTH:
 		add(&l, "%s", conf_auth_name(a->auth));
+		break;
+	case CONF_OPT_OAUTH2_PROVIDER:
+		if (a->oauth2_provider != CONF_OAUTH2_NONE)
+			add(&l, "%s", conf_oauth2_provider_name(
+			    a->oauth2_provider));
+		else
+			add(&l, "(none)");
+		break;
+	case CONF_OPT_OAUTH2_CLIENT_ID:
+		add_quoted(&l, a->oauth2_client_id);
+		break;
+	case CONF_OPT_OAUTH2_CLIENT_SECRET:
+		/* A secret: never its value. */
+		if (a->oauth2_client_secret != NULL)
+			add(&l, SHOW_MASK);
+		else
+			add(&l, "(none)");
+		break;
+	case CONF_OPT_OAUTH2_TENANT:
+		add_opt_quoted(&l, a->oauth2_tenant,
+		    a->oauth2_provider == CONF_OAUTH2_MICROSOFT ?
+		    "(none: common)" : "(none)");
+		break;
+	case CONF_OPT_OAUTH2_TOKEN_URL:
+		add_opt_quoted(&l, a->oauth2_token_url, preset);
+		break;
+	case CONF_OPT_OAUTH2_DEVICE_URL:
+		add_opt_quoted(&l, a->oauth2_device_url,
+		    a->oauth2_provider == CONF_OAUTH2_GOOGLE ?
+		    "(none: loopback redirect)" : preset);
+		break;
+	case CONF_OPT_OAUTH2_AUTH_URL:
+		add_opt_quoted(&l, a->oauth2_auth_url, preset);
+		break;
+	case CONF_OPT_OAUTH2_SCOPE:
+		add_opt_quoted(&l, a->oauth2_scope, preset);
 		break;
 	case CONF_OPT_ALLOW_PLAINTEXT:
 		add(&l, "%s", yesno(a->allow_plaintext_password));

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -92,4 +94,16 @@ pf_mkdirs(const char *path, struct pf_error *err)
 		*p = '/';
 	}
 	return mkdir_one(buf, err);
+}
+
+const char *
+pf_uid_name(uid_t uid, char *buf, size_t size)
+{
+	const struct passwd *pw = getpwuid(uid);
+
+	if (pw != NULL)
+		snprintf(buf, size, "%s", pw->pw_name);
+	else
+		snprintf(buf, size, "%lu", (unsigned long)uid);
+	return buf;
 }

@@ -8,6 +8,8 @@
 #ifndef POPFETCH_FSUTIL_H
 #define POPFETCH_FSUTIL_H
 
+#include <sys/types.h>
+
 #include "error.h"
 
 /*
@@ -24,5 +26,13 @@ int	pf_mkdirs(const char *path, struct pf_error *err);
  * nothing more to do.  Returns 0, or -1 with err set (PF_FAIL_IO).
  */
 int	pf_fsync_dir(const char *path, struct pf_error *err);
+
+/*
+ * The user name of `uid` from the password database, or the number when
+ * it has none, into buf; returns buf.  For the "run: chown USER FILE"
+ * advice of the files that must be private (configuration, OAuth2
+ * tokens).
+ */
+const char *pf_uid_name(uid_t uid, char *buf, size_t size);
 
 #endif

@@ -290,4 +290,48 @@
  * live and costs nothing next to the transfer. */
 #define PROGRESS_INTERVAL	0.2
 
+/* ---- fetcher/: OAuth2 (fetcher/oauth2.c, http.c, json.c; DESIGN §11) ---- */
+
+/* Largest answer read from a token or device endpoint: real ones are a
+ * few KB (a JWT access token is 1-3 KB); past this it is not a token
+ * response (76), and memory stays bounded whatever the endpoint sends. */
+#define OAUTH2_RESPONSE_MAX	(64 * 1024)
+
+/* Largest token file read back: three tokens and a time. */
+#define OAUTH2_TOKEN_FILE_MAX	(64 * 1024)
+
+/* JSON nesting accepted in a response: token responses are flat objects;
+ * a small depth keeps a hostile one from recursing deep in json-c. */
+#define OAUTH2_JSON_DEPTH	8
+
+/* A token that expires within this many seconds is refreshed first
+ * (SPEC §9: 5 minutes), so that a long fetch does not log in with a
+ * token that dies on the way. */
+#define OAUTH2_REFRESH_MARGIN	300
+
+/* Lifetime assumed when a token response has no expires_in (RFC 6749
+ * §5.1 only recommends it): an hour, what Microsoft and Google give. */
+#define OAUTH2_DEFAULT_EXPIRES	3600
+
+/* Device grant polling interval when the provider gives none, and the
+ * step slow_down adds (RFC 8628 §3.5: 5 s each). */
+#define OAUTH2_DEVICE_INTERVAL	5
+
+/* Longest interval and lifetime we accept from a device response: a
+ * provider asking for more is wrong, and authorize must end. */
+#define OAUTH2_DEVICE_INTERVAL_MAX	60
+#define OAUTH2_DEVICE_EXPIRES_MAX	3600
+
+/* The loopback redirect grant waits this long for the browser (RFC 8252):
+ * as long as Microsoft's device codes live, 15 minutes. */
+#define OAUTH2_LOOPBACK_WAIT	900
+
+/* Largest request the loopback listener reads: a redirect's GET line with
+ * a code and state is a few hundred bytes. */
+#define OAUTH2_LOOPBACK_REQUEST_MAX	8192
+
+/* PKCE code verifier: 32 random octets, 43 base64url characters
+ * (RFC 7636 §4.1: 43..128). */
+#define OAUTH2_PKCE_OCTETS	32
+
 #endif

@@ -31,6 +31,7 @@ S = {}
 
 # A password that cannot turn up by chance (no ':' for the passwd-file).
 SECRET = "Zq7-%s-uNiQuE_pw" % os.urandom(4).hex()
+CLIENT_SECRET = "Cs9-%s-oAuTh2_secret" % os.urandom(4).hex()
 NUSERS = 80
 
 ISO_Z = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
@@ -532,7 +533,8 @@ def _(tmp):
 
 @T.test("config: every account's effective settings after defaults and the top "
         "level, each with its origin (FILE:LINE, top level, default); the "
-        "password masked and in no output; -a selects; no database")
+        "password and oauth2_client_secret masked and in no output; an OAuth2 "
+        "account without password or password_command; -a selects; no database")
 def _(tmp):
     pf = pftest.Popfetch(tmp)
     pf.write_config(
@@ -555,7 +557,17 @@ def _(tmp):
         '    mda = "/usr/bin/procmail -d bob"\n'                    # 17
         "    enabled = false\n"                                     # 18
         '    tls_fingerprint = "%s"\n'                              # 19
-        "}\n" % (SECRET, "ab" * 32))
+        "}\n"                                                       # 20
+        "account cloud {\n"                                         # 21
+        '    host = "outlook.office365.com"\n'                      # 22
+        '    user = "carol@example.com"\n'                          # 23
+        "    oauth2_provider = microsoft\n"                         # 24
+        '    oauth2_client_secret = "%s"\n'                         # 25
+        '    oauth2_tenant = "contoso.onmicrosoft.com"\n'           # 26
+        "}\n"                                                       # 27
+        'oauth2_client_id = "9e5f94bc-e8a4-4e73-b8be-63364c29d753"\n'  # 28
+        'password_command = "pass show mail/default"\n'             # 29
+        % (SECRET, "ab" * 32, CLIENT_SECRET))
     env = {"POPFETCH_T_BOX": "inbox"}
     c = pf.config_path
     work = (
@@ -569,6 +581,7 @@ def _(tmp):
         '  user = "alice"                              # %(c)s:7\n'
         "  password = ********                         # %(c)s:8\n"
         "  auth = auto                                 # default\n"
+        "  oauth2_provider = (none)                    # default\n"
         "  allow_plaintext_password = false            # default\n"
         '  maildir = "%(md)s"%(pad)s# top level, %(c)s:2\n'
         '  filter = "spamc -c"                         # %(c)s:10\n'
@@ -596,6 +609,7 @@ def _(tmp):
         '  user = "bob"                                # %(c)s:15\n'
         '  password_command = "pass show \\"mail/list\\"" # %(c)s:16\n'
         "  auth = auto                                 # default\n"
+        "  oauth2_provider = (none)                    # default\n"
         "  allow_plaintext_password = false            # default\n"
         "  maildir = (not used: mda is set)            # top level, %(c)s:2\n"
         "  filter = (none)                             # default\n"
@@ -609,16 +623,57 @@ def _(tmp):
         "  enabled = false                             # %(c)s:18\n"
         "  timeout = 30                                # top level, %(c)s:3\n"
         % {"c": c, "fp": fp})
+
+    def ln(opt, value, origin):
+        s_ = "  %s = %s" % (opt, value)
+        return "%s%s# %s\n" % (s_, " " * max(1, 46 - len(s_)), origin)
+    preset = "(none: the microsoft preset)"
+    cloud = ("account cloud\n" +
+             ln("host", '"outlook.office365.com"', "%s:22" % c) +
+             ln("port", "995", "default (tls = implicit)") +
+             ln("tls", "implicit", "default") +
+             ln("tls_verify", "true", "default") +
+             ln("tls_ca_file", "(none: the system store)", "default") +
+             ln("tls_fingerprint", "(none)", "default") +
+             ln("user", '"carol@example.com"', "%s:23" % c) +
+             ln("auth", "xoauth2", "default") +
+             ln("oauth2_provider", "microsoft", "%s:24" % c) +
+             ln("oauth2_client_id", '"9e5f94bc-e8a4-4e73-b8be-63364c29d753"',
+                "top level, %s:28" % c) +
+             ln("oauth2_client_secret", "********", "%s:25" % c) +
+             ln("oauth2_tenant", '"contoso.onmicrosoft.com"', "%s:26" % c) +
+             ln("oauth2_token_url", preset, "default") +
+             ln("oauth2_device_url", preset, "default") +
+             ln("oauth2_auth_url", preset, "default") +
+             ln("oauth2_scope", preset, "default") +
+             ln("allow_plaintext_password", "false", "default") +
+             ln("maildir", '"%s"' % md, "top level, %s:2" % c) +
+             ln("filter", "(none)", "default") +
+             ln("mda", "(none: deliver to maildir)", "default") +
+             ln("delete", "false", "default") +
+             ln("delete_after_days", "0", "default") +
+             ln("forget_after_days", "30", "default") +
+             ln("max_size", "0", "default") +
+             ln("max_messages", "0", "default") +
+             ln("received_header", "true", "default") +
+             ln("enabled", "true", "default") +
+             ln("timeout", "30", "top level, %s:3" % c))
     sdline = 'state_dir = "%s"' % pf.state_dir
     head = ("# configuration: %s\n%s%s# default\n"
             % (c, sdline, " " * max(1, 46 - len(sdline))))
     r = pf.run("config", env=env).expect(0)
     eq(r.stderr, "", "stderr")
-    eq(r.stdout, head + "\n" + work + "\n" + lst,
+    eq(r.stdout, head + "\n" + work + "\n" + lst + "\n" + cloud,
        "every account, disabled too, in config order")
-    for args in (["config"], ["config", "-v"], ["-a", "work", "config"]):
+    for args in (["config"], ["config", "-v"], ["-a", "work", "config"],
+                 ["-a", "cloud", "config"], ["-vv", "config"]):
         r = pf.run(*args, env=env).expect(0)
         not_contains(r.stdout + r.stderr, SECRET, "the password, %s" % args)
+        not_contains(r.stdout + r.stderr, CLIENT_SECRET,
+                     "the oauth2_client_secret, %s" % args)
+    r = pf.run("config", "-a", "cloud", env=env).expect(0)
+    eq((r.stdout, r.stderr), (head + "\n" + cloud, ""),
+       "-a cloud: no password, no password_command (not the top-level one)")
     r = pf.run("config", "-a", "list", env=env).expect(0)
     eq((r.stdout, r.stderr), (head + "\n" + lst, ""), "-a list")
     r = pf.run("config", "-a", "list", "--account", "work", env=env).expect(0)
@@ -962,7 +1017,7 @@ def _(tmp):
     pf.write_config(pftest.account_conf("work", host="127.0.0.1", user="u",
                                         password_command="echo x",
                                         maildir=pf.path("Mail/work")))
-    plain = "popfetch: unknown command '%s' (expected fetch, check, status or accounts)"
+    plain = "popfetch: unknown command '%s' (expected fetch, check, status, accounts, config or authorize)"
     r = pf.run("work")
     eq((r.rc, r.stdout), (64, ""), str(r))
     eq(r.stderr.splitlines()[0], (plain % "work") +

@@ -711,7 +711,7 @@ def _(tmp):
         contains(help_.stdout, "--" + o, "--help lists --" + o)
     cmds = re.search(r"command_names\[\] = \{(.*?)\};", cli, re.S).group(1)
     cmds = re.findall(r'\] = "([a-z]+)"', cmds)
-    ok(set(cmds) >= {"fetch", "check", "status", "accounts", "config"},
+    ok(set(cmds) >= {"fetch", "check", "status", "accounts", "config", "authorize"},
        "commands found in cli.c", cmds)
     for cmd in cmds:
         like(page, r"(?m)^\.B %s$" % cmd, "command " + cmd)
@@ -929,6 +929,8 @@ t popfetch -j ""
 t popfetch -a x fetch ""
 t popfetch config --
 t popfetch con
+t popfetch authorize --
+t popfetch au
 '''
     r = subprocess.run(["bash", "--norc", "--noprofile", "-c", script, "bash", comp,
                         binary, pf.config_path], stdout=subprocess.PIPE,
@@ -937,7 +939,7 @@ t popfetch con
     eq(r.stderr, "", "no errors")
     out = r.stdout.splitlines()
     eq(out[0], "complete -F _popfetch popfetch", "registered")
-    eq(out[1].split(","), ["fetch", "check", "status", "accounts", "config"],
+    eq(out[1].split(","), ["fetch", "check", "status", "accounts", "config", "authorize"],
        "commands")
     eq(out[2], "status", "st -> status")
     eq(out[3], "--no-progress", "fetch options by default")
@@ -951,6 +953,9 @@ t popfetch con
     ok("--account" in out[10].split(",") and "--json" not in out[10].split(",")
        and "--dry-run" not in out[10].split(","), "config: -a, not --json", out[10])
     eq(out[11], "config", "con -> config")
+    ok("--account" in out[12].split(",") and "--json" not in out[12].split(",")
+       and "--dry-run" not in out[12].split(","), "authorize: -a", out[12])
+    eq(out[13], "authorize", "au -> authorize")
 
 
 # Drives a real interactive zsh through a pseudo-terminal (zsh/zpty): one
@@ -1005,7 +1010,8 @@ def zsh_completion_test(tmp):
     lines = ["popfetch ", "popfetch st", "popfetch -c %s -a " % c,
              "popfetch --config=%s -a h" % c, "popfetch status -", "popfetch check --",
              "popfetch config --", "popfetch -j ", "popfetch -a x fetch ", "popfetch con",
-             "popfetch -c %s config -a " % c]
+             "popfetch -c %s config -a " % c, "popfetch authorize -",
+             "popfetch au", "popfetch -c %s authorize -a " % c]
     env = pf.env({"PATH": bindir + os.pathsep + os.environ.get("PATH", "")})
     r = subprocess.run([zsh, "-f", driver, compdir, out] + lines, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, universal_newlines=True, timeout=120,
@@ -1019,7 +1025,7 @@ def zsh_completion_test(tmp):
             else:
                 cur.append(ln)
     w = [sorted(set(got.get(ln, []))) for ln in lines]
-    cmds = sorted(["fetch", "check", "status", "accounts", "config"])
+    cmds = sorted(["fetch", "check", "status", "accounts", "config", "authorize"])
     eq(w[0], cmds, "the commands")
     eq(w[1], ["status"], "st -> status")
     eq(w[2], ["home", "work"], "-a: the accounts of -c FILE")
@@ -1035,6 +1041,10 @@ def zsh_completion_test(tmp):
     eq([x for x in w[8] if not x.startswith("-")], [], "no second command")
     eq(w[9], ["config"], "con -> config")
     eq(w[10], ["home", "work"], "config -a: the accounts")
+    ok("--account" in w[11] and "--json" not in w[11] and "--jobs" not in w[11],
+       "authorize -: -a, not --json", w[11])
+    eq(w[12], ["authorize"], "au -> authorize")
+    eq(w[13], ["home", "work"], "authorize -a: the accounts")
 
 
 def cron_test(tmp):

@@ -56,7 +56,7 @@ Dialogue files (one behaviour per file, STYLE.md §12):
 
 Mailbox mode is a correct POP3 server (RFC 1939, 2449, 2595, 5034) over the
 messages in mailbox.json, with knobs (see MAILBOX_DEFAULTS): capabilities,
-SASL PLAIN / LOGIN / XOAUTH2 / SCRAM-SHA-256 (initial-response and two-step
+SASL PLAIN / LOGIN / XOAUTH2 / OAUTHBEARER (RFC 7628) / SCRAM-SHA-256 (initial-response and two-step
 forms), APOP, STLS, and faults: retr_cut_at, retr_stall_at,
 list_size_override, in_use, stall_after, latency_ms, status_line_bytes,
 override, endless_retr, endless_line, fault_connections, no_stuff,
@@ -88,8 +88,8 @@ MAX_CLIENT_LINE = 1 << 20
 MAILBOX_DEFAULTS = {
     # authentication
     "users": {"alice": "secret"},     # name -> password
-    "oauth_tokens": {},               # name -> XOAUTH2 bearer token
-    "sasl": ["PLAIN"],                # offered: PLAIN LOGIN XOAUTH2 SCRAM-SHA-256
+    "oauth_tokens": {},               # name -> XOAUTH2/OAUTHBEARER bearer token
+    "sasl": ["PLAIN"],                # offered: PLAIN LOGIN XOAUTH2 OAUTHBEARER SCRAM-SHA-256
     "sasl_ir": True,                  # accept AUTH MECH <initial-response>
     "sasl_reject": [],                # mechanisms that always fail at the end
     "scram_iterations": 4096,
@@ -1014,6 +1014,47 @@ class MailboxSession:
             return
         if answer not in (None, b""):
             self.conn.event("XOAUTH2: client answered the error challenge with data")
+        if answer is not None:
+            self.reply("-ERR [AUTH] Authentication failed.", "AUTH")
+
+    def sasl_OAUTHBEARER(self, ir):
+        # RFC 7628: gs2-header "n,a=USER," ^A kvpairs (host=, port=,
+        # auth=Bearer TOKEN) each ended by ^A, then ^A.
+        data = self._first(ir)
+        if data is None:
+            return
+        head, sep, rest = data.partition(b",\x01")
+        gs2 = head.split(b",")
+        fields = {}
+        ok_form = (bool(sep) and len(gs2) == 2 and gs2[0] in (b"n", b"y") and
+                   gs2[1].startswith(b"a=") and rest.endswith(b"\x01\x01"))
+        for part in rest[:-2].split(b"\x01") if ok_form else []:
+            k, eq, v = part.partition(b"=")
+            if not eq:
+                ok_form = False
+            fields[k.decode("latin-1")] = v.decode("utf-8", "replace")
+        if not ok_form:
+            self.conn.event("OAUTHBEARER: malformed client response")
+            self.reply("-ERR [AUTH] Invalid OAUTHBEARER response.", "AUTH")
+            return
+        user = _saslname_decode(gs2[1][2:].decode("utf-8", "replace"))
+        token = fields.get("auth", "")
+        self.user = user
+        self.conn.event("OAUTHBEARER: host=%s port=%s" % (fields.get("host"),
+                                                          fields.get("port")))
+        good = (token.startswith("Bearer ") and
+                self.cfg["oauth_tokens"].get(user) == token[7:] and
+                "OAUTHBEARER" not in self.cfg["sasl_reject"])
+        if good:
+            self.login(True, "AUTH", "OAUTHBEARER")
+            return
+        err = json.dumps({"status": "invalid_token",
+                          "scope": "https://mail.example/"}).encode()
+        answer = self.challenge(err)
+        if answer is None and self.done:
+            return
+        if answer not in (None, b"\x01"):
+            self.conn.event("OAUTHBEARER: client did not answer the error challenge with ^A")
         if answer is not None:
             self.reply("-ERR [AUTH] Authentication failed.", "AUTH")
 

@@ -136,7 +136,49 @@ struct err_case {
 	const char	*needles[5];
 };
 
+#define OAUTH_BODY "  host = \"h\"\n  user = \"u\"\n  maildir = \"/m\"\n"
+
 static const struct err_case err_cases[] = {
+	/* SPEC §9: OAuth2 options. */
+	{ "oauth2_bad_provider",
+	  "account work {\n" OAUTH_BODY "  oauth2_provider = yahoo\n}\n", 5,
+	  { "account work: option oauth2_provider: ", "invalid value 'yahoo'",
+	    "microsoft, google, custom", NULL } },
+	{ "oauth2_no_client_id",
+	  "account work {\n" OAUTH_BODY "  oauth2_provider = microsoft\n}\n", 5,
+	  { "account work: option oauth2_client_id: missing", NULL } },
+	{ "oauth2_custom_no_token_url",
+	  "account work {\n" OAUTH_BODY "  oauth2_provider = custom\n"
+	  "  oauth2_client_id = \"c\"\n}\n", 5,
+	  { "account work: option oauth2_token_url: missing", NULL } },
+	{ "oauth2_with_password",
+	  "account work {\n" OAUTH_BODY "  oauth2_provider = google\n"
+	  "  oauth2_client_id = \"c\"\n  password = \"p\"\n}\n", 7,
+	  { "account work: option password: ",
+	    "together with oauth2_provider (line 5)", NULL } },
+	{ "oauth2_with_password_command",
+	  "account work {\n" OAUTH_BODY "  password_command = \"x\"\n"
+	  "  oauth2_provider = google\n  oauth2_client_id = \"c\"\n}\n", 5,
+	  { "account work: option password_command: ",
+	    "together with oauth2_provider (line 6)", NULL } },
+	{ "oauth2_auth_plain",
+	  "account work {\n" OAUTH_BODY "  auth = plain\n"
+	  "  oauth2_provider = google\n  oauth2_client_id = \"c\"\n}\n", 5,
+	  { "account work: option auth: ", "xoauth2 or oauthbearer", NULL } },
+	{ "oauth2_url_not_https",
+	  "account work {\n" OAUTH_BODY "  oauth2_provider = custom\n"
+	  "  oauth2_client_id = \"c\"\n"
+	  "  oauth2_token_url = \"http://example.com/token\"\n}\n", 7,
+	  { "account work: option oauth2_token_url: ", "not an https:// URL",
+	    NULL } },
+	{ "oauth2_option_without_provider",
+	  "account work {\n" ACCOUNT_BODY "  oauth2_client_id = \"c\"\n}\n", 6,
+	  { "account work: option oauth2_client_id: ",
+	    "without oauth2_provider", NULL } },
+	{ "oauth2_tenant_not_microsoft",
+	  "account work {\n" OAUTH_BODY "  oauth2_provider = google\n"
+	  "  oauth2_client_id = \"c\"\n  oauth2_tenant = \"t\"\n}\n", 7,
+	  { "account work: option oauth2_tenant: ", "only for", NULL } },
 	{ "unknown_key_in_account",
 	  "account work {\n" ACCOUNT_BODY "  hots = \"x\"\n}\n", 6,
 	  { "account work: ", "unknown option 'hots'; did you mean 'host'?",
@@ -801,6 +843,49 @@ test_every_value(void **state)
 	conf_free(&conf);
 }
 
+/* SPEC §9: a provider needs no password; auth defaults to xoauth2;
+ * top-level password_command is not the account's. */
+static void
+test_oauth2_ok(void **state)
+{
+	struct conf *conf;
+	const struct conf_account *a;
+
+	(void)state;
+	conf = load_ok("password_command = \"echo x\"\n"
+	    "account ms {\n" OAUTH_BODY "  oauth2_provider = microsoft\n"
+	    "  oauth2_client_id = \"cid\"\n  oauth2_tenant = \"consumers\"\n}\n"
+	    "account g {\n" OAUTH_BODY "  oauth2_provider = google\n"
+	    "  auth = oauthbearer\n  oauth2_client_id = \"cid\"\n"
+	    "  oauth2_client_secret = \"s\"\n}\n"
+	    "account c {\n" OAUTH_BODY "  oauth2_provider = custom\n"
+	    "  oauth2_client_id = \"cid\"\n"
+	    "  oauth2_token_url = \"https://127.0.0.1:1/token\"\n"
+	    "  oauth2_device_url = \"https://127.0.0.1:1/device\"\n"
+	    "  oauth2_scope = \"pop\"\n}\n");
+	a = &conf->accounts[0];
+	assert_int_equal(a->oauth2_provider, CONF_OAUTH2_MICROSOFT);
+	assert_int_equal(a->auth, CONF_AUTH_XOAUTH2);
+	assert_null(a->password);
+	assert_null(a->password_command);
+	assert_string_equal(a->oauth2_client_id, "cid");
+	assert_string_equal(a->oauth2_tenant, "consumers");
+	assert_null(a->oauth2_client_secret);
+	a = &conf->accounts[1];
+	assert_int_equal(a->oauth2_provider, CONF_OAUTH2_GOOGLE);
+	assert_int_equal(a->auth, CONF_AUTH_OAUTHBEARER);
+	assert_string_equal(a->oauth2_client_secret, "s");
+	a = &conf->accounts[2];
+	assert_int_equal(a->oauth2_provider, CONF_OAUTH2_CUSTOM);
+	assert_string_equal(a->oauth2_token_url, "https://127.0.0.1:1/token");
+	assert_string_equal(a->oauth2_device_url, "https://127.0.0.1:1/device");
+	assert_null(a->oauth2_auth_url);
+	assert_string_equal(a->oauth2_scope, "pop");
+	assert_string_equal(conf_oauth2_provider_name(a->oauth2_provider),
+	    "custom");
+	conf_free(&conf);
+}
+
 static void
 test_auth_values(void **state)
 {
@@ -809,6 +894,7 @@ test_auth_values(void **state)
 		{ "apop", CONF_AUTH_APOP }, { "plain", CONF_AUTH_PLAIN },
 		{ "scram-sha-256", CONF_AUTH_SCRAM_SHA_256 },
 		{ "xoauth2", CONF_AUTH_XOAUTH2 },
+		{ "oauthbearer", CONF_AUTH_OAUTHBEARER },
 	};
 	struct conf *conf;
 	char *text;
@@ -965,6 +1051,63 @@ test_origins(void **state)
 	assert_string_equal(conf_opt_name(CONF_OPT_TLS_CA_FILE), "tls_ca_file");
 	assert_string_equal(conf_opt_name(CONF_OPT_ALLOW_PLAINTEXT),
 	    "allow_plaintext_password");
+	assert_string_equal(conf_opt_name(CONF_OPT_OAUTH2_PROVIDER),
+	    "oauth2_provider");
+	assert_string_equal(conf_opt_name(CONF_OPT_OAUTH2_CLIENT_SECRET),
+	    "oauth2_client_secret");
+	assert_string_equal(conf_opt_name(CONF_OPT_OAUTH2_SCOPE),
+	    "oauth2_scope");
+	conf_free(&conf);
+
+	/* OAuth2: a top-level oauth2_client_id is inherited by an account
+	 * with a provider; the top-level password_command is not (the
+	 * account has no password at all), and an account without a
+	 * provider ignores the oauth2_ options. */
+	conf = load_ok(
+	    "oauth2_client_id = \"cid\"\n"			/* 1 */
+	    "password_command = \"pass show mail\"\n"	/* 2 */
+	    "account o {\n"				/* 3 */
+	    "  host = \"ho\"\n  user = \"uo\"\n"		/* 4, 5 */
+	    "  oauth2_provider = microsoft\n"		/* 6 */
+	    "  oauth2_client_secret = \"cs\"\n"		/* 7 */
+	    "}\n"					/* 8 */
+	    "account p {\n"				/* 9 */
+	    "  host = \"hp\"\n  user = \"up\"\n"		/* 10, 11 */
+	    "}\n"					/* 12 */
+	    "maildir = \"/srv/Mail\"\n");			/* 13 */
+	a = conf_account_find(conf, "o");
+	b = conf_account_find(conf, "p");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(a->oauth2_provider, CONF_OAUTH2_MICROSOFT);
+	assert_string_equal(a->oauth2_client_id, "cid");
+	assert_int_equal(a->origin[CONF_OPT_OAUTH2_CLIENT_ID].from,
+	    CONF_FROM_TOP);
+	assert_int_equal(a->origin[CONF_OPT_OAUTH2_CLIENT_ID].line, 1);
+	assert_int_equal(a->origin[CONF_OPT_OAUTH2_PROVIDER].from,
+	    CONF_FROM_ACCOUNT);
+	assert_int_equal(a->origin[CONF_OPT_OAUTH2_PROVIDER].line, 6);
+	assert_int_equal(a->origin[CONF_OPT_OAUTH2_CLIENT_SECRET].from,
+	    CONF_FROM_ACCOUNT);
+	assert_int_equal(a->origin[CONF_OPT_OAUTH2_CLIENT_SECRET].line, 7);
+	assert_int_equal(a->origin[CONF_OPT_OAUTH2_SCOPE].from,
+	    CONF_FROM_DEFAULT);
+	assert_null(a->password);
+	assert_null(a->password_command);
+	assert_int_equal(a->origin[CONF_OPT_PASSWORD_COMMAND].from,
+	    CONF_FROM_DEFAULT);
+	assert_int_equal(a->origin[CONF_OPT_PASSWORD_COMMAND].line, 0);
+	assert_int_equal(a->origin[CONF_OPT_PASSWORD].from, CONF_FROM_DEFAULT);
+	assert_int_equal(a->auth, CONF_AUTH_XOAUTH2);
+	assert_int_equal(a->origin[CONF_OPT_AUTH].from, CONF_FROM_DEFAULT);
+	assert_int_equal(b->oauth2_provider, CONF_OAUTH2_NONE);
+	assert_null(b->oauth2_client_id);
+	assert_int_equal(b->origin[CONF_OPT_OAUTH2_CLIENT_ID].from,
+	    CONF_FROM_DEFAULT);
+	assert_int_equal(b->origin[CONF_OPT_OAUTH2_CLIENT_ID].line, 0);
+	assert_int_equal(b->origin[CONF_OPT_PASSWORD_COMMAND].from,
+	    CONF_FROM_TOP);
+	assert_int_equal(b->origin[CONF_OPT_PASSWORD_COMMAND].line, 2);
 	conf_free(&conf);
 }
 
@@ -1785,6 +1928,7 @@ main(void)
 		T(test_port_default_follows_tls),
 		T(test_every_value),
 		T(test_auth_values),
+		T(test_oauth2_ok),
 		T(test_top_level_defaults),
 		T(test_top_level_default_after_account),
 		T(test_origins),

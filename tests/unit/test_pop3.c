@@ -2412,7 +2412,7 @@ static struct pop3_auth_params
 params(enum conf_auth mode, const char *user, const char *secret, bool tls,
     bool allow)
 {
-	return (struct pop3_auth_params){ mode, user, secret, tls, allow };
+	return (struct pop3_auth_params){ mode, user, secret, tls, allow, NULL, 0 };
 }
 
 static char *

@@ -336,6 +336,52 @@ test_xoauth2(void **state)
 }
 
 static void
+test_oauthbearer(void **state)
+{
+	static const char json[] = "{\"status\":\"invalid_token\","
+	    "\"scope\":\"example_scope\"}";
+	struct pf_error err;
+	struct sasl *sa;
+	char *blob, *resp, *chal;
+
+	(void)state;
+	/* RFC 7628 §4.1's example. */
+	blob = sasl_oauthbearer_blob("user@example.com", "server.example.com",
+	    143, "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==");
+	assert_string_equal(blob, "bixhPXVzZXJAZXhhbXBsZS5jb20sAWhvc3Q9c2Vy"
+	    "dmVyLmV4YW1wbGUuY29tAXBvcnQ9MTQzAWF1dGg9QmVhcmVyIHZGOWRmdDRxbVRj"
+	    "Mk52YjNSbGNrQmhiSFJoZG1semRHRXVZMjl0Q2c9PQEB");
+	secret_free(&blob);
+	/* The authzid is a saslname: ',' and '=' escaped; host and port
+	 * left out when unknown. */
+	blob = sasl_oauthbearer_blob("a=b,c", NULL, 0, "t");
+	assert_string_equal(blob, "bixhPWE9M0RiPTJDYywBYXV0aD1CZWFyZXIgdAEB");
+	secret_free(&blob);
+
+	/* Through the exchange, with the peer pop3.c sets. */
+	sa = sasl_new(sasl_mech_find("OAUTHBEARER"), "user@example.com",
+	    "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==", &err);
+	sasl_set_peer(sa, "server.example.com", 143);
+	assert_int_equal(sasl_step(sa, "", 0, &resp, &err), 0);
+	assert_string_equal(resp, "bixhPXVzZXJAZXhhbXBsZS5jb20sAWhvc3Q9c2Vy"
+	    "dmVyLmV4YW1wbGUuY29tAXBvcnQ9MTQzAWF1dGg9QmVhcmVyIHZGOWRmdDRxbVRj"
+	    "Mk52YjNSbGNrQmhiSFJoZG1semRHRXVZMjl0Q2c9PQEB");
+	secret_free(&resp);
+	assert_true(sasl_is_complete(sa));
+	/* RFC 7628 §3.2.2: the error challenge is answered with ^A. */
+	chal = crypto_base64_encode(json, strlen(json));
+	assert_int_equal(sasl_step(sa, chal, strlen(chal), &resp, &err), 0);
+	assert_string_equal(resp, "AQ==");
+	secret_free(&resp);
+	assert_false(sasl_is_complete(sa));
+	/* Nothing more is expected after that. */
+	assert_int_equal(sasl_step(sa, chal, strlen(chal), &resp, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_PROTO);
+	free(chal);
+	sasl_free(&sa);
+}
+
+static void
 test_apop(void **state)
 {
 	char digest[33];
@@ -362,6 +408,8 @@ test_names(void **state)
 	    "SCRAM-SHA-256");
 	assert_string_equal(sasl_mech_for_conf(CONF_AUTH_XOAUTH2)->name,
 	    "XOAUTH2");
+	assert_string_equal(sasl_mech_for_conf(CONF_AUTH_OAUTHBEARER)->name,
+	    "OAUTHBEARER");
 }
 
 /*
@@ -435,6 +483,7 @@ main(void)
 		cmocka_unit_test(test_scram_random_nonce),
 		cmocka_unit_test(test_plain),
 		cmocka_unit_test(test_xoauth2),
+		cmocka_unit_test(test_oauthbearer),
 		cmocka_unit_test(test_apop),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_table),

@@ -39,3 +39,4 @@ from .popfetch import (Popfetch, Result, account_conf, conf_options,  # noqa: E4
                        MaildirContents, strip_received_header, files_containing,
                        popfetch_binary)
 from mailgen import MailGen, edge_case_messages, pop3_expected  # noqa: E402,F401
+from .oauthsrv import OAuthServer  # noqa: E402,F401
