@@ -1515,7 +1515,7 @@ eff_copy(cfg_t *sec, const struct sec_info *si, enum conf_opt id, char **out)
 }
 
 /*
- * SPEC §9: oauth2_provider and its options.  With a provider the token
+ * doc/DESIGN.md §11: oauth2_provider and its options.  With a provider the token
  * comes from fetcher/oauth2.c: the account needs neither password nor
  * password_command (and may not set them itself; top-level ones are
  * ignored, as an account's own credential setting overrides them), auth

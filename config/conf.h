@@ -108,7 +108,7 @@ struct conf_account {
 	bool		 received_header;
 	bool		 enabled;
 	unsigned	 timeout;		/* seconds: connect, each reply line, data rate window */
-	/* OAuth2 (SPEC §9): with a provider the access token comes from
+	/* OAuth2 (doc/DESIGN.md §11): with a provider the access token comes from
 	 * fetcher/oauth2.c, and password/password_command are NULL.  The
 	 * URLs and scope are NULL unless set: the provider's preset applies
 	 * (fetcher/oauth2.c); custom has oauth2_token_url. */

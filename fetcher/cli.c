@@ -6,6 +6,7 @@
  *   popfetch [GLOBAL OPTIONS] status [-a NAME]... [--json]
  *   popfetch [GLOBAL OPTIONS] accounts
  *   popfetch [GLOBAL OPTIONS] config [-a NAME]...
+ *   popfetch [GLOBAL OPTIONS] authorize -a NAME
  *   popfetch --help | --version
  *
  * Options may stand anywhere (GNU getopt permutes), so `popfetch -a work
@@ -355,7 +356,7 @@ parse_args(int argc, char *argv[], struct cli *cli)
 	return -1;
 }
 
-/* SPEC §9: the provider's interactive grant for one account. */
+/* doc/DESIGN.md §11: the provider's interactive grant for one account. */
 static int
 cmd_authorize(const struct conf *conf, const struct conf_account *a)
 {

@@ -678,7 +678,7 @@ device_grant(const struct conf_account *a, const struct endpoints *ep,
 	}
 	if (rc == -1)
 		return -1;
-	/* What the user must do, at once (SPEC §9). */
+	/* What the user must do, at once (doc/DESIGN.md §11). */
 	fprintf(out, "To authorize account %s, open %s\nand enter the code "
 	    "%s\n", a->name, dev.verification_uri, dev.user_code);
 	if (dev.verification_uri_complete != NULL)
@@ -928,7 +928,7 @@ loopback_grant(const struct conf_account *a, const struct endpoints *ep,
 	http_form_add(&url, "state", state);
 	http_form_add(&url, "code_challenge", challenge);
 	http_form_add(&url, "code_challenge_method", "S256");
-	/* What the user must open, at once (SPEC §9). */
+	/* What the user must open, at once (doc/DESIGN.md §11). */
 	fprintf(out, "To authorize account %s, open this URL in a browser on "
 	    "this machine:\n%s%c%s%s%s\n", a->name, ep->auth_url,
 	    strchr(ep->auth_url, '?') != NULL ? '&' : '?', url,

@@ -1,6 +1,6 @@
 /*
  * oauth2.h - OAuth2 access tokens for XOAUTH2 and OAUTHBEARER without a
- * helper script (SPEC §9, doc/DESIGN.md §11).
+ * helper script (doc/DESIGN.md §11).
  *
  * The provider presets (microsoft, google) and custom endpoints; the
  * token file state_dir/oauth2.NAME (mode 0600, checked like the

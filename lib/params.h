@@ -305,7 +305,7 @@
 #define OAUTH2_JSON_DEPTH	8
 
 /* A token that expires within this many seconds is refreshed first
- * (SPEC §9: 5 minutes), so that a long fetch does not log in with a
+ * (doc/DESIGN.md §11: 5 minutes), so that a long fetch does not log in with a
  * token that dies on the way. */
 #define OAUTH2_REFRESH_MARGIN	300
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""OAuth2 without a helper script (SPEC §9, doc/DESIGN.md §11).
+"""OAuth2 without a helper script (doc/DESIGN.md §11).
 
 A fake authorization server (pftest.OAuthServer, TLS with the test CA on
 127.0.0.1) and the scripted POP3 server (popserver.py, XOAUTH2 and

@@ -139,7 +139,7 @@ struct err_case {
 #define OAUTH_BODY "  host = \"h\"\n  user = \"u\"\n  maildir = \"/m\"\n"
 
 static const struct err_case err_cases[] = {
-	/* SPEC §9: OAuth2 options. */
+	/* popfetch.conf(5), OAUTH2: its options. */
 	{ "oauth2_bad_provider",
 	  "account work {\n" OAUTH_BODY "  oauth2_provider = yahoo\n}\n", 5,
 	  { "account work: option oauth2_provider: ", "invalid value 'yahoo'",
@@ -843,7 +843,7 @@ test_every_value(void **state)
 	conf_free(&conf);
 }
 
-/* SPEC §9: a provider needs no password; auth defaults to xoauth2;
+/* popfetch.conf(5), OAUTH2: a provider needs no password; auth defaults to xoauth2;
  * top-level password_command is not the account's. */
 static void
 test_oauth2_ok(void **state)
@@ -1723,7 +1723,7 @@ test_tls_ca_file_missing(void **state)
 	free(text);
 }
 
-/* SPEC §3: no account section is a configuration error, saying so. */
+/* popfetch.conf(5), DIAGNOSTICS: no account section is a configuration error, saying so. */
 static void
 test_empty_and_accountless(void **state)
 {
