@@ -459,12 +459,23 @@ sink_refused(void *ctx, const struct pop3_msg *m, const struct pf_error *why,
 	return 0;
 }
 
-/* Commit what is queued, and show it. */
+/*
+ * Take every verdict still due from the filter, then commit what is
+ * queued, and show it.  The commit is made even when taking a verdict
+ * failed: what arrived whole is kept (DESIGN §3.1).  The first error
+ * goes to err.
+ */
 static int
 commit_all(struct run *r, struct pf_error *err)
 {
-	int rc = commit_queue_flush(r->queue, err);
+	struct pf_error later;
+	int rc = take_filtered(r, true, err);
 
+	if (commit_queue_flush(r->queue, rc == -1 ? &later : err) == -1) {
+		if (rc == -1)
+			log_warnx("%s: %s", r->name, later.what);
+		rc = -1;
+	}
 	progress_draw(&r->progress, true);
 	return rc;
 }
@@ -711,12 +722,11 @@ fetch_mail(struct run *r, struct pf_error *err)
 		/* Keep what arrived whole; drop the message in progress. */
 		deliver_free(&r->cur);
 		spool_free(&r->spool);
-		if (take_filtered(r, true, &cerr) == -1 ||
-		    commit_all(r, &cerr) == -1)
+		if (commit_all(r, &cerr) == -1)
 			log_warnx("%s: %s", r->name, cerr.what);
 		goto done;
 	}
-	if (take_filtered(r, true, err) == -1 || commit_all(r, err) == -1)
+	if (commit_all(r, err) == -1)
 		goto done;
 
 	/* Step 7: DELE what is safely delivered and due. */
