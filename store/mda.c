@@ -27,6 +27,8 @@
 struct mda {
 	struct deliver	 base;		/* first: the seam's view */
 	char		*command;
+	bool		 cannot_run;	/* it could not be run: `why` */
+	struct pf_error	 why;
 };
 
 struct mda_msg {
@@ -228,15 +230,20 @@ mda_commit(struct deliver *dt, struct deliver_msg *const *dm, size_t n,
 			    "message %zu is not finished", i);
 	}
 	for (i = 0; i < n; i++) {
-		/* A command that cannot run will not run for the next one
-		 * either: each is refused the same way, none is tried. */
-		if (i > 0 && res[i - 1].status == DELIVER_FAILED &&
-		    res[i - 1].why.category == PF_FAIL_CONFIG) {
-			res[i] = res[i - 1];
+		/* A command that cannot run will not run for the next message
+		 * of the run either (the group commit hands them over one at
+		 * a time): each is refused the same way, none is tried. */
+		if (t->cannot_run) {
+			res[i] = (struct deliver_result){ DELIVER_FAILED, t->why };
 			continue;
 		}
 		if (hand_over(t, MSG(dm[i]), &res[i], err) == -1)
 			return -1;
+		if (res[i].status == DELIVER_FAILED &&
+		    res[i].why.category == PF_FAIL_CONFIG) {
+			t->cannot_run = true;
+			t->why = res[i].why;
+		}
 	}
 	return 0;
 }

@@ -285,6 +285,14 @@ test_not_runnable(void **state)
 	assert_int_equal(lines_in(f->ran), 1);	/* the first one only */
 	for (i = 0; i < 3; i++)
 		deliver_free(&m[i]);
+	/* The group commit hands an MDA one message at a time: a later
+	 * commit on the same target is refused the same way, untried. */
+	m[0] = message(t, msg1, strlen(msg1), 100, &l);
+	assert_int_equal(deliver_commit(t, m, 1, res, &err), 0);
+	assert_int_equal(res[0].status, DELIVER_FAILED);
+	assert_int_equal(res[0].why.category, PF_FAIL_CONFIG);
+	assert_int_equal(lines_in(f->ran), 1);
+	deliver_free(&m[0]);
 	deliver_close(&t);
 }
 
