@@ -184,8 +184,8 @@ json_parse_token(const char *buf, size_t len, struct json_token *t,
 	}
 	if (get_string(o, "refresh_token", what, &t->refresh_token,
 	    err) == -1 ||
-	    get_seconds(o, "expires_in", what, LONG_MAX / 2, &t->expires_in,
-	    err) == -1)
+	    get_seconds(o, "expires_in", what, OAUTH2_TOKEN_EXPIRES_MAX,
+	    &t->expires_in, err) == -1)
 		goto out;
 	rc = 0;
 out:

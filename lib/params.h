@@ -317,6 +317,11 @@
  * step slow_down adds (RFC 8628 §3.5: 5 s each). */
 #define OAUTH2_DEVICE_INTERVAL	5
 
+/* Longest access-token lifetime we believe (10 years): a larger
+ * expires_in is cut to it, so that expiry times stay far from overflow
+ * and the token file's numbers stay short enough to read back. */
+#define OAUTH2_TOKEN_EXPIRES_MAX	(10L * 365 * 86400)
+
 /* Longest interval and lifetime we accept from a device response: a
  * provider asking for more is wrong, and authorize must end. */
 #define OAUTH2_DEVICE_INTERVAL_MAX	60

@@ -48,6 +48,11 @@ test_token_ok(void **state)
 	assert_int_equal(token("{\"access_token\":\"a\"}", &t, &err), 0);
 	assert_int_equal(t.expires_in, -1);
 	json_token_free(&t);
+	/* An absurd lifetime is cut, so the token file can be read back. */
+	assert_int_equal(token("{\"access_token\":\"a\",\"expires_in\":"
+	    "4611686018427387903}", &t, &err), 0);
+	assert_int_equal(t.expires_in, OAUTH2_TOKEN_EXPIRES_MAX);
+	json_token_free(&t);
 }
 
 static void
