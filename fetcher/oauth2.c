@@ -341,8 +341,9 @@ fail:
 }
 
 /*
- * The account's token lock, state_dir/oauth2.NAME.lock: held from reading
- * the file to writing the new one.  Waits up to `timeout` seconds (a
+ * The account's token lock, state_dir/oauth2-lock.NAME (not oauth2.NAME.lock,
+ * which would be the token file of an account named NAME.lock): held from
+ * reading the file to writing the new one.  Waits up to `timeout` seconds (a
  * refresh takes one request): a second refresh with a refresh token that
  * the first one just rotated away would be refused (invalid_grant).
  */
@@ -356,7 +357,7 @@ token_lock(const char *state_dir, const char *name, unsigned timeout,
 
 	if (pf_mkdirs(state_dir, err) == -1)
 		return -1;
-	path = xasprintf("%s/oauth2.%s.lock", state_dir, name);
+	path = xasprintf("%s/oauth2-lock.%s", state_dir, name);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd == -1) {
 		pf_error_set_errno(err, PF_FAIL_IO, "%s", path);

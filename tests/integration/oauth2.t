@@ -338,7 +338,8 @@ def _(tmp):
     box.store()
     box.srv.configure(oauth_tokens={"alice": "at-2"})
     os.makedirs(box.pf.state_dir, exist_ok=True)
-    fd = os.open(box.token_file + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(os.path.join(box.pf.state_dir, "oauth2-lock." + NAME),
+                 os.O_RDWR | os.O_CREAT, 0o600)
     later(lambda: os.close(fd))
     fcntl.flock(fd, fcntl.LOCK_EX)
     threading.Timer(1.0, lambda: fcntl.flock(fd, fcntl.LOCK_UN)).start()
