@@ -138,20 +138,28 @@ crypto_pbkdf2_sha256(const char *password, size_t passlen, const void *salt,
 }
 
 void
-crypto_md5_hex(const void *data, size_t len, char out[33])
+crypto_hex(const unsigned char *octets, size_t n, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hex[octets[i] >> 4];
+		out[2 * i + 1] = hex[octets[i] & 0x0f];
+	}
+	out[2 * n] = '\0';
+}
+
+void
+crypto_md5_hex(const void *data, size_t len, char out[33])
+{
 	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
+	unsigned int mdlen = 0;
 
 	if (EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL) != 1 ||
 	    mdlen != 16)
 		fatalx("EVP_Digest(MD5) failed");
-	for (i = 0; i < 16; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 0x0f];
-	}
-	out[32] = '\0';
+	crypto_hex(md, 16, out);
 }
 
 char *

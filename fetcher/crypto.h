@@ -35,6 +35,9 @@ int	crypto_pbkdf2_sha256(const char *password, size_t passlen,
 	    const void *salt, size_t saltlen, unsigned iterations,
 	    unsigned char out[CRYPTO_SHA256_LEN]);
 
+/* n octets as 2n lower-case hex digits plus NUL into out. */
+void	crypto_hex(const unsigned char *octets, size_t n, char *out);
+
 /* MD5 of data as 32 lower-case hex digits plus NUL (APOP, RFC 1939 §7). */
 void	crypto_md5_hex(const void *data, size_t len, char out[33]);
 

@@ -177,22 +177,16 @@ sink_data(void *ctx, const char *buf, size_t len, struct pf_error *err)
 static char *
 message_key(struct run *r, const struct pop3_msg *m)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[CRYPTO_SHA256_LEN];
 	char *key;
-	size_t i, o;
+	size_t o = strlen(SEEN_DIGEST_PREFIX);
 
 	if (!r->no_uidl)
 		return xstrdup(m->uidl);
 	crypto_sha256_end(&r->digest, md);
 	key = xmalloc(SEEN_DIGEST_KEY_LEN + 1);
-	o = strlen(SEEN_DIGEST_PREFIX);
 	memcpy(key, SEEN_DIGEST_PREFIX, o);
-	for (i = 0; i < sizeof(md); i++) {
-		key[o++] = hex[md[i] >> 4];
-		key[o++] = hex[md[i] & 0xf];
-	}
-	key[o] = '\0';
+	crypto_hex(md, sizeof(md), key + o);
 	return key;
 }
 
@@ -272,20 +266,15 @@ commit_failed(void *ctx, const void *tag, const struct pf_error *why)
 static void
 message_id(const struct run *r, const char *key, char *out, size_t size)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[CRYPTO_SHA256_LEN];
-	char *in;
-	size_t i, o = 0;
+	char *in, hex[2 * 16 + 1];
 
 	in = xasprintf("%s@%s:%u\n%s", r->acct->user, r->acct->host,
 	    r->acct->port, key);
 	crypto_sha256(in, strlen(in), md);
 	free(in);
-	for (i = 0; i < 16 && o + 2 < size; i++) {
-		out[o++] = hex[md[i] >> 4];
-		out[o++] = hex[md[i] & 0xf];
-	}
-	snprintf(out + o, size - o, "@popfetch");
+	crypto_hex(md, 16, hex);
+	snprintf(out, size, "%s@popfetch", hex);
 }
 
 /* Label finished delivery d (NULL: discarded) and queue it for the group
@@ -313,24 +302,37 @@ enqueue(struct run *r, const struct pop3_msg *m, struct deliver_msg *d,
 	return rc == -1 ? -1 : 0;
 }
 
-/* Act on the filter's verdict for h (DESIGN §10.1). */
+/* Free h and what it still holds (a delivery not committed goes). */
+static void
+held_free(struct held *h)
+{
+	deliver_free(&h->d);
+	free(h->key);
+	free(h);
+}
+
+/* Act on the filter's verdict for h (DESIGN §10.1); what goes on to the
+ * group commit is taken out of h, the rest the caller frees with it. */
 static int
 verdict(struct run *r, struct held *h, struct pf_error *err)
 {
+	struct deliver_msg *d = h->d;
+	char *key = h->key;
+
 	switch (h->job.verdict) {
 	case FILTER_DELIVER:
-		return enqueue(r, h->m, h->d, h->key, h->job.folder, err);
+		h->d = NULL;
+		h->key = NULL;
+		return enqueue(r, h->m, d, key, h->job.folder, err);
 	case FILTER_DISCARD:
 		log_debug("%s: message %u discarded by the filter", r->name,
 		    h->m->number);
-		deliver_free(&h->d);
-		return enqueue(r, h->m, NULL, h->key, NULL, err);
+		h->key = NULL;
+		return enqueue(r, h->m, NULL, key, NULL, err);
 	case FILTER_REFUSED:
 		break;
 	}
 	note_refused(r, h->m, "not delivered", &h->job.why);
-	deliver_free(&h->d);
-	free(h->key);
 	return 0;
 }
 
@@ -355,11 +357,7 @@ take_filtered(struct run *r, bool all, struct pf_error *err)
 		r->nheld--;
 		if (rc == 0)
 			rc = verdict(r, h, err);
-		else {
-			deliver_free(&h->d);
-			free(h->key);
-		}
-		free(h);
+		held_free(h);
 	}
 	return rc;
 }
@@ -766,11 +764,7 @@ run_cleanup(struct run *r)
 	spool_free(&r->spool);
 	/* Messages still in the filter go as the queue's do: not kept. */
 	for (; r->nheld > 0; r->nheld--) {
-		struct held *h = filter_take(r->filter, true)->owner;
-
-		deliver_free(&h->d);
-		free(h->key);
-		free(h);
+		held_free(filter_take(r->filter, true)->owner);
 	}
 	filter_free(&r->filter);
 	commit_queue_free(&r->queue);
