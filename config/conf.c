@@ -96,6 +96,7 @@ static const struct opt_def opt_table[CONF_OPT_COUNT] = {
 	[CONF_OPT_TLS_VERIFY] =	{ "tls_verify", KIND_BOOL, BOTH, 0, 0 },
 	[CONF_OPT_TLS_CA_FILE] =	{ "tls_ca_file", KIND_PATH, BOTH, 0, 0 },
 	[CONF_OPT_TLS_FINGERPRINT] =	{ "tls_fingerprint", KIND_FINGERPRINT, BOTH, 0, 0 },
+	[CONF_OPT_TLS_RESUME] =	{ "tls_resume", KIND_BOOL, BOTH, 0, 0 },
 	[CONF_OPT_USER] =		{ "user", KIND_TEXT, SCOPE_ACCOUNT, 0, 0 },
 	[CONF_OPT_PASSWORD] =	{ "password", KIND_SECRET, BOTH, 0, 0 },
 	[CONF_OPT_PASSWORD_COMMAND] = { "password_command", KIND_COMMAND, BOTH, 0, 0 },
@@ -1626,6 +1627,7 @@ build_account(struct conf_account *a, cfg_t *sec, const struct sec_info *si)
 	if ((e = effective(sec, si, CONF_OPT_TLS_FINGERPRINT)).value != NULL)
 		a->has_fingerprint = conf_parse_fingerprint(e.value,
 		    a->tls_fingerprint) == 0;
+	a->tls_resume = eff_bool(effective(sec, si, CONF_OPT_TLS_RESUME), true);
 	/* A CA file that will be used but does not exist: say where it is
 	 * set now, not at the first connection. */
 	if (a->tls_ca_file != NULL && a->tls != CONF_TLS_NONE &&

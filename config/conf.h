@@ -33,6 +33,7 @@ enum conf_opt {
 	CONF_OPT_TLS_VERIFY,
 	CONF_OPT_TLS_CA_FILE,
 	CONF_OPT_TLS_FINGERPRINT,
+	CONF_OPT_TLS_RESUME,
 	CONF_OPT_USER,
 	CONF_OPT_PASSWORD,
 	CONF_OPT_PASSWORD_COMMAND,
@@ -86,6 +87,8 @@ struct conf_account {
 	char		*tls_ca_file;		/* NULL: system store; `~` expanded */
 	bool		 has_fingerprint;
 	unsigned char	 tls_fingerprint[32];	/* SHA-256 of the DER leaf cert */
+	bool		 tls_resume;		/* keep the TLS session for the next
+						 * run (doc/DESIGN.md §12) */
 	char		*user;
 	char		*password;		/* secret; NULL when not set */
 	char		*password_command;	/* NULL when not set */

@@ -440,6 +440,18 @@ conn_tls_info(const struct conn *c, struct tls_info *info)
 	return 0;
 }
 
+bool
+conn_tls_resumed(const struct conn *c)
+{
+	return c->tls != NULL && tls_resumed(c->tls);
+}
+
+int
+conn_tls_session(const struct conn *c, unsigned char **der_r, size_t *len_r)
+{
+	return c->tls != NULL ? tls_session_export(c->tls, der_r, len_r) : -1;
+}
+
 const char *
 conn_peer_addr(const struct conn *c)
 {

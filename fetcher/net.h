@@ -141,6 +141,13 @@ bool	conn_is_tls(const struct conn *c);
 /* Fill *info for a TLS connection; returns -1 if the connection is plain. */
 int	conn_tls_info(const struct conn *c, struct tls_info *info);
 
+/* Whether the TLS session was resumed (false for a plain connection). */
+bool	conn_tls_resumed(const struct conn *c);
+
+/* The newest TLS session to keep, as tls_session_export; -1: none. */
+int	conn_tls_session(const struct conn *c, unsigned char **der_r,
+	    size_t *len_r);
+
 /* The peer's numeric address ("127.0.0.1", "::1"), or "unknown". */
 const char *conn_peer_addr(const struct conn *c);
 

@@ -3,9 +3,17 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
+#include "log.h"
 #include "oauth2.h"
+#include "resume.h"
 #include "secret.h"
 #include "session.h"
 #include "xmalloc.h"
@@ -19,6 +27,153 @@ session_secret(struct session *s, struct pf_error *err)
 		return oauth2_access_token(s->state_dir, a, &s->secret, err);
 	return secret_get(a->password, a->password_command, a->timeout,
 	    &s->secret, err);
+}
+
+/* One field of the settings digest: its length, then its bytes, so that
+ * no two different settings hash the same stream. */
+static void
+key_add(struct crypto_sha256_ctx *c, const char *field, const void *v,
+    size_t len)
+{
+	char head[64];
+	int n;
+
+	n = snprintf(head, sizeof(head), "%s %zu:", field, len);
+	crypto_sha256_update(c, head, (size_t)n);
+	if (len > 0)
+		crypto_sha256_update(c, v, len);
+}
+
+static void
+key_add_str(struct crypto_sha256_ctx *c, const char *field, const char *v)
+{
+	key_add(c, field, v != NULL ? v : "(none)", strlen(v != NULL ? v :
+	    "(none)"));
+}
+
+/*
+ * The digest a stored TLS session must carry to be offered
+ * (doc/DESIGN.md §12): everything that decides whom we talk to and what
+ * we trust.  A change of any of it means a full handshake, verified under
+ * the new settings.  The CA file counts by name and by identity and
+ * modification time: a new CA file in the same place is a new trust.
+ * The minimum version (TLS 1.2, tls.c) and the ciphers are not settings;
+ * "v1" is bumped when tls.c changes what it requires.
+ */
+static void
+tls_key(const struct conf_account *a, unsigned char out[32])
+{
+	struct crypto_sha256_ctx *c = crypto_sha256_begin();
+	struct stat st;
+	char buf[128];
+
+	key_add_str(c, "popfetch-tls-resume", "v1 min=TLSv1.2");
+	key_add_str(c, "account", a->name);
+	key_add_str(c, "host", a->host);	/* also the SNI name */
+	snprintf(buf, sizeof(buf), "%u", a->port);
+	key_add_str(c, "port", buf);
+	key_add_str(c, "tls", conf_tls_name(a->tls));
+	key_add_str(c, "tls_verify", a->tls_verify ? "yes" : "no");
+	key_add_str(c, "tls_ca_file", a->tls_ca_file);
+	if (a->tls_ca_file != NULL && stat(a->tls_ca_file, &st) == 0)
+		snprintf(buf, sizeof(buf), "%ju:%ju:%jd:%jd.%09ld",
+		    (uintmax_t)st.st_dev, (uintmax_t)st.st_ino,
+		    (intmax_t)st.st_size, (intmax_t)st.st_mtim.tv_sec,
+		    st.st_mtim.tv_nsec);
+	else
+		snprintf(buf, sizeof(buf), "-");
+	key_add_str(c, "tls_ca_file stat", buf);
+	key_add(c, "tls_fingerprint", a->tls_fingerprint,
+	    a->has_fingerprint ? sizeof(a->tls_fingerprint) : 0);
+	crypto_sha256_end(&c, out);
+}
+
+/* Before a handshake: the stored session to offer, if it is for exactly
+ * these settings and still good (doc/DESIGN.md §12). */
+static void
+offer_session(struct session *s, struct tls_settings *ts,
+    unsigned char **blob_r, size_t *len_r)
+{
+	const struct conf_account *a = s->acct;
+	char why[128];
+
+	*blob_r = NULL;
+	*len_r = 0;
+	if (s->no_resume || s->state_dir == NULL)
+		return;
+	if (!a->tls_resume) {
+		/* Turned off: a session kept before goes too. */
+		if (resume_remove(s->state_dir, a->name))
+			log_debug("%s: tls_resume = false: removed the stored "
+			    "TLS session", a->name);
+		return;
+	}
+	tls_key(a, s->tls_key);
+	s->tls_keyed = true;
+	ts->keep_session = true;
+	if (resume_load(s->state_dir, a->name, s->tls_key, blob_r, len_r, why,
+	    sizeof(why)) == -1 ||
+	    !tls_session_usable(*blob_r, *len_r, why, sizeof(why))) {
+		log_debug("%s: no TLS session to resume (%s)", a->name, why);
+		if (*blob_r != NULL) {
+			crypto_cleanse(*blob_r, *len_r);
+			free(*blob_r);
+			*blob_r = NULL;
+		}
+		return;
+	}
+	ts->session = *blob_r;
+	ts->session_len = *len_r;
+}
+
+/* The handshake, with the stored session offered; a failed verification
+ * removes the stored session (doc/DESIGN.md §12). */
+static int
+start_tls(struct session *s, struct tls_settings *ts, struct pf_error *err)
+{
+	const struct conf_account *a = s->acct;
+	unsigned char *blob;
+	size_t len;
+	int rc;
+
+	offer_session(s, ts, &blob, &len);
+	rc = conn_starttls(s->conn, ts, err);
+	if (blob != NULL) {
+		crypto_cleanse(blob, len);
+		free(blob);
+	}
+	ts->session = NULL;
+	ts->session_len = 0;
+	if (rc == -1) {
+		if (err->category == PF_FAIL_TLS && s->state_dir != NULL &&
+		    resume_remove(s->state_dir, a->name))
+			log_debug("%s: removed the stored TLS session", a->name);
+		s->tls_keyed = false;
+		return -1;
+	}
+	log_debug("%s: %s", a->name, conn_tls_resumed(s->conn) ?
+	    "TLS session resumed" : "TLS full handshake");
+	return 0;
+}
+
+void
+session_keep_tls(struct session *s)
+{
+	const struct conf_account *a = s->acct;
+	struct pf_error err;
+	unsigned char *der;
+	size_t len;
+
+	if (!s->tls_keyed || s->conn == NULL ||
+	    conn_tls_session(s->conn, &der, &len) == -1)
+		return;
+	s->tls_keyed = false;	/* once */
+	if (resume_save(s->state_dir, a->name, s->tls_key, der, len,
+	    &err) == -1)
+		log_warnx("%s: TLS session not kept for the next run: %s",
+		    a->name, err.what);
+	crypto_cleanse(der, len);
+	free(der);
 }
 
 int
@@ -37,15 +192,14 @@ session_connect(struct session *s, struct pf_error *err)
 	s->with = "POP3";
 	if (conn_open(a->host, a->port, a->timeout, &s->conn, err) == -1)
 		return -1;
-	if (a->tls == CONF_TLS_IMPLICIT &&
-	    conn_starttls(s->conn, &ts, err) == -1)
+	if (a->tls == CONF_TLS_IMPLICIT && start_tls(s, &ts, err) == -1)
 		return -1;
 	s->pop3 = pop3_new(a->name, conn_read, conn_write, s->conn);
 	if (pop3_greeting_capa(s->pop3, err) == -1)
 		return -1;
 	if (a->tls == CONF_TLS_STARTTLS) {
 		if (pop3_stls(s->pop3, err) == -1 ||
-		    conn_starttls(s->conn, &ts, err) == -1 ||
+		    start_tls(s, &ts, err) == -1 ||
 		    pop3_capa(s->pop3, NULL, err) == -1)
 			return -1;
 	}
@@ -93,6 +247,8 @@ session_close(struct session *s, bool quit)
 
 	if (quit && s->pop3 != NULL && pop3_is_synchronised(s->pop3))
 		(void)pop3_quit(s->pop3, POP3_QUIT_COMMIT, &ignored);
+	/* At the end of the run: the server's last ticket is the newest. */
+	session_keep_tls(s);
 	pop3_free(&s->pop3);
 	conn_close(&s->conn);
 	secret_free(&s->secret);

@@ -22,6 +22,13 @@ struct session {
 	const char		*with;		/* "POP3S", ...: Received: */
 	struct tls_cert_info	*rejected;	/* check: a refused certificate
 						 * is described here */
+	bool			 no_resume;	/* check: a full handshake, and
+						 * no session kept */
+	/* TLS resumption (doc/DESIGN.md §12): the digest of the account's
+	 * TLS settings the stored session must carry, and whether a
+	 * verified TLS session was established under it. */
+	unsigned char		 tls_key[32];
+	bool			 tls_keyed;
 };
 
 /* Get the account's secret: its password or its password_command's
@@ -38,6 +45,11 @@ int	session_login(struct session *s, struct pf_error *err);
 
 /* All three in turn; the login only when need_secret. */
 int	session_open(struct session *s, bool need_secret, struct pf_error *err);
+
+/* Store the newest TLS session of a verified connection for the next run
+ * (doc/DESIGN.md §12), if tls_resume allows; a failure costs a full
+ * handshake next time and is only logged.  session_close does it. */
+void	session_keep_tls(struct session *s);
 
 /* Drop the connection, with a QUIT when `quit` and still in step with the
  * server; free the secret if it is still held. */

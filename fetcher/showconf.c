@@ -201,6 +201,9 @@ show_opt(const struct conf *conf, const struct conf_account *a,
 	case CONF_OPT_TLS_VERIFY:
 		add(&l, "%s", yesno(a->tls_verify));
 		break;
+	case CONF_OPT_TLS_RESUME:
+		add(&l, "%s", yesno(a->tls_resume));
+		break;
 	case CONF_OPT_TLS_CA_FILE:
 		if (a->tls_ca_file != NULL)
 			add_quoted(&l, a->tls_ca_file);

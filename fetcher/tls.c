@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -50,6 +51,10 @@ struct tls {
 	bool		 fatal;		/* a fatal error: no close_notify */
 	bool		 established;
 	char		*host;		/* for messages */
+	bool		 check_chain;	/* chain and host name verified */
+	bool		 ip;		/* host is an IP literal */
+	bool		 keep;		/* keep_session, and something verified */
+	SSL_SESSION	*newest;	/* the newest session the server sent */
 	bool		 has_fingerprint;
 	unsigned char	 fingerprint[32];
 	/* The first verification failure, recorded by verify_cb. */
@@ -374,6 +379,96 @@ is_ip_literal(const char *host)
 	    inet_pton(AF_INET6, host, addr) == 1;
 }
 
+/* --- resumption (doc/DESIGN.md §12) --- */
+
+/*
+ * OpenSSL hands us every session the server gives: with TLS 1.3 a ticket
+ * after the handshake (with the first read), with TLS 1.2 during it, so
+ * before check_peer; tls_session_export lets none out unless the handshake
+ * ended verified.  The newest one wins.
+ */
+static int
+new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls *t = SSL_get_app_data(ssl);
+
+	if (t == NULL || !t->keep)
+		return 0;
+	SSL_SESSION_free(t->newest);
+	t->newest = sess;
+	return 1;	/* the reference is ours now */
+}
+
+bool
+tls_session_usable(const unsigned char *der, size_t len, char *why,
+    size_t whysize)
+{
+	const unsigned char *p = der;
+	SSL_SESSION *sess;
+	X509 *peer;
+	time_t now = time(NULL), start;
+	long life;
+	bool ok = false;
+
+	ERR_clear_error();
+	if (len > LONG_MAX || (sess = d2i_SSL_SESSION(NULL, &p,
+	    (long)len)) == NULL || p != der + len) {
+		snprintf(why, whysize, "cannot parse the stored session");
+		goto done_nosess;
+	}
+	start = (time_t)SSL_SESSION_get_time(sess);
+	life = SSL_SESSION_get_timeout(sess);
+	if (life > TLS_RESUME_MAX_AGE)
+		life = TLS_RESUME_MAX_AGE;
+	peer = SSL_SESSION_get0_peer(sess);
+	if (!SSL_SESSION_is_resumable(sess))
+		snprintf(why, whysize, "the stored session is not resumable");
+	else if (start > now + 60 || now - start >= life)
+		snprintf(why, whysize, "the stored session has expired");
+	else if (peer == NULL)
+		snprintf(why, whysize, "the stored session has no certificate");
+	else if (X509_cmp_current_time(X509_get0_notAfter(peer)) <= 0)
+		snprintf(why, whysize, "the server's certificate has expired");
+	else
+		ok = true;
+	SSL_SESSION_free(sess);
+done_nosess:
+	ERR_clear_error();
+	return ok;
+}
+
+bool
+tls_resumed(const struct tls *t)
+{
+	return t != NULL && t->established && SSL_session_reused(t->ssl) == 1;
+}
+
+int
+tls_session_export(const struct tls *t, unsigned char **der_r, size_t *len_r)
+{
+	unsigned char *der, *p;
+	int n;
+
+	if (t == NULL || !t->keep || !t->established || t->newest == NULL ||
+	    !SSL_SESSION_is_resumable(t->newest))
+		return -1;
+	ERR_clear_error();
+	if ((n = i2d_SSL_SESSION(t->newest, NULL)) <= 0) {
+		ERR_clear_error();
+		return -1;
+	}
+	p = der = xmalloc((size_t)n);
+	if (i2d_SSL_SESSION(t->newest, &p) != n) {
+		OPENSSL_cleanse(der, (size_t)n);
+		free(der);
+		ERR_clear_error();
+		return -1;
+	}
+	*der_r = der;
+	*len_r = (size_t)n;
+	return 0;
+}
+
 /* --- the session --- */
 
 struct tls *
@@ -397,6 +492,11 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 	memcpy(t->fingerprint, ts->fingerprint, sizeof(t->fingerprint));
 	check_chain = ts->verify && !ts->has_fingerprint;
 	ip = is_ip_literal(ts->host);
+	t->check_chain = check_chain;
+	t->ip = ip;
+	/* Only what was verified may be resumed later: tls_verify = false
+	 * without a pin verifies nothing. */
+	t->keep = ts->keep_session && (check_chain || ts->has_fingerprint);
 
 	ERR_clear_error();
 	if ((t->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
@@ -423,6 +523,14 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 			goto ssl_fail;
 	} else
 		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_NONE, NULL);
+	if (t->keep) {
+		/* No cache in the SSL_CTX (one per connection anyway): the
+		 * callback takes each session, tls_session_export hands it
+		 * to fetcher/session.c, which stores it. */
+		SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_CLIENT |
+		    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(t->ctx, new_session_cb);
+	}
 
 	if ((t->ssl = SSL_new(t->ctx)) == NULL)
 		goto ssl_fail;
@@ -459,6 +567,21 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 	BIO_set_data(bio, t);
 	SSL_set_bio(t->ssl, bio, bio);	/* the SSL owns the BIO now */
 	SSL_set_connect_state(t->ssl);
+	if (ts->session != NULL && ts->session_len > 0 &&
+	    ts->session_len <= LONG_MAX) {
+		const unsigned char *p = ts->session;
+		SSL_SESSION *sess;
+
+		/* Offered only; the server may still want a full handshake,
+		 * which is then verified as usual.  A session that will not
+		 * parse or set is not an error: a full handshake. */
+		if ((sess = d2i_SSL_SESSION(NULL, &p,
+		    (long)ts->session_len)) != NULL) {
+			(void)SSL_set_session(t->ssl, sess);
+			SSL_SESSION_free(sess);
+		}
+		ERR_clear_error();
+	}
 	return t;
 
 ssl_fail:
@@ -586,6 +709,26 @@ check_peer(struct tls *t, struct pf_error *err)
 		    "TLS handshake with %s: certificate verify failed: %s",
 		    t->host, X509_verify_cert_error_string(
 		    SSL_get_verify_result(t->ssl)));
+	/*
+	 * A resumed session brings its certificate and verify result from
+	 * the first handshake, and OpenSSL checks neither again.  The stored
+	 * session was for this very host (its settings digest, DESIGN §12),
+	 * so this cannot fail unless something is badly wrong; the name
+	 * check costs microseconds, and a resumed session must never be
+	 * trusted more than a new one.  (A pin is checked above, on the
+	 * session's certificate, resumed or not.)
+	 */
+	if (t->check_chain && SSL_session_reused(t->ssl) == 1 &&
+	    (t->ip ? X509_check_ip_asc((X509 *)(uintptr_t)peer, t->host, 0) :
+	    X509_check_host((X509 *)(uintptr_t)peer, t->host, 0,
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+	    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT, NULL)) != 1) {
+		describe_names((X509 *)(uintptr_t)peer, t->names,
+		    sizeof(t->names));
+		return pf_error_set(err, PF_FAIL_TLS,
+		    "TLS handshake with %s: host name mismatch: certificate is for %s (resumed session)",
+		    t->host, t->names);
+	}
 	return 0;
 }
 
@@ -704,6 +847,7 @@ tls_free(struct tls **tp)
 		}
 		SSL_free(t->ssl);	/* frees the BIO too */
 	}
+	SSL_SESSION_free(t->newest);
 	SSL_CTX_free(t->ctx);
 	BIO_meth_free(t->bio_method);
 	ERR_clear_error();

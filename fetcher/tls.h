@@ -43,6 +43,12 @@ struct tls_settings {
 	unsigned char	 fingerprint[32];	/* SHA-256 of the DER leaf; replaces CA+name checks */
 	struct tls_cert_info *rejected;	/* not NULL: gets the server's certificate
 					 * when it fails verification or the pin */
+	/* Resumption (doc/DESIGN.md §12): a session tls_session_export gave
+	 * for exactly these settings, to offer (NULL: none), and whether to
+	 * keep the sessions the server sends for tls_session_export. */
+	const unsigned char *session;
+	size_t		 session_len;
+	bool		 keep_session;
 };
 
 /* What `popfetch check` shows of an established TLS session. */
@@ -108,6 +114,29 @@ ssize_t		 tls_write(struct tls *t, const void *buf, size_t len,
  * "" if the handshake has not completed.
  */
 void		 tls_describe(const struct tls *t, struct tls_info *info);
+
+/*
+ * Whether a serialised session (tls_session_export's) is worth offering
+ * now: it parses, OpenSSL calls it resumable, it is within its lifetime
+ * and TLS_RESUME_MAX_AGE, and its server certificate has not expired.
+ * Returns true, or false with a short reason in why (for a debug line).
+ */
+bool		 tls_session_usable(const unsigned char *der, size_t len,
+		    char *why, size_t whysize);
+
+/* Whether the established session was resumed (no certificate sent). */
+bool		 tls_resumed(const struct tls *t);
+
+/*
+ * The newest session the server sent (a TLS 1.3 ticket arrives after the
+ * handshake, with the first data read), serialised into *der_r (malloc'ed;
+ * it holds the resumption secret: the caller wipes and frees it), if
+ * ts->keep_session was set and the peer was verified: its chain and name,
+ * or the pin.  Never with tls_verify = false and no pin.  Returns 0, or -1
+ * if there is none (nothing is set then).
+ */
+int		 tls_session_export(const struct tls *t, unsigned char **der_r,
+		    size_t *len_r);
 
 /*
  * Send close_notify once, without waiting for anything (best effort), free

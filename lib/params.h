@@ -135,6 +135,14 @@
  * a few more help debugging without letting the table grow forever. */
 #define SEEN_RUN_HISTORY	10
 
+/* ---- store/: the TLS session file (store/resume.c; DESIGN §12) ---- */
+
+/* Bytes of a TLS session file we read at most: a serialised session holds
+ * the server's leaf certificate (a few KiB even with many names) and a
+ * ticket (a few hundred bytes); anything bigger is not ours, and is
+ * ignored (a full handshake), not read into memory. */
+#define RESUME_FILE_MAX		(64 * 1024)
+
 /* ---- store/: the group commit (store/commit.c) ---- */
 
 /* Messages delivered between two seen-list commits (group commit,
@@ -174,6 +182,14 @@
  * mismatch message: a certificate with hundreds of names is cut here, so
  * the error line stays readable. */
 #define TLS_NAMES_MAX		256
+
+/* Seconds a stored TLS session is offered at most, whatever lifetime the
+ * server gave its ticket (RFC 8446 §4.6.1 allows 7 days): a resumed
+ * session skips the certificate check, so a certificate revoked, or a CA
+ * removed from the system store, is noticed within a day.  Changing
+ * tls_ca_file or anything else that decides trust invalidates at once
+ * (DESIGN §12). */
+#define TLS_RESUME_MAX_AGE	(24 * 60 * 60)
 
 /* ---- fetcher/: password_command (fetcher/secret.c) ---- */
 

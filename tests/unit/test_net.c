@@ -171,6 +171,7 @@ struct server {
 	enum srv_mode	 mode;
 	pthread_t	 thread;
 	bool		 handshake_ok;	/* set by the thread */
+	bool		 reused;	/* the server resumed a session */
 };
 
 static void *
@@ -204,6 +205,7 @@ server_main(void *arg)
 		    SSL_accept(ssl) != 1)
 			goto done;
 		s->handshake_ok = true;
+		s->reused = SSL_session_reused(ssl) == 1;
 		if (s->mode == SRV_HANDSHAKE_CLOSE)
 			goto done;
 	}
@@ -246,6 +248,20 @@ server_start(struct server *s, X509 *cert, enum srv_mode mode, unsigned *port_r)
 	memset(s, 0, sizeof(*s));
 	s->lfd = listen_local(port_r);
 	s->ctx = cert != NULL ? server_ctx(cert) : NULL;
+	s->mode = mode;
+	assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
+}
+
+/* server_start with a given SSL_CTX (shared: one ticket key for several
+ * connections, as one server process has). */
+static void
+server_start_ctx(struct server *s, SSL_CTX *ctx, enum srv_mode mode,
+    unsigned *port_r)
+{
+	memset(s, 0, sizeof(*s));
+	s->lfd = listen_local(port_r);
+	assert_int_equal(SSL_CTX_up_ref(ctx), 1);
+	s->ctx = ctx;
 	s->mode = mode;
 	assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
 }
@@ -389,6 +405,185 @@ expect_timeout_1s(const struct pf_error *err, double t0)
 	assert_int_equal(err->category, PF_FAIL_TEMP);
 	assert_non_null(strstr(err->what, "timed out after 1 s"));
 	assert_true(t >= 0.9 && t < 2.5);
+}
+
+/* --- resumption (doc/DESIGN.md §12) --- */
+
+/*
+ * One connection to a server sharing ctx, with ts; after the greeting and
+ * an echo (the TLS 1.3 ticket comes with them) returns conn_starttls's
+ * result, and with *der_r the session to keep (NULL if none).
+ * *resumed_r: the client saw a resumed session; *srv_reused_r: the server
+ * did.
+ */
+static int
+resume_attempt(SSL_CTX *ctx, const struct tls_settings *ts,
+    unsigned char **der_r, size_t *len_r, bool *resumed_r,
+    bool *srv_reused_r, struct pf_error *err)
+{
+	struct server s;
+	struct conn *c = NULL;
+	unsigned port;
+	int rc;
+
+	*der_r = NULL;
+	*len_r = 0;
+	server_start_ctx(&s, ctx, SRV_GREET_ECHO, &port);
+	assert_int_equal(conn_open("127.0.0.1", port, 5, &c, err), 0);
+	pf_error_clear(err);
+	rc = conn_starttls(c, ts, err);
+	*resumed_r = false;
+	if (rc == 0) {
+		*resumed_r = conn_tls_resumed(c);
+		expect_line(c, "hello\r\n");
+		assert_int_equal(conn_write(c, "ping\r\n", 6, err), 0);
+		expect_line(c, "echo ping\r\n");
+		if (conn_tls_session(c, der_r, len_r) == -1)
+			*der_r = NULL;
+	} else
+		show(err);
+	conn_close(&c);
+	server_stop(&s);
+	*srv_reused_r = s.reused;
+	return rc;
+}
+
+/* A pinned session resumes; with another pin, the same session (offered,
+ * and resumed by the server) is refused: the pin is checked on the
+ * resumed session's certificate. */
+static void
+test_tls_resume_pin(void **state)
+{
+	SSL_CTX *ctx = server_ctx(pki.cert);
+	struct tls_settings ts = settings("localhost", true, NULL);
+	struct pf_error err;
+	unsigned char *der, *der2;
+	size_t len, len2;
+	bool resumed, reused;
+	char why[128];
+
+	(void)state;
+	ts.has_fingerprint = true;
+	memcpy(ts.fingerprint, pki.fp, 32);
+	ts.keep_session = true;
+	assert_int_equal(resume_attempt(ctx, &ts, &der, &len, &resumed,
+	    &reused, &err), 0);
+	assert_false(resumed);
+	assert_false(reused);
+	assert_non_null(der);
+	assert_true(tls_session_usable(der, len, why, sizeof(why)));
+
+	/* Offered with the same pin: resumed, and a new ticket comes. */
+	ts.session = der;
+	ts.session_len = len;
+	assert_int_equal(resume_attempt(ctx, &ts, &der2, &len2, &resumed,
+	    &reused, &err), 0);
+	assert_true(resumed);
+	assert_true(reused);
+	assert_non_null(der2);
+	free(der2);
+
+	/* Another pin: the server resumes, the client refuses. */
+	ts.fingerprint[0] ^= 0x01;
+	assert_int_equal(resume_attempt(ctx, &ts, &der2, &len2, &resumed,
+	    &reused, &err), -1);
+	assert_true(reused);
+	assert_int_equal(err.category, PF_FAIL_TLS);
+	assert_non_null(strstr(err.what, "fingerprint mismatch"));
+	assert_null(der2);
+	free(der);
+	SSL_CTX_free(ctx);
+}
+
+/* Chain and name: a session made for 127.0.0.1, offered for a name the
+ * certificate does not carry, is refused (resumed or not). */
+static void
+test_tls_resume_host(void **state)
+{
+	SSL_CTX *ctx = server_ctx(pki.cert);
+	struct tls_settings ts = settings("127.0.0.1", true, pki.cert_file);
+	struct pf_error err;
+	unsigned char *der, *der2;
+	size_t len, len2;
+	bool resumed, reused;
+
+	(void)state;
+	ts.keep_session = true;
+	assert_int_equal(resume_attempt(ctx, &ts, &der, &len, &resumed,
+	    &reused, &err), 0);
+	assert_non_null(der);
+	ts.session = der;
+	ts.session_len = len;
+	assert_int_equal(resume_attempt(ctx, &ts, &der2, &len2, &resumed,
+	    &reused, &err), 0);
+	assert_true(resumed);
+	free(der2);
+	ts.host = "wrong.example";
+	assert_int_equal(resume_attempt(ctx, &ts, &der2, &len2, &resumed,
+	    &reused, &err), -1);
+	fprintf(stderr, "# the server %s the session\n", reused ? "resumed" :
+	    "did not resume");
+	assert_int_equal(err.category, PF_FAIL_TLS);
+	assert_non_null(strstr(err.what, "host name mismatch"));
+	free(der);
+	SSL_CTX_free(ctx);
+}
+
+/* Nothing verified, nothing kept: tls_verify = false without a pin, or
+ * keep_session unset. */
+static void
+test_tls_resume_unverified(void **state)
+{
+	SSL_CTX *ctx = server_ctx(pki.cert);
+	struct tls_settings ts = settings("localhost", false, NULL);
+	struct pf_error err;
+	unsigned char *der;
+	size_t len;
+	bool resumed, reused;
+
+	(void)state;
+	ts.keep_session = true;
+	assert_int_equal(resume_attempt(ctx, &ts, &der, &len, &resumed,
+	    &reused, &err), 0);
+	assert_null(der);
+	ts = settings("localhost", true, pki.cert_file);
+	assert_int_equal(resume_attempt(ctx, &ts, &der, &len, &resumed,
+	    &reused, &err), 0);
+	assert_null(der);
+	SSL_CTX_free(ctx);
+}
+
+/* Garbage and a truncated session are not usable. */
+static void
+test_tls_resume_garbage(void **state)
+{
+	SSL_CTX *ctx = server_ctx(pki.cert);
+	struct tls_settings ts = settings("localhost", true, pki.cert_file);
+	static const unsigned char junk[] = "not a session at all";
+	struct pf_error err;
+	unsigned char *der, *der2;
+	size_t len, len2;
+	bool resumed, reused;
+	char why[128];
+
+	(void)state;
+	assert_false(tls_session_usable(junk, sizeof(junk), why, sizeof(why)));
+	fprintf(stderr, "# %s\n", why);
+	ts.keep_session = true;
+	assert_int_equal(resume_attempt(ctx, &ts, &der, &len, &resumed,
+	    &reused, &err), 0);
+	assert_non_null(der);
+	assert_false(tls_session_usable(der, len - 1, why, sizeof(why)));
+	/* Offered anyway (tls_new does not trust its caller): a full
+	 * handshake, verified. */
+	ts.session = junk;
+	ts.session_len = sizeof(junk);
+	assert_int_equal(resume_attempt(ctx, &ts, &der2, &len2, &resumed,
+	    &reused, &err), 0);
+	assert_false(resumed);
+	free(der2);
+	free(der);
+	SSL_CTX_free(ctx);
 }
 
 /* --- plain TCP --- */
@@ -950,6 +1145,10 @@ main(void)
 		cmocka_unit_test(test_tls_bad_ca_file),
 		cmocka_unit_test(test_tls_not_a_tls_server),
 		cmocka_unit_test(test_tls_handshake_stall),
+		cmocka_unit_test(test_tls_resume_pin),
+		cmocka_unit_test(test_tls_resume_host),
+		cmocka_unit_test(test_tls_resume_unverified),
+		cmocka_unit_test(test_tls_resume_garbage),
 	};
 
 	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);

@@ -1,0 +1,239 @@
+/*
+ * resume.c - the TLS session file of an account (doc/DESIGN.md §12).
+ *
+ * Format (binary, all numbers big-endian):
+ *
+ *	"PFTLSSES"	8 bytes, magic
+ *	version		4 bytes, RESUME_VERSION
+ *	key		32 bytes, the caller's digest of its TLS settings
+ *	length		4 bytes, of the blob
+ *	blob		length bytes
+ *	check		8 bytes, FNV-1a 64 of everything before it
+ *
+ * The check is against a torn or rotted file, not an attacker: whoever can
+ * write the 0700 state directory can also replace the seen-list.  A blob
+ * changed by a bit would otherwise be offered, and a TLS 1.3 server refuses
+ * a PSK whose binder does not match with a fatal alert instead of falling
+ * back to a full handshake.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "params.h"
+#include "resume.h"
+#include "xmalloc.h"
+
+#define RESUME_MAGIC	"PFTLSSES"
+#define RESUME_VERSION	1
+#define HEAD_LEN	(8 + 4 + RESUME_KEY_LEN + 4)
+#define CHECK_LEN	8
+
+static uint64_t
+fnv1a64(const unsigned char *p, size_t n)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+	while (n-- > 0) {
+		h ^= *p++;
+		h *= UINT64_C(0x100000001b3);
+	}
+	return h;
+}
+
+static void
+put_be(unsigned char *p, uint64_t v, size_t n)
+{
+	while (n-- > 0) {
+		p[n] = (unsigned char)(v & 0xff);
+		v >>= 8;
+	}
+}
+
+static uint64_t
+get_be(const unsigned char *p, size_t n)
+{
+	uint64_t v = 0;
+
+	while (n-- > 0)
+		v = v << 8 | *p++;
+	return v;
+}
+
+int
+resume_path(const char *state_dir, const char *account, char *buf,
+    size_t size)
+{
+	int n;
+
+	/* Account names are safe in a file name (config/conf.c restricts
+	 * them), as for oauth2.NAME (DESIGN §11.2). */
+	n = snprintf(buf, size, "%s/tls-session.%s", state_dir, account);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+int
+resume_load(const char *state_dir, const char *account,
+    const unsigned char key[RESUME_KEY_LEN], unsigned char **blob_r,
+    size_t *len_r, char *why, size_t whysize)
+{
+	char path[PATH_MAX];
+	unsigned char *buf = NULL;
+	struct stat st;
+	size_t len, got = 0;
+	ssize_t n;
+	int fd = -1;
+
+	*blob_r = NULL;
+	*len_r = 0;
+	if (resume_path(state_dir, account, path, sizeof(path)) == -1) {
+		snprintf(why, whysize, "path too long");
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		snprintf(why, whysize, "%s", errno == ENOENT ?
+		    "no session file" : strerror(errno));
+		return -1;
+	}
+	/* Ours and private, as we write it; else someone else's. */
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+		snprintf(why, whysize, "not a private file of ours");
+		goto fail;
+	}
+	if (st.st_size < HEAD_LEN + CHECK_LEN || st.st_size > RESUME_FILE_MAX) {
+		snprintf(why, whysize, "corrupt: %lld bytes",
+		    (long long)st.st_size);
+		goto fail;
+	}
+	buf = xmalloc((size_t)st.st_size);
+	while (got < (size_t)st.st_size) {
+		n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(why, whysize, "read: %s", n == 0 ?
+			    "file shrank" : strerror(errno));
+			goto fail;
+		}
+		got += (size_t)n;
+	}
+	len = (size_t)get_be(buf + HEAD_LEN - 4, 4);
+	if (memcmp(buf, RESUME_MAGIC, 8) != 0 ||
+	    get_be(buf + 8, 4) != RESUME_VERSION ||
+	    len != got - HEAD_LEN - CHECK_LEN || len == 0 ||
+	    get_be(buf + got - CHECK_LEN, CHECK_LEN) !=
+	    fnv1a64(buf, got - CHECK_LEN)) {
+		snprintf(why, whysize, "corrupt: bad header, length or check");
+		goto fail;
+	}
+	if (memcmp(buf + 12, key, RESUME_KEY_LEN) != 0) {
+		snprintf(why, whysize, "TLS settings changed");
+		goto fail;
+	}
+	close(fd);
+	/* The caller gets the blob alone; the rest is wiped with it. */
+	memmove(buf, buf + HEAD_LEN, len);
+	explicit_bzero(buf + len, got - len);
+	*blob_r = buf;
+	*len_r = len;
+	return 0;
+
+fail:
+	if (buf != NULL) {
+		explicit_bzero(buf, got);
+		free(buf);
+	}
+	close(fd);
+	return -1;
+}
+
+int
+resume_save(const char *state_dir, const char *account,
+    const unsigned char key[RESUME_KEY_LEN], const unsigned char *blob,
+    size_t len, struct pf_error *err)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	unsigned char *buf;
+	size_t total = HEAD_LEN + len + CHECK_LEN, off = 0;
+	ssize_t n;
+	int fd;
+
+	if (len == 0 || total > RESUME_FILE_MAX)
+		return pf_error_set(err, PF_FAIL_IO, "TLS session of %zu bytes "
+		    "not kept: too big", len);
+	if (resume_path(state_dir, account, path, sizeof(path)) == -1 ||
+	    snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
+		return pf_error_set(err, PF_FAIL_IO, "path too long: %s/"
+		    "tls-session.%s", state_dir, account);
+	buf = xmalloc(total);
+	memcpy(buf, RESUME_MAGIC, 8);
+	put_be(buf + 8, RESUME_VERSION, 4);
+	memcpy(buf + 12, key, RESUME_KEY_LEN);
+	put_be(buf + HEAD_LEN - 4, len, 4);
+	memcpy(buf + HEAD_LEN, blob, len);
+	put_be(buf + HEAD_LEN + len, fnv1a64(buf, HEAD_LEN + len), CHECK_LEN);
+
+	/* mkostemp creates the file 0600: the secret is never readable by
+	 * anyone else, not even for a moment. */
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
+		pf_error_set_errno(err, PF_FAIL_IO, "mkstemp(%s)", tmp);
+		goto fail;
+	}
+	while (off < total) {
+		n = write(fd, buf + off, total - off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			pf_error_set_errno(err, PF_FAIL_IO, "write(%s)", tmp);
+			goto fail_tmp;
+		}
+		off += (size_t)n;
+	}
+	if (close(fd) == -1) {
+		fd = -1;
+		pf_error_set_errno(err, PF_FAIL_IO, "close(%s)", tmp);
+		goto fail_tmp;
+	}
+	fd = -1;
+	/* No fsync (DESIGN §12): a crash may leave the old file, an empty
+	 * one or none, and each of them only costs a full handshake. */
+	if (rename(tmp, path) == -1) {
+		pf_error_set_errno(err, PF_FAIL_IO, "rename(%s, %s)", tmp, path);
+		goto fail_tmp;
+	}
+	explicit_bzero(buf, total);
+	free(buf);
+	return 0;
+
+fail_tmp:
+	if (fd != -1)
+		close(fd);
+	(void)unlink(tmp);
+fail:
+	explicit_bzero(buf, total);
+	free(buf);
+	return -1;
+}
+
+bool
+resume_remove(const char *state_dir, const char *account)
+{
+	char path[PATH_MAX];
+
+	if (resume_path(state_dir, account, path, sizeof(path)) == -1)
+		return false;
+	return unlink(path) == 0;
+}
