@@ -578,6 +578,7 @@ def _(tmp):
         "  tls_verify = true                           # default\n"
         "  tls_ca_file = (none: the system store)      # default\n"
         "  tls_fingerprint = (none)                    # default\n"
+        "  tls_resume = true                           # default\n"
         '  user = "alice"                              # %(c)s:7\n'
         "  password = ********                         # %(c)s:8\n"
         "  auth = auto                                 # default\n"
@@ -606,6 +607,7 @@ def _(tmp):
         "  tls_verify = true                           # default\n"
         "  tls_ca_file = (none: the system store)      # default\n"
         '  tls_fingerprint = "sha256:%(fp)s" # %(c)s:19\n'
+        "  tls_resume = true                           # default\n"
         '  user = "bob"                                # %(c)s:15\n'
         '  password_command = "pass show \\"mail/list\\"" # %(c)s:16\n'
         "  auth = auto                                 # default\n"
@@ -635,6 +637,7 @@ def _(tmp):
              ln("tls_verify", "true", "default") +
              ln("tls_ca_file", "(none: the system store)", "default") +
              ln("tls_fingerprint", "(none)", "default") +
+             ln("tls_resume", "true", "default") +
              ln("user", '"carol@example.com"', "%s:23" % c) +
              ln("auth", "xoauth2", "default") +
              ln("oauth2_provider", "microsoft", "%s:24" % c) +

@@ -719,6 +719,7 @@ test_defaults(void **state)
 	assert_true(a->tls_verify);
 	assert_null(a->tls_ca_file);
 	assert_false(a->has_fingerprint);
+	assert_true(a->tls_resume);
 	assert_string_equal(a->user, "alice");
 	assert_string_equal(a->password, "secret");
 	assert_null(a->password_command);
@@ -801,6 +802,7 @@ test_every_value(void **state)
 	    "  tls_ca_file = \"/etc/ssl/ca.pem\"\n"
 	    "  tls_fingerprint = \"sha256:5A:0F:00:11:22:33:44:55:66:77:88:99:"
 	    "AA:BB:CC:DD:EE:FF:01:23:45:67:89:AB:CD:EF:FE:DC:BA:98:76:54\"\n"
+	    "  tls_resume = false\n"
 	    "  user = \"bob@example.org\"\n"
 	    "  password_command = \"pass show mail/work\"\n"
 	    "  auth = scram-sha-256\n"
@@ -826,6 +828,7 @@ test_every_value(void **state)
 	assert_string_equal(a->tls_ca_file, "/etc/ssl/ca.pem");
 	assert_true(a->has_fingerprint);
 	assert_memory_equal(a->tls_fingerprint, fpr, 32);
+	assert_false(a->tls_resume);
 	assert_string_equal(a->user, "bob@example.org");
 	assert_null(a->password);
 	assert_string_equal(a->password_command, "pass show mail/work");
