@@ -89,41 +89,38 @@ tls_key(const struct conf_account *a, unsigned char out[32])
 }
 
 /* Before a handshake: the stored session to offer, if it is for exactly
- * these settings and still good (doc/DESIGN.md §12). */
-static void
-offer_session(struct session *s, struct tls_settings *ts,
-    unsigned char **blob_r, size_t *len_r)
+ * these settings and still good (doc/DESIGN.md §12); NULL if none. */
+static struct tls_stored *
+stored_session(struct session *s, struct tls_settings *ts)
 {
 	const struct conf_account *a = s->acct;
+	struct tls_stored *st = NULL;
+	unsigned char *blob = NULL;
+	size_t len = 0;
 	char why[128];
 
-	*blob_r = NULL;
-	*len_r = 0;
 	if (s->no_resume || s->state_dir == NULL)
-		return;
+		return NULL;
 	if (!a->tls_resume) {
 		/* Turned off: a session kept before goes too. */
 		if (resume_remove(s->state_dir, a->name))
 			log_debug("%s: tls_resume = false: removed the stored "
 			    "TLS session", a->name);
-		return;
+		return NULL;
 	}
 	tls_key(a, s->tls_key);
 	s->tls_keyed = true;
 	ts->keep_session = true;
-	if (resume_load(s->state_dir, a->name, s->tls_key, blob_r, len_r, why,
-	    sizeof(why)) == -1 ||
-	    !tls_session_usable(*blob_r, *len_r, why, sizeof(why))) {
-		log_debug("%s: no TLS session to resume (%s)", a->name, why);
-		if (*blob_r != NULL) {
-			crypto_cleanse(*blob_r, *len_r);
-			free(*blob_r);
-			*blob_r = NULL;
-		}
-		return;
+	if (resume_load(s->state_dir, a->name, s->tls_key, &blob, &len, why,
+	    sizeof(why)) == 0)
+		st = tls_stored_parse(blob, len, why, sizeof(why));
+	if (blob != NULL) {
+		crypto_cleanse(blob, len);
+		free(blob);
 	}
-	ts->session = *blob_r;
-	ts->session_len = *len_r;
+	if (st == NULL)
+		log_debug("%s: no TLS session to resume (%s)", a->name, why);
+	return st;
 }
 
 /* The handshake, with the stored session offered; a failed verification
@@ -132,18 +129,14 @@ static int
 start_tls(struct session *s, struct tls_settings *ts, struct pf_error *err)
 {
 	const struct conf_account *a = s->acct;
-	unsigned char *blob;
-	size_t len;
+	struct tls_stored *st;
 	int rc;
 
-	offer_session(s, ts, &blob, &len);
+	st = stored_session(s, ts);
+	ts->session = st;
 	rc = conn_starttls(s->conn, ts, err);
-	if (blob != NULL) {
-		crypto_cleanse(blob, len);
-		free(blob);
-	}
 	ts->session = NULL;
-	ts->session_len = 0;
+	tls_stored_free(&st);
 	if (rc == -1) {
 		if (err->category == PF_FAIL_TLS && s->state_dir != NULL &&
 		    resume_remove(s->state_dir, a->name))
@@ -192,6 +185,9 @@ session_connect(struct session *s, struct pf_error *err)
 	s->with = "POP3";
 	if (conn_open(a->host, a->port, a->timeout, &s->conn, err) == -1)
 		return -1;
+	/* No TLS: a session kept before is of no use, and holds a secret. */
+	if (a->tls == CONF_TLS_NONE && !s->no_resume && s->state_dir != NULL)
+		(void)resume_remove(s->state_dir, a->name);
 	if (a->tls == CONF_TLS_IMPLICIT && start_tls(s, &ts, err) == -1)
 		return -1;
 	s->pop3 = pop3_new(a->name, conn_read, conn_write, s->conn);

@@ -55,6 +55,9 @@ struct tls {
 	bool		 ip;		/* host is an IP literal */
 	bool		 keep;		/* keep_session, and something verified */
 	SSL_SESSION	*newest;	/* the newest session the server sent */
+	char		*ca_file;	/* loaded by deferred_verify, if needed */
+	bool		 ca_loaded;
+	char		 ca_error[256];	/* why it would not load */
 	bool		 has_fingerprint;
 	unsigned char	 fingerprint[32];
 	/* The first verification failure, recorded by verify_cb. */
@@ -399,12 +402,17 @@ new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	return 1;	/* the reference is ours now */
 }
 
-bool
-tls_session_usable(const unsigned char *der, size_t len, char *why,
+struct tls_stored {
+	SSL_SESSION	*sess;
+};
+
+struct tls_stored *
+tls_stored_parse(const unsigned char *der, size_t len, char *why,
     size_t whysize)
 {
 	const unsigned char *p = der;
-	SSL_SESSION *sess;
+	struct tls_stored *st;
+	SSL_SESSION *sess = NULL;
 	X509 *peer;
 	time_t now = time(NULL), start;
 	long life;
@@ -413,8 +421,10 @@ tls_session_usable(const unsigned char *der, size_t len, char *why,
 	ERR_clear_error();
 	if (len > LONG_MAX || (sess = d2i_SSL_SESSION(NULL, &p,
 	    (long)len)) == NULL || p != der + len) {
+		SSL_SESSION_free(sess);
 		snprintf(why, whysize, "cannot parse the stored session");
-		goto done_nosess;
+		ERR_clear_error();
+		return NULL;
 	}
 	start = (time_t)SSL_SESSION_get_time(sess);
 	life = SSL_SESSION_get_timeout(sess);
@@ -431,10 +441,24 @@ tls_session_usable(const unsigned char *der, size_t len, char *why,
 		snprintf(why, whysize, "the server's certificate has expired");
 	else
 		ok = true;
-	SSL_SESSION_free(sess);
-done_nosess:
 	ERR_clear_error();
-	return ok;
+	if (!ok) {
+		SSL_SESSION_free(sess);
+		return NULL;
+	}
+	st = xmalloc(sizeof(*st));
+	st->sess = sess;
+	return st;
+}
+
+void
+tls_stored_free(struct tls_stored **sp)
+{
+	if (sp == NULL || *sp == NULL)
+		return;
+	SSL_SESSION_free((*sp)->sess);	/* OpenSSL wipes its secret */
+	free(*sp);
+	*sp = NULL;
 }
 
 bool
@@ -467,6 +491,35 @@ tls_session_export(const struct tls *t, unsigned char **der_r, size_t *len_r)
 	*der_r = der;
 	*len_r = (size_t)n;
 	return 0;
+}
+
+/*
+ * The certificate check when a session is offered: OpenSSL 3 spends about
+ * 1.5 million instructions loading even a one-certificate CA file, as
+ * much as a resumed handshake's own work, and a resumed session verifies
+ * nothing.  So the file is loaded here, when the server sent a
+ * certificate after all (a full handshake), into the store the check is
+ * about to use; then the usual check.
+ */
+static int
+deferred_verify(X509_STORE_CTX *sctx, void *arg)
+{
+	struct tls *t = arg;
+
+	if (t->ca_file != NULL && !t->ca_loaded) {
+		t->ca_loaded = true;
+		if (X509_STORE_load_file(SSL_CTX_get_cert_store(t->ctx),
+		    t->ca_file) != 1) {
+			drain_errors(t->ca_error, sizeof(t->ca_error));
+			if (t->ca_error[0] == '\0')
+				snprintf(t->ca_error, sizeof(t->ca_error),
+				    "no certificate in it");
+			X509_STORE_CTX_set_error(sctx,
+			    X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
+			return 0;
+		}
+	}
+	return X509_verify_cert(sctx);
 }
 
 /* --- the session --- */
@@ -511,8 +564,15 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 				    "tls_ca_file %s", ts->ca_file);
 				goto fail;
 			}
-			if (SSL_CTX_load_verify_locations(t->ctx, ts->ca_file,
-			    NULL) != 1) {
+			if (ts->session != NULL) {
+				/* Offering a session: load the file only
+				 * if a certificate comes to be verified
+				 * (doc/DESIGN.md §12). */
+				t->ca_file = xstrdup(ts->ca_file);
+				SSL_CTX_set_cert_verify_callback(t->ctx,
+				    deferred_verify, t);
+			} else if (SSL_CTX_load_verify_locations(t->ctx,
+			    ts->ca_file, NULL) != 1) {
 				drain_errors(why, sizeof(why));
 				pf_error_set(err, PF_FAIL_CONFIG,
 				    "tls_ca_file %s: cannot load: %s",
@@ -567,19 +627,11 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 	BIO_set_data(bio, t);
 	SSL_set_bio(t->ssl, bio, bio);	/* the SSL owns the BIO now */
 	SSL_set_connect_state(t->ssl);
-	if (ts->session != NULL && ts->session_len > 0 &&
-	    ts->session_len <= LONG_MAX) {
-		const unsigned char *p = ts->session;
-		SSL_SESSION *sess;
-
-		/* Offered only; the server may still want a full handshake,
-		 * which is then verified as usual.  A session that will not
-		 * parse or set is not an error: a full handshake. */
-		if ((sess = d2i_SSL_SESSION(NULL, &p,
-		    (long)ts->session_len)) != NULL) {
-			(void)SSL_set_session(t->ssl, sess);
-			SSL_SESSION_free(sess);
-		}
+	/* Offered only; the server may still want a full handshake, which
+	 * is then verified as usual.  A session that will not set is not an
+	 * error: a full handshake. */
+	if (ts->session != NULL) {
+		(void)SSL_set_session(t->ssl, ts->session->sess);
 		ERR_clear_error();
 	}
 	return t;
@@ -749,6 +801,15 @@ tls_handshake(struct tls *t, struct pf_error *err)
 		return 0;
 	}
 
+	/* The CA file, loaded late (deferred_verify), would not load: the
+	 * same configuration error as at tls_new. */
+	if (t->ca_error[0] != '\0') {
+		t->fatal = true;
+		ERR_clear_error();
+		return pf_error_set(err, PF_FAIL_CONFIG,
+		    "tls_ca_file %s: cannot load: %s", t->ca_file, t->ca_error);
+	}
+
 	/*
 	 * A failed verification: say why in words, not as a queue dump.
 	 * (Without SSL_VERIFY_PEER a verify result is recorded but moot.)
@@ -851,6 +912,7 @@ tls_free(struct tls **tp)
 	SSL_CTX_free(t->ctx);
 	BIO_meth_free(t->bio_method);
 	ERR_clear_error();
+	free(t->ca_file);
 	free(t->host);
 	free(t);
 }

@@ -43,13 +43,15 @@ struct tls_settings {
 	unsigned char	 fingerprint[32];	/* SHA-256 of the DER leaf; replaces CA+name checks */
 	struct tls_cert_info *rejected;	/* not NULL: gets the server's certificate
 					 * when it fails verification or the pin */
-	/* Resumption (doc/DESIGN.md §12): a session tls_session_export gave
-	 * for exactly these settings, to offer (NULL: none), and whether to
-	 * keep the sessions the server sends for tls_session_export. */
-	const unsigned char *session;
-	size_t		 session_len;
+	/* Resumption (doc/DESIGN.md §12): a stored session for exactly
+	 * these settings, to offer (NULL: none), and whether to keep the
+	 * sessions the server sends for tls_session_export. */
+	const struct tls_stored *session;
 	bool		 keep_session;
 };
+
+/* A stored session, parsed (tls_stored_parse). */
+struct tls_stored;
 
 /* What `popfetch check` shows of an established TLS session. */
 struct tls_info {
@@ -116,13 +118,18 @@ ssize_t		 tls_write(struct tls *t, const void *buf, size_t len,
 void		 tls_describe(const struct tls *t, struct tls_info *info);
 
 /*
- * Whether a serialised session (tls_session_export's) is worth offering
- * now: it parses, OpenSSL calls it resumable, it is within its lifetime
- * and TLS_RESUME_MAX_AGE, and its server certificate has not expired.
- * Returns true, or false with a short reason in why (for a debug line).
+ * Parse a serialised session (tls_session_export's) if it is worth
+ * offering now: it parses, OpenSSL calls it resumable, it is within its
+ * lifetime and TLS_RESUME_MAX_AGE, and its server certificate has not
+ * expired.  Returns it (free with tls_stored_free; the DER may be wiped
+ * at once), or NULL with a short reason in why (for a debug line).
+ * Parsing once matters: OpenSSL 3 spends about 1.5 million instructions
+ * decoding a session (its certificate's key), as much as the rest of a
+ * resumed handshake's client side.
  */
-bool		 tls_session_usable(const unsigned char *der, size_t len,
+struct tls_stored *tls_stored_parse(const unsigned char *der, size_t len,
 		    char *why, size_t whysize);
+void		 tls_stored_free(struct tls_stored **sp);
 
 /* Whether the established session was resumed (no certificate sent). */
 bool		 tls_resumed(const struct tls *t);

@@ -456,6 +456,7 @@ test_tls_resume_pin(void **state)
 {
 	SSL_CTX *ctx = server_ctx(pki.cert);
 	struct tls_settings ts = settings("localhost", true, NULL);
+	struct tls_stored *st;
 	struct pf_error err;
 	unsigned char *der, *der2;
 	size_t len, len2;
@@ -471,11 +472,12 @@ test_tls_resume_pin(void **state)
 	assert_false(resumed);
 	assert_false(reused);
 	assert_non_null(der);
-	assert_true(tls_session_usable(der, len, why, sizeof(why)));
+	assert_non_null(st = tls_stored_parse(der, len, why, sizeof(why)));
 
-	/* Offered with the same pin: resumed, and a new ticket comes. */
-	ts.session = der;
-	ts.session_len = len;
+	/* Offered with the same pin: resumed, and a new ticket comes.  (A
+	 * parsed session serves one connection, as in a run: each attempt
+	 * parses the stored DER again.) */
+	ts.session = st;
 	assert_int_equal(resume_attempt(ctx, &ts, &der2, &len2, &resumed,
 	    &reused, &err), 0);
 	assert_true(resumed);
@@ -484,6 +486,10 @@ test_tls_resume_pin(void **state)
 	free(der2);
 
 	/* Another pin: the server resumes, the client refuses. */
+	tls_stored_free(&st);
+	assert_non_null(st = tls_stored_parse(der, len, why, sizeof(why)));
+	free(der);
+	ts.session = st;
 	ts.fingerprint[0] ^= 0x01;
 	assert_int_equal(resume_attempt(ctx, &ts, &der2, &len2, &resumed,
 	    &reused, &err), -1);
@@ -491,7 +497,8 @@ test_tls_resume_pin(void **state)
 	assert_int_equal(err.category, PF_FAIL_TLS);
 	assert_non_null(strstr(err.what, "fingerprint mismatch"));
 	assert_null(der2);
-	free(der);
+	tls_stored_free(&st);
+	assert_null(st);
 	SSL_CTX_free(ctx);
 }
 
@@ -502,22 +509,28 @@ test_tls_resume_host(void **state)
 {
 	SSL_CTX *ctx = server_ctx(pki.cert);
 	struct tls_settings ts = settings("127.0.0.1", true, pki.cert_file);
+	struct tls_stored *st;
 	struct pf_error err;
 	unsigned char *der, *der2;
 	size_t len, len2;
 	bool resumed, reused;
+	char why[128];
 
 	(void)state;
 	ts.keep_session = true;
 	assert_int_equal(resume_attempt(ctx, &ts, &der, &len, &resumed,
 	    &reused, &err), 0);
 	assert_non_null(der);
-	ts.session = der;
-	ts.session_len = len;
+	assert_non_null(st = tls_stored_parse(der, len, why, sizeof(why)));
+	ts.session = st;
 	assert_int_equal(resume_attempt(ctx, &ts, &der2, &len2, &resumed,
 	    &reused, &err), 0);
 	assert_true(resumed);
 	free(der2);
+	tls_stored_free(&st);
+	assert_non_null(st = tls_stored_parse(der, len, why, sizeof(why)));
+	free(der);
+	ts.session = st;
 	ts.host = "wrong.example";
 	assert_int_equal(resume_attempt(ctx, &ts, &der2, &len2, &resumed,
 	    &reused, &err), -1);
@@ -525,7 +538,7 @@ test_tls_resume_host(void **state)
 	    "did not resume");
 	assert_int_equal(err.category, PF_FAIL_TLS);
 	assert_non_null(strstr(err.what, "host name mismatch"));
-	free(der);
+	tls_stored_free(&st);
 	SSL_CTX_free(ctx);
 }
 
@@ -553,35 +566,116 @@ test_tls_resume_unverified(void **state)
 	SSL_CTX_free(ctx);
 }
 
-/* Garbage and a truncated session are not usable. */
+/*
+ * Offering a session defers loading tls_ca_file until a certificate must
+ * be verified: a server that does not resume (another ticket key) gets the
+ * full check, which must pass for a good certificate and fail for an
+ * expired one, and a CA file that will not load is still a configuration
+ * error.
+ */
+static void
+test_tls_resume_deferred_ca(void **state)
+{
+	static const char junk[] = "not a certificate\n";
+	SSL_CTX *ctx = server_ctx(pki.cert), *other;
+	struct tls_settings ts = settings("localhost", true, pki.cert_file);
+	struct tls_stored *st;
+	struct pf_error err;
+	unsigned char *der, *der2;
+	size_t len, len2;
+	bool resumed, reused;
+	char why[128], garbage[PATH_MAX + 16];
+
+	(void)state;
+	ts.keep_session = true;
+	assert_int_equal(resume_attempt(ctx, &ts, &der, &len, &resumed,
+	    &reused, &err), 0);
+	assert_non_null(der);
+
+	/* Not resumed: verified with the file loaded late. */
+	other = server_ctx(pki.cert);
+	assert_non_null(st = tls_stored_parse(der, len, why, sizeof(why)));
+	ts.session = st;
+	assert_int_equal(resume_attempt(other, &ts, &der2, &len2, &resumed,
+	    &reused, &err), 0);
+	assert_false(resumed);
+	assert_false(reused);
+	assert_non_null(der2);	/* verified: kept */
+	free(der2);
+	tls_stored_free(&st);
+	SSL_CTX_free(other);
+
+	/* Not resumed, and a certificate the CA file does not vouch for
+	 * (a self-signed one, expired too): refused. */
+	other = server_ctx(pki.expired);
+	assert_non_null(st = tls_stored_parse(der, len, why, sizeof(why)));
+	ts.session = st;
+	assert_int_equal(resume_attempt(other, &ts, &der2, &len2, &resumed,
+	    &reused, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_TLS);
+	assert_non_null(strstr(err.what, "certificate verify failed"));
+	tls_stored_free(&st);
+	SSL_CTX_free(other);
+
+	/* Not resumed, and the CA file holds no certificate: 78. */
+	test_pathf(garbage, sizeof(garbage), "%s/garbage-late.pem", pki.dir);
+	assert_int_equal(test_write_file(garbage, O_CREAT | O_TRUNC, junk,
+	    sizeof(junk) - 1), 0);
+	other = server_ctx(pki.cert);
+	assert_non_null(st = tls_stored_parse(der, len, why, sizeof(why)));
+	ts.session = st;
+	ts.ca_file = garbage;
+	assert_int_equal(resume_attempt(other, &ts, &der2, &len2, &resumed,
+	    &reused, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_CONFIG);
+	assert_non_null(strstr(err.what, "cannot load"));
+	tls_stored_free(&st);
+	SSL_CTX_free(other);
+
+	/* Resumed with that same file: never loaded, nothing to verify. */
+	assert_non_null(st = tls_stored_parse(der, len, why, sizeof(why)));
+	ts.session = st;
+	assert_int_equal(resume_attempt(ctx, &ts, &der2, &len2, &resumed,
+	    &reused, &err), 0);
+	assert_true(resumed);
+	free(der2);
+	tls_stored_free(&st);
+	unlink(garbage);
+	free(der);
+	SSL_CTX_free(ctx);
+}
+
+/* Garbage, a truncated session and one with a byte more are not parsed. */
 static void
 test_tls_resume_garbage(void **state)
 {
 	SSL_CTX *ctx = server_ctx(pki.cert);
 	struct tls_settings ts = settings("localhost", true, pki.cert_file);
 	static const unsigned char junk[] = "not a session at all";
+	struct tls_stored *st;
 	struct pf_error err;
-	unsigned char *der, *der2;
-	size_t len, len2;
+	unsigned char *der, *longer;
+	size_t len;
 	bool resumed, reused;
 	char why[128];
 
 	(void)state;
-	assert_false(tls_session_usable(junk, sizeof(junk), why, sizeof(why)));
+	assert_null(tls_stored_parse(junk, sizeof(junk), why, sizeof(why)));
 	fprintf(stderr, "# %s\n", why);
 	ts.keep_session = true;
 	assert_int_equal(resume_attempt(ctx, &ts, &der, &len, &resumed,
 	    &reused, &err), 0);
 	assert_non_null(der);
-	assert_false(tls_session_usable(der, len - 1, why, sizeof(why)));
-	/* Offered anyway (tls_new does not trust its caller): a full
-	 * handshake, verified. */
-	ts.session = junk;
-	ts.session_len = sizeof(junk);
-	assert_int_equal(resume_attempt(ctx, &ts, &der2, &len2, &resumed,
-	    &reused, &err), 0);
-	assert_false(resumed);
-	free(der2);
+	assert_null(tls_stored_parse(der, len - 1, why, sizeof(why)));
+	longer = malloc(len + 1);
+	assert_non_null(longer);
+	memcpy(longer, der, len);
+	longer[len] = 0;
+	assert_null(tls_stored_parse(longer, len + 1, why, sizeof(why)));
+	assert_non_null(st = tls_stored_parse(der, len, why, sizeof(why)));
+	tls_stored_free(&st);
+	tls_stored_free(&st);	/* harmless twice */
+	free(longer);
 	free(der);
 	SSL_CTX_free(ctx);
 }
@@ -1148,6 +1242,7 @@ main(void)
 		cmocka_unit_test(test_tls_resume_pin),
 		cmocka_unit_test(test_tls_resume_host),
 		cmocka_unit_test(test_tls_resume_unverified),
+		cmocka_unit_test(test_tls_resume_deferred_ca),
 		cmocka_unit_test(test_tls_resume_garbage),
 	};
 
