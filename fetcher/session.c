@@ -130,9 +130,11 @@ start_tls(struct session *s, struct tls_settings *ts, struct pf_error *err)
 {
 	const struct conf_account *a = s->acct;
 	struct tls_stored *st;
+	bool offered;
 	int rc;
 
 	st = stored_session(s, ts);
+	offered = st != NULL;
 	ts->session = st;
 	rc = conn_starttls(s->conn, ts, err);
 	ts->session = NULL;
@@ -144,8 +146,12 @@ start_tls(struct session *s, struct tls_settings *ts, struct pf_error *err)
 		s->tls_keyed = false;
 		return -1;
 	}
+	/* "not resumed" after an offer: the server did not take it (for
+	 * Dovecot, see popfetch.conf(5) tls_resume). */
 	log_debug("%s: %s", a->name, conn_tls_resumed(s->conn) ?
-	    "TLS session resumed" : "TLS full handshake");
+	    "TLS session resumed" : offered ? "TLS full handshake (the "
+	    "server did not resume the session offered)" :
+	    "TLS full handshake");
 	return 0;
 }
 

@@ -357,6 +357,8 @@ def _(tmp):
         eq(handshake(r), "full", "run %d: a new login process, a new ticket key"
            % (i + 2))
         not_contains(r.stderr, "no TLS session to resume", "it was offered")
+        contains(r.stderr, "the server did not resume the session offered",
+                 "and the -v line says so")
 
 
 T.done()
