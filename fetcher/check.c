@@ -40,7 +40,8 @@ check_account(const struct conf *conf, const struct conf_account *acct,
 {
 	struct tls_cert_info refused;
 	/* check shows a full handshake, as a new client would see it, and
-	 * keeps nothing (doc/DESIGN.md §12). */
+	 * changes nothing, the TLS session file included (doc/DESIGN.md
+	 * §12). */
 	struct session s = { .acct = acct, .state_dir = conf->state_dir,
 	    .rejected = &refused, .no_resume = true };
 	const struct pop3_capa *capa;

@@ -792,7 +792,7 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	struct run r = {
 		.conf = conf, .acct = acct, .opts = opts, .name = acct->name,
 		.s = { .acct = acct, .state_dir = conf->state_dir,
-		    .with = "POP3" },
+		    .with = "POP3", .resume_readonly = opts->dry_run },
 		.progress = { .name = acct->name, .on = opts->progress },
 	};
 	struct pf_error err;

@@ -102,15 +102,16 @@ stored_session(struct session *s, struct tls_settings *ts)
 	if (s->no_resume || s->state_dir == NULL)
 		return NULL;
 	if (!a->tls_resume) {
-		/* Turned off: a session kept before goes too. */
-		if (resume_remove(s->state_dir, a->name))
+		/* Turned off: a session kept before goes too (not in a dry
+		 * run, which writes nothing). */
+		if (!s->resume_readonly && resume_remove(s->state_dir, a->name))
 			log_debug("%s: tls_resume = false: removed the stored "
 			    "TLS session", a->name);
 		return NULL;
 	}
 	tls_key(a, s->tls_key);
-	s->tls_keyed = true;
-	ts->keep_session = true;
+	s->tls_keyed = !s->resume_readonly;
+	ts->keep_session = !s->resume_readonly;
 	if (resume_load(s->state_dir, a->name, s->tls_key, &blob, &len, why,
 	    sizeof(why)) == 0)
 		st = tls_stored_parse(blob, len, why, sizeof(why));
@@ -124,7 +125,8 @@ stored_session(struct session *s, struct tls_settings *ts)
 }
 
 /* The handshake, with the stored session offered; a failed verification
- * removes the stored session (doc/DESIGN.md §12). */
+ * removes the stored session (doc/DESIGN.md §12), except in a dry run or
+ * check, which change nothing. */
 static int
 start_tls(struct session *s, struct tls_settings *ts, struct pf_error *err)
 {
@@ -141,6 +143,7 @@ start_tls(struct session *s, struct tls_settings *ts, struct pf_error *err)
 	tls_stored_free(&st);
 	if (rc == -1) {
 		if (err->category == PF_FAIL_TLS && s->state_dir != NULL &&
+		    !s->no_resume && !s->resume_readonly &&
 		    resume_remove(s->state_dir, a->name))
 			log_debug("%s: removed the stored TLS session", a->name);
 		s->tls_keyed = false;
@@ -192,7 +195,8 @@ session_connect(struct session *s, struct pf_error *err)
 	if (conn_open(a->host, a->port, a->timeout, &s->conn, err) == -1)
 		return -1;
 	/* No TLS: a session kept before is of no use, and holds a secret. */
-	if (a->tls == CONF_TLS_NONE && !s->no_resume && s->state_dir != NULL)
+	if (a->tls == CONF_TLS_NONE && !s->no_resume && !s->resume_readonly &&
+	    s->state_dir != NULL)
 		(void)resume_remove(s->state_dir, a->name);
 	if (a->tls == CONF_TLS_IMPLICIT && start_tls(s, &ts, err) == -1)
 		return -1;

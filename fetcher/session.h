@@ -23,7 +23,9 @@ struct session {
 	struct tls_cert_info	*rejected;	/* check: a refused certificate
 						 * is described here */
 	bool			 no_resume;	/* check: a full handshake, and
-						 * no session kept */
+						 * the session file untouched */
+	bool			 resume_readonly; /* --dry-run: a stored session
+						 * offered, the file untouched */
 	/* TLS resumption (doc/DESIGN.md §12): the digest of the account's
 	 * TLS settings the stored session must carry, and whether a
 	 * verified TLS session was established under it. */

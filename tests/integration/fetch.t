@@ -560,8 +560,8 @@ def _(tmp):
     snap = {f: open(os.path.join(box.pf.state_dir, f), "rb").read() for f in db
             if not f.startswith("lock")}
     before = box.maildir()
-    eq([f for f in db if not f.startswith("lock")], ["popfetch.db"],
-       "after a real run: the database alone (no -wal or -shm)")
+    eq([f for f in db if not f.startswith("lock")], ["popfetch.db", "tls-session.work"],
+       "after a real run: the database (no -wal or -shm) and the TLS session")
     box.configure(delete=True)
     r = box.run("fetch", "-n").expect(0)
     blocks = [b for b in re.split(r"(?m)^(?=\S)", r.stdout) if b]

@@ -165,12 +165,24 @@ def _(tmp):
     eq(handshake(box.fetch()), "resumed", "third run")
 
 
-@T.test("--dry-run resumes too")
+@T.test("--dry-run offers the stored session but writes none "
+        "(popfetch(1): a dry run writes nothing)")
 def _(tmp):
     box = Box(tmp)
-    eq(handshake(box.fetch()), "full", "first run")
+    r = box.run("-v", "fetch", "--dry-run").expect(0)
+    eq(handshake(r), "full", "dry run, nothing stored")
+    ok(not os.path.exists(box.session_file()), "a dry run keeps no session")
+    eq(handshake(box.fetch()), "full", "first real run")
+    before = open(box.session_file(), "rb").read()
+    st = os.stat(box.session_file())
     r = box.run("-v", "fetch", "--dry-run").expect(0)
     eq(handshake(r), "resumed", "dry run")
+    eq(open(box.session_file(), "rb").read(), before, "file unchanged")
+    eq(os.stat(box.session_file()).st_ino, st.st_ino, "not replaced")
+    box.configure(tls_resume=False)
+    box.run("-v", "fetch", "--dry-run").expect(0)
+    ok(os.path.exists(box.session_file()),
+       "tls_resume = false: a dry run does not remove the file either")
 
 
 @T.test("two accounts with the same user on the same server: a file each, "
@@ -250,14 +262,17 @@ def _(tmp):
     ok(not os.path.exists(box.session_file()), "no session file")
 
 
-@T.test("a certificate that no longer verifies: 69, the file is removed; "
-        "check on an untrusted certificate keeps nothing")
+@T.test("a certificate that no longer verifies: 69, the file is removed "
+        "by a fetch; check (which changes nothing) leaves it")
 def _(tmp):
     box = Box(tmp)
     eq(handshake(box.fetch()), "full", "first run")
-    ok(os.path.exists(box.session_file()), "kept")
+    before = open(box.session_file(), "rb").read()
     # A CA that did not sign the server's certificate.
     box.configure(tls_ca_file=CERTS.selfsigned.cert)
+    r = box.run("-v", "check").expect(69)
+    contains(r.stdout + r.stderr, "certificate verify failed", "check refused")
+    eq(open(box.session_file(), "rb").read(), before, "check left the file")
     r = box.fetch(rc=69)
     contains(r.stderr, "certificate verify failed", "refused")
     ok(not os.path.exists(box.session_file()), "removed after the failure")
