@@ -18,6 +18,14 @@
  * long account name fits easily. */
 #define LOG_PROGRESS_MAX	512
 
+/* ---- lib/: shards (lib/shard.c) ---- */
+
+/* Largest N of `--shard K/N`: ten thousand workers each polling a
+ * handful of mailboxes is past any sane split, and the bound catches a
+ * typo (3/30000000) as a usage error instead of a worker with nothing to
+ * do. */
+#define SHARD_MAX		10000
+
 /* ---- lib/: child commands (lib/command.c) ---- */
 
 /* Bytes moved by one read(2), write(2) or pread(2) between us and a
