@@ -14,11 +14,15 @@
                error (64) naming its shard; accounts/status/config honour
                the shard; an empty shard is exit 0 and says so with -v
   usage        bad K/N values are usage errors (64)
+  contrib      the Kubernetes YAML parses and agrees with itself; the
+               systemd shard units pass systemd-analyze verify
 """
 
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 
 sys.dont_write_bytecode = True
@@ -192,6 +196,70 @@ def _(tmp):
     eq(r.rc, 64, "authorize --shard")
     r = pf.run("fetch", "--shard")
     eq(r.rc, 64, "--shard without a value")
+
+
+@T.test("contrib/kubernetes: the YAML parses; Indexed CronJob, completions = "
+        "parallelism = N of --shard, Forbid, one state directory per index")
+def _(tmp):
+    try:
+        import yaml
+    except ImportError:
+        T.diag("python3-yaml missing: YAML not checked")
+        return
+    kdir = os.path.join(os.environ["top_srcdir"], "contrib", "kubernetes")
+    files = sorted(f for f in os.listdir(kdir) if f.endswith(".yaml"))
+    ok(len(files) >= 2, "two examples")
+    for f in files:
+        with open(os.path.join(kdir, f)) as fh:
+            docs = list(yaml.safe_load_all(fh))
+        jobs = [d for d in docs if d["kind"] == "CronJob"]
+        eq(len(jobs), 1, f + ": one CronJob")
+        cj = jobs[0]["spec"]
+        eq(cj["concurrencyPolicy"], "Forbid", f + ": no overlapping runs")
+        js = cj["jobTemplate"]["spec"]
+        c = js["template"]["spec"]["containers"][0]
+        args = c["args"]
+        shard = args[args.index("--shard") + 1]
+        k, n = shard.split("/")
+        mounts = {m["name"]: m for m in c["volumeMounts"]}
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        eq(env.get("XDG_STATE_HOME"), mounts["state"]["mountPath"],
+           f + ": the state directory is on the state volume")
+        if js.get("completionMode") == "Indexed":
+            eq(k, "$(JOB_COMPLETION_INDEX)", f + ": K is the completion index")
+            eq(js["completions"], int(n), f + ": completions = N")
+            eq(js["parallelism"], int(n), f + ": parallelism = N")
+            eq(mounts["state"].get("subPathExpr"), "$(JOB_COMPLETION_INDEX)",
+               f + ": a state subdirectory per index")
+        else:
+            ok(0 <= int(k) < int(n), f + ": a fixed shard")
+
+
+@T.test("contrib/systemd/popfetch-shard@: systemd-analyze verify accepts the "
+        "units; ExecStart passes the instance as K")
+def _(tmp):
+    unit = os.path.join(os.environ["top_builddir"], "contrib", "systemd",
+                        "popfetch-shard@.service")
+    timer = os.path.join(os.environ["top_srcdir"], "contrib", "systemd",
+                         "popfetch-shard@.timer")
+    ok(os.path.exists(unit), "the unit is built")
+    with open(unit) as fh:
+        text = fh.read()
+    contains(text, "--shard %i/${POPFETCH_SHARDS}")
+    if shutil.which("systemd-analyze") is None:
+        T.diag("systemd-analyze missing: units not verified")
+        return
+    d = os.path.join(tmp, "units")
+    os.makedirs(d)
+    # Verify against the binary under test (the unit names the installed one).
+    text = re.sub(r"(?m)^ExecStart=\S+", "ExecStart=" + pftest.popfetch_binary(), text)
+    with open(os.path.join(d, "popfetch-shard@.service"), "w") as fh:
+        fh.write(text)
+    shutil.copy(timer, d)
+    p = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                        "popfetch-shard@3.service", "popfetch-shard@3.timer"],
+                       cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    eq(p.returncode, 0, "systemd-analyze verify: " + p.stdout.decode(errors="replace"))
 
 
 T.done()
