@@ -26,6 +26,13 @@
  * do. */
 #define SHARD_MAX		10000
 
+/* ---- lib/: string pools (lib/strpool.c) ---- */
+
+/* Bytes of one chunk of a string pool (the UIDLs of a listing or a
+ * seen-list): a few hundred UIDLs each, small enough that an almost empty
+ * last chunk costs nothing worth counting. */
+#define STRPOOL_CHUNK		(16 * 1024)
+
 /* ---- lib/: child commands (lib/command.c) ---- */
 
 /* Bytes moved by one read(2), write(2) or pread(2) between us and a
