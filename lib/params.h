@@ -33,6 +33,13 @@
  * last chunk costs nothing worth counting. */
 #define STRPOOL_CHUNK		(16 * 1024)
 
+/* ---- lib/: threads (lib/thread.c) ---- */
+
+/* malloc arenas (glibc M_ARENA_MAX) once helper threads exist: they
+ * allocate little, and an arena each cost up to 0.45 MB of private memory
+ * at 20,000 messages for no speed (bench/README.md). */
+#define THREAD_MALLOC_ARENAS	1
+
 /* ---- lib/: child commands (lib/command.c) ---- */
 
 /* Bytes moved by one read(2), write(2) or pread(2) between us and a
