@@ -39,7 +39,7 @@ test_owns(void **state)
 	struct shard s;
 	char name[32];
 	unsigned long k, counts[7] = { 0 };
-	int i, owners;
+	int i;
 
 	(void)state;
 	s.n = 3;
@@ -48,9 +48,10 @@ test_owns(void **state)
 	/* Every name in exactly one of N shards; no shard of 7 is empty
 	 * over 1000 names, and none holds more than twice its share. */
 	for (i = 0; i < 1000; i++) {
+		int owners = 0;
+
 		snprintf(name, sizeof(name), "user%04d", i);
 		s.n = 7;
-		owners = 0;
 		for (k = 0; k < 7; k++) {
 			s.k = k;
 			if (shard_owns(&s, name)) {
