@@ -1,11 +1,11 @@
 /*
  * cli.c - the command line (popfetch(1)).
  *
- *   popfetch [GLOBAL OPTIONS] [fetch] [-a NAME]... [-n] [-j N] [--progress|--no-progress]
- *   popfetch [GLOBAL OPTIONS] check  [-a NAME]...
- *   popfetch [GLOBAL OPTIONS] status [-a NAME]... [--json]
- *   popfetch [GLOBAL OPTIONS] accounts
- *   popfetch [GLOBAL OPTIONS] config [-a NAME]...
+ *   popfetch [GLOBAL OPTIONS] [fetch] [-a NAME]... [--shard K/N] [-n] [-j N] [--progress|--no-progress]
+ *   popfetch [GLOBAL OPTIONS] check  [-a NAME]... [--shard K/N]
+ *   popfetch [GLOBAL OPTIONS] status [-a NAME]... [--shard K/N] [--json]
+ *   popfetch [GLOBAL OPTIONS] accounts [--shard K/N]
+ *   popfetch [GLOBAL OPTIONS] config [-a NAME]... [--shard K/N]
  *   popfetch [GLOBAL OPTIONS] authorize -a NAME
  *   popfetch --help | --version
  *
@@ -19,6 +19,11 @@
  * accounts at once, each in its own process, so each keeps its own lock and
  * its own protocol state; log lines are single write(2)s and never
  * interleave.
+ *
+ * `--shard K/N` keeps the accounts whose name hashes to K mod N
+ * (lib/shard.h, doc/DESIGN.md §13), so N workers split one
+ * configuration; with -a, only named accounts of that shard may be
+ * named.
  */
 #include "config.h"
 
@@ -41,9 +46,11 @@
 #include "error.h"
 #include "log.h"
 #include "oauth2.h"
+#include "params.h"
 #include "report.h"
 #include "run.h"
 #include "seen.h"
+#include "shard.h"
 #include "showconf.h"
 #include "xmalloc.h"
 
@@ -71,6 +78,7 @@ enum {
 	OPT_PROGRESS,
 	OPT_NO_PROGRESS,
 	OPT_JSON,
+	OPT_SHARD,
 };
 
 struct cli {
@@ -85,6 +93,8 @@ struct cli {
 	long		 jobs;
 	int		 progress;	/* -1 auto, 0 off, 1 on */
 	bool		 json;
+	struct shard	 shard;		/* --shard K/N; 0/1 without */
+	bool		 seen_shard;
 	/* which command-specific options were given, for the usage check */
 	bool		 seen_account, seen_dry_run, seen_jobs, seen_progress,
 			 seen_json;
@@ -148,6 +158,9 @@ print_help(void)
 "      --progress      fetch: draw a progress line even without a terminal\n"
 "      --no-progress   fetch: never draw a progress line\n"
 "      --json          status: print a JSON array\n"
+"      --shard K/N     only the accounts of shard K of N (0 <= K < N): those\n"
+"                      whose name's FNV-1a hash is K mod N (fetch, check,\n"
+"                      status, config, accounts)\n"
 "\n"
 "Configuration: -c FILE, else $POPFETCH_CONFIG, else\n"
 "$XDG_CONFIG_HOME/popfetch/config (~/.config/popfetch/config), else\n"
@@ -199,6 +212,7 @@ parse_args(int argc, char *argv[], struct cli *cli)
 		{ "progress",	no_argument,		NULL, OPT_PROGRESS },
 		{ "no-progress", no_argument,		NULL, OPT_NO_PROGRESS },
 		{ "json",	no_argument,		NULL, OPT_JSON },
+		{ "shard",	required_argument,	NULL, OPT_SHARD },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ "version",	no_argument,		NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -284,6 +298,13 @@ parse_args(int argc, char *argv[], struct cli *cli)
 			cli->json = true;
 			cli->seen_json = true;
 			break;
+		case OPT_SHARD:
+			if (shard_parse(optarg, &cli->shard) == -1)
+				return usage_error("invalid shard '%s' "
+				    "(expected K/N with 0 <= K < N <= %d)",
+				    optarg, SHARD_MAX);
+			cli->seen_shard = true;
+			break;
 		case 'h':
 			help = true;
 			break;
@@ -350,6 +371,9 @@ parse_args(int argc, char *argv[], struct cli *cli)
 		    cli->typed_fetch_opt);
 	if (cli->seen_json && cli->command != CMD_STATUS)
 		return usage_error("option '--json' applies only to 'status'");
+	if (cli->seen_shard && cli->command == CMD_AUTHORIZE)
+		return usage_error("option '--shard' does not apply to "
+		    "'authorize'");
 	if (cli->command == CMD_AUTHORIZE && cli->naccounts != 1)
 		return usage_error("'authorize' needs exactly one account: "
 		    "popfetch authorize -a NAME");
@@ -377,7 +401,9 @@ cmd_authorize(const struct conf *conf, const struct conf_account *a)
 /*
  * The accounts to work on, in config order: those named with -a (each must
  * exist), else, for fetch and check, every enabled account, and for status
- * and config every account.  Returns 0 and a new array of borrowed pointers, or 78.
+ * and config every account; with --shard, only those of the shard, and
+ * naming an account of another shard is a usage error.  Returns 0 and a
+ * new array of borrowed pointers, or 78 or 64.
  */
 static int
 select_accounts(const struct cli *cli, const struct conf *conf,
@@ -392,6 +418,12 @@ select_accounts(const struct cli *cli, const struct conf *conf,
 			    cli->accounts[i]);
 			return 78;
 		}
+		if (!shard_owns(&cli->shard, cli->accounts[i]))
+			return usage_error("account '%s' is in shard %lu/%lu, "
+			    "not in shard %lu/%lu", cli->accounts[i],
+			    (unsigned long)(shard_hash(cli->accounts[i]) %
+			    cli->shard.n), cli->shard.n, cli->shard.k,
+			    cli->shard.n);
 	}
 	sel = xcalloc(conf->naccounts + 1, sizeof(*sel));
 	for (i = 0; i < conf->naccounts; i++) {
@@ -406,8 +438,17 @@ select_accounts(const struct cli *cli, const struct conf *conf,
 		} else
 			want = a->enabled || cli->command == CMD_STATUS ||
 			    cli->command == CMD_CONFIG;
-		if (want)
+		if (want && shard_owns(&cli->shard, a->name))
 			sel[n++] = a;
+	}
+	if (cli->seen_shard) {
+		if (n == 0)
+			log_debug("shard %lu/%lu: none of the %zu configured "
+			    "accounts: nothing to do", cli->shard.k,
+			    cli->shard.n, conf->naccounts);
+		else
+			log_debug("shard %lu/%lu: %zu of %zu accounts",
+			    cli->shard.k, cli->shard.n, n, conf->naccounts);
 	}
 	*sel_r = sel;
 	*n_r = n;
@@ -500,7 +541,7 @@ fetch_accounts(const struct conf *conf, const struct conf_account **sel,
 }
 
 static int
-cmd_accounts(const struct conf *conf)
+cmd_accounts(const struct conf *conf, const struct shard *shard)
 {
 	size_t i;
 
@@ -508,6 +549,8 @@ cmd_accounts(const struct conf *conf)
 	for (i = 0; i < conf->naccounts; i++) {
 		const struct conf_account *a = &conf->accounts[i];
 
+		if (!shard_owns(shard, a->name))
+			continue;
 		printf("%s %s@%s:%u %s %s%s\n", a->name, a->user, a->host,
 		    a->port, conf_tls_name(a->tls),
 		    a->mda != NULL ? "mda" : a->maildir,
@@ -546,7 +589,8 @@ unknown_command(const struct cli *cli)
 int
 cli_main(int argc, char *argv[])
 {
-	struct cli cli = { .command = CMD_FETCH, .jobs = 1, .progress = -1 };
+	struct cli cli = { .command = CMD_FETCH, .jobs = 1, .progress = -1,
+	    .shard = { 0, 1 } };
 	const struct conf_account **sel = NULL;
 	struct conf *conf = NULL;
 	struct pf_error err;
@@ -572,7 +616,7 @@ cli_main(int argc, char *argv[])
 		goto done;
 	}
 	if (cli.command == CMD_ACCOUNTS) {
-		code = cmd_accounts(conf);
+		code = cmd_accounts(conf, &cli.shard);
 		goto done;
 	}
 	if ((code = select_accounts(&cli, conf, &sel, &n)) != 0)

@@ -1376,11 +1376,11 @@ bitmap_test_set(unsigned char *bm, unsigned n)
 	return was;
 }
 
-/* Read a UIDL body (RFC 1939 §7) into *ents_r / *n_r (sizes 0), in
- * server order, validating each line once. */
+/* Read a UIDL body (RFC 1939 §7) into *ents_r / *n_r (sizes 0, the
+ * unique-ids in pool), in server order, validating each line once. */
 static int
-read_uidl_body(struct pop3 *s, struct pop3_msg **ents_r, size_t *n_r,
-    struct pf_error *err)
+read_uidl_body(struct pop3 *s, struct strpool *pool, struct pop3_msg **ents_r,
+    size_t *n_r, struct pf_error *err)
 {
 	struct pop3_msg *ents = NULL;
 	unsigned char *seen = NULL;
@@ -1448,7 +1448,7 @@ read_uidl_body(struct pop3 *s, struct pop3_msg **ents_r, size_t *n_r,
 		}
 		ents[n].number = (unsigned)num;
 		ents[n].size = 0;
-		ents[n].uidl = xstrdup(uid);
+		ents[n].uidl = strpool_ndup(pool, uid, ulen);
 		n++;
 	}
 	free(seen);
@@ -1457,8 +1457,6 @@ read_uidl_body(struct pop3 *s, struct pop3_msg **ents_r, size_t *n_r,
 	return 0;
 fail:
 	set_state(s, SESSION_BROKEN);
-	for (i = 0; i < n; i++)
-		free(ents[i].uidl);
 	free(ents);
 	free(seen);
 	return -1;
@@ -1509,6 +1507,9 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 		n++;
 	}
 	free(seen);
+	/* Give back the doubling's slack: the listing lives all run. */
+	if (n > 0 && n < alloc)
+		msgs = xreallocarray(msgs, n, sizeof(*msgs));
 	*msgs_r = msgs;
 	*n_r = n;
 	return 0;
@@ -1639,6 +1640,7 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 {
 	struct pop3_listing *l = NULL;
 	struct pop3_msg *ents = NULL;
+	struct strpool *pool = strpool_new();
 	size_t nents = 0, i;
 	enum reply_kind kind;
 	const char *line, *text;
@@ -1678,11 +1680,13 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 		log_debug("%s: server has no UIDL", s->account);
 	} else {
 		has_uidl = true;
-		if (read_uidl_body(s, &ents, &nents, err) == -1)
+		if (read_uidl_body(s, pool, &ents, &nents, err) == -1)
 			goto out;
 	}
 	l = xcalloc(1, sizeof(*l));
 	l->has_uidl = has_uidl;
+	l->uidls = pool;	/* merge_uidl moves the strings to l */
+	pool = NULL;
 	if (has_uidl && !sizes) {
 		/* The messages are UIDL's; merge_uidl checks the unique-ids. */
 		l->msgs = xcalloc(nents + 1, sizeof(*l->msgs));
@@ -1705,9 +1709,8 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 	l = NULL;
 	rc = 0;
 out:
-	for (i = 0; i < nents; i++)
-		free(ents[i].uidl);
 	free(ents);
+	strpool_free(&pool);
 	pop3_listing_free(&l);
 	return rc;
 }
@@ -1762,8 +1765,11 @@ pop3_listing_free(struct pop3_listing **lp)
 
 	if (l == NULL)
 		return;
-	for (i = 0; i < l->count; i++)
-		free(l->msgs[i].uidl);
+	if (l->uidls != NULL)
+		strpool_free(&l->uidls);
+	else
+		for (i = 0; i < l->count; i++)
+			free(l->msgs[i].uidl);
 	free(l->msgs);
 	free(l);
 	*lp = NULL;

@@ -65,6 +65,7 @@
 #include "conf_auth.h"
 #include "error.h"
 #include "net.h"
+#include "strpool.h"
 
 struct pop3;
 
@@ -108,6 +109,8 @@ struct pop3_msg {
 struct pop3_listing {
 	struct pop3_msg	*msgs;
 	size_t		 count;
+	struct strpool	*uidls;		/* holds every msgs[].uidl; NULL:
+					   each is its own allocation */
 	bool		 has_uidl;	/* false: the server said -ERR to UIDL */
 	bool		 sizes_known;	/* false: pop3_list_uidls, sizes 0 */
 };

@@ -18,6 +18,28 @@
  * long account name fits easily. */
 #define LOG_PROGRESS_MAX	512
 
+/* ---- lib/: shards (lib/shard.c) ---- */
+
+/* Largest N of `--shard K/N`: ten thousand workers each polling a
+ * handful of mailboxes is past any sane split, and the bound catches a
+ * typo (3/30000000) as a usage error instead of a worker with nothing to
+ * do. */
+#define SHARD_MAX		10000
+
+/* ---- lib/: string pools (lib/strpool.c) ---- */
+
+/* Bytes of one chunk of a string pool (the UIDLs of a listing or a
+ * seen-list): a few hundred UIDLs each, small enough that an almost empty
+ * last chunk costs nothing worth counting. */
+#define STRPOOL_CHUNK		(16 * 1024)
+
+/* ---- lib/: threads (lib/thread.c) ---- */
+
+/* malloc arenas (glibc M_ARENA_MAX) once helper threads exist: they
+ * allocate little, and an arena each cost up to 0.45 MB of private memory
+ * at 20,000 messages for no speed (bench/README.md). */
+#define THREAD_MALLOC_ARENAS	1
+
 /* ---- lib/: child commands (lib/command.c) ---- */
 
 /* Bytes moved by one read(2), write(2) or pread(2) between us and a

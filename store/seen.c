@@ -46,6 +46,7 @@
 #include "log.h"
 #include "params.h"
 #include "seen.h"
+#include "strpool.h"
 #include "xmalloc.h"
 
 #define SEEN_DB_NAME	"popfetch.db"
@@ -129,6 +130,9 @@ struct seen {
 	sqlite3_int64	 run_id;	/* 0: no run begun */
 	struct known	*known;
 	size_t		 nknown;
+	struct strpool	*known_uidls;	/* every known[].uidl (and added's):
+					   20,000 UIDLs without 20,000
+					   malloc headers (DESIGN §5.4) */
 	bool		 loaded;	/* known holds every row (seen_load) */
 	size_t		 hint;		/* where the last lookup found its UIDL */
 };
@@ -587,14 +591,22 @@ known_cmp(const void *a, const void *b)
 	    ((const struct known *)b)->uidl);
 }
 
+/* The strings stay in s->known_uidls until the seen-list is closed or
+ * reloaded. */
 static void
 known_free(struct known *k, size_t n)
 {
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		free(k[i].uidl);
+	(void)n;
 	free(k);
+}
+
+/* A known UIDL's string, in the pool. */
+static char *
+known_uidl(struct seen *s, const char *uidl)
+{
+	if (s->known_uidls == NULL)
+		s->known_uidls = strpool_new();
+	return strpool_dup(s->known_uidls, uidl);
 }
 
 /* Load the mailbox's UIDLs, already sorted by the primary key, in place of
@@ -609,6 +621,7 @@ seen_load(struct seen *s, struct pf_error *err)
 	known_free(s->known, s->nknown);
 	s->known = NULL;
 	s->nknown = 0;
+	strpool_free(&s->known_uidls);
 	s->loaded = true;
 	if (s->db == NULL || s->mailbox == 0)
 		return 0;
@@ -625,7 +638,7 @@ seen_load(struct seen *s, struct pf_error *err)
 			cap = cap == 0 ? 1024 : cap * 2;
 			s->known = xreallocarray(s->known, cap, sizeof(*s->known));
 		}
-		s->known[s->nknown].uidl = xstrdup(uidl);
+		s->known[s->nknown].uidl = known_uidl(s, uidl);
 		s->known[s->nknown].fetched = (time_t)sqlite3_column_int64(st, 1);
 		s->known[s->nknown].missing = (time_t)sqlite3_column_int64(st, 2);
 		s->nknown++;
@@ -956,6 +969,7 @@ seen_close(struct seen **s_r)
 		sqlite3_close(s->db);
 	}
 	known_free(s->known, s->nknown);
+	strpool_free(&s->known_uidls);
 	lock_release(&s->heir_lock);
 	free(s->path);
 	free(s->state_dir);
@@ -1214,7 +1228,7 @@ decide_one(struct seen *s, struct decide *dc, const char *uidl,
 			return db_fail(s, what, err);
 		if (sqlite3_changes(s->db) == 1) {
 			dc->bytes += size;
-			dc->added[dc->nadded].uidl = xstrdup(uidl);
+			dc->added[dc->nadded].uidl = known_uidl(s, uidl);
 			dc->added[dc->nadded].fetched = (time_t)fetched;
 			dc->added[dc->nadded].missing = 0;
 			dc->nadded++;
@@ -1313,10 +1327,9 @@ known_prune(struct seen *s, const char *const *listed, size_t n, time_t now,
 			k->missing = 0;
 		else if (k->missing == 0)
 			k->missing = now;
-		if (k->missing != 0 && k->missing <= cutoff) {
-			free(k->uidl);
-			forgotten++;
-		} else
+		if (k->missing != 0 && k->missing <= cutoff)
+			forgotten++;	/* its string stays in the pool */
+		else
 			s->known[o++] = *k;
 	}
 	s->nknown = o;
@@ -1441,9 +1454,7 @@ seen_forget(struct seen *s, const char *const *keys, size_t n,
 			const char *key = s->known[i].uidl;
 
 			if (bsearch(&key, sorted, n, sizeof(*sorted),
-			    cstr_cmp) != NULL)
-				free(s->known[i].uidl);
-			else
+			    cstr_cmp) == NULL)
 				s->known[o++] = s->known[i];
 		}
 		s->nknown = o;

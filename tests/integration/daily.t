@@ -1032,7 +1032,7 @@ def zsh_completion_test(tmp):
     eq(w[3], ["home"], "--config=FILE -a h")
     eq(w[4], sorted(["-a", "--account", "-c", "--config", "-v", "--verbose", "-q",
                      "--quiet", "--syslog", "-h", "--help", "-V", "--version",
-                     "--json"]), "status -: its options and the global ones")
+                     "--json", "--shard"]), "status -: its options and the global ones")
     ok("--account" in w[5] and "--config" in w[5] and "--json" not in w[5]
        and "--dry-run" not in w[5], "check --: no --json, no --dry-run", w[5])
     ok("--account" in w[6] and "--json" not in w[6] and "--jobs" not in w[6],
@@ -1041,8 +1041,8 @@ def zsh_completion_test(tmp):
     eq([x for x in w[8] if not x.startswith("-")], [], "no second command")
     eq(w[9], ["config"], "con -> config")
     eq(w[10], ["home", "work"], "config -a: the accounts")
-    ok("--account" in w[11] and "--json" not in w[11] and "--jobs" not in w[11],
-       "authorize -: -a, not --json", w[11])
+    ok("--account" in w[11] and "--json" not in w[11] and "--jobs" not in w[11]
+       and "--shard" not in w[11], "authorize -: -a, not --json or --shard", w[11])
     eq(w[12], ["authorize"], "au -> authorize")
     eq(w[13], ["home", "work"], "authorize -a: the accounts")
 
