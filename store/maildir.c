@@ -17,6 +17,8 @@
 
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/vfs.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -36,6 +38,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "maildir.h"
+#include "maildir_seam.h"
 #include "params.h"
 #include "thread.h"
 #include "xmalloc.h"
@@ -44,11 +47,14 @@
 #define TMP_MARKER	",popfetch"
 
 /*
- * The fsync threads.  maildir_deliver_finish hands the file to them and
+ * The sync threads.  maildir_deliver_finish hands the file to them and
  * returns, so the next message is received while earlier ones reach the
  * disk, and fsyncs issued together share journal commits.  maildir_commit
  * waits for every file of its batch before the first rename: a file is in
- * new/ only once fsynced, exactly as when the caller fsyncs it itself.
+ * new/ only once durable, exactly as when the caller fsyncs it itself.
+ * A small message's file (written from memory) is not fsynced there when
+ * the Maildir uses batch_sync: maildir_commit makes the whole batch durable
+ * with one syncfs instead (doc/DESIGN.md §3 step 6b).
  * The threads start with the first finished delivery (a run that fetches
  * nothing starts none) and stop in maildir_close.  They only fsync and
  * close; every signal is blocked in them.  A delivery in their queue
@@ -86,6 +92,7 @@ struct maildir {
 	struct maildir_syncer	 sync;
 	struct md_folder	*folders;	/* Maildir++ folders opened */
 	size_t			 nfolders;
+	bool			 batch_sync;	/* one syncfs per batch */
 };
 
 enum delivery_state {
@@ -119,6 +126,7 @@ struct maildir_delivery {
 	/* the file's work in a sync thread (see struct maildir_syncer) */
 	struct maildir_delivery	*next;		/* queue link */
 	bool			 sync_pending;	/* under md->sync.mu */
+	bool			 fsync;		/* the thread fsyncs it */
 	size_t			 held;		/* its bytes in sync.held */
 	int			 sync_errno;	/* 0, or why it failed */
 	const char		*sync_call;	/* "open", "write", "fsync"... */
@@ -127,6 +135,61 @@ struct maildir_delivery {
 /* Q<n>: deliveries begun by this process, so names from one microsecond
  * still differ. */
 static atomic_ulong delivery_seq;
+
+/*
+ * May a batch of files under the directory open as fd be made durable
+ * with one syncfs(2) (doc/DESIGN.md §3 step 6b)?  Only where syncfs is
+ * known to write back and wait for every file of the file system and to
+ * report a failed write-back: a kernel of MAILDIR_SYNCFS_KERNEL or later
+ * (earlier ones return 0 from syncfs whatever happened) and a local file
+ * system of the list below.  Network and FUSE file systems (NFS, SMB, 9p,
+ * Ceph, FUSE), overlay and anything unknown keep per-file fsync, whose
+ * errors they do report.
+ */
+static bool
+batch_ok(int fd)
+{
+#ifdef HAVE_SYNCFS
+	static const unsigned long local[] = {
+		0xEF53UL,	/* ext2, ext3, ext4 */
+		0x58465342UL,	/* XFS */
+		0x9123683EUL,	/* Btrfs */
+		0xF2F52010UL,	/* F2FS */
+		0x01021994UL,	/* tmpfs: nothing to write back */
+	};
+	struct statfs sfs;
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+	size_t i;
+
+	if (uname(&u) == -1 || sscanf(u.release, "%u.%u", &major, &minor) != 2 ||
+	    major * 1000 + minor < MAILDIR_SYNCFS_KERNEL)
+		return false;
+	if (fstatfs(fd, &sfs) == -1)
+		return false;
+	for (i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		if ((unsigned long)sfs.f_type == local[i])
+			return true;
+#else
+	(void)fd;
+#endif
+	return false;
+}
+
+#ifdef HAVE_SYNCFS
+int	(*maildir_syncfs_fn)(int) = syncfs;
+#else
+static int
+no_syncfs(int fd)
+{
+	(void)fd;
+	errno = ENOSYS;
+	return -1;
+}
+int	(*maildir_syncfs_fn)(int) = no_syncfs;
+#endif
+int	(*maildir_fsync_fn)(int) = fsync;
+bool	(*maildir_batch_ok_fn)(int) = batch_ok;
 
 /* Join dir and name into buf; a result that does not fit is an error. */
 static int
@@ -279,7 +342,7 @@ sync_job(struct maildir_delivery *d)
 	d->buf = NULL;
 	fd = d->fd;
 	d->fd = -1;
-	if (fsync(fd) == -1) {
+	if (d->fsync && maildir_fsync_fn(fd) == -1) {
 		d->sync_errno = errno;
 		d->sync_call = "fsync";
 		(void)close(fd);
@@ -365,6 +428,8 @@ sync_queue(struct maildir_delivery *d)
 {
 	struct maildir_syncer *s = &d->md->sync;
 
+	/* Decided here, in the caller's thread, where batch_sync may change. */
+	d->fsync = !d->md->batch_sync || d->fd != -1;
 	if (!s->started)
 		sync_start(s);
 	if (s->nthreads == 0) {
@@ -443,6 +508,11 @@ maildir_open(const char *path, struct maildir **md_r, struct pf_error *err)
 		goto fail;
 	host_escape(md->host, sizeof(md->host));
 	md->pid = (long)getpid();
+	/* tmp_fd is open before any file of ours is written: syncfs on it
+	 * reports every write-back error of the file system since then. */
+	md->batch_sync = maildir_batch_ok_fn(md->tmp_fd);
+	log_debug("%s: small messages made durable by %s", md->path,
+	    md->batch_sync ? "one syncfs per batch" : "an fsync each");
 	*md_r = md;
 	return 0;
 
@@ -820,6 +890,69 @@ maildir_deliver_folder(struct maildir_delivery *d, const char *folder,
 	return 0;
 }
 
+/*
+ * fsync each file of d[0..n) that its thread left to a syncfs, reopening it
+ * in tmp/ (syncfs is not there after all).  A write-back error not seen by
+ * anyone yet is reported to a descriptor opened after it (Linux >= 4.13).
+ */
+static int
+fsync_each(struct maildir *md, struct maildir_delivery *const *d, size_t n,
+    struct pf_error *err)
+{
+	size_t i;
+	int fd;
+
+	for (i = 0; i < n; i++) {
+		if (d[i]->fsync)
+			continue;
+		fd = openat(md->tmp_fd, d[i]->tmp_name,
+		    O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd == -1 || maildir_fsync_fn(fd) == -1) {
+			pf_error_set_errno(err, PF_FAIL_IO, "%s(%s/tmp/%s)",
+			    fd == -1 ? "open" : "fsync", md->path,
+			    d[i]->tmp_name);
+			if (fd != -1)
+				close(fd);
+			return -1;
+		}
+		close(fd);
+		d[i]->fsync = true;
+	}
+	return 0;
+}
+
+/*
+ * Make the files of d[0..n) durable that their threads wrote without an
+ * fsync (batch_sync): one syncfs of the Maildir's file system covers them
+ * all, including those bound for a Maildir++ folder (their files are in
+ * our tmp/ until renamed).  A write-back error fails the batch just as a
+ * failed fsync does.  A syncfs that cannot be used here (ENOSYS: not in
+ * this kernel, or refused by a seccomp filter) falls back to an fsync of
+ * each file, now and for the rest of the run.
+ */
+static int
+batch_durable(struct maildir *md, struct maildir_delivery *const *d, size_t n,
+    struct pf_error *err)
+{
+	size_t i;
+
+	for (i = 0; i < n && d[i]->fsync; i++)
+		;
+	if (i == n)
+		return 0;
+	if (md->batch_sync) {
+		if (maildir_syncfs_fn(md->tmp_fd) == 0)
+			return 0;
+		if (errno != ENOSYS && errno != EPERM)
+			return pf_error_set_errno(err, PF_FAIL_IO,
+			    "syncfs(%s/tmp)", md->path);
+		log_debug("syncfs(%s/tmp): %s: fsyncing each file", md->path,
+		    strerror(errno));
+		md->batch_sync = false;
+	}
+	return fsync_each(md, d, n, err);
+}
+
 int
 maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
     size_t n, bool *placed_r, struct pf_error *err)
@@ -836,6 +969,8 @@ maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
 		if (sync_wait(d[i], err) == -1)
 			return -1;
 	}
+	if (batch_durable(md, d, n, err) == -1)
+		return -1;
 	for (i = 0; i < n; i++) {
 		struct md_folder *f = NULL;
 		const char *sep = d[i]->folder[0] != '\0' ? "/" : "";
