@@ -20,9 +20,12 @@
  *   ./syncbench [-n N] [-b B] [-s SIZE] [-r ROUNDS] [-c a,b,...] DIR
  *
  * Prints one line per run ("round R <candidate> <seconds>") and then the
- * median, minimum and maximum per candidate.  Before every timed run the
- * previous run's files are removed and sync(2) is called, so no write-back
- * of one candidate is paid by the next.
+ * median, minimum and maximum per candidate.  Every run writes into a fresh
+ * DIR/<round>-<candidate>/{tmp,new}, and sync(2) is called before it, so no
+ * write-back of one candidate is paid by the next.  The files are removed
+ * only after the last run: on ext4, creating files next to tens of
+ * thousands just deleted costs much kernel CPU for a while (see "discard"
+ * in bench/run), which would be charged to whichever candidate runs next.
  */
 #define _GNU_SOURCE
 #include <sys/stat.h>
@@ -339,6 +342,39 @@ empty_dir(int dfd)
 	closedir(d);
 }
 
+/* Open (making them) DIR/<round>-<name>/tmp and new as tmp_fd, new_fd. */
+static void
+open_run_dir(const char *dir, int round, const char *name)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%d-%s", dir, round + 1, name);
+	(void)mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/%d-%s/tmp", dir, round + 1, name);
+	(void)mkdir(path, 0700);
+	if ((tmp_fd = open(path, O_RDONLY | O_DIRECTORY)) == -1)
+		die(path);
+	snprintf(path, sizeof(path), "%s/%d-%s/new", dir, round + 1, name);
+	(void)mkdir(path, 0700);
+	if ((new_fd = open(path, O_RDONLY | O_DIRECTORY)) == -1)
+		die(path);
+}
+
+static void
+remove_run_dir(const char *dir, int round, const char *name)
+{
+	char path[4096];
+	static const char *const subs[] = { "/tmp", "/new", "" };
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%d-%s%s", dir, round + 1,
+		    name, subs[i]);
+		if (rmdir(path) == -1)
+			die(path);
+	}
+}
+
 static int
 cmp_double(const void *a, const void *b)
 {
@@ -350,7 +386,7 @@ cmp_double(const void *a, const void *b)
 int
 main(int argc, char **argv)
 {
-	char path[4096], want[256] = "";
+	char want[256] = "";
 	bool use[NCANDS];
 	int c, rounds = 5, r;
 	size_t i, k;
@@ -382,14 +418,6 @@ usage:
 		die("malloc");
 	memset(data, 'x', (size_t)file_size);
 	(void)mkdir(argv[optind], 0700);
-	snprintf(path, sizeof(path), "%s/tmp", argv[optind]);
-	(void)mkdir(path, 0700);
-	if ((tmp_fd = open(path, O_RDONLY | O_DIRECTORY)) == -1)
-		die(path);
-	snprintf(path, sizeof(path), "%s/new", argv[optind]);
-	(void)mkdir(path, 0700);
-	if ((new_fd = open(path, O_RDONLY | O_DIRECTORY)) == -1)
-		die(path);
 	printf("syncbench: %d files x %d bytes, batch %d, %d rounds\n",
 	    n_files, file_size, batch, rounds);
 	for (r = 0; r < rounds; r++) {
@@ -400,8 +428,7 @@ usage:
 
 			if (!use[(k + (size_t)r) % NCANDS])
 				continue;
-			empty_dir(tmp_fd);
-			empty_dir(new_fd);
+			open_run_dir(argv[optind], r, cd->name);
 			sync();
 			t0 = now();
 			cd->run();
@@ -409,10 +436,22 @@ usage:
 			printf("round %d %-11s %.3f s\n", r + 1, cd->name,
 			    cd->t[r]);
 			fflush(stdout);
+			empty_dir(tmp_fd);	/* nothing is left in tmp/ */
+			close(tmp_fd);
+			close(new_fd);
 		}
 	}
-	empty_dir(tmp_fd);
-	empty_dir(new_fd);
+	/* only now: remove every run's files */
+	for (r = 0; r < rounds; r++)
+		for (i = 0; i < NCANDS; i++) {
+			if (!use[i])
+				continue;
+			open_run_dir(argv[optind], r, cands[i].name);
+			empty_dir(new_fd);
+			close(tmp_fd);
+			close(new_fd);
+			remove_run_dir(argv[optind], r, cands[i].name);
+		}
 	printf("%-11s %8s %8s %8s\n", "candidate", "median", "min", "max");
 	for (i = 0; i < NCANDS; i++) {
 		if (!use[i])
