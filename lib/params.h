@@ -100,7 +100,7 @@
 
 /* Oldest kernel (major * 1000 + minor: 5.8) on which popfetch makes a
  * batch of small messages durable with one syncfs(2) instead of an fsync
- * each (doc/DESIGN.md §3 step 6b): 5.8 is the first to report a failed
+ * each (doc/DESIGN.md §3.4): 5.8 is the first to report a failed
  * write-back to syncfs; before it syncfs returns 0 whatever happened. */
 #define MAILDIR_SYNCFS_KERNEL	5008
 

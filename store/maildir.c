@@ -54,7 +54,7 @@
  * new/ only once durable, exactly as when the caller fsyncs it itself.
  * A small message's file (written from memory) is not fsynced there when
  * the Maildir uses batch_sync: maildir_commit makes the whole batch durable
- * with one syncfs instead (doc/DESIGN.md §3 step 6b).
+ * with one syncfs instead (doc/DESIGN.md §3.4).
  * The threads start with the first finished delivery (a run that fetches
  * nothing starts none) and stop in maildir_close.  They only fsync and
  * close; every signal is blocked in them.  A delivery in their queue
@@ -138,7 +138,7 @@ static atomic_ulong delivery_seq;
 
 /*
  * May a batch of files under the directory open as fd be made durable
- * with one syncfs(2) (doc/DESIGN.md §3 step 6b)?  Only where syncfs is
+ * with one syncfs(2) (doc/DESIGN.md §3.4)?  Only where syncfs is
  * known to write back and wait for every file of the file system and to
  * report a failed write-back: a kernel of MAILDIR_SYNCFS_KERNEL or later
  * (earlier ones return 0 from syncfs whatever happened) and a local file

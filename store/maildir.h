@@ -100,7 +100,7 @@ int	maildir_deliver_folder(struct maildir_delivery *d, const char *folder,
 
 /*
  * Wait until every delivery of the batch is durable and closed (fsynced,
- * or covered by one syncfs of the file system: doc/DESIGN.md §3 step 6b;
+ * or covered by one syncfs of the file system: doc/DESIGN.md §3.4;
  * failing with PF_FAIL_IO, "fsync(FILE): ..." or "syncfs(DIR/tmp): ...",
  * if one was not: nothing is renamed then), move them into new/ of the inbox or of their folder (one rename
  * each, never replacing a file: doc/DESIGN.md §7) and then fsync each

@@ -887,7 +887,7 @@ test_folder_find(void **state)
 	maildir_close(&md);
 }
 
-/* ---- how a batch of small messages becomes durable (DESIGN §3 6b) ---- */
+/* ---- how a batch of small messages becomes durable (DESIGN §3.4) ---- */
 
 static atomic_int	syncfs_calls, fsync_calls;
 static int		syncfs_errno;	/* 0: the real syncfs */
