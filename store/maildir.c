@@ -93,6 +93,7 @@ struct maildir {
 	struct md_folder	*folders;	/* Maildir++ folders opened */
 	size_t			 nfolders;
 	bool			 batch_sync;	/* one syncfs per batch */
+	int			 syncfs_errno;	/* a syncfs failed: sticky */
 };
 
 enum delivery_state {
@@ -929,6 +930,12 @@ fsync_each(struct maildir *md, struct maildir_delivery *const *d, size_t n,
  * failed fsync does.  A syncfs that cannot be used here (ENOSYS: not in
  * this kernel, or refused by a seccomp filter) falls back to an fsync of
  * each file, now and for the rest of the run.
+ *
+ * A failed syncfs fails every later batch of this Maildir too: it reports
+ * an error once per descriptor, and the file whose write-back failed may
+ * belong to a later batch (syncfs writes back every file written so far),
+ * whose own syncfs would then return 0.  The run ends with the error; the
+ * next one opens the Maildir afresh and fetches those messages again.
  */
 static int
 batch_durable(struct maildir *md, struct maildir_delivery *const *d, size_t n,
@@ -940,12 +947,19 @@ batch_durable(struct maildir *md, struct maildir_delivery *const *d, size_t n,
 		;
 	if (i == n)
 		return 0;
+	if (md->syncfs_errno != 0) {
+		errno = md->syncfs_errno;
+		return pf_error_set_errno(err, PF_FAIL_IO,
+		    "syncfs(%s/tmp) failed earlier in this run", md->path);
+	}
 	if (md->batch_sync) {
 		if (maildir_syncfs_fn(md->tmp_fd) == 0)
 			return 0;
-		if (errno != ENOSYS && errno != EPERM)
+		if (errno != ENOSYS && errno != EPERM) {
+			md->syncfs_errno = errno;
 			return pf_error_set_errno(err, PF_FAIL_IO,
 			    "syncfs(%s/tmp)", md->path);
+		}
 		log_debug("syncfs(%s/tmp): %s: fsyncing each file", md->path,
 		    strerror(errno));
 		md->batch_sync = false;

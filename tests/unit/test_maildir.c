@@ -1068,6 +1068,16 @@ test_batch_syncfs_error(void **state)
 	assert_int_equal(test_count_entries(f->md, "new"), 0);
 	free_all(d, n);
 	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
+
+	/* The next batch fails too, even though syncfs would now return 0:
+	 * the failed write-back may have been one of its files. */
+	syncfs_errno = 0;
+	n = deliver_some(md, d, 2, false);
+	assert_int_equal(maildir_commit(md, d, n, NULL, &err), -1);
+	assert_non_null(strstr(err.what, "failed earlier in this run"));
+	assert_int_equal(test_count_entries(f->md, "new"), 0);
+	free_all(d, n);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
 	maildir_close(&md);
 }
 
