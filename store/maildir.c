@@ -71,6 +71,10 @@ struct maildir_syncer {
 	size_t				 held;	/* bytes queued in buffers */
 	bool				 started;	/* start was tried */
 	bool				 stop;
+	/* syncfs calls begun and succeeded (batch_durable): a file closed
+	 * before syncfs number G began is durable once fs_done >= G */
+	unsigned long			 fs_started;
+	unsigned long			 fs_done;
 };
 
 /* A Maildir++ folder (".Junk") that a commit delivered into. */
@@ -128,6 +132,7 @@ struct maildir_delivery {
 	struct maildir_delivery	*next;		/* queue link */
 	bool			 sync_pending;	/* under md->sync.mu */
 	bool			 fsync;		/* the thread fsyncs it */
+	unsigned long		 fs_need;	/* else: syncfs that covers it */
 	size_t			 held;		/* its bytes in sync.held */
 	int			 sync_errno;	/* 0, or why it failed */
 	const char		*sync_call;	/* "open", "write", "fsync"... */
@@ -374,6 +379,7 @@ sync_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		sync_job(d);
 		pthread_mutex_lock(&s->mu);
+		d->fs_need = s->fs_started + 1;
 		s->held -= d->held;
 		d->sync_pending = false;
 		pthread_cond_broadcast(&s->done);
@@ -435,6 +441,7 @@ sync_queue(struct maildir_delivery *d)
 		sync_start(s);
 	if (s->nthreads == 0) {
 		sync_job(d);
+		d->fs_need = s->fs_started + 1;
 		return false;
 	}
 	pthread_mutex_lock(&s->mu);
@@ -931,6 +938,10 @@ fsync_each(struct maildir *md, struct maildir_delivery *const *d, size_t n,
  * this kernel, or refused by a seccomp filter) falls back to an fsync of
  * each file, now and for the rest of the run.
  *
+ * A syncfs covers every file closed before it began, so the batch after
+ * this one (whose files are mostly written by now: two batches are in
+ * flight) often needs none of its own: syncfs numbers tell.
+ *
  * A failed syncfs fails every later batch of this Maildir too: it reports
  * an error once per descriptor, and the file whose write-back failed may
  * belong to a later batch (syncfs writes back every file written so far),
@@ -941,20 +952,33 @@ static int
 batch_durable(struct maildir *md, struct maildir_delivery *const *d, size_t n,
     struct pf_error *err)
 {
+	struct maildir_syncer *s = &md->sync;
+	unsigned long need = 0, gen;
 	size_t i;
 
-	for (i = 0; i < n && d[i]->fsync; i++)
-		;
-	if (i == n)
+	for (i = 0; i < n; i++)
+		if (!d[i]->fsync && d[i]->fs_need > need)
+			need = d[i]->fs_need;
+	if (need == 0)
 		return 0;
 	if (md->syncfs_errno != 0) {
 		errno = md->syncfs_errno;
 		return pf_error_set_errno(err, PF_FAIL_IO,
 		    "syncfs(%s/tmp) failed earlier in this run", md->path);
 	}
+	/* Only this thread calls syncfs: fs_done is stable here. */
+	if (md->batch_sync && need <= s->fs_done)
+		return 0;
 	if (md->batch_sync) {
-		if (maildir_syncfs_fn(md->tmp_fd) == 0)
+		pthread_mutex_lock(&s->mu);
+		gen = ++s->fs_started;
+		pthread_mutex_unlock(&s->mu);
+		if (maildir_syncfs_fn(md->tmp_fd) == 0) {
+			pthread_mutex_lock(&s->mu);
+			s->fs_done = gen;
+			pthread_mutex_unlock(&s->mu);
 			return 0;
+		}
 		if (errno != ENOSYS && errno != EPERM) {
 			md->syncfs_errno = errno;
 			return pf_error_set_errno(err, PF_FAIL_IO,

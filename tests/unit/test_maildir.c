@@ -1022,6 +1022,15 @@ test_batch_syncfs_local(void **state)
 	assert_int_equal(atomic_load(&syncfs_calls), 1);
 	assert_int_equal(atomic_load(&fsync_calls), 2);
 	free_all(d, n);
+
+	/* Small files closed after the last syncfs began are not covered by
+	 * it: their batch gets a syncfs of its own. */
+	n = deliver_some(md, d, 2, false);
+	assert_int_equal(maildir_commit(md, d, n, NULL, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 2);
+	assert_int_equal(atomic_load(&fsync_calls), 2);
+	assert_int_equal(test_count_entries(f->md, "new"), 9);
+	free_all(d, n);
 	maildir_close(&md);
 }
 
