@@ -104,6 +104,12 @@
  * write-back to syncfs; before it syncfs returns 0 whatever happened. */
 #define MAILDIR_SYNCFS_KERNEL	5008
 
+/* Small files written without an fsync after which a sync thread starts a
+ * syncfs in the background (half of SEEN_BATCH): the disk works while the
+ * next messages arrive, and a batch's commit usually finds its files
+ * durable already.  Fewer would cost more syncfs calls for nothing. */
+#define MAILDIR_SYNCFS_EARLY	32
+
 /* Bytes of finished messages that may wait in memory for those threads to
  * write them: past it, receiving pauses until they catch up. */
 #define MAILDIR_SYNC_HELD	(512 * 1024)

@@ -53,8 +53,11 @@
  * waits for every file of its batch before the first rename: a file is in
  * new/ only once durable, exactly as when the caller fsyncs it itself.
  * A small message's file (written from memory) is not fsynced there when
- * the Maildir uses batch_sync: maildir_commit makes the whole batch durable
- * with one syncfs instead (doc/DESIGN.md §3.4).
+ * the Maildir allows it (fs_ok): a syncfs of the file system makes many
+ * durable at once (doc/DESIGN.md §3.4).  A thread starts one in the
+ * background once MAILDIR_SYNCFS_EARLY such files are waiting, so the
+ * disk works while the next messages arrive; maildir_commit waits for one
+ * that covers its batch, or makes one itself.
  * The threads start with the first finished delivery (a run that fetches
  * nothing starts none) and stop in maildir_close.  They only fsync and
  * close; every signal is blocked in them.  A delivery in their queue
@@ -71,10 +74,15 @@ struct maildir_syncer {
 	size_t				 held;	/* bytes queued in buffers */
 	bool				 started;	/* start was tried */
 	bool				 stop;
-	/* syncfs calls begun and succeeded (batch_durable): a file closed
-	 * before syncfs number G began is durable once fs_done >= G */
+	/* syncfs calls begun and succeeded (fs_run): a file closed before
+	 * syncfs number G began is durable once fs_done >= G */
 	unsigned long			 fs_started;
 	unsigned long			 fs_done;
+	size_t				 fs_waiting;	/* files since the last */
+	int				 fs_fd;		/* the Maildir's tmp/ */
+	int				 fs_errno;	/* a syncfs failed: sticky */
+	bool				 fs_ok;		/* syncfs in use */
+	bool				 fs_busy;	/* one is running */
 };
 
 /* A Maildir++ folder (".Junk") that a commit delivered into. */
@@ -96,8 +104,6 @@ struct maildir {
 	struct maildir_syncer	 sync;
 	struct md_folder	*folders;	/* Maildir++ folders opened */
 	size_t			 nfolders;
-	bool			 batch_sync;	/* one syncfs per batch */
-	int			 syncfs_errno;	/* a syncfs failed: sticky */
 };
 
 enum delivery_state {
@@ -361,6 +367,44 @@ sync_job(struct maildir_delivery *d)
 	}
 }
 
+/* d's file is written and closed: note which syncfs covers it (under mu). */
+static void
+fs_note(struct maildir_syncer *s, struct maildir_delivery *d)
+{
+	if (d->fsync || d->sync_errno != 0)
+		return;
+	d->fs_need = s->fs_started + 1;
+	s->fs_waiting++;
+}
+
+/*
+ * Run one syncfs (doc/DESIGN.md §3.4), called and returning with s->mu
+ * held, none running.  It covers every file closed before it began.  A
+ * write-back error is sticky (see batch_durable); ENOSYS or EPERM (not in
+ * this kernel, or a seccomp filter) turns syncfs off for the Maildir.
+ */
+static void
+fs_run(struct maildir_syncer *s)
+{
+	unsigned long gen = ++s->fs_started;
+	int rc, saved;
+
+	s->fs_waiting = 0;
+	s->fs_busy = true;
+	pthread_mutex_unlock(&s->mu);
+	rc = maildir_syncfs_fn(s->fs_fd);
+	saved = errno;
+	pthread_mutex_lock(&s->mu);
+	s->fs_busy = false;
+	if (rc == 0)
+		s->fs_done = gen;
+	else if (saved == ENOSYS || saved == EPERM)
+		s->fs_ok = false;
+	else if (s->fs_errno == 0)
+		s->fs_errno = saved;
+	pthread_cond_broadcast(&s->done);
+}
+
 static void *
 sync_main(void *arg)
 {
@@ -379,10 +423,13 @@ sync_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		sync_job(d);
 		pthread_mutex_lock(&s->mu);
-		d->fs_need = s->fs_started + 1;
+		fs_note(s, d);
 		s->held -= d->held;
 		d->sync_pending = false;
 		pthread_cond_broadcast(&s->done);
+		if (s->fs_ok && !s->fs_busy && s->fs_errno == 0 &&
+		    s->fs_waiting >= MAILDIR_SYNCFS_EARLY)
+			fs_run(s);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
@@ -435,13 +482,16 @@ sync_queue(struct maildir_delivery *d)
 {
 	struct maildir_syncer *s = &d->md->sync;
 
-	/* Decided here, in the caller's thread, where batch_sync may change. */
-	d->fsync = !d->md->batch_sync || d->fd != -1;
+	pthread_mutex_lock(&s->mu);
+	d->fsync = !s->fs_ok || d->fd != -1;
+	pthread_mutex_unlock(&s->mu);
 	if (!s->started)
 		sync_start(s);
 	if (s->nthreads == 0) {
 		sync_job(d);
-		d->fs_need = s->fs_started + 1;
+		pthread_mutex_lock(&s->mu);
+		fs_note(s, d);
+		pthread_mutex_unlock(&s->mu);
 		return false;
 	}
 	pthread_mutex_lock(&s->mu);
@@ -518,9 +568,10 @@ maildir_open(const char *path, struct maildir **md_r, struct pf_error *err)
 	md->pid = (long)getpid();
 	/* tmp_fd is open before any file of ours is written: syncfs on it
 	 * reports every write-back error of the file system since then. */
-	md->batch_sync = maildir_batch_ok_fn(md->tmp_fd);
+	md->sync.fs_fd = md->tmp_fd;
+	md->sync.fs_ok = maildir_batch_ok_fn(md->tmp_fd);
 	log_debug("%s: small messages made durable by %s", md->path,
-	    md->batch_sync ? "one syncfs per batch" : "an fsync each");
+	    md->sync.fs_ok ? "syncfs" : "an fsync each");
 	*md_r = md;
 	return 0;
 
@@ -931,16 +982,14 @@ fsync_each(struct maildir *md, struct maildir_delivery *const *d, size_t n,
 
 /*
  * Make the files of d[0..n) durable that their threads wrote without an
- * fsync (batch_sync): one syncfs of the Maildir's file system covers them
- * all, including those bound for a Maildir++ folder (their files are in
- * our tmp/ until renamed).  A write-back error fails the batch just as a
- * failed fsync does.  A syncfs that cannot be used here (ENOSYS: not in
- * this kernel, or refused by a seccomp filter) falls back to an fsync of
- * each file, now and for the rest of the run.
- *
- * A syncfs covers every file closed before it began, so the batch after
- * this one (whose files are mostly written by now: two batches are in
- * flight) often needs none of its own: syncfs numbers tell.
+ * fsync (fs_ok): a syncfs of the Maildir's file system that began after
+ * the last of them was closed covers them all, including those bound for
+ * a Maildir++ folder (their files are in our tmp/ until renamed).  One a
+ * thread started early may have done so already, or be running: then it
+ * is waited for; else one is made here.  A write-back error fails the
+ * batch just as a failed fsync does.  A syncfs that cannot be used here
+ * (ENOSYS: not in this kernel, or refused by a seccomp filter) falls back
+ * to an fsync of each file, now and for the rest of the run.
  *
  * A failed syncfs fails every later batch of this Maildir too: it reports
  * an error once per descriptor, and the file whose write-back failed may
@@ -953,41 +1002,34 @@ batch_durable(struct maildir *md, struct maildir_delivery *const *d, size_t n,
     struct pf_error *err)
 {
 	struct maildir_syncer *s = &md->sync;
-	unsigned long need = 0, gen;
+	unsigned long need = 0;
 	size_t i;
+	int fail;
+	bool ok;
 
 	for (i = 0; i < n; i++)
 		if (!d[i]->fsync && d[i]->fs_need > need)
 			need = d[i]->fs_need;
 	if (need == 0)
 		return 0;
-	if (md->syncfs_errno != 0) {
-		errno = md->syncfs_errno;
-		return pf_error_set_errno(err, PF_FAIL_IO,
-		    "syncfs(%s/tmp) failed earlier in this run", md->path);
+	pthread_mutex_lock(&s->mu);
+	while (s->fs_ok && s->fs_errno == 0 && s->fs_done < need) {
+		if (s->fs_busy)
+			pthread_cond_wait(&s->done, &s->mu);
+		else
+			fs_run(s);
 	}
-	/* Only this thread calls syncfs: fs_done is stable here. */
-	if (md->batch_sync && need <= s->fs_done)
+	fail = s->fs_errno;
+	ok = s->fs_ok;
+	pthread_mutex_unlock(&s->mu);
+	if (fail != 0) {
+		errno = fail;
+		return pf_error_set_errno(err, PF_FAIL_IO, "syncfs(%s/tmp)",
+		    md->path);
+	}
+	if (ok)
 		return 0;
-	if (md->batch_sync) {
-		pthread_mutex_lock(&s->mu);
-		gen = ++s->fs_started;
-		pthread_mutex_unlock(&s->mu);
-		if (maildir_syncfs_fn(md->tmp_fd) == 0) {
-			pthread_mutex_lock(&s->mu);
-			s->fs_done = gen;
-			pthread_mutex_unlock(&s->mu);
-			return 0;
-		}
-		if (errno != ENOSYS && errno != EPERM) {
-			md->syncfs_errno = errno;
-			return pf_error_set_errno(err, PF_FAIL_IO,
-			    "syncfs(%s/tmp)", md->path);
-		}
-		log_debug("syncfs(%s/tmp): %s: fsyncing each file", md->path,
-		    strerror(errno));
-		md->batch_sync = false;
-	}
+	log_debug("syncfs(%s/tmp) not usable: fsyncing each file", md->path);
 	return fsync_each(md, d, n, err);
 }
 

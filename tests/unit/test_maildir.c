@@ -1083,7 +1083,8 @@ test_batch_syncfs_error(void **state)
 	syncfs_errno = 0;
 	n = deliver_some(md, d, 2, false);
 	assert_int_equal(maildir_commit(md, d, n, NULL, &err), -1);
-	assert_non_null(strstr(err.what, "failed earlier in this run"));
+	assert_non_null(strstr(err.what, "/tmp): Input/output error"));
+	assert_int_equal(atomic_load(&syncfs_calls), 1);
 	assert_int_equal(test_count_entries(f->md, "new"), 0);
 	free_all(d, n);
 	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
@@ -1118,6 +1119,44 @@ test_batch_syncfs_enosys(void **state)
 	maildir_close(&md);
 }
 
+/* More than MAILDIR_SYNCFS_EARLY small files: a sync thread starts a
+ * syncfs in the background; the commit places all of them after one that
+ * covers them all (that one, or its own), and fails when it failed. */
+static void
+test_batch_syncfs_early(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir *md;
+	struct maildir_delivery *d[MAILDIR_SYNCFS_EARLY + 9];
+	struct pf_error err;
+	size_t n;
+	int calls;
+
+	seams_count(batch_yes, 0);
+	md = new_maildir(f);
+	n = deliver_some(md, d, MAILDIR_SYNCFS_EARLY + 8, false);
+	assert_int_equal(maildir_commit(md, d, n, NULL, &err), 0);
+	calls = atomic_load(&syncfs_calls);
+	assert_true(calls >= 1 && calls <= 2);
+	assert_int_equal(atomic_load(&fsync_calls), 0);
+	assert_int_equal(test_count_entries(f->md, "new"), (int)n);
+	free_all(d, n);
+	maildir_close(&md);
+
+	/* A background syncfs that fails fails the batch (and the run's
+	 * later ones). */
+	seams_count(batch_yes, EIO);
+	md = new_maildir(f);
+	n = deliver_some(md, d, MAILDIR_SYNCFS_EARLY + 8, false);
+	assert_int_equal(maildir_commit(md, d, n, NULL, &err), -1);
+	assert_non_null(strstr(err.what, "/tmp): Input/output error"));
+	assert_int_equal(atomic_load(&syncfs_calls), 1);
+	/* nothing added to the first part's files */
+	assert_int_equal(test_count_entries(f->md, "new"), (int)n);
+	free_all(d, n);
+	maildir_close(&md);
+}
+
 /* Each case runs in a fresh directory. */
 #define S(fn)	cmocka_unit_test_setup_teardown(fn, seam_setup, seam_teardown)
 #define T(fn)	\
@@ -1143,6 +1182,7 @@ main(void)
 		S(test_batch_syncfs_fallback),
 		S(test_batch_syncfs_error),
 		S(test_batch_syncfs_enosys),
+		S(test_batch_syncfs_early),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
