@@ -59,7 +59,7 @@
  * disk works while the next messages arrive; maildir_commit waits for one
  * that covers its batch, or makes one itself.
  * The threads start with the first finished delivery (a run that fetches
- * nothing starts none) and stop in maildir_close.  They only fsync and
+ * nothing starts none) and stop in maildir_close.  They only write, sync and
  * close; every signal is blocked in them.  A delivery in their queue
  * belongs to them for its fd and sync_* fields until sync_pending is
  * cleared under `mu`; the rest of it is read-only meanwhile.
