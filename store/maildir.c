@@ -83,6 +83,7 @@ struct maildir_syncer {
 	int				 fs_errno;	/* a syncfs failed: sticky */
 	bool				 fs_ok;		/* syncfs in use */
 	bool				 fs_busy;	/* one is running */
+	size_t				 big_open;	/* streamed, not synced */
 };
 
 /* A Maildir++ folder (".Junk") that a commit delivered into. */
@@ -139,6 +140,7 @@ struct maildir_delivery {
 	bool			 sync_pending;	/* under md->sync.mu */
 	bool			 fsync;		/* the thread fsyncs it */
 	unsigned long		 fs_need;	/* else: syncfs that covers it */
+	bool			 big;		/* counted in sync.big_open */
 	size_t			 held;		/* its bytes in sync.held */
 	int			 sync_errno;	/* 0, or why it failed */
 	const char		*sync_call;	/* "open", "write", "fsync"... */
@@ -367,6 +369,16 @@ sync_job(struct maildir_delivery *d)
 	}
 }
 
+/* d no longer counts as a large message in flight (under mu). */
+static void
+big_done(struct maildir_syncer *s, struct maildir_delivery *d)
+{
+	if (d->big) {
+		d->big = false;
+		s->big_open--;
+	}
+}
+
 /* d's file is written and closed: note which syncfs covers it (under mu). */
 static void
 fs_note(struct maildir_syncer *s, struct maildir_delivery *d)
@@ -424,6 +436,7 @@ sync_main(void *arg)
 		sync_job(d);
 		pthread_mutex_lock(&s->mu);
 		fs_note(s, d);
+		big_done(s, d);
 		s->held -= d->held;
 		d->sync_pending = false;
 		pthread_cond_broadcast(&s->done);
@@ -482,8 +495,11 @@ sync_queue(struct maildir_delivery *d)
 {
 	struct maildir_syncer *s = &d->md->sync;
 
+	/* While a large message is being written, a syncfs would wait for
+	 * its data too (and the commit for that syncfs): then a small file is
+	 * fsynced by its thread, as without syncfs. */
 	pthread_mutex_lock(&s->mu);
-	d->fsync = !s->fs_ok || d->fd != -1;
+	d->fsync = !s->fs_ok || d->fd != -1 || s->big_open > 0;
 	pthread_mutex_unlock(&s->mu);
 	if (!s->started)
 		sync_start(s);
@@ -491,6 +507,7 @@ sync_queue(struct maildir_delivery *d)
 		sync_job(d);
 		pthread_mutex_lock(&s->mu);
 		fs_note(s, d);
+		big_done(s, d);
 		pthread_mutex_unlock(&s->mu);
 		return false;
 	}
@@ -659,6 +676,11 @@ delivery_fail(struct maildir_delivery *d)
 {
 	int saved = errno;
 
+	if (d->big) {
+		pthread_mutex_lock(&d->md->sync.mu);
+		big_done(&d->md->sync, d);
+		pthread_mutex_unlock(&d->md->sync.mu);
+	}
 	if (d->fd != -1) {
 		close(d->fd);
 		d->fd = -1;
@@ -756,6 +778,10 @@ maildir_deliver_write(struct maildir_delivery *d, const void *buf, size_t len,
 		/* Larger than memory holds: stream into the file from now. */
 		if (tmp_open(d, err) == -1)
 			return -1;
+		pthread_mutex_lock(&d->md->sync.mu);
+		d->big = true;
+		d->md->sync.big_open++;
+		pthread_mutex_unlock(&d->md->sync.mu);
 	}
 	buf_reserve(d, MAILDIR_WRITE_BUF);
 	d->size += len;

@@ -1119,6 +1119,44 @@ test_batch_syncfs_enosys(void **state)
 	maildir_close(&md);
 }
 
+/* A small message finished while a large one is being written is fsynced
+ * on its own: a syncfs would wait for the large one's data too. */
+static void
+test_batch_syncfs_beside_large(void **state)
+{
+	static char big[2 * MAILDIR_WRITE_BUF];
+	struct fixture *f = *state;
+	struct maildir *md;
+	struct maildir_delivery *d[4];
+	struct pf_error err;
+
+	memset(big, 'b', sizeof(big));
+	seams_count(batch_yes, 0);
+	md = new_maildir(f);
+	assert_int_equal(maildir_deliver_begin(md, &d[0], &err), 0);
+	assert_int_equal(maildir_deliver_write(d[0], big, sizeof(big), &err), 0);
+	d[1] = deliver(md, "small\n", 6, 6);
+	assert_int_equal(maildir_deliver_finish(d[0], &err), 0);
+	assert_int_equal(maildir_commit(md, d, 2, NULL, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 0);
+	assert_int_equal(atomic_load(&fsync_calls), 2);
+	free_all(d, 2);
+
+	/* Once it is written and synced, small ones share a syncfs again;
+	 * an aborted large one does not hold that up either. */
+	assert_int_equal(maildir_deliver_begin(md, &d[2], &err), 0);
+	assert_int_equal(maildir_deliver_write(d[2], big, sizeof(big), &err), 0);
+	maildir_delivery_free(&d[2]);
+	d[0] = deliver(md, "small\n", 6, 6);
+	d[1] = deliver(md, "small\n", 6, 6);
+	assert_int_equal(maildir_commit(md, d, 2, NULL, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 1);
+	assert_int_equal(atomic_load(&fsync_calls), 2);
+	assert_int_equal(test_count_entries(f->md, "new"), 4);
+	free_all(d, 2);
+	maildir_close(&md);
+}
+
 /* More than MAILDIR_SYNCFS_EARLY small files: a sync thread starts a
  * syncfs in the background; the commit places all of them after one that
  * covers them all (that one, or its own), and fails when it failed. */
@@ -1183,6 +1221,7 @@ main(void)
 		S(test_batch_syncfs_error),
 		S(test_batch_syncfs_enosys),
 		S(test_batch_syncfs_early),
+		S(test_batch_syncfs_beside_large),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
