@@ -587,8 +587,6 @@ maildir_open(const char *path, struct maildir **md_r, struct pf_error *err)
 	 * reports every write-back error of the file system since then. */
 	md->sync.fs_fd = md->tmp_fd;
 	md->sync.fs_ok = maildir_batch_ok_fn(md->tmp_fd);
-	log_debug("%s: small messages made durable by %s", md->path,
-	    md->sync.fs_ok ? "syncfs" : "an fsync each");
 	*md_r = md;
 	return 0;
 
@@ -1053,10 +1051,7 @@ batch_durable(struct maildir *md, struct maildir_delivery *const *d, size_t n,
 		return pf_error_set_errno(err, PF_FAIL_IO, "syncfs(%s/tmp)",
 		    md->path);
 	}
-	if (ok)
-		return 0;
-	log_debug("syncfs(%s/tmp) not usable: fsyncing each file", md->path);
-	return fsync_each(md, d, n, err);
+	return ok ? 0 : fsync_each(md, d, n, err);
 }
 
 int
