@@ -120,6 +120,18 @@
  * rename, so every file is still fsynced before it reaches new/. */
 #define MAILDIR_SYNC_THREADS	8
 
+/* Oldest kernel (major * 1000 + minor: 5.8) on which popfetch makes a
+ * batch of small messages durable with one syncfs(2) instead of an fsync
+ * each (doc/DESIGN.md §3.4): 5.8 is the first to report a failed
+ * write-back to syncfs; before it syncfs returns 0 whatever happened. */
+#define MAILDIR_SYNCFS_KERNEL	5008
+
+/* Small files written without an fsync after which a sync thread starts a
+ * syncfs in the background (half of SEEN_BATCH): the disk works while the
+ * next messages arrive, and a batch's commit usually finds its files
+ * durable already.  Fewer would cost more syncfs calls for nothing. */
+#define MAILDIR_SYNCFS_EARLY	32
+
 /* Bytes of finished messages that may wait in memory for those threads to
  * write them: past it, receiving pauses until they catch up. */
 #define MAILDIR_SYNC_HELD	(512 * 1024)

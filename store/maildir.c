@@ -17,6 +17,8 @@
 
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/vfs.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -36,6 +38,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "maildir.h"
+#include "maildir_seam.h"
 #include "params.h"
 #include "thread.h"
 #include "xmalloc.h"
@@ -44,13 +47,19 @@
 #define TMP_MARKER	",popfetch"
 
 /*
- * The fsync threads.  maildir_deliver_finish hands the file to them and
+ * The sync threads.  maildir_deliver_finish hands the file to them and
  * returns, so the next message is received while earlier ones reach the
  * disk, and fsyncs issued together share journal commits.  maildir_commit
  * waits for every file of its batch before the first rename: a file is in
- * new/ only once fsynced, exactly as when the caller fsyncs it itself.
+ * new/ only once durable, exactly as when the caller fsyncs it itself.
+ * A small message's file (written from memory) is not fsynced there when
+ * the Maildir allows it (fs_ok): a syncfs of the file system makes many
+ * durable at once (doc/DESIGN.md §3.4).  A thread starts one in the
+ * background once MAILDIR_SYNCFS_EARLY such files are waiting, so the
+ * disk works while the next messages arrive; maildir_commit waits for one
+ * that covers its batch, or makes one itself.
  * The threads start with the first finished delivery (a run that fetches
- * nothing starts none) and stop in maildir_close.  They only fsync and
+ * nothing starts none) and stop in maildir_close.  They only write, sync and
  * close; every signal is blocked in them.  A delivery in their queue
  * belongs to them for its fd and sync_* fields until sync_pending is
  * cleared under `mu`; the rest of it is read-only meanwhile.
@@ -65,6 +74,16 @@ struct maildir_syncer {
 	size_t				 held;	/* bytes queued in buffers */
 	bool				 started;	/* start was tried */
 	bool				 stop;
+	/* syncfs calls begun and succeeded (fs_run): a file closed before
+	 * syncfs number G began is durable once fs_done >= G */
+	unsigned long			 fs_started;
+	unsigned long			 fs_done;
+	size_t				 fs_waiting;	/* files since the last */
+	int				 fs_fd;		/* the Maildir's tmp/ */
+	int				 fs_errno;	/* a syncfs failed: sticky */
+	bool				 fs_ok;		/* syncfs in use */
+	bool				 fs_busy;	/* one is running */
+	size_t				 big_open;	/* streamed, not synced */
 };
 
 /* A Maildir++ folder (".Junk") that a commit delivered into. */
@@ -119,6 +138,9 @@ struct maildir_delivery {
 	/* the file's work in a sync thread (see struct maildir_syncer) */
 	struct maildir_delivery	*next;		/* queue link */
 	bool			 sync_pending;	/* under md->sync.mu */
+	bool			 fsync;		/* the thread fsyncs it */
+	unsigned long		 fs_need;	/* else: syncfs that covers it */
+	bool			 big;		/* counted in sync.big_open */
 	size_t			 held;		/* its bytes in sync.held */
 	int			 sync_errno;	/* 0, or why it failed */
 	const char		*sync_call;	/* "open", "write", "fsync"... */
@@ -127,6 +149,61 @@ struct maildir_delivery {
 /* Q<n>: deliveries begun by this process, so names from one microsecond
  * still differ. */
 static atomic_ulong delivery_seq;
+
+/*
+ * May a batch of files under the directory open as fd be made durable
+ * with one syncfs(2) (doc/DESIGN.md §3.4)?  Only where syncfs is
+ * known to write back and wait for every file of the file system and to
+ * report a failed write-back: a kernel of MAILDIR_SYNCFS_KERNEL or later
+ * (earlier ones return 0 from syncfs whatever happened) and a local file
+ * system of the list below.  Network and FUSE file systems (NFS, SMB, 9p,
+ * Ceph, FUSE), overlay and anything unknown keep per-file fsync, whose
+ * errors they do report.
+ */
+static bool
+batch_ok(int fd)
+{
+#ifdef HAVE_SYNCFS
+	static const unsigned long local[] = {
+		0xEF53UL,	/* ext2, ext3, ext4 */
+		0x58465342UL,	/* XFS */
+		0x9123683EUL,	/* Btrfs */
+		0xF2F52010UL,	/* F2FS */
+		0x01021994UL,	/* tmpfs: nothing to write back */
+	};
+	struct statfs sfs;
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+	size_t i;
+
+	if (uname(&u) == -1 || sscanf(u.release, "%u.%u", &major, &minor) != 2 ||
+	    major * 1000 + minor < MAILDIR_SYNCFS_KERNEL)
+		return false;
+	if (fstatfs(fd, &sfs) == -1)
+		return false;
+	for (i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		if ((unsigned long)sfs.f_type == local[i])
+			return true;
+#else
+	(void)fd;
+#endif
+	return false;
+}
+
+#ifdef HAVE_SYNCFS
+int	(*maildir_syncfs_fn)(int) = syncfs;
+#else
+static int
+no_syncfs(int fd)
+{
+	(void)fd;
+	errno = ENOSYS;
+	return -1;
+}
+int	(*maildir_syncfs_fn)(int) = no_syncfs;
+#endif
+int	(*maildir_fsync_fn)(int) = fsync;
+bool	(*maildir_batch_ok_fn)(int) = batch_ok;
 
 /* Join dir and name into buf; a result that does not fit is an error. */
 static int
@@ -279,7 +356,7 @@ sync_job(struct maildir_delivery *d)
 	d->buf = NULL;
 	fd = d->fd;
 	d->fd = -1;
-	if (fsync(fd) == -1) {
+	if (d->fsync && maildir_fsync_fn(fd) == -1) {
 		d->sync_errno = errno;
 		d->sync_call = "fsync";
 		(void)close(fd);
@@ -290,6 +367,54 @@ sync_job(struct maildir_delivery *d)
 		d->sync_errno = errno;
 		d->sync_call = "close";
 	}
+}
+
+/* d no longer counts as a large message in flight (under mu). */
+static void
+big_done(struct maildir_syncer *s, struct maildir_delivery *d)
+{
+	if (d->big) {
+		d->big = false;
+		s->big_open--;
+	}
+}
+
+/* d's file is written and closed: note which syncfs covers it (under mu). */
+static void
+fs_note(struct maildir_syncer *s, struct maildir_delivery *d)
+{
+	if (d->fsync || d->sync_errno != 0)
+		return;
+	d->fs_need = s->fs_started + 1;
+	s->fs_waiting++;
+}
+
+/*
+ * Run one syncfs (doc/DESIGN.md §3.4), called and returning with s->mu
+ * held, none running.  It covers every file closed before it began.  A
+ * write-back error is sticky (see batch_durable); ENOSYS or EPERM (not in
+ * this kernel, or a seccomp filter) turns syncfs off for the Maildir.
+ */
+static void
+fs_run(struct maildir_syncer *s)
+{
+	unsigned long gen = ++s->fs_started;
+	int rc, saved;
+
+	s->fs_waiting = 0;
+	s->fs_busy = true;
+	pthread_mutex_unlock(&s->mu);
+	rc = maildir_syncfs_fn(s->fs_fd);
+	saved = errno;
+	pthread_mutex_lock(&s->mu);
+	s->fs_busy = false;
+	if (rc == 0)
+		s->fs_done = gen;
+	else if (saved == ENOSYS || saved == EPERM)
+		s->fs_ok = false;
+	else if (s->fs_errno == 0)
+		s->fs_errno = saved;
+	pthread_cond_broadcast(&s->done);
 }
 
 static void *
@@ -310,9 +435,14 @@ sync_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		sync_job(d);
 		pthread_mutex_lock(&s->mu);
+		fs_note(s, d);
+		big_done(s, d);
 		s->held -= d->held;
 		d->sync_pending = false;
 		pthread_cond_broadcast(&s->done);
+		if (s->fs_ok && !s->fs_busy && s->fs_errno == 0 &&
+		    s->fs_waiting >= MAILDIR_SYNCFS_EARLY)
+			fs_run(s);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
@@ -365,10 +495,20 @@ sync_queue(struct maildir_delivery *d)
 {
 	struct maildir_syncer *s = &d->md->sync;
 
+	/* While a large message is being written, a syncfs would wait for
+	 * its data too (and the commit for that syncfs): then a small file is
+	 * fsynced by its thread, as without syncfs. */
+	pthread_mutex_lock(&s->mu);
+	d->fsync = !s->fs_ok || d->fd != -1 || s->big_open > 0;
+	pthread_mutex_unlock(&s->mu);
 	if (!s->started)
 		sync_start(s);
 	if (s->nthreads == 0) {
 		sync_job(d);
+		pthread_mutex_lock(&s->mu);
+		fs_note(s, d);
+		big_done(s, d);
+		pthread_mutex_unlock(&s->mu);
 		return false;
 	}
 	pthread_mutex_lock(&s->mu);
@@ -443,6 +583,10 @@ maildir_open(const char *path, struct maildir **md_r, struct pf_error *err)
 		goto fail;
 	host_escape(md->host, sizeof(md->host));
 	md->pid = (long)getpid();
+	/* tmp_fd is open before any file of ours is written: syncfs on it
+	 * reports every write-back error of the file system since then. */
+	md->sync.fs_fd = md->tmp_fd;
+	md->sync.fs_ok = maildir_batch_ok_fn(md->tmp_fd);
 	*md_r = md;
 	return 0;
 
@@ -530,6 +674,11 @@ delivery_fail(struct maildir_delivery *d)
 {
 	int saved = errno;
 
+	if (d->big) {
+		pthread_mutex_lock(&d->md->sync.mu);
+		big_done(&d->md->sync, d);
+		pthread_mutex_unlock(&d->md->sync.mu);
+	}
 	if (d->fd != -1) {
 		close(d->fd);
 		d->fd = -1;
@@ -627,6 +776,10 @@ maildir_deliver_write(struct maildir_delivery *d, const void *buf, size_t len,
 		/* Larger than memory holds: stream into the file from now. */
 		if (tmp_open(d, err) == -1)
 			return -1;
+		pthread_mutex_lock(&d->md->sync.mu);
+		d->big = true;
+		d->md->sync.big_open++;
+		pthread_mutex_unlock(&d->md->sync.mu);
 	}
 	buf_reserve(d, MAILDIR_WRITE_BUF);
 	d->size += len;
@@ -820,6 +973,87 @@ maildir_deliver_folder(struct maildir_delivery *d, const char *folder,
 	return 0;
 }
 
+/*
+ * fsync each file of d[0..n) that its thread left to a syncfs, reopening it
+ * in tmp/ (syncfs is not there after all).  A write-back error not seen by
+ * anyone yet is reported to a descriptor opened after it (Linux >= 4.13).
+ */
+static int
+fsync_each(struct maildir *md, struct maildir_delivery *const *d, size_t n,
+    struct pf_error *err)
+{
+	size_t i;
+	int fd;
+
+	for (i = 0; i < n; i++) {
+		if (d[i]->fsync)
+			continue;
+		fd = openat(md->tmp_fd, d[i]->tmp_name,
+		    O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd == -1 || maildir_fsync_fn(fd) == -1) {
+			pf_error_set_errno(err, PF_FAIL_IO, "%s(%s/tmp/%s)",
+			    fd == -1 ? "open" : "fsync", md->path,
+			    d[i]->tmp_name);
+			if (fd != -1)
+				close(fd);
+			return -1;
+		}
+		close(fd);
+		d[i]->fsync = true;
+	}
+	return 0;
+}
+
+/*
+ * Make the files of d[0..n) durable that their threads wrote without an
+ * fsync (fs_ok): a syncfs of the Maildir's file system that began after
+ * the last of them was closed covers them all, including those bound for
+ * a Maildir++ folder (their files are in our tmp/ until renamed).  One a
+ * thread started early may have done so already, or be running: then it
+ * is waited for; else one is made here.  A write-back error fails the
+ * batch just as a failed fsync does.  A syncfs that cannot be used here
+ * (ENOSYS: not in this kernel, or refused by a seccomp filter) falls back
+ * to an fsync of each file, now and for the rest of the run.
+ *
+ * A failed syncfs fails every later batch of this Maildir too: it reports
+ * an error once per descriptor, and the file whose write-back failed may
+ * belong to a later batch (syncfs writes back every file written so far),
+ * whose own syncfs would then return 0.  The run ends with the error; the
+ * next one opens the Maildir afresh and fetches those messages again.
+ */
+static int
+batch_durable(struct maildir *md, struct maildir_delivery *const *d, size_t n,
+    struct pf_error *err)
+{
+	struct maildir_syncer *s = &md->sync;
+	unsigned long need = 0;
+	size_t i;
+	int fail;
+	bool ok;
+
+	for (i = 0; i < n; i++)
+		if (!d[i]->fsync && d[i]->fs_need > need)
+			need = d[i]->fs_need;
+	if (need == 0)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	while (s->fs_ok && s->fs_errno == 0 && s->fs_done < need) {
+		if (s->fs_busy)
+			pthread_cond_wait(&s->done, &s->mu);
+		else
+			fs_run(s);
+	}
+	fail = s->fs_errno;
+	ok = s->fs_ok;
+	pthread_mutex_unlock(&s->mu);
+	if (fail != 0) {
+		errno = fail;
+		return pf_error_set_errno(err, PF_FAIL_IO, "syncfs(%s/tmp)",
+		    md->path);
+	}
+	return ok ? 0 : fsync_each(md, d, n, err);
+}
+
 int
 maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
     size_t n, bool *placed_r, struct pf_error *err)
@@ -836,6 +1070,8 @@ maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
 		if (sync_wait(d[i], err) == -1)
 			return -1;
 	}
+	if (batch_durable(md, d, n, err) == -1)
+		return -1;
 	for (i = 0; i < n; i++) {
 		struct md_folder *f = NULL;
 		const char *sep = d[i]->folder[0] != '\0' ? "/" : "";

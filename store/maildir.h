@@ -69,9 +69,11 @@ int	maildir_deliver_write(struct maildir_delivery *d, const void *buf,
 /*
  * The message is complete: flush the tmp file, fix its final name
  * "time.M<usec>P<pid>Q<n>.<host>,S=<size>", and hand the file to the
- * Maildir's fsync threads, which fsync and close it (close is checked: NFS
- * and quotas report there) while the caller receives the next message.
- * The file stays in tmp/ until maildir_commit, which waits for its fsync.
+ * Maildir's sync threads, which write, fsync and close it (close is
+ * checked: NFS and quotas report there) while the caller receives the next
+ * message; on a local file system a small message's file is not fsynced
+ * there, maildir_commit makes its batch durable with one syncfs instead.
+ * The file stays in tmp/ until maildir_commit, which waits for it.
  * On failure the tmp file is removed (PF_FAIL_IO); a failed fsync or close
  * is reported by maildir_commit instead.  The threads start at the first
  * call and stop in maildir_close; if none can start, the fsync and close
@@ -97,9 +99,10 @@ int	maildir_deliver_folder(struct maildir_delivery *d, const char *folder,
 	    struct pf_error *err);
 
 /*
- * Wait until every delivery of the batch is fsynced and closed (failing
- * with PF_FAIL_IO, "fsync(FILE): ...", if one was not: nothing is renamed
- * then), move them into new/ of the inbox or of their folder (one rename
+ * Wait until every delivery of the batch is durable and closed (fsynced,
+ * or covered by one syncfs of the file system: doc/DESIGN.md §3.4;
+ * failing with PF_FAIL_IO, "fsync(FILE): ..." or "syncfs(DIR/tmp): ...",
+ * if one was not: nothing is renamed then), move them into new/ of the inbox or of their folder (one rename
  * each, never replacing a file: doc/DESIGN.md §7) and then fsync each
  * new/ once, so that all of them are
  * durable.  placed_r[i] (placed_r may be NULL) tells whether delivery i is

@@ -20,6 +20,8 @@ SIGKILLs popfetch at an exact point: right after the N-th rename into new/
 (before the seen-list commit), at the first rename (after the pending
 commit), before the first DELE is sent (after the seen commit), before
 QUIT, and right after QUIT was sent.  popfetch has no test switch.
+The same shim fails a batch's syncfs with EIO (doc/DESIGN.md §3.4): the
+batch must be neither in new/ nor seen.
 """
 
 import json
@@ -69,7 +71,8 @@ SEEN_BATCH = params_define("SEEN_BATCH", 64)
 # file only when its mtime or size changed, and two users added within one
 # second with names of the same length would leave the second one unknown.
 USERS = ("calib", "rnd-keep", "rnd-del", "det-after1", "det-after2",
-         "det-before1", "det-before2", "det-dele", "det-quit", "det-quitsent")
+         "det-before1", "det-before2", "det-dele", "det-quit", "det-quitsent",
+         "syncfs-1", "syncfs-2")
 _DC = {}
 
 
@@ -615,6 +618,71 @@ def _(tmp):
                   "killed before sending QUIT",
                   {"new": NDET, "tmp": 0, "pending": 0, "seen": NDET,
                    "server": NDET})
+
+
+def batch_syncfs_here(path):
+    """Does popfetch make a batch durable with syncfs for a Maildir under
+    path (doc/DESIGN.md §3.4: a local file system, Linux >= 5.8)?"""
+    try:
+        kind = subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True,
+                              text=True).stdout.strip()
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    except (OSError, ValueError):
+        return False
+    return (major, minor) >= (5, 8) and kind in (
+        "ext2/ext3", "ext4", "xfs", "btrfs", "f2fs", "tmpfs")
+
+
+def syncfs_fails(tmp, user, call, nmsgs):
+    """The call-th syncfs fails (EIO): that batch and every later one is
+    not placed (nothing of them in new/, nothing of them seen), the run
+    fails 74, and the next run fetches those messages once.  Which batch
+    makes the call-th syncfs depends on how far the sync threads got (a
+    syncfs covers every file written before it), except for the first."""
+    box = Box(tmp, user, delete=True, tls="none", auth="apop")
+    if not batch_syncfs_here(box.pf.dir):
+        return "no batch syncfs on this file system or kernel"
+    box.add(mixed_messages(nmsgs, edges_every=5))
+    env, log = shim_env(box, KILLSHIM_SYNCFS_EIO=call)
+    r = box.pf.run("fetch", env=env)
+    with open(log) as f:
+        shim_log = f.read()
+    ok("failed syncfs with EIO: call %d" % call in shim_log, "the shim failed syncfs",
+       shim_log)
+    eq(r.rc, 74, "a failed syncfs fails the run like a failed fsync\n%s" % r)
+    ok("syncfs(" in r.stderr and "Input/output error" in r.stderr,
+       "the error names syncfs", r.stderr)
+    sc = box.scan()
+    st = box.status()
+    placed = len(sc.files)
+    if call == 1:
+        eq(placed, 0, "files in new/ after the first syncfs failed")
+    ok(placed % B == 0 and placed < nmsgs, "whole batches before the failed one "
+       "in new/ (%d files)" % placed)
+    eq(st["seen"], placed, "status --json seen: the files in new/, no more")
+    eq(sorted(u for _, u, _ in sc.files), sorted(box.order[:placed]),
+       "the files in new/ are the first batches' messages")
+    ok(len(box.server()) >= nmsgs - placed, "nothing unseen was deleted from the server")
+    T.diag("syncfs call %d failed: %d of %d messages placed" % (call, placed, nmsgs))
+    run_complete(box, "the run after the failed syncfs")
+    eq(len(box.scan().files), nmsgs, "messages in the Maildir")
+    return None
+
+
+@T.test("a syncfs that fails (EIO) on the first batch: nothing renamed into new/, "
+        "nothing seen, 74; the next run fetches everything once")
+def _(tmp):
+    why = syncfs_fails(tmp, "syncfs-1", 1, NDET)
+    if why:
+        T.diag("not tested: " + why)
+
+
+@T.test("a syncfs that fails later (the second call, 300 messages): the batches "
+        "before are seen, none after is placed; the next run fetches them once")
+def _(tmp):
+    why = syncfs_fails(tmp, "syncfs-2", 2, 3 * NDET)
+    if why:
+        T.diag("not tested: " + why)
 
 
 def deterministic_after_quit(tmp, user):

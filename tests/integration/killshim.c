@@ -17,6 +17,9 @@
  *   KILLSHIM_SEND_WHEN=before|after
  *                              ... before the data is sent (default), or
  *                              right after it was sent in full.
+ *   KILLSHIM_SYNCFS_EIO=N      not a kill: the N-th syncfs() call fails
+ *                              with EIO, as after a failed write-back
+ *                              (crash.t: the batch must not be placed).
  *   KILLSHIM_LOG=PATH          append one line per kill decision to PATH
  *                              (what was intercepted), for diagnostics.
  *
@@ -206,6 +209,32 @@ rename(const char *oldpath, const char *newpath)
 	rename_after(into, rc, full);
 	errno = saved;
 	return rc;
+}
+
+/* ---- syncfs: a write-back error on demand ---- */
+
+int
+syncfs(int fd)
+{
+	static int (*next)(int);
+	static long calls;
+	char detail[32];
+
+	calls++;
+	if (env_long("KILLSHIM_SYNCFS_EIO") == calls) {
+		snprintf(detail, sizeof(detail), "call %ld", calls);
+		shim_log("failed syncfs with EIO:", detail);
+		errno = EIO;
+		return -1;
+	}
+	if (next == NULL)
+		next = (int (*)(int))dlsym(RTLD_NEXT, "syncfs");
+	if (next == NULL) {
+		errno = ENOSYS;
+		return -1;
+	}
+	shim_log("syncfs", "passed");
+	return next(fd);
 }
 
 /* ---- socket writes ---- */

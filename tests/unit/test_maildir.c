@@ -4,6 +4,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +28,7 @@
 #include "deliver.h"
 #include "error.h"
 #include "maildir.h"
+#include "maildir_seam.h"
 #include "params.h"
 #include "testutil.h"
 
@@ -884,7 +887,316 @@ test_folder_find(void **state)
 	maildir_close(&md);
 }
 
+/* ---- how a batch of small messages becomes durable (DESIGN §3.4) ---- */
+
+static atomic_int	syncfs_calls, fsync_calls;
+static int		syncfs_errno;	/* 0: the real syncfs */
+
+static int
+count_syncfs(int fd)
+{
+	atomic_fetch_add(&syncfs_calls, 1);
+	if (syncfs_errno != 0) {
+		errno = syncfs_errno;
+		return -1;
+	}
+	return syncfs(fd);
+}
+
+static int
+count_fsync(int fd)
+{
+	atomic_fetch_add(&fsync_calls, 1);
+	return fsync(fd);
+}
+
+static bool
+batch_yes(int fd)
+{
+	(void)fd;
+	return true;
+}
+
+static bool
+batch_no(int fd)
+{
+	(void)fd;
+	return false;
+}
+
+/* Count the calls from now on; the seams are put back by seams_reset. */
+static void
+seams_count(bool (*batch_ok)(int), int fail_errno)
+{
+	atomic_store(&syncfs_calls, 0);
+	atomic_store(&fsync_calls, 0);
+	syncfs_errno = fail_errno;
+	maildir_syncfs_fn = count_syncfs;
+	maildir_fsync_fn = count_fsync;
+	if (batch_ok != NULL)
+		maildir_batch_ok_fn = batch_ok;
+}
+
+static int	(*saved_syncfs)(int);
+static int	(*saved_fsync)(int);
+static bool	(*saved_batch_ok)(int);
+
+static int
+seam_setup(void **state)
+{
+	saved_syncfs = maildir_syncfs_fn;
+	saved_fsync = maildir_fsync_fn;
+	saved_batch_ok = maildir_batch_ok_fn;
+	return setup(state);
+}
+
+static int
+seam_teardown(void **state)
+{
+	maildir_syncfs_fn = saved_syncfs;
+	maildir_fsync_fn = saved_fsync;
+	maildir_batch_ok_fn = saved_batch_ok;
+	return test_fixture_teardown(state);
+}
+
+/* n small deliveries (and one streamed, larger than the write buffer, if
+ * `big`) into md, finished, in d[]. */
+static size_t
+deliver_some(struct maildir *md, struct maildir_delivery **d, size_t n,
+    bool big)
+{
+	static char data[3 * MAILDIR_WRITE_BUF];
+	size_t i;
+
+	memset(data, 'm', sizeof(data));
+	for (i = 0; i < n; i++)
+		d[i] = deliver(md, data, 7000 + i, 4096);
+	if (big)
+		d[n++] = deliver(md, data, sizeof(data), 4096);
+	return n;
+}
+
+static void
+free_all(struct maildir_delivery **d, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		maildir_delivery_free(&d[i]);
+}
+
+/* On a local file system (ext4, XFS, Btrfs, tmpfs...) small messages are
+ * not fsynced one by one: one syncfs covers the batch; a streamed large
+ * message keeps its own fsync. */
+static void
+test_batch_syncfs_local(void **state)
+{
+	static const unsigned long local[] = { 0xEF53UL, 0x58465342UL,
+	    0x9123683EUL, 0xF2F52010UL, 0x01021994UL };
+	struct fixture *f = *state;
+	struct maildir *md;
+	struct maildir_delivery *d[8];
+	struct pf_error err;
+	struct statfs sfs;
+	bool is_local = false;
+	size_t i, n;
+
+	assert_int_equal(statfs(f->dir, &sfs), 0);
+	for (i = 0; i < 5; i++)
+		is_local = is_local || (unsigned long)sfs.f_type == local[i];
+	/* The real decision where the test runs; else forced, to test the
+	 * rest the same. */
+	seams_count(is_local ? NULL : batch_yes, 0);
+	md = new_maildir(f);
+	n = deliver_some(md, d, 5, true);
+	assert_int_equal(maildir_commit(md, d, n, NULL, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 1);
+	assert_int_equal(atomic_load(&fsync_calls), 1);	/* the large one */
+	assert_int_equal(test_count_entries(f->md, "new"), 6);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
+	free_all(d, n);
+
+	/* A batch of large messages only: nothing left for a syncfs. */
+	n = deliver_some(md, d, 0, true);
+	assert_int_equal(maildir_commit(md, d, n, NULL, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 1);
+	assert_int_equal(atomic_load(&fsync_calls), 2);
+	free_all(d, n);
+
+	/* Small files closed after the last syncfs began are not covered by
+	 * it: their batch gets a syncfs of its own. */
+	n = deliver_some(md, d, 2, false);
+	assert_int_equal(maildir_commit(md, d, n, NULL, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 2);
+	assert_int_equal(atomic_load(&fsync_calls), 2);
+	assert_int_equal(test_count_entries(f->md, "new"), 9);
+	free_all(d, n);
+	maildir_close(&md);
+}
+
+/* Anywhere else (network, FUSE, overlay, unknown): an fsync each. */
+static void
+test_batch_syncfs_fallback(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir *md;
+	struct maildir_delivery *d[8];
+	struct pf_error err;
+	size_t n;
+
+	seams_count(batch_no, 0);
+	md = new_maildir(f);
+	n = deliver_some(md, d, 5, true);
+	assert_int_equal(maildir_commit(md, d, n, NULL, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 0);
+	assert_int_equal(atomic_load(&fsync_calls), 6);
+	assert_int_equal(test_count_entries(f->md, "new"), 6);
+	free_all(d, n);
+	maildir_close(&md);
+}
+
+/* A write-back error reported by syncfs fails the batch: nothing is
+ * renamed into new/, and freeing the deliveries leaves nothing in tmp/. */
+static void
+test_batch_syncfs_error(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir *md;
+	struct maildir_delivery *d[8];
+	struct pf_error err;
+	size_t n;
+
+	seams_count(batch_yes, EIO);
+	md = new_maildir(f);
+	n = deliver_some(md, d, 4, false);
+	assert_int_equal(maildir_commit(md, d, n, NULL, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_IO);
+	assert_non_null(strstr(err.what, "syncfs("));
+	assert_non_null(strstr(err.what, "/tmp): Input/output error"));
+	assert_int_equal(atomic_load(&syncfs_calls), 1);
+	assert_int_equal(test_count_entries(f->md, "new"), 0);
+	free_all(d, n);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
+
+	/* The next batch fails too, even though syncfs would now return 0:
+	 * the failed write-back may have been one of its files. */
+	syncfs_errno = 0;
+	n = deliver_some(md, d, 2, false);
+	assert_int_equal(maildir_commit(md, d, n, NULL, &err), -1);
+	assert_non_null(strstr(err.what, "/tmp): Input/output error"));
+	assert_int_equal(atomic_load(&syncfs_calls), 1);
+	assert_int_equal(test_count_entries(f->md, "new"), 0);
+	free_all(d, n);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
+	maildir_close(&md);
+}
+
+/* syncfs missing (ENOSYS: old kernel, seccomp): this batch and every later
+ * one fsync each file instead. */
+static void
+test_batch_syncfs_enosys(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir *md;
+	struct maildir_delivery *d[8];
+	struct pf_error err;
+	size_t n;
+
+	seams_count(batch_yes, ENOSYS);
+	md = new_maildir(f);
+	n = deliver_some(md, d, 3, false);
+	assert_int_equal(maildir_commit(md, d, n, NULL, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 1);
+	assert_int_equal(atomic_load(&fsync_calls), 3);
+	assert_int_equal(test_count_entries(f->md, "new"), 3);
+	free_all(d, n);
+	n = deliver_some(md, d, 2, false);
+	assert_int_equal(maildir_commit(md, d, n, NULL, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 1);
+	assert_int_equal(atomic_load(&fsync_calls), 5);
+	assert_int_equal(test_count_entries(f->md, "new"), 5);
+	free_all(d, n);
+	maildir_close(&md);
+}
+
+/* A small message finished while a large one is being written is fsynced
+ * on its own: a syncfs would wait for the large one's data too. */
+static void
+test_batch_syncfs_beside_large(void **state)
+{
+	static char big[2 * MAILDIR_WRITE_BUF];
+	struct fixture *f = *state;
+	struct maildir *md;
+	struct maildir_delivery *d[4];
+	struct pf_error err;
+
+	memset(big, 'b', sizeof(big));
+	seams_count(batch_yes, 0);
+	md = new_maildir(f);
+	assert_int_equal(maildir_deliver_begin(md, &d[0], &err), 0);
+	assert_int_equal(maildir_deliver_write(d[0], big, sizeof(big), &err), 0);
+	d[1] = deliver(md, "small\n", 6, 6);
+	assert_int_equal(maildir_deliver_finish(d[0], &err), 0);
+	assert_int_equal(maildir_commit(md, d, 2, NULL, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 0);
+	assert_int_equal(atomic_load(&fsync_calls), 2);
+	free_all(d, 2);
+
+	/* Once it is written and synced, small ones share a syncfs again;
+	 * an aborted large one does not hold that up either. */
+	assert_int_equal(maildir_deliver_begin(md, &d[2], &err), 0);
+	assert_int_equal(maildir_deliver_write(d[2], big, sizeof(big), &err), 0);
+	maildir_delivery_free(&d[2]);
+	d[0] = deliver(md, "small\n", 6, 6);
+	d[1] = deliver(md, "small\n", 6, 6);
+	assert_int_equal(maildir_commit(md, d, 2, NULL, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 1);
+	assert_int_equal(atomic_load(&fsync_calls), 2);
+	assert_int_equal(test_count_entries(f->md, "new"), 4);
+	free_all(d, 2);
+	maildir_close(&md);
+}
+
+/* More than MAILDIR_SYNCFS_EARLY small files: a sync thread starts a
+ * syncfs in the background; the commit places all of them after one that
+ * covers them all (that one, or its own), and fails when it failed. */
+static void
+test_batch_syncfs_early(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir *md;
+	struct maildir_delivery *d[MAILDIR_SYNCFS_EARLY + 9];
+	struct pf_error err;
+	size_t n;
+	int calls;
+
+	seams_count(batch_yes, 0);
+	md = new_maildir(f);
+	n = deliver_some(md, d, MAILDIR_SYNCFS_EARLY + 8, false);
+	assert_int_equal(maildir_commit(md, d, n, NULL, &err), 0);
+	calls = atomic_load(&syncfs_calls);
+	assert_true(calls >= 1 && calls <= 2);
+	assert_int_equal(atomic_load(&fsync_calls), 0);
+	assert_int_equal(test_count_entries(f->md, "new"), (int)n);
+	free_all(d, n);
+	maildir_close(&md);
+
+	/* A background syncfs that fails fails the batch (and the run's
+	 * later ones). */
+	seams_count(batch_yes, EIO);
+	md = new_maildir(f);
+	n = deliver_some(md, d, MAILDIR_SYNCFS_EARLY + 8, false);
+	assert_int_equal(maildir_commit(md, d, n, NULL, &err), -1);
+	assert_non_null(strstr(err.what, "/tmp): Input/output error"));
+	assert_int_equal(atomic_load(&syncfs_calls), 1);
+	/* nothing added to the first part's files */
+	assert_int_equal(test_count_entries(f->md, "new"), (int)n);
+	free_all(d, n);
+	maildir_close(&md);
+}
+
 /* Each case runs in a fresh directory. */
+#define S(fn)	cmocka_unit_test_setup_teardown(fn, seam_setup, seam_teardown)
 #define T(fn)	\
 	cmocka_unit_test_setup_teardown(fn, setup, test_fixture_teardown)
 
@@ -904,6 +1216,12 @@ main(void)
 		T(test_folder_names),
 		T(test_folder_location),
 		T(test_folder_find),
+		S(test_batch_syncfs_local),
+		S(test_batch_syncfs_fallback),
+		S(test_batch_syncfs_error),
+		S(test_batch_syncfs_enosys),
+		S(test_batch_syncfs_early),
+		S(test_batch_syncfs_beside_large),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
