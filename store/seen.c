@@ -850,12 +850,11 @@ static const char v1_as_v2[] =
  * A popfetch killed in mid-run can leave what only a writer may repair: a
  * hot rollback journal (killed while switching to WAL, set_wal, or while an
  * older popfetch switched back: SQLITE_READONLY_ROLLBACK), or a WAL whose
- * shared-memory index
- * must be rebuilt (SQLITE_READONLY_RECOVERY and friends).  Then, if we may
- * write the file, read through a read-write connection instead: it rolls
- * the journal back, or rebuilds the index and folds the WAL into the
- * database on close.  Only what was committed is kept, as the next fetch
- * would; nothing of ours is written.
+ * shared-memory index must be rebuilt (SQLITE_READONLY_RECOVERY and
+ * friends).  Then, if we may write the file, read through a read-write
+ * connection instead: it rolls the journal back, or rebuilds the index
+ * (the WAL stays, as after any run).  Only what was committed is kept, as
+ * the next fetch would; nothing of ours is written.
  */
 static int
 open_ro(struct seen *s, struct pf_error *err)
