@@ -52,6 +52,7 @@
 #include "seen.h"
 #include "shard.h"
 #include "showconf.h"
+#include "tls.h"
 #include "xmalloc.h"
 
 enum command {
@@ -489,6 +490,7 @@ fetch_accounts(const struct conf *conf, const struct conf_account **sel,
 	}
 
 	pids = xcalloc(n, sizeof(*pids));
+	tls_warm_up();		/* once here, not in every child */
 	while (next < n || running > 0) {
 		if (next < n && running < (size_t)jobs) {
 			pid_t pid;

@@ -524,6 +524,24 @@ deferred_verify(X509_STORE_CTX *sctx, void *arg)
 
 /* --- the session --- */
 
+void
+tls_warm_up(void)
+{
+	SSL_CTX *ctx;
+
+	if (OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG |
+	    OPENSSL_INIT_LOAD_SSL_STRINGS | OPENSSL_INIT_LOAD_CRYPTO_STRINGS,
+	    NULL) != 1) {
+		ERR_clear_error();
+		return;
+	}
+	/* A context fetches its ciphers and digests from the providers;
+	 * OpenSSL keeps what it fetched for the next one. */
+	if ((ctx = SSL_CTX_new(TLS_client_method())) != NULL)
+		SSL_CTX_free(ctx);
+	ERR_clear_error();
+}
+
 struct tls *
 tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 {

@@ -158,8 +158,19 @@
 
 /* SQLite busy timeout in milliseconds: how long a write transaction
  * queues behind another popfetch's (-j: other accounts) before it is a
- * temporary failure, 75 (doc/DESIGN.md §3.4).  Theirs are short. */
-#define SEEN_BUSY_TIMEOUT_MS	5000
+ * temporary failure, 75 (doc/DESIGN.md §3.4).  Theirs are short, but at
+ * -j 64 sixty-three others' commits (an fsync or two each, 100 ms on a
+ * slow disk) may come first, and SQLite's busy handler is not a queue. */
+#define SEEN_BUSY_TIMEOUT_MS	30000
+
+/* WAL pages after which a commit checkpoints them into the database
+ * (PRAGMA wal_autocheckpoint; SQLite's default is 1000).  The WAL stays
+ * between runs (store/seen.c, keep_wal), and the first popfetch to open
+ * the database rebuilds the WAL's index by reading every page of it: a
+ * run that found nothing new writes a few pages of history, so 1000
+ * would make every start read up to 4 MB; 128 keeps that under 0.5 MB for
+ * one checkpoint (two fsyncs) every thirty or so such runs. */
+#define SEEN_WAL_CHECKPOINT_PAGES	128
 
 /* Milliseconds between two attempts to switch a new database to WAL while
  * another popfetch (-j) holds it: SQLite does not wait itself there. */

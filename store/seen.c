@@ -9,10 +9,11 @@
  * only after the WAL is fsynced and every transaction is durable before
  * the next step starts.  Every write transaction is BEGIN IMMEDIATE, so
  * parallel popfetch processes (other accounts) queue on the busy timeout
- * instead of failing halfway.  The last read-write connection to close
- * switches the file back to rollback-journal mode (leave_wal), so that
- * between runs it is a lone file that read-only readers (--dry-run,
- * status) open without creating -wal and -shm files.
+ * instead of failing halfway.  The file stays in WAL mode between runs,
+ * with its -wal and -shm files, and no connection checkpoints when it
+ * closes (keep_wal): a run that found nothing new then costs no fsync
+ * (doc/DESIGN.md §3.4), and read-only readers (--dry-run, status) find
+ * the side files there and create none.
  *
  * Schema (version in PRAGMA user_version, migrated forward by `migrations`):
  *   mailbox(id, name, legacy_key, user, host, port, bytes ever delivered)
@@ -515,6 +516,17 @@ claim_row(struct seen *s, sqlite3_int64 id, struct pf_error *err)
 	return rc;
 }
 
+/* The id of the row named after the account whose user, host and port are
+ * the account's (rule 1 of doc/DESIGN.md §2.3, nothing to update), else 0. */
+static int
+unchanged_row(struct seen *s, sqlite3_int64 *id_r, struct pf_error *err)
+{
+	const char *binds[3] = { s->name, s->user, s->host };
+
+	return query_id(s, "SELECT id FROM mailbox WHERE name = ? AND "
+	    "user = ? AND host = ? AND port = ?", binds, 3, s->port, id_r, err);
+}
+
 /*
  * Find the account's row, s->mailbox = its id (doc/DESIGN.md §2): its own
  * by name, else one it takes over; when `create`, record that (or a new
@@ -527,6 +539,15 @@ find_mailbox(struct seen *s, bool create, struct pf_error *err)
 	sqlite3_int64 id, old = 0;
 
 	s->mailbox = 0;
+	/* The usual case, the account's own row with its address unchanged:
+	 * nothing to write, so no write transaction (64 accounts at -j 64
+	 * would queue on the WAL's write lock for nothing). */
+	if (create && unchanged_row(s, &id, err) == -1)
+		return -1;
+	if (create && id != 0) {
+		s->mailbox = id;
+		return 0;
+	}
 	if (create && tx_begin(s, "find account", err) == -1)
 		return -1;
 	if (row_by_name(s, s->name, &id, err) == -1)
@@ -703,6 +724,24 @@ seen_alloc(const char *state_dir, const struct seen_who *who,
 	return s;
 }
 
+/*
+ * No checkpoint when a connection closes, so the -wal and -shm files stay
+ * (doc/DESIGN.md §3.4).  SQLite's default, for the last connection to
+ * close, is to checkpoint (an fsync of the WAL and one of the database)
+ * and delete both files; a run that found nothing new wrote only its
+ * history (synchronous = NORMAL, no fsync) and would pay those two, and
+ * the next open would recreate the files.  Nothing is at risk: a commit
+ * is durable in the WAL, and SQLite's automatic checkpoint (every
+ * wal_autocheckpoint pages, fsynced as a checkpoint always is) keeps the
+ * WAL bounded.  Only a hint: without it SQLite checkpoints at close.
+ */
+static void
+keep_wal(struct seen *s)
+{
+	(void)sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1,
+	    NULL);
+}
+
 /* sqlite3_open_v2 with the flags we always want; creation is our job. */
 static int
 db_open(struct seen *s, int flags, struct pf_error *err)
@@ -716,6 +755,7 @@ db_open(struct seen *s, int flags, struct pf_error *err)
 		return db_fail(s, "open", err);
 	}
 	sqlite3_busy_timeout(s->db, SEEN_BUSY_TIMEOUT_MS);
+	keep_wal(s);
 	/* Only a hint: a failure leaves SQLite's default. */
 	snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", SEEN_CACHE_KIB);
 	(void)sqlite3_exec(s->db, sql, NULL, NULL, NULL);
@@ -794,6 +834,8 @@ open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
 	if (db_exec(s, "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY",
 	    "set pragmas", err) == -1)
 		return -1;
+	/* Only a hint: a failure leaves SQLite's default. */
+	(void)sqlite3_wal_autocheckpoint(s->db, SEEN_WAL_CHECKPOINT_PAGES);
 	if (migrate(s, err) == -1)
 		return -1;
 	return find_mailbox(s, true, err);
@@ -819,13 +861,13 @@ static const char v1_as_v2[] =
  * and is not created; a database never migrated (version 0) is empty too.
  *
  * A popfetch killed in mid-run can leave what only a writer may repair: a
- * hot rollback journal (killed while switching to or from WAL, set_wal and
- * leave_wal: SQLITE_READONLY_ROLLBACK), or a WAL whose shared-memory index
- * must be rebuilt (SQLITE_READONLY_RECOVERY and friends).  Then, if we may
- * write the file, read through a read-write connection instead: it rolls
- * the journal back, or rebuilds the index and folds the WAL into the
- * database on close.  Only what was committed is kept, as the next fetch
- * would; nothing of ours is written.
+ * hot rollback journal (killed while switching to WAL, set_wal, or while an
+ * older popfetch switched back: SQLITE_READONLY_ROLLBACK), or a WAL whose
+ * shared-memory index must be rebuilt (SQLITE_READONLY_RECOVERY and
+ * friends).  Then, if we may write the file, read through a read-write
+ * connection instead: it rolls the journal back, or rebuilds the index
+ * (the WAL stays, as after any run).  Only what was committed is kept, as
+ * the next fetch would; nothing of ours is written.
  */
 static int
 open_ro(struct seen *s, struct pf_error *err)
@@ -931,31 +973,6 @@ seen_any(struct seen *s, bool *any_r, struct pf_error *err)
 	return 0;
 }
 
-/*
- * Before a read-write connection closes: leave WAL mode if this is the last
- * connection to the database.  A read-only connection to a WAL database
- * creates popfetch.db-wal and -shm and, unable to write, leaves them behind;
- * popfetch(1) lets --dry-run create nothing but the state directory and a lock
- * file.  In rollback-journal mode a reader creates nothing.
- *
- * The switch checkpoints the WAL into the database (fsynced, as
- * synchronous = FULL) before it deletes it and rewrites the header in a
- * journaled transaction, so nothing committed is at risk.  It needs an
- * exclusive lock, which SQLite does not wait for, and which it cannot get
- * while any other connection (another popfetch, -j) has the database open:
- * then the switch fails at once, harmlessly, and the last one out does it.
- * The next read-write open switches back to WAL (set_wal).
- */
-static void
-leave_wal(struct seen *s)
-{
-	if (s->mode != SEEN_READ_WRITE)
-		return;
-	sqlite3_busy_timeout(s->db, 0);
-	(void)sqlite3_exec(s->db, "PRAGMA main.journal_mode = DELETE", NULL,
-	    NULL, NULL);
-}
-
 void
 seen_close(struct seen **s_r)
 {
@@ -965,7 +982,6 @@ seen_close(struct seen **s_r)
 		return;
 	if (s->db != NULL) {
 		tx_rollback(s);
-		leave_wal(s);
 		sqlite3_close(s->db);
 	}
 	known_free(s->known, s->nknown);
