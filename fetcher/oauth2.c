@@ -277,16 +277,14 @@ tokens_read(const char *path, const char *name, struct oauth2_tokens *t,
 	return 0;
 }
 
-/* Write the tokens to path: a temporary file, fsync, rename, fsync the
- * directory (doc/DESIGN.md §3.4's durability). */
+/* Write the tokens to path, durably (doc/DESIGN.md §3.4's durability):
+ * a rotated refresh token that a power loss took back would be refused. */
 static int
 tokens_write(const char *state_dir, const char *path,
     const struct oauth2_tokens *t, struct pf_error *err)
 {
-	char *tmp = xasprintf("%s.tmpXXXXXX", path), *text;
-	size_t len, off = 0;
-	ssize_t n;
-	int fd;
+	char *text;
+	int rc;
 
 	text = xasprintf("# popfetch OAuth2 tokens (popfetch authorize); "
 	    "keep secret\naccess_token=%s\nexpires_at=%lld\n%s%s%s",
@@ -295,49 +293,10 @@ tokens_write(const char *state_dir, const char *path,
 	    t->refresh_token != NULL ? "refresh_token=" : "",
 	    t->refresh_token != NULL ? t->refresh_token : "",
 	    t->refresh_token != NULL ? "\n" : "");
-	len = strlen(text);
-	/* mkstemp: mode 0600, a name nobody else has */
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
-		pf_error_set_errno(err, PF_FAIL_IO, "token file %s", path);
-		goto fail;
-	}
-	while (off < len) {
-		if ((n = write(fd, text + off, len - off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			pf_error_set_errno(err, PF_FAIL_IO, "token file %s",
-			    tmp);
-			goto fail_fd;
-		}
-		off += (size_t)n;
-	}
-	if (fchmod(fd, S_IRUSR | S_IWUSR) == -1 || fsync(fd) == -1) {
-		pf_error_set_errno(err, PF_FAIL_IO, "token file %s", tmp);
-		goto fail_fd;
-	}
-	if (close(fd) == -1) {
-		fd = -1;
-		pf_error_set_errno(err, PF_FAIL_IO, "token file %s", tmp);
-		goto fail_fd;
-	}
-	fd = -1;
-	if (rename(tmp, path) == -1) {
-		pf_error_set_errno(err, PF_FAIL_IO, "token file %s", path);
-		goto fail_fd;
-	}
-	if (pf_fsync_dir(state_dir, err) == -1)
-		goto fail;
+	rc = pf_replace_private(state_dir, path, text, strlen(text), true,
+	    "token file", err);
 	secret_free(&text);
-	free(tmp);
-	return 0;
-fail_fd:
-	if (fd != -1)
-		close(fd);
-	(void)unlink(tmp);
-fail:
-	secret_free(&text);
-	free(tmp);
-	return -1;
+	return rc;
 }
 
 /*

@@ -1,4 +1,4 @@
-/* fsutil.c - durable directory creation. */
+/* fsutil.c - durable directory creation; replacing a private file. */
 #include "config.h"
 
 #include <sys/stat.h>
@@ -10,6 +10,7 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -106,4 +107,49 @@ pf_uid_name(uid_t uid, char *buf, size_t size)
 	else
 		snprintf(buf, size, "%lu", (unsigned long)uid);
 	return buf;
+}
+
+int
+pf_replace_private(const char *dir, const char *path, const void *buf,
+    size_t len, bool durable, const char *what, struct pf_error *err)
+{
+	const char *p = buf;
+	char tmp[PATH_MAX];
+	size_t off = 0;
+	ssize_t n;
+	int fd;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
+		return pf_error_set(err, PF_FAIL_IO, "%s %s: path too long",
+		    what, path);
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
+		return pf_error_set_errno(err, PF_FAIL_IO, "%s %s", what, tmp);
+	while (off < len) {
+		if ((n = write(fd, p + off, len - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		off += (size_t)n;
+	}
+	if (durable && fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) == -1) {
+		pf_error_set_errno(err, PF_FAIL_IO, "%s %s", what, path);
+		goto unlink;
+	}
+	return durable ? pf_fsync_dir(dir, err) : 0;
+
+fail:
+	pf_error_set_errno(err, PF_FAIL_IO, "%s %s", what, tmp);
+	if (fd != -1)
+		close(fd);
+unlink:
+	(void)unlink(tmp);
+	return -1;
 }

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "fsutil.h"
 #include "params.h"
 #include "resume.h"
 #include "xmalloc.h"
@@ -165,17 +166,15 @@ resume_save(const char *state_dir, const char *account,
     const unsigned char key[RESUME_KEY_LEN], const unsigned char *blob,
     size_t len, struct pf_error *err)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char path[PATH_MAX];
 	unsigned char *buf;
-	size_t total = HEAD_LEN + len + CHECK_LEN, off = 0;
-	ssize_t n;
-	int fd;
+	size_t total = HEAD_LEN + len + CHECK_LEN;
+	int rc;
 
 	if (len == 0 || total > RESUME_FILE_MAX)
 		return pf_error_set(err, PF_FAIL_IO, "TLS session of %zu bytes "
 		    "not kept: too big", len);
-	if (resume_path(state_dir, account, path, sizeof(path)) == -1 ||
-	    snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
+	if (resume_path(state_dir, account, path, sizeof(path)) == -1)
 		return pf_error_set(err, PF_FAIL_IO, "path too long: %s/"
 		    "tls-session.%s", state_dir, account);
 	buf = xmalloc(total);
@@ -186,46 +185,13 @@ resume_save(const char *state_dir, const char *account,
 	memcpy(buf + HEAD_LEN, blob, len);
 	put_be(buf + HEAD_LEN + len, fnv1a64(buf, HEAD_LEN + len), CHECK_LEN);
 
-	/* mkostemp creates the file 0600: the secret is never readable by
-	 * anyone else, not even for a moment. */
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
-		pf_error_set_errno(err, PF_FAIL_IO, "mkstemp(%s)", tmp);
-		goto fail;
-	}
-	while (off < total) {
-		n = write(fd, buf + off, total - off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			pf_error_set_errno(err, PF_FAIL_IO, "write(%s)", tmp);
-			goto fail_tmp;
-		}
-		off += (size_t)n;
-	}
-	if (close(fd) == -1) {
-		fd = -1;
-		pf_error_set_errno(err, PF_FAIL_IO, "close(%s)", tmp);
-		goto fail_tmp;
-	}
-	fd = -1;
-	/* No fsync (DESIGN §12): a crash may leave the old file, an empty
+	/* Not durable (DESIGN §12): a crash may leave the old file, an empty
 	 * one or none, and each of them only costs a full handshake. */
-	if (rename(tmp, path) == -1) {
-		pf_error_set_errno(err, PF_FAIL_IO, "rename(%s, %s)", tmp, path);
-		goto fail_tmp;
-	}
+	rc = pf_replace_private(state_dir, path, buf, total, false,
+	    "TLS session file", err);
 	explicit_bzero(buf, total);
 	free(buf);
-	return 0;
-
-fail_tmp:
-	if (fd != -1)
-		close(fd);
-	(void)unlink(tmp);
-fail:
-	explicit_bzero(buf, total);
-	free(buf);
-	return -1;
+	return rc;
 }
 
 bool

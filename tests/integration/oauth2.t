@@ -152,7 +152,9 @@ def _(tmp):
        b"user=alice\x01auth=Bearer at-2\x01\x01", "the fresh token")
     eq(len(pftest.read_maildir(box.opts["maildir"]).messages()), 2, "delivered")
     no_secrets(box, r)
-    leftovers = [f for f in os.listdir(box.pf.state_dir) if ".tmp" in f]
+    # A temporary file would be oauth2.NAME.XXXXXX (lib/fsutil.c).
+    leftovers = [f for f in os.listdir(box.pf.state_dir)
+                 if f.startswith("oauth2.%s." % NAME)]
     eq(leftovers, [], "no temporary file left")
     for tok in ("at-2", "rt-2", "rt-1"):
         eq([os.path.basename(f) for f in pftest.files_containing(box.pf.state_dir, tok)

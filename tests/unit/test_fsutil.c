@@ -1,9 +1,11 @@
-/* test_fsutil.c - pf_mkdirs and pf_fsync_dir: parents, modes, errors. */
+/* test_fsutil.c - pf_mkdirs, pf_fsync_dir and pf_replace_private: parents,
+ * modes, errors. */
 #include "config.h"
 
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -185,6 +187,59 @@ test_fsync_dir(void **state)
 	assert_string_equal(err.what, want);
 }
 
+/* Count the entries of dir (without . and ..). */
+static int
+entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* A private file is made 0600 whatever the umask, replaced whole, durable
+ * or not, and leaves no temporary file; a failure names what it was. */
+static void
+test_replace_private(void **state)
+{
+	struct fixture *f = *state;
+	struct pf_error err;
+	char path[PATH_MAX], buf[64];
+	mode_t old = umask(0);
+	int fd;
+	ssize_t n;
+
+	test_pathf(path, sizeof(path), "%s/secret", f->dir);
+	assert_int_equal(pf_replace_private(f->dir, path, "first\n", 6, true,
+	    "token file", &err), 0);
+	umask(old);
+	assert_int_equal(test_mode_of(path), 0600);
+	assert_int_equal(pf_replace_private(f->dir, path, "2nd", 3, false,
+	    "token file", &err), 0);
+	assert_int_equal(test_mode_of(path), 0600);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_int_equal(n, 3);
+	assert_memory_equal(buf, "2nd", 3);
+	assert_int_equal(entries(f->dir), 1);
+
+	test_pathf(path, sizeof(path), "%s/none/secret", f->dir);
+	assert_int_equal(pf_replace_private(f->dir, path, "x", 1, true,
+	    "TLS session file", &err), -1);
+	assert_int_equal(err.category, PF_FAIL_IO);
+	assert_true(strncmp(err.what, "TLS session file ", 17) == 0);
+	assert_non_null(strstr(err.what, strerror(ENOENT)));
+	assert_int_equal(entries(f->dir), 1);
+}
+
 #define T(fn)	\
 	cmocka_unit_test_setup_teardown(fn, setup, test_fixture_teardown)
 
@@ -198,6 +253,7 @@ main(void)
 		T(test_mkdirs_errors),
 		T(test_mkdirs_denied),
 		T(test_fsync_dir),
+		T(test_replace_private),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
