@@ -1,9 +1,10 @@
 /*
  * http.c - HTTPS requests to OAuth2 endpoints with libcurl.  See http.h.
  *
- * libcurl is used here and nowhere else (doc/DESIGN.md §1.2).  The
- * library is initialised once (pthread_once: -j runs accounts in
- * threads).  TLS is verified as fetcher/tls.c verifies a POP3 server:
+ * libcurl is used here and nowhere else (doc/DESIGN.md §1.2), and loaded
+ * at the first request (lib/dynlib.h: only OAuth2 needs it, and linking it
+ * would map its whole chain into every run).  The library is initialised
+ * once (pthread_once: -j runs accounts in threads).  TLS is verified as fetcher/tls.c verifies a POP3 server:
  * the peer's chain against tls_ca_file or the system store, and its host
  * name; curl does both before it sends a byte of the request.
  */
@@ -17,9 +18,40 @@
 #include <curl/curl.h>
 
 #include "crypto.h"
+#include "dynlib.h"
 #include "http.h"
 #include "params.h"
 #include "xmalloc.h"
+
+/* The functions we use, from the library loaded at first use. */
+#define CURL_FUNCS(X) \
+	X(global_init) \
+	X(easy_init) \
+	X(slist_append) \
+	X(easy_setopt) \
+	X(easy_perform) \
+	X(easy_getinfo) \
+	X(easy_cleanup) \
+	X(slist_free_all) \
+	X(easy_strerror)
+
+#define CURL_PTR(f)	__typeof__(curl_##f) *f;
+#define CURL_NAME(f)	"curl_" #f,
+
+static struct {
+	CURL_FUNCS(CURL_PTR)
+} cu;
+
+static const char *const cu_names[] = { CURL_FUNCS(CURL_NAME) };
+
+static struct dynlib cu_lib = {
+	.soname = CURL_SONAME, .package = "libcurl4", .feature = "OAuth2",
+	.names = cu_names, .n = sizeof(cu_names) / sizeof(cu_names[0]),
+	.table = &cu,
+};
+
+_Static_assert(sizeof(cu) == sizeof(cu_names) / sizeof(cu_names[0]) *
+    sizeof(void *), "one pointer per name");
 
 static pthread_once_t	 init_once = PTHREAD_ONCE_INIT;
 static CURLcode		 init_rc;
@@ -27,7 +59,7 @@ static CURLcode		 init_rc;
 static void
 init(void)
 {
-	init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	init_rc = cu.global_init(CURL_GLOBAL_DEFAULT);
 }
 
 struct sink {
@@ -145,40 +177,42 @@ request(const char *url, const char *form, const struct http_settings *hs,
 	long timeout = hs->timeout > 0 ? (long)hs->timeout : 60;
 
 	memset(resp, 0, sizeof(*resp));
+	if (dynlib_load(&cu_lib, err) == -1)
+		return -1;
 	pthread_once(&init_once, init);
-	if (init_rc != CURLE_OK || (c = curl_easy_init()) == NULL)
+	if (init_rc != CURLE_OK || (c = cu.easy_init()) == NULL)
 		return pf_error_set(err, PF_FAIL_INTERNAL,
 		    "libcurl cannot be initialised");
 	errbuf[0] = '\0';
-	hdrs = curl_slist_append(hdrs, "Accept: application/json");
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	hdrs = cu.slist_append(hdrs, "Accept: application/json");
+	cu.easy_setopt(c, CURLOPT_URL, url);
+	cu.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+	cu.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	cu.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	cu.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	cu.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+	cu.easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 	if (hs->ca_file != NULL)
-		curl_easy_setopt(c, CURLOPT_CAINFO, hs->ca_file);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, timeout);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &k);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "popfetch/" PACKAGE_VERSION);
+		cu.easy_setopt(c, CURLOPT_CAINFO, hs->ca_file);
+	cu.easy_setopt(c, CURLOPT_CONNECTTIMEOUT, timeout);
+	cu.easy_setopt(c, CURLOPT_TIMEOUT, timeout);
+	cu.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	cu.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	cu.easy_setopt(c, CURLOPT_WRITEDATA, &k);
+	cu.easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	cu.easy_setopt(c, CURLOPT_USERAGENT, "popfetch/" PACKAGE_VERSION);
 	/* curl honours https_proxy from the environment; a proxy only
 	 * tunnels (CONNECT), the TLS above stays end to end. */
 	if (form != NULL) {
-		curl_easy_setopt(c, CURLOPT_POST, 1L);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(form));
+		cu.easy_setopt(c, CURLOPT_POST, 1L);
+		cu.easy_setopt(c, CURLOPT_POSTFIELDS, form);
+		cu.easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(form));
 	}
-	rc = curl_easy_perform(c);
+	rc = cu.easy_perform(c);
 	if (rc == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
-	curl_easy_cleanup(c);
-	curl_slist_free_all(hdrs);
+		cu.easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+	cu.easy_cleanup(c);
+	cu.slist_free_all(hdrs);
 	if (k.too_long) {
 		char shown[256];
 
@@ -196,7 +230,7 @@ request(const char *url, const char *form, const struct http_settings *hs,
 			free(k.buf);
 		}
 		return classify(rc, url, errbuf[0] != '\0' ? errbuf :
-		    curl_easy_strerror(rc), err);
+		    cu.easy_strerror(rc), err);
 	}
 	resp->body = k.buf != NULL ? k.buf : xstrdup("");
 	resp->len = k.len;

@@ -1,7 +1,8 @@
 /*
  * json.c - OAuth2 endpoint answers with json-c.  See json.h.
  *
- * json-c is used here and nowhere else (doc/DESIGN.md §1.2).  A strict
+ * json-c is used here and nowhere else (doc/DESIGN.md §1.2), and loaded
+ * at first use (lib/dynlib.h: only OAuth2 needs it).  A strict
  * tokener with a small depth (OAUTH2_JSON_DEPTH) parses the whole buffer;
  * bytes after the object other than white space make it not JSON.
  */
@@ -17,10 +18,50 @@
 #include <json-c/json.h>
 
 #include "crypto.h"
+#include "dynlib.h"
 #include "json.h"
 #include "log.h"
 #include "params.h"
 #include "xmalloc.h"
+
+/* The functions we use, from the library loaded at first use. */
+#define JSONC_FUNCS(X) \
+	X(tokener_new_ex) \
+	X(tokener_set_flags) \
+	X(tokener_parse_ex) \
+	X(tokener_get_parse_end) \
+	X(tokener_get_error) \
+	X(tokener_free) \
+	X(object_put) \
+	X(object_is_type) \
+	X(object_object_get_ex) \
+	X(object_get_string) \
+	X(object_get_string_len) \
+	X(object_get_int64)
+
+#define JSONC_PTR(f)	__typeof__(json_##f) *f;
+#define JSONC_NAME(f)	"json_" #f,
+
+static struct {
+	JSONC_FUNCS(JSONC_PTR)
+} js;
+
+static const char *const js_names[] = { JSONC_FUNCS(JSONC_NAME) };
+
+static struct dynlib js_lib = {
+	.soname = JSONC_SONAME, .package = "libjson-c5", .feature = "OAuth2",
+	.names = js_names, .n = sizeof(js_names) / sizeof(js_names[0]),
+	.table = &js,
+};
+
+_Static_assert(sizeof(js) == sizeof(js_names) / sizeof(js_names[0]) *
+    sizeof(void *), "one pointer per name");
+
+int
+json_load(struct pf_error *err)
+{
+	return dynlib_load(&js_lib, err);
+}
 
 static void
 wipe_free(char **p)
@@ -45,33 +86,35 @@ parse_object(const char *buf, size_t len, const char *what,
 		pf_error_set(err, PF_FAIL_PROTO, "%s is too long", what);
 		return NULL;
 	}
+	if (json_load(err) == -1)
+		return NULL;
 	if (memchr(buf, '\0', len) != NULL) {
 		pf_error_set(err, PF_FAIL_PROTO, "%s is not JSON (NUL byte)",
 		    what);
 		return NULL;
 	}
-	if ((tok = json_tokener_new_ex(OAUTH2_JSON_DEPTH)) == NULL)
+	if ((tok = js.tokener_new_ex(OAUTH2_JSON_DEPTH)) == NULL)
 		fatalx("json_tokener_new_ex failed");
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+	js.tokener_set_flags(tok, JSON_TOKENER_STRICT |
 	    JSON_TOKENER_VALIDATE_UTF8);
-	o = json_tokener_parse_ex(tok, buf, (int)len);
-	used = json_tokener_get_parse_end(tok);
-	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(o);
-		json_tokener_free(tok);
+	o = js.tokener_parse_ex(tok, buf, (int)len);
+	used = js.tokener_get_parse_end(tok);
+	if (o == NULL || js.tokener_get_error(tok) != json_tokener_success) {
+		js.object_put(o);
+		js.tokener_free(tok);
 		pf_error_set(err, PF_FAIL_PROTO, "%s is not JSON", what);
 		return NULL;
 	}
-	json_tokener_free(tok);
+	js.tokener_free(tok);
 	for (i = used; i < len; i++)
 		if (strchr(" \t\r\n", buf[i]) == NULL) {
-			json_object_put(o);
+			js.object_put(o);
 			pf_error_set(err, PF_FAIL_PROTO, "%s is not JSON "
 			    "(data after the object)", what);
 			return NULL;
 		}
-	if (!json_object_is_type(o, json_type_object)) {
-		json_object_put(o);
+	if (!js.object_is_type(o, json_type_object)) {
+		js.object_put(o);
 		pf_error_set(err, PF_FAIL_PROTO, "%s is not a JSON object",
 		    what);
 		return NULL;
@@ -92,13 +135,13 @@ get_string(struct json_object *o, const char *name, const char *what,
 	size_t len, i;
 
 	*out = NULL;
-	if (!json_object_object_get_ex(o, name, &v) || v == NULL)
+	if (!js.object_object_get_ex(o, name, &v) || v == NULL)
 		return 1;
-	if (!json_object_is_type(v, json_type_string))
+	if (!js.object_is_type(v, json_type_string))
 		return pf_error_set(err, PF_FAIL_PROTO, "%s: %s is not a "
 		    "string", what, name);
-	s = json_object_get_string(v);
-	len = (size_t)json_object_get_string_len(v);
+	s = js.object_get_string(v);
+	len = (size_t)js.object_get_string_len(v);
 	if (len == 0)
 		return pf_error_set(err, PF_FAIL_PROTO, "%s: %s is empty",
 		    what, name);
@@ -127,17 +170,17 @@ get_seconds(struct json_object *o, const char *name, const char *what,
 	char *end;
 
 	*out = -1;
-	if (!json_object_object_get_ex(o, name, &v) || v == NULL)
+	if (!js.object_object_get_ex(o, name, &v) || v == NULL)
 		return 1;
-	if (json_object_is_type(v, json_type_int)) {
+	if (js.object_is_type(v, json_type_int)) {
 		errno = 0;
-		n = (long long)json_object_get_int64(v);
+		n = (long long)js.object_get_int64(v);
 		if (errno != 0)
 			n = -1;
-	} else if (json_object_is_type(v, json_type_string)) {
-		s = json_object_get_string(v);
+	} else if (js.object_is_type(v, json_type_string)) {
+		s = js.object_get_string(v);
 		if (s[0] < '0' || s[0] > '9' ||
-		    strlen(s) != (size_t)json_object_get_string_len(v))
+		    strlen(s) != (size_t)js.object_get_string_len(v))
 			n = -1;
 		else {
 			errno = 0;
@@ -190,7 +233,7 @@ json_parse_token(const char *buf, size_t len, struct json_token *t,
 	rc = 0;
 out:
 	free(type);
-	json_object_put(o);
+	js.object_put(o);
 	if (rc == -1)
 		json_token_free(t);
 	return rc;
@@ -220,7 +263,7 @@ json_parse_oauth_error(const char *buf, size_t len,
 		e->description = NULL;
 	rc = 0;
 out:
-	json_object_put(o);
+	js.object_put(o);
 	if (rc == -1)
 		json_oauth_error_free(e);
 	return rc;
@@ -277,7 +320,7 @@ json_parse_device(const char *buf, size_t len, struct json_device *d,
 		goto out;
 	rc = 0;
 out:
-	json_object_put(o);
+	js.object_put(o);
 	if (rc == -1)
 		json_device_free(d);
 	return rc;

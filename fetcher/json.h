@@ -37,6 +37,13 @@ struct json_device {
 	long	 interval;		/* -1 when absent */
 };
 
+/*
+ * Load json-c (at the first call; the parsers call it too).  0, or -1 with
+ * err set (78: not installed).  Call it before asking an endpoint for
+ * anything, so that no answer (a rotated refresh token) is left unread.
+ */
+int	json_load(struct pf_error *err);
+
 /* A token response: an object with a string access_token, token_type
  * "Bearer" when present (any case), expires_in a number or a decimal
  * string when present. */

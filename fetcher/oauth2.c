@@ -381,7 +381,8 @@ endpoint_post(const char *url, const char *form, const struct conf_account *a,
 	int rc;
 
 	http_settings_of(a, &hs);
-	if (http_post_form(url, form, &hs, &r, err) == -1)
+	if (json_load(err) == -1 ||
+	    http_post_form(url, form, &hs, &r, err) == -1)
 		return -1;
 	http_url_shown(url, shown, sizeof(shown));
 	if (r.status >= 200 && r.status < 300) {
