@@ -4,7 +4,9 @@
  * names, checked by OpenSSL itself).
  *
  * One SSL_CTX per connection, built from the account's settings, so that no
- * account's CA file or pin leaks into another's.  The socket is
+ * account's CA file or pin leaks into another's.  Only the certificate
+ * stores are shared (read-only once loaded): one per distinct CA file per
+ * process, and one for the system store (ca_store_get below).  The socket is
  * non-blocking and reached through a tiny private BIO (send with
  * MSG_NOSIGNAL: no SIGPIPE); every call that would block reports
  * TLS_WANT_READ/TLS_WANT_WRITE and net.c waits with its deadline.
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -494,6 +497,138 @@ tls_session_export(const struct tls *t, unsigned char **der_r, size_t *len_r)
 }
 
 /*
+ * The certificate stores, one per CA file (by path and by the file's
+ * identity, so a file replaced or edited since is loaded again) and one
+ * for the system store, each loaded once per process and shared by every
+ * account that uses it (SSL_CTX_set1_cert_store; an X509_STORE is
+ * reference-counted and only read by verification).  Loading is what
+ * costs: a CA file is parsed in full, and the system default paths
+ * parse the distribution's whole bundle.  A file that will not load is
+ * not kept, so each account that uses it reports the error as before.
+ * Used from the main thread only (the TLS side of an account never runs
+ * in a worker thread).
+ */
+struct ca_store {
+	struct ca_store	*next;
+	char		*path;		/* NULL: the system default store */
+	dev_t		 dev;
+	ino_t		 ino;
+	off_t		 size;
+	struct timespec	 mtime;
+	X509_STORE	*store;
+};
+
+static struct ca_store *ca_stores;
+
+static bool
+same_file(const struct ca_store *c, const struct stat *st)
+{
+	return c->dev == st->st_dev && c->ino == st->st_ino &&
+	    c->size == st->st_size && c->mtime.tv_sec == st->st_mtim.tv_sec &&
+	    c->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* The kept store for path (NULL: the system one) if it is still that
+ * file, else NULL; a stale entry is dropped (contexts using it keep their
+ * own reference). */
+static X509_STORE *
+ca_store_find(const char *path, const struct stat *st)
+{
+	struct ca_store **cp, *c;
+
+	for (cp = &ca_stores; (c = *cp) != NULL; cp = &c->next) {
+		if ((path == NULL) != (c->path == NULL) ||
+		    (path != NULL && strcmp(path, c->path) != 0))
+			continue;
+		if (path == NULL || same_file(c, st))
+			return c->store;
+		*cp = c->next;
+		X509_STORE_free(c->store);
+		free(c->path);
+		free(c);
+		return NULL;
+	}
+	return NULL;
+}
+
+/* Keep store (taking a reference) as path's, identified by *st. */
+static void
+ca_store_keep(const char *path, const struct stat *st, X509_STORE *store)
+{
+	struct ca_store *c;
+
+	if (X509_STORE_up_ref(store) != 1)
+		return;
+	c = xcalloc(1, sizeof(*c));
+	c->path = path != NULL ? xstrdup(path) : NULL;
+	if (st != NULL) {
+		c->dev = st->st_dev;
+		c->ino = st->st_ino;
+		c->size = st->st_size;
+		c->mtime = st->st_mtim;
+	}
+	c->store = store;
+	c->next = ca_stores;
+	ca_stores = c;
+}
+
+/*
+ * The store for CA file path (NULL: the system default paths), loaded if
+ * not kept yet; borrowed (the cache holds a reference).  NULL if it will
+ * not load, with OpenSSL's reason in why.
+ */
+static X509_STORE *
+ca_store_get(const char *path, char *why, size_t whysize)
+{
+	struct stat st;
+	X509_STORE *store;
+	int ok;
+
+	why[0] = '\0';
+	if (path != NULL && stat(path, &st) == -1) {
+		snprintf(why, whysize, "%s", strerror(errno));
+		return NULL;
+	}
+	if ((store = ca_store_find(path, &st)) != NULL)
+		return store;
+	ERR_clear_error();
+	if ((store = X509_STORE_new()) == NULL) {
+		drain_errors(why, whysize);
+		return NULL;
+	}
+	ok = path != NULL ? X509_STORE_load_file(store, path) :
+	    X509_STORE_set_default_paths(store);
+	if (ok != 1) {
+		drain_errors(why, whysize);
+		X509_STORE_free(store);
+		return NULL;
+	}
+	ca_store_keep(path, path != NULL ? &st : NULL, store);
+	X509_STORE_free(store);		/* the cache's reference remains */
+	return store;
+}
+
+/* The store kept for path, if any, without loading it. */
+static X509_STORE *
+ca_store_peek(const char *path)
+{
+	struct stat st;
+
+	if (path != NULL && stat(path, &st) == -1)
+		return NULL;
+	return ca_store_find(path, &st);
+}
+
+void
+tls_preload_ca(const char *ca_file)
+{
+	char why[256];
+
+	(void)ca_store_get(ca_file, why, sizeof(why));
+	ERR_clear_error();
+}
+
+/*
  * The certificate check when a session is offered: OpenSSL 3 spends about
  * 1.5 million instructions loading even a one-certificate CA file, as
  * much as a resumed handshake's own work, and a resumed session verifies
@@ -507,7 +642,13 @@ deferred_verify(X509_STORE_CTX *sctx, void *arg)
 	struct tls *t = arg;
 
 	if (t->ca_file != NULL && !t->ca_loaded) {
+		struct stat st;
+		bool have_st;
+
 		t->ca_loaded = true;
+		/* The context's own store, still empty: loaded here, it is
+		 * then kept for the next account with this file. */
+		have_st = stat(t->ca_file, &st) == 0;
 		if (X509_STORE_load_file(SSL_CTX_get_cert_store(t->ctx),
 		    t->ca_file) != 1) {
 			drain_errors(t->ca_error, sizeof(t->ca_error));
@@ -518,6 +659,9 @@ deferred_verify(X509_STORE_CTX *sctx, void *arg)
 			    X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
 			return 0;
 		}
+		if (have_st && ca_store_find(t->ca_file, &st) == NULL)
+			ca_store_keep(t->ca_file, &st,
+			    SSL_CTX_get_cert_store(t->ctx));
 	}
 	return X509_verify_cert(sctx);
 }
@@ -547,6 +691,7 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 {
 	struct tls *t;
 	BIO *bio = NULL;
+	X509_STORE *store;
 	bool check_chain, ip;
 	char why[512];
 
@@ -582,23 +727,31 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 				    "tls_ca_file %s", ts->ca_file);
 				goto fail;
 			}
-			if (ts->session != NULL) {
+			if ((store = ca_store_peek(ts->ca_file)) != NULL) {
+				/* loaded already in this process */
+				SSL_CTX_set1_cert_store(t->ctx, store);
+			} else if (ts->session != NULL) {
 				/* Offering a session: load the file only
 				 * if a certificate comes to be verified
 				 * (doc/DESIGN.md §12). */
 				t->ca_file = xstrdup(ts->ca_file);
 				SSL_CTX_set_cert_verify_callback(t->ctx,
 				    deferred_verify, t);
-			} else if (SSL_CTX_load_verify_locations(t->ctx,
-			    ts->ca_file, NULL) != 1) {
-				drain_errors(why, sizeof(why));
+			} else if ((store = ca_store_get(ts->ca_file, why,
+			    sizeof(why))) == NULL) {
 				pf_error_set(err, PF_FAIL_CONFIG,
 				    "tls_ca_file %s: cannot load: %s",
 				    ts->ca_file, why);
 				goto fail;
-			}
-		} else if (SSL_CTX_set_default_verify_paths(t->ctx) != 1)
-			goto ssl_fail;
+			} else
+				SSL_CTX_set1_cert_store(t->ctx, store);
+		} else if ((store = ca_store_get(NULL, why,
+		    sizeof(why))) == NULL) {
+			pf_error_set(err, PF_FAIL_TLS,
+			    "TLS setup for %s failed: %s", ts->host, why);
+			goto fail;
+		} else
+			SSL_CTX_set1_cert_store(t->ctx, store);
 	} else
 		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_NONE, NULL);
 	if (t->keep) {

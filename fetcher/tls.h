@@ -75,6 +75,15 @@ struct tls_info {
 void		 tls_warm_up(void);
 
 /*
+ * Load the certificate store for CA file ca_file (NULL: the system store)
+ * into this process's cache of stores, so that every account using it,
+ * and every child forked after, shares it instead of loading it again.
+ * Optional: a file that will not load is not kept, and tls_new reports it
+ * for each account that uses it.
+ */
+void		 tls_preload_ca(const char *ca_file);
+
+/*
  * Prepare a TLS client session on the connected, non-blocking socket fd,
  * with its own SSL_CTX built from *ts: TLS 1.2 minimum, SNI = ts->host
  * (not for IP literals), chain and host-name verification with OpenSSL's own
