@@ -666,6 +666,60 @@ deferred_verify(X509_STORE_CTX *sctx, void *arg)
 	return X509_verify_cert(sctx);
 }
 
+/*
+ * The client contexts, one per process for each set of settings that an
+ * SSL_CTX holds: chain check or none, sessions kept or not, and the
+ * certificate store (a kept one, so the pointer names one CA file's
+ * contents).  SSL_CTX_new costs about as much as loading a small CA file
+ * (OpenSSL 3 loads its cipher, group and signature tables per context).
+ * Nothing of one connection is in a shared context: the host name and
+ * its check are set on the SSL (SSL_set1_host, its own verify
+ * parameters), the pin is checked by check_peer on the connection, the
+ * verify callback and new_session_cb find their connection through the
+ * SSL's app data, and no session is stored in the context
+ * (SSL_SESS_CACHE_NO_INTERNAL_STORE, or no client caching at all).
+ * The one context with a connection in it, a deferred CA file load's
+ * (deferred_verify's argument), is never kept.  Main thread only.
+ */
+struct ctx_kept {
+	struct ctx_kept	*next;
+	bool		 check_chain;
+	bool		 keep;
+	X509_STORE	*store;		/* NULL without check_chain */
+	SSL_CTX		*ctx;
+};
+
+static struct ctx_kept *ctx_kept;
+
+/* A new reference to the kept context for these settings, or NULL. */
+static SSL_CTX *
+ctx_find(bool check_chain, bool keep, X509_STORE *store)
+{
+	struct ctx_kept *k;
+
+	for (k = ctx_kept; k != NULL; k = k->next)
+		if (k->check_chain == check_chain && k->keep == keep &&
+		    k->store == store)
+			return SSL_CTX_up_ref(k->ctx) == 1 ? k->ctx : NULL;
+	return NULL;
+}
+
+static void
+ctx_keep(bool check_chain, bool keep, X509_STORE *store, SSL_CTX *ctx)
+{
+	struct ctx_kept *k;
+
+	if (SSL_CTX_up_ref(ctx) != 1)
+		return;
+	k = xcalloc(1, sizeof(*k));
+	k->check_chain = check_chain;
+	k->keep = keep;
+	k->store = store;
+	k->ctx = ctx;
+	k->next = ctx_kept;
+	ctx_kept = k;
+}
+
 /* --- the session --- */
 
 void
@@ -692,7 +746,7 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 	struct tls *t;
 	BIO *bio = NULL;
 	X509_STORE *store;
-	bool check_chain, ip;
+	bool check_chain, deferred, ip;
 	char why[512];
 
 	t = xcalloc(1, sizeof(*t));
@@ -714,55 +768,68 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 	 * without a pin verifies nothing. */
 	t->keep = ts->keep_session && (check_chain || ts->has_fingerprint);
 
+	/* The certificate store first: a shared one, or none yet when the
+	 * CA file's load is deferred. */
 	ERR_clear_error();
+	store = NULL;
+	deferred = false;
+	if (check_chain && ts->ca_file != NULL) {
+		/* errno says it best when the file cannot be read */
+		if (access(ts->ca_file, R_OK) == -1) {
+			pf_error_set_errno(err, PF_FAIL_CONFIG,
+			    "tls_ca_file %s", ts->ca_file);
+			goto fail;
+		}
+		if ((store = ca_store_peek(ts->ca_file)) != NULL)
+			;	/* loaded already in this process */
+		else if (ts->session != NULL)
+			/* Offering a session: load the file only if a
+			 * certificate comes to be verified (doc/DESIGN.md
+			 * §12). */
+			deferred = true;
+		else if ((store = ca_store_get(ts->ca_file, why,
+		    sizeof(why))) == NULL) {
+			pf_error_set(err, PF_FAIL_CONFIG,
+			    "tls_ca_file %s: cannot load: %s", ts->ca_file, why);
+			goto fail;
+		}
+	} else if (check_chain &&
+	    (store = ca_store_get(NULL, why, sizeof(why))) == NULL) {
+		pf_error_set(err, PF_FAIL_TLS, "TLS setup for %s failed: %s",
+		    ts->host, why);
+		goto fail;
+	}
+
+	/* The context: one kept per process for the same settings, except
+	 * a deferred load's (its callback holds this connection). */
+	if (!deferred && (t->ctx = ctx_find(check_chain, t->keep,
+	    store)) != NULL)
+		goto have_ctx;
 	if ((t->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
 	    SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION) != 1)
 		goto ssl_fail;
 	if (check_chain) {
 		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, verify_cb);
-		if (ts->ca_file != NULL) {
-			/* errno says it best when the file cannot be read */
-			if (access(ts->ca_file, R_OK) == -1) {
-				pf_error_set_errno(err, PF_FAIL_CONFIG,
-				    "tls_ca_file %s", ts->ca_file);
-				goto fail;
-			}
-			if ((store = ca_store_peek(ts->ca_file)) != NULL) {
-				/* loaded already in this process */
-				SSL_CTX_set1_cert_store(t->ctx, store);
-			} else if (ts->session != NULL) {
-				/* Offering a session: load the file only
-				 * if a certificate comes to be verified
-				 * (doc/DESIGN.md §12). */
-				t->ca_file = xstrdup(ts->ca_file);
-				SSL_CTX_set_cert_verify_callback(t->ctx,
-				    deferred_verify, t);
-			} else if ((store = ca_store_get(ts->ca_file, why,
-			    sizeof(why))) == NULL) {
-				pf_error_set(err, PF_FAIL_CONFIG,
-				    "tls_ca_file %s: cannot load: %s",
-				    ts->ca_file, why);
-				goto fail;
-			} else
-				SSL_CTX_set1_cert_store(t->ctx, store);
-		} else if ((store = ca_store_get(NULL, why,
-		    sizeof(why))) == NULL) {
-			pf_error_set(err, PF_FAIL_TLS,
-			    "TLS setup for %s failed: %s", ts->host, why);
-			goto fail;
+		if (deferred) {
+			t->ca_file = xstrdup(ts->ca_file);
+			SSL_CTX_set_cert_verify_callback(t->ctx,
+			    deferred_verify, t);
 		} else
 			SSL_CTX_set1_cert_store(t->ctx, store);
 	} else
 		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_NONE, NULL);
 	if (t->keep) {
-		/* No cache in the SSL_CTX (one per connection anyway): the
-		 * callback takes each session, tls_session_export hands it
+		/* No cache in the SSL_CTX (shared by connections): the
+		 * callback takes each session to its own connection's
+		 * struct tls (SSL app data), tls_session_export hands it
 		 * to fetcher/session.c, which stores it. */
 		SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_CLIENT |
 		    SSL_SESS_CACHE_NO_INTERNAL_STORE);
 		SSL_CTX_sess_set_new_cb(t->ctx, new_session_cb);
 	}
-
+	if (!deferred)
+		ctx_keep(check_chain, t->keep, store, t->ctx);
+have_ctx:
 	if ((t->ssl = SSL_new(t->ctx)) == NULL)
 		goto ssl_fail;
 	SSL_set_app_data(t->ssl, t);
