@@ -3,10 +3,11 @@
  * RFC 8314 implicit TLS, RFC 2595 STLS; RFC 6066 §3 for SNI; RFC 6125 host
  * names, checked by OpenSSL itself).
  *
- * One SSL_CTX per connection, built from the account's settings, so that no
- * account's CA file or pin leaks into another's.  Only the certificate
- * stores are shared (read-only once loaded): one per distinct CA file per
- * process, and one for the system store (ca_store_get below).  The socket is
+ * The SSL_CTX and certificate store are built once per process for each
+ * set of settings and shared (ca_store_get, ctx_find below); everything of
+ * one account (host name, pin, sessions) is on its own SSL object and
+ * struct tls, so no account's CA file or pin leaks into another's.  The
+ * socket is
  * non-blocking and reached through a tiny private BIO (send with
  * MSG_NOSIGNAL: no SIGPIPE); every call that would block reports
  * TLS_WANT_READ/TLS_WANT_WRITE and net.c waits with its deadline.
