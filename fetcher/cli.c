@@ -491,6 +491,12 @@ fetch_accounts(const struct conf *conf, const struct conf_account **sel,
 
 	pids = xcalloc(n, sizeof(*pids));
 	tls_warm_up();		/* once here, not in every child */
+	/* The certificate stores too: each CA file loaded once here, shared
+	 * by the children (copy-on-write) instead of parsed in each. */
+	for (i = 0; i < n; i++)
+		if (sel[i]->tls != CONF_TLS_NONE && sel[i]->tls_verify &&
+		    !sel[i]->has_fingerprint)
+			tls_preload_ca(sel[i]->tls_ca_file);
 	while (next < n || running > 0) {
 		if (next < n && running < (size_t)jobs) {
 			pid_t pid;

@@ -3,8 +3,11 @@
  * RFC 8314 implicit TLS, RFC 2595 STLS; RFC 6066 §3 for SNI; RFC 6125 host
  * names, checked by OpenSSL itself).
  *
- * One SSL_CTX per connection, built from the account's settings, so that no
- * account's CA file or pin leaks into another's.  The socket is
+ * The SSL_CTX and certificate store are built once per process for each
+ * set of settings and shared (ca_store_get, ctx_find below); everything of
+ * one account (host name, pin, sessions) is on its own SSL object and
+ * struct tls, so no account's CA file or pin leaks into another's.  The
+ * socket is
  * non-blocking and reached through a tiny private BIO (send with
  * MSG_NOSIGNAL: no SIGPIPE); every call that would block reports
  * TLS_WANT_READ/TLS_WANT_WRITE and net.c waits with its deadline.
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -494,6 +498,138 @@ tls_session_export(const struct tls *t, unsigned char **der_r, size_t *len_r)
 }
 
 /*
+ * The certificate stores, one per CA file (by path and by the file's
+ * identity, so a file replaced or edited since is loaded again) and one
+ * for the system store, each loaded once per process and shared by every
+ * account that uses it (SSL_CTX_set1_cert_store; an X509_STORE is
+ * reference-counted and only read by verification).  Loading is what
+ * costs: a CA file is parsed in full, and the system default paths
+ * parse the distribution's whole bundle.  A file that will not load is
+ * not kept, so each account that uses it reports the error as before.
+ * Used from the main thread only (the TLS side of an account never runs
+ * in a worker thread).
+ */
+struct ca_store {
+	struct ca_store	*next;
+	char		*path;		/* NULL: the system default store */
+	dev_t		 dev;
+	ino_t		 ino;
+	off_t		 size;
+	struct timespec	 mtime;
+	X509_STORE	*store;
+};
+
+static struct ca_store *ca_stores;
+
+static bool
+same_file(const struct ca_store *c, const struct stat *st)
+{
+	return c->dev == st->st_dev && c->ino == st->st_ino &&
+	    c->size == st->st_size && c->mtime.tv_sec == st->st_mtim.tv_sec &&
+	    c->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* The kept store for path (NULL: the system one) if it is still that
+ * file, else NULL; a stale entry is dropped (contexts using it keep their
+ * own reference). */
+static X509_STORE *
+ca_store_find(const char *path, const struct stat *st)
+{
+	struct ca_store **cp, *c;
+
+	for (cp = &ca_stores; (c = *cp) != NULL; cp = &c->next) {
+		if ((path == NULL) != (c->path == NULL) ||
+		    (path != NULL && strcmp(path, c->path) != 0))
+			continue;
+		if (path == NULL || same_file(c, st))
+			return c->store;
+		*cp = c->next;
+		X509_STORE_free(c->store);
+		free(c->path);
+		free(c);
+		return NULL;
+	}
+	return NULL;
+}
+
+/* Keep store (taking a reference) as path's, identified by *st. */
+static void
+ca_store_keep(const char *path, const struct stat *st, X509_STORE *store)
+{
+	struct ca_store *c;
+
+	if (X509_STORE_up_ref(store) != 1)
+		return;
+	c = xcalloc(1, sizeof(*c));
+	c->path = path != NULL ? xstrdup(path) : NULL;
+	if (st != NULL) {
+		c->dev = st->st_dev;
+		c->ino = st->st_ino;
+		c->size = st->st_size;
+		c->mtime = st->st_mtim;
+	}
+	c->store = store;
+	c->next = ca_stores;
+	ca_stores = c;
+}
+
+/*
+ * The store for CA file path (NULL: the system default paths), loaded if
+ * not kept yet; borrowed (the cache holds a reference).  NULL if it will
+ * not load, with OpenSSL's reason in why.
+ */
+static X509_STORE *
+ca_store_get(const char *path, char *why, size_t whysize)
+{
+	struct stat st;
+	X509_STORE *store;
+	int ok;
+
+	why[0] = '\0';
+	if (path != NULL && stat(path, &st) == -1) {
+		snprintf(why, whysize, "%s", strerror(errno));
+		return NULL;
+	}
+	if ((store = ca_store_find(path, &st)) != NULL)
+		return store;
+	ERR_clear_error();
+	if ((store = X509_STORE_new()) == NULL) {
+		drain_errors(why, whysize);
+		return NULL;
+	}
+	ok = path != NULL ? X509_STORE_load_file(store, path) :
+	    X509_STORE_set_default_paths(store);
+	if (ok != 1) {
+		drain_errors(why, whysize);
+		X509_STORE_free(store);
+		return NULL;
+	}
+	ca_store_keep(path, path != NULL ? &st : NULL, store);
+	X509_STORE_free(store);		/* the cache's reference remains */
+	return store;
+}
+
+/* The store kept for path, if any, without loading it. */
+static X509_STORE *
+ca_store_peek(const char *path)
+{
+	struct stat st;
+
+	if (path != NULL && stat(path, &st) == -1)
+		return NULL;
+	return ca_store_find(path, &st);
+}
+
+void
+tls_preload_ca(const char *ca_file)
+{
+	char why[256];
+
+	(void)ca_store_get(ca_file, why, sizeof(why));
+	ERR_clear_error();
+}
+
+/*
  * The certificate check when a session is offered: OpenSSL 3 spends about
  * 1.5 million instructions loading even a one-certificate CA file, as
  * much as a resumed handshake's own work, and a resumed session verifies
@@ -507,7 +643,13 @@ deferred_verify(X509_STORE_CTX *sctx, void *arg)
 	struct tls *t = arg;
 
 	if (t->ca_file != NULL && !t->ca_loaded) {
+		struct stat st;
+		bool have_st;
+
 		t->ca_loaded = true;
+		/* The context's own store, still empty: loaded here, it is
+		 * then kept for the next account with this file. */
+		have_st = stat(t->ca_file, &st) == 0;
 		if (X509_STORE_load_file(SSL_CTX_get_cert_store(t->ctx),
 		    t->ca_file) != 1) {
 			drain_errors(t->ca_error, sizeof(t->ca_error));
@@ -518,8 +660,65 @@ deferred_verify(X509_STORE_CTX *sctx, void *arg)
 			    X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY);
 			return 0;
 		}
+		if (have_st && ca_store_find(t->ca_file, &st) == NULL)
+			ca_store_keep(t->ca_file, &st,
+			    SSL_CTX_get_cert_store(t->ctx));
 	}
 	return X509_verify_cert(sctx);
+}
+
+/*
+ * The client contexts, one per process for each set of settings that an
+ * SSL_CTX holds: chain check or none, sessions kept or not, and the
+ * certificate store (a kept one, so the pointer names one CA file's
+ * contents).  SSL_CTX_new costs about as much as loading a small CA file
+ * (OpenSSL 3 loads its cipher, group and signature tables per context).
+ * Nothing of one connection is in a shared context: the host name and
+ * its check are set on the SSL (SSL_set1_host, its own verify
+ * parameters), the pin is checked by check_peer on the connection, the
+ * verify callback and new_session_cb find their connection through the
+ * SSL's app data, and no session is stored in the context
+ * (SSL_SESS_CACHE_NO_INTERNAL_STORE, or no client caching at all).
+ * The one context with a connection in it, a deferred CA file load's
+ * (deferred_verify's argument), is never kept.  Main thread only.
+ */
+struct ctx_kept {
+	struct ctx_kept	*next;
+	bool		 check_chain;
+	bool		 keep;
+	X509_STORE	*store;		/* NULL without check_chain */
+	SSL_CTX		*ctx;
+};
+
+static struct ctx_kept *ctx_kept;
+
+/* A new reference to the kept context for these settings, or NULL. */
+static SSL_CTX *
+ctx_find(bool check_chain, bool keep, X509_STORE *store)
+{
+	struct ctx_kept *k;
+
+	for (k = ctx_kept; k != NULL; k = k->next)
+		if (k->check_chain == check_chain && k->keep == keep &&
+		    k->store == store)
+			return SSL_CTX_up_ref(k->ctx) == 1 ? k->ctx : NULL;
+	return NULL;
+}
+
+static void
+ctx_keep(bool check_chain, bool keep, X509_STORE *store, SSL_CTX *ctx)
+{
+	struct ctx_kept *k;
+
+	if (SSL_CTX_up_ref(ctx) != 1)
+		return;
+	k = xcalloc(1, sizeof(*k));
+	k->check_chain = check_chain;
+	k->keep = keep;
+	k->store = store;
+	k->ctx = ctx;
+	k->next = ctx_kept;
+	ctx_kept = k;
 }
 
 /* --- the session --- */
@@ -547,7 +746,8 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 {
 	struct tls *t;
 	BIO *bio = NULL;
-	bool check_chain, ip;
+	X509_STORE *store;
+	bool check_chain, deferred, ip;
 	char why[512];
 
 	t = xcalloc(1, sizeof(*t));
@@ -569,47 +769,68 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 	 * without a pin verifies nothing. */
 	t->keep = ts->keep_session && (check_chain || ts->has_fingerprint);
 
+	/* The certificate store first: a shared one, or none yet when the
+	 * CA file's load is deferred. */
 	ERR_clear_error();
+	store = NULL;
+	deferred = false;
+	if (check_chain && ts->ca_file != NULL) {
+		/* errno says it best when the file cannot be read */
+		if (access(ts->ca_file, R_OK) == -1) {
+			pf_error_set_errno(err, PF_FAIL_CONFIG,
+			    "tls_ca_file %s", ts->ca_file);
+			goto fail;
+		}
+		if ((store = ca_store_peek(ts->ca_file)) != NULL)
+			;	/* loaded already in this process */
+		else if (ts->session != NULL)
+			/* Offering a session: load the file only if a
+			 * certificate comes to be verified (doc/DESIGN.md
+			 * §12). */
+			deferred = true;
+		else if ((store = ca_store_get(ts->ca_file, why,
+		    sizeof(why))) == NULL) {
+			pf_error_set(err, PF_FAIL_CONFIG,
+			    "tls_ca_file %s: cannot load: %s", ts->ca_file, why);
+			goto fail;
+		}
+	} else if (check_chain &&
+	    (store = ca_store_get(NULL, why, sizeof(why))) == NULL) {
+		pf_error_set(err, PF_FAIL_TLS, "TLS setup for %s failed: %s",
+		    ts->host, why);
+		goto fail;
+	}
+
+	/* The context: one kept per process for the same settings, except
+	 * a deferred load's (its callback holds this connection). */
+	if (!deferred && (t->ctx = ctx_find(check_chain, t->keep,
+	    store)) != NULL)
+		goto have_ctx;
 	if ((t->ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
 	    SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION) != 1)
 		goto ssl_fail;
 	if (check_chain) {
 		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, verify_cb);
-		if (ts->ca_file != NULL) {
-			/* errno says it best when the file cannot be read */
-			if (access(ts->ca_file, R_OK) == -1) {
-				pf_error_set_errno(err, PF_FAIL_CONFIG,
-				    "tls_ca_file %s", ts->ca_file);
-				goto fail;
-			}
-			if (ts->session != NULL) {
-				/* Offering a session: load the file only
-				 * if a certificate comes to be verified
-				 * (doc/DESIGN.md §12). */
-				t->ca_file = xstrdup(ts->ca_file);
-				SSL_CTX_set_cert_verify_callback(t->ctx,
-				    deferred_verify, t);
-			} else if (SSL_CTX_load_verify_locations(t->ctx,
-			    ts->ca_file, NULL) != 1) {
-				drain_errors(why, sizeof(why));
-				pf_error_set(err, PF_FAIL_CONFIG,
-				    "tls_ca_file %s: cannot load: %s",
-				    ts->ca_file, why);
-				goto fail;
-			}
-		} else if (SSL_CTX_set_default_verify_paths(t->ctx) != 1)
-			goto ssl_fail;
+		if (deferred) {
+			t->ca_file = xstrdup(ts->ca_file);
+			SSL_CTX_set_cert_verify_callback(t->ctx,
+			    deferred_verify, t);
+		} else
+			SSL_CTX_set1_cert_store(t->ctx, store);
 	} else
 		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_NONE, NULL);
 	if (t->keep) {
-		/* No cache in the SSL_CTX (one per connection anyway): the
-		 * callback takes each session, tls_session_export hands it
+		/* No cache in the SSL_CTX (shared by connections): the
+		 * callback takes each session to its own connection's
+		 * struct tls (SSL app data), tls_session_export hands it
 		 * to fetcher/session.c, which stores it. */
 		SSL_CTX_set_session_cache_mode(t->ctx, SSL_SESS_CACHE_CLIENT |
 		    SSL_SESS_CACHE_NO_INTERNAL_STORE);
 		SSL_CTX_sess_set_new_cb(t->ctx, new_session_cb);
 	}
-
+	if (!deferred)
+		ctx_keep(check_chain, t->keep, store, t->ctx);
+have_ctx:
 	if ((t->ssl = SSL_new(t->ctx)) == NULL)
 		goto ssl_fail;
 	SSL_set_app_data(t->ssl, t);

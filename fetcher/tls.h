@@ -75,8 +75,18 @@ struct tls_info {
 void		 tls_warm_up(void);
 
 /*
+ * Load the certificate store for CA file ca_file (NULL: the system store)
+ * into this process's cache of stores, so that every account using it,
+ * and every child forked after, shares it instead of loading it again.
+ * Optional: a file that will not load is not kept, and tls_new reports it
+ * for each account that uses it.
+ */
+void		 tls_preload_ca(const char *ca_file);
+
+/*
  * Prepare a TLS client session on the connected, non-blocking socket fd,
- * with its own SSL_CTX built from *ts: TLS 1.2 minimum, SNI = ts->host
+ * with an SSL_CTX for *ts's settings (built once per process for the same
+ * settings and CA file, then shared): TLS 1.2 minimum, SNI = ts->host
  * (not for IP literals), chain and host-name verification with OpenSSL's own
  * checks (CA file ts->ca_file, else the system store) unless ts->verify is
  * false; with ts->has_fingerprint, no chain or name check but a SHA-256 pin
@@ -156,7 +166,7 @@ int		 tls_session_export(const struct tls *t, unsigned char **der_r,
 
 /*
  * Send close_notify once, without waiting for anything (best effort), free
- * the session and its SSL_CTX, and set *t to NULL.  Does not close the fd.
+ * the session and its reference to its SSL_CTX, and set *t to NULL.  Does not close the fd.
  * NULL and *t == NULL are accepted.
  */
 void		 tls_free(struct tls **t);

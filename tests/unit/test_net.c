@@ -1179,6 +1179,49 @@ test_tls_bad_ca_file(void **state)
 	unlink(garbage);
 }
 
+/* Copy file from into to (replacing it in place, same inode). */
+static void
+copy_into(const char *from, const char *to)
+{
+	char buf[16384];
+	FILE *f;
+	size_t n;
+
+	assert_non_null(f = fopen(from, "r"));
+	n = fread(buf, 1, sizeof(buf), f);
+	assert_true(n > 0 && n < sizeof(buf));
+	fclose(f);
+	assert_int_equal(test_write_file(to, O_CREAT | O_TRUNC, buf, n), 0);
+}
+
+/*
+ * The certificate store of a CA file is loaded once per process and kept
+ * for the next connection (fetcher/tls.c), but only while it is the same
+ * file: one changed in place since is loaded again, and one that no longer
+ * loads is refused as usual.
+ */
+static void
+test_tls_ca_file_changed(void **state)
+{
+	static const char junk[] = "not a certificate\n";
+	char path[PATH_MAX + 16];
+	struct tls_settings ts;
+	struct pf_error err;
+
+	(void)state;
+	test_pathf(path, sizeof(path), "%s/changing.pem", pki.dir);
+	ts = settings("localhost", true, path);
+	copy_into(pki.cert_file, path);
+	assert_int_equal(tls_attempt(pki.cert, &ts, &err), 0);
+	assert_int_equal(tls_attempt(pki.cert, &ts, &err), 0);	/* kept */
+	assert_int_equal(test_write_file(path, O_CREAT | O_TRUNC, junk,
+	    sizeof(junk) - 1), 0);
+	expect_ca_file_refused(&ts);
+	copy_into(pki.cert_file, path);
+	assert_int_equal(tls_attempt(pki.cert, &ts, &err), 0);
+	unlink(path);
+}
+
 static void
 test_tls_not_a_tls_server(void **state)
 {
@@ -1237,6 +1280,7 @@ main(void)
 		cmocka_unit_test(test_tls_fingerprint_mismatch),
 		cmocka_unit_test(test_tls_expired),
 		cmocka_unit_test(test_tls_bad_ca_file),
+		cmocka_unit_test(test_tls_ca_file_changed),
 		cmocka_unit_test(test_tls_not_a_tls_server),
 		cmocka_unit_test(test_tls_handshake_stall),
 		cmocka_unit_test(test_tls_resume_pin),
