@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,7 +137,37 @@ struct seen {
 					   malloc headers (DESIGN §5.4) */
 	bool		 loaded;	/* known holds every row (seen_load) */
 	size_t		 hint;		/* where the last lookup found its UIDL */
+	bool		 db_failed;	/* a database call failed: the
+					 * connection is closed, not kept */
+	dev_t		 dev;		/* the file the connection opened */
+	ino_t		 ino;
+	bool		 have_ident;	/* dev and ino are known */
 };
+
+/*
+ * The read-write connection kept between the accounts of a sequential run
+ * (seen_reuse_begin): opening one costs SQLite a read of the schema, the
+ * journal-mode switch and the pragmas, about a million instructions and
+ * some eighty system calls, which an idle account would otherwise pay
+ * each time.  Only the connection is shared: each account still finds its
+ * own row (find_mailbox), holds its own lock and runs its own
+ * transactions; seen_close rolls back whatever an account left open and
+ * keeps the connection only if it is idle and no call on it failed.  The
+ * file is identified by device and inode, so a database removed or
+ * replaced meanwhile is opened anew instead of written through an old
+ * descriptor.  Never across fork: a connection belongs to the process
+ * that opened it (the pid is checked).  Used by the opening thread (prep)
+ * and the closing one (main), one after the other; the mutex orders them.
+ */
+static struct {
+	pthread_mutex_t	 mu;
+	bool		 on;
+	pid_t		 pid;
+	sqlite3		*db;		/* the idle connection, or NULL */
+	char		*path;		/* its file, and that file's identity */
+	dev_t		 dev;
+	ino_t		 ino;
+} reuse = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 const char *
 seen_library_version(void)
@@ -159,9 +190,11 @@ seen_mailbox_key(const char *user, const char *host)
 
 /* Fill err from the database's last error: 75 if locked, else 74. */
 static int
-db_fail(const struct seen *s, const char *what, struct pf_error *err)
+db_fail(struct seen *s, const char *what, struct pf_error *err)
 {
 	int rc = sqlite3_errcode(s->db);
+
+	s->db_failed = true;
 
 	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
 		return pf_error_set(err, PF_FAIL_TEMP,
@@ -796,6 +829,100 @@ set_wal(struct seen *s, struct pf_error *err)
 	return 0;
 }
 
+/* The file's identity now, into s (for reuse_park). */
+static void
+note_ident(struct seen *s)
+{
+	struct stat st;
+
+	s->have_ident = stat(s->path, &st) == 0;
+	if (s->have_ident) {
+		s->dev = st.st_dev;
+		s->ino = st.st_ino;
+	}
+}
+
+/*
+ * The kept connection (see `reuse`), if it is this process's, for this
+ * path, and the file there is still the one it opened; else none, and a
+ * kept connection to another or a replaced file is closed.
+ */
+static bool
+reuse_take(struct seen *s)
+{
+	sqlite3 *db = NULL, *stale = NULL;
+	struct stat st;
+
+	pthread_mutex_lock(&reuse.mu);
+	if (reuse.db != NULL && reuse.pid == getpid()) {
+		if (strcmp(reuse.path, s->path) == 0 &&
+		    stat(s->path, &st) == 0 && st.st_dev == reuse.dev &&
+		    st.st_ino == reuse.ino) {
+			db = reuse.db;
+			s->dev = reuse.dev;
+			s->ino = reuse.ino;
+			s->have_ident = true;
+		} else
+			stale = reuse.db;
+		reuse.db = NULL;
+	}
+	pthread_mutex_unlock(&reuse.mu);
+	if (stale != NULL)
+		sqlite3_close(stale);
+	s->db = db;
+	return db != NULL;
+}
+
+/* Keep s's connection for the next account instead of closing it: only
+ * when reuse is on, the connection idle (no transaction, no statement)
+ * and nothing on it failed.  True if kept. */
+static bool
+reuse_park(struct seen *s)
+{
+	bool kept = false;
+
+	if (s->mode != SEEN_READ_WRITE || s->db_failed || !s->have_ident ||
+	    !sqlite3_get_autocommit(s->db) ||
+	    sqlite3_next_stmt(s->db, NULL) != NULL)
+		return false;
+	pthread_mutex_lock(&reuse.mu);
+	if (reuse.on && reuse.pid == getpid() && reuse.db == NULL) {
+		reuse.db = s->db;
+		free(reuse.path);
+		reuse.path = xstrdup(s->path);
+		reuse.dev = s->dev;
+		reuse.ino = s->ino;
+		kept = true;
+	}
+	pthread_mutex_unlock(&reuse.mu);
+	return kept;
+}
+
+void
+seen_reuse_begin(void)
+{
+	pthread_mutex_lock(&reuse.mu);
+	reuse.on = true;
+	reuse.pid = getpid();
+	pthread_mutex_unlock(&reuse.mu);
+}
+
+void
+seen_reuse_end(void)
+{
+	sqlite3 *db;
+
+	pthread_mutex_lock(&reuse.mu);
+	db = reuse.pid == getpid() ? reuse.db : NULL;
+	reuse.db = NULL;
+	reuse.on = false;
+	free(reuse.path);
+	reuse.path = NULL;
+	pthread_mutex_unlock(&reuse.mu);
+	if (db != NULL)
+		sqlite3_close(db);
+}
+
 /*
  * Read-write open: state_dir 0700, the file created by us with mode 0600
  * (SQLite's own default would be 0644; its -wal and -shm files copy the
@@ -806,6 +933,16 @@ open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
 {
 	int fd;
 
+	/* A kept connection is set up already (WAL, pragmas, schema); only
+	 * what may have changed since is done again: synchronous (FULL
+	 * again whatever an account left) and the schema version (a newer
+	 * popfetch may have migrated meanwhile). */
+	if (reuse_take(s)) {
+		if (db_exec(s, "PRAGMA synchronous = FULL", "set pragmas",
+		    err) == -1 || migrate(s, err) == -1)
+			return -1;
+		return find_mailbox(s, true, err);
+	}
 	if (pf_mkdirs(state_dir, err) == -1) {
 		char what[PF_ERROR_WHAT_MAX];
 
@@ -831,6 +968,7 @@ open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
 	 * just as durable with synchronous=FULL. */
 	if (set_wal(s, err) == -1)
 		return -1;
+	note_ident(s);
 	if (db_exec(s, "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY",
 	    "set pragmas", err) == -1)
 		return -1;
@@ -982,7 +1120,8 @@ seen_close(struct seen **s_r)
 		return;
 	if (s->db != NULL) {
 		tx_rollback(s);
-		sqlite3_close(s->db);
+		if (!reuse_park(s))
+			sqlite3_close(s->db);
 	}
 	known_free(s->known, s->nknown);
 	strpool_free(&s->known_uidls);

@@ -146,6 +146,18 @@ int	seen_any(struct seen *s, bool *any_r, struct pf_error *err);
  */
 void	seen_close(struct seen **s_r);
 
+/*
+ * Between seen_reuse_begin and seen_reuse_end, seen_close keeps an idle
+ * read-write connection (no transaction open, no call on it failed) and
+ * the next read-write seen_open of the same database in this process
+ * takes it instead of opening one: for the accounts of a sequential run
+ * (fetch -j 1).  Each seen-list is still its own account's (its row,
+ * its transactions); seen_reuse_end closes the kept connection.  Not
+ * across fork: a forked child opens its own.
+ */
+void	seen_reuse_begin(void);
+void	seen_reuse_end(void);
+
 /* The database's path (valid until seen_close). */
 const char *seen_path(const struct seen *s);
 

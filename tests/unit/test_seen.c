@@ -1791,6 +1791,181 @@ test_readers_after_kill_mid_transaction(void **state)
 	    "WHERE name = 'junk'"), 0);
 }
 
+/* How many of this process's descriptors are open on path (the database
+ * file itself, not its -wal or -shm): a connection kept open shows (so
+ * may the descriptors of db_int's closed ones, which SQLite holds while
+ * another connection of the process has the file open: never 0 then). */
+static int
+fds_on(const char *path)
+{
+	char real[PATH_MAX], link[PATH_MAX + 1], fdp[300];
+	struct dirent *de;
+	DIR *d;
+	ssize_t n;
+	int count = 0;
+
+	if (realpath(path, real) == NULL)
+		return 0;
+	d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		snprintf(fdp, sizeof(fdp), "/proc/self/fd/%s", de->d_name);
+		n = readlink(fdp, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, real) == 0)
+			count++;
+	}
+	closedir(d);
+	return count;
+}
+
+/* Begin and end a run of the account, as run_fetch does around its work. */
+static void
+one_run(struct seen *s, int code)
+{
+	struct seen_run_stats stats = { 0 };
+	struct pf_error err;
+
+	assert_int_equal(seen_run_begin(s, 1000, &err), 0);
+	assert_int_equal(seen_run_end(s, 1001, &stats, code, &err), 0);
+}
+
+/*
+ * fetch -j 1: one connection serves the accounts one after the other
+ * (seen_reuse_begin), and each account still sees only its own state,
+ * writes only its own, and commits for itself.
+ */
+static void
+test_reuse_keeps_accounts_apart(void **state)
+{
+	struct fixture *f = *state;
+	struct seen *s;
+
+	seen_reuse_begin();
+	s = open_rw(f, WHO(WORK));
+	add_done(s, "w1", 10, 1000);
+	one_run(s, 0);
+	seen_close(&s);
+	/* Kept open for the next account, and with nothing pending. */
+	assert_true(fds_on(f->db) > 0);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM seen"), 1);
+
+	s = open_rw(f, WHO(BOB));
+	assert_int_equal(seen_count(s), 0);
+	assert_false(seen_contains(s, "w1"));
+	add_done(s, "b1", 20, 1000);
+	add_done(s, "b2", 30, 1000);
+	one_run(s, 0);
+	seen_close(&s);
+
+	s = open_rw(f, WHO(WORK));
+	assert_int_equal(seen_count(s), 1);
+	assert_true(seen_contains(s, "w1"));
+	assert_false(seen_contains(s, "b1"));
+	seen_close(&s);
+	seen_reuse_end();
+	assert_int_equal(fds_on(f->db), 0);
+
+	/* Each committed on its own: another connection sees every row. */
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM seen WHERE "
+	    "mailbox = (SELECT id FROM mailbox WHERE name = 'bob')"), 2);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM run"), 2);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM pending"), 0);
+	assert_int_equal(status_of(f, WHO(WORK)).bytes, 10);
+	assert_int_equal(status_of(f, WHO(BOB)).bytes, 50);
+	/* Without reuse, a close closes. */
+	s = open_rw(f, WHO(CAROL));
+	seen_close(&s);
+	assert_int_equal(fds_on(f->db), 0);
+}
+
+/*
+ * An account whose database call fails (here a trigger refuses its run
+ * row) gives its connection up: the next account opens a fresh one, and
+ * works; nothing of the failed transaction is committed by a later one,
+ * and synchronous is FULL again for every account.
+ */
+static void
+test_reuse_failure_not_kept(void **state)
+{
+	struct fixture *f = *state;
+	struct seen_entry e = { "c1", "n,S=1", "/m", 1, 1 };
+	struct pf_error err;
+	struct seen *s;
+	sqlite3 *h = NULL;
+
+	s = open_rw(f, WHO(WORK));	/* creates the database */
+	seen_close(&s);
+	s = open_rw(f, WHO(BOB));
+	seen_close(&s);
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "CREATE TRIGGER refuse BEFORE INSERT "
+	    "ON run WHEN NEW.mailbox = (SELECT id FROM mailbox WHERE name = "
+	    "'bob') BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+
+	seen_reuse_begin();
+	s = open_rw(f, WHO(WORK));
+	one_run(s, 0);
+	seen_close(&s);
+	assert_true(fds_on(f->db) > 0);
+
+	s = open_rw(f, WHO(BOB));
+	assert_int_equal(seen_run_begin(s, 1000, &err), -1);
+	assert_int_equal(err.category, PF_FAIL_IO);
+	assert_non_null(strstr(err.what, "refused by the test"));
+	seen_close(&s);
+	assert_int_equal(fds_on(f->db), 0);	/* not kept */
+
+	s = open_rw(f, WHO(CAROL));
+	assert_true(fds_on(f->db) > 0);	/* a new one */
+	one_run(s, 0);
+	assert_int_equal(seen_pending_add(s, &e, 1, &err), 0);
+	seen_close(&s);
+	assert_true(fds_on(f->db) > 0);
+	seen_reuse_end();
+
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM run WHERE "
+	    "mailbox = (SELECT id FROM mailbox WHERE name = 'bob')"), 0);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM run"), 2);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM pending"), 1);
+}
+
+/*
+ * A database removed (or replaced) between two accounts is not written
+ * through the kept connection's old descriptor: the next account opens
+ * the file that is there now.
+ */
+static void
+test_reuse_follows_the_file(void **state)
+{
+	struct fixture *f = *state;
+	char side[PATH_MAX + 8];
+	struct seen *s;
+
+	seen_reuse_begin();
+	s = open_rw(f, WHO(WORK));
+	add_done(s, "w1", 10, 1000);
+	seen_close(&s);
+	assert_true(fds_on(f->db) > 0);
+	assert_int_equal(unlink(f->db), 0);
+	test_pathf(side, sizeof(side), "%s-wal", f->db);
+	(void)unlink(side);
+	test_pathf(side, sizeof(side), "%s-shm", f->db);
+	(void)unlink(side);
+
+	s = open_rw(f, WHO(BOB));
+	assert_int_equal(seen_count(s), 0);
+	add_done(s, "b1", 20, 1000);
+	seen_close(&s);
+	seen_reuse_end();
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM seen"), 1);
+	assert_int_equal(db_int(f->db, "SELECT count(*) FROM mailbox"), 1);
+}
+
 /* Each case runs in a fresh directory. */
 #define T(fn)	\
 	cmocka_unit_test_setup_teardown(fn, setup, test_fixture_teardown)
@@ -1826,6 +2001,9 @@ main(void)
 		T(test_migrations),
 		T(test_busy_is_temporary),
 		T(test_readers_after_kill_mid_transaction),
+		T(test_reuse_keeps_accounts_apart),
+		T(test_reuse_failure_not_kept),
+		T(test_reuse_follows_the_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
