@@ -1366,7 +1366,16 @@ max_number(const struct pop3 *s)
 	return s->stat_known ? s->stat_count : POP3_MESSAGES_MAX;
 }
 
-/* A set of message numbers 1..POP3_MESSAGES_MAX, to catch duplicates. */
+/* A set of message numbers 1..max_number(s), to catch duplicates: sized
+ * by STAT's count when known (16 bytes for an idle mailbox, not 125 KB
+ * zeroed, and page faults, per account). */
+static unsigned char *
+bitmap_new(const struct pop3 *s)
+{
+	return xcalloc(max_number(s) / 8 + 1, 1);
+}
+
+/* Test and set n (<= max_number: parse_decimal bounds it). */
 static bool
 bitmap_test_set(unsigned char *bm, unsigned n)
 {
@@ -1389,7 +1398,7 @@ read_uidl_body(struct pop3 *s, struct strpool *pool, struct pop3_msg **ents_r,
 	uint64_t num;
 	bool end;
 
-	seen = xcalloc(POP3_MESSAGES_MAX / 8 + 1, 1);
+	seen = bitmap_new(s);
 	for (;;) {
 		if (read_body_line(s, &line, &ulen, &end, err) == -1)
 			goto fail;
@@ -1474,7 +1483,7 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 	uint64_t num, size;
 	bool end;
 
-	seen = xcalloc(POP3_MESSAGES_MAX / 8 + 1, 1);
+	seen = bitmap_new(s);
 	for (;;) {
 		if (read_body_line(s, &line, &len, &end, err) == -1)
 			goto fail;
