@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "crypto.h"
 #include "log.h"
 #include "oauth2.h"
+#include "params.h"
 #include "resume.h"
 #include "secret.h"
 #include "session.h"
@@ -88,6 +90,46 @@ tls_key(const struct conf_account *a, unsigned char out[32])
 	crypto_sha256_end(&c, out);
 }
 
+/*
+ * What is stored for the next run (resume.c keeps it as an opaque blob):
+ * STORED_MAGIC, the number of sessions the server declined in a row
+ * (4 bytes) and when it last did (8 bytes, seconds since the epoch), both
+ * big-endian, then the DER of the session.  A file of an older popfetch
+ * (the DER alone) is not offered, and replaced after the run.
+ */
+#define STORED_MAGIC	"PFT2"
+#define STORED_HEAD	(4 + 4 + 8)
+
+static uint64_t
+get_be(const unsigned char *p, size_t n)
+{
+	uint64_t v = 0;
+
+	while (n-- > 0)
+		v = (v << 8) | *p++;
+	return v;
+}
+
+static void
+put_be(unsigned char *p, uint64_t v, size_t n)
+{
+	while (n-- > 0) {
+		p[n] = (unsigned char)(v & 0xff);
+		v >>= 8;
+	}
+}
+
+/* Has the server declined TLS_RESUME_DECLINES sessions in a row, the last
+ * less than TLS_RESUME_MAX_AGE ago?  Then nothing is offered or stored
+ * until then (lib/params.h). */
+static bool
+declines_resumption(const struct session *s, time_t now)
+{
+	return s->tls_declines >= TLS_RESUME_DECLINES &&
+	    s->tls_declined_at <= (int64_t)now + 60 &&
+	    (int64_t)now - s->tls_declined_at < TLS_RESUME_MAX_AGE;
+}
+
 /* Before a handshake: the stored session to offer, if it is for exactly
  * these settings and still good (doc/DESIGN.md §12); NULL if none. */
 static struct tls_stored *
@@ -112,9 +154,30 @@ stored_session(struct session *s, struct tls_settings *ts)
 	tls_key(a, s->tls_key);
 	s->tls_keyed = !s->resume_readonly;
 	ts->keep_session = !s->resume_readonly;
+	s->tls_declines = 0;
+	s->tls_declined_at = 0;
 	if (resume_load(s->state_dir, a->name, s->tls_key, &blob, &len, why,
-	    sizeof(why)) == 0)
-		st = tls_stored_parse(blob, len, why, sizeof(why));
+	    sizeof(why)) == -1)
+		;	/* why says why */
+	else if (len <= STORED_HEAD || memcmp(blob, STORED_MAGIC, 4) != 0)
+		snprintf(why, sizeof(why), "a file of an older popfetch");
+	else {
+		time_t now = time(NULL);
+
+		s->tls_declines = (unsigned)get_be(blob + 4, 4);
+		s->tls_declined_at = (int64_t)get_be(blob + 8, 8);
+		if (declines_resumption(s, now)) {
+			/* Not even parsed; the file stays as it is. */
+			snprintf(why, sizeof(why), "the server declined the "
+			    "last %u sessions offered; offered again in %lld "
+			    "min", s->tls_declines, (long long)(TLS_RESUME_MAX_AGE -
+			    ((int64_t)now - s->tls_declined_at) + 59) / 60);
+			s->tls_keyed = false;
+			ts->keep_session = false;
+		} else
+			st = tls_stored_parse(blob + STORED_HEAD,
+			    len - STORED_HEAD, why, sizeof(why));
+	}
 	if (blob != NULL) {
 		crypto_cleanse(blob, len);
 		free(blob);
@@ -149,6 +212,15 @@ start_tls(struct session *s, struct tls_settings *ts, struct pf_error *err)
 		s->tls_keyed = false;
 		return -1;
 	}
+	/* Counted for the next runs: a server that declines every session
+	 * gets none offered for a while (declines_resumption). */
+	if (offered && conn_tls_resumed(s->conn))
+		s->tls_declines = 0;
+	else if (offered) {
+		if (s->tls_declines < TLS_RESUME_DECLINES)
+			s->tls_declines++;
+		s->tls_declined_at = (int64_t)time(NULL);
+	}
 	/* "not resumed" after an offer: the server did not take it (for
 	 * Dovecot, see popfetch.conf(5) tls_resume). */
 	log_debug("%s: %s", a->name, conn_tls_resumed(s->conn) ?
@@ -163,19 +235,26 @@ session_keep_tls(struct session *s)
 {
 	const struct conf_account *a = s->acct;
 	struct pf_error err;
-	unsigned char *der;
+	unsigned char *der, *blob;
 	size_t len;
 
 	if (!s->tls_keyed || s->conn == NULL ||
 	    conn_tls_session(s->conn, &der, &len) == -1)
 		return;
 	s->tls_keyed = false;	/* once */
-	if (resume_save(s->state_dir, a->name, s->tls_key, der, len,
-	    &err) == -1)
-		log_warnx("%s: TLS session not kept for the next run: %s",
-		    a->name, err.what);
+	blob = xmalloc(STORED_HEAD + len);
+	memcpy(blob, STORED_MAGIC, 4);
+	put_be(blob + 4, s->tls_declines, 4);
+	put_be(blob + 8, (uint64_t)s->tls_declined_at, 8);
+	memcpy(blob + STORED_HEAD, der, len);
 	crypto_cleanse(der, len);
 	free(der);
+	if (resume_save(s->state_dir, a->name, s->tls_key, blob,
+	    STORED_HEAD + len, &err) == -1)
+		log_warnx("%s: TLS session not kept for the next run: %s",
+		    a->name, err.what);
+	crypto_cleanse(blob, STORED_HEAD + len);
+	free(blob);
 }
 
 int

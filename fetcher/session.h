@@ -7,6 +7,7 @@
 #define POPFETCH_SESSION_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "conf.h"
 #include "error.h"
@@ -31,6 +32,10 @@ struct session {
 	 * verified TLS session was established under it. */
 	unsigned char		 tls_key[32];
 	bool			 tls_keyed;
+	/* sessions the server declined in a row, and when it last did
+	 * (stored with the session; tls_stored_head in session.c) */
+	unsigned		 tls_declines;
+	int64_t			 tls_declined_at;
 };
 
 /* Get the account's secret: its password or its password_command's

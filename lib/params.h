@@ -238,6 +238,14 @@
  * (DESIGN §12). */
 #define TLS_RESUME_MAX_AGE	(24 * 60 * 60)
 
+/* Sessions a server may decline in a row before popfetch stops offering
+ * one (and stops storing them) for TLS_RESUME_MAX_AGE: a server that
+ * never resumes (Dovecot's default login mode) would otherwise cost every
+ * run a stored session's parse (~1.5 M instructions, OpenSSL 3) and a
+ * file replaced, for nothing.  Three: one decline after a server restart
+ * or a ticket key rotation changes nothing (DESIGN §12). */
+#define TLS_RESUME_DECLINES	3
+
 /* ---- fetcher/: password_command (fetcher/secret.c) ---- */
 
 /* Most of password_command's output we keep (popfetch.conf(5): its first
