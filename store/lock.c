@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <sys/file.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,6 +72,7 @@ lock_acquire(const char *state_dir, const char *account,
     struct pf_lock **lock_r, struct pf_error *err)
 {
 	char name[NAME_MAX + 1], path[PATH_MAX], pidbuf[32];
+	struct stat st;
 	long pid;
 	int fd = -1, n, rc;
 
@@ -114,14 +116,18 @@ lock_acquire(const char *state_dir, const char *account,
 	}
 	n = snprintf(pidbuf, sizeof(pidbuf), "%ld\n", (long)getpid());
 	errno = 0;
-	if (ftruncate(fd, 0) == -1) {
-		pf_error_set_errno(err, PF_FAIL_IO, "ftruncate(%s)", path);
-		goto fail;
-	}
+	/* Over the old pid, then cut what is left of a longer one: a
+	 * truncation to 0 first would free the file's block and allocate
+	 * it again, on every run of every account. */
 	if (pwrite(fd, pidbuf, (size_t)n, 0) != (ssize_t)n) {
 		if (errno == 0)
 			errno = EIO;
 		pf_error_set_errno(err, PF_FAIL_IO, "write(%s)", path);
+		goto fail;
+	}
+	if (fstat(fd, &st) == -1 || (st.st_size > n &&
+	    ftruncate(fd, n) == -1)) {
+		pf_error_set_errno(err, PF_FAIL_IO, "ftruncate(%s)", path);
 		goto fail;
 	}
 	*lock_r = xmalloc(sizeof(**lock_r));

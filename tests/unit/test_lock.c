@@ -251,6 +251,40 @@ test_unwritable_state_dir(void **state)
 }
 
 /* Each case runs in a fresh directory. */
+/* The lock file says who holds it: the pid alone, whatever a longer
+ * content (another process's pid, junk) was there before. */
+static void
+test_pid_replaces_longer_content(void **state)
+{
+	struct fixture *f = *state;
+	struct pf_lock *l = NULL;
+	struct pf_error err;
+	char path[PATH_MAX + 16], want[32], got[64];
+	ssize_t n;
+	int fd;
+
+	assert_int_equal(mkdir(f->dir, 0700) == 0 || errno == EEXIST, 1);
+	test_pathf(path, sizeof(path), "%s/a", f->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_int_equal(mkdir(f->state, 0700), 0);
+	test_pathf(path, sizeof(path), "%s/lock.%s", f->state, ACCOUNT);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "123456789012345\nold junk\n", 25), 25);
+	close(fd);
+
+	assert_int_equal(lock_acquire(f->state, ACCOUNT, &l, &err), 0);
+	snprintf(want, sizeof(want), "%ld\n", (long)getpid());
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	n = read(fd, got, sizeof(got) - 1);
+	close(fd);
+	assert_true(n >= 0);
+	got[n] = '\0';
+	assert_string_equal(got, want);
+	lock_release(&l);
+}
+
 #define T(fn)	\
 	cmocka_unit_test_setup_teardown(fn, setup, test_fixture_teardown)
 
@@ -263,6 +297,7 @@ main(void)
 		T(test_same_process_and_files),
 		T(test_name_too_long),
 		T(test_unwritable_state_dir),
+		T(test_pid_replaces_longer_content),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
