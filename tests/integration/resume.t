@@ -359,7 +359,7 @@ def _(tmp):
 
 
 @T.test("Dovecot's default login mode (service_count = 1): offered, not "
-        "resumed, and every run still works")
+        "resumed, every run still works; after 3 declines none offered for a day")
 def _(tmp):
     dc = pftest.Dovecot(tmp, CERTS)
     later(dc.stop)
@@ -367,13 +367,43 @@ def _(tmp):
     dc.start()
     box = Box(os.path.join(tmp, "pf"), dc=dc)
     eq(handshake(box.fetch()), "full", "first run")
-    for i in range(2):
+    for i in range(3):
         r = box.fetch()
         eq(handshake(r), "full", "run %d: a new login process, a new ticket key"
            % (i + 2))
         not_contains(r.stderr, "no TLS session to resume", "it was offered")
         contains(r.stderr, "the server did not resume the session offered",
                  "and the -v line says so")
+    # Three declined in a row (TLS_RESUME_DECLINES): for a day nothing is
+    # offered, nor parsed, nor stored; the file stays as it is.
+    path = box.session_file()
+    before = (os.stat(path).st_ino, os.stat(path).st_mtime_ns, open(path, "rb").read())
+    for i in range(2):
+        r = box.fetch()
+        eq(handshake(r), "full", "muted run %d" % (i + 1))
+        contains(r.stderr, "no TLS session to resume (the server declined the "
+                 "last 3 sessions offered", "muted run %d: not offered" % (i + 1))
+        eq((os.stat(path).st_ino, os.stat(path).st_mtime_ns, open(path, "rb").read()),
+           before, "muted run %d: the file untouched" % (i + 1))
+    if not os.path.exists(LIBFAKETIME):
+        T.diag("libfaketime not installed: the day after not tested")
+        return
+    # A day later: the stored session has expired (a full handshake, a new
+    # one stored), and the run after that offers it again.
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    env = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": "+2d",
+           "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1",
+           "NO_FAKE_STAT": "1",
+           "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+    r = box.fetch(env=env)
+    contains(r.stderr, "expired", "a day later: the old session expired")
+    ok(open(path, "rb").read() != before[2], "a new session stored")
+    r = box.fetch(env=env)
+    contains(r.stderr, "the server did not resume the session offered",
+             "a day later: offered again")
+    r = box.fetch(env=env)
+    contains(r.stderr, "the server declined the last 3 sessions offered",
+             "declined again: muted again")
 
 
 T.done()
