@@ -1366,22 +1366,34 @@ max_number(const struct pop3 *s)
 	return s->stat_known ? s->stat_count : POP3_MESSAGES_MAX;
 }
 
-/* A set of message numbers 1..max_number(s), to catch duplicates: sized
- * by STAT's count when known (16 bytes for an idle mailbox, not 125 KB
- * zeroed, and page faults, per account). */
-static unsigned char *
-bitmap_new(const struct pop3 *s)
-{
-	return xcalloc(max_number(s) / 8 + 1, 1);
-}
+/*
+ * A set of message numbers 1..max_number(s), to catch duplicates.  It
+ * grows with the highest number met (doubling), so an idle mailbox's
+ * listing costs a few bytes, not 125 KB zeroed (and its page faults) per
+ * account; max_number bounds it.
+ */
+struct bitmap {
+	unsigned char	*bits;
+	size_t		 len;	/* bytes */
+};
 
 /* Test and set n (<= max_number: parse_decimal bounds it). */
 static bool
-bitmap_test_set(unsigned char *bm, unsigned n)
+bitmap_test_set(struct bitmap *bm, unsigned n)
 {
-	bool was = (bm[n / 8] & (1u << (n % 8))) != 0;
+	bool was;
 
-	bm[n / 8] |= (unsigned char)(1u << (n % 8));
+	if (n / 8 >= bm->len) {
+		size_t len = bm->len == 0 ? 64 : bm->len;
+
+		while (n / 8 >= len)
+			len *= 2;
+		bm->bits = xreallocarray(bm->bits, len, 1);
+		memset(bm->bits + bm->len, 0, len - bm->len);
+		bm->len = len;
+	}
+	was = (bm->bits[n / 8] & (1u << (n % 8))) != 0;
+	bm->bits[n / 8] |= (unsigned char)(1u << (n % 8));
 	return was;
 }
 
@@ -1392,13 +1404,12 @@ read_uidl_body(struct pop3 *s, struct strpool *pool, struct pop3_msg **ents_r,
     size_t *n_r, struct pf_error *err)
 {
 	struct pop3_msg *ents = NULL;
-	unsigned char *seen = NULL;
+	struct bitmap seen = { NULL, 0 };
 	size_t n = 0, alloc = 0, nlen, ulen, i, total = 0;
 	const char *line, *uid;
 	uint64_t num;
 	bool end;
 
-	seen = bitmap_new(s);
 	for (;;) {
 		if (read_body_line(s, &line, &ulen, &end, err) == -1)
 			goto fail;
@@ -1435,7 +1446,7 @@ read_uidl_body(struct pop3 *s, struct strpool *pool, struct pop3_msg **ents_r,
 			    "0x21..0x7E");
 			goto fail;
 		}
-		if (bitmap_test_set(seen, (unsigned)num)) {
+		if (bitmap_test_set(&seen, (unsigned)num)) {
 			fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "duplicate message number %u in UIDL",
 			    (unsigned)num);
@@ -1460,14 +1471,14 @@ read_uidl_body(struct pop3 *s, struct strpool *pool, struct pop3_msg **ents_r,
 		ents[n].uidl = strpool_ndup(pool, uid, ulen);
 		n++;
 	}
-	free(seen);
+	free(seen.bits);
 	*ents_r = ents;
 	*n_r = n;
 	return 0;
 fail:
 	set_state(s, SESSION_BROKEN);
 	free(ents);
-	free(seen);
+	free(seen.bits);
 	return -1;
 }
 
@@ -1477,13 +1488,12 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
     struct pf_error *err)
 {
 	struct pop3_msg *msgs = NULL;
-	unsigned char *seen = NULL;
+	struct bitmap seen = { NULL, 0 };
 	size_t n = 0, alloc = 0, len;
 	const char *line, *why;
 	uint64_t num, size;
 	bool end;
 
-	seen = bitmap_new(s);
 	for (;;) {
 		if (read_body_line(s, &line, &len, &end, err) == -1)
 			goto fail;
@@ -1500,7 +1510,7 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 			    "malformed LIST line: bad message number");
 			goto fail;
 		}
-		if (bitmap_test_set(seen, (unsigned)num)) {
+		if (bitmap_test_set(&seen, (unsigned)num)) {
 			fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "duplicate message number %u in LIST",
 			    (unsigned)num);
@@ -1515,7 +1525,7 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 		msgs[n].uidl = NULL;
 		n++;
 	}
-	free(seen);
+	free(seen.bits);
 	/* Give back the doubling's slack: the listing lives all run. */
 	if (n > 0 && n < alloc)
 		msgs = xreallocarray(msgs, n, sizeof(*msgs));
@@ -1525,7 +1535,7 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 fail:
 	set_state(s, SESSION_BROKEN);
 	free(msgs);
-	free(seen);
+	free(seen.bits);
 	return -1;
 }
 

@@ -1179,6 +1179,11 @@ test_listing_errors(void **state)
 		{ longuid, NULL, "longer than", NULL },
 		{ "1 a\r\n2 b\r\n1 c\r\n", NULL, "duplicate message number 1",
 		  "1 c" },
+		/* past the duplicate set's first size, which then grows */
+		{ "600 a\r\n1000000 b\r\n70000 c\r\n1000000 d\r\n", NULL,
+		  "duplicate message number 1000000", "1000000 d" },
+		{ "1 a\r\n", "9 5\r\n1000000 5\r\n1000000 5\r\n",
+		  "duplicate message number 1000000", "1000000 5" },
 		{ "1 a\r\n2 b\r\n3 a\r\n", "1 1\r\n2 2\r\n3 3\r\n",
 		  "duplicate unique-id", "3 a" },
 		{ "1 a\r\n", "x 1\r\n", "bad message number", "x 1" },
