@@ -182,6 +182,11 @@
  * a few more help debugging without letting the table grow forever. */
 #define SEEN_RUN_HISTORY	10
 
+/* Statements kept prepared on a state-database connection (store/seen.c,
+ * stmt_cache): those of an idle account's run, a dozen; more are
+ * prepared for each use as before. */
+#define SEEN_STMT_CACHE		16
+
 /* ---- store/: the TLS session file (store/resume.c; DESIGN §12) ---- */
 
 /* Bytes of a TLS session file we read at most: a serialised session holds

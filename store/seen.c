@@ -117,8 +117,24 @@ struct known {
 	time_t		 missing;	/* missing from the listings since; 0: listed */
 };
 
+/*
+ * Statements of the idle path (transactions, the run history, finding
+ * the account's row) kept prepared on the connection: preparing one is
+ * a parse, ~5,000 to 20,000 instructions each, a dozen per account.
+ * They go with the connection when it is kept for the next account.
+ */
+struct stmt_cache {
+	struct {
+		const char	*sql;	/* the literal: compared by address */
+		sqlite3_stmt	*st;
+		bool		 out;	/* handed out (db_cached), not yet back */
+	} e[SEEN_STMT_CACHE];
+	size_t		 n;
+};
+
 struct seen {
 	sqlite3		*db;		/* NULL: read-only and no database */
+	struct stmt_cache cache;	/* of db */
 	char		*path;
 	char		*state_dir;
 	struct pf_lock	*heir_lock;	/* the previous owner's (lock_heritage) */
@@ -164,6 +180,7 @@ static struct {
 	bool		 on;
 	pid_t		 pid;
 	sqlite3		*db;		/* the idle connection, or NULL */
+	struct stmt_cache cache;	/* its statements */
 	char		*path;		/* its file, and that file's identity */
 	dev_t		 dev;
 	ino_t		 ino;
@@ -224,6 +241,117 @@ db_prepare(struct seen *s, const char *sql, sqlite3_stmt **st_r,
 	return 0;
 }
 
+/*
+ * A statement of s->cache for sql (a string literal), prepared on first
+ * use; give it back with db_release.  One already handed out, or a full
+ * cache, gets a statement of its own, finalized by db_release.
+ */
+static int
+db_cached(struct seen *s, const char *sql, sqlite3_stmt **st_r,
+    const char *what, struct pf_error *err)
+{
+	struct stmt_cache *c = &s->cache;
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		if (c->e[i].sql == sql && !c->e[i].out) {
+			c->e[i].out = true;
+			*st_r = c->e[i].st;
+			return 0;
+		}
+	if (c->n == SEEN_STMT_CACHE)
+		return db_prepare(s, sql, st_r, what, err);
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    st_r, NULL) != SQLITE_OK) {
+		*st_r = NULL;
+		return db_fail(s, what, err);
+	}
+	c->e[c->n].sql = sql;
+	c->e[c->n].st = *st_r;
+	c->e[c->n].out = true;
+	c->n++;
+	return 0;
+}
+
+/* Give back a statement of db_cached (reset, bindings cleared), or
+ * finalize one of db_prepare; NULL is fine. */
+static void
+db_release(struct seen *s, sqlite3_stmt *st)
+{
+	size_t i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < s->cache.n; i++)
+		if (s->cache.e[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			s->cache.e[i].out = false;
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+/* Finalize every cached statement (before the connection closes). */
+static void
+cache_clear(struct stmt_cache *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		sqlite3_finalize(c->e[i].st);
+	c->n = 0;
+}
+
+/* Close s's connection, its kept statements first. */
+static void
+db_close(struct seen *s)
+{
+	cache_clear(&s->cache);
+	sqlite3_close(s->db);
+	s->db = NULL;
+}
+
+/* Is every statement of the connection one of its cache's, and back?
+ * Then none is in use and the connection can serve the next account. */
+static bool
+cache_idle(const struct seen *s)
+{
+	sqlite3_stmt *st = NULL;
+	size_t i;
+
+	while ((st = sqlite3_next_stmt(s->db, st)) != NULL) {
+		for (i = 0; i < s->cache.n; i++)
+			if (s->cache.e[i].st == st && !s->cache.e[i].out)
+				break;
+		if (i == s->cache.n || sqlite3_stmt_busy(st))
+			return false;
+	}
+	return true;
+}
+
+/* A statement without parameters (BEGIN, COMMIT), kept prepared.  Not
+ * for a pragma that sets something: SQLite applies those when it
+ * prepares them, so a kept one would set nothing when run again. */
+static int
+db_exec_cached(struct seen *s, const char *sql, const char *what,
+    struct pf_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (db_cached(s, sql, &st, what, err) == -1)
+		return -1;
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		db_fail(s, what, err);
+		db_release(s, st);
+		return -1;
+	}
+	db_release(s, st);
+	return 0;
+}
+
 /* Step a statement that returns no row, and reset it for the next use. */
 static int
 db_step_done(struct seen *s, sqlite3_stmt *st, const char *what,
@@ -239,13 +367,13 @@ db_step_done(struct seen *s, sqlite3_stmt *st, const char *what,
 static int
 tx_begin(struct seen *s, const char *what, struct pf_error *err)
 {
-	return db_exec(s, "BEGIN IMMEDIATE", what, err);
+	return db_exec_cached(s, "BEGIN IMMEDIATE", what, err);
 }
 
 static int
 tx_commit(struct seen *s, const char *what, struct pf_error *err)
 {
-	return db_exec(s, "COMMIT", what, err);
+	return db_exec_cached(s, "COMMIT", what, err);
 }
 
 /* Undo an open transaction after a failure (err is already set). */
@@ -275,16 +403,16 @@ user_version(struct seen *s, int *version_r, struct pf_error *err)
 {
 	sqlite3_stmt *st = NULL;
 
-	if (db_prepare(s, "PRAGMA user_version", &st, "read schema version",
+	if (db_cached(s, "PRAGMA user_version", &st, "read schema version",
 	    err) == -1)
 		return -1;
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		db_fail(s, "read schema version", err);
-		sqlite3_finalize(st);
+		db_release(s, st);
 		return -1;
 	}
 	*version_r = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	db_release(s, st);
 	return 0;
 }
 
@@ -354,7 +482,7 @@ query_id(struct seen *s, const char *sql, const char *const *binds, int nb,
 	int i, rc;
 
 	*id_r = 0;
-	if (db_prepare(s, sql, &st, "find account", err) == -1)
+	if (db_cached(s, sql, &st, "find account", err) == -1)
 		return -1;
 	for (i = 0; i < nb; i++)
 		sqlite3_bind_text(st, i + 1, binds[i], -1, SQLITE_STATIC);
@@ -365,10 +493,10 @@ query_id(struct seen *s, const char *sql, const char *const *binds, int nb,
 		*id_r = sqlite3_column_int64(st, 0);
 	else if (rc != SQLITE_DONE) {
 		db_fail(s, "find account", err);
-		sqlite3_finalize(st);
+		db_release(s, st);
 		return -1;
 	}
-	sqlite3_finalize(st);
+	db_release(s, st);
 	return 0;
 }
 
@@ -851,6 +979,7 @@ static bool
 reuse_take(struct seen *s)
 {
 	sqlite3 *db = NULL, *stale = NULL;
+	struct stmt_cache stale_cache = { .n = 0 };
 	struct stat st;
 
 	pthread_mutex_lock(&reuse.mu);
@@ -859,16 +988,22 @@ reuse_take(struct seen *s)
 		    stat(s->path, &st) == 0 && st.st_dev == reuse.dev &&
 		    st.st_ino == reuse.ino) {
 			db = reuse.db;
+			s->cache = reuse.cache;
 			s->dev = reuse.dev;
 			s->ino = reuse.ino;
 			s->have_ident = true;
-		} else
+		} else {
 			stale = reuse.db;
+			stale_cache = reuse.cache;
+		}
 		reuse.db = NULL;
+		reuse.cache.n = 0;
 	}
 	pthread_mutex_unlock(&reuse.mu);
-	if (stale != NULL)
+	if (stale != NULL) {
+		cache_clear(&stale_cache);
 		sqlite3_close(stale);
+	}
 	s->db = db;
 	return db != NULL;
 }
@@ -882,12 +1017,13 @@ reuse_park(struct seen *s)
 	bool kept = false;
 
 	if (s->mode != SEEN_READ_WRITE || s->db_failed || !s->have_ident ||
-	    !sqlite3_get_autocommit(s->db) ||
-	    sqlite3_next_stmt(s->db, NULL) != NULL)
+	    !sqlite3_get_autocommit(s->db) || !cache_idle(s))
 		return false;
 	pthread_mutex_lock(&reuse.mu);
 	if (reuse.on && reuse.pid == getpid() && reuse.db == NULL) {
 		reuse.db = s->db;
+		reuse.cache = s->cache;
+		s->cache.n = 0;
 		free(reuse.path);
 		reuse.path = xstrdup(s->path);
 		reuse.dev = s->dev;
@@ -910,17 +1046,22 @@ seen_reuse_begin(void)
 void
 seen_reuse_end(void)
 {
+	struct stmt_cache cache;
 	sqlite3 *db;
 
 	pthread_mutex_lock(&reuse.mu);
 	db = reuse.pid == getpid() ? reuse.db : NULL;
+	cache = reuse.cache;
 	reuse.db = NULL;
+	reuse.cache.n = 0;
 	reuse.on = false;
 	free(reuse.path);
 	reuse.path = NULL;
 	pthread_mutex_unlock(&reuse.mu);
-	if (db != NULL)
+	if (db != NULL) {
+		cache_clear(&cache);
 		sqlite3_close(db);
+	}
 }
 
 /*
@@ -1024,8 +1165,7 @@ open_ro(struct seen *s, struct pf_error *err)
 		if ((sqlite3_extended_errcode(s->db) & 0xff) != SQLITE_READONLY ||
 		    access(s->path, W_OK) == -1)
 			return -1;
-		sqlite3_close(s->db);
-		s->db = NULL;
+		db_close(s);
 		if (db_open(s, SQLITE_OPEN_READWRITE, err) == -1 ||
 		    user_version(s, &version, err) == -1)
 			return -1;
@@ -1033,8 +1173,7 @@ open_ro(struct seen *s, struct pf_error *err)
 	if (check_version(s, version, err) == -1)
 		return -1;
 	if (version == 0) {
-		sqlite3_close(s->db);
-		s->db = NULL;
+		db_close(s);
 		return 0;
 	}
 	if (version == 1 && db_exec(s, v1_as_v2, "read schema 1", err) == -1)
@@ -1094,7 +1233,7 @@ seen_any(struct seen *s, bool *any_r, struct pf_error *err)
 	}
 	if (s->db == NULL || s->mailbox == 0)
 		return 0;
-	if (db_prepare(s, "SELECT 1 FROM seen WHERE mailbox = ? AND "
+	if (db_cached(s, "SELECT 1 FROM seen WHERE mailbox = ? AND "
 	    "substr(uidl, 1, " DIGEST_PREFIX_LEN_SQL ") <> '"
 	    SEEN_DIGEST_PREFIX "' LIMIT 1", &st, "read seen-list", err) == -1)
 		return -1;
@@ -1104,10 +1243,10 @@ seen_any(struct seen *s, bool *any_r, struct pf_error *err)
 		*any_r = true;
 	else if (rc != SQLITE_DONE) {
 		db_fail(s, "read seen-list", err);
-		sqlite3_finalize(st);
+		db_release(s, st);
 		return -1;
 	}
-	sqlite3_finalize(st);
+	db_release(s, st);
 	return 0;
 }
 
@@ -1121,7 +1260,7 @@ seen_close(struct seen **s_r)
 	if (s->db != NULL) {
 		tx_rollback(s);
 		if (!reuse_park(s))
-			sqlite3_close(s->db);
+			db_close(s);
 	}
 	known_free(s->known, s->nknown);
 	strpool_free(&s->known_uidls);
@@ -1647,7 +1786,7 @@ seen_run_begin(struct seen *s, time_t start, struct pf_error *err)
 		return -1;
 	history_sync(s, true);
 	if (tx_begin(s, what, err) == -1 ||
-	    db_prepare(s, "INSERT INTO run (mailbox, started) VALUES (?, ?)",
+	    db_cached(s, "INSERT INTO run (mailbox, started) VALUES (?, ?)",
 	    &st, what, err) == -1)
 		goto fail;
 	sqlite3_bind_int64(st, 1, s->mailbox);
@@ -1655,10 +1794,10 @@ seen_run_begin(struct seen *s, time_t start, struct pf_error *err)
 	if (db_step_done(s, st, what, err) == -1)
 		goto fail;
 	s->run_id = sqlite3_last_insert_rowid(s->db);
-	sqlite3_finalize(st);
+	db_release(s, st);
 	st = NULL;
 	/* Keep the last SEEN_RUN_HISTORY runs of this mailbox. */
-	if (db_prepare(s, "DELETE FROM run WHERE mailbox = ?1 AND id NOT IN "
+	if (db_cached(s, "DELETE FROM run WHERE mailbox = ?1 AND id NOT IN "
 	    "(SELECT id FROM run WHERE mailbox = ?1 ORDER BY id DESC LIMIT ?2)",
 	    &st, what, err) == -1)
 		goto fail;
@@ -1666,7 +1805,7 @@ seen_run_begin(struct seen *s, time_t start, struct pf_error *err)
 	sqlite3_bind_int(st, 2, SEEN_RUN_HISTORY);
 	if (db_step_done(s, st, what, err) == -1)
 		goto fail;
-	sqlite3_finalize(st);
+	db_release(s, st);
 	st = NULL;
 	if (tx_commit(s, what, err) == -1)
 		goto fail;
@@ -1675,7 +1814,7 @@ seen_run_begin(struct seen *s, time_t start, struct pf_error *err)
 
 fail:
 	s->run_id = 0;
-	sqlite3_finalize(st);
+	db_release(s, st);
 	tx_rollback(s);
 	history_sync(s, false);
 	return -1;
@@ -1694,7 +1833,7 @@ seen_run_end(struct seen *s, time_t end, const struct seen_run_stats *stats,
 	if (s->run_id == 0)
 		return pf_error_set(err, PF_FAIL_INTERNAL,
 		    "seen_run_end without seen_run_begin");
-	if (db_prepare(s, "UPDATE run SET ended = ?, fetched = ?, skipped = ?, "
+	if (db_cached(s, "UPDATE run SET ended = ?, fetched = ?, skipped = ?, "
 	    "deleted = ?, bytes = ?, exit_code = ? WHERE id = ?", &st, what,
 	    err) == -1)
 		return -1;
@@ -1708,7 +1847,7 @@ seen_run_end(struct seen *s, time_t end, const struct seen_run_stats *stats,
 	history_sync(s, true);
 	rc = db_step_done(s, st, what, err);
 	history_sync(s, false);
-	sqlite3_finalize(st);
+	db_release(s, st);
 	if (rc == 0)
 		s->run_id = 0;
 	return rc;
