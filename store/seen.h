@@ -140,9 +140,10 @@ int	seen_any(struct seen *s, bool *any_r, struct pf_error *err);
 
 /*
  * Close the database and free everything; clears *s_r.  NULL is fine.  The
- * last read-write connection to close takes the database out of WAL mode,
- * so that between runs it is a lone file, and SEEN_READ_ONLY opens and
- * seen_status_read create no -wal or -shm file next to it.
+ * database stays in WAL mode with its -wal and -shm files (no checkpoint
+ * at close: doc/DESIGN.md §3.4), so SEEN_READ_ONLY opens and
+ * seen_status_read find them and create none.  Between seen_reuse_begin
+ * and seen_reuse_end an idle read-write connection is kept, not closed.
  */
 void	seen_close(struct seen **s_r);
 
