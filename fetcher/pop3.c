@@ -1504,6 +1504,7 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 		msgs[n].number = (unsigned)num;
 		msgs[n].size = size;
 		msgs[n].uidl = NULL;
+		msgs[n].known = false;
 		n++;
 	}
 	free(seen);

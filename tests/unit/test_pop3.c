@@ -1403,8 +1403,8 @@ tricky_message(size_t *len_r)
 static void
 run_retr(size_t max_chunk, bool random, const char *msg, size_t len)
 {
-	static const struct pop3_msg m1 = { 1, 1000, NULL };
-	static const struct pop3_msg m2 = { 2, 10, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 1000, .uidl = NULL };
+	static const struct pop3_msg m2 = { .number = 2, .size = 10, .uidl = NULL };
 	const struct pop3_msg *msgs[] = { &m1, &m2 };
 	struct pf_error err;
 	struct coll c = { 0 };
@@ -1456,8 +1456,8 @@ test_retr_unstuffing(void **state)
 static void
 test_retr_raw_forms(void **state)
 {
-	static const struct pop3_msg m1 = { 1, 40, NULL };
-	static const struct pop3_msg m2 = { 2, 0, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 40, .uidl = NULL };
+	static const struct pop3_msg m2 = { .number = 2, .size = 0, .uidl = NULL };
 	const struct pop3_msg *msgs[] = { &m1, &m2 };
 	static const char want[] = ".\nx\n..\na\rb\nbare\nlf\nc\r\n\r\n";
 	struct pf_error err;
@@ -1495,8 +1495,8 @@ test_retr_split_everywhere(void **state)
 	static const char r1[] = "+OK\r\nab\r\n..\r\n\r\nc\r\r\n.\r\n";
 	static const char r2[] = "+OK\r\nnext\r\n.\r\n";
 	static const char r3[] = "+OK\r\n";	/* NOOP */
-	static const struct pop3_msg m1 = { 1, 20, NULL };
-	static const struct pop3_msg m2 = { 2, 6, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 20, .uidl = NULL };
+	static const struct pop3_msg m2 = { .number = 2, .size = 6, .uidl = NULL };
 	const struct pop3_msg *msgs[] = { &m1, &m2 };
 	const size_t glen = strlen("+OK ready\r\n");
 	const size_t total = sizeof(r1) - 1 + sizeof(r2) - 1 + sizeof(r3) - 1;
@@ -1543,7 +1543,7 @@ test_retr_eof(void **state)
 		"+OK\r\nline\r",
 		"+OK\r\n",
 	};
-	static const struct pop3_msg m1 = { 1, 10, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 10, .uidl = NULL };
 	const struct pop3_msg *msgs[] = { &m1 };
 	struct pf_error err;
 	struct fake f;
@@ -1611,7 +1611,7 @@ test_retr_eof(void **state)
 static void
 test_retr_runaway(void **state)
 {
-	static const struct pop3_msg m1 = { 1, 100, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 100, .uidl = NULL };
 	const struct pop3_msg *msgs[] = { &m1 };
 	struct pf_error err;
 	struct coll c = { 0 };
@@ -1641,8 +1641,8 @@ test_retr_runaway(void **state)
 static void
 test_retr_err_and_sink_error(void **state)
 {
-	static const struct pop3_msg m1 = { 1, 10, NULL };
-	static const struct pop3_msg m2 = { 2, 10, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 10, .uidl = NULL };
+	static const struct pop3_msg m2 = { .number = 2, .size = 10, .uidl = NULL };
 	const struct pop3_msg *msgs[] = { &m1, &m2 };
 	struct pf_error err;
 	struct fake f;
@@ -1713,7 +1713,7 @@ static void
 test_retr_unstuffed_dot(void **state)
 {
 	static const struct pop3_msg m[3] = {
-		{ 1, 8, NULL }, { 2, 40, NULL }, { 3, 8, NULL },
+		{ .number = 1, .size = 8, .uidl = NULL }, { .number = 2, .size = 40, .uidl = NULL }, { .number = 3, .size = 8, .uidl = NULL },
 	};
 	const struct pop3_msg *msgs[3] = { &m[0], &m[1], &m[2] };
 	static const char bad_reply[] = "+OK\r\nfirst part\r\n.\r\n"
@@ -1794,7 +1794,7 @@ static void
 test_retr_refused(void **state)
 {
 	static const struct pop3_msg m[3] = {
-		{ 1, 4, NULL }, { 2, 4, NULL }, { 3, 6, NULL },
+		{ .number = 1, .size = 4, .uidl = NULL }, { .number = 2, .size = 4, .uidl = NULL }, { .number = 3, .size = 6, .uidl = NULL },
 	};
 	const struct pop3_msg *msgs[3] = { &m[0], &m[1], &m[2] };
 	static const char *const errs[2] = {
@@ -1909,7 +1909,7 @@ retr_bulk(struct fake *f, const char *capa, size_t n, size_t max_chunk)
 	assert_non_null(msgs);
 	script(f, capa);
 	for (i = 0; i < n; i++) {
-		m[i] = (struct pop3_msg){ (unsigned)i + 1, 20, NULL };
+		m[i] = (struct pop3_msg){ .number = (unsigned)i + 1, .size = 20, .uidl = NULL };
 		msgs[i] = &m[i];
 		len = bulk_body(i + 1, body, sizeof(body));
 		add_retr(f, (unsigned)i + 1, body, len);
@@ -1959,7 +1959,7 @@ static void
 test_retr_then_quit(void **state)
 {
 	static const struct pop3_msg m[3] = {
-		{ 1, 8, NULL }, { 2, 8, NULL }, { 3, 8, NULL },
+		{ .number = 1, .size = 8, .uidl = NULL }, { .number = 2, .size = 8, .uidl = NULL }, { .number = 3, .size = 8, .uidl = NULL },
 	};
 	const struct pop3_msg *msgs[3] = { &m[0], &m[1], &m[2] };
 	static const char *const capas[2] = {
@@ -2064,7 +2064,7 @@ test_retr_lockstep(void **state)
 static void
 test_retr_lockstep_order(void **state)
 {
-	static const struct pop3_msg m[2] = { { 1, 4, NULL }, { 2, 4, NULL } };
+	static const struct pop3_msg m[2] = { { .number = 1, .size = 4, .uidl = NULL }, { .number = 2, .size = 4, .uidl = NULL } };
 	const struct pop3_msg *msgs[2] = { &m[0], &m[1] };
 	struct pf_error err;
 	struct coll c = { 0 };
@@ -2117,7 +2117,7 @@ test_retr_lockstep_order(void **state)
 static void
 test_top(void **state)
 {
-	static const struct pop3_msg m1 = { 1, 500, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 500, .uidl = NULL };
 	struct pf_error err;
 	struct coll c = { 0 };
 	struct pop3_sink sink = sink_for(&c);
@@ -2286,8 +2286,8 @@ xmessage(size_t len)
 static void
 test_time_message_data(void **state)
 {
-	static const struct pop3_msg m[2] = { { 1, 4, NULL },
-	    { 2, 12288, NULL } };
+	static const struct pop3_msg m[2] = { { .number = 1, .size = 4, .uidl = NULL },
+	    { .number = 2, .size = 12288, .uidl = NULL } };
 	const struct pop3_msg *msgs[2] = { &m[0], &m[1] };
 	const struct pop3_msg *one[1] = { &m[1] };
 	static const struct {
@@ -3052,7 +3052,7 @@ test_trace_capture(void **state)
 static void
 test_trace_message_data(void **state)
 {
-	static const struct pop3_msg m1 = { 1, 30, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 30, .uidl = NULL };
 	const struct pop3_msg *msgs[] = { &m1 };
 	struct pf_error err;
 	struct coll c = { 0 };
