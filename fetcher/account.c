@@ -54,17 +54,24 @@ account_mark_known(struct pop3_listing *l, struct seen *s,
     struct pf_error *err)
 {
 	const char **keys;
-	size_t *at, i, n = 0;
+	size_t *at = NULL, i, n = 0;
 	bool *known;
 	int rc = 0;
 
 	if (s == NULL || l->count == 0)
 		return 0;
 	keys = xreallocarray(NULL, l->count, sizeof(*keys));
-	at = xreallocarray(NULL, l->count, sizeof(*at));
 	for (i = 0; i < l->count; i++) {
+		if (l->msgs[i].uidl == NULL && at == NULL) {
+			/* Some without UIDL (not from a server): where each
+			 * key is in the listing. */
+			at = xreallocarray(NULL, l->count, sizeof(*at));
+			for (n = 0; n < i; n++)
+				at[n] = n;
+		}
 		if (l->msgs[i].uidl != NULL) {
-			at[n] = i;
+			if (at != NULL)
+				at[n] = i;
 			keys[n++] = l->msgs[i].uidl;
 		}
 	}
@@ -73,7 +80,7 @@ account_mark_known(struct pop3_listing *l, struct seen *s,
 		rc = -1;
 	for (i = 0; rc == 0 && i < n; i++)
 		if (known[i])
-			l->msgs[at[i]].known = true;
+			l->msgs[at != NULL ? at[i] : i].known = true;
 	free(known);
 	free(at);
 	free(keys);

@@ -1353,7 +1353,7 @@ static int
 merge_listed(struct seen *s, const char *const *keys, size_t n, bool *known,
     struct merged *out, const char *what, struct pf_error *err)
 {
-	const char *const **sorted;
+	const char *const **sorted = NULL;
 	sqlite3_stmt *st = NULL;
 	size_t i, j = 0;
 	int rc;
@@ -1361,16 +1361,25 @@ merge_listed(struct seen *s, const char *const *keys, size_t n, bool *known,
 	memset(out, 0, sizeof(*out));
 	if (s->db == NULL || s->mailbox == 0)
 		return 0;
-	sorted = xreallocarray(NULL, n == 0 ? 1 : n, sizeof(*sorted));
-	for (i = 0; i < n; i++)
-		sorted[i] = &keys[i];
-	qsort(sorted, n, sizeof(*sorted), ref_cmp);
+	/* Servers often list in this order already (Dovecot's hexadecimal
+	 * UIDLs): then the keys are walked as they are, and nothing is
+	 * allocated. */
+	for (i = 1; i < n && strcmp(keys[i - 1], keys[i]) <= 0; i++)
+		;
+	if (i < n) {
+		sorted = xreallocarray(NULL, n, sizeof(*sorted));
+		for (i = 0; i < n; i++)
+			sorted[i] = &keys[i];
+		qsort(sorted, n, sizeof(*sorted), ref_cmp);
+	}
 	if (db_prepare(s, "SELECT uidl, missing_since FROM seen "
 	    "WHERE mailbox = ? ORDER BY uidl", &st, what, err) == -1) {
 		free(sorted);
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, s->mailbox);
+	/* The j-th key in order. */
+#define KEY(j)	(sorted != NULL ? *sorted[j] : keys[j])
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *uidl = (const char *)sqlite3_column_text(st, 0);
 		bool listed = false;
@@ -1381,18 +1390,20 @@ merge_listed(struct seen *s, const char *const *keys, size_t n, bool *known,
 		out->rows++;
 		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
 			out->any_missing = true;
-		while (j < n && (c = strcmp(*sorted[j], uidl)) < 0)
+		while (j < n && (c = strcmp(KEY(j), uidl)) < 0)
 			j++;
 		for (; j < n && c == 0; j++) {
 			listed = true;
 			if (known != NULL)
-				known[sorted[j] - keys] = true;
+				known[sorted != NULL ? (size_t)(sorted[j] -
+				    keys) : j] = true;
 			if (j + 1 < n)
-				c = strcmp(*sorted[j + 1], uidl);
+				c = strcmp(KEY(j + 1), uidl);
 		}
 		if (listed)
 			out->listed++;
 	}
+#undef KEY
 	free(sorted);
 	if (rc != SQLITE_DONE) {
 		db_fail(s, what, err);
