@@ -1078,10 +1078,18 @@ test_listing_pipelined(void **state)
 static void
 test_listing_uidls_then_sizes(void **state)
 {
-	static const char *const bad_lists[] = {
-		"+OK\r\n1 10\r\n.\r\n",			/* 3 missing */
-		"+OK\r\n1 10\r\n3 30\r\n4 40\r\n.\r\n",	/* 4 extra */
-		"-ERR no\r\n",
+	static const struct {
+		const char *list, *what;
+	} bad_lists[] = {
+		{ "+OK\r\n1 10\r\n.\r\n", "3 is in UIDL but not in LIST" },
+		{ "+OK\r\n1 10\r\n3 30\r\n4 40\r\n.\r\n",
+		  "LIST has 3 messages, UIDL 2" },
+		/* Both: the one UIDL lacks is named first. */
+		{ "+OK\r\n4 40\r\n1 10\r\n.\r\n",
+		  "3 is in UIDL but not in LIST" },
+		{ "+OK\r\n3 30\r\n1 10\r\n1 10\r\n.\r\n",
+		  "duplicate message number 1" },
+		{ "-ERR no\r\n", "LIST failed" },
 	};
 	struct pop3_listing *l;
 	struct pf_error err;
@@ -1127,11 +1135,13 @@ test_listing_uidls_then_sizes(void **state)
 	for (i = 0; i < sizeof(bad_lists) / sizeof(bad_lists[0]); i++) {
 		script(&f, NULL);
 		fake_add(&f, "UIDL", "+OK\r\n1 a\r\n3 c\r\n.\r\n");
-		fake_add(&f, "LIST", bad_lists[i]);
+		fake_add(&f, "LIST", bad_lists[i].list);
 		s = started(&f, NULL);
 		assert_int_equal(pop3_list_uidls(s, &l, &err), 0);
 		assert_int_equal(pop3_list_sizes(s, l, &err), -1);
 		assert_int_equal(err.category, PF_FAIL_PROTO);
+		if (strstr(err.what, bad_lists[i].what) == NULL)
+			fail_msg("case %zu: \"%s\"", i, err.what);
 		pop3_listing_free(&l);
 		session_end(&s, &f);
 	}
@@ -1195,6 +1205,16 @@ test_listing_errors(void **state)
 		  "2 b" },
 		{ "1 a\r\n", "1 5\r\n3 7\r\n", "3 is in LIST but not in UIDL",
 		  "3 7" },
+		/* More than one fault: LIST's lines first, then the
+		 * unique-ids, then LIST's extra, then UIDL's. */
+		{ "1 a\r\n2 a\r\n", "3 7\r\n1 5\r\nx\r\n",
+		  "bad message number", "x" },
+		{ "1 a\r\n2 a\r\n", "3 7\r\n1 5\r\n", "duplicate unique-id",
+		  "2 a" },
+		{ "2 b\r\n1 a\r\n4 d\r\n", "5 9\r\n4 8\r\n3 7\r\n",
+		  "5 is in LIST but not in UIDL", "5 9" },
+		{ "2 b\r\n1 a\r\n4 d\r\n", "4 8\r\n2 6\r\n",
+		  "1 is in UIDL but not in LIST", "1 a" },
 	};
 	struct pop3_listing *l;
 	struct pf_error err;
