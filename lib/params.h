@@ -134,7 +134,7 @@
 
 /* Bytes of finished messages that may wait in memory for those threads to
  * write them: past it, receiving pauses until they catch up. */
-#define MAILDIR_SYNC_HELD	(128 * 1024)
+#define MAILDIR_SYNC_HELD	(512 * 1024)
 
 /* Stack of each of those threads: they only create, write, fsync, close. */
 #define MAILDIR_SYNC_STACK	(256 * 1024)
