@@ -628,11 +628,14 @@ prep_end(struct prep *p)
 /* ---- steps 4-7 ---- */
 
 /* Step 4's update of the seen-list: what the listing lacks is marked
- * missing, and forgotten once missing long enough (DESIGN §4). */
+ * missing, and forgotten once missing long enough (DESIGN §4); and in
+ * the same pass, the listed messages the seen-list knows are marked
+ * (no seen set is held, DESIGN §5.4). */
 static int
 mark_missing(struct run *r, time_t now, struct pf_error *err)
 {
 	const char **listed = NULL;
+	bool *known = NULL;
 	size_t i, n = 0, pruned = 0;
 	int64_t forget = (int64_t)r->acct->forget_after_days * 86400;
 	int rc;
@@ -644,10 +647,16 @@ mark_missing(struct run *r, time_t now, struct pf_error *err)
 			forget = 86400;
 	} else {
 		listed = xcalloc(r->listing->count + 1, sizeof(*listed));
+		known = xcalloc(r->listing->count + 1, sizeof(*known));
 		for (i = 0; i < r->listing->count; i++)
 			listed[n++] = r->listing->msgs[i].uidl;
 	}
-	rc = seen_prune(r->seen, listed, n, now, forget, &pruned, err);
+	rc = seen_prune_match(r->seen, listed, n, now, forget, known, &pruned,
+	    err);
+	for (i = 0; rc == 0 && i < n; i++)
+		if (known[i])
+			r->listing->msgs[i].known = true;
+	free(known);
 	free(listed);
 	if (rc == 0 && pruned > 0)
 		log_debug("%s: forgot %zu message(s) missing from the listings "
@@ -706,16 +715,14 @@ fetch_mail(struct run *r, struct pf_error *err)
 		 * its digest. */
 		r->no_uidl = true;
 	}
+	/* No seen set in memory (DESIGN §5.4): mark_missing marks the
+	 * listing from one streamed query, and the run marks what it commits
+	 * (placed).  Only the lookups by digest and delete_after_days's ages
+	 * need the set. */
 	if (mark_missing(r, now, err) == -1)
 		return -1;
-	/* No seen set in memory (DESIGN §5.4): the listing is marked from
-	 * one streamed query, and the run marks what it commits (placed).
-	 * Only the lookups by digest and delete_after_days's ages need the
-	 * set. */
 	if ((r->no_uidl || a->delete_after_days > 0) &&
 	    seen_load(r->seen, err) == -1)
-		return -1;
-	if (account_mark_known(r->listing, r->seen, err) == -1)
 		return -1;
 
 	/* Sizes (max_size, progress, runaway bound) if anything is new. */

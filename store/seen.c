@@ -1476,9 +1476,12 @@ prune_step(struct seen *s, const char *sql, time_t t, const char *what,
 	return rc;
 }
 
-int
-seen_prune(struct seen *s, const char *const *listed, size_t n, time_t now,
-    int64_t forget_after, size_t *pruned_r, struct pf_error *err)
+/* seen_prune, and with known != NULL seen_match's marks too, from the
+ * same pass: what pruning changes is not listed. */
+static int
+prune(struct seen *s, const char *const *listed, size_t n, time_t now,
+    int64_t forget_after, bool *known, size_t *pruned_r,
+    struct pf_error *err)
 {
 	const char *what = "update seen-list";
 	sqlite3_stmt *st = NULL;
@@ -1495,15 +1498,18 @@ seen_prune(struct seen *s, const char *const *listed, size_t n, time_t now,
 	 * streamed query tells. */
 	if (s->loaded) {
 		for (i = 0; i < n; i++)
-			if (seen_contains(s, listed[i]))
+			if (seen_contains(s, listed[i])) {
 				nlisted++;
+				if (known != NULL)
+					known[i] = true;
+			}
 		for (i = 0; i < s->nknown && !marked; i++)
 			marked = s->known[i].missing != 0;
 		rows = s->nknown;
 	} else {
 		struct merged m;
 
-		if (merge_listed(s, listed, n, NULL, &m, what, err) == -1)
+		if (merge_listed(s, listed, n, known, &m, what, err) == -1)
 			return -1;
 		nlisted = m.listed;
 		marked = m.any_missing;
@@ -1551,6 +1557,21 @@ fail:
 	sqlite3_finalize(st);
 	tx_rollback(s);
 	return -1;
+}
+
+int
+seen_prune(struct seen *s, const char *const *listed, size_t n, time_t now,
+    int64_t forget_after, size_t *pruned_r, struct pf_error *err)
+{
+	return prune(s, listed, n, now, forget_after, NULL, pruned_r, err);
+}
+
+int
+seen_prune_match(struct seen *s, const char *const *listed, size_t n,
+    time_t now, int64_t forget_after, bool *known, size_t *pruned_r,
+    struct pf_error *err)
+{
+	return prune(s, listed, n, now, forget_after, known, pruned_r, err);
 }
 
 int

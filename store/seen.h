@@ -216,6 +216,13 @@ int	seen_prune(struct seen *s, const char *const *listed, size_t n,
 	    time_t now, int64_t forget_after, size_t *pruned_r,
 	    struct pf_error *err);
 
+/* seen_prune and seen_match in one pass over the rows (a fetch's step 4):
+ * known[i] is set true for each listed[i] in the seen-list, as it was
+ * before the prune (what the prune forgets is not listed). */
+int	seen_prune_match(struct seen *s, const char *const *listed, size_t n,
+	    time_t now, int64_t forget_after, bool *known, size_t *pruned_r,
+	    struct pf_error *err);
+
 /*
  * Forget the `n` keys at once, in one transaction: their DELE was
  * acknowledged by QUIT (doc/DESIGN.md §4).  Unknown keys are ignored.

@@ -1660,6 +1660,29 @@ test_prune_unloaded(void **state)
 	assert_int_equal(status_of(f, WHO(WORK)).seen, 2);
 	/* Another account's rows are not ours to prune. */
 	assert_int_equal(status_of(f, WHO(BOB)).seen, 1);
+
+	/* seen_prune_match: the same, and the listed keys known, before
+	 * what it forgets (not listed); loaded or not. */
+	{
+		const char *keys[] = { "z", "b", "q", "a", "b" };
+		bool known[5];
+		int loaded;
+
+		for (loaded = 0; loaded < 2; loaded++) {
+			s = loaded ? open_rw(f, WHO(WORK)) :
+			    open_unloaded(f, WHO(WORK));
+			memset(known, 0, sizeof(known));
+			assert_int_equal(seen_prune_match(s, keys, 5, 1200,
+			    100, known, &pruned, &err), 0);
+			assert_false(known[0]);	/* z is bob's */
+			assert_true(known[1]);
+			assert_false(known[2]);
+			assert_true(known[3]);
+			assert_true(known[4]);
+			assert_int_equal(missing_since(f, "b"), 0);
+			seen_close(&s);
+		}
+	}
 }
 
 /* A UIDL whose DELE QUIT acknowledged is forgotten at once. */
