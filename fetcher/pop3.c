@@ -1650,9 +1650,9 @@ check_same_numbers(const struct pop3_msg *msgs, size_t n,
     const unsigned char *listed, const struct pop3_msg *miss,
     struct pf_error *err)
 {
-	char line[64];
-
 	if (miss->number != 0) {
+		char line[64];
+
 		snprintf(line, sizeof(line), "%u %" PRIu64, miss->number,
 		    miss->size);
 		return fail_line(err, PF_FAIL_PROTO, line, NULL,
