@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -48,8 +49,46 @@ account_target(const struct conf_account *a, const char **kind_r)
 	return a->maildir;
 }
 
+int
+account_mark_known(struct pop3_listing *l, struct seen *s,
+    struct pf_error *err)
+{
+	const char **keys;
+	size_t *at = NULL, i, n = 0;
+	bool *known;
+	int rc = 0;
+
+	if (s == NULL || l->count == 0)
+		return 0;
+	keys = xreallocarray(NULL, l->count, sizeof(*keys));
+	for (i = 0; i < l->count; i++) {
+		if (l->msgs[i].uidl == NULL && at == NULL) {
+			/* Some without UIDL (not from a server): where each
+			 * key is in the listing. */
+			at = xreallocarray(NULL, l->count, sizeof(*at));
+			for (n = 0; n < i; n++)
+				at[n] = n;
+		}
+		if (l->msgs[i].uidl != NULL) {
+			if (at != NULL)
+				at[n] = i;
+			keys[n++] = l->msgs[i].uidl;
+		}
+	}
+	known = xcalloc(n + 1, sizeof(*known));
+	if (n > 0 && seen_match(s, keys, n, known, err) == -1)
+		rc = -1;
+	for (i = 0; rc == 0 && i < n; i++)
+		if (known[i])
+			l->msgs[at != NULL ? at[i] : i].known = true;
+	free(known);
+	free(at);
+	free(keys);
+	return rc;
+}
+
 const struct pop3_msg **
-account_unseen(const struct pop3_listing *l, struct seen *s, size_t *n_r)
+account_unseen(const struct pop3_listing *l, size_t *n_r)
 {
 	const struct pop3_msg **sel;
 	size_t i, n = 0;
@@ -58,7 +97,7 @@ account_unseen(const struct pop3_listing *l, struct seen *s, size_t *n_r)
 	for (i = 0; i < l->count; i++) {
 		const struct pop3_msg *m = &l->msgs[i];
 
-		if (m->uidl == NULL || s == NULL || !seen_contains(s, m->uidl))
+		if (m->uidl == NULL || !m->known)
 			sel[n++] = m;
 	}
 	*n_r = n;
@@ -99,9 +138,9 @@ account_limit(const struct conf_account *a, const struct pop3_msg **sel,
 
 const struct pop3_msg **
 account_select(const struct conf_account *a, const struct pop3_listing *l,
-    struct seen *s, bool verbose_skips, size_t *n_r, unsigned long *skipped)
+    bool verbose_skips, size_t *n_r, unsigned long *skipped)
 {
-	const struct pop3_msg **sel = account_unseen(l, s, n_r);
+	const struct pop3_msg **sel = account_unseen(l, n_r);
 
 	*n_r = account_limit(a, sel, *n_r, verbose_skips, skipped);
 	return sel;

@@ -26,19 +26,28 @@ void	account_who(const struct conf *conf, const struct conf_account *acct,
 const char *account_target(const struct conf_account *a, const char **kind_r);
 
 /*
- * What to fetch from listing l: the messages not in seen-list s (NULL:
- * none seen), in number order; of those, the ones over max_size and past
- * max_messages are skipped and counted in *skipped (with verbose_skips,
- * each over max_size gets a debug line).  Returns a new array of borrowed
- * pointers into l, *n_r of them.  Sizes must be known.
+ * Mark the messages of listing l that seen-list s (NULL: none) knows by
+ * their UIDL: m->known, from one streamed query (seen_match), so that no
+ * seen set need be held (doc/DESIGN.md §5.4).  A message without UIDL is
+ * not marked.  Errors: those of seen_match.
+ */
+int	account_mark_known(struct pop3_listing *l, struct seen *s,
+	    struct pf_error *err);
+
+/*
+ * What to fetch from listing l: the messages not marked known
+ * (account_mark_known), in number order; of those, the ones over max_size
+ * and past max_messages are skipped and counted in *skipped (with
+ * verbose_skips, each over max_size gets a debug line).  Returns a new
+ * array of borrowed pointers into l, *n_r of them.  Sizes must be known.
  */
 const struct pop3_msg **account_select(const struct conf_account *a,
-	    const struct pop3_listing *l, struct seen *s, bool verbose_skips,
-	    size_t *n_r, unsigned long *skipped);
+	    const struct pop3_listing *l, bool verbose_skips, size_t *n_r,
+	    unsigned long *skipped);
 
 /* The unseen part of account_select alone: sizes need not be known. */
 const struct pop3_msg **account_unseen(const struct pop3_listing *l,
-	    struct seen *s, size_t *n_r);
+	    size_t *n_r);
 
 /* The limits part of account_select, on sel[0..n) in place; how many
  * are kept. */

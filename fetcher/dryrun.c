@@ -187,7 +187,7 @@ dry_run(struct session *s, struct seen *seen, const struct pop3_listing *l,
 		return pf_error_set(err, PF_FAIL_PROTO, "the server does not "
 		    "support UIDL, so popfetch cannot tell new messages from "
 		    "old; set delete = true to fetch and delete every message");
-	sel = account_select(a, l, seen, false, &n, &skipped);
+	sel = account_select(a, l, false, &n, &skipped);
 	for (i = 0; i < n; i++) {
 		if (dry_show(&dry, a->delete ? "fetch and delete" : "fetch",
 		    sel[i], "", true, err) == -1)
@@ -206,8 +206,7 @@ dry_run(struct session *s, struct seen *seen, const struct pop3_listing *l,
 				would_delete++;
 			continue;
 		}
-		known = m->uidl != NULL && seen != NULL &&
-		    seen_contains(seen, m->uidl);
+		known = m->uidl != NULL && m->known;
 		if (known) {
 			if (account_want_delete(a, seen, m, now)) {
 				/* popfetch(1): From, Subject and Date for every

@@ -1469,9 +1469,13 @@ read_uidl_body(struct pop3 *s, struct strpool *pool, struct pop3_msg **ents_r,
 		ents[n].number = (unsigned)num;
 		ents[n].size = 0;
 		ents[n].uidl = strpool_ndup(pool, uid, ulen);
+		ents[n].known = false;
 		n++;
 	}
 	free(seen.bits);
+	/* Give back the doubling's slack: these become the listing. */
+	if (n > 0 && n < alloc)
+		ents = xreallocarray(ents, n, sizeof(*ents));
 	*ents_r = ents;
 	*n_r = n;
 	return 0;
@@ -1523,6 +1527,7 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 		msgs[n].number = (unsigned)num;
 		msgs[n].size = size;
 		msgs[n].uidl = NULL;
+		msgs[n].known = false;
 		n++;
 	}
 	free(seen.bits);
@@ -1540,101 +1545,144 @@ fail:
 }
 
 /*
- * UIDL and LIST must name the same messages (numbers are unique in each:
- * read_*_body checked).  Pair each of dst[0..ndst) with the entry of
- * src[0..nsrc) (sorted by number) of the same number, and take what dst
- * lacks from it: the unique-id when dst is LIST's (src's uidl set to
- * NULL), else the size.  A dst message missing from src fails, its line
- * quoted; the caller checks for src messages missing from dst.
+ * Read a LIST body into the sizes of msgs[0..n) (UIDL's, sorted by
+ * number), without an array of its own (the listing's memory, doc/DESIGN.md
+ * §5.4).  Lines are checked as read_list_body checks them; the first LIST
+ * line whose number UIDL lacks goes to *miss_r (number 0: none) for the
+ * caller to report after the body, in read_list_body's order.  The
+ * numbers LIST named are set in `listed` (a bitmap of message numbers),
+ * and counted in *nlines_r.
  */
 static int
-pair_listings(struct pop3_msg *dst, size_t ndst, bool dst_is_list,
-    struct pop3_msg *src, size_t nsrc, struct pf_error *err)
+read_list_into(struct pop3 *s, struct pop3_msg *msgs, size_t n,
+    unsigned char *listed, struct pop3_msg *miss_r, size_t *nlines_r,
+    struct pf_error *err)
 {
-	struct pop3_msg *hit;
-	char line[64 + POP3_UIDL_MAX];
-	size_t i;
+	const char *line, *why;
+	struct pop3_msg key, *hit;
+	uint64_t num, size;
+	size_t len, at = 0;
+	bool end;
 
-	for (i = 0; i < ndst; i++) {
-		/* Both lists in the same order, as usual: no search.  An
-		 * empty src may be NULL, which bsearch does not take. */
-		if (i < nsrc && src[i].number == dst[i].number)
-			hit = &src[i];
-		else
-			hit = nsrc == 0 ? NULL : bsearch(&dst[i], src, nsrc,
-			    sizeof(*src), cmp_msg_number);
-		if (hit == NULL) {
-			if (dst_is_list)
-				snprintf(line, sizeof(line), "%u %" PRIu64,
-				    dst[i].number, dst[i].size);
-			else
-				snprintf(line, sizeof(line), "%u %s",
-				    dst[i].number, dst[i].uidl);
-			return fail_line(err, PF_FAIL_PROTO, line, NULL,
-			    "message %u is in %s but not in %s", dst[i].number,
-			    dst_is_list ? "LIST" : "UIDL",
-			    dst_is_list ? "UIDL" : "LIST");
+	memset(miss_r, 0, sizeof(*miss_r));
+	*nlines_r = 0;
+	for (;;) {
+		if (read_body_line(s, &line, &len, &end, err) == -1)
+			goto fail;
+		if (end)
+			break;
+		if (parse_num_size(line, max_number(s), &num, &size,
+		    &why) == -1) {
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
+			    "malformed LIST line: %s", why);
+			goto fail;
 		}
-		if (dst_is_list) {
-			dst[i].uidl = hit->uidl;
-			hit->uidl = NULL;
-		} else
-			dst[i].size = hit->size;
+		if (num == 0) {
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
+			    "malformed LIST line: bad message number");
+			goto fail;
+		}
+		if (bitmap_test_set(listed, (unsigned)num)) {
+			fail_line(err, PF_FAIL_PROTO, line, NULL,
+			    "duplicate message number %u in LIST",
+			    (unsigned)num);
+			goto fail;
+		}
+		(*nlines_r)++;
+		/* Both in number order, as usual: no search. */
+		key.number = (unsigned)num;
+		if (at < n && msgs[at].number == key.number)
+			hit = &msgs[at];
+		else
+			hit = n == 0 ? NULL : bsearch(&key, msgs, n,
+			    sizeof(*msgs), cmp_msg_number);
+		if (hit == NULL) {
+			if (miss_r->number == 0) {
+				miss_r->number = key.number;
+				miss_r->size = size;
+			}
+			continue;
+		}
+		hit->size = size;
+		at = (size_t)(hit - msgs) + 1;
 	}
 	return 0;
+fail:
+	set_state(s, SESSION_BROKEN);
+	return -1;
 }
 
-/* Attach UIDs to the LIST entries; every number must be in both lists and
- * every UID unique.  Takes the uid strings (ents[i].uidl set to NULL). */
+/* Every UID of msgs[0..n) must be unique. */
 static int
-merge_uidl(struct pop3_msg *msgs, size_t nmsgs, struct pop3_msg *ents,
-    size_t nents, struct pf_error *err)
+check_unique_uidls(const struct pop3_msg *msgs, size_t n, struct pf_error *err)
 {
-	struct pop3_msg **byuid = NULL;
+	const struct pop3_msg **byuid = NULL;
 	char line[64 + POP3_UIDL_MAX];
 	size_t i;
-	int rc = -1;
+	int rc = 0;
 
-	/* Duplicate UIDs: sort pointers by string, compare neighbours.
-	 * Servers usually list them in string order already (Dovecot's
-	 * hexadecimal UIDs): then one pass shows that, and no sort. */
-	byuid = xreallocarray(NULL, nents, sizeof(*byuid));
-	for (i = 0; i < nents; i++)
-		byuid[i] = &ents[i];
-	sort_unless_ordered(byuid, nents, sizeof(*byuid), cmp_msg_uidl);
-	for (i = 1; i < nents; i++)
+	/* Sort pointers by string, compare neighbours.  Servers usually
+	 * list them in string order already (Dovecot's hexadecimal UIDs):
+	 * then one pass shows that, and no sort. */
+	byuid = xreallocarray(NULL, n == 0 ? 1 : n, sizeof(*byuid));
+	for (i = 0; i < n; i++)
+		byuid[i] = &msgs[i];
+	sort_unless_ordered(byuid, n, sizeof(*byuid), cmp_msg_uidl);
+	for (i = 1; i < n && rc == 0; i++)
 		if (strcmp(byuid[i - 1]->uidl, byuid[i]->uidl) == 0) {
 			snprintf(line, sizeof(line), "%u %s",
 			    byuid[i]->number, byuid[i]->uidl);
-			fail_line(err, PF_FAIL_PROTO, line, NULL,
+			rc = fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "duplicate unique-id in UIDL (messages %u and %u)",
 			    byuid[i - 1]->number, byuid[i]->number);
-			goto out;
 		}
-
-	sort_unless_ordered(ents, nents, sizeof(*ents), cmp_msg_number);
-	if (pair_listings(msgs, nmsgs, true, ents, nents, err) == -1)
-		goto out;
-	if (nmsgs != nents) {
-		/* The first not taken. */
-		for (i = 0; i < nents && ents[i].uidl == NULL; i++)
-			;
-		snprintf(line, sizeof(line), "%u %s", ents[i].number,
-		    ents[i].uidl);
-		fail_line(err, PF_FAIL_PROTO, line, NULL,
-		    "message %u is in UIDL but not in LIST", ents[i].number);
-		goto out;
-	}
-	rc = 0;
-out:
 	free(byuid);
 	return rc;
 }
 
-/* LIST's reply and body; LIST is sent first unless `sent` already. */
+/* After read_list_into: the first of msgs[0..n) (by number) that LIST
+ * lacks fails, its line quoted. */
 static int
-list_reply(struct pop3 *s, bool sent, struct pop3_msg **msgs_r, size_t *n_r,
+check_all_listed(const struct pop3_msg *msgs, size_t n,
+    const unsigned char *listed, struct pf_error *err)
+{
+	char line[64 + POP3_UIDL_MAX];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned num = msgs[i].number;
+
+		if ((listed[num / 8] & (1u << (num % 8))) == 0) {
+			snprintf(line, sizeof(line), "%u %s", num,
+			    msgs[i].uidl);
+			return fail_line(err, PF_FAIL_PROTO, line, NULL,
+			    "message %u is in UIDL but not in LIST", num);
+		}
+	}
+	return 0;
+}
+
+/* After read_list_into: the first LIST line UIDL lacks fails, else the
+ * first UIDL message LIST lacks. */
+static int
+check_same_numbers(const struct pop3_msg *msgs, size_t n,
+    const unsigned char *listed, const struct pop3_msg *miss,
     struct pf_error *err)
+{
+	if (miss->number != 0) {
+		char line[64];
+
+		snprintf(line, sizeof(line), "%u %" PRIu64, miss->number,
+		    miss->size);
+		return fail_line(err, PF_FAIL_PROTO, line, NULL,
+		    "message %u is in LIST but not in UIDL", miss->number);
+	}
+	return check_all_listed(msgs, n, listed, err);
+}
+
+/* LIST's reply line; LIST is sent first unless `sent` already. */
+static int
+list_head(struct pop3 *s, bool sent, struct pf_error *err)
 {
 	enum reply_kind kind;
 	const char *line, *text;
@@ -1646,6 +1694,16 @@ list_reply(struct pop3 *s, bool sent, struct pop3_msg **msgs_r, size_t *n_r,
 		return -1;
 	if (kind == REPLY_ERR)
 		return fail_line(err, PF_FAIL_PROTO, line, text, "LIST failed");
+	return 0;
+}
+
+/* LIST's reply and body; LIST is sent first unless `sent` already. */
+static int
+list_reply(struct pop3 *s, bool sent, struct pop3_msg **msgs_r, size_t *n_r,
+    struct pf_error *err)
+{
+	if (list_head(s, sent, err) == -1)
+		return -1;
 	return read_list_body(s, msgs_r, n_r, err);
 }
 
@@ -1660,7 +1718,8 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 	struct pop3_listing *l = NULL;
 	struct pop3_msg *ents = NULL;
 	struct strpool *pool = strpool_new();
-	size_t nents = 0, i;
+	unsigned char *listed = NULL;
+	size_t nents = 0;
 	enum reply_kind kind;
 	const char *line, *text;
 	bool has_uidl = false, list_sent = false;
@@ -1704,22 +1763,38 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 	}
 	l = xcalloc(1, sizeof(*l));
 	l->has_uidl = has_uidl;
-	l->uidls = pool;	/* merge_uidl moves the strings to l */
+	l->uidls = pool;
 	pool = NULL;
-	if (has_uidl && !sizes) {
-		/* The messages are UIDL's; merge_uidl checks the unique-ids. */
-		l->msgs = xcalloc(nents + 1, sizeof(*l->msgs));
-		for (i = 0; i < nents; i++)
-			l->msgs[i].number = ents[i].number;
+	if (has_uidl) {
+		struct pop3_msg miss = { .number = 0 };
+		size_t nlines;
+
+		/* UIDL's entries are the listing, LIST only adds their sizes:
+		 * one array (doc/DESIGN.md §5.4).  Errors come in the order
+		 * of reading: LIST's lines, then the unique-ids, then the
+		 * numbers one list lacks. */
+		sort_unless_ordered(ents, nents, sizeof(*ents),
+		    cmp_msg_number);
+		l->msgs = ents;
 		l->count = nents;
+		ents = NULL;
+		if (sizes) {
+			listed = xcalloc(POP3_MESSAGES_MAX / 8 + 1, 1);
+			if (list_head(s, list_sent, err) == -1 ||
+			    read_list_into(s, l->msgs, l->count, listed,
+			    &miss, &nlines, err) == -1)
+				goto out;
+			l->sizes_known = true;
+		}
+		if (check_unique_uidls(l->msgs, l->count, err) == -1 ||
+		    (sizes && check_same_numbers(l->msgs, l->count, listed,
+		    &miss, err) == -1))
+			goto out;
 	} else {
 		if (list_reply(s, list_sent, &l->msgs, &l->count, err) == -1)
 			goto out;
 		l->sizes_known = true;
 	}
-	if (has_uidl &&
-	    merge_uidl(l->msgs, l->count, ents, nents, err) == -1)
-		goto out;
 	/* popfetch.conf(5): max_messages takes the lowest message numbers first,
 	 * whatever order the server listed them in. */
 	sort_unless_ordered(l->msgs, l->count, sizeof(*l->msgs),
@@ -1728,6 +1803,7 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 	l = NULL;
 	rc = 0;
 out:
+	free(listed);
 	free(ents);
 	strpool_free(&pool);
 	pop3_listing_free(&l);
@@ -1751,16 +1827,21 @@ pop3_list_uidls(struct pop3 *s, struct pop3_listing **listing_r,
 int
 pop3_list_sizes(struct pop3 *s, struct pop3_listing *l, struct pf_error *err)
 {
-	struct pop3_msg *sized = NULL;
-	size_t n = 0, i;
+	struct pop3_msg miss;
+	unsigned char *listed;
+	size_t n = 0;
 	int rc = -1;
 
 	if (l->sizes_known)
 		return 0;
-	if (list_reply(s, false, &sized, &n, err) == -1)
+	if (list_head(s, false, err) == -1)
 		return -1;
-	sort_unless_ordered(sized, n, sizeof(*sized), cmp_msg_number);
-	if (pair_listings(l->msgs, l->count, false, sized, n, err) == -1)
+	/* Into the listing itself (sorted by number): no second array. */
+	listed = xcalloc(POP3_MESSAGES_MAX / 8 + 1, 1);
+	if (read_list_into(s, l->msgs, l->count, listed, &miss, &n,
+	    err) == -1)
+		goto out;
+	if (check_all_listed(l->msgs, l->count, listed, err) == -1)
 		goto out;
 	if (n != l->count) {
 		pf_error_set(err, PF_FAIL_PROTO, "LIST has %zu messages, UIDL "
@@ -1770,9 +1851,7 @@ pop3_list_sizes(struct pop3 *s, struct pop3_listing *l, struct pf_error *err)
 	l->sizes_known = true;
 	rc = 0;
 out:
-	for (i = 0; i < n; i++)
-		free(sized[i].uidl);
-	free(sized);
+	free(listed);
 	return rc;
 }
 

@@ -99,6 +99,9 @@ struct pop3_capa {
 /* One message as listed by LIST (and UIDL). */
 struct pop3_msg {
 	unsigned	 number;	/* 1 .. POP3_MESSAGES_MAX */
+	bool		 known;		/* not pop3.c's (false here): in the
+					   seen-list, as account_mark_known
+					   and the run mark it */
 	uint64_t	 size;		/* octets, as LIST announced (approximate!) */
 	char		*uidl;		/* 0x21..0x7E, 1..POP3_UIDL_MAX chars;
 					   NULL when the server has no UIDL */

@@ -79,13 +79,14 @@ struct run {
 	 * has committed the deletions) */
 	unsigned		*dele;
 	char			**dele_key;
-	size_t			 ndele;
+	size_t			 ndele, dele_cap;	/* grown as needed: keep
+						   mode has none (memory) */
 
 	/* without UIDL: copies of a message still queued, deleted once it
 	 * is committed (dup_dele) */
 	unsigned		*dup;
 	char			**dup_key;
-	size_t			 ndup;
+	size_t			 ndup, dup_cap;
 
 	struct seen_run_stats	 stats;
 	struct progress		 progress;
@@ -191,9 +192,21 @@ message_key(struct run *r, const struct pop3_msg *m)
 }
 
 /* Queue message number for DELE, with its key (owned by the list). */
+/* Room for one more in a pair of arrays (numbers, keys) of *cap. */
+static void
+pair_reserve(unsigned **nums, char ***keys, size_t n, size_t *cap)
+{
+	if (n < *cap)
+		return;
+	*cap = *cap == 0 ? 64 : *cap * 2;
+	*nums = xreallocarray(*nums, *cap, sizeof(**nums));
+	*keys = xreallocarray(*keys, *cap, sizeof(**keys));
+}
+
 static void
 dele_add(struct run *r, unsigned number, char *key)
 {
+	pair_reserve(&r->dele, &r->dele_key, r->ndele, &r->dele_cap);
 	r->dele[r->ndele] = number;
 	r->dele_key[r->ndele] = key;
 	r->ndele++;
@@ -241,6 +254,8 @@ placed(void *ctx, const void *tag, char **key, const char *location,
 	    location[0] != '\0' ? location : "discarded");
 	r->stats.fetched++;
 	r->stats.bytes += size;
+	/* In the seen-list now: due for DELE (step 7). */
+	r->listing->msgs[m - r->listing->msgs].known = true;
 	if (location[0] == '\0')
 		r->discarded++;
 	/* Without UIDL (delete = true): delete what was delivered. */
@@ -398,6 +413,8 @@ sink_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
 		if (seen_contains(r->seen, key))
 			dele_add(r, m->number, key);
 		else {
+			pair_reserve(&r->dup, &r->dup_key, r->ndup,
+			    &r->dup_cap);
 			r->dup[r->ndup] = m->number;
 			r->dup_key[r->ndup] = key;
 			r->ndup++;
@@ -543,7 +560,7 @@ prep_local(struct prep *p)
 	    seen_any(r->seen, &p->any_seen, &p->err) == -1)
 		return -1;
 	prep_set_ready(p);
-	return seen_load(r->seen, &p->err);
+	return 0;
 }
 
 static void *
@@ -611,11 +628,14 @@ prep_end(struct prep *p)
 /* ---- steps 4-7 ---- */
 
 /* Step 4's update of the seen-list: what the listing lacks is marked
- * missing, and forgotten once missing long enough (DESIGN §4). */
+ * missing, and forgotten once missing long enough (DESIGN §4); and in
+ * the same pass, the listed messages the seen-list knows are marked
+ * (no seen set is held, DESIGN §5.4). */
 static int
 mark_missing(struct run *r, time_t now, struct pf_error *err)
 {
 	const char **listed = NULL;
+	bool *known = NULL;
 	size_t i, n = 0, pruned = 0;
 	int64_t forget = (int64_t)r->acct->forget_after_days * 86400;
 	int rc;
@@ -627,10 +647,16 @@ mark_missing(struct run *r, time_t now, struct pf_error *err)
 			forget = 86400;
 	} else {
 		listed = xcalloc(r->listing->count + 1, sizeof(*listed));
+		known = xcalloc(r->listing->count + 1, sizeof(*known));
 		for (i = 0; i < r->listing->count; i++)
 			listed[n++] = r->listing->msgs[i].uidl;
 	}
-	rc = seen_prune(r->seen, listed, n, now, forget, &pruned, err);
+	rc = seen_prune_match(r->seen, listed, n, now, forget, known, &pruned,
+	    err);
+	for (i = 0; rc == 0 && i < n; i++)
+		if (known[i])
+			r->listing->msgs[i].known = true;
+	free(known);
 	free(listed);
 	if (rc == 0 && pruned > 0)
 		log_debug("%s: forgot %zu message(s) missing from the listings "
@@ -689,11 +715,18 @@ fetch_mail(struct run *r, struct pf_error *err)
 		 * its digest. */
 		r->no_uidl = true;
 	}
+	/* No seen set in memory (DESIGN §5.4): mark_missing marks the
+	 * listing from one streamed query, and the run marks what it commits
+	 * (placed).  Only the lookups by digest and delete_after_days's ages
+	 * need the set. */
 	if (mark_missing(r, now, err) == -1)
+		return -1;
+	if ((r->no_uidl || a->delete_after_days > 0) &&
+	    seen_load(r->seen, err) == -1)
 		return -1;
 
 	/* Sizes (max_size, progress, runaway bound) if anything is new. */
-	sel = account_unseen(r->listing, r->seen, &n);
+	sel = account_unseen(r->listing, &n);
 	if (n > 0 && !r->listing->sizes_known &&
 	    pop3_list_sizes(r->s.pop3, r->listing, err) == -1)
 		goto done;
@@ -703,10 +736,6 @@ fetch_mail(struct run *r, struct pf_error *err)
 	commit_queue_on_failure(r->queue, commit_failed);
 	if (a->filter != NULL)
 		r->filter = filter_new(a->filter, r->name, a->timeout);
-	r->dele = xcalloc(r->listing->count + 1, sizeof(*r->dele));
-	r->dele_key = xcalloc(r->listing->count + 1, sizeof(*r->dele_key));
-	r->dup = xcalloc(r->listing->count + 1, sizeof(*r->dup));
-	r->dup_key = xcalloc(r->listing->count + 1, sizeof(*r->dup_key));
 	progress_draw(&r->progress, true);
 
 	/* Keep mode deletes nothing: QUIT can go as soon as the last
@@ -733,8 +762,8 @@ fetch_mail(struct run *r, struct pf_error *err)
 		for (i = 0; i < r->listing->count; i++) {
 			const struct pop3_msg *m = &r->listing->msgs[i];
 
-			if (account_want_delete(a, r->seen, m, now) &&
-			    seen_contains(r->seen, m->uidl))
+			if (m->known && account_want_delete(a, r->seen, m,
+			    now))
 				dele_add(r, m->number, xstrdup(m->uidl));
 		}
 	}
@@ -856,7 +885,8 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 	} else if (pop3_list_messages(r.s.pop3, &r.listing, &err) == -1)
 		goto fail;
 	if (opts->dry_run) {
-		if (dry_run(&r.s, r.seen, r.listing, r.progress.t0, &err) == -1)
+		if (account_mark_known(r.listing, r.seen, &err) == -1 ||
+		    dry_run(&r.s, r.seen, r.listing, r.progress.t0, &err) == -1)
 			goto fail;
 		session_close(&r.s, true);
 		run_cleanup(&r);

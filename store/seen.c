@@ -1467,7 +1467,9 @@ decide_prepare(struct seen *s, struct decide *dc, size_t n, const char *what,
     struct pf_error *err)
 {
 	memset(dc, 0, sizeof(*dc));
-	dc->added = xreallocarray(NULL, n == 0 ? 1 : n, sizeof(*dc->added));
+	if (s->loaded)
+		dc->added = xreallocarray(NULL, n == 0 ? 1 : n,
+		    sizeof(*dc->added));
 	if (db_prepare(s, "SELECT size, fetched FROM pending "
 	    "WHERE mailbox = ? AND uidl = ?", &dc->get, what, err) == -1 ||
 	    db_prepare(s, "INSERT OR IGNORE INTO seen "
@@ -1520,12 +1522,18 @@ decide_one(struct seen *s, struct decide *dc, const char *uidl,
 		sqlite3_bind_int64(dc->insert, 4, fetched);
 		if (sqlite3_step(dc->insert) != SQLITE_DONE)
 			return db_fail(s, what, err);
+		/* Without a set in memory (fetch: seen_match), there is
+		 * none to keep equal to the database. */
 		if (sqlite3_changes(s->db) == 1) {
 			dc->bytes += size;
-			dc->added[dc->nadded].uidl = known_uidl(s, uidl);
-			dc->added[dc->nadded].fetched = (time_t)fetched;
-			dc->added[dc->nadded].missing = 0;
-			dc->nadded++;
+			if (s->loaded) {
+				dc->added[dc->nadded].uidl = known_uidl(s,
+				    uidl);
+				dc->added[dc->nadded].fetched =
+				    (time_t)fetched;
+				dc->added[dc->nadded].missing = 0;
+				dc->nadded++;
+			}
 		}
 		sqlite3_reset(dc->insert);
 	}
@@ -1596,6 +1604,103 @@ cstr_cmp(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Pointers into a listing, in strcmp order: SQLite's BINARY collation
+ * (memcmp, then the shorter first) for strings without a NUL. */
+static int
+ref_cmp(const void *a, const void *b)
+{
+	return strcmp(**(const char *const *const *)a,
+	    **(const char *const *const *)b);
+}
+
+/* What merge_listed saw. */
+struct merged {
+	size_t		 rows;		/* the account's rows */
+	size_t		 listed;	/* of them, listed */
+	bool		 any_missing;	/* a row marked missing */
+};
+
+/*
+ * The account's rows beside the n keys of a listing (repeats allowed),
+ * without loading the set (doc/DESIGN.md §5.4): the keys are sorted as
+ * the primary key orders the rows, and one query streams the rows in
+ * that order, so the two walk side by side.  known[i] (known may be NULL)
+ * is set true when keys[i] is a row, and left alone otherwise.
+ */
+static int
+merge_listed(struct seen *s, const char *const *keys, size_t n, bool *known,
+    struct merged *out, const char *what, struct pf_error *err)
+{
+	const char *const **sorted = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t i, j = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (s->db == NULL || s->mailbox == 0)
+		return 0;
+	/* Servers often list in this order already (Dovecot's hexadecimal
+	 * UIDLs): then the keys are walked as they are, and nothing is
+	 * allocated. */
+	for (i = 1; i < n && strcmp(keys[i - 1], keys[i]) <= 0; i++)
+		;
+	if (i < n) {
+		sorted = xreallocarray(NULL, n, sizeof(*sorted));
+		for (i = 0; i < n; i++)
+			sorted[i] = &keys[i];
+		qsort(sorted, n, sizeof(*sorted), ref_cmp);
+	}
+	if (db_prepare(s, "SELECT uidl, missing_since FROM seen "
+	    "WHERE mailbox = ? ORDER BY uidl", &st, what, err) == -1) {
+		free(sorted);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, s->mailbox);
+	/* The j-th key in order. */
+#define KEY(j)	(sorted != NULL ? *sorted[j] : keys[j])
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *uidl = (const char *)sqlite3_column_text(st, 0);
+		bool listed = false;
+		int c = 1;
+
+		if (uidl == NULL)
+			continue;
+		out->rows++;
+		if (sqlite3_column_type(st, 1) != SQLITE_NULL)
+			out->any_missing = true;
+		while (j < n && (c = strcmp(KEY(j), uidl)) < 0)
+			j++;
+		for (; j < n && c == 0; j++) {
+			listed = true;
+			if (known != NULL)
+				known[sorted != NULL ? (size_t)(sorted[j] -
+				    keys) : j] = true;
+			if (j + 1 < n)
+				c = strcmp(KEY(j + 1), uidl);
+		}
+		if (listed)
+			out->listed++;
+	}
+#undef KEY
+	free(sorted);
+	if (rc != SQLITE_DONE) {
+		db_fail(s, what, err);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int
+seen_match(struct seen *s, const char *const *keys, size_t n, bool *known,
+    struct pf_error *err)
+{
+	struct merged m;
+
+	return merge_listed(s, keys, n, known, &m, "read seen-list", err);
+}
+
 /*
  * The in-memory side of seen_prune, after its COMMIT: the same marks, the
  * same forgetting.  Returns how many were forgotten.
@@ -1649,13 +1754,16 @@ prune_step(struct seen *s, const char *sql, time_t t, const char *what,
 	return rc;
 }
 
-int
-seen_prune(struct seen *s, const char *const *listed, size_t n, time_t now,
-    int64_t forget_after, size_t *pruned_r, struct pf_error *err)
+/* seen_prune, and with known != NULL seen_match's marks too, from the
+ * same pass: what pruning changes is not listed. */
+static int
+prune(struct seen *s, const char *const *listed, size_t n, time_t now,
+    int64_t forget_after, bool *known, size_t *pruned_r,
+    struct pf_error *err)
 {
 	const char *what = "update seen-list";
 	sqlite3_stmt *st = NULL;
-	size_t i, nlisted = 0;
+	size_t i, nlisted = 0, rows, forgotten;
 	bool marked = false;
 	time_t cutoff = (time_t)((int64_t)now - forget_after);
 
@@ -1663,15 +1771,29 @@ seen_prune(struct seen *s, const char *const *listed, size_t n, time_t now,
 		*pruned_r = 0;
 	if (check_writable(s, "seen_prune", err) == -1)
 		return -1;
-	/* The common case: every known UIDL is still listed (the in-memory
-	 * set mirrors this account's rows, and listed UIDLs are unique) and
-	 * none was missing before: nothing to write. */
-	for (i = 0; i < n; i++)
-		if (seen_contains(s, listed[i]))
-			nlisted++;
-	for (i = 0; i < s->nknown && !marked; i++)
-		marked = s->known[i].missing != 0;
-	if (nlisted == s->nknown && !marked)
+	/* The common case: every known UIDL is still listed and none was
+	 * missing before: nothing to write.  Without the set in memory, one
+	 * streamed query tells. */
+	if (s->loaded) {
+		for (i = 0; i < n; i++)
+			if (seen_contains(s, listed[i])) {
+				nlisted++;
+				if (known != NULL)
+					known[i] = true;
+			}
+		for (i = 0; i < s->nknown && !marked; i++)
+			marked = s->known[i].missing != 0;
+		rows = s->nknown;
+	} else {
+		struct merged m;
+
+		if (merge_listed(s, listed, n, known, &m, what, err) == -1)
+			return -1;
+		nlisted = m.listed;
+		marked = m.any_missing;
+		rows = m.rows;
+	}
+	if (nlisted == rows && !marked)
 		return 0;
 	/* The listing goes into a temporary table, then one statement per
 	 * change: fast for tens of thousands of UIDLs. */
@@ -1698,11 +1820,13 @@ seen_prune(struct seen *s, const char *const *listed, size_t n, time_t now,
 	    err) == -1 ||
 	    prune_step(s, "DELETE FROM seen WHERE mailbox = ?1 AND "
 	    "missing_since IS NOT NULL AND missing_since <= ?2", cutoff, what,
-	    err) == -1 ||
-	    db_exec(s, "DELETE FROM temp.listed", what, err) == -1 ||
+	    err) == -1)
+		goto fail;
+	forgotten = (size_t)sqlite3_changes(s->db);
+	if (db_exec(s, "DELETE FROM temp.listed", what, err) == -1 ||
 	    tx_commit(s, what, err) == -1)
 		goto fail;
-	i = known_prune(s, listed, n, now, cutoff);
+	i = s->loaded ? known_prune(s, listed, n, now, cutoff) : forgotten;
 	if (pruned_r != NULL)
 		*pruned_r = i;
 	return 0;
@@ -1711,6 +1835,21 @@ fail:
 	sqlite3_finalize(st);
 	tx_rollback(s);
 	return -1;
+}
+
+int
+seen_prune(struct seen *s, const char *const *listed, size_t n, time_t now,
+    int64_t forget_after, size_t *pruned_r, struct pf_error *err)
+{
+	return prune(s, listed, n, now, forget_after, NULL, pruned_r, err);
+}
+
+int
+seen_prune_match(struct seen *s, const char *const *listed, size_t n,
+    time_t now, int64_t forget_after, bool *known, size_t *pruned_r,
+    struct pf_error *err)
+{
+	return prune(s, listed, n, now, forget_after, known, pruned_r, err);
 }
 
 int

@@ -123,9 +123,10 @@ int	seen_open(const char *state_dir, const struct seen_who *who,
 /*
  * seen_open without loading the known UIDLs, for a caller that needs them
  * only later (fetch: recovery and seen_any first, seen_load while the
- * server is busy).  Until seen_load, seen_contains, seen_lookup and
- * seen_count must not be called (a fatal error), nor seen_prune; the
- * write calls work.  Same errors as seen_open.
+ * server is busy), or never (fetch: seen_match marks the listing, and
+ * no set is held; doc/DESIGN.md §5.4).  Until seen_load, seen_contains,
+ * seen_lookup and seen_count must not be called (a fatal error); the
+ * other calls work.  Same errors as seen_open.
  */
 int	seen_open_unloaded(const char *state_dir, const struct seen_who *who,
 	    enum seen_mode mode, struct seen **s_r, struct pf_error *err);
@@ -173,6 +174,18 @@ const char *seen_path(const struct seen *s);
 bool	seen_contains(struct seen *s, const char *uidl);
 bool	seen_lookup(struct seen *s, const char *uidl, time_t *fetched_r);
 
+/*
+ * Which of the n keys of a listing (repeats allowed) are in the
+ * seen-list: known[i] is set true for each that is, and left as it was
+ * for the others.  Loaded or not, one query streamed in the primary key's
+ * order, merged with the keys sorted the same way (SQLite's BINARY
+ * collation is memcmp order): no set in memory, no query per key.  With
+ * no database (read-only) nothing is known.  Errors: PF_FAIL_IO,
+ * PF_FAIL_TEMP.
+ */
+int	seen_match(struct seen *s, const char *const *keys, size_t n,
+	    bool *known, struct pf_error *err);
+
 /* Number of UIDLs in the in-memory set. */
 size_t	seen_count(const struct seen *s);
 
@@ -214,6 +227,13 @@ int	seen_pending_add(struct seen *s, const struct seen_entry *entries,
  */
 int	seen_prune(struct seen *s, const char *const *listed, size_t n,
 	    time_t now, int64_t forget_after, size_t *pruned_r,
+	    struct pf_error *err);
+
+/* seen_prune and seen_match in one pass over the rows (a fetch's step 4):
+ * known[i] is set true for each listed[i] in the seen-list, as it was
+ * before the prune (what the prune forgets is not listed). */
+int	seen_prune_match(struct seen *s, const char *const *listed, size_t n,
+	    time_t now, int64_t forget_after, bool *known, size_t *pruned_r,
 	    struct pf_error *err);
 
 /*

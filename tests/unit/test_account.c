@@ -159,6 +159,7 @@ listing(const char *const *uidls, const uint64_t *sizes, size_t n)
 		msgs[i].number = (unsigned)i + 1;
 		msgs[i].size = sizes != NULL ? sizes[i] : 100;
 		msgs[i].uidl = (char *)(uintptr_t)uidls[i];
+		msgs[i].known = false;
 	}
 	l.msgs = msgs;
 	l.count = n;
@@ -177,26 +178,41 @@ test_unseen(void **state)
 	struct pop3_listing *l = listing(listed, NULL, 5);
 	const struct pop3_msg **sel;
 	struct seen *s = seen_with(f, known, 2, when);
+	struct pf_error err;
 	size_t n = 99;
 
+	/* Nothing marked yet: all of them. */
+	sel = account_unseen(l, &n);
+	assert_int_equal(n, 5);
+	assert_ptr_equal(sel[3], &l->msgs[3]);
+	free(sel);
+
 	/* Seen ones are skipped; one without UIDL is kept; number order. */
-	sel = account_unseen(l, s, &n);
+	assert_int_equal(account_mark_known(l, s, &err), 0);
+	assert_false(l->msgs[0].known);
+	assert_true(l->msgs[1].known);
+	assert_false(l->msgs[2].known);
+	assert_true(l->msgs[3].known);
+	assert_false(l->msgs[4].known);
+	sel = account_unseen(l, &n);
 	assert_int_equal(n, 3);
 	assert_ptr_equal(sel[0], &l->msgs[0]);
 	assert_ptr_equal(sel[1], &l->msgs[2]);
 	assert_ptr_equal(sel[2], &l->msgs[4]);
 	free(sel);
 
-	/* No seen-list: all of them. */
-	sel = account_unseen(l, NULL, &n);
+	/* No seen-list: none marked. */
+	l = listing(listed, NULL, 5);
+	assert_int_equal(account_mark_known(l, NULL, &err), 0);
+	sel = account_unseen(l, &n);
 	assert_int_equal(n, 5);
-	assert_ptr_equal(sel[3], &l->msgs[3]);
 	free(sel);
 
 	/* An empty listing: none, and an array all the same. */
 	l = listing(listed, NULL, 0);
 	n = 99;
-	sel = account_unseen(l, s, &n);
+	assert_int_equal(account_mark_known(l, s, &err), 0);
+	sel = account_unseen(l, &n);
 	assert_non_null(sel);
 	assert_int_equal(n, 0);
 	free(sel);
@@ -279,9 +295,12 @@ test_select(void **state)
 	unsigned long skipped = 0;
 	size_t n = 0;
 
+	struct pf_error err;
+
 	a.max_size = 1000;
 	a.max_messages = 2;
-	sel = account_select(&a, l, s, false, &n, &skipped);
+	assert_int_equal(account_mark_known(l, s, &err), 0);
+	sel = account_select(&a, l, false, &n, &skipped);
 	assert_int_equal(n, 2);
 	assert_ptr_equal(sel[0], &l->msgs[0]);
 	assert_ptr_equal(sel[1], &l->msgs[3]);

@@ -1078,10 +1078,18 @@ test_listing_pipelined(void **state)
 static void
 test_listing_uidls_then_sizes(void **state)
 {
-	static const char *const bad_lists[] = {
-		"+OK\r\n1 10\r\n.\r\n",			/* 3 missing */
-		"+OK\r\n1 10\r\n3 30\r\n4 40\r\n.\r\n",	/* 4 extra */
-		"-ERR no\r\n",
+	static const struct {
+		const char *list, *what;
+	} bad_lists[] = {
+		{ "+OK\r\n1 10\r\n.\r\n", "3 is in UIDL but not in LIST" },
+		{ "+OK\r\n1 10\r\n3 30\r\n4 40\r\n.\r\n",
+		  "LIST has 3 messages, UIDL 2" },
+		/* Both: the one UIDL lacks is named first. */
+		{ "+OK\r\n4 40\r\n1 10\r\n.\r\n",
+		  "3 is in UIDL but not in LIST" },
+		{ "+OK\r\n3 30\r\n1 10\r\n1 10\r\n.\r\n",
+		  "duplicate message number 1" },
+		{ "-ERR no\r\n", "LIST failed" },
 	};
 	struct pop3_listing *l;
 	struct pf_error err;
@@ -1127,11 +1135,13 @@ test_listing_uidls_then_sizes(void **state)
 	for (i = 0; i < sizeof(bad_lists) / sizeof(bad_lists[0]); i++) {
 		script(&f, NULL);
 		fake_add(&f, "UIDL", "+OK\r\n1 a\r\n3 c\r\n.\r\n");
-		fake_add(&f, "LIST", bad_lists[i]);
+		fake_add(&f, "LIST", bad_lists[i].list);
 		s = started(&f, NULL);
 		assert_int_equal(pop3_list_uidls(s, &l, &err), 0);
 		assert_int_equal(pop3_list_sizes(s, l, &err), -1);
 		assert_int_equal(err.category, PF_FAIL_PROTO);
+		if (strstr(err.what, bad_lists[i].what) == NULL)
+			fail_msg("case %zu: \"%s\"", i, err.what);
 		pop3_listing_free(&l);
 		session_end(&s, &f);
 	}
@@ -1200,6 +1210,16 @@ test_listing_errors(void **state)
 		  "2 b" },
 		{ "1 a\r\n", "1 5\r\n3 7\r\n", "3 is in LIST but not in UIDL",
 		  "3 7" },
+		/* More than one fault: LIST's lines first, then the
+		 * unique-ids, then LIST's extra, then UIDL's. */
+		{ "1 a\r\n2 a\r\n", "3 7\r\n1 5\r\nx\r\n",
+		  "bad message number", "x" },
+		{ "1 a\r\n2 a\r\n", "3 7\r\n1 5\r\n", "duplicate unique-id",
+		  "2 a" },
+		{ "2 b\r\n1 a\r\n4 d\r\n", "5 9\r\n4 8\r\n3 7\r\n",
+		  "5 is in LIST but not in UIDL", "5 9" },
+		{ "2 b\r\n1 a\r\n4 d\r\n", "4 8\r\n2 6\r\n",
+		  "1 is in UIDL but not in LIST", "1 a" },
 	};
 	struct pop3_listing *l;
 	struct pf_error err;
@@ -1408,8 +1428,8 @@ tricky_message(size_t *len_r)
 static void
 run_retr(size_t max_chunk, bool random, const char *msg, size_t len)
 {
-	static const struct pop3_msg m1 = { 1, 1000, NULL };
-	static const struct pop3_msg m2 = { 2, 10, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 1000, .uidl = NULL };
+	static const struct pop3_msg m2 = { .number = 2, .size = 10, .uidl = NULL };
 	const struct pop3_msg *msgs[] = { &m1, &m2 };
 	struct pf_error err;
 	struct coll c = { 0 };
@@ -1461,8 +1481,8 @@ test_retr_unstuffing(void **state)
 static void
 test_retr_raw_forms(void **state)
 {
-	static const struct pop3_msg m1 = { 1, 40, NULL };
-	static const struct pop3_msg m2 = { 2, 0, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 40, .uidl = NULL };
+	static const struct pop3_msg m2 = { .number = 2, .size = 0, .uidl = NULL };
 	const struct pop3_msg *msgs[] = { &m1, &m2 };
 	static const char want[] = ".\nx\n..\na\rb\nbare\nlf\nc\r\n\r\n";
 	struct pf_error err;
@@ -1500,8 +1520,8 @@ test_retr_split_everywhere(void **state)
 	static const char r1[] = "+OK\r\nab\r\n..\r\n\r\nc\r\r\n.\r\n";
 	static const char r2[] = "+OK\r\nnext\r\n.\r\n";
 	static const char r3[] = "+OK\r\n";	/* NOOP */
-	static const struct pop3_msg m1 = { 1, 20, NULL };
-	static const struct pop3_msg m2 = { 2, 6, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 20, .uidl = NULL };
+	static const struct pop3_msg m2 = { .number = 2, .size = 6, .uidl = NULL };
 	const struct pop3_msg *msgs[] = { &m1, &m2 };
 	const size_t glen = strlen("+OK ready\r\n");
 	const size_t total = sizeof(r1) - 1 + sizeof(r2) - 1 + sizeof(r3) - 1;
@@ -1548,7 +1568,7 @@ test_retr_eof(void **state)
 		"+OK\r\nline\r",
 		"+OK\r\n",
 	};
-	static const struct pop3_msg m1 = { 1, 10, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 10, .uidl = NULL };
 	const struct pop3_msg *msgs[] = { &m1 };
 	struct pf_error err;
 	struct fake f;
@@ -1616,7 +1636,7 @@ test_retr_eof(void **state)
 static void
 test_retr_runaway(void **state)
 {
-	static const struct pop3_msg m1 = { 1, 100, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 100, .uidl = NULL };
 	const struct pop3_msg *msgs[] = { &m1 };
 	struct pf_error err;
 	struct coll c = { 0 };
@@ -1646,8 +1666,8 @@ test_retr_runaway(void **state)
 static void
 test_retr_err_and_sink_error(void **state)
 {
-	static const struct pop3_msg m1 = { 1, 10, NULL };
-	static const struct pop3_msg m2 = { 2, 10, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 10, .uidl = NULL };
+	static const struct pop3_msg m2 = { .number = 2, .size = 10, .uidl = NULL };
 	const struct pop3_msg *msgs[] = { &m1, &m2 };
 	struct pf_error err;
 	struct fake f;
@@ -1718,7 +1738,7 @@ static void
 test_retr_unstuffed_dot(void **state)
 {
 	static const struct pop3_msg m[3] = {
-		{ 1, 8, NULL }, { 2, 40, NULL }, { 3, 8, NULL },
+		{ .number = 1, .size = 8, .uidl = NULL }, { .number = 2, .size = 40, .uidl = NULL }, { .number = 3, .size = 8, .uidl = NULL },
 	};
 	const struct pop3_msg *msgs[3] = { &m[0], &m[1], &m[2] };
 	static const char bad_reply[] = "+OK\r\nfirst part\r\n.\r\n"
@@ -1799,7 +1819,7 @@ static void
 test_retr_refused(void **state)
 {
 	static const struct pop3_msg m[3] = {
-		{ 1, 4, NULL }, { 2, 4, NULL }, { 3, 6, NULL },
+		{ .number = 1, .size = 4, .uidl = NULL }, { .number = 2, .size = 4, .uidl = NULL }, { .number = 3, .size = 6, .uidl = NULL },
 	};
 	const struct pop3_msg *msgs[3] = { &m[0], &m[1], &m[2] };
 	static const char *const errs[2] = {
@@ -1914,7 +1934,7 @@ retr_bulk(struct fake *f, const char *capa, size_t n, size_t max_chunk)
 	assert_non_null(msgs);
 	script(f, capa);
 	for (i = 0; i < n; i++) {
-		m[i] = (struct pop3_msg){ (unsigned)i + 1, 20, NULL };
+		m[i] = (struct pop3_msg){ .number = (unsigned)i + 1, .size = 20, .uidl = NULL };
 		msgs[i] = &m[i];
 		len = bulk_body(i + 1, body, sizeof(body));
 		add_retr(f, (unsigned)i + 1, body, len);
@@ -1964,7 +1984,7 @@ static void
 test_retr_then_quit(void **state)
 {
 	static const struct pop3_msg m[3] = {
-		{ 1, 8, NULL }, { 2, 8, NULL }, { 3, 8, NULL },
+		{ .number = 1, .size = 8, .uidl = NULL }, { .number = 2, .size = 8, .uidl = NULL }, { .number = 3, .size = 8, .uidl = NULL },
 	};
 	const struct pop3_msg *msgs[3] = { &m[0], &m[1], &m[2] };
 	static const char *const capas[2] = {
@@ -2069,7 +2089,7 @@ test_retr_lockstep(void **state)
 static void
 test_retr_lockstep_order(void **state)
 {
-	static const struct pop3_msg m[2] = { { 1, 4, NULL }, { 2, 4, NULL } };
+	static const struct pop3_msg m[2] = { { .number = 1, .size = 4, .uidl = NULL }, { .number = 2, .size = 4, .uidl = NULL } };
 	const struct pop3_msg *msgs[2] = { &m[0], &m[1] };
 	struct pf_error err;
 	struct coll c = { 0 };
@@ -2122,7 +2142,7 @@ test_retr_lockstep_order(void **state)
 static void
 test_top(void **state)
 {
-	static const struct pop3_msg m1 = { 1, 500, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 500, .uidl = NULL };
 	struct pf_error err;
 	struct coll c = { 0 };
 	struct pop3_sink sink = sink_for(&c);
@@ -2291,8 +2311,8 @@ xmessage(size_t len)
 static void
 test_time_message_data(void **state)
 {
-	static const struct pop3_msg m[2] = { { 1, 4, NULL },
-	    { 2, 12288, NULL } };
+	static const struct pop3_msg m[2] = { { .number = 1, .size = 4, .uidl = NULL },
+	    { .number = 2, .size = 12288, .uidl = NULL } };
 	const struct pop3_msg *msgs[2] = { &m[0], &m[1] };
 	const struct pop3_msg *one[1] = { &m[1] };
 	static const struct {
@@ -3057,7 +3077,7 @@ test_trace_capture(void **state)
 static void
 test_trace_message_data(void **state)
 {
-	static const struct pop3_msg m1 = { 1, 30, NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 30, .uidl = NULL };
 	const struct pop3_msg *msgs[] = { &m1 };
 	struct pf_error err;
 	struct coll c = { 0 };

@@ -1486,6 +1486,205 @@ test_prune_unchanged_writes_nothing(void **state)
 	seen_close(&s);
 }
 
+static struct seen *
+open_unloaded(const struct fixture *f, const struct seen_who *who)
+{
+	struct seen *s = NULL;
+	struct pf_error err;
+
+	if (seen_open_unloaded(f->state, who, SEEN_READ_WRITE, &s,
+	    &err) == -1)
+		fail_msg("seen_open_unloaded: %s", err.what);
+	return s;
+}
+
+/* seen_match on keys[0..n): which are known, as a string of 0 and 1. */
+static void
+assert_match(struct seen *s, const char *const *keys, size_t n,
+    const char *want)
+{
+	bool known[16];
+	char got[17];
+	struct pf_error err;
+	size_t i;
+
+	assert_true(n <= 16 && strlen(want) == n);
+	memset(known, 0, sizeof(known));
+	if (seen_match(s, keys, n, known, &err) == -1)
+		fail_msg("seen_match: %s", err.what);
+	for (i = 0; i < n; i++)
+		got[i] = known[i] ? '1' : '0';
+	got[n] = '\0';
+	assert_string_equal(got, want);
+}
+
+/*
+ * seen_match: the listing merged with the rows in the primary key's
+ * order (SQLite's BINARY collation: bytes as unsigned, a prefix first),
+ * whatever order the server listed in, repeats included, and only this
+ * account's rows; loaded or not.
+ */
+static void
+test_match(void **state)
+{
+	struct fixture *f = *state;
+	/* In strcmp order: "A" < "a" < "a-" < "a~" < "b" < "sha256 x" <
+	 * "z" < "\xc3\xa9" (a byte over 0x7F sorts last, as unsigned). */
+	static const char *const rows[] = { "a-", "A", "z", "\xc3\xa9",
+	    "sha256 x", "a~" };
+	static const char *const sorted[] = { "A", "a", "a-", "a~", "b",
+	    "sha256 x", "z", "\xc3\xa9", "\xc3\xa9x" };
+	static const char *const reversed[] = { "\xc3\xa9x", "\xc3\xa9",
+	    "z", "sha256 x", "b", "a~", "a-", "a", "A" };
+	static const char *const repeats[] = { "z", "a", "z", "A", "z",
+	    "\xc3\xa9", "\xc3\xa9", "y" };
+	static const char *const bob_only[] = { "only-bob" };
+	struct pf_error err;
+	struct seen *s, *o;
+	size_t i;
+
+	s = open_rw(f, WHO(WORK));
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		add_done(s, rows[i], 1, 1);
+	o = open_rw(f, WHO(BOB));
+	add_done(o, "only-bob", 1, 1);
+	add_done(o, "b", 1, 1);
+	seen_close(&o);
+
+	assert_match(s, sorted, 9, "101101110");
+	assert_match(s, reversed, 9, "011101101");
+	assert_match(s, repeats, 8, "10111110");
+	assert_match(s, bob_only, 1, "0");
+	assert_match(s, NULL, 0, "");
+	/* known[] is only ever set: what the caller marked stays. */
+	{
+		bool known[2] = { true, false };
+		const char *k[] = { "nope", "A" };
+
+		assert_int_equal(seen_match(s, k, 2, known, &err), 0);
+		assert_true(known[0]);
+		assert_true(known[1]);
+	}
+	seen_close(&s);
+
+	/* The same without the set in memory, and a pending key is not
+	 * known until decided. */
+	s = open_unloaded(f, WHO(WORK));
+	assert_match(s, sorted, 9, "101101110");
+	assert_match(s, reversed, 9, "011101101");
+	{
+		struct seen_entry e = { .uidl = "b", .location = "x,S=1",
+		    .size = 1, .fetched = 1 };
+		const char *b = "b";
+
+		assert_int_equal(seen_pending_add(s, &e, 1, &err), 0);
+		assert_match(s, sorted, 9, "101101110");
+		assert_int_equal(mark_done(s, &b, 1, &err), 0);
+		assert_match(s, sorted, 9, "101111110");
+	}
+	seen_close(&s);
+
+	/* Another account's list. */
+	s = open_unloaded(f, WHO(BOB));
+	assert_match(s, sorted, 9, "000010000");
+	seen_close(&s);
+
+	/* Read-only with no database: nothing is known. */
+	{
+		char none[PATH_MAX];
+
+		test_pathf(none, sizeof(none), "%s/none", f->dir);
+		assert_int_equal(seen_open(none, WHO(WORK), SEEN_READ_ONLY, &s,
+		    &err), 0);
+		assert_match(s, sorted, 9, "000000000");
+		seen_close(&s);
+	}
+}
+
+/* seen_prune without the set in memory: the same marks, counts and
+ * writes as with it (test_prune, test_prune_unchanged_writes_nothing). */
+static void
+test_prune_unloaded(void **state)
+{
+	struct fixture *f = *state;
+	const char *all[] = { "b", "new", "a", "b" }, *one[] = { "a" };
+	struct pf_error err;
+	struct seen *s;
+	sqlite3 *h = NULL;
+	size_t pruned = 9;
+	long long v;
+
+	s = open_rw(f, WHO(WORK));
+	add_done(s, "a", 1, 1);
+	add_done(s, "b", 1, 1);
+	add_done(s, "c", 1, 1);
+	seen_close(&s);
+	s = open_rw(f, WHO(BOB));
+	add_done(s, "z", 1, 1);
+	seen_close(&s);
+
+	s = open_unloaded(f, WHO(WORK));
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	/* c is not listed: marked (a write), not yet forgotten. */
+	v = data_version(h);
+	assert_int_equal(seen_prune(s, all, 4, 1000, 100, &pruned, &err), 0);
+	assert_int_equal(pruned, 0);
+	assert_true(data_version(h) != v);
+	assert_int_equal(missing_since(f, "c"), 1000);
+	assert_int_equal(missing_since(f, "a"), 0);
+	/* Still missing: no change, but the mark is there, so a write. */
+	assert_int_equal(seen_prune(s, all, 4, 1050, 100, &pruned, &err), 0);
+	assert_int_equal(missing_since(f, "c"), 1000);
+	/* Listed again: cleared; then nothing to write. */
+	{
+		const char *back[] = { "c", "b", "a" };
+
+		assert_int_equal(seen_prune(s, back, 3, 1060, 100, &pruned,
+		    &err), 0);
+		assert_int_equal(missing_since(f, "c"), 0);
+		v = data_version(h);
+		assert_int_equal(seen_prune(s, back, 3, 1070, 100, &pruned,
+		    &err), 0);
+		assert_int_equal(data_version(h), v);
+	}
+	/* Repeats do not make up for a missing key: b twice, no c. */
+	assert_int_equal(seen_prune(s, all, 4, 1080, 100, &pruned, &err), 0);
+	assert_true(data_version(h) != v);
+	assert_int_equal(missing_since(f, "c"), 1080);
+	/* Forgotten once missing long enough, and counted. */
+	assert_int_equal(seen_prune(s, one, 1, 1180, 100, &pruned, &err), 0);
+	assert_int_equal(pruned, 1);	/* c; b is marked only now */
+	assert_int_equal(missing_since(f, "b"), 1180);
+	sqlite3_close(h);
+	seen_close(&s);
+	assert_int_equal(status_of(f, WHO(WORK)).seen, 2);
+	/* Another account's rows are not ours to prune. */
+	assert_int_equal(status_of(f, WHO(BOB)).seen, 1);
+
+	/* seen_prune_match: the same, and the listed keys known, before
+	 * what it forgets (not listed); loaded or not. */
+	{
+		const char *keys[] = { "z", "b", "q", "a", "b" };
+		bool known[5];
+		int loaded;
+
+		for (loaded = 0; loaded < 2; loaded++) {
+			s = loaded ? open_rw(f, WHO(WORK)) :
+			    open_unloaded(f, WHO(WORK));
+			memset(known, 0, sizeof(known));
+			assert_int_equal(seen_prune_match(s, keys, 5, 1200,
+			    100, known, &pruned, &err), 0);
+			assert_false(known[0]);	/* z is bob's */
+			assert_true(known[1]);
+			assert_false(known[2]);
+			assert_true(known[3]);
+			assert_true(known[4]);
+			assert_int_equal(missing_since(f, "b"), 0);
+			seen_close(&s);
+		}
+	}
+}
+
 /* A UIDL whose DELE QUIT acknowledged is forgotten at once. */
 static void
 test_forget_keys(void **state)
@@ -1994,6 +2193,8 @@ main(void)
 		T(test_orphans),
 		T(test_forget_after),
 		T(test_prune_unchanged_writes_nothing),
+		T(test_match),
+		T(test_prune_unloaded),
 		T(test_forget_keys),
 		T(test_pending_dir),
 		T(test_any_ignores_digests),
