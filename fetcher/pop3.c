@@ -1397,6 +1397,12 @@ bitmap_test_set(struct bitmap *bm, unsigned n)
 	return was;
 }
 
+static bool
+bitmap_test(const struct bitmap *bm, unsigned n)
+{
+	return n / 8 < bm->len && (bm->bits[n / 8] & (1u << (n % 8))) != 0;
+}
+
 /* Read a UIDL body (RFC 1939 §7) into *ents_r / *n_r (sizes 0, the
  * unique-ids in pool), in server order, validating each line once. */
 static int
@@ -1555,7 +1561,7 @@ fail:
  */
 static int
 read_list_into(struct pop3 *s, struct pop3_msg *msgs, size_t n,
-    unsigned char *listed, struct pop3_msg *miss_r, size_t *nlines_r,
+    struct bitmap *listed, struct pop3_msg *miss_r, size_t *nlines_r,
     struct pf_error *err)
 {
 	const char *line, *why;
@@ -1644,7 +1650,7 @@ check_unique_uidls(const struct pop3_msg *msgs, size_t n, struct pf_error *err)
  * lacks fails, its line quoted. */
 static int
 check_all_listed(const struct pop3_msg *msgs, size_t n,
-    const unsigned char *listed, struct pf_error *err)
+    const struct bitmap *listed, struct pf_error *err)
 {
 	char line[64 + POP3_UIDL_MAX];
 	size_t i;
@@ -1652,7 +1658,7 @@ check_all_listed(const struct pop3_msg *msgs, size_t n,
 	for (i = 0; i < n; i++) {
 		unsigned num = msgs[i].number;
 
-		if ((listed[num / 8] & (1u << (num % 8))) == 0) {
+		if (!bitmap_test(listed, num)) {
 			snprintf(line, sizeof(line), "%u %s", num,
 			    msgs[i].uidl);
 			return fail_line(err, PF_FAIL_PROTO, line, NULL,
@@ -1666,7 +1672,7 @@ check_all_listed(const struct pop3_msg *msgs, size_t n,
  * first UIDL message LIST lacks. */
 static int
 check_same_numbers(const struct pop3_msg *msgs, size_t n,
-    const unsigned char *listed, const struct pop3_msg *miss,
+    const struct bitmap *listed, const struct pop3_msg *miss,
     struct pf_error *err)
 {
 	if (miss->number != 0) {
@@ -1718,7 +1724,7 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 	struct pop3_listing *l = NULL;
 	struct pop3_msg *ents = NULL;
 	struct strpool *pool = strpool_new();
-	unsigned char *listed = NULL;
+	struct bitmap listed = { NULL, 0 };
 	size_t nents = 0;
 	enum reply_kind kind;
 	const char *line, *text;
@@ -1779,15 +1785,14 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 		l->count = nents;
 		ents = NULL;
 		if (sizes) {
-			listed = xcalloc(POP3_MESSAGES_MAX / 8 + 1, 1);
 			if (list_head(s, list_sent, err) == -1 ||
-			    read_list_into(s, l->msgs, l->count, listed,
+			    read_list_into(s, l->msgs, l->count, &listed,
 			    &miss, &nlines, err) == -1)
 				goto out;
 			l->sizes_known = true;
 		}
 		if (check_unique_uidls(l->msgs, l->count, err) == -1 ||
-		    (sizes && check_same_numbers(l->msgs, l->count, listed,
+		    (sizes && check_same_numbers(l->msgs, l->count, &listed,
 		    &miss, err) == -1))
 			goto out;
 	} else {
@@ -1803,7 +1808,7 @@ list_messages(struct pop3 *s, bool sizes, struct pop3_listing **listing_r,
 	l = NULL;
 	rc = 0;
 out:
-	free(listed);
+	free(listed.bits);
 	free(ents);
 	strpool_free(&pool);
 	pop3_listing_free(&l);
@@ -1828,7 +1833,7 @@ int
 pop3_list_sizes(struct pop3 *s, struct pop3_listing *l, struct pf_error *err)
 {
 	struct pop3_msg miss;
-	unsigned char *listed;
+	struct bitmap listed = { NULL, 0 };
 	size_t n = 0;
 	int rc = -1;
 
@@ -1837,11 +1842,10 @@ pop3_list_sizes(struct pop3 *s, struct pop3_listing *l, struct pf_error *err)
 	if (list_head(s, false, err) == -1)
 		return -1;
 	/* Into the listing itself (sorted by number): no second array. */
-	listed = xcalloc(POP3_MESSAGES_MAX / 8 + 1, 1);
-	if (read_list_into(s, l->msgs, l->count, listed, &miss, &n,
+	if (read_list_into(s, l->msgs, l->count, &listed, &miss, &n,
 	    err) == -1)
 		goto out;
-	if (check_all_listed(l->msgs, l->count, listed, err) == -1)
+	if (check_all_listed(l->msgs, l->count, &listed, err) == -1)
 		goto out;
 	if (n != l->count) {
 		pf_error_set(err, PF_FAIL_PROTO, "LIST has %zu messages, UIDL "
@@ -1851,7 +1855,7 @@ pop3_list_sizes(struct pop3 *s, struct pop3_listing *l, struct pf_error *err)
 	l->sizes_known = true;
 	rc = 0;
 out:
-	free(listed);
+	free(listed.bits);
 	return rc;
 }
 
