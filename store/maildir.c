@@ -71,6 +71,8 @@ struct maildir_syncer {
 	struct maildir_delivery		*head, *tail;
 	pthread_t			 threads[MAILDIR_SYNC_THREADS];
 	size_t				 nthreads;
+	size_t				 idle;	/* threads waiting for work */
+	size_t				 queued;	/* deliveries in the queue */
 	size_t				 held;	/* bytes queued in buffers */
 	bool				 started;	/* start was tried */
 	bool				 stop;
@@ -417,28 +419,58 @@ fs_run(struct maildir_syncer *s)
 	pthread_cond_broadcast(&s->done);
 }
 
+/*
+ * Take work from the queue (under mu): one delivery to fsync, or up to
+ * MAILDIR_SYNC_WAKE small files in a row, which this thread writes one
+ * after the other with one lock round for all.  Files fsynced each stay
+ * one per thread, so their fsyncs overlap.  Returns how many went to take.
+ */
+static size_t
+sync_take(struct maildir_syncer *s, struct maildir_delivery **take)
+{
+	struct maildir_delivery *d;
+	size_t n = 0;
+
+	while ((d = s->head) != NULL && n < MAILDIR_SYNC_WAKE &&
+	    (n == 0 || !d->fsync)) {
+		s->head = d->next;
+		s->queued--;
+		take[n++] = d;
+		if (d->fsync)
+			break;
+	}
+	if (s->head == NULL)
+		s->tail = NULL;
+	return n;
+}
+
 static void *
 sync_main(void *arg)
 {
 	struct maildir_syncer *s = arg;
-	struct maildir_delivery *d;
+	struct maildir_delivery *take[MAILDIR_SYNC_WAKE], *d;
+	size_t i, n;
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		while (s->head == NULL && !s->stop)
+		while (s->head == NULL && !s->stop) {
+			s->idle++;
 			pthread_cond_wait(&s->work, &s->mu);
-		if ((d = s->head) == NULL)
+			s->idle--;
+		}
+		if ((n = sync_take(s, take)) == 0)
 			break;		/* stopping, and nothing left */
-		s->head = d->next;
-		if (s->head == NULL)
-			s->tail = NULL;
 		pthread_mutex_unlock(&s->mu);
-		sync_job(d);
+		for (i = 0; i < n; i++)
+			sync_job(take[i]);
 		pthread_mutex_lock(&s->mu);
-		fs_note(s, d);
-		big_done(s, d);
-		s->held -= d->held;
-		d->sync_pending = false;
+		for (i = 0; i < n; i++) {
+			d = take[i];
+			fs_note(s, d);
+			big_done(s, d);
+			s->held -= d->held;
+			d->sync_pending = false;
+		}
 		pthread_cond_broadcast(&s->done);
 		if (s->fs_ok && !s->fs_busy && s->fs_errno == 0 &&
 		    s->fs_waiting >= MAILDIR_SYNCFS_EARLY)
@@ -498,12 +530,12 @@ sync_queue(struct maildir_delivery *d)
 	/* While a large message is being written, a syncfs would wait for
 	 * its data too (and the commit for that syncfs): then a small file is
 	 * fsynced by its thread, as without syncfs. */
-	pthread_mutex_lock(&s->mu);
-	d->fsync = !s->fs_ok || d->fd != -1 || s->big_open > 0;
-	pthread_mutex_unlock(&s->mu);
 	if (!s->started)
 		sync_start(s);
+	pthread_mutex_lock(&s->mu);
+	d->fsync = !s->fs_ok || d->fd != -1 || s->big_open > 0;
 	if (s->nthreads == 0) {
+		pthread_mutex_unlock(&s->mu);
 		sync_job(d);
 		pthread_mutex_lock(&s->mu);
 		fs_note(s, d);
@@ -511,9 +543,10 @@ sync_queue(struct maildir_delivery *d)
 		pthread_mutex_unlock(&s->mu);
 		return false;
 	}
-	pthread_mutex_lock(&s->mu);
-	while (s->held > 0 && s->held + d->cap > MAILDIR_SYNC_HELD)
+	while (s->held > 0 && s->held + d->cap > MAILDIR_SYNC_HELD) {
+		pthread_cond_signal(&s->work);
 		pthread_cond_wait(&s->done, &s->mu);
+	}
 	d->held = d->fd == -1 ? d->cap : 0;
 	s->held += d->held;
 	d->sync_pending = true;
@@ -523,7 +556,12 @@ sync_queue(struct maildir_delivery *d)
 	else
 		s->head = d;
 	s->tail = d;
-	pthread_cond_signal(&s->work);
+	s->queued++;
+	/* A thread that is not idle takes this one too before it sleeps; a
+	 * small file wakes one only once MAILDIR_SYNC_WAKE wait. */
+	if (d->fsync || (s->idle == s->nthreads &&
+	    s->queued >= MAILDIR_SYNC_WAKE))
+		pthread_cond_signal(&s->work);
 	pthread_mutex_unlock(&s->mu);
 	return true;
 }
@@ -538,6 +576,8 @@ sync_wait(struct maildir_delivery *d, struct pf_error *err)
 	struct maildir_syncer *s = &d->md->sync;
 
 	pthread_mutex_lock(&s->mu);
+	if (d->sync_pending)
+		pthread_cond_signal(&s->work);	/* it may wait for company */
 	while (d->sync_pending)
 		pthread_cond_wait(&s->done, &s->mu);
 	pthread_mutex_unlock(&s->mu);
