@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -142,6 +143,17 @@ batch_entries(struct commit_queue *q, const struct batch *b,
 		};
 }
 
+/* Empty the settling batch (its locations are copies). */
+static void
+settling_clear(struct commit_queue *q)
+{
+	size_t i;
+
+	for (i = 0; i < q->settling.n; i++)
+		free((char *)(uintptr_t)q->settling_e[i].location);
+	batch_clear(&q->settling);
+}
+
 /* Tell what the settling batch placed (now seen), and empty it. */
 static void
 settling_told(struct commit_queue *q)
@@ -153,7 +165,7 @@ settling_told(struct commit_queue *q)
 		if (q->settling_placed[i])
 			q->placed(q->ctx, b->tag[i], &b->key[i],
 			    q->settling_e[i].location, q->settling_e[i].size);
-	batch_clear(b);
+	settling_clear(q);
 }
 
 /*
@@ -174,7 +186,7 @@ settling_finish(struct commit_queue *q, struct pf_error *err)
 	    seen_pending_resolve(q->seen, q->settling_e, b->n,
 	    q->settling_placed, err) == -1) {
 		rc = -1;
-		batch_clear(b);
+		settling_clear(q);
 	}
 	settling_told(q);
 	return rc;
@@ -216,8 +228,12 @@ batch_commit_deferred(struct commit_queue *q, struct batch *b,
 		batch_clear(b);
 		return -1;
 	}
-	/* b becomes the settling batch: its deliveries stay alive, since
-	 * its entries point into them. */
+	/* b becomes the settling batch: keys and tags, and copies of the
+	 * locations; the deliveries are done with. */
+	for (i = 0; i < n; i++) {
+		entries[i].location = xstrdup(entries[i].location);
+		deliver_free(&b->m[i]);
+	}
 	q->settling = *b;
 	memcpy(q->settling_e, entries, n * sizeof(entries[0]));
 	memcpy(q->settling_placed, placed, n * sizeof(placed[0]));
@@ -333,7 +349,7 @@ commit_queue_free(struct commit_queue **q_r)
 		return;
 	batch_clear(&q->batch[0]);
 	batch_clear(&q->batch[1]);
-	batch_clear(&q->settling);	/* placed, pending: recovery decides */
+	settling_clear(q);	/* placed, pending: recovery decides */
 	free(q);
 	*q_r = NULL;
 }
