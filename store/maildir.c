@@ -71,7 +71,7 @@ struct maildir_syncer {
 	struct maildir_delivery		*head, *tail;
 	pthread_t			 threads[MAILDIR_SYNC_THREADS];
 	size_t				 nthreads;
-	size_t				 idle;	/* threads waiting for work */
+	size_t				 writers;	/* threads writing files */
 	size_t				 queued;	/* deliveries in the queue */
 	size_t				 held;	/* bytes queued in buffers */
 	bool				 started;	/* start was tried */
@@ -458,17 +458,16 @@ sync_main(void *arg)
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		while (s->head == NULL && !s->stop) {
-			s->idle++;
+		while (s->head == NULL && !s->stop)
 			pthread_cond_wait(&s->work, &s->mu);
-			s->idle--;
-		}
 		if ((n = sync_take(s, take)) == 0)
 			break;		/* stopping, and nothing left */
+		s->writers++;
 		pthread_mutex_unlock(&s->mu);
 		for (i = 0; i < n; i++)
 			sync_job(take[i]);
 		pthread_mutex_lock(&s->mu);
+		s->writers--;
 		for (i = 0; i < n; i++) {
 			d = take[i];
 			fs_note(s, d);
@@ -562,10 +561,10 @@ sync_queue(struct maildir_delivery *d)
 		s->head = d;
 	s->tail = d;
 	s->queued++;
-	/* A thread that is not idle takes this one too before it sleeps; a
-	 * small file wakes one only once MAILDIR_SYNC_WAKE wait. */
-	if (d->fsync || (s->idle == s->nthreads &&
-	    s->queued >= MAILDIR_SYNC_WAKE))
+	/* A thread writing files takes this one too before it sleeps (one
+	 * in a syncfs does not count); a small file wakes one only once
+	 * MAILDIR_SYNC_WAKE wait. */
+	if (d->fsync || (s->writers == 0 && s->queued >= MAILDIR_SYNC_WAKE))
 		pthread_cond_signal(&s->work);
 	pthread_mutex_unlock(&s->mu);
 	return true;
