@@ -132,6 +132,15 @@
  * durable already.  Fewer would cost more syncfs calls for nothing. */
 #define MAILDIR_SYNCFS_EARLY	32
 
+/* Small files (written from memory, no fsync of their own) that wait in
+ * the queue before an idle sync thread is woken for them: one wake-up then
+ * writes several, instead of a futex wake, a context switch and a lock
+ * hand-off per message, which cost more CPU than the file itself on the
+ * small scenario of bench/ (issue 17).  A commit, a free or a full
+ * MAILDIR_SYNC_HELD wakes a thread at once; files that are fsynced each
+ * (streamed, network file systems) wake one each as before. */
+#define MAILDIR_SYNC_WAKE	16
+
 /* Bytes of finished messages that may wait in memory for those threads to
  * write them: past it, receiving pauses until they catch up. */
 #define MAILDIR_SYNC_HELD	(512 * 1024)

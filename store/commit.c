@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,6 +33,13 @@ struct commit_queue {
 	void			*ctx;
 	struct batch		 batch[2];
 	unsigned		 filling;
+	/* A batch the target placed with deliver_commit_deferred: its rows
+	 * are pending until a deliver_settle has made it durable; the next
+	 * batch's pending rows are recorded in the same transaction that
+	 * marks it seen (doc/DESIGN.md §3.1). */
+	struct batch		 settling;
+	struct seen_entry	 settling_e[SEEN_BATCH];
+	bool			 settling_placed[SEEN_BATCH];
 };
 
 struct commit_queue *
@@ -53,6 +61,14 @@ commit_queue_on_failure(struct commit_queue *q, commit_failed_fn *failed)
 	q->failed = failed;
 }
 
+/* May the batches be placed with deliver_commit_deferred?  Not where each
+ * message is recorded alone (unfindable), nor without a settle. */
+static bool
+deferrable(const struct commit_queue *q)
+{
+	return q->target->be->settle != NULL && !q->target->be->unfindable;
+}
+
 /* Free b's deliveries (those not committed go) and keys; b is empty. */
 static void
 batch_clear(struct batch *b)
@@ -71,11 +87,11 @@ batch_clear(struct batch *b)
 /*
  * Step 6b for the deliveries b->m[from..from+n) (the discarded ones have
  * none): placed[i] says whether message i is in; refusals are told to
- * q->failed.
+ * q->failed.  deferred: placed, but durably so only at the next settle.
  */
 static int
 batch_place(struct commit_queue *q, struct batch *b, size_t from, size_t n,
-    bool *placed, struct pf_error *err)
+    bool *placed, bool deferred, struct pf_error *err)
 {
 	struct deliver_msg *m[SEEN_BATCH];
 	struct deliver_result *res;
@@ -90,7 +106,8 @@ batch_place(struct commit_queue *q, struct batch *b, size_t from, size_t n,
 	if (k == 0)
 		return 0;
 	res = xcalloc(k, sizeof(*res));
-	rc = deliver_commit(q->target, m, k, res, err);
+	rc = deferred ? deliver_commit_deferred(q->target, m, k, res, err) :
+	    deliver_commit(q->target, m, k, res, err);
 	for (i = from, j = 0; rc == 0 && i < from + n; i++) {
 		if (b->m[i] == NULL)
 			continue;
@@ -106,6 +123,131 @@ batch_place(struct commit_queue *q, struct batch *b, size_t from, size_t n,
 	}
 	free(res);
 	return rc;
+}
+
+/* Fill entries[0..b->n) for b's rows. */
+static void
+batch_entries(struct commit_queue *q, const struct batch *b,
+    struct seen_entry *entries, time_t now)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		entries[i] = (struct seen_entry){
+			.uidl = b->key[i],
+			.location = b->m[i] != NULL ?
+			    deliver_location(b->m[i]) : "",
+			.target = deliver_target(q->target),
+			.size = b->m[i] != NULL ? deliver_size(b->m[i]) : 0,
+			.fetched = now,
+		};
+}
+
+/* Empty the settling batch (its locations are copies). */
+static void
+settling_clear(struct commit_queue *q)
+{
+	size_t i;
+
+	for (i = 0; i < q->settling.n; i++)
+		free((char *)(uintptr_t)q->settling_e[i].location);
+	batch_clear(&q->settling);
+}
+
+/* Tell what the settling batch placed (now seen), and empty it. */
+static void
+settling_told(struct commit_queue *q)
+{
+	struct batch *b = &q->settling;
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		if (q->settling_placed[i])
+			q->placed(q->ctx, b->tag[i], &b->key[i],
+			    q->settling_e[i].location, q->settling_e[i].size);
+	settling_clear(q);
+}
+
+/*
+ * The settling batch alone (the last one, or before a failure): make its
+ * names durable, then mark it seen in a durable transaction.  On failure
+ * its rows stay pending and the next run's recovery decides (its files
+ * are in the target).
+ */
+static int
+settling_finish(struct commit_queue *q, struct pf_error *err)
+{
+	struct batch *b = &q->settling;
+	int rc = 0;
+
+	if (b->n == 0)
+		return 0;
+	if (deliver_settle(q->target, NULL, 0, err) == -1 ||
+	    seen_pending_resolve(q->seen, q->settling_e, b->n,
+	    q->settling_placed, err) == -1) {
+		rc = -1;
+		settling_clear(q);
+	}
+	settling_told(q);
+	return rc;
+}
+
+/*
+ * Steps 6a-c for the deliveries in b where the target defers its
+ * durability (doc/DESIGN.md §3.1): settle (b's files and the settling
+ * batch's names durable), one transaction marking the settling batch seen
+ * and recording b pending, then b is placed and becomes the settling
+ * batch.  On failure b is thrown away, the pending rows let the next run
+ * decide, and a settling batch is finished alone if it can be.
+ */
+static int
+batch_commit_deferred(struct commit_queue *q, struct batch *b,
+    struct pf_error *err)
+{
+	struct seen_entry entries[SEEN_BATCH];
+	struct deliver_msg *m[SEEN_BATCH];
+	bool placed[SEEN_BATCH];
+	struct pf_error ignored;
+	size_t i, k = 0, n = b->n;
+
+	if (n == 0)
+		return 0;
+	batch_entries(q, b, entries, time(NULL));
+	for (i = 0; i < n; i++) {
+		placed[i] = false;
+		if (b->m[i] != NULL)
+			m[k++] = b->m[i];
+	}
+	if (deliver_settle(q->target, m, k, err) == -1)
+		goto fail;
+	if (seen_pending_advance(q->seen, q->settling_e, q->settling.n,
+	    q->settling_placed, entries, n, err) == -1)
+		goto fail;
+	settling_told(q);
+	if (batch_place(q, b, 0, n, placed, true, err) == -1) {
+		batch_clear(b);
+		return -1;
+	}
+	/* b becomes the settling batch: keys and tags, and copies of the
+	 * locations; the deliveries are done with. */
+	for (i = 0; i < n; i++) {
+		entries[i].location = xstrdup(entries[i].location);
+		deliver_free(&b->m[i]);
+	}
+	q->settling = *b;
+	memcpy(q->settling_e, entries, n * sizeof(entries[0]));
+	memcpy(q->settling_placed, placed, n * sizeof(placed[0]));
+	b->n = 0;
+	b->bytes = 0;
+	return 0;
+
+fail:
+	/* The settling batch's names may be durable by an fsync of its
+	 * directory still: then it is seen, as it would have been before
+	 * this batch. */
+	(void)settling_finish(q, &ignored);
+	batch_clear(b);
+	return -1;
 }
 
 /*
@@ -126,22 +268,16 @@ batch_commit(struct commit_queue *q, struct batch *b, struct pf_error *err)
 
 	if (n == 0)
 		return 0;
-	for (i = 0; i < n; i++) {
-		entries[i] = (struct seen_entry){
-			.uidl = b->key[i],
-			.location = b->m[i] != NULL ?
-			    deliver_location(b->m[i]) : "",
-			.target = deliver_target(q->target),
-			.size = b->m[i] != NULL ? deliver_size(b->m[i]) : 0,
-			.fetched = now,
-		};
+	if (deferrable(q))
+		return batch_commit_deferred(q, b, err);
+	batch_entries(q, b, entries, now);
+	for (i = 0; i < n; i++)
 		placed[i] = false;
-	}
 	step = q->target->be->unfindable ? 1 : n;
 	for (i = 0; i < n; i += step) {
 		/* a: pending, b: placed, c: seen */
 		if (seen_pending_add(q->seen, entries + i, step, err) == -1 ||
-		    batch_place(q, b, i, step, placed, err) == -1 ||
+		    batch_place(q, b, i, step, placed, false, err) == -1 ||
 		    seen_pending_resolve(q->seen, entries + i, step,
 		    placed + i, err) == -1)
 			break;
@@ -189,15 +325,19 @@ commit_queue_holds(const struct commit_queue *q, const char *key)
 		for (i = 0; i < q->batch[j].n; i++)
 			if (strcmp(q->batch[j].key[i], key) == 0)
 				return true;
+	for (i = 0; i < q->settling.n; i++)
+		if (strcmp(q->settling.key[i], key) == 0)
+			return true;
 	return false;
 }
 
 int
 commit_queue_flush(struct commit_queue *q, struct pf_error *err)
 {
-	if (batch_commit(q, &q->batch[q->filling ^ 1], err) == -1)
+	if (batch_commit(q, &q->batch[q->filling ^ 1], err) == -1 ||
+	    batch_commit(q, &q->batch[q->filling], err) == -1)
 		return -1;
-	return batch_commit(q, &q->batch[q->filling], err);
+	return settling_finish(q, err);
 }
 
 void
@@ -209,6 +349,7 @@ commit_queue_free(struct commit_queue **q_r)
 		return;
 	batch_clear(&q->batch[0]);
 	batch_clear(&q->batch[1]);
+	settling_clear(q);	/* placed, pending: recovery decides */
 	free(q);
 	*q_r = NULL;
 }

@@ -128,6 +128,24 @@ deliver_commit(struct deliver *t, struct deliver_msg *const *m, size_t n,
 	return t->be->commit(t, m, n, res, err);
 }
 
+int
+deliver_commit_deferred(struct deliver *t, struct deliver_msg *const *m,
+    size_t n, struct deliver_result *res, struct pf_error *err)
+{
+	if (t->be->commit_deferred == NULL)
+		return t->be->commit(t, m, n, res, err);
+	return t->be->commit_deferred(t, m, n, res, err);
+}
+
+int
+deliver_settle(struct deliver *t, struct deliver_msg *const *m, size_t n,
+    struct pf_error *err)
+{
+	if (t->be->settle == NULL)
+		return 0;
+	return t->be->settle(t, m, n, err);
+}
+
 void
 deliver_free(struct deliver_msg **m_r)
 {

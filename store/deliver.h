@@ -94,6 +94,14 @@ struct deliver_backend {
 	int		(*commit)(struct deliver *t,
 			    struct deliver_msg *const *m, size_t n,
 			    struct deliver_result *res, struct pf_error *err);
+	/* optional (NULL: commit is used): deliver_commit_deferred and
+	 * deliver_settle */
+	int		(*commit_deferred)(struct deliver *t,
+			    struct deliver_msg *const *m, size_t n,
+			    struct deliver_result *res, struct pf_error *err);
+	int		(*settle)(struct deliver *t,
+			    struct deliver_msg *const *m, size_t n,
+			    struct pf_error *err);
 	void		(*free)(struct deliver_msg *m);
 	int		(*find)(struct deliver *t, const char *const *locations,
 			    size_t n, bool *found_r, struct pf_error *err);
@@ -164,6 +172,22 @@ int	deliver_label(struct deliver_msg *m, const struct deliver_label *l,
 int	deliver_commit(struct deliver *t, struct deliver_msg *const *m,
 	    size_t n, struct deliver_result *res, struct pf_error *err);
 
+/*
+ * As deliver_commit, except that DELIVER_PLACED means visible, but durably
+ * so only once the next deliver_settle on t has returned 0 (a backend
+ * without it commits durably: deliver_commit).  The group commit marks
+ * them seen only then (doc/DESIGN.md §3.1).
+ */
+int	deliver_commit_deferred(struct deliver *t, struct deliver_msg *const *m,
+	    size_t n, struct deliver_result *res, struct pf_error *err);
+/*
+ * Make n finished messages durable where they wait (still invisible) and
+ * every message deliver_commit_deferred placed on t before, durably
+ * visible.  A backend without deferred commits has nothing to do: 0.
+ * Returns 0, or -1 with err set.
+ */
+int	deliver_settle(struct deliver *t, struct deliver_msg *const *m,
+	    size_t n, struct pf_error *err);
 /* Free a message and clear *m_r; NULL is fine.  One not committed is
  * thereby thrown away. */
 void	deliver_free(struct deliver_msg **m_r);

@@ -71,6 +71,8 @@ struct maildir_syncer {
 	struct maildir_delivery		*head, *tail;
 	pthread_t			 threads[MAILDIR_SYNC_THREADS];
 	size_t				 nthreads;
+	size_t				 writers;	/* threads writing files */
+	size_t				 queued;	/* deliveries in the queue */
 	size_t				 held;	/* bytes queued in buffers */
 	bool				 started;	/* start was tried */
 	bool				 stop;
@@ -105,6 +107,11 @@ struct maildir {
 	struct maildir_syncer	 sync;
 	struct md_folder	*folders;	/* Maildir++ folders opened */
 	size_t			 nfolders;
+	/* maildir_commit_deferred left names in new/ (new_dirty, or a
+	 * folder's dirty) that the syncfs numbered names_need or later makes
+	 * durable, or maildir_settle's fsync of those directories */
+	bool			 new_dirty;
+	unsigned long		 names_need;
 };
 
 enum delivery_state {
@@ -417,28 +424,57 @@ fs_run(struct maildir_syncer *s)
 	pthread_cond_broadcast(&s->done);
 }
 
+/*
+ * Take work from the queue (under mu): one delivery to fsync, or up to
+ * MAILDIR_SYNC_WAKE small files in a row, which this thread writes one
+ * after the other with one lock round for all.  Files fsynced each stay
+ * one per thread, so their fsyncs overlap.  Returns how many went to take.
+ */
+static size_t
+sync_take(struct maildir_syncer *s, struct maildir_delivery **take)
+{
+	struct maildir_delivery *d;
+	size_t n = 0;
+
+	while ((d = s->head) != NULL && n < MAILDIR_SYNC_WAKE &&
+	    (n == 0 || !d->fsync)) {
+		s->head = d->next;
+		s->queued--;
+		take[n++] = d;
+		if (d->fsync)
+			break;
+	}
+	if (s->head == NULL)
+		s->tail = NULL;
+	return n;
+}
+
 static void *
 sync_main(void *arg)
 {
 	struct maildir_syncer *s = arg;
-	struct maildir_delivery *d;
+	struct maildir_delivery *take[MAILDIR_SYNC_WAKE], *d;
+	size_t i, n;
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		while (s->head == NULL && !s->stop)
 			pthread_cond_wait(&s->work, &s->mu);
-		if ((d = s->head) == NULL)
+		if ((n = sync_take(s, take)) == 0)
 			break;		/* stopping, and nothing left */
-		s->head = d->next;
-		if (s->head == NULL)
-			s->tail = NULL;
+		s->writers++;
 		pthread_mutex_unlock(&s->mu);
-		sync_job(d);
+		for (i = 0; i < n; i++)
+			sync_job(take[i]);
 		pthread_mutex_lock(&s->mu);
-		fs_note(s, d);
-		big_done(s, d);
-		s->held -= d->held;
-		d->sync_pending = false;
+		s->writers--;
+		for (i = 0; i < n; i++) {
+			d = take[i];
+			fs_note(s, d);
+			big_done(s, d);
+			s->held -= d->held;
+			d->sync_pending = false;
+		}
 		pthread_cond_broadcast(&s->done);
 		if (s->fs_ok && !s->fs_busy && s->fs_errno == 0 &&
 		    s->fs_waiting >= MAILDIR_SYNCFS_EARLY)
@@ -498,12 +534,12 @@ sync_queue(struct maildir_delivery *d)
 	/* While a large message is being written, a syncfs would wait for
 	 * its data too (and the commit for that syncfs): then a small file is
 	 * fsynced by its thread, as without syncfs. */
-	pthread_mutex_lock(&s->mu);
-	d->fsync = !s->fs_ok || d->fd != -1 || s->big_open > 0;
-	pthread_mutex_unlock(&s->mu);
 	if (!s->started)
 		sync_start(s);
+	pthread_mutex_lock(&s->mu);
+	d->fsync = !s->fs_ok || d->fd != -1 || s->big_open > 0;
 	if (s->nthreads == 0) {
+		pthread_mutex_unlock(&s->mu);
 		sync_job(d);
 		pthread_mutex_lock(&s->mu);
 		fs_note(s, d);
@@ -511,9 +547,10 @@ sync_queue(struct maildir_delivery *d)
 		pthread_mutex_unlock(&s->mu);
 		return false;
 	}
-	pthread_mutex_lock(&s->mu);
-	while (s->held > 0 && s->held + d->cap > MAILDIR_SYNC_HELD)
+	while (s->held > 0 && s->held + d->cap > MAILDIR_SYNC_HELD) {
+		pthread_cond_signal(&s->work);
 		pthread_cond_wait(&s->done, &s->mu);
+	}
 	d->held = d->fd == -1 ? d->cap : 0;
 	s->held += d->held;
 	d->sync_pending = true;
@@ -523,7 +560,12 @@ sync_queue(struct maildir_delivery *d)
 	else
 		s->head = d;
 	s->tail = d;
-	pthread_cond_signal(&s->work);
+	s->queued++;
+	/* A thread writing files takes this one too before it sleeps (one
+	 * in a syncfs does not count); a small file wakes one only once
+	 * MAILDIR_SYNC_WAKE wait. */
+	if (d->fsync || (s->writers == 0 && s->queued >= MAILDIR_SYNC_WAKE))
+		pthread_cond_signal(&s->work);
 	pthread_mutex_unlock(&s->mu);
 	return true;
 }
@@ -538,6 +580,8 @@ sync_wait(struct maildir_delivery *d, struct pf_error *err)
 	struct maildir_syncer *s = &d->md->sync;
 
 	pthread_mutex_lock(&s->mu);
+	if (d->sync_pending)
+		pthread_cond_signal(&s->work);	/* it may wait for company */
 	while (d->sync_pending)
 		pthread_cond_wait(&s->done, &s->mu);
 	pthread_mutex_unlock(&s->mu);
@@ -1023,14 +1067,15 @@ fsync_each(struct maildir *md, struct maildir_delivery *const *d, size_t n,
  */
 static int
 batch_durable(struct maildir *md, struct maildir_delivery *const *d, size_t n,
-    struct pf_error *err)
+    unsigned long extra, bool *synced_r, struct pf_error *err)
 {
 	struct maildir_syncer *s = &md->sync;
-	unsigned long need = 0;
+	unsigned long need = extra;
 	size_t i;
 	int fail;
 	bool ok;
 
+	*synced_r = false;
 	for (i = 0; i < n; i++)
 		if (!d[i]->fsync && d[i]->fs_need > need)
 			need = d[i]->fs_need;
@@ -1051,14 +1096,86 @@ batch_durable(struct maildir *md, struct maildir_delivery *const *d, size_t n,
 		return pf_error_set_errno(err, PF_FAIL_IO, "syncfs(%s/tmp)",
 		    md->path);
 	}
+	*synced_r = ok;
 	return ok ? 0 : fsync_each(md, d, n, err);
 }
 
+/* fsync new/ of the inbox and of every folder that gained an entry since
+ * its last fsync. */
+static int
+dirs_sync(struct maildir *md, struct pf_error *err)
+{
+	size_t i;
+
+	for (i = 0; i < md->nfolders; i++) {
+		struct md_folder *f = &md->folders[i];
+		char sub[NAME_MAX + 8];
+
+		if (!f->dirty)
+			continue;
+		snprintf(sub, sizeof(sub), "%s/new", f->name);
+		if (fsync_dir_fd(f->new_fd, md->path, sub, err) == -1)
+			return -1;
+		f->dirty = false;
+	}
+	if (md->new_dirty) {
+		if (fsync_dir_fd(md->new_fd, md->path, "new", err) == -1)
+			return -1;
+		md->new_dirty = false;
+	}
+	return 0;
+}
+
+/* Names in new/ not durable yet: maildir_commit_deferred left them. */
+static bool
+names_owed(const struct maildir *md)
+{
+	size_t i;
+
+	if (md->new_dirty)
+		return true;
+	for (i = 0; i < md->nfolders; i++)
+		if (md->folders[i].dirty)
+			return true;
+	return false;
+}
+
 int
-maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
-    size_t n, bool *placed_r, struct pf_error *err)
+maildir_settle(struct maildir *md, struct maildir_delivery *const *d,
+    size_t n, struct pf_error *err)
+{
+	unsigned long extra = 0;
+	bool synced;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (d[i]->md != md || d[i]->state != DELIVERY_FINISHED)
+			return pf_error_set(err, PF_FAIL_INTERNAL,
+			    "maildir_settle: delivery %zu is not finished", i);
+		if (sync_wait(d[i], err) == -1)
+			return -1;
+	}
+	/* With files to cover, one syncfs that began after the last
+	 * renames covers those names too; without, new/ is fsynced. */
+	if (n > 0 && names_owed(md))
+		extra = md->names_need;
+	if (batch_durable(md, d, n, extra, &synced, err) == -1)
+		return -1;
+	if (synced && extra != 0) {
+		md->new_dirty = false;
+		for (i = 0; i < md->nfolders; i++)
+			md->folders[i].dirty = false;
+		return 0;
+	}
+	return dirs_sync(md, err);
+}
+
+static int
+commit_batch(struct maildir *md, struct maildir_delivery *const *d,
+    size_t n, bool *placed_r, bool defer, struct pf_error *err)
 {
 	size_t i, placed = 0;
+	bool synced;
 
 	for (i = 0; i < n; i++) {
 		if (d[i]->md != md || d[i]->state != DELIVERY_FINISHED)
@@ -1070,7 +1187,7 @@ maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
 		if (sync_wait(d[i], err) == -1)
 			return -1;
 	}
-	if (batch_durable(md, d, n, err) == -1)
+	if (batch_durable(md, d, n, 0, &synced, err) == -1)
 		return -1;
 	for (i = 0; i < n; i++) {
 		struct md_folder *f = NULL;
@@ -1103,20 +1220,33 @@ maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
 		else
 			placed++;
 	}
-	for (i = 0; i < md->nfolders; i++) {
-		struct md_folder *f = &md->folders[i];
-		char sub[NAME_MAX + 8];
-
-		if (!f->dirty)
-			continue;
-		f->dirty = false;
-		snprintf(sub, sizeof(sub), "%s/new", f->name);
-		if (fsync_dir_fd(f->new_fd, md->path, sub, err) == -1)
-			return -1;
+	if (placed > 0)
+		md->new_dirty = true;
+	if (defer && names_owed(md)) {
+		/* Durable at the next settle: by a syncfs that begins after
+		 * these renames, where syncfs is in use. */
+		pthread_mutex_lock(&md->sync.mu);
+		defer = md->sync.fs_ok && md->sync.fs_errno == 0;
+		md->names_need = md->sync.fs_started + 1;
+		pthread_mutex_unlock(&md->sync.mu);
+		if (defer)
+			return 0;
 	}
-	if (placed == 0)
-		return 0;
-	return fsync_dir_fd(md->new_fd, md->path, "new", err);
+	return dirs_sync(md, err);
+}
+
+int
+maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
+    size_t n, bool *placed_r, struct pf_error *err)
+{
+	return commit_batch(md, d, n, placed_r, false, err);
+}
+
+int
+maildir_commit_deferred(struct maildir *md, struct maildir_delivery *const *d,
+    size_t n, bool *placed_r, struct pf_error *err)
+{
+	return commit_batch(md, d, n, placed_r, true, err);
 }
 
 void
@@ -1533,8 +1663,8 @@ be_size(const struct deliver_msg *m)
 }
 
 static int
-be_commit(struct deliver *t, struct deliver_msg *const *m, size_t n,
-    struct deliver_result *res, struct pf_error *err)
+commit_either(struct deliver *t, struct deliver_msg *const *m, size_t n,
+    struct deliver_result *res, bool defer, struct pf_error *err)
 {
 	struct maildir_delivery **d = xcalloc(n + 1, sizeof(*d));
 	bool *placed = xcalloc(n + 1, sizeof(*placed));
@@ -1543,11 +1673,40 @@ be_commit(struct deliver *t, struct deliver_msg *const *m, size_t n,
 
 	for (i = 0; i < n; i++)
 		d[i] = MDD(m[i]);
-	rc = maildir_commit(MD(t), d, n, placed, err);
+	rc = commit_batch(MD(t), d, n, placed, defer, err);
 	for (i = 0; i < n; i++)
 		res[i].status = placed[i] ? DELIVER_PLACED : DELIVER_TAKEN;
 	free(d);
 	free(placed);
+	return rc;
+}
+
+static int
+be_commit(struct deliver *t, struct deliver_msg *const *m, size_t n,
+    struct deliver_result *res, struct pf_error *err)
+{
+	return commit_either(t, m, n, res, false, err);
+}
+
+static int
+be_commit_deferred(struct deliver *t, struct deliver_msg *const *m, size_t n,
+    struct deliver_result *res, struct pf_error *err)
+{
+	return commit_either(t, m, n, res, true, err);
+}
+
+static int
+be_settle(struct deliver *t, struct deliver_msg *const *m, size_t n,
+    struct pf_error *err)
+{
+	struct maildir_delivery **d = xcalloc(n + 1, sizeof(*d));
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		d[i] = MDD(m[i]);
+	rc = maildir_settle(MD(t), d, n, err);
+	free(d);
 	return rc;
 }
 
@@ -1585,6 +1744,8 @@ const struct deliver_backend deliver_maildir = {
 	.label = be_label,
 	.size = be_size,
 	.commit = be_commit,
+	.commit_deferred = be_commit_deferred,
+	.settle = be_settle,
 	.free = be_free,
 	.find = be_find,
 	.clean = be_clean,

@@ -118,6 +118,27 @@ int	maildir_commit(struct maildir *md, struct maildir_delivery *const *d,
 	    size_t n, bool *placed_r, struct pf_error *err);
 
 /*
+ * The group commit's form (doc/DESIGN.md §3.1 step 6): as maildir_commit,
+ * but where a syncfs makes batches durable (§3.4) new/ is not fsynced: the
+ * new names become durable at the next maildir_settle, by the syncfs that
+ * covers its files (which begins after these renames) or by an fsync of
+ * new/.  Until then the caller must not mark them done in the seen-list.
+ */
+int	maildir_commit_deferred(struct maildir *md,
+	    struct maildir_delivery *const *d, size_t n, bool *placed_r,
+	    struct pf_error *err);
+
+/*
+ * Make the finished deliveries d[0..n) durable (as maildir_commit does
+ * before its first rename) and every name an earlier
+ * maildir_commit_deferred placed: with n > 0 one syncfs can do both, with
+ * n = 0 new/ (and each folder's new/ that gained one) is fsynced.  Returns
+ * 0, or -1 with err set (PF_FAIL_IO, as maildir_commit).
+ */
+int	maildir_settle(struct maildir *md, struct maildir_delivery *const *d,
+	    size_t n, struct pf_error *err);
+
+/*
  * Free a delivery and clear *d_r; NULL is fine.  A delivery that was not
  * committed is thereby aborted: its tmp file is unlinked (a failure to do so
  * is logged; the next run's maildir_clean_tmp removes it).

@@ -1402,30 +1402,38 @@ seen_entries_free(struct seen_entry **entries_r, size_t n)
 	*entries_r = NULL;
 }
 
-int
-seen_pending_add(struct seen *s, const struct seen_entry *entries, size_t n,
+/* Check that entries are complete enough for a pending row. */
+static int
+pending_check(const struct seen_entry *entries, size_t n, const char *fn,
     struct pf_error *err)
 {
-	const char *what = "record pending deliveries";
-	sqlite3_stmt *st = NULL;
 	size_t i;
 
-	if (check_writable(s, "seen_pending_add", err) == -1)
-		return -1;
 	for (i = 0; i < n; i++) {
 		if (entries[i].uidl == NULL || entries[i].uidl[0] == '\0' ||
 		    entries[i].location == NULL ||
 		    entries[i].size > INT64_MAX)
 			return pf_error_set(err, PF_FAIL_INTERNAL,
-			    "seen_pending_add: entry %zu is incomplete", i);
+			    "%s: entry %zu is incomplete", fn, i);
 	}
-	if (tx_begin(s, what, err) == -1)
-		return -1;
+	return 0;
+}
+
+/* Insert n pending rows, inside the caller's transaction. */
+static int
+pending_insert(struct seen *s, const struct seen_entry *entries, size_t n,
+    const char *what, struct pf_error *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t i;
+
+	if (n == 0)
+		return 0;
 	if (db_prepare(s, "INSERT OR REPLACE INTO pending "
 	    "(mailbox, uidl, name, size, fetched, dir) "
 	    "VALUES (?, ?, ?, ?, ?, ?)",
 	    &st, what, err) == -1)
-		goto fail;
+		return -1;
 	for (i = 0; i < n; i++) {
 		sqlite3_bind_int64(st, 1, s->mailbox);
 		sqlite3_bind_text(st, 2, entries[i].uidl, -1, SQLITE_STATIC);
@@ -1437,19 +1445,32 @@ seen_pending_add(struct seen *s, const struct seen_entry *entries, size_t n,
 			    SQLITE_STATIC);
 		else
 			sqlite3_bind_null(st, 6);
-		if (db_step_done(s, st, what, err) == -1)
-			goto fail;
+		if (db_step_done(s, st, what, err) == -1) {
+			sqlite3_finalize(st);
+			return -1;
+		}
 	}
 	sqlite3_finalize(st);
-	st = NULL;
-	if (tx_commit(s, what, err) == -1)
-		goto fail;
 	return 0;
+}
 
-fail:
-	sqlite3_finalize(st);
-	tx_rollback(s);
-	return -1;
+int
+seen_pending_add(struct seen *s, const struct seen_entry *entries, size_t n,
+    struct pf_error *err)
+{
+	const char *what = "record pending deliveries";
+
+	if (check_writable(s, "seen_pending_add", err) == -1 ||
+	    pending_check(entries, n, "seen_pending_add", err) == -1)
+		return -1;
+	if (tx_begin(s, what, err) == -1)
+		return -1;
+	if (pending_insert(s, entries, n, what, err) == -1 ||
+	    tx_commit(s, what, err) == -1) {
+		tx_rollback(s);
+		return -1;
+	}
+	return 0;
 }
 
 /* The statements that decide pending rows, prepared once per transaction. */
@@ -1543,12 +1564,13 @@ decide_one(struct seen *s, struct decide *dc, const char *uidl,
 }
 
 /*
- * One transaction deciding n pending rows; on success the newly seen
- * join the in-memory set.
+ * One transaction deciding n pending rows, then recording nmore new ones;
+ * on success the newly seen join the in-memory set.
  */
 static int
 decide_many(struct seen *s, const struct seen_entry *entries, size_t n,
-    const bool *delivered, const char *what, struct pf_error *err)
+    const bool *delivered, const struct seen_entry *more, size_t nmore,
+    const char *what, struct pf_error *err)
 {
 	struct decide dc;
 	sqlite3_stmt *st = NULL;
@@ -1563,6 +1585,8 @@ decide_many(struct seen *s, const struct seen_entry *entries, size_t n,
 		    err) == -1)
 			goto fail;
 	}
+	if (pending_insert(s, more, nmore, what, err) == -1)
+		goto fail;
 	if (dc.bytes > 0) {
 		if (db_prepare(s, "UPDATE mailbox SET bytes = bytes + ? "
 		    "WHERE id = ?", &st, what, err) == -1)
@@ -1594,7 +1618,19 @@ seen_pending_resolve(struct seen *s, const struct seen_entry *entries,
 {
 	if (check_writable(s, "seen_pending_resolve", err) == -1)
 		return -1;
-	return decide_many(s, entries, n, delivered,
+	return decide_many(s, entries, n, delivered, NULL, 0,
+	    "record deliveries", err);
+}
+
+int
+seen_pending_advance(struct seen *s, const struct seen_entry *entries,
+    size_t n, const bool *delivered, const struct seen_entry *more,
+    size_t nmore, struct pf_error *err)
+{
+	if (check_writable(s, "seen_pending_advance", err) == -1 ||
+	    pending_check(more, nmore, "seen_pending_advance", err) == -1)
+		return -1;
+	return decide_many(s, entries, n, delivered, more, nmore,
 	    "record deliveries", err);
 }
 

@@ -211,6 +211,17 @@ int	seen_pending_resolve(struct seen *s, const struct seen_entry *entries,
 	    size_t n, const bool *delivered, struct pf_error *err);
 
 /*
+ * The group commit's steps c and a of two batches in one durable
+ * transaction (doc/DESIGN.md §3.1): decide n pending rows as
+ * seen_pending_resolve does, and record nmore new pending ones as
+ * seen_pending_add does.  A pending row that `more` names again is
+ * replaced only after the rows of `entries` are decided.
+ */
+int	seen_pending_advance(struct seen *s, const struct seen_entry *entries,
+	    size_t n, const bool *delivered, const struct seen_entry *more,
+	    size_t nmore, struct pf_error *err);
+
+/*
  * Group commit, step a: record `n` finished deliveries (not yet visible) as
  * pending, in one durable transaction.  Must precede deliver_commit.
  */

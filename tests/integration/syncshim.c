@@ -3,7 +3,10 @@
  * what popfetch makes durable.  Every call of fsync, fdatasync, syncfs,
  * sync_file_range, sync or msync(MS_SYNC) appends one line to
  * $SYNCSHIM_LOG: "PID CALL PATH" (PATH from /proc/self/fd, "-" for none),
- * then the call goes on to the next definition (dlsym(RTLD_NEXT)), so under
+ * With SYNCSHIM_RENAMES set, every successful rename, renameat or
+ * renameat2 appends "PID rename DIR" too (DIR: the destination's
+ * directory), so crash.t can check the order of renames and syncs.
+ * The call goes on to the next definition (dlsym(RTLD_NEXT)), so under
  * AddressSanitizer its interceptors still run (the test sets
  * ASAN_OPTIONS=verify_asan_link_order=0).  SQLite and popfetch call these
  * through libc, so the shim sees them all.  Check-only: built by
@@ -55,6 +58,9 @@ note(const char *call, int fd)
 }
 
 typedef int (*fd_fn)(int);
+typedef int (*rename_fn)(const char *, const char *);
+typedef int (*renameat_fn)(int, const char *, int, const char *);
+typedef int (*renameat2_fn)(int, const char *, int, const char *, unsigned);
 typedef int (*range_fn)(int, off64_t, off64_t, unsigned int);
 typedef void (*void_fn)(void);
 typedef int (*msync_fn)(void *, size_t, int);
@@ -135,4 +141,66 @@ msync(void *addr, size_t len, int flags)
 	if (flags & MS_SYNC)
 		note("msync", -1);
 	return f(addr, len, flags);
+}
+
+/* A rename that succeeded into dirfd/path: note its directory. */
+static void
+note_rename(int dirfd, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int fd;
+
+	if (getenv("SYNCSHIM_RENAMES") == NULL)
+		return;
+	if (slash == NULL) {
+		note("rename", dirfd == AT_FDCWD ? -1 : dirfd);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	fd = openat(dirfd, dir[0] != '\0' ? dir : "/", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC);
+	note("rename", fd);
+	if (fd >= 0)
+		close(fd);
+}
+
+int
+rename(const char *old, const char *new)
+{
+	static rename_fn f;
+	int rc;
+
+	if (f == NULL)
+		f = (rename_fn)next("rename");
+	if ((rc = f(old, new)) == 0)
+		note_rename(AT_FDCWD, new);
+	return rc;
+}
+
+int
+renameat(int olddirfd, const char *old, int newdirfd, const char *new)
+{
+	static renameat_fn f;
+	int rc;
+
+	if (f == NULL)
+		f = (renameat_fn)next("renameat");
+	if ((rc = f(olddirfd, old, newdirfd, new)) == 0)
+		note_rename(newdirfd, new);
+	return rc;
+}
+
+int
+renameat2(int olddirfd, const char *old, int newdirfd, const char *new,
+    unsigned int flags)
+{
+	static renameat2_fn f;
+	int rc;
+
+	if (f == NULL)
+		f = (renameat2_fn)next("renameat2");
+	if ((rc = f(olddirfd, old, newdirfd, new, flags)) == 0)
+		note_rename(newdirfd, new);
+	return rc;
 }

@@ -892,15 +892,28 @@ test_folder_find(void **state)
 static atomic_int	syncfs_calls, fsync_calls;
 static int		syncfs_errno;	/* 0: the real syncfs */
 
+static char		watch_md[PATH_MAX];	/* "": none */
+static int		syncfs_saw_new;	/* entries of watch_md's new/ */
+
+static atomic_int	syncfs_done;	/* returned (test_deferred_names) */
+
 static int
 count_syncfs(int fd)
 {
+	int rc;
+
+	if (watch_md[0] != '\0')
+		syncfs_saw_new = test_count_entries(watch_md, "new");
 	atomic_fetch_add(&syncfs_calls, 1);
 	if (syncfs_errno != 0) {
 		errno = syncfs_errno;
 		return -1;
 	}
-	return syncfs(fd);
+	rc = syncfs(fd);
+	if (watch_md[0] != '\0')
+		usleep(100 * 1000);	/* a settle must wait for it */
+	atomic_fetch_add(&syncfs_done, 1);
+	return rc;
 }
 
 static int
@@ -983,6 +996,68 @@ free_all(struct maildir_delivery **d, size_t n)
 
 	for (i = 0; i < n; i++)
 		maildir_delivery_free(&d[i]);
+}
+
+/*
+ * The group commit's form (DESIGN §3.1): maildir_commit_deferred leaves
+ * its names in new/ to the next settle, whose syncfs must begin after
+ * those renames even when the settled files are durable already; a settle
+ * without files fsyncs new/ instead.
+ */
+static void
+test_deferred_names(void **state)
+{
+	struct fixture *f = *state;
+	struct maildir *md;
+	struct maildir_delivery *d[8];
+	struct pf_error err;
+	bool placed[8];
+	size_t n;
+
+	seams_count(batch_yes, 0);
+	md = new_maildir(f);
+	n = deliver_some(md, d, 5, false);
+	/* One syncfs covers all five files. */
+	assert_int_equal(maildir_settle(md, d, n, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 1);
+	/* The last two are durable, but the three names are not yet: one
+	 * more syncfs, begun with them in new/, which the settle waits for
+	 * (whoever starts it). */
+	snprintf(watch_md, sizeof(watch_md), "%s", f->md);
+	syncfs_saw_new = -1;
+	atomic_store(&syncfs_done, 0);
+	assert_int_equal(maildir_commit_deferred(md, d, 3, placed, &err), 0);
+	assert_true(placed[0] && placed[1] && placed[2]);
+	assert_int_equal(test_count_entries(f->md, "new"), 3);
+	assert_int_equal(maildir_settle(md, d + 3, 2, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_done), 1);
+	assert_int_equal(atomic_load(&syncfs_calls), 2);
+	assert_int_equal(syncfs_saw_new, 3);
+	/* Settled: nothing owed, no syncfs for them again. */
+	assert_int_equal(maildir_settle(md, d + 3, 2, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 2);
+	assert_int_equal(maildir_commit_deferred(md, d + 3, 2, placed, &err), 0);
+	assert_int_equal(test_count_entries(f->md, "new"), 5);
+	/* Without files: an fsync of new/, no syncfs. */
+	assert_int_equal(maildir_settle(md, NULL, 0, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 2);
+	watch_md[0] = '\0';
+	free_all(d, n);
+
+	/* Where syncfs is not used, the deferred commit fsyncs new/ itself
+	 * and a settle has nothing to add. */
+	maildir_close(&md);
+	seams_count(batch_no, 0);
+	md = new_maildir(f);
+	n = deliver_some(md, d, 2, false);
+	assert_int_equal(maildir_settle(md, d, n, &err), 0);
+	assert_int_equal(atomic_load(&fsync_calls), 2);
+	assert_int_equal(maildir_commit_deferred(md, d, n, placed, &err), 0);
+	assert_int_equal(maildir_settle(md, NULL, 0, &err), 0);
+	assert_int_equal(atomic_load(&syncfs_calls), 0);
+	assert_int_equal(test_count_entries(f->md, "new"), 7);
+	free_all(d, n);
+	maildir_close(&md);
 }
 
 /* On a local file system (ext4, XFS, Btrfs, tmpfs...) small messages are
@@ -1216,6 +1291,7 @@ main(void)
 		T(test_folder_names),
 		T(test_folder_location),
 		T(test_folder_find),
+		S(test_deferred_names),
 		S(test_batch_syncfs_local),
 		S(test_batch_syncfs_fallback),
 		S(test_batch_syncfs_error),
