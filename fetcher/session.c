@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bytes.h"
 #include "crypto.h"
 #include "log.h"
 #include "oauth2.h"
@@ -99,25 +100,6 @@ tls_key(const struct conf_account *a, unsigned char out[32])
  */
 #define STORED_MAGIC	"PFT2"
 #define STORED_HEAD	(4 + 4 + 8)
-
-static uint64_t
-get_be(const unsigned char *p, size_t n)
-{
-	uint64_t v = 0;
-
-	while (n-- > 0)
-		v = (v << 8) | *p++;
-	return v;
-}
-
-static void
-put_be(unsigned char *p, uint64_t v, size_t n)
-{
-	while (n-- > 0) {
-		p[n] = (unsigned char)(v & 0xff);
-		v >>= 8;
-	}
-}
 
 /* Has the server declined TLS_RESUME_DECLINES sessions in a row, the last
  * less than TLS_RESUME_MAX_AGE ago?  Then nothing is offered or stored

@@ -3,21 +3,17 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "bytes.h"
 #include "params.h"
 #include "shard.h"
 
 uint64_t
 shard_hash(const char *name)
 {
-	const unsigned char *p = (const unsigned char *)name;
-	uint64_t h = UINT64_C(14695981039346656037);
-
-	for (; *p != '\0'; p++) {
-		h ^= *p;
-		h *= UINT64_C(1099511628211);
-	}
-	return h;
+	return fnv1a64(FNV1A64_BASIS, (const unsigned char *)name,
+	    strlen(name));
 }
 
 /* A decimal number of at most 9 digits (SHARD_MAX fits); its end in

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "error.h"
 #include "fsutil.h"
 #include "params.h"
@@ -41,37 +42,6 @@
 #define RESUME_VERSION	1
 #define HEAD_LEN	(8 + 4 + RESUME_KEY_LEN + 4)
 #define CHECK_LEN	8
-
-static uint64_t
-fnv1a64(const unsigned char *p, size_t n)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-
-	while (n-- > 0) {
-		h ^= *p++;
-		h *= UINT64_C(0x100000001b3);
-	}
-	return h;
-}
-
-static void
-put_be(unsigned char *p, uint64_t v, size_t n)
-{
-	while (n-- > 0) {
-		p[n] = (unsigned char)(v & 0xff);
-		v >>= 8;
-	}
-}
-
-static uint64_t
-get_be(const unsigned char *p, size_t n)
-{
-	uint64_t v = 0;
-
-	while (n-- > 0)
-		v = v << 8 | *p++;
-	return v;
-}
 
 int
 resume_path(const char *state_dir, const char *account, char *buf,
@@ -136,7 +106,7 @@ resume_load(const char *state_dir, const char *account,
 	    get_be(buf + 8, 4) != RESUME_VERSION ||
 	    len != got - HEAD_LEN - CHECK_LEN || len == 0 ||
 	    get_be(buf + got - CHECK_LEN, CHECK_LEN) !=
-	    fnv1a64(buf, got - CHECK_LEN)) {
+	    fnv1a64(FNV1A64_BASIS, buf, got - CHECK_LEN)) {
 		snprintf(why, whysize, "corrupt: bad header, length or check");
 		goto fail;
 	}
@@ -183,7 +153,7 @@ resume_save(const char *state_dir, const char *account,
 	memcpy(buf + 12, key, RESUME_KEY_LEN);
 	put_be(buf + HEAD_LEN - 4, len, 4);
 	memcpy(buf + HEAD_LEN, blob, len);
-	put_be(buf + HEAD_LEN + len, fnv1a64(buf, HEAD_LEN + len), CHECK_LEN);
+	put_be(buf + HEAD_LEN + len, fnv1a64(FNV1A64_BASIS, buf, HEAD_LEN + len), CHECK_LEN);
 
 	/* Not durable (DESIGN §12): a crash may leave the old file, an empty
 	 * one or none, and each of them only costs a full handshake. */
