@@ -311,6 +311,16 @@
  * memory a hostile server can make the listing take. */
 #define POP3_MESSAGES_MAX	1000000
 
+/* Bits of struct pop3_msg (fetcher/pop3.h) that hold a message's number
+ * (POP3_MESSAGES_MAX fits) and its LIST size: with two flags they share one
+ * 64-bit word, so the listing takes 16 bytes a message (issue 17).  A LIST
+ * size past POP3_SIZE_MAX (1 TiB) is held as POP3_SIZE_MAX: it is only
+ * approximate (max_size, progress, the runaway bound) and no real message
+ * comes near. */
+#define POP3_NUMBER_BITS	22
+#define POP3_SIZE_BITS		40
+#define POP3_SIZE_MAX		((1ULL << POP3_SIZE_BITS) - 1)
+
 /*
  * Most octets of unique-ids in one UIDL listing (their sum; more is a
  * protocol error, 76).  POP3_MESSAGES_MAX x POP3_UIDL_MAX alone let a
