@@ -87,43 +87,44 @@ account_mark_known(struct pop3_listing *l, struct seen *s,
 	return rc;
 }
 
-const struct pop3_msg **
-account_unseen(const struct pop3_listing *l, size_t *n_r)
+size_t
+account_unseen(struct pop3_listing *l)
 {
-	const struct pop3_msg **sel;
 	size_t i, n = 0;
 
-	sel = xcalloc(l->count + 1, sizeof(*sel));
 	for (i = 0; i < l->count; i++) {
-		const struct pop3_msg *m = &l->msgs[i];
+		struct pop3_msg *m = &l->msgs[i];
 
-		if (m->uidl == NULL || !m->known)
-			sel[n++] = m;
+		m->fetch = m->uidl == NULL || !m->known;
+		n += m->fetch;
 	}
-	*n_r = n;
-	return sel;
+	return n;
 }
 
 size_t
-account_limit(const struct conf_account *a, const struct pop3_msg **sel,
-    size_t nsel, bool verbose_skips, unsigned long *skipped)
+account_limit(const struct conf_account *a, struct pop3_listing *l,
+    bool verbose_skips, unsigned long *skipped)
 {
 	size_t i, n = 0;
 
-	for (i = 0; i < nsel; i++) {
-		const struct pop3_msg *m = sel[i];
+	for (i = 0; i < l->count; i++) {
+		struct pop3_msg *m = &l->msgs[i];
 
+		if (!m->fetch)
+			continue;
 		if (a->max_size > 0 && m->size > a->max_size) {
 			(*skipped)++;
+			m->fetch = false;
 			if (verbose_skips)
 				log_debug("%s: skipping message %u (UIDL %s): "
 				    "%" PRIu64 " bytes is over max_size",
 				    a->name, m->number, m->uidl ? m->uidl :
-				    "none", m->size);
+				    "none", (uint64_t)m->size);
 			continue;
 		}
 		if (a->max_messages > 0 && n >= a->max_messages) {
 			(*skipped)++;
+			m->fetch = false;
 			if (verbose_skips)
 				log_debug("%s: skipping message %u (UIDL %s): "
 				    "over max_messages (%u per run)", a->name,
@@ -131,19 +132,17 @@ account_limit(const struct conf_account *a, const struct pop3_msg **sel,
 				    (unsigned)a->max_messages);
 			continue;
 		}
-		sel[n++] = m;
+		n++;
 	}
 	return n;
 }
 
-const struct pop3_msg **
-account_select(const struct conf_account *a, const struct pop3_listing *l,
-    bool verbose_skips, size_t *n_r, unsigned long *skipped)
+size_t
+account_select(const struct conf_account *a, struct pop3_listing *l,
+    bool verbose_skips, unsigned long *skipped)
 {
-	const struct pop3_msg **sel = account_unseen(l, n_r);
-
-	*n_r = account_limit(a, sel, *n_r, verbose_skips, skipped);
-	return sel;
+	(void)account_unseen(l);
+	return account_limit(a, l, verbose_skips, skipped);
 }
 
 bool

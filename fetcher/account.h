@@ -36,24 +36,22 @@ int	account_mark_known(struct pop3_listing *l, struct seen *s,
 
 /*
  * What to fetch from listing l: the messages not marked known
- * (account_mark_known), in number order; of those, the ones over max_size
- * and past max_messages are skipped and counted in *skipped (with
- * verbose_skips, each over max_size gets a debug line).  Returns a new
- * array of borrowed pointers into l, *n_r of them.  Sizes must be known.
+ * (account_mark_known); of those, the ones over max_size and past
+ * max_messages (in number order) are skipped and counted in *skipped (with
+ * verbose_skips, each gets a debug line).  Marks the rest m->fetch, clears
+ * it on every other, and returns how many are marked: no array of them
+ * (issue 17: the listing's own 16 bytes a message are all it takes; see
+ * pop3_retr_listed).  Sizes must be known.
  */
-const struct pop3_msg **account_select(const struct conf_account *a,
-	    const struct pop3_listing *l, bool verbose_skips, size_t *n_r,
-	    unsigned long *skipped);
+size_t	account_select(const struct conf_account *a, struct pop3_listing *l,
+	    bool verbose_skips, unsigned long *skipped);
 
 /* The unseen part of account_select alone: sizes need not be known. */
-const struct pop3_msg **account_unseen(const struct pop3_listing *l,
-	    size_t *n_r);
+size_t	account_unseen(struct pop3_listing *l);
 
-/* The limits part of account_select, on sel[0..n) in place; how many
- * are kept. */
-size_t	account_limit(const struct conf_account *a,
-	    const struct pop3_msg **sel, size_t n, bool verbose_skips,
-	    unsigned long *skipped);
+/* The limits part of account_select, on the messages marked fetch. */
+size_t	account_limit(const struct conf_account *a, struct pop3_listing *l,
+	    bool verbose_skips, unsigned long *skipped);
 
 /* Is the seen message m due for deletion at `now` (DESIGN §3 step 7)?
  * Without a UIDL, only when the account deletes everything. */

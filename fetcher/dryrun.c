@@ -150,7 +150,8 @@ dry_show(struct dry *r, const char *what, const struct pop3_msg *m,
 			printf("%s: would %s message %u, UIDL %s, %" PRIu64
 			    " bytes%s\n    From: %s\n    Subject: %s\n"
 			    "    Date: %s\n", r->name, what, m->number,
-			    m->uidl ? m->uidl : "-", m->size, note, ef, es, ed);
+			    m->uidl ? m->uidl : "-", (uint64_t)m->size, note, ef, es,
+			    ed);
 			free(ef);
 			free(es);
 			free(ed);
@@ -166,19 +167,19 @@ dry_show(struct dry *r, const char *what, const struct pop3_msg *m,
 			r->top_refused = true;
 	}
 	printf("%s: would %s message %u, UIDL %s, %" PRIu64 " bytes%s\n",
-	    r->name, what, m->number, m->uidl ? m->uidl : "-", m->size, note);
+	    r->name, what, m->number, m->uidl ? m->uidl : "-",
+	    (uint64_t)m->size, note);
 	return 0;
 }
 
 int
-dry_run(struct session *s, struct seen *seen, const struct pop3_listing *l,
+dry_run(struct session *s, struct seen *seen, struct pop3_listing *l,
     double t0, struct pf_error *err)
 {
 	const struct conf_account *a = s->acct;
 	struct dry dry = { .s = s, .name = a->name };
-	const struct pop3_msg **sel;
 	time_t now = time(NULL);
-	size_t i, j, n;
+	size_t i, n;
 	unsigned long would_delete = 0, skipped = 0;
 	uint64_t bytes = 0;
 	int rc = -1;
@@ -187,21 +188,22 @@ dry_run(struct session *s, struct seen *seen, const struct pop3_listing *l,
 		return pf_error_set(err, PF_FAIL_PROTO, "the server does not "
 		    "support UIDL, so popfetch cannot tell new messages from "
 		    "old; set delete = true to fetch and delete every message");
-	sel = account_select(a, l, false, &n, &skipped);
-	for (i = 0; i < n; i++) {
+	n = account_select(a, l, false, &skipped);
+	for (i = 0; i < l->count; i++) {
+		const struct pop3_msg *m = &l->msgs[i];
+
+		if (!m->fetch)
+			continue;
 		if (dry_show(&dry, a->delete ? "fetch and delete" : "fetch",
-		    sel[i], "", true, err) == -1)
+		    m, "", true, err) == -1)
 			goto done;
-		bytes += sel[i]->size;	/* as LIST announces it */
+		bytes += m->size;	/* as LIST announces it */
 	}
 	for (i = 0; i < l->count; i++) {
 		const struct pop3_msg *m = &l->msgs[i];
-		bool selected = false, known;
+		bool known;
 
-		for (j = 0; j < n; j++)
-			if (sel[j] == m)
-				selected = true;
-		if (selected) {
+		if (m->fetch) {
 			if (a->delete)
 				would_delete++;
 			continue;
@@ -229,6 +231,5 @@ dry_run(struct session *s, struct seen *seen, const struct pop3_listing *l,
 	rc = 0;
 done:
 	fflush(stdout);
-	free(sel);
 	return rc;
 }

@@ -18,6 +18,6 @@
  * the account does not delete.
  */
 int	dry_run(struct session *s, struct seen *seen,
-	    const struct pop3_listing *l, double t0, struct pf_error *err);
+	    struct pop3_listing *l, double t0, struct pf_error *err);
 
 #endif

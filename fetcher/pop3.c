@@ -46,6 +46,11 @@
 #include "sasl.h"
 #include "xmalloc.h"
 
+_Static_assert(POP3_MESSAGES_MAX < (1ULL << POP3_NUMBER_BITS),
+    "struct pop3_msg's number holds every message number");
+_Static_assert(POP3_SIZE_BITS + POP3_NUMBER_BITS + 2 <= 64,
+    "struct pop3_msg's bit-fields share one 64-bit word");
+
 /* ---- the protocol table ---- */
 
 enum pop3_cmd {
@@ -680,6 +685,8 @@ parse_num_size(const char *line, uint64_t nmax, uint64_t *n_r,
 		*why_r = "bad size";
 		return -1;
 	}
+	if (*size_r > POP3_SIZE_MAX)
+		*size_r = POP3_SIZE_MAX;	/* what struct pop3_msg holds */
 	return 0;
 }
 
@@ -1476,6 +1483,7 @@ read_uidl_body(struct pop3 *s, struct strpool *pool, struct pop3_msg **ents_r,
 		ents[n].size = 0;
 		ents[n].uidl = strpool_ndup(pool, uid, ulen);
 		ents[n].known = false;
+		ents[n].fetch = false;
 		n++;
 	}
 	free(seen.bits);
@@ -1534,6 +1542,7 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 		msgs[n].size = size;
 		msgs[n].uidl = NULL;
 		msgs[n].known = false;
+		msgs[n].fetch = false;
 		n++;
 	}
 	free(seen.bits);
@@ -1678,8 +1687,8 @@ check_same_numbers(const struct pop3_msg *msgs, size_t n,
 	if (miss->number != 0) {
 		char line[64];
 
-		snprintf(line, sizeof(line), "%u %" PRIu64, miss->number,
-		    miss->size);
+		snprintf(line, sizeof(line), "%u %" PRIu64,
+		    (unsigned)miss->number, (uint64_t)miss->size);
 		return fail_line(err, PF_FAIL_PROTO, line, NULL,
 		    "message %u is in LIST but not in UIDL", miss->number);
 	}
@@ -2034,7 +2043,7 @@ stream_body(struct pop3 *s, const struct pop3_msg *m,
 			return pf_error_set(err, PF_FAIL_PROTO,
 			    "message %u does not end: more than %" PRIu64
 			    " octets where LIST announced %" PRIu64,
-			    m->number, limit, m->size);
+			    m->number, limit, (uint64_t)m->size);
 		if (olen > 0 && sink->data(sink->ctx, s->dbuf, olen, err) == -1)
 			return -1;
 		octets += olen;
@@ -2046,7 +2055,8 @@ stream_body(struct pop3 *s, const struct pop3_msg *m,
 	/* popfetch(1): a warning shown with -v (LOG_WARNING with --syslog). */
 	if (octets + f.crs != m->size && log_verbosity() >= 1)
 		log_warnx("%s: message %u has %" PRIu64 " octets, LIST said %"
-		    PRIu64, s->account, m->number, octets + f.crs, m->size);
+		    PRIu64, s->account, m->number, octets + f.crs,
+		    (uint64_t)m->size);
 	*octets_r = octets;
 	return 0;
 }
@@ -2147,13 +2157,36 @@ held_stands(struct pop3 *s, const struct pop3_sink *sink,
 struct window {
 	enum pop3_cmd		 cmd;
 	const struct pop3_msg *const *msgs;	/* the messages, or */
+	const struct pop3_listing *list;	/* those marked fetch, or */
 	const unsigned		*numbers;	/* their numbers */
 	size_t			 n;
 	bool			 noop;
 	size_t			 sent;		/* commands queued */
 	size_t			 done;		/* their replies read */
 	bool			 noop_sent;
+	size_t			 send_at;	/* list: after the last sent */
+	size_t			 read_at;	/* list: after the last read */
 };
+
+/* The list's next message marked fetch from *at on; *at moves past it. */
+static const struct pop3_msg *
+list_next(const struct pop3_listing *l, size_t *at)
+{
+	while (*at < l->count && !l->msgs[*at].fetch)
+		(*at)++;
+	return *at < l->count ? &l->msgs[(*at)++] : NULL;
+}
+
+/* The number of the next message to send a command for. */
+static unsigned
+window_send_number(struct window *w)
+{
+	if (w->msgs != NULL)
+		return w->msgs[w->sent]->number;
+	if (w->list != NULL)
+		return list_next(w->list, &w->send_at)->number;
+	return w->numbers[w->sent];
+}
 
 /*
  * Top the window up if it is due, then read the next reply: *i_r is the
@@ -2170,8 +2203,7 @@ window_next(struct pop3 *s, struct window *w, size_t *i_r,
 	if ((w->sent < w->n || (w->noop && !w->noop_sent)) &&
 	    s->npending <= size / 2) {
 		while (w->sent < w->n && s->npending < size) {
-			unsigned num = w->msgs != NULL ?
-			    w->msgs[w->sent]->number : w->numbers[w->sent];
+			unsigned num = window_send_number(w);
 
 			if (queue_cmdf(s, w->cmd, num, err, "%s %u",
 			    pop3_cmds[w->cmd].name, num) == -1)
@@ -2209,13 +2241,12 @@ window_abandon(struct pop3 *s)
  * unstuffed dot line) and the message is not delivered.  After the last
  * RETR a NOOP plays the next command's part.
  */
-int
-pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
-    const struct pop3_sink *sink, struct pf_error *err)
+static int
+retr_window(struct pop3 *s, struct window w, const struct pop3_sink *sink,
+    struct pf_error *err)
 {
-	struct window w = { .cmd = CMD_RETR, .msgs = msgs, .n = n,
-	    .noop = true };
 	const struct pop3_msg *held = NULL, *m;
+	size_t n = w.n;
 	uint64_t held_octets = 0;
 	enum reply_kind kind;
 	const char *line, *text;
@@ -2239,7 +2270,7 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 		}
 		if (i == n)
 			break;		/* NOOP's +OK or -ERR: either is a reply */
-		m = msgs[i];
+		m = w.msgs != NULL ? w.msgs[i] : list_next(w.list, &w.read_at);
 		if (kind == REPLY_ERR) {
 			struct pf_error why;
 
@@ -2277,6 +2308,28 @@ pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
 		set_state(s, SESSION_QUIT_SENT);
 	}
 	return 0;
+}
+
+int
+pop3_retr_each(struct pop3 *s, const struct pop3_msg *const *msgs, size_t n,
+    const struct pop3_sink *sink, struct pf_error *err)
+{
+	struct window w = { .cmd = CMD_RETR, .msgs = msgs, .n = n,
+	    .noop = true };
+
+	return retr_window(s, w, sink, err);
+}
+
+int
+pop3_retr_listed(struct pop3 *s, const struct pop3_listing *l,
+    const struct pop3_sink *sink, struct pf_error *err)
+{
+	struct window w = { .cmd = CMD_RETR, .list = l, .noop = true };
+	size_t i;
+
+	for (i = 0; i < l->count; i++)
+		w.n += l->msgs[i].fetch;
+	return retr_window(s, w, sink, err);
 }
 
 int

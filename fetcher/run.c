@@ -695,7 +695,6 @@ finish_session(struct run *r, bool keep, struct pf_error *err)
 static int
 fetch_mail(struct run *r, struct pf_error *err)
 {
-	const struct pop3_msg **sel = NULL;
 	const struct conf_account *a = r->acct;
 	struct pop3_sink sink = {
 		sink_begin, sink_data, sink_end, r, sink_refused,
@@ -726,11 +725,11 @@ fetch_mail(struct run *r, struct pf_error *err)
 		return -1;
 
 	/* Sizes (max_size, progress, runaway bound) if anything is new. */
-	sel = account_unseen(r->listing, &n);
+	n = account_unseen(r->listing);
 	if (n > 0 && !r->listing->sizes_known &&
 	    pop3_list_sizes(r->s.pop3, r->listing, err) == -1)
 		goto done;
-	n = account_limit(a, sel, n, true, &r->stats.skipped);
+	n = account_limit(a, r->listing, true, &r->stats.skipped);
 	r->progress.total = n;
 	r->queue = commit_queue_new(r->seen, r->target, placed, r);
 	commit_queue_on_failure(r->queue, commit_failed);
@@ -743,7 +742,8 @@ fetch_mail(struct run *r, struct pf_error *err)
 	keep = !a->delete && a->delete_after_days == 0;
 	if (keep)
 		(void)pop3_quit(r->s.pop3, POP3_QUIT_AFTER_RETR, err);
-	if (n > 0 && pop3_retr_each(r->s.pop3, sel, n, &sink, err) == -1) {
+	if (n > 0 && pop3_retr_listed(r->s.pop3, r->listing, &sink,
+	    err) == -1) {
 		struct pf_error cerr;
 
 		/* Keep what arrived whole; drop the message in progress. */
@@ -779,7 +779,6 @@ fetch_mail(struct run *r, struct pf_error *err)
 	}
 	rc = 0;
 done:
-	free(sel);
 	return rc;
 }
 

@@ -45,6 +45,8 @@
 
 /* The suffix that marks a tmp/ file as popfetch's. */
 #define TMP_MARKER	",popfetch"
+/* What a final name may have beyond its tmp name: ",S=" and a size. */
+#define FINAL_EXTRA	(sizeof(",S=") + 20)
 
 /*
  * The sync threads.  maildir_deliver_finish hands the file to them and
@@ -137,10 +139,13 @@ struct maildir_delivery {
 	size_t			 buffered;
 	size_t			 cap;
 	char			*buf;		/* up to MAILDIR_WRITE_BUF */
-	char			 tmp_name[NAME_MAX + 1];
-	char			 final_name[NAME_MAX + 1];
-	char			 folder[NAME_MAX + 1];	/* "" or ".Junk" */
-	char			 location[2 * NAME_MAX + 2];	/* deliver.h */
+	/* Names in the heap at their length, not NAME_MAX arrays: a
+	 * delivery waits for its commit in memory (issue 17). */
+	char			*tmp_name;
+	char			*final_name;	/* once finished */
+	char			*location;	/* ".Junk/NAME" (deliver.h);
+						   NULL: the inbox */
+	size_t			 folder_len;	/* ".Junk" of location */
 
 	/* the file's work in a sync thread (see struct maildir_syncer) */
 	struct maildir_delivery	*next;		/* queue link */
@@ -678,16 +683,24 @@ tmp_name_new(struct maildir_delivery *d, struct pf_error *err)
 {
 	struct timespec ts;
 	unsigned long seq;
+	char name[NAME_MAX + 1];
+	size_t len;
 	int n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	seq = atomic_fetch_add(&delivery_seq, 1) + 1;
-	n = snprintf(d->tmp_name, sizeof(d->tmp_name),
+	n = snprintf(name, sizeof(name),
 	    "%lld.M%ldP%ldQ%lu.%s" TMP_MARKER, (long long)ts.tv_sec,
 	    ts.tv_nsec / 1000, d->md->pid, seq, d->md->host);
-	if (n < 0 || (size_t)n >= sizeof(d->tmp_name))
+	if (n < 0 || (size_t)n >= sizeof(name))
 		return pf_error_set(err, PF_FAIL_INTERNAL,
 		    "Maildir file name too long");
+	/* A sync thread may call this on a finished delivery: the final
+	 * name is a block of its own and stays. */
+	len = (size_t)n + 1;
+	free(d->tmp_name);
+	d->tmp_name = xmalloc(len);
+	memcpy(d->tmp_name, name, len);
 	return 0;
 }
 
@@ -850,15 +863,18 @@ maildir_deliver_write(struct maildir_delivery *d, const void *buf, size_t len,
 int
 maildir_deliver_finish(struct maildir_delivery *d, struct pf_error *err)
 {
-	size_t pending;
+	size_t pending, tlen;
 	int n;
 
 	if (check_writing(d, "maildir_deliver_finish", err) == -1)
 		return -1;
-	n = snprintf(d->final_name, sizeof(d->final_name), "%.*s,S=%llu",
-	    (int)(strlen(d->tmp_name) - strlen(TMP_MARKER)), d->tmp_name,
+	tlen = strlen(d->tmp_name) - strlen(TMP_MARKER);
+	free(d->final_name);
+	d->final_name = xmalloc(tlen + FINAL_EXTRA);
+	memcpy(d->final_name, d->tmp_name, tlen);
+	n = snprintf(d->final_name + tlen, FINAL_EXTRA, ",S=%llu",
 	    (unsigned long long)d->size);
-	if (n < 0 || (size_t)n >= sizeof(d->final_name)) {
+	if (n < 0 || (size_t)n >= FINAL_EXTRA || tlen + (size_t)n > NAME_MAX) {
 		pf_error_set(err, PF_FAIL_INTERNAL, "Maildir file name too long");
 		delivery_fail(d);
 		return -1;
@@ -994,26 +1010,22 @@ int
 maildir_deliver_folder(struct maildir_delivery *d, const char *folder,
     struct pf_error *err)
 {
-	int n;
-
 	if (d->state != DELIVERY_FINISHED)
 		return pf_error_set(err, PF_FAIL_INTERNAL,
 		    "maildir_deliver_folder on a delivery not finished");
-	if (folder == NULL || folder[0] == '\0') {
-		d->folder[0] = '\0';
+	free(d->location);
+	d->location = NULL;
+	d->folder_len = 0;
+	if (folder == NULL || folder[0] == '\0')
 		return 0;
-	}
 	if (!deliver_folder_ok(folder))
 		return pf_error_set(err, PF_FAIL_INTERNAL,
 		    "maildir_deliver_folder: not a folder name");
-	n = snprintf(d->folder, sizeof(d->folder), ".%s", folder);
-	if (n < 0 || (size_t)n >= sizeof(d->folder) ||
-	    snprintf(d->location, sizeof(d->location), "%s/%s", d->folder,
-	    d->final_name) >= (int)sizeof(d->location)) {
-		d->folder[0] = '\0';
+	if (strlen(folder) + 1 > NAME_MAX)
 		return pf_error_set(err, PF_FAIL_IO, "folder name too long: %s",
 		    folder);
-	}
+	d->location = xasprintf(".%s/%s", folder, d->final_name);
+	d->folder_len = strlen(folder) + 1;
 	return 0;
 }
 
@@ -1191,25 +1203,29 @@ commit_batch(struct maildir *md, struct maildir_delivery *const *d,
 		return -1;
 	for (i = 0; i < n; i++) {
 		struct md_folder *f = NULL;
-		const char *sep = d[i]->folder[0] != '\0' ? "/" : "";
+		const char *sep = d[i]->location != NULL ? "/" : "";
+		char folder[NAME_MAX + 1] = "";
 
 		if (placed_r != NULL)
 			placed_r[i] = false;
-		if (d[i]->folder[0] != '\0' &&
-		    folder_open(md, d[i]->folder, &f, err) == -1)
-			return -1;
+		if (d[i]->location != NULL) {
+			memcpy(folder, d[i]->location, d[i]->folder_len);
+			folder[d[i]->folder_len] = '\0';
+			if (folder_open(md, folder, &f, err) == -1)
+				return -1;
+		}
 		if (move_noreplace(md, d[i]->tmp_name, f != NULL ? f->new_fd :
 		    md->new_fd, d[i]->final_name) == -1) {
 			if (errno == EEXIST && placed_r != NULL) {
 				log_warnx("%s/%s%snew/%s exists already: not "
 				    "replaced; the message will be fetched "
-				    "again", md->path, d[i]->folder, sep,
+				    "again", md->path, folder, sep,
 				    d[i]->final_name);
 				continue;
 			}
 			return pf_error_set_errno(err, PF_FAIL_IO,
 			    "rename(%s/tmp/%s, %s/%s%snew/%s)", md->path,
-			    d[i]->tmp_name, md->path, d[i]->folder, sep,
+			    d[i]->tmp_name, md->path, folder, sep,
 			    d[i]->final_name);
 		}
 		d[i]->state = DELIVERY_COMMITTED;
@@ -1266,6 +1282,9 @@ maildir_delivery_free(struct maildir_delivery **d_r)
 	if (d->state == DELIVERY_WRITING || d->state == DELIVERY_FINISHED)
 		delivery_fail(d);
 	free(d->buf);
+	free(d->tmp_name);
+	free(d->final_name);
+	free(d->location);
 	free(d);
 	*d_r = NULL;
 }
@@ -1645,7 +1664,7 @@ be_location(const struct deliver_msg *m)
 {
 	const struct maildir_delivery *d = (const void *)m;
 
-	return d->folder[0] != '\0' ? d->location : maildir_delivery_name(d);
+	return d->location != NULL ? d->location : maildir_delivery_name(d);
 }
 
 static int

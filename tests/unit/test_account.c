@@ -160,12 +160,26 @@ listing(const char *const *uidls, const uint64_t *sizes, size_t n)
 		msgs[i].size = sizes != NULL ? sizes[i] : 100;
 		msgs[i].uidl = (char *)(uintptr_t)uidls[i];
 		msgs[i].known = false;
+		msgs[i].fetch = false;
 	}
 	l.msgs = msgs;
 	l.count = n;
 	l.has_uidl = true;
 	l.sizes_known = sizes != NULL;
 	return &l;
+}
+
+/* The listing's fetch marks as a string of 0 and 1, one per message. */
+static const char *
+marks(const struct pop3_listing *l)
+{
+	static char buf[17];
+	size_t i;
+
+	for (i = 0; i < l->count && i < 16; i++)
+		buf[i] = l->msgs[i].fetch ? '1' : '0';
+	buf[i] = '\0';
+	return buf;
 }
 
 static void
@@ -176,46 +190,33 @@ test_unseen(void **state)
 	static const time_t when[] = { 1000, 1000 };
 	static const char *const listed[] = { "u1", "u2", NULL, "u4", "u5" };
 	struct pop3_listing *l = listing(listed, NULL, 5);
-	const struct pop3_msg **sel;
 	struct seen *s = seen_with(f, known, 2, when);
 	struct pf_error err;
-	size_t n = 99;
 
-	/* Nothing marked yet: all of them. */
-	sel = account_unseen(l, &n);
-	assert_int_equal(n, 5);
-	assert_ptr_equal(sel[3], &l->msgs[3]);
-	free(sel);
+	/* Nothing marked known yet: all of them. */
+	assert_int_equal(account_unseen(l), 5);
+	assert_string_equal(marks(l), "11111");
 
-	/* Seen ones are skipped; one without UIDL is kept; number order. */
+	/* Seen ones are not marked (and a mark from before is cleared); one
+	 * without UIDL is. */
 	assert_int_equal(account_mark_known(l, s, &err), 0);
 	assert_false(l->msgs[0].known);
 	assert_true(l->msgs[1].known);
 	assert_false(l->msgs[2].known);
 	assert_true(l->msgs[3].known);
 	assert_false(l->msgs[4].known);
-	sel = account_unseen(l, &n);
-	assert_int_equal(n, 3);
-	assert_ptr_equal(sel[0], &l->msgs[0]);
-	assert_ptr_equal(sel[1], &l->msgs[2]);
-	assert_ptr_equal(sel[2], &l->msgs[4]);
-	free(sel);
+	assert_int_equal(account_unseen(l), 3);
+	assert_string_equal(marks(l), "10101");
 
-	/* No seen-list: none marked. */
+	/* No seen-list: none known. */
 	l = listing(listed, NULL, 5);
 	assert_int_equal(account_mark_known(l, NULL, &err), 0);
-	sel = account_unseen(l, &n);
-	assert_int_equal(n, 5);
-	free(sel);
+	assert_int_equal(account_unseen(l), 5);
 
-	/* An empty listing: none, and an array all the same. */
+	/* An empty listing: none. */
 	l = listing(listed, NULL, 0);
-	n = 99;
 	assert_int_equal(account_mark_known(l, s, &err), 0);
-	sel = account_unseen(l, &n);
-	assert_non_null(sel);
-	assert_int_equal(n, 0);
-	free(sel);
+	assert_int_equal(account_unseen(l), 0);
 	seen_close(&s);
 }
 
@@ -226,55 +227,56 @@ test_limit(void **state)
 	static const uint64_t sizes[] = { 5000, 10, 1000, 5001, 30, 40 };
 	struct conf_account a = accts[1];
 	struct pop3_listing *l = listing(u, sizes, 6);
-	const struct pop3_msg *sel[6];
 	unsigned long skipped;
 	size_t i;
 
 	(void)state;
 #define RESET()	do {						\
 	for (i = 0; i < 6; i++)					\
-		sel[i] = &l->msgs[i];				\
+		l->msgs[i].fetch = true;			\
 	skipped = 7;						\
 } while (0)
 	/* No limits: all kept, none counted. */
 	RESET();
-	assert_int_equal(account_limit(&a, sel, 6, false, &skipped), 6);
+	assert_int_equal(account_limit(&a, l, false, &skipped), 6);
 	assert_int_equal(skipped, 7);
-	for (i = 0; i < 6; i++)
-		assert_ptr_equal(sel[i], &l->msgs[i]);
+	assert_string_equal(marks(l), "111111");
 
 	/* max_size: over it is skipped and counted; at it is kept. */
 	RESET();
 	a.max_size = 1000;
-	assert_int_equal(account_limit(&a, sel, 6, true, &skipped), 4);
+	assert_int_equal(account_limit(&a, l, true, &skipped), 4);
 	assert_int_equal(skipped, 7 + 2);
-	assert_string_equal(sel[0]->uidl, "b");
-	assert_string_equal(sel[1]->uidl, "c");
-	assert_string_equal(sel[2]->uidl, "e");
-	assert_string_equal(sel[3]->uidl, "f");
+	assert_string_equal(marks(l), "011011");
 
 	/* max_messages: the first N in order, the rest counted. */
 	RESET();
 	a.max_size = 0;
 	a.max_messages = 2;
-	assert_int_equal(account_limit(&a, sel, 6, false, &skipped), 2);
+	assert_int_equal(account_limit(&a, l, false, &skipped), 2);
 	assert_int_equal(skipped, 7 + 4);
-	assert_string_equal(sel[0]->uidl, "a");
-	assert_string_equal(sel[1]->uidl, "b");
+	assert_string_equal(marks(l), "110000");
 
 	/* Both: one skipped for its size does not take a place. */
 	RESET();
 	a.max_size = 1000;
 	a.max_messages = 3;
-	assert_int_equal(account_limit(&a, sel, 6, false, &skipped), 3);
+	assert_int_equal(account_limit(&a, l, false, &skipped), 3);
 	assert_int_equal(skipped, 7 + 3);
-	assert_string_equal(sel[0]->uidl, "b");
-	assert_string_equal(sel[1]->uidl, "c");
-	assert_string_equal(sel[2]->uidl, "e");
+	assert_string_equal(marks(l), "011010");
+
+	/* Only the marked ones count: an unmarked one takes no place. */
+	RESET();
+	l->msgs[1].fetch = false;
+	assert_int_equal(account_limit(&a, l, false, &skipped), 3);
+	assert_int_equal(skipped, 7 + 2);
+	assert_string_equal(marks(l), "001011");
 
 	/* Nothing to limit. */
 	RESET();
-	assert_int_equal(account_limit(&a, sel, 0, false, &skipped), 0);
+	for (i = 0; i < 6; i++)
+		l->msgs[i].fetch = false;
+	assert_int_equal(account_limit(&a, l, false, &skipped), 0);
 	assert_int_equal(skipped, 7);
 #undef RESET
 }
@@ -290,23 +292,18 @@ test_select(void **state)
 	static const uint64_t sizes[] = { 10, 20, 99999, 40, 50 };
 	struct conf_account a = accts[1];
 	struct pop3_listing *l = listing(u, sizes, 5);
-	const struct pop3_msg **sel;
 	struct seen *s = seen_with(f, known, 1, when);
 	unsigned long skipped = 0;
-	size_t n = 0;
 
 	struct pf_error err;
 
 	a.max_size = 1000;
 	a.max_messages = 2;
 	assert_int_equal(account_mark_known(l, s, &err), 0);
-	sel = account_select(&a, l, false, &n, &skipped);
-	assert_int_equal(n, 2);
-	assert_ptr_equal(sel[0], &l->msgs[0]);
-	assert_ptr_equal(sel[1], &l->msgs[3]);
+	assert_int_equal(account_select(&a, l, false, &skipped), 2);
+	assert_string_equal(marks(l), "10010");
 	/* c (size) and e (count); b is seen, not skipped. */
 	assert_int_equal(skipped, 2);
-	free(sel);
 	seen_close(&s);
 }
 

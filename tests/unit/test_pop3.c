@@ -1054,21 +1054,27 @@ test_listing_pipelined(void **state)
 
 	(void)state;
 	script(&f, "+OK\r\nPIPELINING\r\nUIDL\r\n.\r\n");
-	fake_add(&f, "UIDL", "+OK\r\n2 b\r\n1 a\r\n.\r\n");
-	fake_add(&f, "LIST", "+OK\r\n2 20\r\n1 10\r\n.\r\n");
+	/* 3's size is past what struct pop3_msg holds: held as its most. */
+	fake_add(&f, "UIDL", "+OK\r\n2 b\r\n1 a\r\n3 c\r\n.\r\n");
+	fake_add(&f, "LIST", "+OK\r\n2 20\r\n1 10\r\n"
+	    "3 2199023255552\r\n.\r\n");
 	s = started(&f, "");
 	assert_int_equal(pop3_list_messages(s, &l, &err), 0);
 	assert_non_null(strstr(sent(&f), "CAPA\r\nUIDL\r\nLIST\r\n"));
 	assert_int_equal(f.max_per_write, 2);
 	assert_int_equal(f.max_outstanding, 2);
 	/* Listed out of order, returned in number order. */
-	assert_int_equal(l->count, 2);
+	assert_int_equal(l->count, 3);
 	assert_int_equal(l->msgs[0].number, 1);
 	assert_string_equal(l->msgs[0].uidl, "a");
 	assert_int_equal(l->msgs[0].size, 10);
 	assert_int_equal(l->msgs[1].number, 2);
 	assert_string_equal(l->msgs[1].uidl, "b");
 	assert_int_equal(l->msgs[1].size, 20);
+	assert_int_equal(l->msgs[2].number, 3);
+	assert_true(l->msgs[2].size == POP3_SIZE_MAX);
+	assert_false(l->msgs[2].known);
+	assert_false(l->msgs[2].fetch);
 	pop3_listing_free(&l);
 	session_end(&s, &f);
 }
@@ -1973,6 +1979,97 @@ test_retr_pipelined(void **state)
 	assert_true(f.max_outstanding <= POP3_PIPELINE_WINDOW);
 	assert_true(f.writes < 1 + n / 2);
 	fake_free(&f);
+}
+
+/*
+ * pop3_retr_listed: only the listing's messages marked fetch, in order, with
+ * gaps in the numbers, over several windows with PIPELINING and in
+ * lock-step; a refusal moves on to the next marked one.
+ */
+static void
+test_retr_listed(void **state)
+{
+	static const char first[] =
+	    "B4 E4 B6 E6 B10 E10 B12 E12 R16 B18 E18 B22 E22 ";
+	const size_t n = 6 * POP3_PIPELINE_WINDOW + 5;
+	struct pop3_msg *m = calloc(n, sizeof(*m));
+	struct pop3_listing l = { .msgs = m, .count = n, .has_uidl = true };
+	int pipelined;
+	size_t i, k, want;
+	char body[64];
+
+	(void)state;
+	assert_non_null(m);
+	for (pipelined = 0; pipelined <= 1; pipelined++) {
+		struct coll c = { 0 };
+		struct pop3_sink sink = sink_for(&c);
+		struct pf_error err;
+		struct fake f;
+		struct pop3 *s;
+		size_t len;
+
+		sink.refused = coll_refused;
+		script(&f, pipelined ? "+OK\r\nPIPELINING\r\n.\r\n" : NULL);
+		for (i = want = 0; i < n; i++) {
+			/* numbers 2, 4, 6 ...; marked: not every third, and
+			 * not the first nor the last */
+			m[i] = (struct pop3_msg){ .number = 2 * (unsigned)i + 2,
+			    .size = 20, .fetch = i % 3 != 0 && i != n - 1 };
+			if (!m[i].fetch)
+				continue;
+			if (i == 7) {
+				fake_add(&f, "RETR 16", "-ERR gone\r\n");
+				continue;
+			}
+			len = bulk_body(i, body, sizeof(body));
+			add_retr(&f, m[i].number, body, len);
+			want++;
+		}
+		fake_add(&f, "NOOP", "+OK\r\n");
+		f.max_chunk = 100;
+		s = started(&f, pipelined ? "" : NULL);
+		assert_int_equal(pop3_retr_listed(s, &l, &sink, &err), 0);
+		assert_int_equal(c.ends, want);
+		assert_int_equal(c.refused, 1);
+		assert_string_equal(c.why.what, "RETR 16 failed");
+		assert_int_equal(strncmp(c.ev, first, strlen(first)), 0);
+		for (i = k = 0; i < n; i++) {
+			if (!m[i].fetch || i == 7)
+				continue;
+			len = bulk_body(i, body, sizeof(body));
+			assert_int_equal(c.gotlen[k], len);
+			assert_memory_equal(c.got[k], body, len);
+			k++;
+		}
+		assert_true(pop3_is_synchronised(s));
+		if (pipelined)
+			assert_true(f.max_outstanding > 1);
+		pop3_free(&s);
+		coll_free(&c);
+		fake_free(&f);
+	}
+
+	/* None marked: nothing sent, nothing to read. */
+	{
+		struct coll c = { 0 };
+		struct pop3_sink sink = sink_for(&c);
+		struct pf_error err;
+		struct fake f;
+		struct pop3 *s;
+
+		for (i = 0; i < n; i++)
+			m[i].fetch = false;
+		script(&f, NULL);
+		s = started(&f, NULL);
+		l.count = 3;
+		assert_int_equal(pop3_retr_listed(s, &l, &sink, &err), 0);
+		assert_int_equal(c.begins, 0);
+		assert_null(strstr(sent(&f), "RETR"));
+		pop3_free(&s);
+		coll_free(&c);
+		fake_free(&f);
+	}
+	free(m);
 }
 
 /*
@@ -3136,6 +3233,7 @@ main(void)
 		cmocka_unit_test(test_retr_pipelined),
 		cmocka_unit_test(test_retr_lockstep),
 		cmocka_unit_test(test_retr_lockstep_order),
+		cmocka_unit_test(test_retr_listed),
 		cmocka_unit_test(test_retr_then_quit),
 		cmocka_unit_test(test_greeting_capa),
 		cmocka_unit_test(test_user_pass_pipelined),
