@@ -1500,6 +1500,34 @@ fail:
 	return -1;
 }
 
+/*
+ * The next line of a LIST body: its number (new in `listed`, which it is
+ * then set in) and size; *end_r at the final dot.  A malformed line or a
+ * number met before fails, the line quoted.
+ */
+static int
+read_list_line(struct pop3 *s, struct bitmap *listed, bool *end_r,
+    uint64_t *num_r, uint64_t *size_r, struct pf_error *err)
+{
+	const char *line, *why;
+	size_t len;
+
+	if (read_body_line(s, &line, &len, end_r, err) == -1)
+		return -1;
+	if (*end_r)
+		return 0;
+	if (parse_num_size(line, max_number(s), num_r, size_r, &why) == -1)
+		return fail_line(err, PF_FAIL_PROTO, line, NULL,
+		    "malformed LIST line: %s", why);
+	if (*num_r == 0)
+		return fail_line(err, PF_FAIL_PROTO, line, NULL,
+		    "malformed LIST line: bad message number");
+	if (bitmap_test_set(listed, (unsigned)*num_r))
+		return fail_line(err, PF_FAIL_PROTO, line, NULL,
+		    "duplicate message number %u in LIST", (unsigned)*num_r);
+	return 0;
+}
+
 /* Read a LIST body (RFC 1939 §5) into *msgs_r / *n_r, in server order. */
 static int
 read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
@@ -1507,33 +1535,15 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 {
 	struct pop3_msg *msgs = NULL;
 	struct bitmap seen = { NULL, 0 };
-	size_t n = 0, alloc = 0, len;
-	const char *line, *why;
+	size_t n = 0, alloc = 0;
 	uint64_t num, size;
 	bool end;
 
 	for (;;) {
-		if (read_body_line(s, &line, &len, &end, err) == -1)
+		if (read_list_line(s, &seen, &end, &num, &size, err) == -1)
 			goto fail;
 		if (end)
 			break;
-		if (parse_num_size(line, max_number(s), &num, &size,
-		    &why) == -1) {
-			fail_line(err, PF_FAIL_PROTO, line, NULL,
-			    "malformed LIST line: %s", why);
-			goto fail;
-		}
-		if (num == 0) {
-			fail_line(err, PF_FAIL_PROTO, line, NULL,
-			    "malformed LIST line: bad message number");
-			goto fail;
-		}
-		if (bitmap_test_set(&seen, (unsigned)num)) {
-			fail_line(err, PF_FAIL_PROTO, line, NULL,
-			    "duplicate message number %u in LIST",
-			    (unsigned)num);
-			goto fail;
-		}
 		if (n == alloc) {
 			alloc = alloc == 0 ? 64 : alloc * 2;
 			msgs = xreallocarray(msgs, alloc, sizeof(*msgs));
@@ -1573,36 +1583,18 @@ read_list_into(struct pop3 *s, struct pop3_msg *msgs, size_t n,
     struct bitmap *listed, struct pop3_msg *miss_r, size_t *nlines_r,
     struct pf_error *err)
 {
-	const char *line, *why;
 	struct pop3_msg key, *hit;
 	uint64_t num, size;
-	size_t len, at = 0;
+	size_t at = 0;
 	bool end;
 
 	memset(miss_r, 0, sizeof(*miss_r));
 	*nlines_r = 0;
 	for (;;) {
-		if (read_body_line(s, &line, &len, &end, err) == -1)
+		if (read_list_line(s, listed, &end, &num, &size, err) == -1)
 			goto fail;
 		if (end)
 			break;
-		if (parse_num_size(line, max_number(s), &num, &size,
-		    &why) == -1) {
-			fail_line(err, PF_FAIL_PROTO, line, NULL,
-			    "malformed LIST line: %s", why);
-			goto fail;
-		}
-		if (num == 0) {
-			fail_line(err, PF_FAIL_PROTO, line, NULL,
-			    "malformed LIST line: bad message number");
-			goto fail;
-		}
-		if (bitmap_test_set(listed, (unsigned)num)) {
-			fail_line(err, PF_FAIL_PROTO, line, NULL,
-			    "duplicate message number %u in LIST",
-			    (unsigned)num);
-			goto fail;
-		}
 		(*nlines_r)++;
 		/* Both in number order, as usual: no search. */
 		key.number = (unsigned)num;
