@@ -598,10 +598,10 @@ static struct {
 static void *
 worker_main(void *arg)
 {
-	struct prep *p;
-
 	(void)arg;
 	for (;;) {
+		struct prep *p;
+
 		pthread_mutex_lock(&worker.mu);
 		while (worker.job == NULL && !worker.quit)
 			pthread_cond_wait(&worker.cond, &worker.mu);
