@@ -164,7 +164,7 @@ fail:
 /*
  * Write buf over the account's existing file, if it is a private regular
  * file of ours: no new inode.  Creating one (the temporary file) and
- * freeing one (the rename) cost a nothing-new run ~20% of its CPU time on
+ * freeing one (the rename) cost a nothing-new run 12-22% of its CPU time on
  * ext4 without a journal, whose inode allocator steps over recently freed
  * inodes (bench/README.md).  Only runs holding the account's lock read or
  * write the file, so none sees it half-written; a crash may leave it torn,
