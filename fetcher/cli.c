@@ -482,12 +482,12 @@ fetch_accounts(const struct conf *conf, const struct conf_account **sel,
 
 	codes = xcalloc(n + 1, sizeof(*codes));
 	if (jobs <= 1 || n <= 1) {
-		/* One after the other: one state-database connection for
-		 * all (store/seen.h). */
-		seen_reuse_begin();
+		/* One after the other: one state-database connection and
+		 * one worker thread for all (run.h). */
+		run_series_begin();
 		for (i = 0; i < n; i++)
 			codes[i] = run_fetch(conf, sel[i], opts);
-		seen_reuse_end();
+		run_series_end();
 		code = first_failure(codes, n);
 		free(codes);
 		return code;

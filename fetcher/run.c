@@ -505,8 +505,7 @@ commit_all(struct run *r, struct pf_error *err)
 struct prep {
 	struct run	*r;
 	time_t		 start;
-	pthread_t	 thread;
-	bool		 threaded;
+	bool		 threaded;	/* given to the worker */
 	pthread_mutex_t	 mu;
 	pthread_cond_t	 cond;
 	bool		 ready;		/* under mu: any_seen, run_begun set */
@@ -563,23 +562,135 @@ prep_local(struct prep *p)
 	return 0;
 }
 
-static void *
-prep_main(void *arg)
+static void
+prep_main(struct prep *p)
 {
-	struct prep *p = arg;
 	int rc = prep_local(p);
 
+	/* After the unlock p is the main thread's again: not touched. */
 	pthread_mutex_lock(&p->mu);
 	p->rc = rc;
 	p->done = true;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->mu);
-	return NULL;
 }
 
 /*
- * Start step 2 in a thread (every signal blocked in it, so they reach the
- * main thread as before), or do it here if no thread can be had.
+ * The worker that runs step 2.  Within run_series_begin/end (accounts one
+ * after the other, -j 1) one thread serves every account: made at the
+ * first, it waits for the next job between accounts; a thread per account
+ * cost a clone, its stack's pages faulted in again and a join each time.
+ * Outside a series (a forked child of -j N fetches one account) it ends
+ * with its one job.  Every signal is blocked in it (lib/thread.h).
+ */
+static struct {
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cond;
+	pthread_t	 thread;
+	bool		 series;	/* within run_series_begin/end */
+	bool		 running;	/* thread made, not yet joined */
+	bool		 quit;		/* under mu: end once idle */
+	struct prep	*job;		/* under mu: the next step 2, or NULL */
+} worker = {
+	.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+};
+
+static void *
+worker_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct prep *p;
+
+		pthread_mutex_lock(&worker.mu);
+		while (worker.job == NULL && !worker.quit)
+			pthread_cond_wait(&worker.cond, &worker.mu);
+		p = worker.job;
+		worker.job = NULL;
+		if (p == NULL || !worker.series)
+			worker.quit = true;
+		pthread_mutex_unlock(&worker.mu);
+		if (p != NULL)
+			prep_main(p);
+		pthread_mutex_lock(&worker.mu);
+		if (worker.quit) {
+			pthread_mutex_unlock(&worker.mu);
+			return NULL;
+		}
+		pthread_mutex_unlock(&worker.mu);
+	}
+}
+
+static bool
+worker_series(void)
+{
+	bool series;
+
+	pthread_mutex_lock(&worker.mu);
+	series = worker.series;
+	pthread_mutex_unlock(&worker.mu);
+	return series;
+}
+
+/* Join a worker that has ended or is told to end (it is idle). */
+static void
+worker_stop(void)
+{
+	if (!worker.running)
+		return;
+	pthread_mutex_lock(&worker.mu);
+	worker.quit = true;
+	pthread_cond_signal(&worker.cond);
+	pthread_mutex_unlock(&worker.mu);
+	pthread_join(worker.thread, NULL);
+	worker.running = false;
+	worker.quit = false;
+}
+
+/* Hand p to the worker, making it if there is none; false if no thread
+ * can be had. */
+static bool
+worker_give(struct prep *p)
+{
+	if (!worker.running) {
+		worker.quit = false;
+		worker.job = p;
+		if (pf_thread_start(&worker.thread, NULL, worker_main,
+		    NULL) != 0) {
+			worker.job = NULL;
+			return false;
+		}
+		worker.running = true;
+		return true;
+	}
+	pthread_mutex_lock(&worker.mu);
+	worker.job = p;
+	pthread_cond_signal(&worker.cond);
+	pthread_mutex_unlock(&worker.mu);
+	return true;
+}
+
+void
+run_series_begin(void)
+{
+	seen_reuse_begin();
+	pthread_mutex_lock(&worker.mu);
+	worker.series = true;
+	pthread_mutex_unlock(&worker.mu);
+}
+
+void
+run_series_end(void)
+{
+	pthread_mutex_lock(&worker.mu);
+	worker.series = false;
+	pthread_mutex_unlock(&worker.mu);
+	worker_stop();
+	seen_reuse_end();
+}
+
+/*
+ * Start step 2 in the worker, or do it here if no thread can be had.
  */
 static void
 prep_begin(struct prep *p)
@@ -587,7 +698,7 @@ prep_begin(struct prep *p)
 	pf_error_clear(&p->err);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cond, NULL);
-	p->threaded = pf_thread_start(&p->thread, NULL, prep_main, p) == 0;
+	p->threaded = worker_give(p);
 	if (!p->threaded) {
 		log_debug("%s: no thread for the local start: in turn",
 		    p->r->name);
@@ -613,13 +724,19 @@ prep_failed(struct prep *p, bool wait)
 	return failed;
 }
 
-/* Wait for all of step 2: p->rc and p->err are final. */
+/* Wait for all of step 2: p->rc and p->err are final.  Outside a series
+ * the worker ends with it. */
 static void
 prep_end(struct prep *p)
 {
 	if (p->threaded) {
-		pthread_join(p->thread, NULL);
+		pthread_mutex_lock(&p->mu);
+		while (!p->done)
+			pthread_cond_wait(&p->cond, &p->mu);
+		pthread_mutex_unlock(&p->mu);
 		p->threaded = false;
+		if (!worker_series())
+			worker_stop();
 	}
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->mu);

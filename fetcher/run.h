@@ -23,4 +23,12 @@ struct run_options {
 int	run_fetch(const struct conf *conf, const struct conf_account *acct,
 	    const struct run_options *opts);
 
+/*
+ * Around accounts fetched one after the other in this process (-j 1): one
+ * state-database connection (store/seen.h) and one worker thread for the
+ * local start of a run serve them all.
+ */
+void	run_series_begin(void);
+void	run_series_end(void);
+
 #endif

@@ -131,6 +131,49 @@ fail:
 	return -1;
 }
 
+/*
+ * Write buf over the account's existing file, if it is a private regular
+ * file of ours: no new inode.  Creating one (the temporary file) and
+ * freeing one (the rename) cost a nothing-new run 12-22% of its CPU time on
+ * ext4 without a journal, whose inode allocator steps over recently freed
+ * inodes (bench/README.md).  Only runs holding the account's lock read or
+ * write the file, so none sees it half-written; a crash may leave it torn,
+ * and the check refuses it then.  -1: not done (no such file, not ours to
+ * write, or a failed write: the file may be torn).
+ */
+static int
+overwrite(const char *path, const unsigned char *buf, size_t len)
+{
+	struct stat st;
+	size_t off = 0;
+	ssize_t n;
+	int fd;
+
+	/* O_NONBLOCK: a FIFO put there fails instead of blocking. */
+	fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 077) != 0 ||
+	    st.st_nlink != 1)
+		goto fail;
+	while (off < len) {
+		n = pwrite(fd, buf + off, len - off, (off_t)off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail;
+		off += (size_t)n;
+	}
+	if (st.st_size > (off_t)len && ftruncate(fd, (off_t)len) == -1)
+		goto fail;
+	return close(fd);
+
+fail:
+	close(fd);
+	return -1;
+}
+
 int
 resume_save(const char *state_dir, const char *account,
     const unsigned char key[RESUME_KEY_LEN], const unsigned char *blob,
@@ -155,9 +198,11 @@ resume_save(const char *state_dir, const char *account,
 	memcpy(buf + HEAD_LEN, blob, len);
 	put_be(buf + HEAD_LEN + len, fnv1a64(FNV1A64_BASIS, buf, HEAD_LEN + len), CHECK_LEN);
 
-	/* Not durable (DESIGN §12): a crash may leave the old file, an empty
-	 * one or none, and each of them only costs a full handshake. */
-	rc = pf_replace_private(state_dir, path, buf, total, false,
+	/* Not durable (DESIGN §12): a crash may leave the old file, a torn
+	 * one or none, and each of them only costs a full handshake.  The
+	 * first save (or one over a file not ours) makes a new file. */
+	rc = overwrite(path, buf, total) == 0 ? 0 :
+	    pf_replace_private(state_dir, path, buf, total, false,
 	    "TLS session file", err);
 	explicit_bzero(buf, total);
 	free(buf);

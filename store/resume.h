@@ -11,9 +11,11 @@
  * no TLS type appears here.
  *
  * Losing the file only costs a full handshake, so it is written without
- * fsync (a run that fetched nothing adds no sync), but atomically: a
- * temporary file (0600) renamed over the old one, so a reader sees the old
- * file or the new one.  Anything unexpected when reading (no file, another
+ * fsync (a run that fetched nothing adds no sync).  The first save makes
+ * it (a temporary file, 0600, renamed); later ones write over it in place
+ * (no new inode), which is safe because only runs holding the account's
+ * lock read or write it, and a file torn by a crash fails its check.
+ * Anything unexpected when reading (no file, another
  * key, a wrong length or checksum, a file that is not ours or not private)
  * means "no session": never an error.
  */
@@ -37,9 +39,11 @@ int	resume_load(const char *state_dir, const char *account,
 	    size_t *len_r, char *why, size_t whysize);
 
 /*
- * Replace the account's file with `blob` under `key`: temporary file (mode
- * 0600) in state_dir, written, renamed; no fsync.  Returns 0, or -1 with
- * err set (PF_FAIL_IO); the old file is then left as it was.
+ * Replace the account's file with `blob` under `key`: written over a
+ * private regular file of ours, else a temporary file (mode 0600) in
+ * state_dir, written, renamed; no fsync.  The caller holds the account's
+ * lock.  Returns 0, or -1 with err set (PF_FAIL_IO); the old file is then
+ * left as it was, or torn (refused by resume_load).
  */
 int	resume_save(const char *state_dir, const char *account,
 	    const unsigned char key[RESUME_KEY_LEN], const unsigned char *blob,

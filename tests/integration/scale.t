@@ -12,12 +12,16 @@ and many accounts at once on one state database.
             -j 64: a first fetch, a second with one new message each, and
             one with nothing new all exit 0 (no account fails with 75 on
             the shared database) and leave every message exactly once.
+  -j 1      one worker thread runs each account's local start in turn
+            (fetcher/run.c): accounts whose start fails cost the next
+            ones nothing, password_command included.
 
 One Dovecot serves the script, its process limits raised for 64 logins at
 once.
 """
 
 import collections
+import json
 import os
 import re
 import subprocess
@@ -106,6 +110,8 @@ def _(tmp):
     for i in range(NACC):
         dc.add_user("s%03d" % i, PASSWORD)
     dc.add_user("idle", PASSWORD)
+    for i in range(6):      # before the start: see tests/integration/cli.t new_user
+        dc.add_user("w%d" % i, PASSWORD)
     dc.start()
     T.add_cleanup(dc.stop)
     S["dc"] = dc
@@ -188,6 +194,58 @@ def _(tmp):
     r = pf.run("-q", "fetch", "-j", "64", timeout=240)
     eq((r.rc, r.stderr), (0, ""), "nothing new at -j 64: exit 0, no account failed")
     check("nothing new")
+
+
+@T.test("-j 1: one worker thread serves every account's local start; accounts "
+        "whose start fails (Maildir path taken by a file) cost the others nothing")
+def _(tmp):
+    dc = dovecot()
+    gen = pftest.MailGen(1703)
+    users = ["w%d" % i for i in range(6)]
+    bad = {"w1", "w3", "w4"}
+    want = {}
+    for u in users:
+        msgs = gen.messages(2, 1500, 4000)
+        dc.add_messages(u, msgs)
+        want[u] = sorted(key_of(m) for m in msgs)
+    pf = pftest.Popfetch(tmp)
+    root = os.path.join(tmp, "mail")
+    os.makedirs(root)
+    marker = {u: os.path.join(tmp, "ran-" + u) for u in users}
+    text = ""
+    for u in users:
+        o = dc.account_options(u, maildir=os.path.join(root, u))
+        if u in ("w2", "w3"):
+            # Waits for the first part of the start (run.c prep_failed).
+            o["password_command"] = "touch %s; echo %s" % (marker[u], o.pop("password"))
+        text += pftest.account_conf(u, **o)
+        if u in bad:
+            with open(os.path.join(root, u), "w") as f:
+                f.write("not a Maildir\n")
+    pf.write_config(text)
+
+    def check(what, rc, failing):
+        r = pf.run("fetch", "-j", "1", timeout=120)
+        eq(r.rc, rc, what + ": exit code\n" + str(r))
+        for u in users:
+            if u in failing:
+                ok(re.search(r"^popfetch: %s: .*%s" % (u, re.escape(os.path.join(root, u))),
+                             r.stderr, re.M), what + ": %s's error names its Maildir" % u,
+                   r.stderr)
+            else:
+                eq(sorted(keys_in(os.path.join(root, u)).elements()), want[u],
+                   what + ": %s has its messages, once" % u)
+        st = {a["account"]: a["last_exit"]
+              for a in json.loads(pf.run("status", "--json").expect(0).stdout)}
+        eq(st, {u: 74 if u in failing else 0 for u in users}, what + ": runs recorded")
+
+    check("first run", 74, bad)
+    ok(os.path.exists(marker["w2"]) and not os.path.exists(marker["w3"]),
+       "password_command run for w2, not for w3 (its start failed)")
+    check("nothing new", 74, bad)
+    for u in bad:
+        os.unlink(os.path.join(root, u))
+    check("Maildirs fixed", 0, set())
 
 
 T.done()

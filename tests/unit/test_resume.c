@@ -216,6 +216,76 @@ test_not_private(void **state)
 	assert_int_equal(rmdir(f->file), 0);
 }
 
+static ino_t
+inode_of(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(lstat(path, &st), 0);
+	return st.st_ino;
+}
+
+/* The blob saved now is the first n bytes of f->blob. */
+static void
+loads(struct fixture *f, size_t n)
+{
+	unsigned char *blob;
+	size_t len;
+	char why[128];
+
+	assert_int_equal(resume_load(f->dir, ACCOUNT, f->key, &blob, &len, why,
+	    sizeof(why)), 0);
+	assert_int_equal(len, n);
+	assert_memory_equal(blob, f->blob, n);
+	free(blob);
+}
+
+/*
+ * Later saves write over the file in place (no new inode, store/resume.h),
+ * shorter or longer; a file not private, or linked elsewhere, is replaced
+ * by a new one instead, and the other name keeps its content.
+ */
+static void
+test_in_place(void **state)
+{
+	struct fixture *f = *state;
+	struct pf_error err;
+	char other[PATH_MAX];
+	unsigned char before[2000], after[2000];
+	ino_t ino;
+	size_t n;
+
+	save(f);
+	ino = inode_of(f->file);
+	f->blob[0] ^= 0xff;
+	assert_int_equal(resume_save(f->dir, ACCOUNT, f->key, f->blob, 100,
+	    &err), 0);
+	assert_true(inode_of(f->file) == ino);
+	loads(f, 100);
+	f->blob[1] ^= 0xff;
+	save(f);
+	assert_true(inode_of(f->file) == ino);
+	loads(f, sizeof(f->blob));
+	assert_int_equal(test_count_entries(f->dir, ""), 1);
+
+	assert_int_equal(chmod(f->file, 0640), 0);
+	save(f);
+	assert_true(inode_of(f->file) != ino);
+	assert_int_equal(test_mode_of(f->file) & 07777, 0600);
+	loads(f, sizeof(f->blob));
+
+	test_pathf(other, sizeof(other), "%s/elsewhere", f->dir);
+	assert_int_equal(link(f->file, other), 0);
+	n = slurp(other, before, sizeof(before));
+	ino = inode_of(f->file);
+	f->blob[2] ^= 0xff;
+	save(f);
+	assert_true(inode_of(f->file) != ino);
+	loads(f, sizeof(f->blob));
+	assert_int_equal(slurp(other, after, sizeof(after)), n);
+	assert_memory_equal(before, after, n);
+}
+
 static void
 test_too_big(void **state)
 {
@@ -261,6 +331,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_torn_and_changed, setup,
 		    test_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_not_private, setup,
+		    test_fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_in_place, setup,
 		    test_fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_too_big, setup,
 		    test_fixture_teardown),
