@@ -196,7 +196,8 @@ resume_save(const char *state_dir, const char *account,
 	memcpy(buf + 12, key, RESUME_KEY_LEN);
 	put_be(buf + HEAD_LEN - 4, len, 4);
 	memcpy(buf + HEAD_LEN, blob, len);
-	put_be(buf + HEAD_LEN + len, fnv1a64(FNV1A64_BASIS, buf, HEAD_LEN + len), CHECK_LEN);
+	put_be(buf + HEAD_LEN + len, fnv1a64(FNV1A64_BASIS, buf, HEAD_LEN + len),
+	    CHECK_LEN);
 
 	/* Not durable (DESIGN §12): a crash may leave the old file, a torn
 	 * one or none, and each of them only costs a full handshake.  The
