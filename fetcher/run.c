@@ -498,9 +498,10 @@ commit_all(struct run *r, struct pf_error *err)
 /* ---- step 2: the local start of a run ---- */
 
 /*
- * Step 2 runs in two parts: up to `ready` (all that can fail for a local
- * reason, and whether the seen-list is empty), then the load of the known
- * UIDLs, which only the listing needs: it goes on during the login.
+ * Step 2 runs beside step 3 and is `ready` once all that can fail for a
+ * local reason is done and whether the seen-list is empty is known.  No
+ * set of known UIDLs is loaded: the listing is marked from the seen-list
+ * in step 4 (doc/DESIGN.md §5.4).
  */
 struct prep {
 	struct run	*r;
@@ -526,7 +527,7 @@ prep_set_ready(struct prep *p)
 }
 
 /* Open the seen-list (read-only for --dry-run); else record the run, open
- * the delivery target and recover.  Ready after that; then load the known set. */
+ * the delivery target and recover.  Ready after that. */
 static int
 prep_local(struct prep *p)
 {
@@ -976,7 +977,7 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 		crc = session_secret(&r.s, &err);
 	if (crc == 0 && !prep_failed(&prep, false))
 		crc = session_connect(&r.s, &err);
-	/* Step 2 goes on loading the seen-list during the login. */
+	/* Authentication waits for step 2's local part (doc/DESIGN.md §3). */
 	if (crc == 0 && !prep_failed(&prep, true))
 		crc = session_login(&r.s, &err);
 	prep_end(&prep);

@@ -125,8 +125,11 @@ lock_acquire(const char *state_dir, const char *account,
 		pf_error_set_errno(err, PF_FAIL_IO, "write(%s)", path);
 		goto fail;
 	}
-	if (fstat(fd, &st) == -1 || (st.st_size > n &&
-	    ftruncate(fd, n) == -1)) {
+	if (fstat(fd, &st) == -1) {
+		pf_error_set_errno(err, PF_FAIL_IO, "fstat(%s)", path);
+		goto fail;
+	}
+	if (st.st_size > n && ftruncate(fd, n) == -1) {
 		pf_error_set_errno(err, PF_FAIL_IO, "ftruncate(%s)", path);
 		goto fail;
 	}

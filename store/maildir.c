@@ -1186,7 +1186,7 @@ static int
 commit_batch(struct maildir *md, struct maildir_delivery *const *d,
     size_t n, bool *placed_r, bool defer, struct pf_error *err)
 {
-	size_t i, placed = 0;
+	size_t i, renamed = 0;
 	bool synced;
 
 	for (i = 0; i < n; i++) {
@@ -1212,7 +1212,7 @@ commit_batch(struct maildir *md, struct maildir_delivery *const *d,
 			memcpy(folder, d[i]->location, d[i]->folder_len);
 			folder[d[i]->folder_len] = '\0';
 			if (folder_open(md, folder, &f, err) == -1)
-				return -1;
+				goto fail;
 		}
 		if (move_noreplace(md, d[i]->tmp_name, f != NULL ? f->new_fd :
 		    md->new_fd, d[i]->final_name) == -1) {
@@ -1223,21 +1223,22 @@ commit_batch(struct maildir *md, struct maildir_delivery *const *d,
 				    d[i]->final_name);
 				continue;
 			}
-			return pf_error_set_errno(err, PF_FAIL_IO,
+			pf_error_set_errno(err, PF_FAIL_IO,
 			    "rename(%s/tmp/%s, %s/%s%snew/%s)", md->path,
 			    d[i]->tmp_name, md->path, folder, sep,
 			    d[i]->final_name);
+			goto fail;
 		}
 		d[i]->state = DELIVERY_COMMITTED;
 		if (placed_r != NULL)
 			placed_r[i] = true;
+		/* Dirty at once: a failure below still owes these names. */
 		if (f != NULL)
 			f->dirty = true;
 		else
-			placed++;
+			md->new_dirty = true;
+		renamed++;
 	}
-	if (placed > 0)
-		md->new_dirty = true;
 	if (defer && names_owed(md)) {
 		/* Durable at the next settle: by a syncfs that begins after
 		 * these renames, where syncfs is in use. */
@@ -1249,6 +1250,16 @@ commit_batch(struct maildir *md, struct maildir_delivery *const *d,
 			return 0;
 	}
 	return dirs_sync(md, err);
+
+fail:
+	/* What was renamed is owed a sync that begins after it: no settle
+	 * may count an older syncfs for these names. */
+	if (renamed > 0) {
+		pthread_mutex_lock(&md->sync.mu);
+		md->names_need = md->sync.fs_started + 1;
+		pthread_mutex_unlock(&md->sync.mu);
+	}
+	return -1;
 }
 
 int

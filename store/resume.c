@@ -150,7 +150,8 @@ overwrite(const char *path, const unsigned char *buf, size_t len)
 	int fd;
 
 	/* O_NONBLOCK: a FIFO put there fails instead of blocking. */
-	fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+	    O_CLOEXEC);
 	if (fd == -1)
 		return -1;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
