@@ -115,12 +115,13 @@ batch_place(struct commit_queue *q, struct batch *b, size_t from, size_t n,
 		/* DELIVER_TAKEN: DESIGN §7, it will be fetched again. */
 		if (res[j].status == DELIVER_FAILED) {
 			if (q->failed != NULL)
-				q->failed(q->ctx, b->tag[i], &res[j].why);
+				q->failed(q->ctx, b->tag[i], res[j].why);
 			else
-				log_warnx("%s", res[j].why.what);
+				log_warnx("%s", res[j].why->what);
 		}
 		j++;
 	}
+	deliver_results_free(res, k);
 	free(res);
 	return rc;
 }

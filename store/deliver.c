@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "deliver.h"
@@ -126,6 +127,17 @@ deliver_commit(struct deliver *t, struct deliver_msg *const *m, size_t n,
     struct deliver_result *res, struct pf_error *err)
 {
 	return t->be->commit(t, m, n, res, err);
+}
+
+void
+deliver_results_free(struct deliver_result *res, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(res[i].why);
+		res[i].why = NULL;
+	}
 }
 
 int

@@ -58,9 +58,13 @@ enum deliver_status {
 	DELIVER_FAILED,		/* refused (an MDA's exit status): `why` */
 };
 
+/* why: the backend's allocation, for DELIVER_FAILED only (NULL
+ * otherwise); the caller frees it (deliver_results_free).  A pointer,
+ * not the error itself: a batch's results then cost 16 bytes a message,
+ * not 1.5 KiB (issue 17, private memory). */
 struct deliver_result {
 	enum deliver_status	 status;
-	struct pf_error		 why;
+	struct pf_error		*why;
 };
 
 /* How deliver_open treats a target that is not there. */
@@ -171,6 +175,9 @@ int	deliver_label(struct deliver_msg *m, const struct deliver_label *l,
  */
 int	deliver_commit(struct deliver *t, struct deliver_msg *const *m,
 	    size_t n, struct deliver_result *res, struct pf_error *err);
+
+/* Free the `why` of res[0..n) (res itself is the caller's). */
+void	deliver_results_free(struct deliver_result *res, size_t n);
 
 /*
  * As deliver_commit, except that DELIVER_PLACED means visible, but durably

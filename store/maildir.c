@@ -1705,7 +1705,8 @@ commit_either(struct deliver *t, struct deliver_msg *const *m, size_t n,
 		d[i] = MDD(m[i]);
 	rc = commit_batch(MD(t), d, n, placed, defer, err);
 	for (i = 0; i < n; i++)
-		res[i].status = placed[i] ? DELIVER_PLACED : DELIVER_TAKEN;
+		res[i] = (struct deliver_result){
+			placed[i] ? DELIVER_PLACED : DELIVER_TAKEN, NULL };
 	free(d);
 	free(placed);
 	return rc;

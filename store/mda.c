@@ -209,10 +209,13 @@ hand_over(struct mda *t, struct mda_msg *m, struct deliver_result *res,
 		return -1;
 	rc = 0;
 	res->status = DELIVER_FAILED;
+	res->why = NULL;
 	if (r.end == COMMAND_EXITED && r.code == 0)
 		res->status = DELIVER_PLACED;
-	else
-		command_failure(&c, &r, "mda", &res->why);
+	else {
+		res->why = xcalloc(1, sizeof(*res->why));
+		command_failure(&c, &r, "mda", res->why);
+	}
 	command_result_free(&r);
 	return rc;
 }
@@ -234,15 +237,17 @@ mda_commit(struct deliver *dt, struct deliver_msg *const *dm, size_t n,
 		 * of the run either (the group commit hands them over one at
 		 * a time): each is refused the same way, none is tried. */
 		if (t->cannot_run) {
-			res[i] = (struct deliver_result){ DELIVER_FAILED, t->why };
+			res[i].status = DELIVER_FAILED;
+			res[i].why = xmalloc(sizeof(*res[i].why));
+			*res[i].why = t->why;
 			continue;
 		}
 		if (hand_over(t, MSG(dm[i]), &res[i], err) == -1)
 			return -1;
 		if (res[i].status == DELIVER_FAILED &&
-		    res[i].why.category == PF_FAIL_CONFIG) {
+		    res[i].why->category == PF_FAIL_CONFIG) {
 			t->cannot_run = true;
-			t->why = res[i].why;
+			t->why = *res[i].why;
 		}
 	}
 	return 0;

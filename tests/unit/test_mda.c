@@ -232,9 +232,12 @@ test_refused(void **state)
 	assert_int_equal(deliver_commit(t, m, 3, res, &err), 0);
 	assert_int_equal(res[0].status, DELIVER_PLACED);
 	assert_int_equal(res[1].status, DELIVER_FAILED);
-	assert_int_equal(res[1].why.category, PF_FAIL_TEMP);
-	assert_non_null(strstr(res[1].why.what, "75"));
+	assert_int_equal(res[1].why->category, PF_FAIL_TEMP);
+	assert_non_null(strstr(res[1].why->what, "75"));
 	assert_int_equal(res[2].status, DELIVER_PLACED);
+	assert_null(res[0].why);
+	assert_null(res[2].why);
+	deliver_results_free(res, 3);
 	assert_int_equal(lines_in(f->ran), 3);
 	for (i = 0; i < 3; i++)
 		deliver_free(&m[i]);
@@ -245,14 +248,16 @@ test_refused(void **state)
 	m[0] = message(t, msg1, strlen(msg1), 100, &l[0]);
 	assert_int_equal(deliver_commit(t, m, 1, res, &err), 0);
 	assert_int_equal(res[0].status, DELIVER_FAILED);
-	assert_int_equal(res[0].why.category, PF_FAIL_TEMP);
+	assert_int_equal(res[0].why->category, PF_FAIL_TEMP);
+	deliver_results_free(res, 1);
 	deliver_free(&m[0]);
 	deliver_close(&t);
 	t = open_mda("kill -9 $$");
 	m[0] = message(t, msg1, strlen(msg1), 100, &l[0]);
 	assert_int_equal(deliver_commit(t, m, 1, res, &err), 0);
 	assert_int_equal(res[0].status, DELIVER_FAILED);
-	assert_int_equal(res[0].why.category, PF_FAIL_TEMP);
+	assert_int_equal(res[0].why->category, PF_FAIL_TEMP);
+	deliver_results_free(res, 1);
 	deliver_free(&m[0]);
 	deliver_close(&t);
 }
@@ -279,10 +284,11 @@ test_not_runnable(void **state)
 	assert_int_equal(deliver_commit(t, m, 3, res, &err), 0);
 	for (i = 0; i < 3; i++) {
 		assert_int_equal(res[i].status, DELIVER_FAILED);
-		assert_int_equal(res[i].why.category, PF_FAIL_CONFIG);
-		assert_non_null(strstr(res[i].why.what, "cannot be run"));
+		assert_int_equal(res[i].why->category, PF_FAIL_CONFIG);
+		assert_non_null(strstr(res[i].why->what, "cannot be run"));
 	}
 	assert_int_equal(lines_in(f->ran), 1);	/* the first one only */
+	deliver_results_free(res, 3);
 	for (i = 0; i < 3; i++)
 		deliver_free(&m[i]);
 	/* The group commit hands an MDA one message at a time: a later
@@ -290,8 +296,9 @@ test_not_runnable(void **state)
 	m[0] = message(t, msg1, strlen(msg1), 100, &l);
 	assert_int_equal(deliver_commit(t, m, 1, res, &err), 0);
 	assert_int_equal(res[0].status, DELIVER_FAILED);
-	assert_int_equal(res[0].why.category, PF_FAIL_CONFIG);
+	assert_int_equal(res[0].why->category, PF_FAIL_CONFIG);
 	assert_int_equal(lines_in(f->ran), 1);
+	deliver_results_free(res, 1);
 	deliver_free(&m[0]);
 	deliver_close(&t);
 }
