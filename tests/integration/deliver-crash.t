@@ -366,9 +366,10 @@ def random_kills(tmp, delete):
     per_msg = [r.duration / 60]
     hist, kills, t_all, scale = {}, 0, time.monotonic(), [1.0]
     for it in range(ITERATIONS):
-        # Up to 160 messages: more than SEEN_BATCH (64), so that kills also
-        # land in the group commits made while messages still arrive.
-        batch = box.add(routed_messages(RNG.randint(20, 160)))
+        # Up to 300 messages: more than 2 x SEEN_BATCH (256: a full batch
+        # commits once the next one is full), so that kills also land in
+        # the group commits made while messages still arrive.
+        batch = box.add(routed_messages(RNG.randint(20, 300)))
         for k in range(2 if RNG.random() < 0.3 else 1):
             # Half the kills anywhere in the run, half near its end, where
             # the last group commits, the DELEs and QUIT are.
