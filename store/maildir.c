@@ -495,13 +495,14 @@ static void
 sync_start(struct maildir_syncer *s)
 {
 	pthread_attr_t attr;
-	size_t i;
+	size_t i, n = s->fs_ok ? MAILDIR_SYNC_THREADS_SYNCFS :
+	    MAILDIR_SYNC_THREADS;
 
 	s->started = true;
 	if (pthread_attr_init(&attr) != 0)
 		return;
 	(void)pthread_attr_setstacksize(&attr, MAILDIR_SYNC_STACK);
-	for (i = 0; i < MAILDIR_SYNC_THREADS; i++) {
+	for (i = 0; i < n; i++) {
 		if (pf_thread_start(&s->threads[i], &attr, sync_main, s) != 0)
 			break;
 		s->nthreads++;
