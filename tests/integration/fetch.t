@@ -29,7 +29,6 @@ from pftest import eq, ok, contains, not_contains, like  # noqa: E402
 T = pftest.Suite(__file__)
 S = {}
 
-LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 HOST = socket.gethostname()
 
 # Maildir file name, popfetch(1): time.M<usec>P<pid>Q<n>.<host>,S=<size>
@@ -142,17 +141,6 @@ def summary(r, name, new, skipped, deleted, nbytes=None):
 def maildir_bytes(md):
     c = pftest.read_maildir(md)
     return sum(len(v) for v in list(c.new.values()) + list(c.cur.values()))
-
-
-def fake_env(offset):
-    """Environment running popfetch `offset` (e.g. '+60h') in the future."""
-    ok(os.path.exists(LIBFAKETIME), "libfaketime installed", LIBFAKETIME)
-    # (An ASan build refuses a preloaded library ahead of its runtime
-    # unless told that the order is fine.)
-    asan = os.environ.get("ASAN_OPTIONS", "")
-    return {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": offset,
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1",
-            "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
 
 
 def check_delivery(box, msgs, with_, t_before, t_after):
@@ -346,7 +334,7 @@ def _(tmp):
     box = Box(tmp, a)
     # Sanity: libfaketime really moves popfetch's clock.
     p = subprocess.run(["date", "+%s"], capture_output=True, text=True,
-                       env=box.pf.env(fake_env("+60h")))
+                       env=box.pf.env(pftest.util.fake_env("+60h")))
     ok(abs(int(p.stdout) - (time.time() + 60 * 3600)) < 120, "faketime works", p.stdout)
 
     # t0: fetch A (no delete option yet: popfetch.conf(5) says the recorded time counts).
@@ -355,13 +343,13 @@ def _(tmp):
     box.add(b)
     box.configure(delete_after_days=2)
     # t0 + 1 day: B is new; A is 1 day old: nothing deleted.
-    summary(box.run("fetch", env=fake_env("+24h")).expect(0), "work", 2, 0, 0)
+    summary(box.run("fetch", env=pftest.util.fake_env("+24h")).expect(0), "work", 2, 0, 0)
     eq(box.uidls(), ua + box.uidls()[3:], "nothing deleted after one day")
     ub = box.uidls()[3:]
     eq(len(ub), 2, "B listed")
     box.add(c)
     # t0 + 2.5 days: C is new, A (2.5 days) is deleted, B (1.5 days) stays.
-    r = box.run("fetch", env=fake_env("+60h")).expect(0)
+    r = box.run("fetch", env=pftest.util.fake_env("+60h")).expect(0)
     summary(r, "work", 2, 0, 3)
     left = box.uidls()
     eq(left[:2], ub, "B stays on the server")
@@ -371,7 +359,7 @@ def _(tmp):
     eq(box.maildir().messages(strip_received=True),
        [pftest.pop3_expected(m) for m in a + b + c], "each message delivered once")
     # t0 + 4 days: B (3 days) and C (1.5 days): B goes.
-    summary(box.run("fetch", env=fake_env("+96h")).expect(0), "work", 0, 0, 2)
+    summary(box.run("fetch", env=pftest.util.fake_env("+96h")).expect(0), "work", 0, 0, 2)
     eq(len(box.uidls()), 2, "C stays")
 
 
@@ -384,7 +372,7 @@ def _(tmp):
     base = int(time.time()) + 3600
 
     def at(t):
-        env = fake_env(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)))
+        env = pftest.util.fake_env(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)))
         env["TZ"] = "UTC"
         return env
     p = subprocess.run(["date", "+%s"], capture_output=True, text=True,

@@ -129,3 +129,25 @@ def world_traversable(path):
         if parent == path:
             return True
         path = parent
+
+
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def fake_env(offset, fake_stat=True):
+    """Environment running popfetch `offset` (e.g. '+60h', or a date) in
+    the future under libfaketime (Debian faketime, which scripts/deps
+    installs): an AssertionError, so a failed test, where it is missing.
+    The monotonic clock stays real.  fake_stat=False leaves file times
+    alone (NO_FAKE_STAT)."""
+    from .tap import ok
+    ok(os.path.exists(LIBFAKETIME), "libfaketime installed", LIBFAKETIME)
+    # (An ASan build refuses a preloaded library ahead of its runtime
+    # unless told that the order is fine.)
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    env = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": offset,
+           "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1",
+           "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+    if not fake_stat:
+        env["NO_FAKE_STAT"] = "1"
+    return env
