@@ -191,7 +191,6 @@ message_key(struct run *r, const struct pop3_msg *m)
 	return key;
 }
 
-/* Queue message number for DELE, with its key (owned by the list). */
 /* Room for one more in a pair of arrays (numbers, keys) of *cap. */
 static void
 pair_reserve(unsigned **nums, char ***keys, size_t n, size_t *cap)
@@ -203,6 +202,7 @@ pair_reserve(unsigned **nums, char ***keys, size_t n, size_t *cap)
 	*keys = xreallocarray(*keys, *cap, sizeof(**keys));
 }
 
+/* Queue message number for DELE, with its key (owned by the list). */
 static void
 dele_add(struct run *r, unsigned number, char *key)
 {
