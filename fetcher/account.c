@@ -49,41 +49,69 @@ account_target(const struct conf_account *a, const char **kind_r)
 	return a->maildir;
 }
 
+static const char *
+listing_key(const void *ctx, size_t i, char *buf)
+{
+	const struct listing_keys *lk = ctx;
+
+	return pop3_msg_uidl(&lk->l->msgs[lk->at != NULL ? lk->at[i] : i],
+	    buf);
+}
+
+void
+listing_keys_init(struct listing_keys *lk, const struct pop3_listing *l)
+{
+	size_t i, n = 0;
+
+	lk->l = l;
+	lk->at = NULL;
+	for (i = 0; i < l->count; i++) {
+		if (!pop3_msg_has_uidl(&l->msgs[i]) && lk->at == NULL) {
+			/* Some without UIDL (not from a server): where each
+			 * key is in the listing. */
+			lk->at = xreallocarray(NULL, l->count,
+			    sizeof(*lk->at));
+			for (n = 0; n < i; n++)
+				lk->at[n] = n;
+		}
+		if (pop3_msg_has_uidl(&l->msgs[i])) {
+			if (lk->at != NULL)
+				lk->at[n] = i;
+			n++;
+		}
+	}
+	lk->keys.key = listing_key;
+	lk->keys.ctx = lk;
+	lk->keys.n = n;
+}
+
+void
+listing_keys_free(struct listing_keys *lk)
+{
+	free(lk->at);
+	lk->at = NULL;
+}
+
 int
 account_mark_known(struct pop3_listing *l, struct seen *s,
     struct pf_error *err)
 {
-	const char **keys;
-	size_t *at = NULL, i, n = 0;
+	struct listing_keys lk;
 	bool *known;
+	size_t i;
 	int rc = 0;
 
 	if (s == NULL || l->count == 0)
 		return 0;
-	keys = xreallocarray(NULL, l->count, sizeof(*keys));
-	for (i = 0; i < l->count; i++) {
-		if (l->msgs[i].uidl == NULL && at == NULL) {
-			/* Some without UIDL (not from a server): where each
-			 * key is in the listing. */
-			at = xreallocarray(NULL, l->count, sizeof(*at));
-			for (n = 0; n < i; n++)
-				at[n] = n;
-		}
-		if (l->msgs[i].uidl != NULL) {
-			if (at != NULL)
-				at[n] = i;
-			keys[n++] = l->msgs[i].uidl;
-		}
-	}
-	known = xcalloc(n + 1, sizeof(*known));
-	if (n > 0 && seen_match(s, keys, n, known, err) == -1)
+	listing_keys_init(&lk, l);
+	known = xcalloc(lk.keys.n + 1, sizeof(*known));
+	if (lk.keys.n > 0 && seen_match(s, &lk.keys, known, err) == -1)
 		rc = -1;
-	for (i = 0; rc == 0 && i < n; i++)
+	for (i = 0; rc == 0 && i < lk.keys.n; i++)
 		if (known[i])
-			l->msgs[at != NULL ? at[i] : i].known = true;
+			l->msgs[lk.at != NULL ? lk.at[i] : i].known = true;
 	free(known);
-	free(at);
-	free(keys);
+	listing_keys_free(&lk);
 	return rc;
 }
 
@@ -95,7 +123,7 @@ account_unseen(struct pop3_listing *l)
 	for (i = 0; i < l->count; i++) {
 		struct pop3_msg *m = &l->msgs[i];
 
-		m->fetch = m->uidl == NULL || !m->known;
+		m->fetch = !pop3_msg_has_uidl(m) || !m->known;
 		n += m->fetch;
 	}
 	return n;
@@ -105,6 +133,7 @@ size_t
 account_limit(const struct conf_account *a, struct pop3_listing *l,
     bool verbose_skips, unsigned long *skipped)
 {
+	char ub[POP3_UIDL_BUF];
 	size_t i, n = 0;
 
 	for (i = 0; i < l->count; i++) {
@@ -118,8 +147,9 @@ account_limit(const struct conf_account *a, struct pop3_listing *l,
 			if (verbose_skips)
 				log_debug("%s: skipping message %u (UIDL %s): "
 				    "%" PRIu64 " bytes is over max_size",
-				    a->name, m->number, m->uidl ? m->uidl :
-				    "none", (uint64_t)m->size);
+				    a->name, m->number,
+				    pop3_msg_uidl_or(m, ub, "none"),
+				    (uint64_t)m->size);
 			continue;
 		}
 		if (a->max_messages > 0 && n >= a->max_messages) {
@@ -128,7 +158,7 @@ account_limit(const struct conf_account *a, struct pop3_listing *l,
 			if (verbose_skips)
 				log_debug("%s: skipping message %u (UIDL %s): "
 				    "over max_messages (%u per run)", a->name,
-				    m->number, m->uidl ? m->uidl : "none",
+				    m->number, pop3_msg_uidl_or(m, ub, "none"),
 				    (unsigned)a->max_messages);
 			continue;
 		}
@@ -149,13 +179,14 @@ bool
 account_want_delete(const struct conf_account *a, struct seen *s,
     const struct pop3_msg *m, time_t now)
 {
+	char ub[POP3_UIDL_BUF];
 	time_t fetched;
 
 	if (a->delete)
 		return true;
-	if (a->delete_after_days == 0 || s == NULL || m->uidl == NULL)
+	if (a->delete_after_days == 0 || s == NULL || !pop3_msg_has_uidl(m))
 		return false;
-	if (!seen_lookup(s, m->uidl, &fetched))
+	if (!seen_lookup(s, pop3_msg_uidl(m, ub), &fetched))
 		return false;
 	return (int64_t)now - (int64_t)fetched >=
 	    (int64_t)a->delete_after_days * 86400;

@@ -26,6 +26,22 @@ void	account_who(const struct conf *conf, const struct conf_account *acct,
 const char *account_target(const struct conf_account *a, const char **kind_r);
 
 /*
+ * The unique-ids of listing l's messages that have one, as seen.c reads
+ * them (keys), without a copy: short ones stay inline in the listing
+ * (doc/DESIGN.md §5.4).  l must outlive them; listing_keys_free after use.
+ */
+struct listing_keys {
+	struct seen_keys		 keys;
+	const struct pop3_listing	*l;
+	size_t				*at;	/* key i is message at[i];
+						   NULL: message i */
+};
+
+void	listing_keys_init(struct listing_keys *lk,
+	    const struct pop3_listing *l);
+void	listing_keys_free(struct listing_keys *lk);
+
+/*
  * Mark the messages of listing l that seen-list s (NULL: none) knows by
  * their UIDL: m->known, from one streamed query (seen_match), so that no
  * seen set need be held (doc/DESIGN.md §5.4).  A message without UIDL is

@@ -132,7 +132,7 @@ dry_show(struct dry *r, const char *what, const struct pop3_msg *m,
 	const struct pop3_capa *capa = pop3_capabilities(r->s->pop3);
 	struct header_buf *h;
 	struct pop3_sink sink = { hdr_begin, hdr_data, hdr_end, NULL, NULL };
-	char from[256], subject[256], date[128];
+	char from[256], subject[256], date[128], ub[POP3_UIDL_BUF];
 
 	if (with_headers && !r->top_refused && (capa->top || !capa->known)) {
 		h = xcalloc(1, sizeof(*h));
@@ -150,8 +150,8 @@ dry_show(struct dry *r, const char *what, const struct pop3_msg *m,
 			printf("%s: would %s message %u, UIDL %s, %" PRIu64
 			    " bytes%s\n    From: %s\n    Subject: %s\n"
 			    "    Date: %s\n", r->name, what, m->number,
-			    m->uidl ? m->uidl : "-", (uint64_t)m->size, note, ef, es,
-			    ed);
+			    pop3_msg_uidl_or(m, ub, "-"), (uint64_t)m->size, note,
+			    ef, es, ed);
 			free(ef);
 			free(es);
 			free(ed);
@@ -167,7 +167,7 @@ dry_show(struct dry *r, const char *what, const struct pop3_msg *m,
 			r->top_refused = true;
 	}
 	printf("%s: would %s message %u, UIDL %s, %" PRIu64 " bytes%s\n",
-	    r->name, what, m->number, m->uidl ? m->uidl : "-",
+	    r->name, what, m->number, pop3_msg_uidl_or(m, ub, "-"),
 	    (uint64_t)m->size, note);
 	return 0;
 }
@@ -208,7 +208,7 @@ dry_run(struct session *s, struct seen *seen, struct pop3_listing *l,
 				would_delete++;
 			continue;
 		}
-		known = m->uidl != NULL && m->known;
+		known = pop3_msg_has_uidl(m) && m->known;
 		if (known) {
 			if (account_want_delete(a, seen, m, now)) {
 				/* popfetch(1): From, Subject and Date for every

@@ -48,8 +48,12 @@
 
 _Static_assert(POP3_MESSAGES_MAX < (1ULL << POP3_NUMBER_BITS),
     "struct pop3_msg's number holds every message number");
-_Static_assert(POP3_SIZE_BITS + POP3_NUMBER_BITS + 2 <= 64,
+_Static_assert(POP3_SIZE_BITS + POP3_NUMBER_BITS + 4 <= 64,
     "struct pop3_msg's bit-fields share one 64-bit word");
+_Static_assert(sizeof(struct pop3_msg) == 16,
+    "a listing entry is 16 bytes (doc/DESIGN.md §5.4)");
+_Static_assert(sizeof(union pop3_uid) == 8 && POP3_UIDL_BUF > 16,
+    "an inline unique-id is 8 octets, or 16 digits and a NUL decoded");
 
 /* ---- the protocol table ---- */
 
@@ -1357,7 +1361,7 @@ static int
 cmp_msg_uidl(const void *a, const void *b)
 {
 	const struct pop3_msg *const *x = a, *const *y = b;
-	int c = strcmp((*x)->uidl, (*y)->uidl);
+	int c = pop3_msg_uidl_cmp(*x, *y);
 
 	/* Ties by number, so the later duplicate is reported. */
 	if (c == 0)
@@ -1481,7 +1485,7 @@ read_uidl_body(struct pop3 *s, struct strpool *pool, struct pop3_msg **ents_r,
 		}
 		ents[n].number = (unsigned)num;
 		ents[n].size = 0;
-		ents[n].uidl = strpool_ndup(pool, uid, ulen);
+		pop3_msg_set_uidl(&ents[n], uid, ulen, pool);
 		ents[n].known = false;
 		ents[n].fetch = false;
 		n++;
@@ -1550,7 +1554,8 @@ read_list_body(struct pop3 *s, struct pop3_msg **msgs_r, size_t *n_r,
 		}
 		msgs[n].number = (unsigned)num;
 		msgs[n].size = size;
-		msgs[n].uidl = NULL;
+		msgs[n].uid.str = NULL;
+		msgs[n].uid_form = POP3_UID_POINTER;
 		msgs[n].known = false;
 		msgs[n].fetch = false;
 		n++;
@@ -1624,7 +1629,7 @@ static int
 check_unique_uidls(const struct pop3_msg *msgs, size_t n, struct pf_error *err)
 {
 	const struct pop3_msg **byuid = NULL;
-	char line[64 + POP3_UIDL_MAX];
+	char line[64 + POP3_UIDL_MAX], ub[POP3_UIDL_BUF];
 	size_t i;
 	int rc = 0;
 
@@ -1636,9 +1641,9 @@ check_unique_uidls(const struct pop3_msg *msgs, size_t n, struct pf_error *err)
 		byuid[i] = &msgs[i];
 	sort_unless_ordered(byuid, n, sizeof(*byuid), cmp_msg_uidl);
 	for (i = 1; i < n && rc == 0; i++)
-		if (strcmp(byuid[i - 1]->uidl, byuid[i]->uidl) == 0) {
+		if (pop3_msg_uidl_cmp(byuid[i - 1], byuid[i]) == 0) {
 			snprintf(line, sizeof(line), "%u %s",
-			    byuid[i]->number, byuid[i]->uidl);
+			    byuid[i]->number, pop3_msg_uidl(byuid[i], ub));
 			rc = fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "duplicate unique-id in UIDL (messages %u and %u)",
 			    byuid[i - 1]->number, byuid[i]->number);
@@ -1653,7 +1658,7 @@ static int
 check_all_listed(const struct pop3_msg *msgs, size_t n,
     const struct bitmap *listed, struct pf_error *err)
 {
-	char line[64 + POP3_UIDL_MAX];
+	char line[64 + POP3_UIDL_MAX], ub[POP3_UIDL_BUF];
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -1661,7 +1666,7 @@ check_all_listed(const struct pop3_msg *msgs, size_t n,
 
 		if (!bitmap_test(listed, num)) {
 			snprintf(line, sizeof(line), "%u %s", num,
-			    msgs[i].uidl);
+			    pop3_msg_uidl(&msgs[i], ub));
 			return fail_line(err, PF_FAIL_PROTO, line, NULL,
 			    "message %u is in UIDL but not in LIST", num);
 		}
@@ -1872,7 +1877,8 @@ pop3_listing_free(struct pop3_listing **lp)
 		strpool_free(&l->uidls);
 	else
 		for (i = 0; i < l->count; i++)
-			free(l->msgs[i].uidl);
+			if (l->msgs[i].uid_form == POP3_UID_POINTER)
+				free(l->msgs[i].uid.str);
 	free(l->msgs);
 	free(l);
 	*lp = NULL;

@@ -97,10 +97,34 @@ struct pop3_capa {
 	size_t	 nlines;
 };
 
+/*
+ * A message's unique-id, held in the listing entry's own 8 octets when it
+ * fits (the listing's memory, doc/DESIGN.md §5.4): up to 8 characters as
+ * they are, or 16 hexadecimal digits of one case packed 4 bits each
+ * (Dovecot's default, %08Xu%08Xv).  Others live in the listing's string
+ * pool.  Read it with pop3_msg_uidl, set it with pop3_msg_set_uidl.
+ */
+enum pop3_uid_form {
+	POP3_UID_POINTER = 0,	/* uid.str, NUL-terminated; NULL: none */
+	POP3_UID_SHORT,		/* uid.chars: 1..8 octets, NUL-padded */
+	POP3_UID_HEX_UPPER,	/* uid.packed: 16 digits 0-9A-F, first
+				   digit in the highest 4 bits */
+	POP3_UID_HEX_LOWER	/* uid.packed: 16 digits 0-9a-f */
+};
+
+union pop3_uid {
+	char		*str;
+	char		 chars[8];
+	uint64_t	 packed;
+};
+
+/* Room for a unique-id that pop3_msg_uidl decodes, and its NUL. */
+#define POP3_UIDL_BUF	UIDL_INLINE_BUF
+
 /* One message as listed by LIST (and UIDL). */
 struct pop3_msg {
-	char		*uidl;		/* 0x21..0x7E, 1..POP3_UIDL_MAX chars;
-					   NULL when the server has no UIDL */
+	union pop3_uid	 uid;		/* 0x21..0x7E, 1..POP3_UIDL_MAX chars,
+					   or none: pop3_msg_uidl */
 	/* 16 bytes a message, not 24: the listing lives all run (issue 17).
 	 * Bit-fields: cast size to uint64_t for printf. */
 	uint64_t	 size : POP3_SIZE_BITS;	/* octets, as LIST announced
@@ -113,16 +137,47 @@ struct pop3_msg {
 	uint64_t	 fetch : 1;	/* not pop3.c's (false here): to be
 					   fetched, as account_select marks it
 					   (pop3_retr_listed) */
+	uint64_t	 uid_form : 2;	/* enum pop3_uid_form */
 };
 
+/* m's unique-id: uid.str, or an inline one decoded into buf; NULL when the
+ * message has none (a server without UIDL). */
+const char	*pop3_msg_uidl(const struct pop3_msg *m, char buf[POP3_UIDL_BUF]);
+
+/* pop3_msg_uidl, or `none` for a message without one (for messages). */
+static inline const char *
+pop3_msg_uidl_or(const struct pop3_msg *m, char buf[POP3_UIDL_BUF],
+    const char *none)
+{
+	const char *u = pop3_msg_uidl(m, buf);
+
+	return u != NULL ? u : none;
+}
+
+static inline bool
+pop3_msg_has_uidl(const struct pop3_msg *m)
+{
+	return m->uid_form != POP3_UID_POINTER || m->uid.str != NULL;
+}
+
+/* Give m the unique-id s[0..n) (n >= 1, no NUL among them): inline when it
+ * fits, else a copy in `pool`, or with pool NULL one of its own (which
+ * pop3_listing_free frees in a listing without a pool). */
+void		 pop3_msg_set_uidl(struct pop3_msg *m, const char *s, size_t n,
+		    struct strpool *pool);
+
+/* strcmp of two messages' unique-ids (both must have one). */
+int		 pop3_msg_uidl_cmp(const struct pop3_msg *a,
+		    const struct pop3_msg *b);
 
 /* The listing: messages in message-number order, whatever order the server
  * listed them in. */
 struct pop3_listing {
 	struct pop3_msg	*msgs;
 	size_t		 count;
-	struct strpool	*uidls;		/* holds every msgs[].uidl; NULL:
-					   each is its own allocation */
+	struct strpool	*uidls;		/* holds the msgs[] unique-ids that
+					   are not inline; NULL: each is its
+					   own allocation */
 	bool		 has_uidl;	/* false: the server said -ERR to UIDL */
 	bool		 sizes_known;	/* false: pop3_list_uidls, sizes 0 */
 };

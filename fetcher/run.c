@@ -115,18 +115,19 @@ put(struct run *r, const char *buf, size_t len, struct pf_error *err)
 static int
 write_received(struct run *r, const struct pop3_msg *m, struct pf_error *err)
 {
-	char date[64], line[1024 + POP3_UIDL_MAX];
+	char date[64], line[1024 + POP3_UIDL_MAX], ub[POP3_UIDL_BUF];
+	const char *uidl = pop3_msg_uidl(m, ub);
 	time_t t = time(NULL);
 	struct tm tm;
 	int n;
 
 	localtime_r(&t, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	if (m->uidl != NULL)
+	if (uidl != NULL)
 		n = snprintf(line, sizeof(line), "Received: from %s ([%s]) by "
 		    "%s (popfetch %s) with %s id %s; %s\n", r->acct->host,
 		    conn_peer_addr(r->s.conn), r->localhost, PACKAGE_VERSION,
-		    r->s.with, m->uidl, date);
+		    r->s.with, uidl, date);
 	else
 		n = snprintf(line, sizeof(line), "Received: from %s ([%s]) by "
 		    "%s (popfetch %s) with %s; %s\n", r->acct->host,
@@ -179,11 +180,11 @@ static char *
 message_key(struct run *r, const struct pop3_msg *m)
 {
 	unsigned char md[CRYPTO_SHA256_LEN];
-	char *key;
+	char *key, ub[POP3_UIDL_BUF];
 	size_t o = strlen(SEEN_DIGEST_PREFIX);
 
 	if (!r->no_uidl)
-		return xstrdup(m->uidl);
+		return xstrdup(pop3_msg_uidl(m, ub));
 	crypto_sha256_end(&r->digest, md);
 	key = xmalloc(SEEN_DIGEST_KEY_LEN + 1);
 	memcpy(key, SEEN_DIGEST_PREFIX, o);
@@ -223,10 +224,11 @@ note_refused(struct run *r, const struct pop3_msg *m, const char *what,
     const struct pf_error *why)
 {
 	char buf[PF_ERROR_WHAT_MAX + PF_ERROR_SERVER_MAX + 8];
+	char ub[POP3_UIDL_BUF];
 	struct pf_error e;
 
 	pf_error_set(&e, why->category, "message %u (UIDL %s) %s: %s",
-	    m->number, m->uidl != NULL ? m->uidl : "none", what, why->what);
+	    m->number, pop3_msg_uidl_or(m, ub, "none"), what, why->what);
 	memcpy(e.server, why->server, sizeof(e.server));
 	if (r->any_refused && !(why->category == PF_FAIL_CONFIG &&
 	    r->refused.category != PF_FAIL_CONFIG)) {
@@ -249,9 +251,13 @@ placed(void *ctx, const void *tag, char **key, const char *location,
 	struct run *r = ctx;
 	const struct pop3_msg *m = tag;
 
-	log_debug("%s: message %u (UIDL %s, %" PRIu64 " bytes) -> %s",
-	    r->name, m->number, m->uidl != NULL ? m->uidl : "none", size,
-	    location[0] != '\0' ? location : "discarded");
+	if (log_enabled(LOG_LEVEL_DEBUG)) {
+		char ub[POP3_UIDL_BUF];
+
+		log_debug("%s: message %u (UIDL %s, %" PRIu64 " bytes) -> %s",
+		    r->name, m->number, pop3_msg_uidl_or(m, ub, "none"), size,
+		    location[0] != '\0' ? location : "discarded");
+	}
 	r->stats.fetched++;
 	r->stats.bytes += size;
 	/* In the seen-list now: due for DELE (step 7). */
@@ -298,10 +304,11 @@ static int
 enqueue(struct run *r, const struct pop3_msg *m, struct deliver_msg *d,
     char *key, const char *folder, struct pf_error *err)
 {
-	char id[64];
+	char id[64], ub[POP3_UIDL_BUF];
 	struct deliver_label l = {
-		.folder = folder, .account = r->name, .uidl = m->uidl,
-		.id = id, .timeout = r->acct->timeout,
+		.folder = folder, .account = r->name,
+		.uidl = pop3_msg_uidl(m, ub), .id = id,
+		.timeout = r->acct->timeout,
 	};
 	int rc;
 
@@ -438,7 +445,9 @@ sink_end(void *ctx, const struct pop3_msg *m, uint64_t octets,
 	h->key = key;
 	h->d = d;
 	h->job.spool = r->spool;
-	h->job.uidl = m->uidl;
+	/* The key is the UIDL when there is one (message_key), and lives
+	 * with h: the listing may hold it only inline. */
+	h->job.uidl = r->no_uidl ? NULL : key;
 	h->job.owner = h;
 	r->spool = NULL;
 	r->held[r->nheld++] = h;
@@ -752,9 +761,10 @@ prep_end(struct prep *p)
 static int
 mark_missing(struct run *r, time_t now, struct pf_error *err)
 {
-	const char **listed = NULL;
+	struct listing_keys lk = { .at = NULL };
+	struct seen_keys none = { .n = 0 };
 	bool *known = NULL;
-	size_t i, n = 0, pruned = 0;
+	size_t i, pruned = 0;
 	int64_t forget = (int64_t)r->acct->forget_after_days * 86400;
 	int rc;
 
@@ -764,18 +774,18 @@ mark_missing(struct run *r, time_t now, struct pf_error *err)
 		if (forget < 86400)
 			forget = 86400;
 	} else {
-		listed = xcalloc(r->listing->count + 1, sizeof(*listed));
-		known = xcalloc(r->listing->count + 1, sizeof(*known));
-		for (i = 0; i < r->listing->count; i++)
-			listed[n++] = r->listing->msgs[i].uidl;
+		/* Every message has a UIDL: key i is message i. */
+		listing_keys_init(&lk, r->listing);
+		known = xcalloc(lk.keys.n + 1, sizeof(*known));
 	}
-	rc = seen_prune_match(r->seen, listed, n, now, forget, known, &pruned,
-	    err);
-	for (i = 0; rc == 0 && i < n; i++)
+	rc = seen_prune_match(r->seen, r->no_uidl ? &none : &lk.keys, now,
+	    forget, known, &pruned, err);
+	for (i = 0; rc == 0 && !r->no_uidl && i < lk.keys.n; i++)
 		if (known[i])
-			r->listing->msgs[i].known = true;
+			r->listing->msgs[lk.at != NULL ? lk.at[i] : i].known =
+			    true;
 	free(known);
-	free(listed);
+	listing_keys_free(&lk);
 	if (rc == 0 && pruned > 0)
 		log_debug("%s: forgot %zu message(s) missing from the listings "
 		    "for %u day(s)", r->name, pruned, r->acct->forget_after_days);
@@ -879,10 +889,11 @@ fetch_mail(struct run *r, struct pf_error *err)
 	if (!r->no_uidl) {
 		for (i = 0; i < r->listing->count; i++) {
 			const struct pop3_msg *m = &r->listing->msgs[i];
+			char ub[POP3_UIDL_BUF];
 
 			if (m->known && account_want_delete(a, r->seen, m,
 			    now))
-				dele_add(r, m->number, xstrdup(m->uidl));
+				dele_add(r, m->number, xstrdup(pop3_msg_uidl(m, ub)));
 		}
 	}
 	if (r->ndele > 0 &&

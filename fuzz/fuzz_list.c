@@ -93,19 +93,22 @@ check_listing(const struct pop3_listing *l, unsigned max)
 	FZ_CHECK(nums != NULL && uids != NULL);
 	for (i = 0; i < l->count; i++) {
 		const struct pop3_msg *m = &l->msgs[i];
+		char ub[POP3_UIDL_BUF];
+		const char *u = pop3_msg_uidl(m, ub);
 
 		FZ_CHECK(m->number >= 1 && m->number <= max);
 		nums[i] = m->number;
 		if (!l->has_uidl) {
-			FZ_CHECK(m->uidl == NULL);
+			FZ_CHECK(u == NULL && !pop3_msg_has_uidl(m));
 			continue;
 		}
-		FZ_CHECK(m->uidl != NULL);
-		n = strlen(m->uidl);
+		FZ_CHECK(u != NULL && pop3_msg_has_uidl(m));
+		n = strlen(u);
 		FZ_CHECK(n >= 1 && n <= POP3_UIDL_MAX);
 		for (j = 0; j < n; j++)
-			FZ_CHECK(m->uidl[j] >= 0x21 && m->uidl[j] <= 0x7e);
-		uids[i] = m->uidl;
+			FZ_CHECK(u[j] >= 0x21 && u[j] <= 0x7e);
+		uids[i] = strdup(u);
+		FZ_CHECK(uids[i] != NULL);
 		total += n;
 	}
 	FZ_CHECK(total <= POP3_UIDL_TOTAL_MAX);
@@ -117,6 +120,8 @@ check_listing(const struct pop3_listing *l, unsigned max)
 		for (i = 1; i < l->count; i++)
 			FZ_CHECK(strcmp(uids[i - 1], uids[i]) != 0);
 	}
+	for (i = 0; i < l->count; i++)
+		free(uids[i]);
 	free(uids);
 	free(nums);
 }
@@ -206,6 +211,8 @@ check_model(const struct pop3_listing *l, const uint8_t *s, size_t len,
 	static size_t ulen[MAXL], llen[MAXL];
 	static struct model_line order[MAXL];
 	size_t pos = ustart, i, j, k, m, used;
+	char ub[POP3_UIDL_BUF];
+	const char *u;
 	long nu, nl;
 	uint64_t num, size;
 
@@ -241,9 +248,9 @@ check_model(const struct pop3_listing *l, const uint8_t *s, size_t len,
 			if (digits(uline[j], ulen[j], &used) != num)
 				continue;
 			k = used + 1;
-			FZ_CHECK(strlen(l->msgs[i].uidl) == ulen[j] - k);
-			FZ_CHECK(memcmp(l->msgs[i].uidl, uline[j] + k,
-			    ulen[j] - k) == 0);
+			u = pop3_msg_uidl(&l->msgs[i], ub);
+			FZ_CHECK(strlen(u) == ulen[j] - k);
+			FZ_CHECK(memcmp(u, uline[j] + k, ulen[j] - k) == 0);
 			break;
 		}
 		FZ_CHECK(j < (size_t)nu);

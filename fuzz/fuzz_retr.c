@@ -350,9 +350,8 @@ run(const uint8_t *d, size_t dlen, unsigned mode, unsigned nmsgs,
 	free(stream);
 
 	for (i = 0; i < nmsgs; i++) {
-		msgs[i].number = (unsigned)i + 1;
+		msgs[i] = (struct pop3_msg){ .number = (unsigned)i + 1 };
 		msgs[i].size = dlen;
-		msgs[i].uidl = NULL;
 		mp[i] = &msgs[i];
 	}
 	s = pop3_new("fuzz", fz_read, fz_write, &sv);

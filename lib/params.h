@@ -323,18 +323,24 @@
  */
 #define POP3_UIDL_MAX		512
 
+/* Octets that hold a unique-id kept inline in a listing entry, decoded,
+ * with its NUL: 16 hexadecimal digits (fetcher/pop3.h, union pop3_uid).
+ * store/seen.c decodes the listing's keys into buffers of this size. */
+#define UIDL_INLINE_BUF		17
+
 /* Highest message number and most lines in a UIDL or LIST reply.  A million
  * messages is far beyond any real POP3 maildrop, and the cap bounds the
  * memory a hostile server can make the listing take. */
 #define POP3_MESSAGES_MAX	1000000
 
 /* Bits of struct pop3_msg (fetcher/pop3.h) that hold a message's number
- * (POP3_MESSAGES_MAX fits) and its LIST size: with two flags they share one
- * 64-bit word, so the listing takes 16 bytes a message (issue 17).  A LIST
+ * (POP3_MESSAGES_MAX fits) and its LIST size: with two flags and the
+ * unique-id's form they share one 64-bit word, so the listing takes 16
+ * bytes a message (issue 17).  A LIST
  * size past POP3_SIZE_MAX (1 TiB) is held as POP3_SIZE_MAX: it is only
  * approximate (max_size, progress, the runaway bound) and no real message
  * comes near. */
-#define POP3_NUMBER_BITS	22
+#define POP3_NUMBER_BITS	20
 #define POP3_SIZE_BITS		40
 #define POP3_SIZE_MAX		((1ULL << POP3_SIZE_BITS) - 1)
 

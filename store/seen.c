@@ -1640,13 +1640,75 @@ cstr_cmp(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Pointers into a listing, in strcmp order: SQLite's BINARY collation
- * (memcmp, then the shorter first) for strings without a NUL. */
+static const char *
+array_key(const void *ctx, size_t i, char *buf)
+{
+	(void)buf;
+	return ((const char *const *)ctx)[i];
+}
+
+void
+seen_keys_array(struct seen_keys *keys, const char *const *a, size_t n)
+{
+	keys->key = array_key;
+	keys->ctx = a;
+	keys->n = n;
+}
+
+/* Key i of k. */
+static const char *
+key_of(const struct seen_keys *k, size_t i, char buf[UIDL_INLINE_BUF])
+{
+	return k->key(k->ctx, i, buf);
+}
+
+/* One key of a listing, for sorting them without copying them. */
+struct key_ref {
+	const struct seen_keys	*k;
+	size_t			 i;
+};
+
+/* key_refs in strcmp order: SQLite's BINARY collation (memcmp, then the
+ * shorter first) for strings without a NUL. */
 static int
 ref_cmp(const void *a, const void *b)
 {
-	return strcmp(**(const char *const *const *)a,
-	    **(const char *const *const *)b);
+	const struct key_ref *x = a, *y = b;
+	char bx[UIDL_INLINE_BUF], by[UIDL_INLINE_BUF];
+
+	return strcmp(key_of(x->k, x->i, bx), key_of(y->k, y->i, by));
+}
+
+/* bsearch of a string (the key) among sorted key_refs. */
+static int
+str_ref_cmp(const void *key, const void *elem)
+{
+	const struct key_ref *y = elem;
+	char by[UIDL_INLINE_BUF];
+
+	return strcmp(*(const char *const *)key, key_of(y->k, y->i, by));
+}
+
+/* The keys of k in strcmp order, or NULL when they are in it already
+ * (Dovecot's hexadecimal UIDLs): then nothing is allocated. */
+static struct key_ref *
+keys_sorted(const struct seen_keys *k, bool always)
+{
+	char b0[UIDL_INLINE_BUF], b1[UIDL_INLINE_BUF];
+	struct key_ref *sorted;
+	size_t i = 1;
+
+	if (!always)
+		for (; i < k->n && strcmp(key_of(k, i - 1, (i & 1) ? b0 : b1),
+		    key_of(k, i, (i & 1) ? b1 : b0)) <= 0; i++)
+			;
+	if (i >= k->n && !always)
+		return NULL;
+	sorted = xreallocarray(NULL, k->n == 0 ? 1 : k->n, sizeof(*sorted));
+	for (i = 0; i < k->n; i++)
+		sorted[i] = (struct key_ref){ k, i };
+	qsort(sorted, k->n, sizeof(*sorted), ref_cmp);
+	return sorted;
 }
 
 /* What merge_listed saw. */
@@ -1664,36 +1726,28 @@ struct merged {
  * is set true when keys[i] is a row, and left alone otherwise.
  */
 static int
-merge_listed(struct seen *s, const char *const *keys, size_t n, bool *known,
+merge_listed(struct seen *s, const struct seen_keys *k, bool *known,
     struct merged *out, const char *what, struct pf_error *err)
 {
-	const char *const **sorted = NULL;
+	struct key_ref *sorted;
 	sqlite3_stmt *st = NULL;
-	size_t i, j = 0;
+	char buf[UIDL_INLINE_BUF];
+	size_t j = 0, n = k->n;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
 	if (s->db == NULL || s->mailbox == 0)
 		return 0;
-	/* Servers often list in this order already (Dovecot's hexadecimal
-	 * UIDLs): then the keys are walked as they are, and nothing is
-	 * allocated. */
-	for (i = 1; i < n && strcmp(keys[i - 1], keys[i]) <= 0; i++)
-		;
-	if (i < n) {
-		sorted = xreallocarray(NULL, n, sizeof(*sorted));
-		for (i = 0; i < n; i++)
-			sorted[i] = &keys[i];
-		qsort(sorted, n, sizeof(*sorted), ref_cmp);
-	}
+	sorted = keys_sorted(k, false);
 	if (db_prepare(s, "SELECT uidl, missing_since FROM seen "
 	    "WHERE mailbox = ? ORDER BY uidl", &st, what, err) == -1) {
 		free(sorted);
 		return -1;
 	}
 	sqlite3_bind_int64(st, 1, s->mailbox);
-	/* The j-th key in order. */
-#define KEY(j)	(sorted != NULL ? *sorted[j] : keys[j])
+	/* The j-th key in order, and its index. */
+#define AT(j)	(sorted != NULL ? sorted[j].i : (j))
+#define KEY(j)	key_of(k, AT(j), buf)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *uidl = (const char *)sqlite3_column_text(st, 0);
 		bool listed = false;
@@ -1709,8 +1763,7 @@ merge_listed(struct seen *s, const char *const *keys, size_t n, bool *known,
 		for (; j < n && c == 0; j++) {
 			listed = true;
 			if (known != NULL)
-				known[sorted != NULL ? (size_t)(sorted[j] -
-				    keys) : j] = true;
+				known[AT(j)] = true;
 			if (j + 1 < n)
 				c = strcmp(KEY(j + 1), uidl);
 		}
@@ -1718,6 +1771,7 @@ merge_listed(struct seen *s, const char *const *keys, size_t n, bool *known,
 			out->listed++;
 	}
 #undef KEY
+#undef AT
 	free(sorted);
 	if (rc != SQLITE_DONE) {
 		db_fail(s, what, err);
@@ -1729,12 +1783,12 @@ merge_listed(struct seen *s, const char *const *keys, size_t n, bool *known,
 }
 
 int
-seen_match(struct seen *s, const char *const *keys, size_t n, bool *known,
+seen_match(struct seen *s, const struct seen_keys *keys, bool *known,
     struct pf_error *err)
 {
 	struct merged m;
 
-	return merge_listed(s, keys, n, known, &m, "read seen-list", err);
+	return merge_listed(s, keys, known, &m, "read seen-list", err);
 }
 
 /*
@@ -1742,23 +1796,18 @@ seen_match(struct seen *s, const char *const *keys, size_t n, bool *known,
  * same forgetting.  Returns how many were forgotten.
  */
 static size_t
-known_prune(struct seen *s, const char *const *listed, size_t n, time_t now,
+known_prune(struct seen *s, const struct seen_keys *listed, time_t now,
     time_t cutoff)
 {
-	const char **sorted;
-	size_t i, o = 0, forgotten = 0;
+	struct key_ref *sorted = keys_sorted(listed, true);
+	size_t i, o = 0, forgotten = 0, n = listed->n;
 
-	sorted = xreallocarray(NULL, n == 0 ? 1 : n, sizeof(*sorted));
-	if (n > 0) {
-		memcpy(sorted, listed, n * sizeof(*sorted));
-		qsort(sorted, n, sizeof(*sorted), cstr_cmp);
-	}
 	for (i = 0; i < s->nknown; i++) {
 		struct known *k = &s->known[i];
 		const char *key = k->uidl;
 
 		if (n > 0 && bsearch(&key, sorted, n, sizeof(*sorted),
-		    cstr_cmp) != NULL)
+		    str_ref_cmp) != NULL)
 			k->missing = 0;
 		else if (k->missing == 0)
 			k->missing = now;
@@ -1793,13 +1842,14 @@ prune_step(struct seen *s, const char *sql, time_t t, const char *what,
 /* seen_prune, and with known != NULL seen_match's marks too, from the
  * same pass: what pruning changes is not listed. */
 static int
-prune(struct seen *s, const char *const *listed, size_t n, time_t now,
+prune(struct seen *s, const struct seen_keys *listed, time_t now,
     int64_t forget_after, bool *known, size_t *pruned_r,
     struct pf_error *err)
 {
 	const char *what = "update seen-list";
 	sqlite3_stmt *st = NULL;
-	size_t i, nlisted = 0, rows, forgotten;
+	char buf[UIDL_INLINE_BUF];
+	size_t i, nlisted = 0, rows, forgotten, n = listed->n;
 	bool marked = false;
 	time_t cutoff = (time_t)((int64_t)now - forget_after);
 
@@ -1812,7 +1862,7 @@ prune(struct seen *s, const char *const *listed, size_t n, time_t now,
 	 * streamed query tells. */
 	if (s->loaded) {
 		for (i = 0; i < n; i++)
-			if (seen_contains(s, listed[i])) {
+			if (seen_contains(s, key_of(listed, i, buf))) {
 				nlisted++;
 				if (known != NULL)
 					known[i] = true;
@@ -1823,7 +1873,7 @@ prune(struct seen *s, const char *const *listed, size_t n, time_t now,
 	} else {
 		struct merged m;
 
-		if (merge_listed(s, listed, n, known, &m, what, err) == -1)
+		if (merge_listed(s, listed, known, &m, what, err) == -1)
 			return -1;
 		nlisted = m.listed;
 		marked = m.any_missing;
@@ -1841,7 +1891,8 @@ prune(struct seen *s, const char *const *listed, size_t n, time_t now,
 	    &st, what, err) == -1)
 		goto fail;
 	for (i = 0; i < n; i++) {
-		sqlite3_bind_text(st, 1, listed[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, key_of(listed, i, buf), -1,
+		    SQLITE_TRANSIENT);
 		if (db_step_done(s, st, what, err) == -1)
 			goto fail;
 	}
@@ -1862,7 +1913,7 @@ prune(struct seen *s, const char *const *listed, size_t n, time_t now,
 	if (db_exec(s, "DELETE FROM temp.listed", what, err) == -1 ||
 	    tx_commit(s, what, err) == -1)
 		goto fail;
-	i = s->loaded ? known_prune(s, listed, n, now, cutoff) : forgotten;
+	i = s->loaded ? known_prune(s, listed, now, cutoff) : forgotten;
 	if (pruned_r != NULL)
 		*pruned_r = i;
 	return 0;
@@ -1877,15 +1928,18 @@ int
 seen_prune(struct seen *s, const char *const *listed, size_t n, time_t now,
     int64_t forget_after, size_t *pruned_r, struct pf_error *err)
 {
-	return prune(s, listed, n, now, forget_after, NULL, pruned_r, err);
+	struct seen_keys k;
+
+	seen_keys_array(&k, listed, n);
+	return prune(s, &k, now, forget_after, NULL, pruned_r, err);
 }
 
 int
-seen_prune_match(struct seen *s, const char *const *listed, size_t n,
+seen_prune_match(struct seen *s, const struct seen_keys *listed,
     time_t now, int64_t forget_after, bool *known, size_t *pruned_r,
     struct pf_error *err)
 {
-	return prune(s, listed, n, now, forget_after, known, pruned_r, err);
+	return prune(s, listed, now, forget_after, known, pruned_r, err);
 }
 
 int

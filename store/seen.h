@@ -175,7 +175,24 @@ bool	seen_contains(struct seen *s, const char *uidl);
 bool	seen_lookup(struct seen *s, const char *uidl, time_t *fetched_r);
 
 /*
- * Which of the n keys of a listing (repeats allowed) are in the
+ * The n unique-ids of a listing, read one at a time: a listing keeps the
+ * short ones inline, not as strings (doc/DESIGN.md §5.4).  key(ctx, i,
+ * buf) is the i-th (i < n), NUL-terminated, either decoded into buf
+ * (UIDL_INLINE_BUF octets, lib/params.h) or in memory that lives as long
+ * as the listing.
+ */
+struct seen_keys {
+	const char	*(*key)(const void *ctx, size_t i, char *buf);
+	const void	*ctx;
+	size_t		 n;
+};
+
+/* keys over an array of n strings (which must outlive them). */
+void	seen_keys_array(struct seen_keys *keys, const char *const *a,
+	    size_t n);
+
+/*
+ * Which of the keys of a listing (repeats allowed) are in the
  * seen-list: known[i] is set true for each that is, and left as it was
  * for the others.  Loaded or not, one query streamed in the primary key's
  * order, merged with the keys sorted the same way (SQLite's BINARY
@@ -183,7 +200,7 @@ bool	seen_lookup(struct seen *s, const char *uidl, time_t *fetched_r);
  * no database (read-only) nothing is known.  Errors: PF_FAIL_IO,
  * PF_FAIL_TEMP.
  */
-int	seen_match(struct seen *s, const char *const *keys, size_t n,
+int	seen_match(struct seen *s, const struct seen_keys *keys,
 	    bool *known, struct pf_error *err);
 
 /* Number of UIDLs in the in-memory set. */
@@ -241,9 +258,9 @@ int	seen_prune(struct seen *s, const char *const *listed, size_t n,
 	    struct pf_error *err);
 
 /* seen_prune and seen_match in one pass over the rows (a fetch's step 4):
- * known[i] is set true for each listed[i] in the seen-list, as it was
+ * known[i] is set true for each listed key i in the seen-list, as it was
  * before the prune (what the prune forgets is not listed). */
-int	seen_prune_match(struct seen *s, const char *const *listed, size_t n,
+int	seen_prune_match(struct seen *s, const struct seen_keys *listed,
 	    time_t now, int64_t forget_after, bool *known, size_t *pruned_r,
 	    struct pf_error *err);
 

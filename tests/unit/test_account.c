@@ -152,13 +152,18 @@ listing(const char *const *uidls, const uint64_t *sizes, size_t n)
 {
 	static struct pop3_msg msgs[16];
 	static struct pop3_listing l;
+	static struct strpool *pool;	/* the last listing's strings */
 	size_t i;
 
 	assert_true(n <= 16);
+	strpool_free(&pool);
+	pool = strpool_new();
 	for (i = 0; i < n; i++) {
-		msgs[i].number = (unsigned)i + 1;
+		msgs[i] = (struct pop3_msg){ .number = (unsigned)i + 1 };
 		msgs[i].size = sizes != NULL ? sizes[i] : 100;
-		msgs[i].uidl = (char *)(uintptr_t)uidls[i];
+		if (uidls[i] != NULL)
+			pop3_msg_set_uidl(&msgs[i], uidls[i],
+			    strlen(uidls[i]), pool);
 		msgs[i].known = false;
 		msgs[i].fetch = false;
 	}
@@ -317,7 +322,7 @@ test_want_delete(void **state)
 	static const char *const u[] = { "old", "young", "edge", "unknown" };
 	struct pop3_listing *l = listing(u, NULL, 4);
 	struct conf_account a = accts[1];
-	struct pop3_msg nouidl = { .number = 9, .size = 1, .uidl = NULL };
+	struct pop3_msg nouidl = { .number = 9, .size = 1 };
 	struct seen *s = seen_with(f, known, 3, when);
 	size_t i;
 

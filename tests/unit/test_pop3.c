@@ -36,6 +36,18 @@
 #include "sasl.h"
 #include "xmalloc.h"
 
+/* A listed message's unique-id as a string (NULL: none); four at a time
+ * stay valid. */
+static const char *
+uidl_of(const struct pop3_msg *m)
+{
+	static char buf[4][POP3_UIDL_BUF];
+	static unsigned k;
+
+	k = (k + 1) % 4;
+	return pop3_msg_uidl(m, buf[k]);
+}
+
 /* ---- the fake server ---- */
 
 struct step {
@@ -988,13 +1000,13 @@ test_listing(void **state)
 	assert_int_equal(l->count, 3);
 	assert_int_equal(l->msgs[0].number, 1);
 	assert_int_equal(l->msgs[0].size, 120);
-	assert_string_equal(l->msgs[0].uidl, "whqtswO00WBw418f9t5JxYwZ");
+	assert_string_equal(uidl_of(&l->msgs[0]), "whqtswO00WBw418f9t5JxYwZ");
 	assert_int_equal(l->msgs[1].number, 2);
 	assert_int_equal(l->msgs[1].size, 200);
-	assert_string_equal(l->msgs[1].uidl,
+	assert_string_equal(uidl_of(&l->msgs[1]),
 	    "QhdPYR:00WBw1Ph7x7~!\"#$%&'()*+,-./");
 	assert_int_equal(l->msgs[2].number, 3);
-	assert_string_equal(l->msgs[2].uidl, uid512);
+	assert_string_equal(uidl_of(&l->msgs[2]), uid512);
 	/* Lock-step without PIPELINING. */
 	assert_int_equal(f.max_per_write, 1);
 	assert_true(pop3_is_synchronised(s));
@@ -1002,6 +1014,64 @@ test_listing(void **state)
 	assert_null(l);
 	session_end(&s, &f);
 	free(reply);
+}
+
+/*
+ * Unique-ids kept inline in a listing entry (pop3.h, union pop3_uid): each
+ * comes back whole, the short and hexadecimal ones need no string of their
+ * own, and pop3_msg_uidl_cmp orders them as strcmp does their strings
+ * (SQLite's order, which the seen-list merge relies on).
+ */
+static void
+test_uidl_inline(void **state)
+{
+	static const struct {
+		const char	*uid;
+		int		 form;
+	} cases[] = {
+		{ "1", POP3_UID_SHORT },
+		{ "~!", POP3_UID_SHORT },
+		{ "12345678", POP3_UID_SHORT },
+		{ "123456789", POP3_UID_POINTER },
+		{ "000000016B166D5D", POP3_UID_HEX_UPPER },
+		{ "000000016b166d5d", POP3_UID_HEX_LOWER },
+		{ "0000000000000000", POP3_UID_HEX_UPPER },
+		{ "FFFFFFFFFFFFFFFF", POP3_UID_HEX_UPPER },
+		{ "ffffffffffffffff", POP3_UID_HEX_LOWER },
+		{ "1234567890123456", POP3_UID_HEX_UPPER },
+		{ "000000016B166d5d", POP3_UID_POINTER },	/* mixed case */
+		{ "000000016B166D5G", POP3_UID_POINTER },
+		{ "000000016B166D5", POP3_UID_POINTER },	/* 15 digits */
+		{ "000000016B166D5D0", POP3_UID_POINTER },	/* 17 */
+		{ "whqtswO00WBw418f9t5JxYwZ", POP3_UID_POINTER },
+	};
+	enum { N = sizeof(cases) / sizeof(cases[0]) };
+	struct pop3_msg m[N];
+	struct strpool *pool = strpool_new();
+	size_t i, j;
+
+	(void)state;
+	assert_null(uidl_of(&(struct pop3_msg){ .number = 1 }));
+	for (i = 0; i < N; i++) {
+		memset(&m[i], 0, sizeof(m[i]));
+		pop3_msg_set_uidl(&m[i], cases[i].uid, strlen(cases[i].uid),
+		    i % 2 ? pool : NULL);
+		assert_int_equal(m[i].uid_form, cases[i].form);
+		assert_true(pop3_msg_has_uidl(&m[i]));
+		assert_string_equal(uidl_of(&m[i]), cases[i].uid);
+	}
+	for (i = 0; i < N; i++)
+		for (j = 0; j < N; j++) {
+			int want = strcmp(cases[i].uid, cases[j].uid);
+			int got = pop3_msg_uidl_cmp(&m[i], &m[j]);
+
+			assert_int_equal((got > 0) - (got < 0),
+			    (want > 0) - (want < 0));
+		}
+	for (i = 0; i < N; i += 2)
+		if (m[i].uid_form == POP3_UID_POINTER)
+			free(m[i].uid.str);
+	strpool_free(&pool);
 }
 
 static void
@@ -1020,8 +1090,8 @@ test_listing_no_uidl(void **state)
 	assert_int_equal(pop3_list_messages(s, &l, &err), 0);
 	assert_false(l->has_uidl);
 	assert_int_equal(l->count, 2);
-	assert_null(l->msgs[0].uidl);
-	assert_null(l->msgs[1].uidl);
+	assert_null(uidl_of(&l->msgs[0]));
+	assert_null(uidl_of(&l->msgs[1]));
 	pop3_listing_free(&l);
 	session_end(&s, &f);
 
@@ -1066,10 +1136,10 @@ test_listing_pipelined(void **state)
 	/* Listed out of order, returned in number order. */
 	assert_int_equal(l->count, 3);
 	assert_int_equal(l->msgs[0].number, 1);
-	assert_string_equal(l->msgs[0].uidl, "a");
+	assert_string_equal(uidl_of(&l->msgs[0]), "a");
 	assert_int_equal(l->msgs[0].size, 10);
 	assert_int_equal(l->msgs[1].number, 2);
-	assert_string_equal(l->msgs[1].uidl, "b");
+	assert_string_equal(uidl_of(&l->msgs[1]), "b");
 	assert_int_equal(l->msgs[1].size, 20);
 	assert_int_equal(l->msgs[2].number, 3);
 	assert_true(l->msgs[2].size == POP3_SIZE_MAX);
@@ -1115,10 +1185,10 @@ test_listing_uidls_then_sizes(void **state)
 	/* Listed out of order, returned in number order. */
 	assert_int_equal(l->count, 2);
 	assert_int_equal(l->msgs[0].number, 1);
-	assert_string_equal(l->msgs[0].uidl, "a");
+	assert_string_equal(uidl_of(&l->msgs[0]), "a");
 	assert_int_equal(l->msgs[0].size, 0);
 	assert_int_equal(l->msgs[1].number, 3);
-	assert_string_equal(l->msgs[1].uidl, "c");
+	assert_string_equal(uidl_of(&l->msgs[1]), "c");
 	assert_int_equal(pop3_list_sizes(s, l, &err), 0);
 	assert_true(l->sizes_known);
 	assert_int_equal(l->msgs[0].size, 10);
@@ -1290,7 +1360,7 @@ test_listing_uidl_total(void **state)
 	s = started(&f, NULL);
 	assert_int_equal(pop3_list_uidls(s, &l, &err), 0);
 	assert_int_equal(l->count, fit);
-	assert_int_equal(strlen(l->msgs[fit - 1].uidl), per);
+	assert_int_equal(strlen(uidl_of(&l->msgs[fit - 1])), per);
 	pop3_listing_free(&l);
 	session_end(&s, &f);
 
@@ -1365,7 +1435,7 @@ test_listing_uidl_err(void **state)
 			assert_non_null(l);
 			assert_false(l->has_uidl);
 			assert_int_equal(l->count, 2);
-			assert_null(l->msgs[0].uidl);
+			assert_null(uidl_of(&l->msgs[0]));
 			assert_true(pop3_is_synchronised(s));
 			pop3_listing_free(&l);
 		} else {
@@ -1434,8 +1504,8 @@ tricky_message(size_t *len_r)
 static void
 run_retr(size_t max_chunk, bool random, const char *msg, size_t len)
 {
-	static const struct pop3_msg m1 = { .number = 1, .size = 1000, .uidl = NULL };
-	static const struct pop3_msg m2 = { .number = 2, .size = 10, .uidl = NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 1000 };
+	static const struct pop3_msg m2 = { .number = 2, .size = 10 };
 	const struct pop3_msg *msgs[] = { &m1, &m2 };
 	struct pf_error err;
 	struct coll c = { 0 };
@@ -1459,9 +1529,10 @@ run_retr(size_t max_chunk, bool random, const char *msg, size_t len)
 	assert_int_equal(c.gotlen[1], 7);
 	assert_memory_equal(c.got[1], "second\n", 7);
 	assert_true(pop3_is_synchronised(s));
-	/* Data came in chunks, not per line (unlimited reads). */
+	/* Data came in chunks of a read buffer, not per line (unlimited
+	 * reads): with 64 KiB, at most 4 for this 100 KB message. */
 	if (max_chunk == 0)
-		assert_true(c.datas <= 4);
+		assert_true(c.datas <= len / NET_READ_BUF + 3);
 	session_end(&s, &f);
 	coll_free(&c);
 }
@@ -1487,8 +1558,8 @@ test_retr_unstuffing(void **state)
 static void
 test_retr_raw_forms(void **state)
 {
-	static const struct pop3_msg m1 = { .number = 1, .size = 40, .uidl = NULL };
-	static const struct pop3_msg m2 = { .number = 2, .size = 0, .uidl = NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 40 };
+	static const struct pop3_msg m2 = { .number = 2, .size = 0 };
 	const struct pop3_msg *msgs[] = { &m1, &m2 };
 	static const char want[] = ".\nx\n..\na\rb\nbare\nlf\nc\r\n\r\n";
 	struct pf_error err;
@@ -1526,8 +1597,8 @@ test_retr_split_everywhere(void **state)
 	static const char r1[] = "+OK\r\nab\r\n..\r\n\r\nc\r\r\n.\r\n";
 	static const char r2[] = "+OK\r\nnext\r\n.\r\n";
 	static const char r3[] = "+OK\r\n";	/* NOOP */
-	static const struct pop3_msg m1 = { .number = 1, .size = 20, .uidl = NULL };
-	static const struct pop3_msg m2 = { .number = 2, .size = 6, .uidl = NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 20 };
+	static const struct pop3_msg m2 = { .number = 2, .size = 6 };
 	const struct pop3_msg *msgs[] = { &m1, &m2 };
 	const size_t glen = strlen("+OK ready\r\n");
 	const size_t total = sizeof(r1) - 1 + sizeof(r2) - 1 + sizeof(r3) - 1;
@@ -1574,7 +1645,7 @@ test_retr_eof(void **state)
 		"+OK\r\nline\r",
 		"+OK\r\n",
 	};
-	static const struct pop3_msg m1 = { .number = 1, .size = 10, .uidl = NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 10 };
 	const struct pop3_msg *msgs[] = { &m1 };
 	struct pf_error err;
 	struct fake f;
@@ -1642,7 +1713,7 @@ test_retr_eof(void **state)
 static void
 test_retr_runaway(void **state)
 {
-	static const struct pop3_msg m1 = { .number = 1, .size = 100, .uidl = NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 100 };
 	const struct pop3_msg *msgs[] = { &m1 };
 	struct pf_error err;
 	struct coll c = { 0 };
@@ -1672,8 +1743,8 @@ test_retr_runaway(void **state)
 static void
 test_retr_err_and_sink_error(void **state)
 {
-	static const struct pop3_msg m1 = { .number = 1, .size = 10, .uidl = NULL };
-	static const struct pop3_msg m2 = { .number = 2, .size = 10, .uidl = NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 10 };
+	static const struct pop3_msg m2 = { .number = 2, .size = 10 };
 	const struct pop3_msg *msgs[] = { &m1, &m2 };
 	struct pf_error err;
 	struct fake f;
@@ -1744,7 +1815,7 @@ static void
 test_retr_unstuffed_dot(void **state)
 {
 	static const struct pop3_msg m[3] = {
-		{ .number = 1, .size = 8, .uidl = NULL }, { .number = 2, .size = 40, .uidl = NULL }, { .number = 3, .size = 8, .uidl = NULL },
+		{ .number = 1, .size = 8 }, { .number = 2, .size = 40 }, { .number = 3, .size = 8 },
 	};
 	const struct pop3_msg *msgs[3] = { &m[0], &m[1], &m[2] };
 	static const char bad_reply[] = "+OK\r\nfirst part\r\n.\r\n"
@@ -1825,7 +1896,7 @@ static void
 test_retr_refused(void **state)
 {
 	static const struct pop3_msg m[3] = {
-		{ .number = 1, .size = 4, .uidl = NULL }, { .number = 2, .size = 4, .uidl = NULL }, { .number = 3, .size = 6, .uidl = NULL },
+		{ .number = 1, .size = 4 }, { .number = 2, .size = 4 }, { .number = 3, .size = 6 },
 	};
 	const struct pop3_msg *msgs[3] = { &m[0], &m[1], &m[2] };
 	static const char *const errs[2] = {
@@ -1940,7 +2011,7 @@ retr_bulk(struct fake *f, const char *capa, size_t n, size_t max_chunk)
 	assert_non_null(msgs);
 	script(f, capa);
 	for (i = 0; i < n; i++) {
-		m[i] = (struct pop3_msg){ .number = (unsigned)i + 1, .size = 20, .uidl = NULL };
+		m[i] = (struct pop3_msg){ .number = (unsigned)i + 1, .size = 20 };
 		msgs[i] = &m[i];
 		len = bulk_body(i + 1, body, sizeof(body));
 		add_retr(f, (unsigned)i + 1, body, len);
@@ -2081,7 +2152,7 @@ static void
 test_retr_then_quit(void **state)
 {
 	static const struct pop3_msg m[3] = {
-		{ .number = 1, .size = 8, .uidl = NULL }, { .number = 2, .size = 8, .uidl = NULL }, { .number = 3, .size = 8, .uidl = NULL },
+		{ .number = 1, .size = 8 }, { .number = 2, .size = 8 }, { .number = 3, .size = 8 },
 	};
 	const struct pop3_msg *msgs[3] = { &m[0], &m[1], &m[2] };
 	static const char *const capas[2] = {
@@ -2186,7 +2257,7 @@ test_retr_lockstep(void **state)
 static void
 test_retr_lockstep_order(void **state)
 {
-	static const struct pop3_msg m[2] = { { .number = 1, .size = 4, .uidl = NULL }, { .number = 2, .size = 4, .uidl = NULL } };
+	static const struct pop3_msg m[2] = { { .number = 1, .size = 4 }, { .number = 2, .size = 4 } };
 	const struct pop3_msg *msgs[2] = { &m[0], &m[1] };
 	struct pf_error err;
 	struct coll c = { 0 };
@@ -2239,7 +2310,7 @@ test_retr_lockstep_order(void **state)
 static void
 test_top(void **state)
 {
-	static const struct pop3_msg m1 = { .number = 1, .size = 500, .uidl = NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 500 };
 	struct pf_error err;
 	struct coll c = { 0 };
 	struct pop3_sink sink = sink_for(&c);
@@ -2355,7 +2426,7 @@ test_time_listing_lines(void **state)
 	t0 = f.now;
 	assert_int_equal(pop3_list_uidls(s, &l, &err), 0);
 	assert_int_equal(l->count, 4);
-	assert_string_equal(l->msgs[3].uidl, "dddd");
+	assert_string_equal(uidl_of(&l->msgs[3]), "dddd");
 	assert_true(fake_elapsed(&f, t0) == 7.5);
 	assert_int_equal(f.arms, 5);
 	pop3_listing_free(&l);
@@ -2408,8 +2479,8 @@ xmessage(size_t len)
 static void
 test_time_message_data(void **state)
 {
-	static const struct pop3_msg m[2] = { { .number = 1, .size = 4, .uidl = NULL },
-	    { .number = 2, .size = 12288, .uidl = NULL } };
+	static const struct pop3_msg m[2] = { { .number = 1, .size = 4 },
+	    { .number = 2, .size = 12288 } };
 	const struct pop3_msg *msgs[2] = { &m[0], &m[1] };
 	const struct pop3_msg *one[1] = { &m[1] };
 	static const struct {
@@ -3174,7 +3245,7 @@ test_trace_capture(void **state)
 static void
 test_trace_message_data(void **state)
 {
-	static const struct pop3_msg m1 = { .number = 1, .size = 30, .uidl = NULL };
+	static const struct pop3_msg m1 = { .number = 1, .size = 30 };
 	const struct pop3_msg *msgs[] = { &m1 };
 	struct pf_error err;
 	struct coll c = { 0 };
@@ -3215,6 +3286,7 @@ main(void)
 		cmocka_unit_test(test_stat),
 		cmocka_unit_test(test_quit),
 		cmocka_unit_test(test_listing),
+		cmocka_unit_test(test_uidl_inline),
 		cmocka_unit_test(test_listing_no_uidl),
 		cmocka_unit_test(test_listing_pipelined),
 		cmocka_unit_test(test_listing_uidls_then_sizes),

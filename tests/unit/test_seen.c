@@ -1503,6 +1503,7 @@ static void
 assert_match(struct seen *s, const char *const *keys, size_t n,
     const char *want)
 {
+	struct seen_keys k;
 	bool known[16];
 	char got[17];
 	struct pf_error err;
@@ -1510,7 +1511,8 @@ assert_match(struct seen *s, const char *const *keys, size_t n,
 
 	assert_true(n <= 16 && strlen(want) == n);
 	memset(known, 0, sizeof(known));
-	if (seen_match(s, keys, n, known, &err) == -1)
+	seen_keys_array(&k, keys, n);
+	if (seen_match(s, &k, known, &err) == -1)
 		fail_msg("seen_match: %s", err.what);
 	for (i = 0; i < n; i++)
 		got[i] = known[i] ? '1' : '0';
@@ -1560,8 +1562,10 @@ test_match(void **state)
 	{
 		bool known[2] = { true, false };
 		const char *k[] = { "nope", "A" };
+		struct seen_keys sk;
 
-		assert_int_equal(seen_match(s, k, 2, known, &err), 0);
+		seen_keys_array(&sk, k, 2);
+		assert_int_equal(seen_match(s, &sk, known, &err), 0);
 		assert_true(known[0]);
 		assert_true(known[1]);
 	}
@@ -1665,15 +1669,17 @@ test_prune_unloaded(void **state)
 	 * what it forgets (not listed); loaded or not. */
 	{
 		const char *keys[] = { "z", "b", "q", "a", "b" };
+		struct seen_keys sk;
 		bool known[5];
 		int loaded;
 
+		seen_keys_array(&sk, keys, 5);
 		for (loaded = 0; loaded < 2; loaded++) {
 			s = loaded ? open_rw(f, WHO(WORK)) :
 			    open_unloaded(f, WHO(WORK));
 			memset(known, 0, sizeof(known));
-			assert_int_equal(seen_prune_match(s, keys, 5, 1200,
-			    100, known, &pruned, &err), 0);
+			assert_int_equal(seen_prune_match(s, &sk, 1200, 100,
+			    known, &pruned, &err), 0);
 			assert_false(known[0]);	/* z is bob's */
 			assert_true(known[1]);
 			assert_false(known[2]);
