@@ -50,6 +50,8 @@ _Static_assert(POP3_MESSAGES_MAX < (1ULL << POP3_NUMBER_BITS),
     "struct pop3_msg's number holds every message number");
 _Static_assert(POP3_SIZE_BITS + POP3_NUMBER_BITS + 4 <= 64,
     "struct pop3_msg's bit-fields share one 64-bit word");
+_Static_assert(POP3_LINE_MAX < NET_READ_BUF,
+    "a whole status or listing line fits in the read buffer (linebuf_new)");
 _Static_assert(sizeof(struct pop3_msg) == 16,
     "a listing entry is 16 bytes (doc/DESIGN.md §5.4)");
 _Static_assert(sizeof(union pop3_uid) == 8 && POP3_UIDL_BUF > 16,

@@ -152,12 +152,13 @@
 #define MAILDIR_SYNC_WAKE	16
 
 /* Bytes of finished messages that may wait in memory for those threads to
- * write them: past it, receiving pauses until they catch up.  256 KiB, not
- * 512: 0.17 MB less private memory on bench/'s small scenario, and the same
- * speed within the noise once threads are woken per MAILDIR_SYNC_WAKE
- * files (11 alternating pairs: median 3.51 s against 3.44 s, CPU 1.7 s
- * both); 128 KiB was slower (median 5.96 s against 4.67 s in 5 rounds). */
-#define MAILDIR_SYNC_HELD	(256 * 1024)
+ * write them: past it, receiving pauses until they catch up.  128 KiB:
+ * with two threads where a syncfs makes batches durable (DESIGN §3.4) it
+ * is as fast as 256 KiB on bench/'s small scenario (5 alternating pairs,
+ * with the smaller read buffers below: median 2.01 s against 1.98 s) and
+ * takes 0.13 MB less private memory.  (With eight threads, 128 KiB had
+ * been slower: 5.96 s against 4.67 s.) */
+#define MAILDIR_SYNC_HELD	(128 * 1024)
 
 /* Stack of each of those threads: they only create, write, fsync, close. */
 #define MAILDIR_SYNC_STACK	(256 * 1024)
@@ -178,8 +179,11 @@
  * small transactions: SQLite's default of 2 MB would only keep pages that
  * are never read again, and count in the peak RSS.  128 rather than 512:
  * 0.2-0.5 MB less private memory at 20,000 messages, the same CPU within
- * noise also with UIDLs that arrive in random order (bench/README.md). */
-#define SEEN_CACHE_KIB		128
+ * noise also with UIDLs that arrive in random order (bench/README.md).  64
+ * rather than 128: SQLite allocates the cache's pages at once, another
+ * 30 KB.  A batch's inserts touch more pages than either holds, so both
+ * read them back from the operating system's cache alike. */
+#define SEEN_CACHE_KIB		64
 
 /* SQLite busy timeout in milliseconds: how long a write transaction
  * queues behind another popfetch's (-j: other accounts) before it is a
@@ -236,10 +240,13 @@
 
 /* ---- fetcher/: connections and TLS (fetcher/net.c, fetcher/tls.c) ---- */
 
-/* Socket read buffer; large so that message data is scanned with memchr in
- * big chunks rather than line by line.  A TLS read returns one record (at
- * most 16 KiB) anyway, so more than a few records would only cost memory. */
-#define NET_READ_BUF		(64 * 1024)
+/* Socket read buffer (and the dot filter's output, as large): message
+ * data is scanned with memchr a buffer at a time, not line by line.  A TLS
+ * read returns one record (at most 16 KiB) anyway, so a larger buffer only
+ * costs memory: 16 KiB rather than 64 took 96 KB less private memory, and
+ * bench/'s mixed-keep scenario (325 MB) ran no slower, if anything faster
+ * (4 alternating pairs: median 3.02 s against 3.28 s; bench/README.md). */
+#define NET_READ_BUF		(16 * 1024)
 
 /*
  * Message data (RETR, TOP bodies) arriving at less than this many KiB/s,
@@ -252,9 +259,9 @@
  */
 #define NET_STALL_RATE_KIB	1
 
-/* OpenSSL's own read buffer (read-ahead): a few 16 KiB records per
- * read(2). */
-#define TLS_READ_BUF		(64 * 1024)
+/* OpenSSL's own read buffer (read-ahead): two 16 KiB records per read(2).
+ * OpenSSL never makes it smaller than one record (about 17.7 KB). */
+#define TLS_READ_BUF		(32 * 1024)
 
 /* Bytes of "what the certificate is for" (its SANs or CN) in a host name
  * mismatch message: a certificate with hundreds of names is cut here, so
