@@ -152,13 +152,15 @@
 #define MAILDIR_SYNC_WAKE	16
 
 /* Bytes of finished messages that may wait in memory for those threads to
- * write them: past it, receiving pauses until they catch up.  128 KiB:
- * with two threads where a syncfs makes batches durable (DESIGN §3.4) it
- * is as fast as 256 KiB on bench/'s small scenario (5 alternating pairs,
- * with the smaller read buffers below: median 2.01 s against 1.98 s) and
- * takes 0.13 MB less private memory.  (With eight threads, 128 KiB had
- * been slower: 5.96 s against 4.67 s.) */
-#define MAILDIR_SYNC_HELD	(128 * 1024)
+ * write them (their buffers' capacity): past it, receiving pauses until
+ * they catch up.  64 KiB: with two threads where a syncfs makes batches
+ * durable (DESIGN §3.4), smaller is no slower.  bench/'s small scenario,
+ * alternating pairs: 128 KiB 2.01 s against 256 KiB 1.98 s (5 pairs); 64
+ * KiB 1.83 s against 128 KiB 1.95 s (6 pairs), and mixed-keep 2.98 s
+ * against 3.17 s (4 pairs); 32 KiB was slower, 2.05 s against 64 KiB's
+ * 1.92 s (6 pairs).  Each halving took 0.05-0.13 MB of private memory off.
+ * (With eight threads, 128 KiB had been slower than 256.) */
+#define MAILDIR_SYNC_HELD	(64 * 1024)
 
 /* Stack of each of those threads: they only create, write, fsync, close. */
 #define MAILDIR_SYNC_STACK	(256 * 1024)
@@ -180,9 +182,11 @@
  * are never read again, and count in the peak RSS.  128 rather than 512:
  * 0.2-0.5 MB less private memory at 20,000 messages, the same CPU within
  * noise also with UIDLs that arrive in random order (bench/README.md).  64
- * rather than 128: SQLite allocates the cache's pages at once, another
- * 30 KB.  A batch's inserts touch more pages than either holds, so both
- * read them back from the operating system's cache alike. */
+ * rather than 128: 30 KB less, the same time on the small and nothing-new
+ * scenarios.  32 took 30 KB more off, but with UIDLs in random order a
+ * batch's dirty pages would spill from so small a cache mid-transaction;
+ * not worth the risk.  store/seen.c also turns off SQLite's bulk
+ * allocation of 20 pages per connection (sqlite_setup). */
 #define SEEN_CACHE_KIB		64
 
 /* SQLite busy timeout in milliseconds: how long a write transaction

@@ -903,11 +903,28 @@ keep_wal(struct seen *s)
 	    NULL);
 }
 
+/*
+ * Before SQLite starts: no bulk allocation of page-cache memory per
+ * connection.  By default each connection allocates 20 pages (87 KB) at
+ * once when it first reads, before PRAGMA cache_size can lower it (that
+ * pragma reads the schema first); without it pages are allocated as the
+ * cache fills, up to SEEN_CACHE_KIB.  Only a hint: once SQLite is
+ * initialised, sqlite3_config fails and changes nothing.
+ */
+static void
+sqlite_setup(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+}
+
 /* sqlite3_open_v2 with the flags we always want; creation is our job. */
 static int
 db_open(struct seen *s, int flags, struct pf_error *err)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	char sql[64];
+
+	(void)pthread_once(&once, sqlite_setup);
 
 	if (sqlite3_open_v2(s->path, &s->db, flags | SQLITE_OPEN_NOFOLLOW,
 	    NULL) != SQLITE_OK) {
