@@ -37,10 +37,11 @@ hex_pack(const char *s, bool upper, uint64_t *v_r)
 {
 	uint64_t v = 0;
 	size_t i;
-	int d;
 
 	for (i = 0; i < 16; i++) {
-		if ((d = hex_digit(s[i], upper)) < 0)
+		int d = hex_digit(s[i], upper);
+
+		if (d < 0)
 			return false;
 		v = v << 4 | (uint64_t)d;
 	}

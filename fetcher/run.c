@@ -180,11 +180,14 @@ static char *
 message_key(struct run *r, const struct pop3_msg *m)
 {
 	unsigned char md[CRYPTO_SHA256_LEN];
-	char *key, ub[POP3_UIDL_BUF];
+	char *key;
 	size_t o = strlen(SEEN_DIGEST_PREFIX);
 
-	if (!r->no_uidl)
+	if (!r->no_uidl) {
+		char ub[POP3_UIDL_BUF];
+
 		return xstrdup(pop3_msg_uidl(m, ub));
+	}
 	crypto_sha256_end(&r->digest, md);
 	key = xmalloc(SEEN_DIGEST_KEY_LEN + 1);
 	memcpy(key, SEEN_DIGEST_PREFIX, o);
