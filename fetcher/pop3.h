@@ -142,7 +142,8 @@ struct pop3_msg {
 
 /* m's unique-id: uid.str, or an inline one decoded into buf; NULL when the
  * message has none (a server without UIDL). */
-const char	*pop3_msg_uidl(const struct pop3_msg *m, char buf[POP3_UIDL_BUF]);
+const char	*pop3_msg_uidl(const struct pop3_msg *m,
+		    char buf[POP3_UIDL_BUF]);
 
 /* pop3_msg_uidl, or `none` for a message without one (for messages). */
 static inline const char *

@@ -765,7 +765,6 @@ static int
 mark_missing(struct run *r, time_t now, struct pf_error *err)
 {
 	struct listing_keys lk = { .at = NULL };
-	struct seen_keys none = { .n = 0 };
 	bool *known = NULL;
 	size_t i, pruned = 0;
 	int64_t forget = (int64_t)r->acct->forget_after_days * 86400;
@@ -776,14 +775,14 @@ mark_missing(struct run *r, time_t now, struct pf_error *err)
 		 * here, at least a day (DESIGN §6). */
 		if (forget < 86400)
 			forget = 86400;
+		seen_keys_array(&lk.keys, NULL, 0);
 	} else {
-		/* Every message has a UIDL: key i is message i. */
 		listing_keys_init(&lk, r->listing);
 		known = xcalloc(lk.keys.n + 1, sizeof(*known));
 	}
-	rc = seen_prune_match(r->seen, r->no_uidl ? &none : &lk.keys, now,
-	    forget, known, &pruned, err);
-	for (i = 0; rc == 0 && !r->no_uidl && i < lk.keys.n; i++)
+	rc = seen_prune_match(r->seen, &lk.keys, now, forget, known, &pruned,
+	    err);
+	for (i = 0; rc == 0 && i < lk.keys.n; i++)
 		if (known[i])
 			r->listing->msgs[lk.at != NULL ? lk.at[i] : i].known =
 			    true;
@@ -896,7 +895,8 @@ fetch_mail(struct run *r, struct pf_error *err)
 
 			if (m->known && account_want_delete(a, r->seen, m,
 			    now))
-				dele_add(r, m->number, xstrdup(pop3_msg_uidl(m, ub)));
+				dele_add(r, m->number,
+				    xstrdup(pop3_msg_uidl(m, ub)));
 		}
 	}
 	if (r->ndele > 0 &&

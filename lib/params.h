@@ -155,7 +155,8 @@
  * write them (their buffers' capacity): past it, receiving pauses until
  * they catch up.  64 KiB: with two threads where a syncfs makes batches
  * durable (DESIGN §3.4), smaller is no slower.  bench/'s small scenario,
- * alternating pairs: 128 KiB 2.01 s against 256 KiB 1.98 s (5 pairs); 64
+ * alternating pairs: 128 KiB 2.01 s against 256 KiB 1.98 s (5 pairs,
+ * with the smaller read buffers below in the same binary); 64
  * KiB 1.83 s against 128 KiB 1.95 s (6 pairs), and mixed-keep 2.98 s
  * against 3.17 s (4 pairs); 32 KiB was slower, 2.05 s against 64 KiB's
  * 1.92 s (6 pairs).  Each halving took 0.05-0.13 MB of private memory off.
