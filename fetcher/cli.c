@@ -495,6 +495,7 @@ fetch_accounts(const struct conf *conf, const struct conf_account **sel,
 
 	pids = xcalloc(n, sizeof(*pids));
 	tls_warm_up();		/* once here, not in every child */
+	crypto_warm_up();
 	/* The certificate stores too: each CA file loaded once here, shared
 	 * by the children (copy-on-write) instead of parsed in each. */
 	for (i = 0; i < n; i++)

@@ -11,12 +11,14 @@
 #include "config.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -45,12 +47,53 @@ crypto_random(void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * SHA-256 as fetched from the provider once per process.  EVP_sha256()
+ * makes OpenSSL 3 look the algorithm up again at every digest (an
+ * implicit fetch: a property query under locks, about as long as hashing
+ * a few kilobytes); an account run hashes its TLS settings at least
+ * (fetcher/session.c), a run on a server without UIDL every message.
+ * Released before OpenSSL's own cleanup at exit (atexit runs the last
+ * registered first).  EVP_sha256() is the fallback if the fetch fails.
+ */
+static EVP_MD *sha256_fetched;
+
+static void
+sha256_release(void)
+{
+	EVP_MD_free(sha256_fetched);
+	sha256_fetched = NULL;
+}
+
+static void
+sha256_fetch(void)
+{
+	if ((sha256_fetched = EVP_MD_fetch(NULL, "SHA2-256", NULL)) != NULL)
+		(void)atexit(sha256_release);
+	ERR_clear_error();
+}
+
+static const EVP_MD *
+sha256_md(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	(void)pthread_once(&once, sha256_fetch);
+	return sha256_fetched != NULL ? sha256_fetched : EVP_sha256();
+}
+
+void
+crypto_warm_up(void)
+{
+	(void)sha256_md();
+}
+
 void
 crypto_sha256(const void *data, size_t len, unsigned char out[CRYPTO_SHA256_LEN])
 {
 	unsigned int outlen = 0;
 
-	if (EVP_Digest(data, len, out, &outlen, EVP_sha256(), NULL) != 1 ||
+	if (EVP_Digest(data, len, out, &outlen, sha256_md(), NULL) != 1 ||
 	    outlen != CRYPTO_SHA256_LEN)
 		fatalx("EVP_Digest(SHA-256) failed");
 }
@@ -65,7 +108,7 @@ crypto_sha256_begin(void)
 	struct crypto_sha256_ctx *c = xmalloc(sizeof(*c));
 
 	if ((c->md = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1)
+	    EVP_DigestInit_ex(c->md, sha256_md(), NULL) != 1)
 		fatalx("EVP_DigestInit_ex(SHA-256) failed");
 	return c;
 }
@@ -113,7 +156,7 @@ crypto_hmac_sha256(const void *key, size_t keylen, const void *data,
 		key = empty;
 	if (data == NULL)
 		data = empty;
-	if (HMAC(EVP_sha256(), key, (int)keylen, data, len, out,
+	if (HMAC(sha256_md(), key, (int)keylen, data, len, out,
 	    &outlen) == NULL || outlen != CRYPTO_SHA256_LEN)
 		fatalx("HMAC(SHA-256) failed");
 }
@@ -132,7 +175,7 @@ crypto_pbkdf2_sha256(const char *password, size_t passlen, const void *salt,
 	if (password == NULL)
 		password = "";
 	if (PKCS5_PBKDF2_HMAC(password, (int)passlen, salt, (int)saltlen,
-	    (int)iterations, EVP_sha256(), CRYPTO_SHA256_LEN, out) != 1)
+	    (int)iterations, sha256_md(), CRYPTO_SHA256_LEN, out) != 1)
 		return -1;
 	return 0;
 }

@@ -13,6 +13,10 @@
 /* Fill buf with len cryptographically random bytes.  Returns 0 or -1. */
 int	crypto_random(void *buf, size_t len);
 
+/* Look SHA-256 up in OpenSSL now, once for the process (and the children
+ * it forks) instead of at the first digest. */
+void	crypto_warm_up(void);
+
 void	crypto_sha256(const void *data, size_t len,
 	    unsigned char out[CRYPTO_SHA256_LEN]);
 /*

@@ -132,6 +132,13 @@ struct stmt_cache {
 	size_t		 n;
 };
 
+/* PRAGMA synchronous as this connection last set it (set_sync). */
+enum db_sync {
+	SYNC_UNKNOWN = 0,
+	SYNC_FULL,
+	SYNC_NORMAL,
+};
+
 struct seen {
 	sqlite3		*db;		/* NULL: read-only and no database */
 	struct stmt_cache cache;	/* of db */
@@ -158,6 +165,7 @@ struct seen {
 	dev_t		 dev;		/* the file the connection opened */
 	ino_t		 ino;
 	bool		 have_ident;	/* dev and ino are known */
+	enum db_sync	 sync;		/* synchronous as last set (set_sync) */
 };
 
 /*
@@ -184,6 +192,7 @@ static struct {
 	char		*path;		/* its file, and that file's identity */
 	dev_t		 dev;
 	ino_t		 ino;
+	enum db_sync	 sync;
 } reuse = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 const char *
@@ -364,10 +373,47 @@ db_step_done(struct seen *s, sqlite3_stmt *st, const char *what,
 	return 0;
 }
 
+/*
+ * PRAGMA synchronous for the next transaction: FULL for the seen-list's
+ * (every one of them begins with tx_begin), NORMAL for the run history
+ * (history_begin, seen_run_end; doc/DESIGN.md §3.4).  SQLite applies the
+ * pragma when it prepares it, so setting it is a parse: done only when
+ * the level changes, and the connection remembers the level when it is
+ * kept for the next account.  An idle account, whose only writes are its
+ * history, sets nothing once the first one has.  Outside a transaction
+ * only (SQLite refuses it inside).  A failure leaves the level unknown;
+ * it is an error only for FULL.
+ */
+static int
+set_sync(struct seen *s, enum db_sync want, const char *what,
+    struct pf_error *err)
+{
+	if (s->sync == want)
+		return 0;
+	if (sqlite3_exec(s->db, want == SYNC_FULL ? "PRAGMA synchronous = FULL" :
+	    "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK) {
+		s->sync = SYNC_UNKNOWN;
+		return want == SYNC_FULL ? db_fail(s, what, err) : 0;
+	}
+	s->sync = want;
+	return 0;
+}
+
+/* A write transaction at this synchronous level, its lock taken at once. */
+static int
+tx_begin_at(struct seen *s, enum db_sync level, const char *what,
+    struct pf_error *err)
+{
+	if (set_sync(s, level, what, err) == -1)
+		return -1;
+	return db_exec_cached(s, "BEGIN IMMEDIATE", what, err);
+}
+
+/* A transaction of the seen-list: synchronous = FULL. */
 static int
 tx_begin(struct seen *s, const char *what, struct pf_error *err)
 {
-	return db_exec_cached(s, "BEGIN IMMEDIATE", what, err);
+	return tx_begin_at(s, SYNC_FULL, what, err);
 }
 
 static int
@@ -1006,6 +1052,7 @@ reuse_take(struct seen *s)
 		    st.st_ino == reuse.ino) {
 			db = reuse.db;
 			s->cache = reuse.cache;
+			s->sync = reuse.sync;
 			s->dev = reuse.dev;
 			s->ino = reuse.ino;
 			s->have_ident = true;
@@ -1040,6 +1087,7 @@ reuse_park(struct seen *s)
 	if (reuse.on && reuse.pid == getpid() && reuse.db == NULL) {
 		reuse.db = s->db;
 		reuse.cache = s->cache;
+		reuse.sync = s->sync;
 		s->cache.n = 0;
 		free(reuse.path);
 		reuse.path = xstrdup(s->path);
@@ -1092,12 +1140,11 @@ open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
 	int fd;
 
 	/* A kept connection is set up already (WAL, pragmas, schema); only
-	 * what may have changed since is done again: synchronous (FULL
-	 * again whatever an account left) and the schema version (a newer
-	 * popfetch may have migrated meanwhile). */
+	 * the schema version may have changed since (a newer popfetch may
+	 * have migrated meanwhile).  Its synchronous level is whatever the
+	 * last account left: every transaction sets its own (set_sync). */
 	if (reuse_take(s)) {
-		if (db_exec(s, "PRAGMA synchronous = FULL", "set pragmas",
-		    err) == -1 || migrate(s, err) == -1)
+		if (migrate(s, err) == -1)
 			return -1;
 		return find_mailbox(s, true, err);
 	}
@@ -1130,6 +1177,7 @@ open_rw(struct seen *s, const char *state_dir, struct pf_error *err)
 	if (db_exec(s, "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY",
 	    "set pragmas", err) == -1)
 		return -1;
+	s->sync = SYNC_FULL;
 	/* Only a hint: a failure leaves SQLite's default. */
 	(void)sqlite3_wal_autocheckpoint(s->db, SEEN_WAL_CHECKPOINT_PAGES);
 	if (migrate(s, err) == -1)
@@ -1368,7 +1416,7 @@ seen_pending_load(struct seen *s, struct seen_entry **entries_r, size_t *n_r,
 	*n_r = 0;
 	if (s->db == NULL || s->mailbox == 0)
 		return 0;
-	if (db_prepare(s, "SELECT uidl, name, size, fetched, dir FROM pending "
+	if (db_cached(s, "SELECT uidl, name, size, fetched, dir FROM pending "
 	    "WHERE mailbox = ? ORDER BY uidl", &st, "load pending deliveries",
 	    err) == -1)
 		return -1;
@@ -1391,11 +1439,11 @@ seen_pending_load(struct seen *s, struct seen_entry **entries_r, size_t *n_r,
 	}
 	if (rc != SQLITE_DONE) {
 		db_fail(s, "load pending deliveries", err);
-		sqlite3_finalize(st);
+		db_release(s, st);
 		seen_entries_free(&e, n);
 		return -1;
 	}
-	sqlite3_finalize(st);
+	db_release(s, st);
 	*entries_r = e;
 	*n_r = n;
 	return 0;
@@ -1756,7 +1804,7 @@ merge_listed(struct seen *s, const struct seen_keys *k, bool *known,
 	if (s->db == NULL || s->mailbox == 0)
 		return 0;
 	sorted = keys_sorted(k, false);
-	if (db_prepare(s, "SELECT uidl, missing_since FROM seen "
+	if (db_cached(s, "SELECT uidl, missing_since FROM seen "
 	    "WHERE mailbox = ? ORDER BY uidl", &st, what, err) == -1) {
 		free(sorted);
 		return -1;
@@ -1792,10 +1840,10 @@ merge_listed(struct seen *s, const struct seen_keys *k, bool *known,
 	free(sorted);
 	if (rc != SQLITE_DONE) {
 		db_fail(s, what, err);
-		sqlite3_finalize(st);
+		db_release(s, st);
 		return -1;
 	}
-	sqlite3_finalize(st);
+	db_release(s, st);
 	return 0;
 }
 
@@ -2011,15 +2059,14 @@ fail:
 
 /*
  * The run history is not mail: a power cut may lose its last row without
- * harm, so its transactions do not wait for the disk (in WAL mode,
- * synchronous = NORMAL: the WAL is synced by the next FULL commit or the
- * checkpoint at close).  The seen-list's own transactions stay FULL.
+ * harm, so its writes do not wait for the disk (in WAL mode, synchronous
+ * = NORMAL: the WAL is synced by the next FULL commit or the next
+ * checkpoint).  The seen-list's own transactions stay FULL (tx_begin).
  */
 static void
-history_sync(struct seen *s, bool relaxed)
+history_sync(struct seen *s)
 {
-	(void)sqlite3_exec(s->db, relaxed ? "PRAGMA synchronous = NORMAL" :
-	    "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+	(void)set_sync(s, SYNC_NORMAL, "record run", NULL);
 }
 
 int
@@ -2030,8 +2077,7 @@ seen_run_begin(struct seen *s, time_t start, struct pf_error *err)
 
 	if (check_writable(s, "seen_run_begin", err) == -1)
 		return -1;
-	history_sync(s, true);
-	if (tx_begin(s, what, err) == -1 ||
+	if (tx_begin_at(s, SYNC_NORMAL, what, err) == -1 ||
 	    db_cached(s, "INSERT INTO run (mailbox, started) VALUES (?, ?)",
 	    &st, what, err) == -1)
 		goto fail;
@@ -2055,14 +2101,12 @@ seen_run_begin(struct seen *s, time_t start, struct pf_error *err)
 	st = NULL;
 	if (tx_commit(s, what, err) == -1)
 		goto fail;
-	history_sync(s, false);
 	return 0;
 
 fail:
 	s->run_id = 0;
 	db_release(s, st);
 	tx_rollback(s);
-	history_sync(s, false);
 	return -1;
 }
 
@@ -2090,9 +2134,8 @@ seen_run_end(struct seen *s, time_t end, const struct seen_run_stats *stats,
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)stats->bytes);
 	sqlite3_bind_int(st, 6, exit_code);
 	sqlite3_bind_int64(st, 7, s->run_id);
-	history_sync(s, true);
+	history_sync(s);
 	rc = db_step_done(s, st, what, err);
-	history_sync(s, false);
 	db_release(s, st);
 	if (rc == 0)
 		s->run_id = 0;

@@ -7,7 +7,9 @@ and many accounts at once on one state database.
             msync) in all: nothing it records must be durable
             (doc/DESIGN.md §3.4); counted by syncshim.so (LD_PRELOAD,
             tests/integration/syncshim.c).  A run that delivers still
-            fsyncs the message and commits the seen-list durably.
+            fsyncs the message and commits the seen-list durably, also
+            right after an idle account in the same run (the connection
+            they share last wrote history at synchronous = NORMAL).
   -j 64     NACC accounts, one configuration and one state database, at
             -j 64: a first fetch, a second with one new message each, and
             one with nothing new all exit 0 (no account fails with 75 on
@@ -112,6 +114,8 @@ def _(tmp):
     dc.add_user("idle", PASSWORD)
     for i in range(6):      # before the start: see tests/integration/cli.t new_user
         dc.add_user("w%d" % i, PASSWORD)
+    dc.add_user("quiet", PASSWORD)
+    dc.add_user("busy", PASSWORD)
     dc.start()
     T.add_cleanup(dc.stop)
     S["dc"] = dc
@@ -155,6 +159,37 @@ def _(tmp):
     ok(any(re.search(r"fdatasync \S*popfetch\.db(-wal)?$", ln) for ln in lines),
        "the seen-list's commit is synced", text)
     eq(keys_in(md)[key_of(new[0])], 1, "the new one, once")
+
+
+@T.test("-j 1: after an idle account, the next account's delivery is still "
+        "committed durably (synced after the message's file)")
+def _(tmp):
+    dc = dovecot()
+    gen = pftest.MailGen(1704)
+    for u in ("quiet", "busy"):
+        dc.add_messages(u, gen.messages(2, 2000, 4000))
+    pf = pftest.Popfetch(tmp)
+    md = {u: os.path.join(tmp, "Maildir-" + u) for u in ("quiet", "busy")}
+    # quiet first: -j 1 runs the accounts in the configuration's order.
+    pf.write_config("".join(pftest.account_conf(u, **dc.account_options(
+        u, maildir=md[u])) for u in ("quiet", "busy")))
+    synced(pf, "fetch", "-j", "1")[0].expect(0)
+    new = gen.messages(1, 2000, 4000)
+    dc.add_messages("busy", new)
+    r, lines = synced(pf, "fetch", "-j", "1")
+    r.expect(0)
+    ok(re.search(r"^quiet: 0 new", r.stderr, re.M) and
+       re.search(r"^busy: 1 new", r.stderr, re.M), "quiet idle, then busy delivers",
+       r.stderr)
+    text = "\n".join(lines)
+    file_sync = [i for i, ln in enumerate(lines)
+                 if re.search(r"(fsync|fdatasync) %s/(tmp|new)/" % re.escape(md["busy"]), ln)
+                 or re.search(r"syncfs %s/(tmp|new)$" % re.escape(md["busy"]), ln)]
+    ok(file_sync, "busy's new message's file is synced", text)
+    ok(file_sync and any(re.search(r"fdatasync \S*popfetch\.db-wal$", ln)
+                         for ln in lines[file_sync[0] + 1:]),
+       "then the seen-list's commit syncs the WAL", text)
+    eq(keys_in(md["busy"])[key_of(new[0])], 1, "the new one, once")
 
 
 @T.test("-j 64 over %d accounts on one state database: none fails, each message once"
