@@ -42,6 +42,7 @@
 #include <openssl/x509v3.h>
 
 #include "error.h"
+#include "log.h"
 #include "params.h"
 #include "tls.h"
 #include "xmalloc.h"
@@ -721,6 +722,163 @@ ctx_keep(bool check_chain, bool keep, X509_STORE *store, SSL_CTX *ctx)
 	ctx_kept = k;
 }
 
+/* --- chains verified in this process (doc/DESIGN.md §12) --- */
+
+/*
+ * A run over many accounts on one server is shown the same certificate
+ * chain for the same host name account after account; verifying it again
+ * (issuer lookup, signatures, names, dates) would give the same answer,
+ * which depends on nothing else: the trust store is the kept context's,
+ * built once per process, and the flags and purpose are the same for
+ * every connection of that context.  So a success is kept, keyed by the
+ * context, the host name (or IP literal) checked and the chain exactly as
+ * presented (DER, every certificate in order), with the window in which
+ * every certificate of the verified chain is valid; a later handshake
+ * with all of them equal, inside that window, is accepted without
+ * verifying again (valid as X509_verify_cert has it: notBefore <= now <
+ * notAfter).  Anything else is verified in full, and a failure is
+ * never kept, so its details still reach the message (verify_cb).  Kept
+ * contexts only (ctx_keep), which live as long as the process, and only
+ * in the process that verified (the main thread: the list is not locked).
+ */
+struct chain_ok {
+	struct chain_ok	*next;
+	const SSL_CTX	*ctx;
+	char		*host;
+	unsigned char	*der;
+	size_t		 len;
+	time_t		 not_before;	/* the latest notBefore of the chain */
+	time_t		 not_after;	/* the earliest notAfter */
+};
+
+static struct chain_ok *chains_ok;
+static size_t nchains_ok;
+
+/* The presented chain's DER, every certificate in order, into a new
+ * buffer; NULL if it cannot be encoded or is larger than TLS_CHAIN_MAX. */
+static unsigned char *
+chain_der(X509_STORE_CTX *sctx, size_t *len_r)
+{
+	STACK_OF(X509) *sk = X509_STORE_CTX_get0_untrusted(sctx);
+	X509 *leaf = X509_STORE_CTX_get0_cert(sctx);
+	unsigned char *der, *p;
+	size_t total = 0;
+	int i, n, len;
+
+	if (leaf == NULL)
+		return NULL;
+	n = sk != NULL ? sk_X509_num(sk) : 0;
+	for (i = -1; i < n; i++) {
+		len = i2d_X509(i < 0 ? leaf : sk_X509_value(sk, i), NULL);
+		if (len <= 0 || (size_t)len > TLS_CHAIN_MAX - total)
+			return NULL;
+		total += (size_t)len;
+	}
+	der = p = xmalloc(total);
+	for (i = -1; i < n; i++)
+		if (i2d_X509(i < 0 ? leaf : sk_X509_value(sk, i), &p) <= 0) {
+			free(der);
+			return NULL;
+		}
+	*len_r = total;
+	return der;
+}
+
+/* An ASN1_TIME as seconds since the epoch; false if it will not convert. */
+static bool
+asn1_seconds(const ASN1_TIME *at, time_t *t_r)
+{
+	struct tm tm;
+
+	if (at == NULL || ASN1_TIME_to_tm(at, &tm) != 1)
+		return false;
+	*t_r = timegm(&tm);
+	return *t_r != (time_t)-1;
+}
+
+/* Keep a chain X509_verify_cert has just accepted; der is taken. */
+static void
+chain_keep(X509_STORE_CTX *sctx, const SSL_CTX *ctx, const char *host,
+    unsigned char *der, size_t len)
+{
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(sctx);
+	struct chain_ok *c;
+	time_t nb, na, latest = 0, earliest = 0;
+	int i;
+
+	if (chain == NULL || sk_X509_num(chain) == 0 ||
+	    nchains_ok >= TLS_CHAINS_KEPT) {
+		free(der);
+		return;
+	}
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		X509 *x = sk_X509_value(chain, i);
+
+		if (!asn1_seconds(X509_get0_notBefore(x), &nb) ||
+		    !asn1_seconds(X509_get0_notAfter(x), &na)) {
+			free(der);
+			return;
+		}
+		if (i == 0 || nb > latest)
+			latest = nb;
+		if (i == 0 || na < earliest)
+			earliest = na;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->ctx = ctx;
+	c->host = xstrdup(host);
+	c->der = der;
+	c->len = len;
+	c->not_before = latest;
+	c->not_after = earliest;
+	c->next = chains_ok;
+	chains_ok = c;
+	nchains_ok++;
+}
+
+/* Verified before, for this context and host, and still in its window? */
+static bool
+chain_known(const SSL_CTX *ctx, const char *host, const unsigned char *der,
+    size_t len)
+{
+	const struct chain_ok *c;
+	time_t now = time(NULL);
+
+	for (c = chains_ok; c != NULL; c = c->next)
+		if (c->ctx == ctx && c->len == len &&
+		    strcmp(c->host, host) == 0 && memcmp(c->der, der, len) == 0)
+			return now >= c->not_before && now < c->not_after;
+	return false;
+}
+
+/* The certificate check of a kept context's handshakes. */
+static int
+cached_verify(X509_STORE_CTX *sctx, void *arg)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(sctx,
+	    SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct tls *t = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+	unsigned char *der;
+	size_t len = 0;
+	int rc;
+
+	(void)arg;
+	if (t == NULL || (der = chain_der(sctx, &len)) == NULL)
+		return X509_verify_cert(sctx);
+	if (chain_known(t->ctx, t->host, der, len)) {
+		free(der);
+		log_debug("TLS: %s: the same certificate chain as verified "
+		    "earlier in this run", t->host);
+		return 1;
+	}
+	rc = X509_verify_cert(sctx);
+	if (rc == 1 && X509_STORE_CTX_get_error(sctx) == X509_V_OK)
+		chain_keep(sctx, t->ctx, t->host, der, len);
+	else
+		free(der);
+	return rc;
+}
+
 /* --- the session --- */
 
 void
@@ -815,8 +973,11 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 			t->ca_file = xstrdup(ts->ca_file);
 			SSL_CTX_set_cert_verify_callback(t->ctx,
 			    deferred_verify, t);
-		} else
+		} else {
 			SSL_CTX_set1_cert_store(t->ctx, store);
+			SSL_CTX_set_cert_verify_callback(t->ctx, cached_verify,
+			    NULL);
+		}
 	} else
 		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_NONE, NULL);
 	if (t->keep) {

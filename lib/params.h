@@ -268,6 +268,13 @@
  * OpenSSL never makes it smaller than one record (about 17.7 KB). */
 #define TLS_READ_BUF		(32 * 1024)
 
+/* Certificate chains verified in one process that are kept for the next
+ * handshakes of the same chain and host name (DESIGN §12), and the
+ * largest chain kept (DER, all certificates): a run polls a few servers,
+ * and a chain is a few kilobytes. */
+#define TLS_CHAINS_KEPT		64
+#define TLS_CHAIN_MAX		(64 * 1024)
+
 /* Bytes of "what the certificate is for" (its SANs or CN) in a host name
  * mismatch message: a certificate with hundreds of names is cut here, so
  * the error line stays readable. */

@@ -298,6 +298,52 @@ def _(tmp):
     tls_refused(tmp, CERTS.expired, r"certificate has expired")
 
 
+@test("TLS: one -j 1 run over six accounts: a chain verified for one account is taken "
+      "again only for the same chain and host name")
+def _(tmp):
+    servers = {}
+    for name, cert in (("good", CERTS.server), ("wrong", CERTS.wronghost),
+                       ("iponly", CERTS.cnonly)):
+        servers[name] = pftest.PopServer(os.path.join(tmp, "srv-" + name), tls="implicit",
+                                         cert=cert, messages=gen(1, seed=len(name)),
+                                         stall_max=30).start()
+        later(servers[name].stop)
+    # In the configuration's order, which -j 1 keeps.
+    accounts = [
+        ("a1", "good", "127.0.0.1", 0),     # verified in full
+        ("a2", "good", "127.0.0.1", 0),     # the same chain and name: taken again
+        ("a3", "good", "localhost", 0),     # another name: verified in full
+        ("b", "wrong", "127.0.0.1", 69),    # another chain, same CA and name: refused
+        ("c1", "iponly", "127.0.0.1", 0),   # the IP is in its SAN
+        ("c2", "iponly", "localhost", 69),  # the same chain, a name it lacks: refused
+    ]
+    pf = pftest.Popfetch(os.path.join(tmp, "pf"))
+    pf.write_config("".join(pftest.account_conf(
+        name, host=host, port=servers[srv].port, user="alice", password="secret",
+        maildir=pf.path("Mail/" + name), timeout=10, tls="implicit",
+        tls_ca_file=CERTS.ca.cert) for name, srv, host, _ in accounts))
+    r = pf.run("-v", "fetch", "-j", "1", timeout=60)
+    eq(r.rc, 69, "exit code: the first failure's\n%s" % r)
+    reused = re.findall(r"^TLS: (\S+): the same certificate chain as verified "
+                        r"earlier in this run$", r.stderr, re.M)
+    eq(reused, ["127.0.0.1"], "taken again once, for a2\n" + r.stderr)
+    for name, srv, host, code in accounts:
+        got = pftest.read_maildir(pf.path("Mail/" + name)).messages(strip_received=True)
+        if code == 0:
+            ok(re.search(r"^%s: 1 new" % name, r.stderr, re.M), name + ": fetched", r.stderr)
+            eq(len(got), 1, name + ": its message")
+        else:
+            like(r.stderr, r"(?m)^popfetch: %s: .*host name mismatch" % name,
+                 name + ": refused")
+            eq(len(got), 0, name + ": nothing delivered")
+    # Credentials only over a verified session: none to "wrong", c1's alone
+    # to "iponly".
+    for name, logins in (("wrong", 0), ("iponly", 1)):
+        cmds = servers[name].commands()
+        eq(sum(1 for c in cmds if c in ("PASS", "AUTH", "APOP")), logins,
+           "%s: logins (%s)" % (name, " ".join(cmds)))
+
+
 @test("TLS: tls_fingerprint matching a self-signed certificate -> success")
 def _(tmp):
     msgs = gen(3)
