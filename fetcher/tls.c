@@ -706,13 +706,15 @@ ctx_find(bool check_chain, bool keep, X509_STORE *store)
 	return NULL;
 }
 
-static void
+/* Keep ctx for the next connections with these settings; false if it
+ * could not be (then it goes with its connection). */
+static bool
 ctx_keep(bool check_chain, bool keep, X509_STORE *store, SSL_CTX *ctx)
 {
 	struct ctx_kept *k;
 
 	if (SSL_CTX_up_ref(ctx) != 1)
-		return;
+		return false;
 	k = xcalloc(1, sizeof(*k));
 	k->check_chain = check_chain;
 	k->keep = keep;
@@ -720,6 +722,7 @@ ctx_keep(bool check_chain, bool keep, X509_STORE *store, SSL_CTX *ctx)
 	k->ctx = ctx;
 	k->next = ctx_kept;
 	ctx_kept = k;
+	return true;
 }
 
 /* --- chains verified in this process (doc/DESIGN.md §12) --- */
@@ -973,11 +976,8 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 			t->ca_file = xstrdup(ts->ca_file);
 			SSL_CTX_set_cert_verify_callback(t->ctx,
 			    deferred_verify, t);
-		} else {
+		} else
 			SSL_CTX_set1_cert_store(t->ctx, store);
-			SSL_CTX_set_cert_verify_callback(t->ctx, cached_verify,
-			    NULL);
-		}
 	} else
 		SSL_CTX_set_verify(t->ctx, SSL_VERIFY_NONE, NULL);
 	if (t->keep) {
@@ -989,8 +989,11 @@ tls_new(int fd, const struct tls_settings *ts, struct pf_error *err)
 		    SSL_SESS_CACHE_NO_INTERNAL_STORE);
 		SSL_CTX_sess_set_new_cb(t->ctx, new_session_cb);
 	}
-	if (!deferred)
-		ctx_keep(check_chain, t->keep, store, t->ctx);
+	/* A kept context lives as long as the process, so the chains it
+	 * verified can be keyed by it (cached_verify). */
+	if (!deferred && ctx_keep(check_chain, t->keep, store, t->ctx) &&
+	    check_chain)
+		SSL_CTX_set_cert_verify_callback(t->ctx, cached_verify, NULL);
 have_ctx:
 	if ((t->ssl = SSL_new(t->ctx)) == NULL)
 		goto ssl_fail;

@@ -376,7 +376,7 @@ db_step_done(struct seen *s, sqlite3_stmt *st, const char *what,
 /*
  * PRAGMA synchronous for the next transaction: FULL for the seen-list's
  * (every one of them begins with tx_begin), NORMAL for the run history
- * (history_begin, seen_run_end; doc/DESIGN.md §3.4).  SQLite applies the
+ * (seen_run_begin, seen_run_end; doc/DESIGN.md §3.4).  SQLite applies the
  * pragma when it prepares it, so setting it is a parse: done only when
  * the level changes, and the connection remembers the level when it is
  * kept for the next account.  An idle account, whose only writes are its
