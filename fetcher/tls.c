@@ -766,13 +766,14 @@ chain_der(X509_STORE_CTX *sctx, size_t *len_r)
 	X509 *leaf = X509_STORE_CTX_get0_cert(sctx);
 	unsigned char *der, *p;
 	size_t total = 0;
-	int i, n, len;
+	int i, n;
 
 	if (leaf == NULL)
 		return NULL;
 	n = sk != NULL ? sk_X509_num(sk) : 0;
 	for (i = -1; i < n; i++) {
-		len = i2d_X509(i < 0 ? leaf : sk_X509_value(sk, i), NULL);
+		int len = i2d_X509(i < 0 ? leaf : sk_X509_value(sk, i), NULL);
+
 		if (len <= 0 || (size_t)len > TLS_CHAIN_MAX - total)
 			return NULL;
 		total += (size_t)len;
