@@ -863,6 +863,9 @@ fetch_mail(struct run *r, struct pf_error *err)
 	r->progress.total = n;
 	r->queue = commit_queue_new(r->seen, r->target, placed, r);
 	commit_queue_on_failure(r->queue, commit_failed);
+	/* Without UIDL, sink_end reads the seen-list and the queue while
+	 * messages arrive: the commits stay on this thread. */
+	commit_queue_background(r->queue, !r->no_uidl);
 	if (a->filter != NULL)
 		r->filter = filter_new(a->filter, r->name, a->timeout);
 	progress_draw(&r->progress, true);

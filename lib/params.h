@@ -231,7 +231,8 @@
 
 /* Messages delivered between two seen-list commits (group commit,
  * doc/DESIGN.md §3.1 step 6): a batch shares its durable transactions and
- * its fsync of new/, and a killed run refetches at most two batches.
+ * its fsync of new/, and a killed run refetches at most three batches (one
+ * filling, one full, one in the committer before its transaction).
  * 128, not 64: half the syncs of the state database and the syncfs calls
  * on bench/'s small scenario, median 1.93 s against 2.48 s (4 alternating
  * pairs, raw limit 1.56 s); 256 was no faster (1.97 s against 1.93 s). */
@@ -239,9 +240,24 @@
 
 /* Bytes delivered between two seen-list commits: a batch is also closed
  * when it holds this much.  A full batch commits once the next one is full
- * too, so a killed run refetches at most twice this (or 2 x SEEN_BATCH
- * messages). */
+ * too, so a killed run refetches at most three times this (or 3 x
+ * SEEN_BATCH messages). */
 #define SEEN_BATCH_BYTES	((uint64_t)32 * 1024 * 1024)
+
+/* Largest batch (bytes) the committer takes in the background
+ * (doc/DESIGN.md §3.4); a larger one is committed on the run's thread.
+ * The commits of small batches (128 x 6 KB) took a quarter of the run's
+ * thread's time on bench/'s small scenario; a batch of large messages
+ * takes far longer to arrive than to commit, and in the background its
+ * syncfs would run beside the next message's writes.  On mixed-keep no
+ * difference could be measured either way (bench/README.md, "Session
+ * 24").  4 MiB: 128 messages of 32 KiB. */
+#define COMMIT_BACKGROUND_BYTES	((uint64_t)4 * 1024 * 1024)
+
+/* Stack of the committer's thread (store/commit.c, doc/DESIGN.md §3.4): it
+ * runs a batch's settle, its seen-list transaction (SQLite) and its
+ * renames.  Only the pages it touches count. */
+#define COMMIT_THREAD_STACK	(1024 * 1024)
 
 /* ---- fetcher/: connections and TLS (fetcher/net.c, fetcher/tls.c) ---- */
 

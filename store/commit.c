@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "commit.h"
 #include "log.h"
 #include "params.h"
+#include "thread.h"
 #include "xmalloc.h"
 
 /* Finished deliveries awaiting their group commit. */
@@ -22,6 +24,12 @@ struct batch {
 	char			*key[SEEN_BATCH];
 	size_t			 n;
 	uint64_t		 bytes;
+};
+
+/* A refusal the target reported, to be told on the run's thread. */
+struct refusal {
+	const void		*tag;
+	struct pf_error		 why;
 };
 
 /* batch[filling] gets new messages; the other one is full, or empty. */
@@ -40,6 +48,23 @@ struct commit_queue {
 	struct batch		 settling;
 	struct seen_entry	 settling_e[SEEN_BATCH];
 	bool			 settling_placed[SEEN_BATCH];
+	/* A settling batch now seen, and refusals, not told yet: the
+	 * callbacks run on the run's thread (tell), never in the job. */
+	struct batch		 told;
+	struct seen_entry	 told_e[SEEN_BATCH];
+	bool			 told_placed[SEEN_BATCH];
+	struct refusal		*refused;
+	size_t			 nrefused;
+	/* The committer (doc/DESIGN.md §3.4): job_b's steps 6a-c run in
+	 * job_thread while the run receives the next messages; at most one
+	 * job, waited for before the next and before anything else reads
+	 * the seen-list, the target or the batches it holds. */
+	bool			 background;
+	bool			 job_running;
+	pthread_t		 job_thread;
+	struct batch		 job_b;
+	int			 job_rc;
+	struct pf_error		 job_err;
 };
 
 struct commit_queue *
@@ -59,6 +84,12 @@ void
 commit_queue_on_failure(struct commit_queue *q, commit_failed_fn *failed)
 {
 	q->failed = failed;
+}
+
+void
+commit_queue_background(struct commit_queue *q, bool on)
+{
+	q->background = on;
 }
 
 /* May the batches be placed with deliver_commit_deferred?  Not where each
@@ -114,10 +145,10 @@ batch_place(struct commit_queue *q, struct batch *b, size_t from, size_t n,
 		placed[i] = res[j].status == DELIVER_PLACED;
 		/* DELIVER_TAKEN: DESIGN §7, it will be fetched again. */
 		if (res[j].status == DELIVER_FAILED) {
-			if (q->failed != NULL)
-				q->failed(q->ctx, b->tag[i], res[j].why);
-			else
-				log_warnx("%s", res[j].why->what);
+			q->refused = xreallocarray(q->refused, q->nrefused + 1,
+			    sizeof(*q->refused));
+			q->refused[q->nrefused++] = (struct refusal){
+				.tag = b->tag[i], .why = *res[j].why };
 		}
 		j++;
 	}
@@ -144,29 +175,66 @@ batch_entries(struct commit_queue *q, const struct batch *b,
 		};
 }
 
-/* Empty the settling batch (its locations are copies). */
+/* Empty a placed batch b whose rows e hold copies of the locations (the
+ * settling batch, or the decided one waiting in q->told). */
 static void
-settling_clear(struct commit_queue *q)
+placed_clear(struct batch *b, struct seen_entry *e)
 {
-	size_t i;
-
-	for (i = 0; i < q->settling.n; i++)
-		free((char *)(uintptr_t)q->settling_e[i].location);
-	batch_clear(&q->settling);
-}
-
-/* Tell what the settling batch placed (now seen), and empty it. */
-static void
-settling_told(struct commit_queue *q)
-{
-	struct batch *b = &q->settling;
 	size_t i;
 
 	for (i = 0; i < b->n; i++)
-		if (q->settling_placed[i])
+		free((char *)(uintptr_t)e[i].location);
+	batch_clear(b);
+}
+
+static void
+settling_clear(struct commit_queue *q)
+{
+	placed_clear(&q->settling, q->settling_e);
+}
+
+/* The settling batch is decided (what it placed is seen): it waits in
+ * q->told for tell, and the settling batch is empty. */
+static void
+settling_told(struct commit_queue *q)
+{
+	size_t n = q->settling.n;
+
+	if (q->told.n > 0)
+		fatalx("settling_told: the last decided batch was not told");
+	q->told = q->settling;
+	memcpy(q->told_e, q->settling_e, n * sizeof(q->settling_e[0]));
+	memcpy(q->told_placed, q->settling_placed,
+	    n * sizeof(q->settling_placed[0]));
+	q->settling.n = 0;
+	q->settling.bytes = 0;
+}
+
+/*
+ * On the run's thread, no job running: tell the refusals, and what the
+ * decided settling batch placed (now seen), then forget both.
+ */
+static void
+tell(struct commit_queue *q)
+{
+	struct batch *b = &q->told;
+	size_t i;
+
+	for (i = 0; i < q->nrefused; i++) {
+		if (q->failed != NULL)
+			q->failed(q->ctx, q->refused[i].tag,
+			    &q->refused[i].why);
+		else
+			log_warnx("%s", q->refused[i].why.what);
+	}
+	free(q->refused);
+	q->refused = NULL;
+	q->nrefused = 0;
+	for (i = 0; i < b->n; i++)
+		if (q->told_placed[i])
 			q->placed(q->ctx, b->tag[i], &b->key[i],
-			    q->settling_e[i].location, q->settling_e[i].size);
-	settling_clear(q);
+			    q->told_e[i].location, q->told_e[i].size);
+	placed_clear(&q->told, q->told_e);
 }
 
 /*
@@ -251,15 +319,77 @@ fail:
 	return -1;
 }
 
+/* The committer's thread: steps 6a-c for job_b. */
+static void *
+job_main(void *arg)
+{
+	struct commit_queue *q = arg;
+
+	q->job_rc = batch_commit_deferred(q, &q->job_b, &q->job_err);
+	return NULL;
+}
+
+/* Wait for the job in flight, if any: 0, or -1 with err set if it failed
+ * (then told once).  The caller tells what it decided (tell). */
+static int
+job_wait(struct commit_queue *q, struct pf_error *err)
+{
+	if (!q->job_running)
+		return 0;
+	pthread_join(q->job_thread, NULL);
+	q->job_running = false;
+	if (q->job_rc == 0)
+		return 0;
+	q->job_rc = 0;
+	*err = q->job_err;
+	return -1;
+}
+
+/*
+ * Hand b (full, deferrable, no job running) to the committer and empty
+ * it: in the background where `later` (the caller does not wait for it
+ * at once), the run allows it (commit_queue_background), b is small and
+ * a thread starts; else at once.
+ */
+static int
+job_start(struct commit_queue *q, struct batch *b, bool later,
+    struct pf_error *err)
+{
+	pthread_attr_t attr;
+	int rc;
+
+	q->job_b = *b;
+	b->n = 0;
+	b->bytes = 0;
+	if (later && q->background &&
+	    q->job_b.bytes <= COMMIT_BACKGROUND_BYTES &&
+	    pthread_attr_init(&attr) == 0) {
+		(void)pthread_attr_setstacksize(&attr, COMMIT_THREAD_STACK);
+		rc = pf_thread_start(&q->job_thread, &attr, job_main, q);
+		pthread_attr_destroy(&attr);
+		if (rc == 0) {
+			q->job_running = true;
+			return 0;
+		}
+		log_debug("cannot start the committer's thread: committing "
+		    "in turn");
+	}
+	rc = batch_commit_deferred(q, &q->job_b, err);
+	tell(q);
+	return rc;
+}
+
 /*
  * Steps 6a-c for the deliveries in b; on failure they are thrown away and
  * the pending rows let the next run decide.  A target whose deliveries
  * recovery cannot find (an MDA) takes them one at a time, each recorded
  * as soon as it is in: a kill then repeats only the one being handed
- * over (DESIGN §10.3).
+ * over (DESIGN §10.3).  `later`: the caller goes on receiving, so a
+ * deferrable b may go to the committer (job_start).
  */
 static int
-batch_commit(struct commit_queue *q, struct batch *b, struct pf_error *err)
+batch_commit(struct commit_queue *q, struct batch *b, bool later,
+    struct pf_error *err)
 {
 	struct seen_entry entries[SEEN_BATCH];
 	bool placed[SEEN_BATCH];
@@ -269,8 +399,17 @@ batch_commit(struct commit_queue *q, struct batch *b, struct pf_error *err)
 
 	if (n == 0)
 		return 0;
-	if (deferrable(q))
-		return batch_commit_deferred(q, b, err);
+	if (deferrable(q)) {
+		/* The job before b decides first (its batch is the one that
+		 * settles with b); one that failed fails b too. */
+		rc = job_wait(q, err);
+		tell(q);
+		if (rc == -1) {
+			batch_clear(b);
+			return -1;
+		}
+		return job_start(q, b, later, err);
+	}
 	batch_entries(q, b, entries, now);
 	for (i = 0; i < n; i++)
 		placed[i] = false;
@@ -291,6 +430,7 @@ batch_commit(struct commit_queue *q, struct batch *b, struct pf_error *err)
 			q->placed(q->ctx, b->tag[i], &b->key[i],
 			    entries[i].location, entries[i].size);
 	batch_clear(b);
+	tell(q);
 	return rc;
 }
 
@@ -314,7 +454,7 @@ commit_queue_add(struct commit_queue *q, struct deliver_msg *m, char *key,
 	b = &q->batch[q->filling];
 	if (b->n == 0)
 		return 0;
-	return batch_commit(q, b, err) == -1 ? -1 : 1;
+	return batch_commit(q, b, true, err) == -1 ? -1 : 1;
 }
 
 bool
@@ -322,6 +462,9 @@ commit_queue_holds(const struct commit_queue *q, const char *key)
 {
 	size_t i, j;
 
+	if (q->job_running)
+		fatalx("commit_queue_holds while a commit runs in the "
+		    "background");
 	for (j = 0; j < 2; j++)
 		for (i = 0; i < q->batch[j].n; i++)
 			if (strcmp(q->batch[j].key[i], key) == 0)
@@ -335,19 +478,38 @@ commit_queue_holds(const struct commit_queue *q, const char *key)
 int
 commit_queue_flush(struct commit_queue *q, struct pf_error *err)
 {
-	if (batch_commit(q, &q->batch[q->filling ^ 1], err) == -1 ||
-	    batch_commit(q, &q->batch[q->filling], err) == -1)
-		return -1;
-	return settling_finish(q, err);
+	struct pf_error ignored;
+	int rc = 0;
+
+	/* Waited for at once: no thread for these. */
+	if (batch_commit(q, &q->batch[q->filling ^ 1], false, err) == -1 ||
+	    batch_commit(q, &q->batch[q->filling], false, err) == -1)
+		rc = -1;
+	/* A failed job has finished its settling batch itself. */
+	if (job_wait(q, rc == -1 ? &ignored : err) == -1)
+		rc = -1;
+	tell(q);
+	if (rc == 0) {
+		rc = settling_finish(q, err);
+		tell(q);
+	}
+	return rc;
 }
 
 void
 commit_queue_free(struct commit_queue **q_r)
 {
 	struct commit_queue *q = *q_r;
+	struct pf_error ignored;
 
 	if (q == NULL)
 		return;
+	/* Not told: the run is over; what a job decided is in the
+	 * seen-list all the same. */
+	(void)job_wait(q, &ignored);
+	placed_clear(&q->told, q->told_e);
+	free(q->refused);
+	batch_clear(&q->job_b);
 	batch_clear(&q->batch[0]);
 	batch_clear(&q->batch[1]);
 	settling_clear(q);	/* placed, pending: recovery decides */

@@ -43,6 +43,18 @@ void	commit_queue_on_failure(struct commit_queue *q,
 	    commit_failed_fn *failed);
 
 /*
+ * Let the queue commit a full batch in a thread of its own while the
+ * caller receives the next messages (doc/DESIGN.md §3.4), where the target
+ * defers durability (a Maildir).  Only for a caller that, until
+ * commit_queue_flush, calls neither the seen-list nor commit_queue_holds,
+ * and uses the target only to begin, write, label, finish and free
+ * deliveries (the Maildir backend allows those beside a commit: see
+ * struct maildir).  Callbacks are made on the caller's thread, within
+ * commit_queue_add and commit_queue_flush, a batch later than without.
+ */
+void	commit_queue_background(struct commit_queue *q, bool on);
+
+/*
  * Queue finished message m under its seen-list key, with the caller's tag
  * (all three owned by the queue from now on; the tag is only passed back).
  * m NULL records a message discarded on purpose (a filter's verdict): it

@@ -98,6 +98,15 @@ struct md_folder {
 	bool	 dirty;		/* new/ gained an entry: fsync it */
 };
 
+/*
+ * Beside the committer (store/commit.c, doc/DESIGN.md §3.4), which may
+ * settle and commit a batch in its own thread: the run's thread begins,
+ * writes, labels, finishes and frees deliveries meanwhile.  Those read
+ * only what is fixed at maildir_open (path, the directories' fds, pid,
+ * host) and the sync queue under sync.mu; what a commit or a settle
+ * changes (folders, new_dirty, names_need, a folder's dirty) only
+ * commit_batch and maildir_settle touch.  Keep it so.
+ */
 struct maildir {
 	struct deliver	 base;		/* first: the delivery seam's view */
 	char	*path;

@@ -1,6 +1,7 @@
 /*
  * maildir_seam.h - test seams of store/maildir.c, not part of its
- * interface: only maildir.c and tests/unit/test_maildir.c include this.
+ * interface: only maildir.c and the unit tests test_maildir.c and
+ * test_commit.c include this.
  * Each pointer starts at the real thing; a test may point it at a fake to
  * count calls or inject a failure, and must restore it.
  */

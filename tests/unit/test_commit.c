@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include "commit.h"
 #include "deliver.h"
 #include "error.h"
+#include "maildir_seam.h"
 #include "params.h"
 #include "seen.h"
 #include "testutil.h"
@@ -149,11 +151,13 @@ file_holds(const char *md, const char *sub, const char *name,
 
 /* ---- the placed callback: every call recorded ---- */
 
-#define MAXREC	(3 * SEEN_BATCH)
+#define MAXREC	(5 * SEEN_BATCH)
 
 struct record {
 	size_t		 n;
 	bool		 take_even;	/* take the keys of even tags */
+	bool		 other_thread;	/* a call not on `caller` */
+	pthread_t	 caller;	/* set before the queue is made */
 	int		 tag[MAXREC];
 	char		*key[MAXREC];	/* owned: taken or copied */
 	char		*loc[MAXREC];
@@ -168,6 +172,8 @@ placed(void *ctx, const void *tag, char **key, const char *location,
 	int i = *(const int *)tag;
 
 	assert_true(r->n < MAXREC);
+	if (!pthread_equal(pthread_self(), r->caller))
+		r->other_thread = true;
 	assert_non_null(*key);
 	assert_non_null(location);
 	r->tag[r->n] = i;
@@ -660,6 +666,194 @@ test_queue_failure_discards(void **state)
 	seen_close(&s);
 }
 
+/*
+ * The committer (DESIGN §3.4): in the background, a full batch is
+ * committed while the next ones are added; what each commit decided is
+ * told on the caller's thread, within a later commit_queue_add or the
+ * flush, in order, and in the end everything is seen exactly once.
+ */
+static void
+test_queue_background(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 4 * SEEN_BATCH + 1 };
+	struct seen *s = open_seen(f, SEEN_READ_WRITE);
+	struct deliver *t = open_target(f->md);
+	struct commit_queue *q;
+	static struct record rec;
+	struct seen_status st;
+	struct pf_error err;
+	char body[N][64];
+	size_t len[N];
+	int tags[N], i, rc;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.caller = pthread_self();
+	q = commit_queue_new(s, t, placed, &rec);
+	commit_queue_background(q, true);
+	for (i = 0; i < N; i++) {
+		tags[i] = i;
+		len[i] = body_of(i, body[i], sizeof(body[i]));
+		rc = commit_queue_add(q, finished(t, body[i], len[i]),
+		    key_of(i), &tags[i], &err);
+		assert_int_not_equal(rc, -1);
+		if (i + 1 == 2 * SEEN_BATCH) {
+			/* Batch 0 went to the committer: nothing told. */
+			assert_int_equal(rc, 1);
+			assert_int_equal(rec.n, 0);
+		} else if (i + 1 == 3 * SEEN_BATCH) {
+			/* Batch 0 is placed (in new/, pending), batch 1 went
+			 * to the committer; batch 0 is seen only once batch
+			 * 1's transaction is done. */
+			assert_int_equal(rc, 1);
+			assert_int_equal(rec.n, 0);
+			assert_true(test_count_entries(f->md, "new") >=
+			    SEEN_BATCH);
+		} else if (i + 1 == 4 * SEEN_BATCH) {
+			/* Batch 1's commit is done: batch 0 was told here. */
+			assert_int_equal(rc, 1);
+			assert_int_equal(rec.n, SEEN_BATCH);
+		} else if ((i + 1) % SEEN_BATCH != 0)
+			assert_int_equal(rc, 0);
+	}
+	assert_int_equal(commit_queue_flush(q, &err), 0);
+	assert_false(rec.other_thread);
+	assert_int_equal(rec.n, N);
+	for (i = 0; i < N; i++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "uidl-%03d", i);
+		assert_int_equal(rec.tag[i], i);
+		assert_string_equal(rec.key[i], want);
+		assert_true(file_holds(f->md, "new", rec.loc[i], body[i],
+		    len[i]));
+		assert_true(seen_contains(s, want));
+		assert_false(commit_queue_holds(q, want));
+	}
+	assert_int_equal(test_count_entries(f->md, "new"), N);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
+	st = status_of(f);
+	assert_int_equal(st.pending, 0);
+	assert_int_equal(st.seen, N);
+	commit_queue_free(&q);
+	record_free(&rec);
+	deliver_close(&t);
+	seen_close(&s);
+}
+
+/*
+ * A batch larger than COMMIT_BACKGROUND_BYTES is committed on the
+ * caller's thread even in background mode: batch 0 is told within the
+ * add that commits batch 1, as without the committer.
+ */
+static void
+test_queue_background_large(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 3 * SEEN_BATCH, SIZE = COMMIT_BACKGROUND_BYTES /
+	    SEEN_BATCH + 1024 };
+	struct seen *s = open_seen(f, SEEN_READ_WRITE);
+	struct deliver *t = open_target(f->md);
+	struct commit_queue *q;
+	static struct record rec;
+	static char big[SIZE];
+	struct pf_error err;
+	int tags[N], i, rc;
+
+	assert_true((uint64_t)SEEN_BATCH * SIZE > COMMIT_BACKGROUND_BYTES);
+	assert_true((uint64_t)SEEN_BATCH * SIZE < SEEN_BATCH_BYTES);
+	memset(big, 'x', sizeof(big));
+	memset(&rec, 0, sizeof(rec));
+	rec.caller = pthread_self();
+	q = commit_queue_new(s, t, placed, &rec);
+	commit_queue_background(q, true);
+	for (i = 0; i < N; i++) {
+		tags[i] = i;
+		rc = commit_queue_add(q, finished(t, big, sizeof(big)),
+		    key_of(i), &tags[i], &err);
+		assert_int_equal(rc, (i + 1) % SEEN_BATCH == 0 &&
+		    i + 1 > SEEN_BATCH ? 1 : 0);
+		if (i + 1 == 2 * SEEN_BATCH)
+			assert_int_equal(rec.n, 0);
+	}
+	/* Inline: batch 1's commit marked batch 0 seen and told it. */
+	assert_int_equal(rec.n, SEEN_BATCH);
+	assert_int_equal(commit_queue_flush(q, &err), 0);
+	assert_false(rec.other_thread);
+	assert_int_equal(rec.n, N);
+	for (i = 0; i < N; i++)
+		assert_int_equal(rec.tag[i], i);
+	assert_int_equal(test_count_entries(f->md, "new"), N);
+	assert_int_equal(status_of(f).seen, N);
+	commit_queue_free(&q);
+	record_free(&rec);
+	deliver_close(&t);
+	seen_close(&s);
+}
+
+/* Every syncfs and fsync of a message file fails (EIO), from any thread. */
+static int
+fail_sync(int fd)
+{
+	(void)fd;
+	errno = EIO;
+	return -1;
+}
+
+/*
+ * A batch whose commit fails in the background: the failure reaches the
+ * caller at the next commit (here the flush) with the committer's error;
+ * nothing is told, seen or visible, and nothing is left in tmp/.
+ */
+static void
+test_queue_background_failure(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 2 * SEEN_BATCH };
+	struct seen *s = open_seen(f, SEEN_READ_WRITE);
+	struct deliver *t = open_target(f->md);
+	int (*saved_syncfs)(int) = maildir_syncfs_fn;
+	int (*saved_fsync)(int) = maildir_fsync_fn;
+	struct commit_queue *q;
+	static struct record rec;
+	struct seen_status st;
+	struct pf_error err;
+	char body[64];
+	int tags[N], i, rc;
+
+	memset(&rec, 0, sizeof(rec));
+	rec.caller = pthread_self();
+	q = commit_queue_new(s, t, placed, &rec);
+	commit_queue_background(q, true);
+	maildir_syncfs_fn = fail_sync;
+	maildir_fsync_fn = fail_sync;
+	for (i = 0; i < N; i++) {
+		tags[i] = i;
+		rc = commit_queue_add(q, finished(t, body, body_of(i, body,
+		    sizeof(body))), key_of(i), &tags[i], &err);
+		/* The last add hands batch 0 over: its failure is not
+		 * known yet. */
+		if (rc != (i + 1 == N ? 1 : 0))
+			break;
+	}
+	memset(&err, 0, sizeof(err));
+	rc = commit_queue_flush(q, &err);
+	maildir_syncfs_fn = saved_syncfs;
+	maildir_fsync_fn = saved_fsync;
+	assert_int_equal(i, N);
+	assert_int_equal(rc, -1);
+	assert_int_equal(err.category, PF_FAIL_IO);
+	assert_true(strstr(err.what, "sync") != NULL);
+	assert_int_equal(rec.n, 0);
+	assert_int_equal(test_count_entries(f->md, "new"), 0);
+	commit_queue_free(&q);
+	assert_int_equal(test_count_entries(f->md, "tmp"), 0);
+	st = status_of(f);
+	assert_int_equal(st.seen, 0);
+	deliver_close(&t);
+	seen_close(&s);
+}
+
 /* ---- recovery ---- */
 
 #define CHILD_CHECK(cond) do {						\
@@ -888,6 +1082,9 @@ main(void)
 		T(test_queue_byte_limit),
 		T(test_queue_location_taken),
 		T(test_queue_failure_discards),
+		T(test_queue_background),
+		T(test_queue_background_large),
+		T(test_queue_background_failure),
 		T(test_recover),
 		T(test_recover_not_a_maildir),
 	};
