@@ -382,11 +382,15 @@ def random_kills(tmp, delete):
                      RNG.uniform(0.5 * est, 1.1 * est))
             before = set(box.scan()[0])
             p = box.spawn()
-            time.sleep(delay)
+            # Waiting rather than sleeping tells when a run that ended
+            # before its kill ended: the estimate is then set to what
+            # that run took, not only shrunk by a step.
+            ran = None
             try:
+                p.wait(timeout=delay)
+                ran = time.monotonic() - p.pftest_t0
+            except subprocess.TimeoutExpired:
                 p.send_signal(signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             res = box.collect(p)
             kills += 1
             where = ("finished" if res.rc == 0 else "killed" if res.rc == -9
@@ -402,6 +406,8 @@ def random_kills(tmp, delete):
             hist[where] = hist.get(where, 0) + 1
             if where == "finished":
                 scale[0] *= 0.8
+                if ran is not None:
+                    scale[0] = min(scale[0], ran / (0.03 + per * len(batch)))
             elif where == "killed before any commit":
                 scale[0] *= 1.15
             v = box.check_after_kill()
