@@ -13,18 +13,13 @@
 #include "log.h"
 #include "xmalloc.h"
 
-void
-account_who(const struct conf *conf, const struct conf_account *acct,
-    struct seen_who *who, struct seen_owner **owners_r)
+struct seen_owner *
+account_owners(const struct conf *conf)
 {
 	struct seen_owner *owners;
-	uintptr_t at;
 	size_t i;
 
 	owners = xcalloc(conf->naccounts + 1, sizeof(*owners));
-	who->all = owners;
-	who->n = conf->naccounts;
-	who->self = 0;
 	for (i = 0; i < conf->naccounts; i++) {
 		const struct conf_account *a = &conf->accounts[i];
 
@@ -33,6 +28,19 @@ account_who(const struct conf *conf, const struct conf_account *acct,
 			.port = a->port,
 		};
 	}
+	return owners;
+}
+
+void
+account_who(const struct conf *conf, const struct seen_owner *owners,
+    const struct conf_account *acct, struct seen_who *who)
+{
+	uintptr_t at;
+	size_t i;
+
+	who->all = owners;
+	who->n = conf->naccounts;
+	who->self = 0;
 	/* acct is one of conf's (a run of 1,000 accounts would otherwise
 	 * compare 1,000 names per account); by name if it is a copy. */
 	at = (uintptr_t)acct - (uintptr_t)conf->accounts;
@@ -43,7 +51,6 @@ account_who(const struct conf *conf, const struct conf_account *acct,
 		for (i = 0; i < conf->naccounts; i++)
 			if (strcmp(conf->accounts[i].name, acct->name) == 0)
 				who->self = i;
-	*owners_r = owners;
 }
 
 const char *

@@ -14,11 +14,16 @@
 #include "pop3.h"
 #include "seen.h"
 
-/* The account among all configured ones, as the seen-list tells them
- * apart; who->all points into *owners_r: free it after use.  acct must be
- * one of conf's accounts (found by name). */
-void	account_who(const struct conf *conf, const struct conf_account *acct,
-	    struct seen_who *who, struct seen_owner **owners_r);
+/* Every configured account, as the seen-list tells them apart (pointing
+ * into conf); free it after use.  Built once for a run of many accounts:
+ * per account, a run of 1,000 would build 1,000 entries 1,000 times. */
+struct seen_owner *account_owners(const struct conf *conf);
+
+/* The account among all configured ones: who->all is owners (from
+ * account_owners(conf)).  acct must be one of conf's accounts (found by
+ * name if it is a copy). */
+void	account_who(const struct conf *conf, const struct seen_owner *owners,
+	    const struct conf_account *acct, struct seen_who *who);
 
 /* Where the account delivers: the delivery backend (store/deliver.h) in
  * *kind_r, and the target returned.  The configuration's choice of

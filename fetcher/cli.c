@@ -39,6 +39,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "check.h"
 #include "cli.h"
 #include "conf.h"
@@ -474,12 +475,17 @@ first_failure(const int *codes, size_t n)
  */
 static int
 fetch_accounts(const struct conf *conf, const struct conf_account **sel,
-    size_t n, long jobs, const struct run_options *opts)
+    size_t n, long jobs, const struct run_options *run_opts)
 {
+	struct run_options o = *run_opts, *opts = &o;
+	struct seen_owner *owners;
 	pid_t *pids;
 	int *codes, code, status;
 	size_t i, next = 0, running = 0;
 
+	/* Who each account is to the seen-list: made once, not per account
+	 * (inherited by the -j children). */
+	o.owners = owners = account_owners(conf);
 	codes = xcalloc(n + 1, sizeof(*codes));
 	if (jobs <= 1 || n <= 1) {
 		/* One after the other: one state-database connection and
@@ -490,6 +496,7 @@ fetch_accounts(const struct conf *conf, const struct conf_account **sel,
 		run_series_end();
 		code = first_failure(codes, n);
 		free(codes);
+		free(owners);
 		return code;
 	}
 
@@ -520,6 +527,7 @@ fetch_accounts(const struct conf *conf, const struct conf_account **sel,
 				free(pids);
 				free(codes);
 				free(sel);
+				free(owners);
 				_exit(code);
 			}
 			pids[next++] = pid;
@@ -550,6 +558,7 @@ fetch_accounts(const struct conf *conf, const struct conf_account **sel,
 	code = first_failure(codes, n);
 	free(pids);
 	free(codes);
+	free(owners);
 	return code;
 }
 

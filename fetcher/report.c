@@ -181,7 +181,8 @@ status_account(const struct conf *conf, const struct conf_account *acct,
 
 	pf_error_clear(&err);
 	memset(&st, 0, sizeof(st));
-	account_who(conf, acct, &who, &owners);
+	owners = account_owners(conf);
+	account_who(conf, owners, acct, &who);
 	rc = seen_status_read(conf->state_dir, &who, &st, &err);
 	free(owners);
 	if (rc == -1) {
@@ -213,7 +214,8 @@ status_orphans(const struct conf *conf, bool json, bool first, FILE *out)
 	if (conf->naccounts == 0)
 		return 0;
 	pf_error_clear(&err);
-	account_who(conf, &conf->accounts[0], &who, &owners);
+	owners = account_owners(conf);
+	account_who(conf, owners, &conf->accounts[0], &who);
 	rc = seen_orphans_read(conf->state_dir, &who, &list, &n, &err);
 	free(owners);
 	if (rc == -1)

@@ -969,7 +969,10 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 		strcpy(r.localhost, "localhost");
 	r.localhost[sizeof(r.localhost) - 1] = '\0';
 
-	account_who(conf, acct, &r.who, &r.owners);
+	if (opts->owners == NULL)
+		r.owners = account_owners(conf);
+	account_who(conf, opts->owners != NULL ? opts->owners : r.owners,
+	    acct, &r.who);
 	if (lock_acquire(conf->state_dir, acct->name, &r.lock, &err) == -1) {
 		/* -q: an account being fetched by another popfetch (a cron run
 		 * overlapping a long one) is no news: 75 without the line. */

@@ -66,7 +66,8 @@ seen_with(const struct fixture *f, const char *const *uidls, size_t n,
 	size_t i;
 
 	assert_true(n <= 8);
-	account_who(&conf, &accts[1], &who, &owners);
+	owners = account_owners(&conf);
+	account_who(&conf, owners, &accts[1], &who);
 	if (seen_open(f->state, &who, SEEN_READ_WRITE, &s, &err) == -1)
 		fail_msg("seen_open: %s", err.what);
 	free(owners);
@@ -92,7 +93,8 @@ test_who(void **state)
 
 	(void)state;
 	for (j = 0; j < 3; j++) {
-		account_who(&conf, &accts[j], &who, &owners);
+		owners = account_owners(&conf);
+		account_who(&conf, owners, &accts[j], &who);
 		assert_ptr_equal(who.all, owners);
 		assert_int_equal(who.n, 3);
 		assert_int_equal(who.self, j);
@@ -108,7 +110,8 @@ test_who(void **state)
 	copy = accts[2];
 	copy.name = strdup("list");
 	assert_non_null(copy.name);
-	account_who(&conf, &copy, &who, &owners);
+	owners = account_owners(&conf);
+	account_who(&conf, owners, &copy, &who);
 	assert_int_equal(who.self, 2);
 	free(owners);
 	free(copy.name);
