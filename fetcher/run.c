@@ -54,7 +54,6 @@ struct run {
 	struct session		 s;
 	struct pop3_listing	*listing;
 	bool			 no_uidl;	/* DESIGN §6: digests, delete all */
-	struct seen_owner	*owners;	/* every account, for the seen-list */
 	struct seen_who		 who;
 	struct crypto_sha256_ctx *digest;	/* of the message being received */
 	struct pf_error		 refused;	/* the first refused message */
@@ -940,7 +939,6 @@ run_cleanup(struct run *r)
 	free(r->dup_key);
 	free(r->dup);
 	crypto_sha256_free(&r->digest);
-	free(r->owners);
 	pop3_listing_free(&r->listing);
 	session_close(&r->s, false);
 	deliver_close(&r->target);
@@ -969,10 +967,7 @@ run_fetch(const struct conf *conf, const struct conf_account *acct,
 		strcpy(r.localhost, "localhost");
 	r.localhost[sizeof(r.localhost) - 1] = '\0';
 
-	if (opts->owners == NULL)
-		r.owners = account_owners(conf);
-	account_who(conf, opts->owners != NULL ? opts->owners : r.owners,
-	    acct, &r.who);
+	account_who(conf, opts->owners, acct, &r.who);
 	if (lock_acquire(conf->state_dir, acct->name, &r.lock, &err) == -1) {
 		/* -q: an account being fetched by another popfetch (a cron run
 		 * overlapping a long one) is no news: 75 without the line. */

@@ -14,8 +14,8 @@
 struct run_options {
 	bool	dry_run;	/* -n: list and show, write nothing */
 	bool	progress;	/* draw a live progress line on stderr */
-	/* account_owners(conf), made once for all the accounts fetched;
-	 * NULL: each run makes its own. */
+	/* account_owners(conf), made once by the caller for all the
+	 * accounts it fetches (not NULL). */
 	const struct seen_owner *owners;
 };
 
