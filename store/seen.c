@@ -2088,13 +2088,17 @@ seen_run_begin(struct seen *s, time_t start, struct pf_error *err)
 	s->run_id = sqlite3_last_insert_rowid(s->db);
 	db_release(s, st);
 	st = NULL;
-	/* Keep the last SEEN_RUN_HISTORY runs of this mailbox. */
-	if (db_cached(s, "DELETE FROM run WHERE mailbox = ?1 AND id NOT IN "
-	    "(SELECT id FROM run WHERE mailbox = ?1 ORDER BY id DESC LIMIT ?2)",
-	    &st, what, err) == -1)
+	/* Keep the last SEEN_RUN_HISTORY runs of this mailbox: delete those
+	 * older than the SEEN_RUN_HISTORY-th newest (none while there are
+	 * fewer: the comparison with NULL is false).  Both sides walk
+	 * run_by_mailbox; "NOT IN (... LIMIT)" built a temporary table of
+	 * the kept ids on every run. */
+	if (db_cached(s, "DELETE FROM run WHERE mailbox = ?1 AND id < "
+	    "(SELECT id FROM run WHERE mailbox = ?1 ORDER BY id DESC "
+	    "LIMIT 1 OFFSET ?2)", &st, what, err) == -1)
 		goto fail;
 	sqlite3_bind_int64(st, 1, s->mailbox);
-	sqlite3_bind_int(st, 2, SEEN_RUN_HISTORY);
+	sqlite3_bind_int(st, 2, SEEN_RUN_HISTORY - 1);
 	if (db_step_done(s, st, what, err) == -1)
 		goto fail;
 	db_release(s, st);

@@ -633,6 +633,9 @@ test_runs_and_status(void **state)
 	}
 	assert_int_equal(db_int(f->db, "SELECT count(*) FROM run"),
 	    SEEN_RUN_HISTORY);
+	/* ... and what it keeps are the newest runs. */
+	assert_int_equal(db_int(f->db, "SELECT min(started) FROM run"),
+	    3000 + 2 * SEEN_RUN_HISTORY);
 	assert_int_equal(seen_status_read(f->state, WHO(WORK), &st, &err), 0);
 	assert_int_equal(st.last_start, 3000 + 3 * SEEN_RUN_HISTORY - 1);
 	assert_int_equal(st.last_exit, 0);
