@@ -29,12 +29,15 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -470,8 +473,166 @@ first_failure(const int *codes, size_t n)
 }
 
 /*
- * Fetch the selected accounts, up to `jobs` at once.  Each parallel account
- * runs in a child process; its exit status is its account's exit code.
+ * -j N: a pool of job processes (doc/DESIGN.md §14).  The parent hands
+ * out account indices, one at a time, over a socket per job; a job
+ * fetches each one as -j 1 would (run_series_begin: one state-database
+ * connection and one worker thread for its accounts) and answers with
+ * the account's exit code.  A job that dies leaves its account the exit
+ * code it died with (70 after a signal), and the next account goes to a
+ * new job.
+ */
+struct job {
+	pid_t	 pid;		/* 0: no process */
+	int	 fd;		/* the parent's end of its socket, -1: none */
+	bool	 busy;		/* fetching sel[account] */
+	size_t	 account;
+};
+
+/* Read or send exactly len bytes: 1, or 0 at the end, -1 on an error. */
+static int
+job_io(int fd, void *buf, size_t len, bool out)
+{
+	char *p = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t r = out ?
+		    send(fd, p + done, len - done, MSG_NOSIGNAL) :
+		    recv(fd, p + done, len - done, 0);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1)
+			return -1;
+		if (r == 0)
+			return 0;
+		done += (size_t)r;
+	}
+	return 1;
+}
+
+/* A job process: fetch each account the parent names; at the end of
+ * its socket (the parent is done, or gone), stop. */
+static void __attribute__((noreturn))
+job_serve(int fd, const struct conf *conf, const struct conf_account **sel,
+    size_t n, const struct run_options *opts)
+{
+	uint32_t i;
+	int code;
+
+	run_series_begin();
+	while (job_io(fd, &i, sizeof(i), false) == 1 && i < n) {
+		code = run_fetch(conf, sel[i], opts);
+		if (fflush(NULL) != 0 && code == 0)
+			code = 74;
+		if (job_io(fd, &code, sizeof(code), true) != 1)
+			break;
+	}
+	run_series_end();
+	close(fd);
+	/* Its copies of the parent's tables (valgrind would call them
+	 * leaked at _exit). */
+	free((void *)opts->owners);
+	free((void *)sel);
+	_exit(0);
+}
+
+/* Start job k; 0, or -1 (logged) if no process could be had. */
+static int
+job_start(struct job *jobs, struct pollfd *pfd, size_t njobs, size_t k,
+    const struct conf *conf, const struct conf_account **sel, size_t n,
+    const struct run_options *opts, int *codes)
+{
+	int sv[2];
+	pid_t pid;
+	size_t j;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("socketpair");
+		return -1;
+	}
+	fflush(NULL);
+	if ((pid = fork()) == -1) {
+		log_warn("fork");
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		/* Only its own socket: another job's end kept open here
+		 * would keep that job from seeing the end of its own. */
+		for (j = 0; j < njobs; j++)
+			if (jobs[j].fd != -1)
+				close(jobs[j].fd);
+		close(sv[0]);
+		/* The child never returns: its copies of the parent's own
+		 * tables go now. */
+		free(jobs);
+		free(pfd);
+		free(codes);
+		job_serve(sv[1], conf, sel, n, opts);
+	}
+	close(sv[1]);
+	jobs[k] = (struct job){ .pid = pid, .fd = sv[0] };
+	return 0;
+}
+
+/* Wait for job k's process and forget it.  If it held an account, that
+ * account's code is the one the process ended with. */
+static void
+job_end(struct job *jb, const struct conf_account **sel, int *codes)
+{
+	int status = 0;
+	pid_t r;
+
+	if (jb->fd != -1)
+		close(jb->fd);
+	jb->fd = -1;
+	if (jb->pid == 0)
+		return;
+	do
+		r = waitpid(jb->pid, &status, 0);
+	while (r == -1 && errno == EINTR);
+	if (r == -1)
+		log_warn("waitpid");
+	if (jb->busy) {
+		if (r != -1 && WIFEXITED(status) && WEXITSTATUS(status) != 0)
+			codes[jb->account] = WEXITSTATUS(status);
+		else {
+			if (r != -1 && WIFSIGNALED(status))
+				log_errx("%s: killed by signal %d",
+				    sel[jb->account]->name, WTERMSIG(status));
+			else
+				log_errx("%s: the job fetching it ended "
+				    "without its result", sel[jb->account]->name);
+			codes[jb->account] = 70;
+		}
+	} else if (r != -1 && WIFSIGNALED(status))
+		log_warnx("a -j job was killed by signal %d between accounts",
+		    WTERMSIG(status));
+	jb->pid = 0;
+	jb->busy = false;
+}
+
+/* Give job k the account i; false if it is gone (ended, not busy). */
+static bool
+job_give(struct job *jb, size_t i, const struct conf_account **sel,
+    int *codes)
+{
+	uint32_t v = (uint32_t)i;
+
+	if (job_io(jb->fd, &v, sizeof(v), true) == 1) {
+		jb->busy = true;
+		jb->account = i;
+		return true;
+	}
+	job_end(jb, sel, codes);
+	return false;
+}
+
+/*
+ * Fetch the selected accounts, up to `jobs` at once: one after the other
+ * in this process, or by a pool of job processes (above).
  */
 static int
 fetch_accounts(const struct conf *conf, const struct conf_account **sel,
@@ -479,12 +640,13 @@ fetch_accounts(const struct conf *conf, const struct conf_account **sel,
 {
 	struct run_options o = *run_opts, *opts = &o;
 	struct seen_owner *owners;
-	pid_t *pids;
-	int *codes, code, status;
-	size_t i, next = 0, running = 0;
+	struct job *pool;
+	struct pollfd *pfd;
+	int *codes, code;
+	size_t i, k, next = 0, njobs, busy;
 
 	/* Who each account is to the seen-list: made once, not per account
-	 * (inherited by the -j children). */
+	 * (inherited by the jobs). */
 	o.owners = owners = account_owners(conf);
 	codes = xcalloc(n + 1, sizeof(*codes));
 	if (jobs <= 1 || n <= 1) {
@@ -500,63 +662,74 @@ fetch_accounts(const struct conf *conf, const struct conf_account **sel,
 		return code;
 	}
 
-	pids = xcalloc(n, sizeof(*pids));
-	tls_warm_up();		/* once here, not in every child */
+	njobs = (size_t)jobs < n ? (size_t)jobs : n;
+	pool = xcalloc(njobs, sizeof(*pool));
+	pfd = xcalloc(njobs, sizeof(*pfd));
+	for (k = 0; k < njobs; k++)
+		pool[k] = (struct job){ .fd = -1 };
+	tls_warm_up();		/* once here, not in every job */
 	crypto_warm_up();
 	/* The certificate stores too: each CA file loaded once here, shared
-	 * by the children (copy-on-write) instead of parsed in each. */
+	 * by the jobs (copy-on-write) instead of parsed in each. */
 	for (i = 0; i < n; i++)
 		if (sel[i]->tls != CONF_TLS_NONE && sel[i]->tls_verify &&
 		    !sel[i]->has_fingerprint)
 			tls_preload_ca(sel[i]->tls_ca_file);
-	while (next < n || running > 0) {
-		if (next < n && running < (size_t)jobs) {
-			pid_t pid;
+	for (;;) {
+		/* Every idle job gets the next account; a job that is gone
+		 * is started again while accounts remain. */
+		for (k = 0; k < njobs && next < n; k++) {
+			struct job *jb = &pool[k];
 
-			fflush(NULL);
-			if ((pid = fork()) == -1) {
-				log_warn("fork");
+			if (jb->busy)
+				continue;
+			if (jb->pid == 0 && job_start(pool, pfd, njobs, k,
+			    conf, sel, n, opts, codes) == -1) {
 				codes[next++] = 70;
 				continue;
 			}
-			if (pid == 0) {
-				/* The child never returns: free the tables
-				 * (its copies; valgrind would call them
-				 * leaked at _exit). */
-				code = run_fetch(conf, sel[next], opts);
-				free(pids);
-				free(codes);
-				free(sel);
-				free(owners);
-				_exit(code);
-			}
-			pids[next++] = pid;
-			running++;
-			continue;
+			if (job_give(jb, next, sel, codes))
+				next++;
+			else if (job_start(pool, pfd, njobs, k, conf, sel, n,
+			    opts, codes) == -1 || !job_give(jb, next, sel, codes)) {
+				log_errx("%s: no -j job could take it",
+				    sel[next]->name);
+				codes[next++] = 70;
+			} else
+				next++;
 		}
-		pid_t done = waitpid(-1, &status, 0);
-		if (done == -1) {
+		busy = 0;
+		for (k = 0; k < njobs; k++)
+			if (pool[k].busy)
+				pfd[busy++] = (struct pollfd){
+					.fd = pool[k].fd, .events = POLLIN };
+		if (busy == 0)
+			break;
+		if (poll(pfd, busy, -1) == -1) {
 			if (errno == EINTR)
 				continue;
-			log_warn("waitpid");
-			break;
+			fatal("poll");
 		}
-		for (i = 0; i < next; i++) {
-			if (pids[i] != done)
+		for (k = 0, i = 0; k < njobs; k++) {
+			struct job *jb = &pool[k];
+
+			if (!jb->busy)
 				continue;
-			if (WIFEXITED(status))
-				codes[i] = WEXITSTATUS(status);
-			else {
-				log_errx("%s: killed by signal %d",
-				    sel[i]->name, WTERMSIG(status));
-				codes[i] = 70;
-			}
-			pids[i] = 0;
-			running--;
+			if (pfd[i++].revents == 0)
+				continue;
+			if (job_io(jb->fd, &code, sizeof(code), false) == 1) {
+				codes[jb->account] = code;
+				jb->busy = false;
+			} else
+				job_end(jb, sel, codes);
 		}
 	}
+	/* No account left: each job sees the end of its socket and ends. */
+	for (k = 0; k < njobs; k++)
+		job_end(&pool[k], sel, codes);
 	code = first_failure(codes, n);
-	free(pids);
+	free(pfd);
+	free(pool);
 	free(codes);
 	free(owners);
 	return code;

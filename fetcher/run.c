@@ -592,8 +592,8 @@ prep_main(struct prep *p)
  * after the other, -j 1) one thread serves every account: made at the
  * first, it waits for the next job between accounts; a thread per account
  * cost a clone, its stack's pages faulted in again and a join each time.
- * Outside a series (a forked child of -j N fetches one account) it ends
- * with its one job.  Every signal is blocked in it (lib/thread.h).
+ * Outside a series (one account fetched alone) it ends with its one
+ * job.  Every signal is blocked in it (lib/thread.h).
  */
 static struct {
 	pthread_mutex_t	 mu;

@@ -67,9 +67,9 @@ struct tls_info {
 
 /*
  * Initialize OpenSSL (its configuration, error strings, the algorithms a
- * client context fetches) once, before `fetch -j` forks one process per
- * account: each child then starts with it done instead of doing it again
- * (about half of the CPU of an account with nothing new).  Optional: any
+ * client context fetches) once, before `fetch -j` forks its job
+ * processes: each job then starts with it done instead of doing it
+ * again.  Optional: any
  * failure is left for tls_new to report.
  */
 void		 tls_warm_up(void);

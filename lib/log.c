@@ -41,7 +41,7 @@ static bool	 progress_mode;		/* progress lines may be on stderr */
  * local start) while the main thread does. */
 static atomic_bool progress_shown;
 /* --syslog found no syslog daemon: lines go to stderr, after one line that
- * says so, printed before the first of them.  Shared with the -j children
+ * says so, printed before the first of them.  Shared with the -j jobs
  * (forked later) so that it is printed once per run. */
 static bool	 nosyslog;
 static atomic_int *nosyslog_said;

@@ -603,6 +603,65 @@ def _(tmp):
     eq(len(a.maildir("held")), 2, "held: each message once")
 
 
+def children(pid):
+    """The pids whose parent is pid (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+            except OSError:
+                continue
+            # "pid (comm) state ppid ...": comm may hold spaces.
+            if int(st[st.rindex(")") + 2:].split()[1]) == pid:
+                out.append(int(d))
+    return out
+
+
+@test("-j 2: two job processes take six accounts; both killed in mid-message: their accounts end 70 ('killed by "
+      "signal 9'), new jobs fetch the rest, nothing twice; the next run fetches "
+      "the two", timeout=120)
+def _(tmp):
+    a = Accounts(tmp)
+    for n in ("s0", "s1"):
+        # The first connection stalls inside message 1's data.
+        a.add(n, nmsgs=2, retr_stall_at={1: "data"}, fault_connections=[1])
+    rest = ["d1", "d2", "d3", "d4"]
+    for n in rest:
+        a.add(n, nmsgs=2)
+    a.write()
+    bg = a.pf.spawn("fetch", "-j", "2")
+    later(lambda: bg.poll() is None and bg.kill())
+    ok(pftest.wait_for(lambda: all(any("stall" in e for e in a.srv[n].events())
+                                   for n in ("s0", "s1")), 30),
+       "both jobs are inside a stalled message")
+    jobs = children(bg.pid)
+    eq(len(jobs), 2, "two job processes", jobs)
+    for pid in jobs:
+        os.kill(pid, 9)
+    r = pftest.Popfetch.collect(bg)
+    eq(r.rc, 70, "the first failed account's code (s0: killed)\n%s" % r)
+    for n in ("s0", "s1"):
+        like(r.stderr, r"(?m)^popfetch: %s: killed by signal 9$" % n, n + ": said")
+        eq(len(a.maildir(n)), 0, n + ": nothing delivered")
+    eq(summaries(r.stderr), {n: (2, 0, 0) for n in rest}, "the rest fetched by new jobs")
+    only_lines(r.stderr, [SUMMARY_RE, ERROR_RE], "-j 2 after the kills")
+    r = a.pf.run("fetch", "-j", "2")
+    eq(r.rc, 0, str(r))
+    eq(summaries(r.stderr), {n: (2 if n in ("s0", "s1") else 0, 0, 0)
+                             for n in ["s0", "s1"] + rest}, "the next run")
+    for n in ["s0", "s1"] + rest:
+        eq(len(a.maildir(n)), 2, n + ": each message once")
+    # Each lock file keeps the pid of the last process that held it: two
+    # jobs took the six accounts (a process per account would be six).
+    pids = set()
+    for n in ["s0", "s1"] + rest:
+        with open(os.path.join(a.pf.state_dir, "lock." + n)) as f:
+            pids.add(int(f.read()))
+    eq(len(pids), 2, "six accounts, two job processes", pids)
+
+
 @test("-j 8 -v -v: a thousand lines from 8 processes at once, none mixed; "
       "-n -j 8 listings on stdout whole lines too", timeout=180)
 def _(tmp):
