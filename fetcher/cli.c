@@ -15,10 +15,11 @@
  * missing configuration, or an unknown account, is 78.
  *
  * With several accounts, every one is attempted; the exit code is that of
- * the first failed account in config order (popfetch(1), EXIT STATUS).  `-j N` runs up to N
- * accounts at once, each in its own process, so each keeps its own lock and
- * its own protocol state; log lines are single write(2)s and never
- * interleave.
+ * the first failed account in config order (popfetch(1), EXIT STATUS).
+ * `-j N` runs up to N accounts at once, in N job processes that each
+ * fetch one account after another (doc/DESIGN.md §14); each account keeps
+ * its own lock and its own protocol state; log lines are single write(2)s
+ * and never interleave.
  *
  * `--shard K/N` keeps the accounts whose name hashes to K mod N
  * (lib/shard.h, doc/DESIGN.md §13), so N workers split one
@@ -37,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -523,8 +525,7 @@ job_serve(int fd, const struct conf *conf, const struct conf_account **sel,
 	run_series_begin();
 	while (job_io(fd, &i, sizeof(i), false) == 1 && i < n) {
 		code = run_fetch(conf, sel[i], opts);
-		if (fflush(NULL) != 0 && code == 0)
-			code = 74;
+		(void)fflush(NULL);	/* nothing of it left in a buffer */
 		if (job_io(fd, &code, sizeof(code), true) != 1)
 			break;
 	}
@@ -614,7 +615,7 @@ job_end(struct job *jb, const struct conf_account **sel, int *codes)
 	jb->busy = false;
 }
 
-/* Give job k the account i; false if it is gone (ended, not busy). */
+/* Give job jb the account i; false if it is gone (ended, not busy). */
 static bool
 job_give(struct job *jb, size_t i, const struct conf_account **sel,
     int *codes)
@@ -628,6 +629,36 @@ job_give(struct job *jb, size_t i, const struct conf_account **sel,
 	}
 	job_end(jb, sel, codes);
 	return false;
+}
+
+/*
+ * The parent holds a socket per job: with fewer descriptors allowed than
+ * `want` jobs and a reserve need, the soft limit is raised towards the hard
+ * one, and failing that, fewer jobs run.
+ */
+static size_t
+jobs_limit(size_t want)
+{
+	const rlim_t reserve = 64;	/* stdio, syslog, the configuration */
+	struct rlimit rl;
+	size_t have;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 ||
+	    rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want + reserve)
+		return want;
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want + reserve)
+		rl.rlim_cur = want + reserve;
+	else
+		rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1 &&
+	    getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return want;
+	if (rl.rlim_cur >= want + reserve)
+		return want;
+	have = rl.rlim_cur > reserve ? (size_t)(rl.rlim_cur - reserve) : 1;
+	log_debug("-j %zu: %llu descriptors allowed, so %zu jobs", want,
+	    (unsigned long long)rl.rlim_cur, have);
+	return have;
 }
 
 /*
@@ -662,7 +693,7 @@ fetch_accounts(const struct conf *conf, const struct conf_account **sel,
 		return code;
 	}
 
-	njobs = (size_t)jobs < n ? (size_t)jobs : n;
+	njobs = jobs_limit((size_t)jobs < n ? (size_t)jobs : n);
 	pool = xcalloc(njobs, sizeof(*pool));
 	pfd = xcalloc(njobs, sizeof(*pfd));
 	for (k = 0; k < njobs; k++)
@@ -677,25 +708,19 @@ fetch_accounts(const struct conf *conf, const struct conf_account **sel,
 			tls_preload_ca(sel[i]->tls_ca_file);
 	for (;;) {
 		/* Every idle job gets the next account; a job that is gone
-		 * is started again while accounts remain. */
+		 * is started again.  An account no job takes now waits for
+		 * the next round. */
 		for (k = 0; k < njobs && next < n; k++) {
 			struct job *jb = &pool[k];
 
 			if (jb->busy)
 				continue;
-			if (jb->pid == 0 && job_start(pool, pfd, njobs, k,
-			    conf, sel, n, opts, codes) == -1) {
-				codes[next++] = 70;
+			if (jb->pid != 0 && job_give(jb, next, sel, codes)) {
+				next++;
 				continue;
 			}
-			if (job_give(jb, next, sel, codes))
-				next++;
-			else if (job_start(pool, pfd, njobs, k, conf, sel, n,
-			    opts, codes) == -1 || !job_give(jb, next, sel, codes)) {
-				log_errx("%s: no -j job could take it",
-				    sel[next]->name);
-				codes[next++] = 70;
-			} else
+			if (job_start(pool, pfd, njobs, k, conf, sel, n, opts,
+			    codes) == 0 && job_give(jb, next, sel, codes))
 				next++;
 		}
 		busy = 0;
@@ -703,8 +728,16 @@ fetch_accounts(const struct conf *conf, const struct conf_account **sel,
 			if (pool[k].busy)
 				pfd[busy++] = (struct pollfd){
 					.fd = pool[k].fd, .events = POLLIN };
-		if (busy == 0)
+		if (busy == 0) {
+			/* Not one job could be had (fork failed, or each
+			 * died at once): what is left cannot be fetched. */
+			for (; next < n; next++) {
+				log_errx("%s: no -j job could take it",
+				    sel[next]->name);
+				codes[next] = 70;
+			}
 			break;
+		}
 		if (poll(pfd, busy, -1) == -1) {
 			if (errno == EINTR)
 				continue;

@@ -28,8 +28,9 @@ int	run_fetch(const struct conf *conf, const struct conf_account *acct,
 
 /*
  * Around accounts fetched one after the other in this process (-j 1, or
- * one job of -j N: doc/DESIGN.md §14): one state-database connection (store/seen.h) and one worker thread for the
- * local start of a run serve them all.
+ * one job of -j N: doc/DESIGN.md §14): one state-database connection
+ * (store/seen.h) and one worker thread for the local start of a run serve
+ * them all.
  */
 void	run_series_begin(void);
 void	run_series_end(void);

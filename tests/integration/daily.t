@@ -461,7 +461,7 @@ def syslog_test(tmp):
     pids = {pid for _, _, _, pid, t in recs if t.startswith("good: ")} & \
         {pid for _, _, _, pid, t in recs if t.startswith("bad: ")}
     ok(len({pid for _, _, _, pid, _ in recs}) >= 3,
-       "LOG_PID: -j 2 logs from one process per account", recs)
+       "LOG_PID: -j 2 over two accounts logs from two job processes", recs)
     ok(pids, "-j 1 logs both accounts from one process")
 
 
@@ -660,6 +660,32 @@ def _(tmp):
         with open(os.path.join(a.pf.state_dir, "lock." + n)) as f:
             pids.add(int(f.read()))
     eq(len(pids), 2, "six accounts, two job processes", pids)
+
+
+@test("-j 8 with 70 descriptors allowed (soft and hard): 6 jobs fetch the 8 "
+      "accounts, -v says so")
+def _(tmp):
+    import resource
+    a = Accounts(tmp)
+    names = ["f%d" % i for i in range(8)]
+    for n in names:
+        a.add(n, nmsgs=1)
+    a.write()
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (70, 70))
+    p = subprocess.run(a.pf.command(["-v", "fetch", "-j", "8"]), env=a.pf.env(),
+                       cwd=a.pf.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60, preexec_fn=limit, text=True)
+    eq(p.returncode, 0, p.stderr)
+    like(p.stderr, r"(?m)^-j 8: 70 descriptors allowed, so 6 jobs$",
+         "-v: fewer jobs, and why")
+    eq(summaries(p.stderr), {n: (1, 0, 0) for n in names}, "every account fetched")
+    pids = set()
+    for n in names:
+        with open(os.path.join(a.pf.state_dir, "lock." + n)) as f:
+            pids.add(int(f.read()))
+    eq(len(pids), 6, "six job processes", pids)
 
 
 @test("-j 8 -v -v: a thousand lines from 8 processes at once, none mixed; "
