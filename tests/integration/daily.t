@@ -603,25 +603,9 @@ def _(tmp):
     eq(len(a.maildir("held")), 2, "held: each message once")
 
 
-def children(pid):
-    """The pids whose parent is pid (from /proc)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    st = f.read()
-            except OSError:
-                continue
-            # "pid (comm) state ppid ...": comm may hold spaces.
-            if int(st[st.rindex(")") + 2:].split()[1]) == pid:
-                out.append(int(d))
-    return out
-
-
-@test("-j 2: two job processes take six accounts; both killed in mid-message: their accounts end 70 ('killed by "
-      "signal 9'), new jobs fetch the rest, nothing twice; the next run fetches "
-      "the two", timeout=120)
+@test("-j 2: two job processes take six accounts; both killed in mid-message: "
+      "their accounts end 70 ('killed by signal 9'), new jobs fetch the rest, "
+      "nothing twice; the next run fetches the two", timeout=120)
 def _(tmp):
     a = Accounts(tmp)
     for n in ("s0", "s1"):
@@ -636,7 +620,7 @@ def _(tmp):
     ok(pftest.wait_for(lambda: all(any("stall" in e for e in a.srv[n].events())
                                    for n in ("s0", "s1")), 30),
        "both jobs are inside a stalled message")
-    jobs = children(bg.pid)
+    jobs = pftest.children_of(bg.pid)
     eq(len(jobs), 2, "two job processes", jobs)
     for pid in jobs:
         os.kill(pid, 9)

@@ -581,21 +581,6 @@ def _(tmp):
 
 # ------------------------------------------------------------------ locking
 
-def children_of(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-        except OSError:
-            continue
-        if int(st[st.rindex(")") + 2:].split()[1]) == pid:
-            out.append(int(d))
-    return out
-
-
 @T.test("two concurrent runs of one account: the second exits 75 at once "
         "naming the first's pid; the first completes; each message once")
 def _(tmp):
@@ -610,14 +595,14 @@ def _(tmp):
         "work", maildir=box.md, password_command="sleep 4; cat '%s'" % pwfile, **o))
     p1 = box.pf.spawn("fetch")
     try:
-        ok(pftest.wait_for(lambda: children_of(p1.pid), 20),
+        ok(pftest.wait_for(lambda: pftest.children_of(p1.pid), 20),
            "the first run is in its password_command")
         t = time.monotonic()
         r2 = box.run("fetch", timeout=30)
         dt = time.monotonic() - t
         # It did not wait for the lock: the first is still in its
         # password_command (4 s) when the second has ended.
-        still = children_of(p1.pid)
+        still = pftest.children_of(p1.pid)
     finally:
         r1 = box.pf.collect(p1)
     eq(r2.rc, 75, str(r2))

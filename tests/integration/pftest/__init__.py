@@ -30,7 +30,7 @@ import popserver  # noqa: E402,F401  tests/integration/popserver.py
 from .tap import (Suite, TestTimeout, eq, ok, contains, not_contains,  # noqa: E402,F401
                   like, raises, terminal_safe)
 from . import util  # noqa: E402,F401
-from .util import free_port, port_open, wait_for, tail  # noqa: E402,F401
+from .util import free_port, port_open, wait_for, tail, children_of  # noqa: E402,F401
 from .certs import CertSet, Cert, fingerprint  # noqa: E402,F401
 from .dovecot import Dovecot, DovecotError  # noqa: E402,F401
 from .popserv import PopServer, PopServerError  # noqa: E402,F401

@@ -151,3 +151,20 @@ def fake_env(offset, fake_stat=True):
     if not fake_stat:
         env["NO_FAKE_STAT"] = "1"
     return env
+
+
+def children_of(pid):
+    """The pids whose parent is pid (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces.
+        if int(st[st.rindex(")") + 2:].split()[1]) == pid:
+            out.append(int(d))
+    return out
