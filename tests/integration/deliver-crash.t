@@ -433,14 +433,14 @@ def random_kills(tmp, delete):
 @T.test("random SIGKILL, filter routing into folders and discarding, delete = "
         "false: after each kill nothing partial or twice, nothing deleted; "
         "after each next run every message exactly once in its folder, "
-        "discarded ones nowhere, no tmp/ file, pending 0")
+        "discarded ones nowhere, no tmp/ file, pending 0", timeout=300)
 def _(tmp):
     random_kills(tmp, False)
 
 
 @T.test("random SIGKILL, filter routing into folders and discarding, delete = "
         "true: as above, nothing deleted before it is delivered or discarded, "
-        "the server emptied by each next run")
+        "the server emptied by each next run", timeout=300)
 def _(tmp):
     random_kills(tmp, True)
 
