@@ -96,9 +96,9 @@ def kill_group(proc, grace=10.0):
         wait_for(lambda: not group_members(proc.pid), 3)
 
 
-def group_members(pgid):
-    """PIDs of the live (not zombie) processes in process group pgid."""
-    out = []
+def _proc_stats():
+    """(pid, fields after comm) of every process in /proc: fields[0] is
+    the state, [1] the ppid, [2] the process group."""
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -108,10 +108,13 @@ def group_members(pgid):
         except OSError:
             continue
         # pid (comm) state ppid pgrp ... ; comm may contain spaces and ')'.
-        fields = st[st.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            out.append(int(d))
-    return out
+        yield int(d), st[st.rindex(")") + 2:].split()
+
+
+def group_members(pgid):
+    """PIDs of the live (not zombie) processes in process group pgid."""
+    return [pid for pid, f in _proc_stats()
+            if int(f[2]) == pgid and f[0] not in ("Z", "X")]
 
 
 def world_traversable(path):
@@ -155,16 +158,4 @@ def fake_env(offset, fake_stat=True):
 
 def children_of(pid):
     """The pids whose parent is pid (from /proc)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces.
-        if int(st[st.rindex(")") + 2:].split()[1]) == pid:
-            out.append(int(d))
-    return out
+    return [p for p, f in _proc_stats() if int(f[1]) == pid]
